@@ -1,0 +1,1 @@
+"""Identity: citizens, devices, tokens, scanner / mini-app / merchant credentials."""

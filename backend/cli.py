@@ -1,0 +1,111 @@
+"""``shengshi``: the operators' command line (Litestar's commands plus ours)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from litestar.cli._utils import LitestarEnv, LitestarGroup
+from litestar.cli.commands import core, schema
+
+from backend.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+@click.group(cls=LitestarGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """盛事通 Shengshitong — operators' command line."""
+    if ctx.obj is None:
+        ctx.obj = lambda: LitestarEnv.from_env("backend.asgi:cli_app")
+
+
+for command in (core.info_command, core.routes_command, core.version_command, schema.schema_group):
+    cli.add_command(command)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | None = None) -> T:
+    """Run ``fn(app)`` inside a started app (engine and store open), then shut down cleanly."""
+    from backend.app import create_app
+
+    async def main() -> T:
+        app = create_app(settings or settings_or_exit())
+        async with app.lifespan():
+            return await fn(app)
+
+    return asyncio.run(main())
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply every pending database migration."""
+    from backend import db
+
+    settings = settings_or_exit()
+
+    async def main() -> str:
+        engine = db.create_engine(settings)
+        return await db.migrate(engine, quiet=True)
+
+    report = asyncio.run(main())
+    click.echo(report.strip() or "migrations applied")
+
+
+@cli.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load demo data (idempotent: running it twice changes nothing the second time)."""
+    from backend.seed import seed_demo
+
+    results = run_with_runtime(seed_demo)
+    if not results:
+        click.echo("nothing to seed")
+    for line in results:
+        click.echo(line)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
+    """Serve the API with uvicorn (several workers need Redis: SHENGSHI_REDIS_URL)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    if workers > 1 and not settings.uses_redis:
+        click.echo("refusing to start several workers with the in-process store: set SHENGSHI_REDIS_URL "
+                   "(the in-process store serves one process only)", err=True)
+        sys.exit(2)
+    if workers > 1:
+        # One metrics view across workers: prometheus-client's multiprocess mode.
+        metrics_dir = Path(settings.data_dir) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    uvicorn.run("backend.asgi:serve_app", factory=True, host=host, port=port, workers=workers,
+                reload=reload, proxy_headers=True, access_log=False, log_level="warning")
+
+
+def main() -> None:
+    cli(prog_name="shengshi")

@@ -1,0 +1,97 @@
+"""Database wiring: the Piccolo engine chosen by settings, transactions, migrations, health.
+
+Piccolo finds its engine through ``PICCOLO_CONF`` (here ``backend.piccolo_conf``) and caches it on each
+table class. :func:`bind_engine` points both at the engine built from settings, so one process serves
+either SQLite or PostgreSQL without a second configuration file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
+
+from backend.settings import Settings
+
+PICCOLO_CONF = "backend.piccolo_conf"
+
+
+def create_engine(settings: Settings) -> Engine:
+    if settings.uses_postgres:
+        return PostgresEngine(config={"dsn": settings.database_url}, extensions=())
+    path = Path(settings.sqlite_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # timeout: how long a writer waits for the lock (sqlite3's busy timeout), instead of failing at once.
+    return SQLiteEngine(path=str(path), timeout=30, check_same_thread=False)
+
+
+def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:
+    found: list[type[Table]] = []
+    for sub in base.__subclasses__():
+        found.append(sub)
+        found.extend(_all_table_classes(sub))
+    return found
+
+
+def bind_engine(engine: Engine) -> None:
+    """Make ``engine`` the one Piccolo uses everywhere in this process (tables and migrations)."""
+    os.environ["PICCOLO_CONF"] = PICCOLO_CONF
+    from backend import piccolo_conf
+
+    piccolo_conf.DB = engine
+    for table in _all_table_classes():
+        table._meta.db = engine
+
+
+def current_engine() -> Engine:
+    from backend import piccolo_conf
+
+    return piccolo_conf.DB
+
+
+def transaction(engine: Engine | None = None) -> Any:
+    """A write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN, so two writers
+    never both read and then fail to upgrade (the convention's rule for SQLite writes)."""
+    engine = engine or current_engine()
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
+async def start(engine: Engine, settings: Settings) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    elif isinstance(engine, SQLiteEngine):
+        # WAL lets readers work while one writer commits; it is a property of the file, set once.
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
+
+
+async def stop(engine: Engine) -> None:
+    if isinstance(engine, PostgresEngine):
+        await engine.close_connection_pool()
+
+
+async def ping(engine: Engine) -> None:
+    await engine.run_ddl("SELECT 1")
+
+
+async def migrate(engine: Engine, *, quiet: bool = False) -> str:
+    """Apply every migration not yet applied; return Piccolo's report."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    from backend.piccolo_app import APP_NAME
+
+    bind_engine(engine)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
+        result = await run_forwards(app_name=APP_NAME)
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")
+    return out.getvalue()

@@ -1,0 +1,146 @@
+"""One exception hierarchy, mapped once to RFC 9457 ``application/problem+json``.
+
+Services raise :class:`AppError` subclasses (no HTTP types in services beyond the status they imply);
+Litestar's own errors (validation, 404, 405, 413, ...) are mapped by the same handler, and anything
+unexpected becomes a 500 problem that names only the request id — never the exception's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from backend.context import request_id_var
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:shengshitong:problem:"
+log = logging.getLogger("shengshitong.errors")
+
+
+class AppError(Exception):
+    """Base of every error a service may raise on purpose."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str = "", *, code: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class InvalidInput(AppError):
+    status, code, title = 422, "invalid_input", "The request is not valid"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflicts with the current state"
+
+
+class Gone(AppError):
+    status, code, title = 410, "gone", "No longer available"
+
+
+class RateLimited(AppError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str = "", *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, retry_after=retry_after,
+                         **extra)
+
+
+class ServiceUnavailable(AppError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+_HTTP_CODES = {
+    400: ("malformed_request", "The request could not be read"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("body_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Internal server error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def problem_response(request: Request[Any, Any, Any] | None, *, status: int, code: str, title: str,
+                     detail: str, headers: dict[str, str] | None = None,
+                     extra: dict[str, Any] | None = None) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "code": code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if rid := request_id_var.get():
+        body["request_id"] = rid
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return Response(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
+    return problem_response(request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
+                            headers=exc.headers, extra=exc.extra)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
+    extra: dict[str, Any] = {}
+    detail = exc.detail or title
+    if isinstance(exc, ValidationException):
+        errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+        sources = {e.get("source") for e in errors}
+        code = "invalid_body" if sources <= {"body"} else "invalid_parameters"
+        title = "The request is not valid"
+        extra["errors"] = [{k: v for k, v in e.items() if k in ("key", "message", "source")} for e in errors]
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    elif status == 404:
+        detail = f"nothing at {request.url.path}"
+    headers = dict(exc.headers or {})
+    return problem_response(request, status=status, code=code, title=title, detail=detail, headers=headers,
+                            extra=extra)
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(request, status=HTTP_500_INTERNAL_SERVER_ERROR, code="internal_error",
+                            title="Internal server error",
+                            detail="Something went wrong on our side; quote the request id if you report it.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    AppError: app_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,19 @@
+"""The one Piccolo app that owns the platform's tables and the migrations in ``migrations/``."""
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+import migrations
+from auth.tables import TABLES as AUTH_TABLES
+from backend.tables import TABLES as BACKEND_TABLES
+
+APP_NAME = "shengshitong"
+
+APP_CONFIG = AppConfig(
+    app_name=APP_NAME,
+    migrations_folder_path=str(Path(migrations.__file__).parent),
+    table_classes=[*BACKEND_TABLES, *AUTH_TABLES],
+    migration_dependencies=[],
+    commands=[],
+)

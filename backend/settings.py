@@ -1,0 +1,210 @@
+"""Typed settings read from the environment (prefix ``SHENGSHI_``).
+
+Every field is converted on its own so that start-up reports *every* bad value at once, each with the
+variable's name. In ``dev`` and ``test`` the secrets are generated on first start and kept in
+``<data_dir>/dev-secrets.json``; ``prod`` never does that and refuses to start without real secrets,
+with the in-process store, with SQLite, or with the development SMS gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+PREFIX = "SHENGSHI_"
+log = logging.getLogger("shengshitong.settings")
+
+# Secrets the service needs; each is 32 random bytes in URL-safe base64 unless said otherwise.
+SECRET_FIELDS = ("secret_key", "key_encryption_key", "pii_keys")
+
+
+class SettingsError(Exception):
+    """Raised at start-up with one line per bad or missing setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    env: Literal["dev", "test", "prod"] = "dev"
+    # Storage. Empty database_url = SQLite file under data_dir; empty redis_url = in-process store.
+    database_url: str = ""
+    redis_url: str = ""
+    store_prefix: str = "shengshi:"
+    data_dir: str = "var"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    # Secrets (never committed; generated for dev/test only).
+    secret_key: str = ""
+    key_encryption_key: str = ""
+    # Keys for personal data at rest: "kid:base64url32,kid2:..." — the first one encrypts, all decrypt.
+    pii_keys: str = ""
+    # HTTP
+    max_body_bytes: int = 1_048_576
+    public_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    # Identity
+    sms_gateway: Literal["dev", "http"] = "dev"
+    sms_http_url: str = ""
+    sms_http_token: str = ""
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    otp_ttl: int = 300
+    otp_max_attempts: int = 5
+    otp_per_phone_per_hour: int = 5
+    otp_per_ip_per_hour: int = 30
+    otp_resend_interval: int = 60
+    token_issuer: str = "https://shengshitong.example"  # noqa: S105 - a URL, not a secret
+    machine_auth_cache_seconds: float = 5.0
+
+    # ---- derived values -------------------------------------------------------------------------
+    @property
+    def sqlite_path(self) -> str:
+        if self.database_url.startswith("sqlite:///"):
+            return self.database_url.removeprefix("sqlite:///")
+        return str(Path(self.data_dir) / "shengshitong.sqlite3")
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env != "prod"
+
+    def secret_bytes(self, name: str) -> bytes:
+        return decode_key(getattr(self, name))
+
+    def pii_keyring(self) -> list[tuple[str, bytes]]:
+        return parse_keyring(self.pii_keys)
+
+
+def decode_key(value: str) -> bytes:
+    padded = value + "=" * (-len(value) % 4)
+    return base64.urlsafe_b64decode(padded.encode("ascii"))
+
+
+def new_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+
+
+def parse_keyring(value: str) -> list[tuple[str, bytes]]:
+    ring = []
+    for part in value.split(","):
+        kid, sep, key = part.strip().partition(":")
+        if not sep or not kid or not key:
+            raise ValueError("expected 'kid:base64url-key[,kid:key...]'")
+        raw = decode_key(key)
+        if len(raw) != 32:
+            raise ValueError(f"key {kid!r} must be 32 bytes, got {len(raw)}")
+        ring.append((kid, raw))
+    return ring
+
+
+def _check_secret(name: str, value: str) -> str | None:
+    if name == "pii_keys":
+        try:
+            parse_keyring(value)
+        except (ValueError, UnicodeError, base64.binascii.Error) as exc:  # type: ignore[attr-defined]
+            return f"{PREFIX}{name.upper()}: {exc}"
+        return None
+    try:
+        raw = decode_key(value)
+    except (ValueError, UnicodeError):
+        return f"{PREFIX}{name.upper()}: not URL-safe base64"
+    if len(raw) < 32:
+        return f"{PREFIX}{name.upper()}: must decode to at least 32 bytes, got {len(raw)}"
+    return None
+
+
+def _dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Load, or create on first start, the development secrets file."""
+    path = data_dir / "dev-secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    values = {"secret_key": new_key(), "key_encryption_key": new_key(), "pii_keys": f"dev1:{new_key()}"}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(values, fh)
+    log.warning("generated development secrets in %s (never use them in production)", path)
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from ``SHENGSHI_*`` variables; raise SettingsError naming every bad value."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        var = PREFIX + field.name.upper()
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        raw = environ.get(var)
+        if raw is None:
+            continue
+        try:
+            values[field.name] = msgspec.convert(raw, field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(f"{var}={_shown(field.name, raw)}: {exc}")
+    if problems:
+        raise SettingsError(problems)
+
+    env = values.get("env", "dev")
+    missing = [name for name in SECRET_FIELDS if not values.get(name)]
+    if missing and env != "prod":
+        generated = _dev_secrets(Path(values.get("data_dir", "var")))
+        for name in missing:
+            values[name] = generated[name]
+    settings = Settings(**values)
+
+    for name in SECRET_FIELDS:
+        value = getattr(settings, name)
+        if not value:
+            problems.append(f"{PREFIX}{name.upper()} is required in prod (32 random bytes, URL-safe base64)")
+        elif (problem := _check_secret(name, value)) is not None:
+            problems.append(problem)
+    url = settings.database_url
+    if url and not url.startswith(("postgres://", "postgresql://", "sqlite:///")):
+        problems.append(f"{PREFIX}DATABASE_URL: expected postgresql://... or sqlite:///path, got {url!r}")
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append(f"{PREFIX}REDIS_URL: expected redis://host:port/db, got {settings.redis_url!r}")
+    if settings.max_body_bytes < 1024:
+        problems.append(f"{PREFIX}MAX_BODY_BYTES: must be at least 1024")
+    if settings.sms_gateway == "http" and not settings.sms_http_url:
+        problems.append(f"{PREFIX}SMS_HTTP_URL is required when {PREFIX}SMS_GATEWAY=http")
+    if env == "prod":
+        if not settings.redis_url:
+            problems.append(f"{PREFIX}REDIS_URL is required in prod: the in-process store serves one process")
+        if not settings.uses_postgres:
+            problems.append(f"{PREFIX}DATABASE_URL must point at PostgreSQL in prod (SQLite is for dev)")
+        if settings.sms_gateway == "dev":
+            problems.append(f"{PREFIX}SMS_GATEWAY=dev is the development gateway; prod needs 'http'")
+        dev_file = Path(settings.data_dir) / "dev-secrets.json"
+        if dev_file.exists():
+            dev_values = json.loads(dev_file.read_text())
+            for name in SECRET_FIELDS:
+                if getattr(settings, name) and getattr(settings, name) == dev_values.get(name):
+                    problems.append(f"{PREFIX}{name.upper()} is a development secret from {dev_file}")
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _shown(name: str, raw: str) -> str:
+    return "<hidden>" if name in SECRET_FIELDS or "token" in name else repr(raw)

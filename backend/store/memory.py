@@ -1,0 +1,91 @@
+"""In-process store for the embedded default. Correct only inside ONE process: the server refuses to
+start several workers with it. All operations run on the event loop without awaiting in between, so
+each one is atomic with respect to other tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from backend.store.base import Store
+
+
+class MemoryStore(Store):
+    kind = "memory"
+
+    def __init__(self, prefix: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self._prefix = prefix
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._ops = 0
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    def _live(self, key: str) -> tuple[bytes, float | None] | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] is not None and item[1] <= self._clock():
+            del self._data[key]
+            return None
+        return item
+
+    def _sweep(self) -> None:
+        # Drop expired keys now and then so memory does not grow with dead entries.
+        self._ops += 1
+        if self._ops % 1024 == 0:
+            now = self._clock()
+            for key in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
+                del self._data[key]
+
+    def _expiry(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._live(self._k(key))
+        return None if item is None else item[0]
+
+    async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None:
+        self._sweep()
+        self._data[self._k(key)] = (_b(value), self._expiry(ttl))
+
+    async def set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
+        self._sweep()
+        k = self._k(key)
+        if self._live(k) is not None:
+            return False
+        self._data[k] = (_b(value), self._expiry(ttl))
+        return True
+
+    async def delete(self, *keys: str) -> int:
+        n = 0
+        for key in keys:
+            if self._live(self._k(key)) is not None:
+                del self._data[self._k(key)]
+                n += 1
+        return n
+
+    async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
+        self._sweep()
+        k = self._k(key)
+        item = self._live(k)
+        if item is None:
+            self._data[k] = (str(amount).encode(), self._expiry(ttl))
+            return amount
+        value = int(item[0]) + amount
+        self._data[k] = (str(value).encode(), item[1])
+        return value
+
+    async def ttl(self, key: str) -> float | None:
+        item = self._live(self._k(key))
+        if item is None or item[1] is None:
+            return None
+        return max(0.0, item[1] - self._clock())
+
+    async def ping(self) -> None:
+        return None
+
+
+def _b(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value

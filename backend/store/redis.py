@@ -1,0 +1,104 @@
+"""Redis store (redis-py asyncio). Shared by every worker; the production backend."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from backend.store.base import Store, StoreUnavailable
+
+
+class RedisStore(Store):
+    kind = "redis"
+
+    def __init__(self, url: str, prefix: str = "", timeout: float = 2.0, max_connections: int = 50) -> None:
+        self._url = url
+        self._max_connections = max_connections
+        self._prefix = prefix
+        self._timeout = timeout
+        self._client: aioredis.Redis | None = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            # A blocking pool: a burst of requests waits for a free connection instead of failing.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._url, max_connections=self._max_connections, timeout=self._timeout,
+                socket_timeout=self._timeout, socket_connect_timeout=self._timeout, health_check_interval=30,
+            )
+            self._client = aioredis.Redis(connection_pool=pool)
+        return self._client
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self.client.get(self._k(key))
+            return value.encode() if isinstance(value, str) else value
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None:
+        try:
+            await self.client.set(self._k(key), value, px=_ms(ttl) if ttl is not None else None)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
+        try:
+            return bool(await self.client.set(self._k(key), value, nx=True, px=_ms(ttl)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def delete(self, *keys: str) -> int:
+        if not keys:
+            return 0
+        try:
+            return int(await self.client.delete(*(self._k(k) for k in keys)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
+        k = self._k(key)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incrby(k, amount)
+                pipe.pexpire(k, _ms(ttl), nx=True)
+                value, _ = await pipe.execute()
+            return int(value)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def ttl(self, key: str) -> float | None:
+        try:
+            ms = await self.client.pttl(self._k(key))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return None if ms < 0 else ms / 1000
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose(close_connection_pool=True)
+            self._client = None
+
+    async def delete_prefix(self) -> None:
+        """Remove every key under this store's prefix (tests and tear-down)."""
+        batch: list[bytes] = []
+        async for key in self.client.scan_iter(match=self._prefix + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                await self.client.delete(*batch)
+                batch.clear()
+        if batch:
+            await self.client.delete(*batch)
+
+
+def _ms(ttl: float) -> int:
+    return max(1, int(ttl * 1000))

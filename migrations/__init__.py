@@ -1,0 +1,1 @@
+"""Piccolo migrations of the ``shengshitong`` app, applied in order by ``shengshi migrate``."""

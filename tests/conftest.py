@@ -1,0 +1,209 @@
+"""Test set-up. The environment is fixed BEFORE the app is imported.
+
+The whole suite runs once per storage backend, the way Piccolo's own suite runs once per engine:
+``SHENGSHI_TEST_BACKEND=sqlite`` (SQLite file + in-process store, the default) or
+``SHENGSHI_TEST_BACKEND=postgres`` (PostgreSQL + Redis). ``make test`` runs both. The PostgreSQL pass
+creates a scratch database next to ``SHENGSHI_TEST_DATABASE_URL`` and drops it afterwards; Redis keys
+live under a per-run prefix that is deleted afterwards. An unreachable server is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BACKEND = os.environ.get("SHENGSHI_TEST_BACKEND", "sqlite")
+if BACKEND not in ("sqlite", "postgres"):
+    raise RuntimeError(f"SHENGSHI_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}")
+PG_ADMIN_URL = os.environ.get("SHENGSHI_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SHENGSHI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:10]
+DATA_DIR = Path(tempfile.mkdtemp(prefix="shengshi-test-"))
+
+for key in [k for k in os.environ if k.startswith("SHENGSHI_") and not k.startswith("SHENGSHI_TEST_")]:
+    del os.environ[key]
+os.environ.update({
+    "SHENGSHI_ENV": "test",
+    "SHENGSHI_DATA_DIR": str(DATA_DIR),
+    "SHENGSHI_LOG_JSON": "true",
+})
+
+import httpx  # noqa: E402
+from litestar import Litestar  # noqa: E402
+
+from backend import db  # noqa: E402
+from backend.app import build_runtime, create_app  # noqa: E402
+from backend.clock import Clock, FrozenClock  # noqa: E402
+from backend.runtime import Runtime  # noqa: E402
+from backend.settings import Settings, load_settings, new_key  # noqa: E402
+from backend.store import RedisStore, Store, create_store  # noqa: E402
+
+SECRETS = {
+    "secret_key": new_key(),
+    "key_encryption_key": new_key(),
+    "pii_keys": f"t1:{new_key()}",
+}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    kind = "PostgreSQL + Redis" if BACKEND == "postgres" else "SQLite + in-process store"
+    return f"shengshitong storage backend: {kind}"
+
+
+def _pg_url(dbname: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{DATA_DIR / 'test.sqlite3'}"
+        return
+    name = f"shengshi_test_{RUN_ID}"
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL if BACKEND == "postgres" else ""
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    return load_settings(database_url=database_url, redis_url=redis_url,
+                         store_prefix=f"test:{RUN_ID}:", **SECRETS)
+
+
+@pytest.fixture(scope="session")
+async def migrated(settings: Settings) -> AsyncIterator[None]:
+    engine = db.create_engine(settings)
+    await db.migrate(engine, quiet=True)
+    yield
+    if settings.uses_redis:
+        store = RedisStore(settings.redis_url, prefix=settings.store_prefix)
+        await store.delete_prefix()
+        await store.close()
+
+
+async def _truncate(settings: Settings) -> None:
+    from backend.piccolo_app import APP_CONFIG
+
+    engine = db.current_engine()
+    names = [t._meta.tablename for t in APP_CONFIG.table_classes]
+    if not names:
+        return
+    if settings.uses_postgres:
+        await engine.run_ddl("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
+    else:
+        for name in reversed(names):
+            await engine.run_ddl(f'DELETE FROM "{name}"')
+
+
+@pytest.fixture
+def frozen_clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def make_runtime(settings: Settings, migrated: None) -> Callable[..., Runtime]:
+    """Build a runtime on this pass's backend with a store namespace of its own (tests don't collide)."""
+
+    def make(*, clock: Clock | None = None, store: Store | None = None, **overrides: Any) -> Runtime:
+        s = settings
+        if overrides:
+            s = load_settings(**{**_fields(settings), **overrides})
+        prefix = f"{s.store_prefix}{secrets.token_hex(4)}:"
+        return build_runtime(s, clock=clock, store=store or create_store(s.redis_url, prefix))
+
+    return make
+
+
+def _fields(s: Settings) -> dict[str, Any]:
+    import msgspec
+
+    return {f.name: getattr(s, f.name) for f in msgspec.structs.fields(s)}
+
+
+class AppClient(httpx.AsyncClient):
+    app: Litestar
+    runtime: Runtime
+
+
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[None]:
+    """Run the app's lifespan in a task of its own: pytest-asyncio sets a fixture up and tears it down in
+    different tasks, and the lifespan's task group must be left in the task that entered it."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        await task  # start-up failed: raise its error here
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Callable[..., Any]:
+    """``async with make_client(...) as client`` — an app on this pass's backend, started in the test's
+    own event loop (the database pool and the test share one loop), with clean tables."""
+
+    @asynccontextmanager
+    async def make(*, runtime: Runtime | None = None, extra_plugins: list[Any] | None = None,
+                   clock: Clock | None = None, **overrides: Any) -> AsyncIterator[AppClient]:
+        rt = runtime or make_runtime(clock=clock, **overrides)
+        app = create_app(runtime=rt, extra_plugins=extra_plugins)
+        async with running(app):
+            await _truncate(settings)
+            transport = httpx.ASGITransport(app=app)
+            async with AppClient(transport=transport, base_url="http://testserver") as client:
+                client.app = app
+                client.runtime = rt
+                yield client
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any]) -> AsyncIterator[AppClient]:
+    async with make_client() as c:
+        yield c
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    yield DATA_DIR
