@@ -24,7 +24,7 @@ run: install
 	$(BIN)/shengshi serve --host $(HOST) --port $(PORT)
 
 ## The whole suite on both storage backends: SQLite + in-process store, then PostgreSQL + Redis.
-test: install test-sqlite test-postgres
+test: install lint test-sqlite test-postgres
 
 test-sqlite: install
 	SHENGSHI_TEST_BACKEND=sqlite $(BIN)/pytest

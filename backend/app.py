@@ -8,6 +8,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.plugins import PluginProtocol
 
+from auth.plugin import AuthPlugin
 from backend import db
 from backend.clock import Clock, SystemClock
 from backend.logs import configure_logging
@@ -27,13 +28,18 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Stor
     )
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
-               extra_plugins: list[PluginProtocol] | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    extra_plugins: list[PluginProtocol] | None = None,
+) -> Litestar:
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or build_runtime(settings)
     configure_logging(settings.log_level, settings.log_json)
     plugins: list[PluginProtocol] = [
         CorePlugin(runtime),
+        AuthPlugin(runtime),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.

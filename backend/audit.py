@@ -12,13 +12,24 @@ from backend.tables import AuditEvent
 log = logging.getLogger("shengshitong.audit")
 
 
-async def record(action: str, *, actor_kind: str, actor_id: str = "", subject: str = "", ip: str = "",
-                 **data: Any) -> None:
+async def record(
+    action: str, *, actor_kind: str, actor_id: str = "", subject: str = "", ip: str = "", **data: Any
+) -> None:
     """Append one event. Values go through the same masking as log lines (defence in depth)."""
     clean = {k: mask_text(v) if isinstance(v, str) else v for k, v in data.items()}
     await AuditEvent.insert(
-        AuditEvent(action=action, actor_kind=actor_kind, actor_id=actor_id, subject=mask_text(subject),
-                   ip=ip, request_id=request_id_var.get() or "", data=clean)
+        AuditEvent(
+            action=action,
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            subject=mask_text(subject),
+            ip=ip,
+            request_id=request_id_var.get() or "",
+            data=clean,
+        )
     ).run()
-    log.info("audit %s", action, extra={"actor_kind": actor_kind, "actor_id": actor_id,
-                                         "subject": mask_text(subject)})
+    log.info(
+        "audit %s",
+        action,
+        extra={"actor_kind": actor_kind, "actor_id": actor_id, "subject": mask_text(subject)},
+    )

@@ -43,13 +43,18 @@ def settings_or_exit() -> Settings:
 def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | None = None) -> T:
     """Run ``fn(app)`` inside a started app (engine and store open), then shut down cleanly."""
     from backend.app import create_app
+    from backend.errors import AppError
 
     async def main() -> T:
         app = create_app(settings or settings_or_exit())
         async with app.lifespan():
             return await fn(app)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(1)
 
 
 def emit_json(obj: Any) -> None:
@@ -69,6 +74,11 @@ def migrate_command() -> None:
 
     report = asyncio.run(main())
     click.echo(report.strip() or "migrations applied")
+
+    async def ensure_keys(app: Any) -> None:
+        """Starting the app (its lifespan) creates the first signing keys when there are none."""
+
+    run_with_runtime(ensure_keys, settings=settings)
 
 
 @cli.command("seed-demo")
@@ -94,8 +104,11 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
 
     settings = settings_or_exit()
     if workers > 1 and not settings.uses_redis:
-        click.echo("refusing to start several workers with the in-process store: set SHENGSHI_REDIS_URL "
-                   "(the in-process store serves one process only)", err=True)
+        click.echo(
+            "refusing to start several workers with the in-process store: set SHENGSHI_REDIS_URL "
+            "(the in-process store serves one process only)",
+            err=True,
+        )
         sys.exit(2)
     if workers > 1:
         # One metrics view across workers: prometheus-client's multiprocess mode.
@@ -103,8 +116,27 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-    uvicorn.run("backend.asgi:serve_app", factory=True, host=host, port=port, workers=workers,
-                reload=reload, proxy_headers=True, access_log=False, log_level="warning")
+    uvicorn.run(
+        "backend.asgi:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def _register_package_commands() -> None:
+    from auth.cli import COMMANDS as AUTH_COMMANDS
+
+    for command in AUTH_COMMANDS:
+        cli.add_command(command)  # type: ignore[arg-type]
+
+
+_register_package_commands()
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from backend.context import request_id_var
+from backend.store.base import StoreUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:shengshitong:problem:"
@@ -28,8 +29,14 @@ class AppError(Exception):
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str = "", *, code: str | None = None, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         if code is not None:
@@ -66,8 +73,9 @@ class RateLimited(AppError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
     def __init__(self, detail: str = "", *, retry_after: int, **extra: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, retry_after=retry_after,
-                         **extra)
+        super().__init__(
+            detail, headers={"Retry-After": str(max(1, retry_after))}, retry_after=retry_after, **extra
+        )
 
 
 class ServiceUnavailable(AppError):
@@ -88,9 +96,16 @@ _HTTP_CODES = {
 }
 
 
-def problem_response(request: Request[Any, Any, Any] | None, *, status: int, code: str, title: str,
-                     detail: str, headers: dict[str, str] | None = None,
-                     extra: dict[str, Any] | None = None) -> Response[dict[str, Any]]:
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "code": code,
@@ -108,8 +123,15 @@ def problem_response(request: Request[Any, Any, Any] | None, *, status: int, cod
 
 
 def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
-    return problem_response(request, status=exc.status, code=exc.code, title=exc.title, detail=exc.detail,
-                            headers=exc.headers, extra=exc.extra)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -128,19 +150,37 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     elif status == 404:
         detail = f"nothing at {request.url.path}"
     headers = dict(exc.headers or {})
-    return problem_response(request, status=status, code=code, title=title, detail=detail, headers=headers,
-                            extra=extra)
+    return problem_response(
+        request, status=status, code=code, title=title, detail=detail, headers=headers, extra=extra
+    )
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", extra={"path": request.url.path})
-    return problem_response(request, status=HTTP_500_INTERNAL_SERVER_ERROR, code="internal_error",
-                            title="Internal server error",
-                            detail="Something went wrong on our side; quote the request id if you report it.")
+    return problem_response(
+        request,
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal server error",
+        detail="Something went wrong on our side; quote the request id if you report it.",
+    )
+
+
+def store_unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error("store unavailable: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        code="store_unavailable",
+        title="Service unavailable",
+        detail="A backing service is not answering; try again shortly.",
+        headers={"Retry-After": "2"},
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     AppError: app_error_handler,
+    StoreUnavailable: store_unavailable_handler,
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,
 }

@@ -42,11 +42,21 @@ async def readyz(runtime: NamedDependency[Runtime]) -> Response[Any]:
     failed = [name for name, err in results if err is not None]
     if failed:
         return problem_response(
-            None, status=503, code="not_ready", title="Not ready",
-            detail=f"not answering: {', '.join(failed)}", extra={"checks": checks, "failed": failed},
+            None,
+            status=503,
+            code="not_ready",
+            title="Not ready",
+            detail=f"not answering: {', '.join(failed)}",
+            extra={"checks": checks, "failed": failed},
         )
-    return Response({"status": "ready", "checks": checks, "database": runtime.engine.engine_type,
-                     "store": runtime.store.kind})
+    return Response(
+        {
+            "status": "ready",
+            "checks": checks,
+            "database": runtime.engine.engine_type,
+            "store": runtime.store.kind,
+        }
+    )
 
 
 class MetricsController(PrometheusController):

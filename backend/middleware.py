@@ -43,7 +43,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
-                    "%s %s %d", scope.get("method", ""), scope["path"], status,
+                    "%s %s %d",
+                    scope.get("method", ""),
+                    scope["path"],
+                    status,
                     extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 2)},
                 )
             request_id_var.reset(token)

@@ -13,8 +13,10 @@ from backend.db import create_engine
 from backend.settings import Settings
 
 DB = create_engine(
-    Settings(database_url=os.environ.get("SHENGSHI_DATABASE_URL", ""),
-             data_dir=os.environ.get("SHENGSHI_DATA_DIR", "var"))
+    Settings(
+        database_url=os.environ.get("SHENGSHI_DATABASE_URL", ""),
+        data_dir=os.environ.get("SHENGSHI_DATA_DIR", "var"),
+    )
 )
 
 APP_REGISTRY = AppRegistry(apps=["backend.piccolo_app"])

@@ -35,20 +35,25 @@ class CorePlugin(InitPlugin):
         rt = self.runtime
         db.bind_engine(rt.engine)
         app_config.route_handlers.extend([healthz, readyz, MetricsController])
-        app_config.dependencies.update({
-            "runtime": Provide(lambda: rt, sync_to_thread=False, use_cache=True),
-            "settings": Provide(lambda: rt.settings, sync_to_thread=False, use_cache=True),
-            "store": Provide(lambda: rt.store, sync_to_thread=False, use_cache=True),
-            "clock": Provide(lambda: rt.clock, sync_to_thread=False, use_cache=True),
-        })
-        app_config.signature_namespace.update({"Runtime": Runtime, "Settings": Settings, "Store": Store,
-                                               "Clock": Clock})
+        app_config.dependencies.update(
+            {
+                "runtime": Provide(lambda: rt, sync_to_thread=False, use_cache=True),
+                "settings": Provide(lambda: rt.settings, sync_to_thread=False, use_cache=True),
+                "store": Provide(lambda: rt.store, sync_to_thread=False, use_cache=True),
+                "clock": Provide(lambda: rt.clock, sync_to_thread=False, use_cache=True),
+            }
+        )
+        app_config.signature_namespace.update(
+            {"Runtime": Runtime, "Settings": Settings, "Store": Store, "Clock": Clock}
+        )
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.on_startup.insert(0, self._startup)
         app_config.on_shutdown.append(self._shutdown)
         app_config.request_max_body_size = rt.settings.max_body_bytes
         prometheus = PrometheusConfig(
-            app_name="shengshitong", prefix="shengshitong", group_path=True,
+            app_name="shengshitong",
+            prefix="shengshitong",
+            group_path=True,
             exclude=["^/metrics", "^/healthz", "^/readyz"],
         )
         app_config.middleware.insert(0, prometheus.middleware)

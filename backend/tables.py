@@ -20,4 +20,20 @@ class AuditEvent(Table, tablename="audit_event"):
     data = JSON(default="{}")
 
 
-TABLES = [AuditEvent]
+class SigningKey(Table, tablename="signing_key"):
+    """An asymmetric signing key. The private half is sealed with the key-encryption key (AES-GCM, the
+    kid as associated data); the public half is published (JWKS, trust list) while it can still verify."""
+
+    id = UUID(primary_key=True)
+    purpose = Varchar(length=16, index=True)  # access | code | trust-root
+    kid = Varchar(length=32, unique=True)
+    alg = Varchar(length=8)  # ES256 | EdDSA
+    private_sealed = Varchar(length=512, secret=True)
+    public_jwk = JSON()
+    created_at = Timestamptz(default=TimestamptzNow())
+    # When a newer key took over signing; the public key stays published until ``publish_until``.
+    retired_at = Timestamptz(null=True, default=None)
+    publish_until = Timestamptz(null=True, default=None)
+
+
+TABLES = [AuditEvent, SigningKey]

@@ -31,11 +31,13 @@ DATA_DIR = Path(tempfile.mkdtemp(prefix="shengshi-test-"))
 
 for key in [k for k in os.environ if k.startswith("SHENGSHI_") and not k.startswith("SHENGSHI_TEST_")]:
     del os.environ[key]
-os.environ.update({
-    "SHENGSHI_ENV": "test",
-    "SHENGSHI_DATA_DIR": str(DATA_DIR),
-    "SHENGSHI_LOG_JSON": "true",
-})
+os.environ.update(
+    {
+        "SHENGSHI_ENV": "test",
+        "SHENGSHI_DATA_DIR": str(DATA_DIR),
+        "SHENGSHI_LOG_JSON": "true",
+    }
+)
 
 import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
@@ -94,8 +96,17 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, redis_url: str) -> Settings:
-    return load_settings(database_url=database_url, redis_url=redis_url,
-                         store_prefix=f"test:{RUN_ID}:", **SECRETS)
+    # Tests log the same citizen in many times: no resend cool-down and roomy hourly limits here;
+    # the rate-limit tests set the production values explicitly.
+    return load_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        store_prefix=f"test:{RUN_ID}:",
+        otp_resend_interval=0,
+        otp_per_phone_per_hour=1000,
+        otp_per_ip_per_hour=10_000,
+        **SECRETS,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -183,12 +194,17 @@ def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Cal
     own event loop (the database pool and the test share one loop), with clean tables."""
 
     @asynccontextmanager
-    async def make(*, runtime: Runtime | None = None, extra_plugins: list[Any] | None = None,
-                   clock: Clock | None = None, **overrides: Any) -> AsyncIterator[AppClient]:
+    async def make(
+        *,
+        runtime: Runtime | None = None,
+        extra_plugins: list[Any] | None = None,
+        clock: Clock | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[AppClient]:
         rt = runtime or make_runtime(clock=clock, **overrides)
         app = create_app(runtime=rt, extra_plugins=extra_plugins)
+        await _truncate(settings)  # before start-up, which creates the first signing keys
         async with running(app):
-            await _truncate(settings)
             transport = httpx.ASGITransport(app=app)
             async with AppClient(transport=transport, base_url="http://testserver") as client:
                 client.app = app
@@ -207,3 +223,61 @@ async def client(make_client: Callable[..., Any]) -> AsyncIterator[AppClient]:
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     yield DATA_DIR
+
+
+# ---- identity helpers ------------------------------------------------------------------------------
+_phone_counter = iter(range(10_000_000))
+
+
+@pytest.fixture
+def new_phone() -> Callable[[], str]:
+    """A fresh mainland mobile number for each call (no two tests share a citizen)."""
+
+    def make() -> str:
+        return f"139{secrets.randbelow(10**8):08d}"
+
+    return make
+
+
+async def read_dev_sms_code(client: httpx.AsyncClient, phone: str) -> str:
+    import re
+
+    r = await client.get("/api/v1/dev/sms", params={"phone": phone})
+    assert r.status_code == 200, r.text
+    match = re.search(r"\b(\d{6})\b", r.json()["text"])
+    assert match, r.json()
+    return match.group(1)
+
+
+@pytest.fixture
+def login() -> Callable[..., Any]:
+    """``await login(client, phone, device_id=...)`` → the token pair, through the HTTP API."""
+
+    async def do(
+        client: httpx.AsyncClient,
+        phone: str,
+        *,
+        device_id: str = "phone-1",
+        device_name: str = "Test phone",
+        ip: str | None = None,
+    ) -> dict[str, Any]:
+        r = await client.post("/api/v1/auth/otp", json={"phone": phone})
+        assert r.status_code == 202, r.text
+        code = await read_dev_sms_code(client, phone)
+        r = await client.post(
+            "/api/v1/auth/login",
+            json={"phone": phone, "code": code, "device_id": device_id, "device_name": device_name},
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    return do
+
+
+def bearer(pair: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+@pytest.fixture
+def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
+    return bearer

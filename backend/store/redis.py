@@ -23,8 +23,12 @@ class RedisStore(Store):
         if self._client is None:
             # A blocking pool: a burst of requests waits for a free connection instead of failing.
             pool = aioredis.BlockingConnectionPool.from_url(
-                self._url, max_connections=self._max_connections, timeout=self._timeout,
-                socket_timeout=self._timeout, socket_connect_timeout=self._timeout, health_check_interval=30,
+                self._url,
+                max_connections=self._max_connections,
+                timeout=self._timeout,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                health_check_interval=30,
             )
             self._client = aioredis.Redis(connection_pool=pool)
         return self._client

@@ -63,8 +63,9 @@ async def test_valid_body_is_accepted(probe):
 
 
 async def test_malformed_json(probe):
-    r = await probe.post("/test/things", content=b'{"name": "gate", ',
-                         headers={"content-type": "application/json"})
+    r = await probe.post(
+        "/test/things", content=b'{"name": "gate", ', headers={"content-type": "application/json"}
+    )
     assert_problem(r, 400, "malformed_request")
 
 

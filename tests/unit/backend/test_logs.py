@@ -6,8 +6,10 @@ from backend.logs import JSONFormatter, RequestIdFilter, mask_text
 
 
 def test_mask_text_hides_phone_id_number_and_tokens():
-    text = ("phone 13812345678 / +8613812345678 id 11010519491231002X "
-            "auth Bearer abc.def.ghijklmnop jwt eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl")
+    text = (
+        "phone 13812345678 / +8613812345678 id 11010519491231002X "
+        "auth Bearer abc.def.ghijklmnop jwt eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl"
+    )
     masked = mask_text(text)
     assert "13812345678" not in masked and "138****5678" in masked
     assert "11010519491231002X" not in masked and "1101**********002X" in masked
@@ -16,8 +18,16 @@ def test_mask_text_hides_phone_id_number_and_tokens():
 
 
 def test_json_lines_carry_the_request_id_and_extra_fields():
-    record = logging.makeLogRecord({"name": "t", "levelno": 20, "levelname": "INFO",
-                                    "msg": "hello %s", "args": ("13812345678",), "status": 201})
+    record = logging.makeLogRecord(
+        {
+            "name": "t",
+            "levelno": 20,
+            "levelname": "INFO",
+            "msg": "hello %s",
+            "args": ("13812345678",),
+            "status": 201,
+        }
+    )
     token = request_id_var.set("req-12345678")
     try:
         RequestIdFilter().filter(record)

@@ -19,8 +19,12 @@ PROD_OK = {
 
 
 def test_every_bad_value_is_named_at_once(tmp_path):
-    env = {"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_MAX_BODY_BYTES": "lots",
-           "SHENGSHI_ENV": "staging", "SHENGSHI_LOG_JSON": "maybe"}
+    env = {
+        "SHENGSHI_DATA_DIR": str(tmp_path),
+        "SHENGSHI_MAX_BODY_BYTES": "lots",
+        "SHENGSHI_ENV": "staging",
+        "SHENGSHI_LOG_JSON": "maybe",
+    }
     with pytest.raises(SettingsError) as err:
         load_settings(env)
     text = str(err.value)
@@ -30,8 +34,9 @@ def test_every_bad_value_is_named_at_once(tmp_path):
 
 
 def test_values_are_converted_from_strings(tmp_path):
-    s = load_settings({"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_MAX_BODY_BYTES": "2048",
-                       "SHENGSHI_LOG_JSON": "false"})
+    s = load_settings(
+        {"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_MAX_BODY_BYTES": "2048", "SHENGSHI_LOG_JSON": "false"}
+    )
     assert s.max_body_bytes == 2048
     assert s.log_json is False
     assert s.sqlite_path == str(tmp_path / "shengshitong.sqlite3")

@@ -1,0 +1,192 @@
+"""Operators' commands for credentials and keys (``shengshi scanners|miniapps|merchants|keys ...``)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import click
+from litestar import Litestar
+
+from auth.services import AuthServices
+
+
+def _auth(app: Litestar) -> AuthServices:
+    return app.state.runtime.services["auth"]  # type: ignore[no-any-return]
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "operator"
+
+
+def _show_created(created: dict[str, Any], as_json: bool) -> None:
+    from backend.cli import emit_json
+
+    if as_json:
+        emit_json(created)
+        return
+    for key in ("kind", "client_id", "client_secret", "app_id", "place", "context", "name"):
+        if created.get(key):
+            click.echo(f"{key:>14}: {created[key]}")
+    click.echo("the secret is shown this once; only its hash is stored", err=True)
+
+
+def _revoke(kind: str, client_id: str) -> None:
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _auth(app).machines.revoke(client_id, kind=kind, actor=_operator())
+
+    emit_json(run_with_runtime(go))
+
+
+def _list(kind: str) -> None:
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> list[dict[str, Any]]:
+        return await _auth(app).machines.list(kind, limit=10_000)
+
+    for row in run_with_runtime(go):
+        emit_json(row)
+
+
+def _create(kind: str, as_json: bool, **fields: str) -> None:
+    from backend.cli import run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _auth(app).machines.create(kind, actor=_operator(), **fields)
+
+    _show_created(run_with_runtime(go), as_json)
+
+
+@click.group("scanners")
+def scanners() -> None:
+    """Scanner terminals (gates, buses, barriers): enrol, list, revoke."""
+
+
+@scanners.command("add")
+@click.option("--app", "app_id", required=True, help="the mini-app that owns this scanner, e.g. transit")
+@click.option("--place", required=True, help="where it stands, e.g. 'bus 42' or 'Metro L1 Xizhimen in'")
+@click.option("--context", default="", help="scan context (e.g. metro-entry); defaults to the app id")
+@click.option("--name", default="", help="a label for operators")
+@click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON object")
+def scanners_add(app_id: str, place: str, context: str, name: str, as_json: bool) -> None:
+    """Enrol a scanner; prints its client id and secret once."""
+    _create("scanner", as_json, app_id=app_id, place=place, context=context or app_id, name=name or place)
+
+
+@scanners.command("revoke")
+@click.argument("client_id")
+def scanners_revoke(client_id: str) -> None:
+    """Revoke a scanner's credential (takes effect on every worker within seconds)."""
+    _revoke("scanner", client_id)
+
+
+@scanners.command("list")
+def scanners_list() -> None:
+    """List scanners as JSON lines."""
+    _list("scanner")
+
+
+@click.group("miniapps")
+def miniapps() -> None:
+    """Mini-app backends' credentials."""
+
+
+@miniapps.command("credentials")
+@click.argument("app_id")
+@click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON object")
+def miniapps_credentials(app_id: str, as_json: bool) -> None:
+    """Issue a new credential for a mini-app's backend (several may be valid during rotation)."""
+    _create("miniapp", as_json, app_id=app_id, name=app_id)
+
+
+@miniapps.command("revoke")
+@click.argument("client_id")
+def miniapps_revoke(client_id: str) -> None:
+    """Revoke a mini-app backend credential."""
+    _revoke("miniapp", client_id)
+
+
+@miniapps.command("list-credentials")
+def miniapps_list() -> None:
+    """List mini-app credentials as JSON lines."""
+    _list("miniapp")
+
+
+@click.group("merchants")
+def merchants() -> None:
+    """Partner merchants' credentials."""
+
+
+@merchants.command("add")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON object")
+def merchants_add(name: str, as_json: bool) -> None:
+    """Register a merchant; prints its client id and secret once."""
+    _create("merchant", as_json, name=name)
+
+
+@merchants.command("revoke")
+@click.argument("client_id")
+def merchants_revoke(client_id: str) -> None:
+    """Revoke a merchant credential."""
+    _revoke("merchant", client_id)
+
+
+@merchants.command("list")
+def merchants_list() -> None:
+    """List merchants as JSON lines."""
+    _list("merchant")
+
+
+@click.group("keys")
+def keys() -> None:
+    """Signing keys (access tokens; citizen codes)."""
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "EdDSA"]), default=None, help="algorithm of the new key")
+def keys_rotate(alg: str | None) -> None:
+    """Add a new access-token signing key; the old public key stays in the JWKS while its tokens live."""
+    from backend import audit
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        key = await _auth(app).keys.rotate(alg)  # type: ignore[arg-type]
+        await audit.record(
+            "keys_rotated", actor_kind="operator", actor_id=_operator(), subject=f"access:{key.kid}"
+        )
+        return {"purpose": "access", "kid": key.kid, "alg": key.alg}
+
+    emit_json(run_with_runtime(go))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Published keys as JSON lines (public halves only)."""
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> list[dict[str, Any]]:
+        store = _auth(app).keys
+        active = await store.active()
+        return [
+            {
+                "purpose": store.purpose,
+                "kid": k.kid,
+                "alg": k.alg,
+                "active": k.kid == active.kid,
+                "retired_at": k.retired_at,
+                "publish_until": k.publish_until,
+            }
+            for k in await store.published()
+        ]
+
+    for row in run_with_runtime(go):
+        emit_json(row)
+
+
+COMMANDS = [scanners, miniapps, merchants, keys]

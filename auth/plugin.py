@@ -1,0 +1,44 @@
+"""How identity plugs into the app: routes, dependencies, signing keys at start-up, demo data."""
+
+from __future__ import annotations
+
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
+
+from auth.controllers import AuthController, DevSmsController, JwksController, MeController
+from auth.deps import DEPENDENCIES
+from auth.principals import CitizenPrincipal, MachinePrincipal
+from auth.services import AuthServices, build_auth_services
+from auth.sms import HttpSmsGateway
+from backend.runtime import Runtime
+
+
+class AuthPlugin(InitPlugin):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.services = build_auth_services(runtime)
+        runtime.services["auth"] = self.services
+
+    async def _startup(self) -> None:
+        await self.services.keys.ensure()
+
+    async def _shutdown(self) -> None:
+        if isinstance(self.services.sms, HttpSmsGateway):
+            await self.services.sms.close()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        handlers: list[type] = [AuthController, MeController, JwksController]
+        if self.runtime.settings.sms_gateway == "dev" and self.runtime.settings.env != "prod":
+            handlers.append(DevSmsController)
+        app_config.route_handlers.extend(handlers)
+        app_config.dependencies.update(DEPENDENCIES)
+        app_config.signature_namespace.update(
+            {
+                "AuthServices": AuthServices,
+                "CitizenPrincipal": CitizenPrincipal,
+                "MachinePrincipal": MachinePrincipal,
+            }
+        )
+        app_config.on_startup.append(self._startup)
+        app_config.on_shutdown.append(self._shutdown)
+        return app_config

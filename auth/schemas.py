@@ -1,0 +1,79 @@
+"""Request and response bodies of the identity API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Phone = Annotated[str, Meta(min_length=5, max_length=32, description="mainland mobile number")]
+DeviceId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OtpRequest(Strict):
+    phone: Phone
+
+
+class OtpSent(msgspec.Struct):
+    status: str
+    expires_in: int
+    resend_after: int
+
+
+class LoginRequest(Strict):
+    phone: Phone
+    code: Annotated[str, Meta(pattern=r"^\d{6}$")]
+    device_id: DeviceId
+    device_name: Annotated[str, Meta(max_length=128)] = ""
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, Meta(min_length=10, max_length=256)]
+
+
+class TokenPairOut(msgspec.Struct):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    refresh_expires_in: int
+
+
+class Profile(msgspec.Struct):
+    id: str
+    phone: str
+    real_name: str | None
+    id_number: str | None
+    real_name_verified: bool
+    status: str
+    created_at: datetime
+
+
+class ProfileUpdate(Strict):
+    real_name: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    id_number: Annotated[str, Meta(min_length=18, max_length=18)] | UnsetType = UNSET
+
+
+class DeviceOut(msgspec.Struct):
+    device_id: str
+    name: str
+    created_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+class DevicePage(msgspec.Struct):
+    items: list[DeviceOut]
+    next_offset: int | None
+
+
+class DevSms(msgspec.Struct):
+    phone: str
+    text: str
+    sent_at: str
