@@ -315,4 +315,11 @@ class SessionService:
                 .run()
             )
         await self._tokens.revoke_sessions([str(f) for f in families])
+        # codes already on screen stop verifying at once, for as long as any of them could be presented
+        s = self._s
+        await self._tokens.store.set(
+            f"auth:deleted-citizen:{principal.citizen_id}",
+            "1",
+            ttl=s.code_validity + s.code_skew + s.code_batch_window,
+        )
         await audit.record("account_deleted", actor_kind="citizen", actor_id=principal.citizen_id, ip=ip)

@@ -32,6 +32,10 @@ class AccessTokens:
         self._store = store
 
     @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
     def ttl(self) -> int:
         return self._settings.access_token_ttl
 

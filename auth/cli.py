@@ -148,42 +148,57 @@ def keys() -> None:
     """Signing keys (access tokens; citizen codes)."""
 
 
+def _keystore(app: Litestar, codes: bool, trust_root: bool) -> Any:
+    if trust_root:
+        return app.state.runtime.services["codes"].keys.root
+    if codes:
+        return app.state.runtime.services["codes"].keys.issuer
+    return _auth(app).keys
+
+
 @keys.command("rotate")
+@click.option(
+    "--codes", is_flag=True, help="rotate the citizen-code issuer key instead of the access-token key"
+)
+@click.option("--trust-root", is_flag=True, help="rotate the trust list's root key (scanners must re-pin it)")
 @click.option("--alg", type=click.Choice(["ES256", "EdDSA"]), default=None, help="algorithm of the new key")
-def keys_rotate(alg: str | None) -> None:
-    """Add a new access-token signing key; the old public key stays in the JWKS while its tokens live."""
+def keys_rotate(codes: bool, trust_root: bool, alg: str | None) -> None:
+    """Add a new signing key; the old public key stays published while what it signed can still be used."""
     from backend import audit
     from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> dict[str, Any]:
-        key = await _auth(app).keys.rotate(alg)  # type: ignore[arg-type]
+        store = _keystore(app, codes, trust_root)
+        key = await store.rotate(alg)
         await audit.record(
-            "keys_rotated", actor_kind="operator", actor_id=_operator(), subject=f"access:{key.kid}"
+            "keys_rotated", actor_kind="operator", actor_id=_operator(), subject=f"{store.purpose}:{key.kid}"
         )
-        return {"purpose": "access", "kid": key.kid, "alg": key.alg}
+        return {"purpose": store.purpose, "kid": key.kid, "alg": key.alg}
 
     emit_json(run_with_runtime(go))
 
 
 @keys.command("list")
 def keys_list() -> None:
-    """Published keys as JSON lines (public halves only)."""
+    """Published keys of every purpose as JSON lines (public halves only)."""
     from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> list[dict[str, Any]]:
-        store = _auth(app).keys
-        active = await store.active()
-        return [
-            {
-                "purpose": store.purpose,
-                "kid": k.kid,
-                "alg": k.alg,
-                "active": k.kid == active.kid,
-                "retired_at": k.retired_at,
-                "publish_until": k.publish_until,
-            }
-            for k in await store.published()
-        ]
+        rows = []
+        for store in (_keystore(app, False, False), _keystore(app, True, False), _keystore(app, False, True)):
+            active = await store.active()
+            for k in await store.published():
+                rows.append(
+                    {
+                        "purpose": store.purpose,
+                        "kid": k.kid,
+                        "alg": k.alg,
+                        "active": k.kid == active.kid,
+                        "retired_at": k.retired_at,
+                        "publish_until": k.publish_until,
+                    }
+                )
+        return rows
 
     for row in run_with_runtime(go):
         emit_json(row)

@@ -17,6 +17,7 @@ from backend.plugin import CorePlugin
 from backend.runtime import Runtime
 from backend.settings import Settings, load_settings
 from backend.store import Store, create_store
+from codes.plugin import CodesPlugin
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Runtime:
@@ -40,6 +41,7 @@ def create_app(
     plugins: list[PluginProtocol] = [
         CorePlugin(runtime),
         AuthPlugin(runtime),
+        CodesPlugin(runtime),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.

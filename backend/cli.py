@@ -141,3 +141,7 @@ _register_package_commands()
 
 def main() -> None:
     cli(prog_name="shengshi")
+
+
+if __name__ == "__main__":
+    main()

@@ -150,6 +150,9 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     elif status == 404:
         detail = f"nothing at {request.url.path}"
     headers = dict(exc.headers or {})
+    if status >= 500:
+        log.error("server error %d: %s", status, exc.detail, exc_info=exc)
+        detail = "Something went wrong on our side; quote the request id if you report it."
     return problem_response(
         request, status=status, code=code, title=title, detail=detail, headers=headers, extra=extra
     )

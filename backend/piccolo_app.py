@@ -7,13 +7,14 @@ from piccolo.conf.apps import AppConfig
 import migrations
 from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
+from codes.tables import TABLES as CODES_TABLES
 
 APP_NAME = "shengshitong"
 
 APP_CONFIG = AppConfig(
     app_name=APP_NAME,
     migrations_folder_path=str(Path(migrations.__file__).parent),
-    table_classes=[*BACKEND_TABLES, *AUTH_TABLES],
+    table_classes=[*BACKEND_TABLES, *AUTH_TABLES, *CODES_TABLES],
     migration_dependencies=[],
     commands=[],
 )

@@ -40,7 +40,6 @@ class CorePlugin(InitPlugin):
                 "runtime": Provide(lambda: rt, sync_to_thread=False, use_cache=True),
                 "settings": Provide(lambda: rt.settings, sync_to_thread=False, use_cache=True),
                 "store": Provide(lambda: rt.store, sync_to_thread=False, use_cache=True),
-                "clock": Provide(lambda: rt.clock, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(

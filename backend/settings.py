@@ -66,6 +66,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     otp_resend_interval: int = 60
     token_issuer: str = "https://shengshitong.example"  # noqa: S105 - a URL, not a secret
     machine_auth_cache_seconds: float = 5.0
+    # Citizen codes
+    code_issuer: str = "SST"
+    code_alg: Literal["ES256", "EdDSA"] = "ES256"
+    code_validity: int = 60
+    code_refresh_after: int = 30
+    code_skew: int = 30
+    # how long after a scan an offline terminal may upload it (and the cti -> citizen mapping is kept)
+    code_batch_window: int = 24 * 3600
+    trust_list_refresh: int = 3600
 
     # ---- derived values -------------------------------------------------------------------------
     @property
@@ -184,6 +193,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}DATABASE_URL: expected postgresql://... or sqlite:///path, got {url!r}")
     if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         problems.append(f"{PREFIX}REDIS_URL: expected redis://host:port/db, got {settings.redis_url!r}")
+    if (
+        not 10 <= settings.code_validity <= 600
+        or not 0 < settings.code_refresh_after < settings.code_validity
+    ):
+        problems.append(f"{PREFIX}CODE_VALIDITY must be 10-600 s and {PREFIX}CODE_REFRESH_AFTER below it")
     if settings.max_body_bytes < 1024:
         problems.append(f"{PREFIX}MAX_BODY_BYTES: must be at least 1024")
     if settings.sms_gateway == "http" and not settings.sms_http_url:

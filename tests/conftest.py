@@ -281,3 +281,27 @@ def bearer(pair: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture
 def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
     return bearer
+
+
+# ---- scanner helpers -------------------------------------------------------------------------------
+def basic_auth(cred: dict[str, Any]) -> dict[str, str]:
+    import base64
+    from urllib.parse import quote
+
+    raw = f"{quote(cred['client_id'])}:{quote(cred['client_secret'])}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture
+def enrol_scanner() -> Callable[..., Any]:
+    """``await enrol_scanner(client, app_id="transit", context=None, place=...)`` → credential + headers."""
+
+    async def enrol(
+        client: AppClient, app_id: str = "transit", *, context: str = "", place: str = "gate 1"
+    ) -> dict[str, Any]:
+        cred = await client.runtime.services["auth"].machines.create(
+            "scanner", app_id=app_id, place=place, context=context or app_id, name=place
+        )
+        return {**cred, "headers": basic_auth(cred)}
+
+    return enrol

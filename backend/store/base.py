@@ -15,12 +15,27 @@ class Store(ABC):
     @abstractmethod
     async def get(self, key: str) -> bytes | None: ...
 
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip (None for missing keys)."""
+        return [await self.get(k) for k in keys]
+
     @abstractmethod
     async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None: ...
 
     @abstractmethod
     async def set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
         """Atomically store ``value`` unless the key exists; True when this call stored it."""
+
+    async def claim(
+        self, key: str, value: bytes | str, ttl: float, *, read: tuple[str, ...] = ()
+    ) -> tuple[bool, bytes | None, list[bytes | None]]:
+        """Set-if-absent plus reads, in one round trip: (claimed, the key's value now, values of ``read``).
+
+        The scan path uses it to claim a code's single use and read the account's revocation markers
+        together."""
+        claimed = await self.set_if_absent(key, value, ttl)
+        holder = await self.get(key)
+        return claimed, holder, await self.mget(*read) if read else []
 
     @abstractmethod
     async def delete(self, *keys: str) -> int: ...

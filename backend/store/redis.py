@@ -43,6 +43,15 @@ class RedisStore(Store):
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def mget(self, *keys: str) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            values = await self.client.mget([self._k(k) for k in keys])
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [v.encode() if isinstance(v, str) else v for v in values]
+
     async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None:
         try:
             await self.client.set(self._k(key), value, px=_ms(ttl) if ttl is not None else None)
@@ -54,6 +63,22 @@ class RedisStore(Store):
             return bool(await self.client.set(self._k(key), value, nx=True, px=_ms(ttl)))
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    async def claim(
+        self, key: str, value: bytes | str, ttl: float, *, read: tuple[str, ...] = ()
+    ) -> tuple[bool, bytes | None, list[bytes | None]]:
+        k = self._k(key)
+        try:
+            # one round trip; no MULTI needed: SET NX is atomic on its own, the reads only report
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(k, value, nx=True, px=_ms(ttl))
+                pipe.get(k)
+                if read:
+                    pipe.mget([self._k(r) for r in read])
+                out = await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return bool(out[0]), out[1], list(out[2]) if read else []
 
     async def delete(self, *keys: str) -> int:
         if not keys:

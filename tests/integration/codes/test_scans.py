@@ -1,0 +1,160 @@
+"""Online and batch scans: single use per context across connections, every refusal with its reason."""
+
+import asyncio
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from codes import format as fmt
+from codes.entitlements import Entitlements
+from codes.tables import ScanRecord
+
+ID_NUMBER = "11010519491231002X"
+
+
+@pytest.fixture
+async def setup(make_client, frozen_clock, login, new_phone, auth_header, enrol_scanner):
+    async with make_client(clock=frozen_clock) as client:
+        pair = await login(client, new_phone())
+        await client.patch(
+            "/api/v1/me", json={"real_name": "钱七", "id_number": ID_NUMBER}, headers=auth_header(pair)
+        )
+        gate = await enrol_scanner(client, "transit", place="bus 42")
+        yield client, pair, gate
+
+
+async def _code(client, pair, auth_header):
+    return (await client.get("/api/v1/codes/current", headers=auth_header(pair))).json()["token"]
+
+
+async def _scan(client, scanner, token, **extra):
+    r = await client.post("/api/v1/scans", json={"token": token, **extra}, headers=scanner["headers"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_allow_then_replayed_in_the_same_context(setup, auth_header, enrol_scanner):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    first = await _scan(client, gate, token)
+    assert first["result"] == "allow" and first["reason"] == "ok" and first["app_id"] == "transit"
+    assert first["display"]["color"] == "green"
+    second = await _scan(client, gate, token)
+    assert second["result"] == "deny" and second["reason"] == "replayed"
+    assert second["display"]["title"] == "此码已使用"
+    # another bus of the same service: the same code is still used up
+    other_bus = await enrol_scanner(client, "transit", place="bus 7")
+    assert (await _scan(client, other_bus, token))["reason"] == "replayed"
+    # a different scan context (a hospital) may accept the same code once
+    hospital = await enrol_scanner(client, "hospital", place="City Hospital")
+    assert (await _scan(client, hospital, token))["result"] == "allow"
+
+
+async def test_racing_scans_on_two_connections_admit_one(setup, auth_header, enrol_scanner):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    other = await enrol_scanner(client, "transit", place="bus 43")
+    results = await asyncio.gather(*(_scan(client, g, token) for g in [gate, other] * 10))
+    assert [r["result"] for r in results].count("allow") == 1
+    assert {r["reason"] for r in results if r["result"] == "deny"} == {"replayed"}
+
+
+async def test_expired_and_not_yet_valid(setup, auth_header, frozen_clock):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    frozen_clock.advance(60 + 31)  # validity 60 s + skew 30 s has passed
+    r = await _scan(client, gate, token)
+    assert r["result"] == "deny" and r["reason"] == "expired"
+    frozen_clock.advance(-(60 + 31) - 31)  # the gate's clock is behind the code's iat by more than the skew
+    assert (await _scan(client, gate, token))["reason"] == "not_yet_valid"
+
+
+async def test_inside_the_skew_tolerance_is_accepted(setup, auth_header, frozen_clock):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    frozen_clock.advance(60 + 29)
+    assert (await _scan(client, gate, token))["result"] == "allow"
+
+
+async def test_unknown_key_tampered_byte_garbage(setup, auth_header, frozen_clock):
+    client, pair, gate = setup
+    now = int(frozen_clock.time())
+    forged, _ = fmt.encode(
+        private_key=ec.generate_private_key(ec.SECP256R1()),
+        alg="ES256",
+        kid=os.urandom(6),
+        issuer="SST",
+        iat=now,
+        exp=now + 60,
+        entitlements=Entitlements(transit=True),
+    )
+    assert (await _scan(client, gate, forged))["reason"] == "unknown_kid"
+    token = await _code(client, pair, auth_header)
+    raw = bytearray(fmt.b45decode(token[4:]))
+    raw[-80] ^= 0x01  # inside the signature
+    import base45
+
+    tampered = "SC1:" + base45.b45encode(bytes(raw)).decode()
+    assert (await _scan(client, gate, tampered))["reason"] == "bad_signature"
+    for junk, reason in (
+        ("hello", "bad_prefix"),
+        ("SC1:aaa", "bad_base45"),
+        ("SC1:" + "A" * 700, "oversized"),
+        (token[: 4 + 90], "bad_format"),
+    ):
+        r = await _scan(client, gate, junk)
+        assert r["result"] == "deny" and r["reason"] == reason, junk
+    # bad request bodies are problems, not decisions
+    r = await client.post("/api/v1/scans", json={"token": 5}, headers=gate["headers"])
+    assert r.status_code == 400
+    r = await client.post(
+        "/api/v1/scans", content=b"{", headers={**gate["headers"], "content-type": "application/json"}
+    )
+    assert r.status_code == 400
+
+
+async def test_not_entitled_for_the_context(setup, auth_header, enrol_scanner, login, new_phone):
+    client, _, _ = setup
+    uninsured = await login(client, new_phone())  # no real name: no medical insurance
+    hospital = await enrol_scanner(client, "hospital", place="City Hospital")
+    r = await _scan(client, hospital, await _code(client, uninsured, auth_header))
+    assert r["result"] == "deny" and r["reason"] == "not_entitled"
+
+
+async def test_deleted_account_and_signed_out_device(setup, auth_header, login, new_phone):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    assert (await client.delete("/api/v1/me", headers=auth_header(pair))).status_code == 204
+    assert (await _scan(client, gate, token))["reason"] == "account_deleted"
+    other = await login(client, new_phone())
+    token = await _code(client, other, auth_header)
+    assert (await client.post("/api/v1/auth/logout", headers=auth_header(other))).status_code == 204
+    assert (await _scan(client, gate, token))["reason"] == "device_revoked"
+
+
+async def test_only_scanners_may_scan(setup, auth_header):
+    client, pair, _ = setup
+    token = await _code(client, pair, auth_header)
+    r = await client.post("/api/v1/scans", json={"token": token}, headers=auth_header(pair))
+    assert r.status_code == 401
+    merchant = await client.runtime.services["auth"].machines.create("merchant", name="m")
+    import base64
+
+    header = (
+        "Basic " + base64.b64encode(f"{merchant['client_id']}:{merchant['client_secret']}".encode()).decode()
+    )
+    r = await client.post("/api/v1/scans", json={"token": token}, headers={"Authorization": header})
+    assert r.status_code == 401 and r.json()["code"] == "wrong_client_kind"
+
+
+async def test_scans_are_recorded(setup, auth_header):
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    r = await _scan(client, gate, token, record_id="bus42-0001")
+    again = await _scan(client, gate, token, record_id="bus42-0001")
+    assert again == r  # a retried request returns the first answer, not "replayed"
+    await client.runtime.services["codes"].scans.recorder.flush()
+    rows = await ScanRecord.select().where(ScanRecord.scanner_id == gate["client_id"]).run()
+    assert len(rows) == 1 and rows[0]["result"] == "allow" and rows[0]["citizen_id"]
+    assert token not in str(rows)
