@@ -57,9 +57,33 @@ def _create(kind: str, as_json: bool, **fields: str) -> None:
     from backend.cli import run_with_runtime
 
     async def go(app: Litestar) -> dict[str, Any]:
+        if kind in ("scanner", "miniapp"):
+            fields.update(_check_app(app, kind, fields["app_id"], fields.get("context", "")))
         return await _auth(app).machines.create(kind, actor=_operator(), **fields)
 
     _show_created(run_with_runtime(go), as_json)
+
+
+def _check_app(app: Litestar, kind: str, app_id: str, context: str) -> dict[str, str]:
+    """A scanner belongs to an enabled mini-app and one of the scan contexts it declares."""
+    from backend.errors import InvalidInput
+
+    apps = app.state.runtime.services["miniapps"].apps
+    if app_id not in apps:
+        raise InvalidInput(
+            f"mini-app {app_id!r} is not enabled (enabled: {', '.join(apps) or 'none'}; "
+            "see SHENGSHI_MINIAPPS)"
+        )
+    if kind != "scanner":
+        return {}
+    contexts = list(apps[app_id].manifest.scan_contexts)
+    if not context and len(contexts) == 1:
+        context = contexts[0]
+    if context not in contexts:
+        raise InvalidInput(
+            f"--context must be one of {app_id}'s scan contexts: {', '.join(contexts) or 'none'}"
+        )
+    return {"context": context}
 
 
 @click.group("scanners")
@@ -70,12 +94,16 @@ def scanners() -> None:
 @scanners.command("add")
 @click.option("--app", "app_id", required=True, help="the mini-app that owns this scanner, e.g. transit")
 @click.option("--place", required=True, help="where it stands, e.g. 'bus 42' or 'Metro L1 Xizhimen in'")
-@click.option("--context", default="", help="scan context (e.g. metro-entry); defaults to the app id")
+@click.option(
+    "--context",
+    default="",
+    help="one of the app's scan contexts (e.g. metro-entry); optional when it has one",
+)
 @click.option("--name", default="", help="a label for operators")
 @click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON object")
 def scanners_add(app_id: str, place: str, context: str, name: str, as_json: bool) -> None:
     """Enrol a scanner; prints its client id and secret once."""
-    _create("scanner", as_json, app_id=app_id, place=place, context=context or app_id, name=name or place)
+    _create("scanner", as_json, app_id=app_id, place=place, context=context, name=name or place)
 
 
 @scanners.command("revoke")

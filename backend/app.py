@@ -18,6 +18,8 @@ from backend.runtime import Runtime
 from backend.settings import Settings, load_settings
 from backend.store import Store, create_store
 from codes.plugin import CodesPlugin
+from miniapps.contract import MiniApp
+from miniapps.plugin import MiniAppsPlugin
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Runtime:
@@ -34,7 +36,9 @@ def create_app(
     *,
     runtime: Runtime | None = None,
     extra_plugins: list[PluginProtocol] | None = None,
+    extra_miniapps: list[type[MiniApp]] | None = None,
 ) -> Litestar:
+    """``extra_miniapps`` are enabled besides the installed ones that settings name (tests, embedding)."""
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or build_runtime(settings)
     configure_logging(settings.log_level, settings.log_json)
@@ -42,6 +46,7 @@ def create_app(
         CorePlugin(runtime),
         AuthPlugin(runtime),
         CodesPlugin(runtime),
+        MiniAppsPlugin(runtime, extra_miniapps),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.

@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # how long after a scan an offline terminal may upload it (and the cti -> citizen mapping is kept)
     code_batch_window: int = 24 * 3600
     trust_list_refresh: int = 3600
+    # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
+    miniapps: str = ""
+    miniapp_scan_budget: float = 0.3
 
     # ---- derived values -------------------------------------------------------------------------
     @property

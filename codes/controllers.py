@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
-from auth.guards import citizen_only, scanner_only
-from auth.principals import CitizenPrincipal, MachinePrincipal
+from auth.guards import citizen_only
+from auth.principals import CitizenPrincipal
 from codes import qr
-from codes.schemas import BatchRequest, BatchResult, CurrentCode, ScanRequest, ScanResult
-from codes.services import CodeIssuer, CodeKeys, ScanService, iso
+from codes.schemas import CurrentCode
+from codes.services import CodeIssuer, CodeKeys, iso
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -73,33 +71,3 @@ class CodesController(Controller):
     async def trust_root(self, code_keys: NamedDependency[CodeKeys]) -> dict[str, Any]:
         root = await code_keys.root.active()
         return {"keys": [root.jwk]}
-
-
-class ScansController(Controller):
-    path = "/api/v1/scans"
-    tags = ["scanners"]
-    guards = [scanner_only]
-
-    @post("", status_code=200, summary="Verify a scanned code online (single use per scan context)")
-    async def scan(
-        self,
-        data: JSONBody[ScanRequest],
-        machine: NamedDependency[MachinePrincipal],
-        scan_service: NamedDependency[ScanService],
-    ) -> Response[ScanResult]:
-        decision, record = await scan_service.scan(
-            machine, data.token, record_id=data.record_id, scanned_at=data.scanned_at
-        )
-        scan_service.recorder.add(record)  # written in the next batch, off the gate's critical path
-        return Response(msgspec.convert(decision, ScanResult))
-
-    @post("/batch", status_code=200, summary="Upload scans from an offline terminal (idempotent per record)")
-    async def batch(
-        self,
-        data: JSONBody[BatchRequest],
-        machine: NamedDependency[MachinePrincipal],
-        scan_service: NamedDependency[ScanService],
-    ) -> BatchResult:
-        records = [msgspec.structs.asdict(r) for r in data.records]
-        results = await scan_service.batch(machine, records)
-        return BatchResult(results=[msgspec.convert(r, ScanResult) for r in results])

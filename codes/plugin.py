@@ -8,7 +8,7 @@ from litestar.plugins import InitPlugin
 
 from backend.crypto import Keyring
 from backend.runtime import Runtime
-from codes.controllers import CodesController, ScansController
+from codes.controllers import CodesController
 from codes.services import CodeIssuer, CodeKeys, EntitlementService, ScanService
 from codes.sources import HealthStatusSource, RealNameInsuranceSource
 
@@ -33,7 +33,7 @@ class CodesPlugin(InitPlugin):
         await self.scans.recorder.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([CodesController, ScansController])
+        app_config.route_handlers.extend([CodesController])
         app_config.dependencies.update(
             {
                 "code_keys": Provide(lambda: self.keys, sync_to_thread=False, use_cache=True),

@@ -41,6 +41,7 @@ class ScanResult(msgspec.Struct):
     record_id: str
     flagged: bool
     display: ScanDisplay
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class BatchRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

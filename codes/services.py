@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,12 @@ from codes.trustlist import TrustedKey, TrustList, build_document, sign_document
 from codes.verifier import verify
 
 log = logging.getLogger("shengshitong.codes")
+
+# A hook that turns a verified, claimed scan into the final decision (the mini-app platform's router):
+# (scanner, decision so far, verifier result, cti mapping, scan time, offline) -> decision
+Decide = Callable[
+    [MachinePrincipal, dict[str, Any], Any, dict[str, Any], float, bool], Awaitable[dict[str, Any]]
+]
 
 # What a scan context needs of the code, until mini-apps declare it in their manifests.
 DEFAULT_REQUIREMENTS: dict[str, str | None] = {
@@ -283,28 +290,28 @@ class ScanService:
         clock: Clock,
         store: Store,
         keys: CodeKeys,
-        requirements: dict[str, str | None] | None = None,
     ) -> None:
         self.s = settings
         self.clock = clock
         self.store = store
         self.keys = keys
-        self.requirements = dict(DEFAULT_REQUIREMENTS if requirements is None else requirements)
         self.recorder = ScanRecorder(clock)
+        # what a scanner's context requires of the code; the mini-app platform replaces this with its
+        # manifests' scan contexts
+        self.requirement: Callable[[MachinePrincipal], str | None] = lambda m: DEFAULT_REQUIREMENTS.get(
+            m.context
+        )
 
     @property
     def replay_ttl(self) -> int:
         # long enough that a code used online is still caught when a terminal uploads it later
         return self.s.code_validity + self.s.code_skew + self.s.code_batch_window
 
-    def requirement_for(self, context: str) -> str | None:
-        return self.requirements.get(context)
-
     async def _verify(
-        self, token: str, at: float, context: str
+        self, token: str, at: float, scanner: MachinePrincipal
     ) -> tuple[str | None, Any, dict[str, Any] | None]:
         """(refusal reason or None, verifier result, the cti mapping)."""
-        requirement = self.requirement_for(context)
+        requirement = self.requirement(scanner)
         res = verify(
             token, await self.keys.trust_list(), now=at, skew=self.s.code_skew, requirement=requirement
         )
@@ -351,6 +358,7 @@ class ScanService:
             "record_id": record_id,
             "flagged": flagged,
             "display": display_for(reason),
+            "data": {},
         }
 
     async def scan(
@@ -360,15 +368,19 @@ class ScanService:
         *,
         record_id: str | None = None,
         scanned_at: float | None = None,
+        decide: Decide | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Online scan: verify, single use per context across all workers. Returns (decision, record)."""
         now = self.clock.time()
         record_id = record_id or uuid.uuid4().hex
-        reason, res, mapping = await self._verify(token, now, scanner.context)
+        reason, res, mapping = await self._verify(token, now, scanner)
         if reason is None:
             assert res.cti is not None and mapping is not None
             reason = await self._claim(scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}")
         decision = self._decision(scanner, reason, record_id=record_id)
+        if reason is None and decide is not None:
+            assert mapping is not None
+            decision = await decide(scanner, decision, res, mapping, scanned_at or now, False)
         record = self._record(scanner, decision, res, mapping, at=scanned_at or now, offline=False)
         return decision, record
 
@@ -396,7 +408,7 @@ class ScanService:
             "flagged": decision["flagged"],
             "offline": offline,
             "scanned_at": iso(at),
-            "display": decision["display"],
+            "display": {**decision["display"], "data": decision.get("data", {})},
         }
 
     async def save(self, record: dict[str, Any]) -> bool:
@@ -429,10 +441,12 @@ class ScanService:
             "context": row["context"],
             "record_id": record_id,
             "flagged": row["flagged"],
-            "display": row["display"] if isinstance(row["display"], dict) else json.loads(row["display"]),
+            **_unpack_display(row["display"]),
         }
 
-    async def batch(self, scanner: MachinePrincipal, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def batch(
+        self, scanner: MachinePrincipal, records: list[dict[str, Any]], *, decide: Decide | None = None
+    ) -> list[dict[str, Any]]:
         """Offline uploads: each record decided once (idempotent per scanner and record id); a code that
         another scanner (or an online scan) already used is flagged as a replay, not accepted twice."""
         results = []
@@ -449,7 +463,7 @@ class ScanService:
             if at > now + self.s.code_skew or at < now - self.s.code_batch_window:
                 reason, res, mapping = "bad_scan_time", None, None
             else:
-                reason, res, mapping = await self._verify(rec["token"], at, scanner.context)
+                reason, res, mapping = await self._verify(rec["token"], at, scanner)
                 if reason is None:
                     assert res is not None and res.cti is not None and mapping is not None
                     reason = await self._claim(
@@ -457,6 +471,9 @@ class ScanService:
                     )
                     flagged = reason == "replayed"
             decision = self._decision(scanner, reason, record_id=record_id, flagged=flagged)
+            if reason is None and decide is not None:
+                assert mapping is not None
+                decision = await decide(scanner, decision, res, mapping, at, True)
             if not await self.save(self._record(scanner, decision, res, mapping, at=at, offline=True)):
                 decision = await self.stored(scanner, record_id) or decision
             if flagged:
@@ -465,3 +482,9 @@ class ScanService:
                 )
             results.append(decision)
         return results
+
+
+def _unpack_display(stored: Any) -> dict[str, Any]:
+    value = dict(stored if isinstance(stored, dict) else json.loads(stored))
+    data = value.pop("data", {})
+    return {"display": value, "data": data}

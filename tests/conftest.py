@@ -199,10 +199,18 @@ def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Cal
         runtime: Runtime | None = None,
         extra_plugins: list[Any] | None = None,
         clock: Clock | None = None,
+        miniapps: list[Any] | None = None,
+        miniapps_enabled: str | None = None,
         **overrides: Any,
     ) -> AsyncIterator[AppClient]:
+        if miniapps_enabled is not None:
+            overrides["miniapps"] = miniapps_enabled
         rt = runtime or make_runtime(clock=clock, **overrides)
-        app = create_app(runtime=rt, extra_plugins=extra_plugins)
+        app = create_app(
+            runtime=rt,
+            extra_plugins=extra_plugins,
+            extra_miniapps=[TestGate] if miniapps is None else miniapps,
+        )
         await _truncate(settings)  # before start-up, which creates the first signing keys
         async with running(app):
             transport = httpx.ASGITransport(app=app)
@@ -283,6 +291,32 @@ def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
     return bearer
 
 
+# ---- a mini-app for tests of the scan path ----------------------------------------------------------
+from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent  # noqa: E402
+
+
+class TestGate(MiniApp):
+    """Admits every verified scan; its contexts require nothing, transit, or medical insurance."""
+
+    __test__ = False
+    manifest = Manifest(
+        id="testgate",
+        name_zh="测试闸机",
+        name_en="Test gate",
+        version="1.0",
+        scopes=["openid", "profile", "phone"],
+        entitlements=["transit", "medical"],
+        scan_contexts={"testgate": None, "bus": "transit", "clinic": "medical"},
+    )
+
+    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
+        return ScanDecision(
+            allow=True,
+            display=Display(title="请通行", subtitle="Welcome"),
+            data={"openid": scan.openid, "offline": scan.offline},
+        )
+
+
 # ---- scanner helpers -------------------------------------------------------------------------------
 def basic_auth(cred: dict[str, Any]) -> dict[str, str]:
     import base64
@@ -297,7 +331,7 @@ def enrol_scanner() -> Callable[..., Any]:
     """``await enrol_scanner(client, app_id="transit", context=None, place=...)`` → credential + headers."""
 
     async def enrol(
-        client: AppClient, app_id: str = "transit", *, context: str = "", place: str = "gate 1"
+        client: AppClient, app_id: str = "testgate", *, context: str = "", place: str = "gate 1"
     ) -> dict[str, Any]:
         cred = await client.runtime.services["auth"].machines.create(
             "scanner", app_id=app_id, place=place, context=context or app_id, name=place
@@ -305,3 +339,8 @@ def enrol_scanner() -> Callable[..., Any]:
         return {**cred, "headers": basic_auth(cred)}
 
     return enrol
+
+
+@pytest.fixture
+def testgate_app() -> type[MiniApp]:
+    return TestGate

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -115,7 +116,10 @@ async def test_revocation_reaches_a_cached_worker_within_the_cache_time(make_cli
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 401
 
 
-def _cli(settings, *args):
+HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello-miniapp"
+
+
+def _cli(settings, *args, plugins_dir=None):
     env = {
         **os.environ,
         "SHENGSHI_DATABASE_URL": settings.database_url,
@@ -125,17 +129,51 @@ def _cli(settings, *args):
         "SHENGSHI_PII_KEYS": settings.pii_keys,
         "SHENGSHI_LOG_LEVEL": "WARNING",
     }
+    if plugins_dir is not None:  # the example mini-app, installed as far as discovery goes
+        env["PYTHONPATH"] = f"{plugins_dir}{os.pathsep}{HELLO}"
+        env["SHENGSHI_MINIAPPS"] = "hello"
     shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
     return subprocess.run([shengshi, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-async def test_cli_enrols_and_revokes_a_scanner(make_client, settings):
+async def test_cli_enrols_and_revokes_a_scanner(make_client, settings, tmp_path):
+    dist = tmp_path / "hello_miniapp-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-miniapp\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[shengshitong.miniapps]\nhello = hello_miniapp:HelloApp\n")
     async with make_client(extra_plugins=[Probe()], machine_auth_cache_seconds=0) as probe:
-        added = _cli(settings, "scanners", "add", "--app", "transit", "--place", "Line 1 Xizhimen", "--json")
+        unknown = _cli(
+            settings, "scanners", "add", "--app", "transit", "--place", "x", "--json", plugins_dir=tmp_path
+        )
+        assert unknown.returncode != 0 and "'transit' is not enabled" in unknown.stderr
+        wrong = _cli(
+            settings,
+            "scanners",
+            "add",
+            "--app",
+            "hello",
+            "--context",
+            "back-door",
+            "--place",
+            "x",
+            plugins_dir=tmp_path,
+        )
+        assert wrong.returncode != 0 and "hello-door" in wrong.stderr
+        added = _cli(
+            settings,
+            "scanners",
+            "add",
+            "--app",
+            "hello",
+            "--place",
+            "Front door",
+            "--json",
+            plugins_dir=tmp_path,
+        )
         assert added.returncode == 0, added.stderr
         cred = json.loads(added.stdout)
         assert cred["client_id"].startswith("scn_") and cred["client_secret"].startswith("sk_")
-        assert cred["app_id"] == "transit" and cred["place"] == "Line 1 Xizhimen"
+        assert cred["app_id"] == "hello" and cred["place"] == "Front door" and cred["context"] == "hello-door"
         headers = basic(cred["client_id"], cred["client_secret"])
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 200
         listed = _cli(settings, "scanners", "list")
@@ -147,7 +185,9 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, settings):
         assert missing.returncode != 0
 
         merchant = json.loads(_cli(settings, "merchants", "add", "City Parks Ltd", "--json").stdout)
-        app = json.loads(_cli(settings, "miniapps", "credentials", "parking", "--json").stdout)
+        app = json.loads(
+            _cli(settings, "miniapps", "credentials", "hello", "--json", plugins_dir=tmp_path).stdout
+        )
         assert merchant["client_id"].startswith("mch_") and app["client_id"].startswith("app_")
         for cred in (merchant, app):
             r = await probe.get(

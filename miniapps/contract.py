@@ -1,0 +1,150 @@
+"""The mini-app contract: everything a mini-app may know of the platform, and the platform of it.
+
+A mini-app is a Python package that declares a :class:`Manifest` and subclasses :class:`MiniApp`. It is
+found through the ``shengshitong.miniapps`` entry-point group and enabled by ``SHENGSHI_MINIAPPS``.
+It never imports the platform's tables or another mini-app; it gets what it needs through the
+:class:`Platform` handed to it, and answers the platform through the methods below.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, Protocol
+
+import msgspec
+from msgspec import Meta
+
+AppId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+CONTRACT_VERSION = 1
+
+# Scopes a mini-app may ask a citizen for. "openid" (the pairwise id) is always granted.
+SCOPES = {
+    "openid": "your pairwise id for this mini-app",
+    "profile": "your masked name (张**) and whether you are real-name verified",
+    "phone": "your mobile number",
+    "id_number": "your real name and national ID number",
+}
+# Entitlements a scan context may require of the citizen code.
+ENTITLEMENTS = ("medical", "transit", "health", "tickets", "social_security")
+
+
+class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: AppId
+    name_zh: Name
+    name_en: Name
+    version: Annotated[str, Meta(pattern=r"^\d+\.\d+(\.\d+)?$")]
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid"])
+    entitlements: list[str] = msgspec.field(default_factory=list)
+    # scan context -> the entitlement it requires of the code (None: any valid code)
+    scan_contexts: dict[str, str | None] = msgspec.field(default_factory=dict)
+    settings_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    description: str = ""
+    contract: int = CONTRACT_VERSION
+
+    def problems(self) -> list[str]:
+        out = []
+        if unknown := set(self.scopes) - set(SCOPES):
+            out.append(f"unknown scopes {sorted(unknown)} (known: {sorted(SCOPES)})")
+        if unknown := set(self.entitlements) - set(ENTITLEMENTS):
+            out.append(f"unknown entitlements {sorted(unknown)} (known: {list(ENTITLEMENTS)})")
+        for context, need in self.scan_contexts.items():
+            if not context or len(context) > 64:
+                out.append(f"bad scan context name {context!r}")
+            if need is not None and need not in ENTITLEMENTS:
+                out.append(f"scan context {context!r} requires unknown entitlement {need!r}")
+        if self.contract != CONTRACT_VERSION:
+            out.append(f"written for contract {self.contract}; this platform speaks {CONTRACT_VERSION}")
+        return out
+
+
+class Scanner(msgspec.Struct, frozen=True):
+    client_id: str
+    place: str
+    context: str
+
+
+class ScanEvent(msgspec.Struct, frozen=True):
+    """A scan the platform verified (signature, time, entitlement, single use, account state)."""
+
+    openid: str  # the citizen's pairwise id for this mini-app
+    entitlements: dict[str, Any]  # readable entitlements from the code
+    scanner: Scanner
+    scanned_at: datetime
+    record_id: str
+    offline: bool  # uploaded later by an offline terminal
+
+
+class Display(msgspec.Struct, frozen=True):
+    title: str
+    subtitle: str = ""
+    color: Literal["green", "yellow", "red"] = "green"
+
+
+class ScanDecision(msgspec.Struct, frozen=True):
+    allow: bool
+    reason: str = "ok"
+    display: Display | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)  # shown to the scanner (fare, gate no., ...)
+
+
+class PaymentEvent(msgspec.Struct, frozen=True):
+    type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
+    order_id: str
+    reference: str  # the mini-app's own reference for the order
+    openid: str
+    amount: int  # fen
+    refunded: int = 0
+    at: datetime | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Platform(Protocol):
+    """What the platform offers a mini-app (built by the platform, one per mini-app)."""
+
+    app_id: str
+    config: dict[str, Any]
+    log: logging.Logger
+
+    def now(self) -> datetime: ...
+
+    async def kv_get(self, key: str) -> bytes | None: ...
+
+    async def kv_set(self, key: str, value: bytes | str, ttl: float | None = None) -> None: ...
+
+    async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool: ...
+
+
+class MiniApp(ABC):
+    """Subclass this, set ``manifest``, and implement :meth:`on_scan`."""
+
+    manifest: ClassVar[Manifest]
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def route_handlers(self) -> list[Any]:
+        """Litestar handlers or controllers, mounted under ``/api/v1/apps/{id}``. A handler receives the
+        calling citizen's pairwise id by declaring ``caller: NamedDependency[AppCaller]`` and the guard
+        ``citizen_caller`` (see ``miniapps.deps``)."""
+        return []
+
+    @abstractmethod
+    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
+        """Decide a verified scan at one of this mini-app's scanners, within the platform's time budget
+        (an exception or a timeout becomes a refusal ``app_unavailable``)."""
+
+    async def on_payment_event(self, event: PaymentEvent) -> None:  # noqa: B027 - optional
+        """An order of this mini-app was paid, refunded, failed or closed (at least once per event)."""
+
+    async def startup(self) -> None:  # noqa: B027 - optional
+        """Called once when the app starts."""
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional
+        """Called once when the app stops."""
+
+    def seed_demo(self) -> Any:
+        """Optional: an awaitable creating demo data, or None."""
+        return None

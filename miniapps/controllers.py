@@ -1,0 +1,145 @@
+"""Mini-app platform HTTP handlers (thin): catalogue, authorisation, token exchange, userinfo, grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from auth.guards import citizen_only, miniapp_only
+from auth.principals import CitizenPrincipal, MachinePrincipal
+from backend.errors import Forbidden, Unauthorized
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from miniapps.schemas import (
+    AuthorizeRequest,
+    AuthorizeResult,
+    Catalogue,
+    CatalogueEntry,
+    Grant,
+    GrantPage,
+    TokenRequest,
+    TokenResult,
+)
+from miniapps.services import MiniAppAuth
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(
+            "a mini-app access token is required",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer realm="shengshitong-miniapps"'},
+        )
+    return token.strip()
+
+
+class MiniAppsController(Controller):
+    path = "/api/v1/miniapps"
+    tags = ["mini-apps"]
+
+    @get("", summary="The mini-app catalogue (no token needed)")
+    async def catalogue(
+        self, miniapp_platform: NamedDependency[Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Catalogue:
+        apps = list(miniapp_platform.apps.values())
+        items = [
+            msgspec.convert(msgspec.to_builtins(a.manifest), CatalogueEntry, strict=False)
+            for a in apps[offset : offset + limit]
+        ]
+        return Catalogue(items=items, next_offset=offset + limit if len(apps) > offset + limit else None)
+
+    @post(
+        "/{app_id:str}/authorize",
+        status_code=200,
+        guards=[citizen_only],
+        summary="Authorise a mini-app for scopes: a one-time code for its backend (5 minutes)",
+    )
+    async def authorize(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[AuthorizeRequest],
+        citizen: NamedDependency[CitizenPrincipal],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+        ip: NamedDependency[str],
+    ) -> AuthorizeResult:
+        result = await miniapp_auth.authorize(citizen.citizen_id, app_id, data.scopes, ip=ip)
+        return msgspec.convert(result, AuthorizeResult)
+
+    @post(
+        "/{app_id:str}/token",
+        status_code=200,
+        guards=[miniapp_only],
+        summary="The mini-app's backend exchanges the code for the pairwise openid and a scoped token",
+    )
+    async def token(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[TokenRequest],
+        machine: NamedDependency[MachinePrincipal],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+    ) -> TokenResult:
+        if machine.app_id != app_id:
+            raise Forbidden(
+                f"this credential belongs to {machine.app_id!r}, not {app_id!r}", code="wrong_miniapp"
+            )
+        return msgspec.convert(await miniapp_auth.exchange(app_id, data.code), TokenResult)
+
+    @get(
+        "/{app_id:str}/userinfo",
+        summary="What the granted scopes allow the mini-app to know (mini-app token)",
+    )
+    async def userinfo(
+        self,
+        app_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+    ) -> dict[str, Any]:
+        return await miniapp_auth.userinfo(app_id, _bearer(request))
+
+    @get(
+        "/{app_id:str}/userinfo/{scope_name:str}",
+        summary="One scope's claims; 403 insufficient_scope without it",
+    )
+    async def userinfo_scope(
+        self,
+        app_id: FromPath[str],
+        scope_name: FromPath[str],
+        request: Request[Any, Any, Any],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+    ) -> dict[str, Any]:
+        return await miniapp_auth.userinfo(app_id, _bearer(request), need=scope_name)
+
+
+class GrantsController(Controller):
+    path = "/api/v1/me/grants"
+    tags = ["mini-apps"]
+    guards = [citizen_only]
+
+    @get("", summary="Mini-apps this citizen has authorised, with the scopes granted")
+    async def grants(
+        self,
+        citizen: NamedDependency[CitizenPrincipal],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> GrantPage:
+        rows = await miniapp_auth.grants(citizen.citizen_id, limit=limit + 1, offset=offset)
+        return GrantPage(
+            items=[msgspec.convert(r, Grant) for r in rows[:limit]],
+            next_offset=next_offset(offset, limit, len(rows)),
+        )
+
+    @delete("/{app_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a mini-app's access at once")
+    async def revoke(
+        self,
+        app_id: FromPath[str],
+        citizen: NamedDependency[CitizenPrincipal],
+        miniapp_auth: NamedDependency[MiniAppAuth],
+        ip: NamedDependency[str],
+    ) -> None:
+        await miniapp_auth.revoke(citizen.citizen_id, app_id, ip=ip)

@@ -1,0 +1,44 @@
+"""What a mini-app's own routes may declare: the calling citizen as a pairwise id of this mini-app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.handlers.base import BaseRouteHandler
+
+from auth.guards import PRINCIPAL, citizen_only
+from auth.principals import CitizenPrincipal
+
+APP_CALLER = "miniapp_caller"
+
+
+class AppCaller(msgspec.Struct, frozen=True):
+    """The citizen calling a mini-app route: their pairwise id for this mini-app, nothing else."""
+
+    app_id: str
+    openid: str
+
+
+async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for mini-app routes: a citizen's platform access token, turned into this app's openid."""
+    await citizen_only(connection, handler)
+    principal: CitizenPrincipal = connection.state[PRINCIPAL]
+    app_id = str(handler.opt.get("miniapp_id") or connection.path_params.get("app_id") or "")
+    platform = connection.app.state.runtime.services["miniapps"]
+    connection.state[APP_CALLER] = AppCaller(
+        app_id=app_id, openid=platform.pairwise.openid(app_id, principal.citizen_id)
+    )
+
+
+def provide_caller(request: Request[Any, Any, Any]) -> AppCaller:
+    caller = request.state.get(APP_CALLER)
+    if not isinstance(caller, AppCaller):
+        raise RuntimeError("route asks for the caller but has no citizen_caller guard")
+    return caller
+
+
+DEPENDENCIES = {"caller": Provide(provide_caller, sync_to_thread=False)}
