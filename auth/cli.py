@@ -232,4 +232,24 @@ def keys_list() -> None:
         emit_json(row)
 
 
-COMMANDS = [scanners, miniapps, merchants, keys]
+@click.group("operators")
+def operators() -> None:
+    """Operators' API credentials (reconciliation reports and other operator endpoints)."""
+
+
+@operators.command("add")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON object")
+def operators_add(name: str, as_json: bool) -> None:
+    """Create an operator credential; prints its client id and secret once."""
+    _create("operator", as_json, name=name)
+
+
+@operators.command("revoke")
+@click.argument("client_id")
+def operators_revoke(client_id: str) -> None:
+    """Revoke an operator credential."""
+    _revoke("operator", client_id)
+
+
+COMMANDS = [scanners, miniapps, merchants, operators, keys]

@@ -43,3 +43,4 @@ def machine_only(*kinds: str) -> Any:
 scanner_only = machine_only("scanner")
 miniapp_only = machine_only("miniapp")
 merchant_or_miniapp = machine_only("merchant", "miniapp")
+operator_only = machine_only("operator")

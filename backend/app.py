@@ -20,6 +20,7 @@ from backend.store import Store, create_store
 from codes.plugin import CodesPlugin
 from miniapps.contract import MiniApp
 from miniapps.plugin import MiniAppsPlugin
+from payments.plugin import PaymentsPlugin
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Runtime:
@@ -47,6 +48,7 @@ def create_app(
         AuthPlugin(runtime),
         CodesPlugin(runtime),
         MiniAppsPlugin(runtime, extra_miniapps),
+        PaymentsPlugin(runtime),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.

@@ -46,7 +46,11 @@ def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | 
     from backend.errors import AppError
 
     async def main() -> T:
-        app = create_app(settings or settings_or_exit())
+        from backend.app import build_runtime
+
+        runtime = build_runtime(settings or settings_or_exit())
+        runtime.background = False
+        app = create_app(runtime=runtime)
         async with app.lifespan():
             return await fn(app)
 
@@ -131,8 +135,9 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
 
 def _register_package_commands() -> None:
     from auth.cli import COMMANDS as AUTH_COMMANDS
+    from payments.cli import COMMANDS as PAYMENT_COMMANDS
 
-    for command in AUTH_COMMANDS:
+    for command in [*AUTH_COMMANDS, *PAYMENT_COMMANDS]:
         cli.add_command(command)  # type: ignore[arg-type]
 
 

@@ -20,3 +20,5 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     # Services built by package plugins, by name (e.g. "auth.tokens"); read through deps, not directly.
     services: dict[str, Any] = field(default_factory=dict)
+    # Background work (webhook delivery, order closing) runs in servers, not in one-off CLI commands.
+    background: bool = True

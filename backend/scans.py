@@ -82,7 +82,7 @@ class ScanRouter:
             )
             return self._unavailable(decision)
         event = ScanEvent(
-            openid=self.pairwise.openid(app.manifest.id, mapping["c"]),
+            openid=await self.pairwise.issue(app.manifest.id, mapping["c"]),
             entitlements=res.entitlements.readable() if res.entitlements else {},
             scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
             scanned_at=datetime.fromtimestamp(at, UTC),

@@ -24,6 +24,7 @@ log = logging.getLogger("shengshitong.settings")
 
 # Secrets the service needs; each is 32 random bytes in URL-safe base64 unless said otherwise.
 SECRET_FIELDS = ("secret_key", "key_encryption_key", "pii_keys")
+HIDDEN_FIELDS = (*SECRET_FIELDS, "wechatpay_apiv3_key", "sms_http_token")
 
 
 class SettingsError(Exception):
@@ -78,6 +79,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
     miniapps: str = ""
     miniapp_scan_budget: float = 0.3
+    # Payments: enabled channels, and each channel's keys (files hold PEM keys; never in the repo)
+    payment_channels: str = "sandbox"
+    order_ttl: int = 1800
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_platform_keys_dir: str = ""  # <serial>.pem per platform public key (several during rotation)
+    wechatpay_merchant_key_file: str = ""
+    alipay_app_id: str = ""
+    alipay_public_key_file: str = ""
+    alipay_app_private_key_file: str = ""
+    webhook_base_delay: float = 5.0
+    webhook_max_attempts: int = 12
+    webhook_interval: float = 1.0
 
     # ---- derived values -------------------------------------------------------------------------
     @property
@@ -212,6 +227,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             problems.append(f"{PREFIX}DATABASE_URL must point at PostgreSQL in prod (SQLite is for dev)")
         if settings.sms_gateway == "dev":
             problems.append(f"{PREFIX}SMS_GATEWAY=dev is the development gateway; prod needs 'http'")
+        if "sandbox" in settings.payment_channels.split(","):
+            problems.append(
+                f"{PREFIX}PAYMENT_CHANNELS names sandbox: anyone could 'pay' through it; not in prod"
+            )
         dev_file = Path(settings.data_dir) / "dev-secrets.json"
         if dev_file.exists():
             dev_values = json.loads(dev_file.read_text())
@@ -224,4 +243,4 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _shown(name: str, raw: str) -> str:
-    return "<hidden>" if name in SECRET_FIELDS or "token" in name else repr(raw)
+    return "<hidden>" if name in HIDDEN_FIELDS or "token" in name else repr(raw)

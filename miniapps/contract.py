@@ -116,6 +116,11 @@ class Platform(Protocol):
 
     async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool: ...
 
+    @property
+    def payments(self) -> Any:
+        """``create_order(openid=, reference=, amount=, description=, deferred=)``, ``unpaid_total(openid)``,
+        ``charge(order_id)``: the payment centre as this mini-app may use it."""
+
 
 class MiniApp(ABC):
     """Subclass this, set ``manifest``, and implement :meth:`on_scan`."""

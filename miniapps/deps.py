@@ -30,7 +30,7 @@ async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler
     app_id = str(handler.opt.get("miniapp_id") or connection.path_params.get("app_id") or "")
     platform = connection.app.state.runtime.services["miniapps"]
     connection.state[APP_CALLER] = AppCaller(
-        app_id=app_id, openid=platform.pairwise.openid(app_id, principal.citizen_id)
+        app_id=app_id, openid=await platform.pairwise.issue(app_id, principal.citizen_id)
     )
 
 

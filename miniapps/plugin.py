@@ -29,7 +29,9 @@ class MiniAppsPlugin(InitPlugin):
         )
         self.apps: dict[str, MiniApp] = {}
         for cls in classes:
-            platform = AppPlatform(cls.manifest.id, load_config(cls.manifest), runtime.store, runtime.clock)
+            platform = AppPlatform(
+                cls.manifest.id, load_config(cls.manifest), runtime.store, runtime.clock, runtime.services
+            )
             try:
                 self.apps[cls.manifest.id] = cls(platform)
             except Exception as exc:

@@ -20,7 +20,7 @@ from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from backend.settings import Settings
 from backend.store import Store
 from miniapps.contract import SCOPES, MiniApp
-from miniapps.tables import MiniAppGrant
+from miniapps.tables import MiniAppGrant, PairwiseSubject
 
 CODE_TTL = 300
 TOKEN_TTL = 3600
@@ -30,8 +30,17 @@ class AppPlatform:
     """The :class:`miniapps.contract.Platform` one mini-app gets: its config, a logger, the clock, and a
     key-value namespace of its own in the shared store."""
 
-    def __init__(self, app_id: str, config: dict[str, Any], store: Store, clock: Clock) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        config: dict[str, Any],
+        store: Store,
+        clock: Clock,
+        services: dict[str, Any] | None = None,
+    ) -> None:
         self.app_id = app_id
+        self._services = services if services is not None else {}
+        self._payments: Any = None
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
         self._store = store
@@ -40,6 +49,17 @@ class AppPlatform:
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    @property
+    def payments(self) -> Any:
+        """Orders and unpaid totals for this mini-app (see ``payments.facade.MiniAppPayments``)."""
+        if self._payments is None:
+            from payments.facade import MiniAppPayments
+
+            self._payments = MiniAppPayments(
+                self.app_id, self._services["payments"].orders, self._services["miniapps"].pairwise
+            )
+        return self._payments
 
     async def kv_get(self, key: str) -> bytes | None:
         return await self._store.get(self._prefix + key)
@@ -53,14 +73,40 @@ class AppPlatform:
 
 class Pairwise:
     """OIDC-style pairwise subject: HMAC(secret, app id, citizen id) — stable for the pair, different in
-    every mini-app, and not reversible by a mini-app."""
+    every mini-app, and not reversible by a mini-app. The platform remembers which citizen an openid
+    stands for, so a mini-app can name the citizen by openid when it creates an order."""
 
     def __init__(self, settings: Settings) -> None:
         self._key = settings.secret_bytes("secret_key")
+        self._remembered: set[str] = set()
 
     def openid(self, app_id: str, citizen_id: str) -> str:
         digest = bytes.fromhex(keyed_hash(self._key, "pairwise-sub", f"{app_id}:{citizen_id}"))
         return "o_" + base64.urlsafe_b64encode(digest[:18]).decode()
+
+    async def issue(self, app_id: str, citizen_id: str) -> str:
+        """The openid, remembered for :meth:`citizen` (one insert per pair, then an in-process cache)."""
+        openid = self.openid(app_id, citizen_id)
+        key = f"{app_id}/{openid}"
+        if key not in self._remembered:
+            await (
+                PairwiseSubject.insert(PairwiseSubject(app_openid=key, citizen_id=citizen_id))
+                .on_conflict(target=PairwiseSubject.app_openid, action="DO NOTHING")
+                .run()
+            )
+            if len(self._remembered) > 200_000:
+                self._remembered.clear()
+            self._remembered.add(key)
+        return openid
+
+    async def citizen(self, app_id: str, openid: str) -> str | None:
+        row = (
+            await PairwiseSubject.select(PairwiseSubject.citizen_id)
+            .where(PairwiseSubject.app_openid == f"{app_id}/{openid}")
+            .first()
+            .run()
+        )
+        return None if row is None else str(row["citizen_id"])
 
 
 def _h(value: str) -> str:
@@ -169,7 +215,7 @@ class MiniAppAuth:
         }
         await self._store.set(f"mauth:token:{_h(token)}", json.dumps(tok), ttl=TOKEN_TTL)
         return {
-            "openid": self._pairwise.openid(app_id, record["c"]),
+            "openid": await self._pairwise.issue(app_id, record["c"]),
             "scopes": record["s"],
             "access_token": token,
             "token_type": "Bearer",

@@ -21,4 +21,12 @@ class MiniAppGrant(Table, tablename="miniapp_grant"):
     revoked_at = Timestamptz(null=True, default=None)
 
 
-TABLES = [MiniAppGrant]
+class PairwiseSubject(Table, tablename="pairwise_subject"):
+    """Which citizen a mini-app's openid stands for (the platform's side of the pairwise mapping)."""
+
+    id = UUID(primary_key=True)
+    app_openid = Varchar(length=80, unique=True)  # "<app_id>/<openid>"
+    citizen_id = Varchar(length=36, index=True)
+
+
+TABLES = [MiniAppGrant, PairwiseSubject]

@@ -201,11 +201,15 @@ def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Cal
         clock: Clock | None = None,
         miniapps: list[Any] | None = None,
         miniapps_enabled: str | None = None,
+        background: bool = False,
         **overrides: Any,
     ) -> AsyncIterator[AppClient]:
+        """``background``: run the server's background work (the webhook queue's worker); tests that
+        drive the dispatcher themselves ask for it."""
         if miniapps_enabled is not None:
             overrides["miniapps"] = miniapps_enabled
         rt = runtime or make_runtime(clock=clock, **overrides)
+        rt.background = background
         app = create_app(
             runtime=rt,
             extra_plugins=extra_plugins,

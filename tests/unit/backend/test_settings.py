@@ -15,6 +15,7 @@ PROD_OK = {
     "SHENGSHI_SECRET_KEY": new_key(),
     "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
     "SHENGSHI_PII_KEYS": f"p1:{new_key()}",
+    "SHENGSHI_PAYMENT_CHANNELS": "wechatpay,alipay",
 }
 
 

@@ -1,0 +1,184 @@
+"""WeChat Pay API v3 notifications (and the signed parameters the app needs to pay).
+
+Verification follows WeChat's rules byte for byte: the message is
+``Wechatpay-Timestamp + "\\n" + Wechatpay-Nonce + "\\n" + raw body + "\\n"``, signed SHA256withRSA
+(PKCS#1 v1.5) by the platform key named by ``Wechatpay-Serial`` (several may be valid during rotation);
+timestamps more than 5 minutes off are refused; ``WECHATPAY/SIGNTEST/`` probes are refused cleanly; the
+``resource`` is AEAD_AES_256_GCM with the APIv3 key (12-byte nonce, associated data, 16-byte tag last).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+
+WINDOW_SECONDS = 300
+PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class WeChatPay(Channel):
+    name = "wechatpay"
+
+    def __init__(
+        self,
+        *,
+        mchid: str,
+        appid: str,
+        apiv3_key: bytes,
+        platform_keys: Mapping[str, rsa.RSAPublicKey],
+        merchant_key: rsa.RSAPrivateKey | None = None,
+    ) -> None:
+        if len(apiv3_key) != 32:
+            raise ValueError("the APIv3 key is 32 bytes")
+        self.mchid = mchid
+        self.appid = appid
+        self._aead = AESGCM(apiv3_key)
+        self._platform = dict(platform_keys)
+        self._merchant_key = merchant_key
+
+    @staticmethod
+    def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
+        key = serialization.load_pem_public_key(pem)
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError("a WeChat Pay platform key is RSA")
+        return key
+
+    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> list[Notification]:
+        h = {k.lower(): v for k, v in headers.items()}
+        signature = h.get("wechatpay-signature", "")
+        timestamp, nonce, serial = (
+            h.get("wechatpay-timestamp", ""),
+            h.get("wechatpay-nonce", ""),
+            h.get("wechatpay-serial", ""),
+        )
+        if signature.startswith(PROBE_PREFIX):
+            raise NotificationRejected("signature_probe", "WeChat Pay signature probe: refused as it must be")
+        if not (signature and timestamp and nonce and serial):
+            raise NotificationRejected("missing_headers", "Wechatpay-* signature headers are missing")
+        if h.get("wechatpay-signature-type", "WECHATPAY2-SHA256-RSA2048") != "WECHATPAY2-SHA256-RSA2048":
+            raise NotificationRejected("bad_signature_type", "unsupported Wechatpay-Signature-Type")
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise NotificationRejected("bad_timestamp", "Wechatpay-Timestamp is not a number") from None
+        if abs(now - sent_at) > WINDOW_SECONDS:
+            raise NotificationRejected(
+                "stale_timestamp", "the notification's timestamp is more than 5 minutes off"
+            )
+        key = self._platform.get(serial)
+        if key is None:
+            raise NotificationRejected("unknown_serial", f"no platform key with serial {serial}")
+        message = timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n"
+        try:
+            key.verify(
+                base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256()
+            )
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise NotificationRejected("bad_signature", "the signature does not match the raw body") from None
+        try:
+            envelope = json.loads(body)
+            resource = envelope["resource"]
+            if resource.get("algorithm") != "AEAD_AES_256_GCM":
+                raise NotificationRejected("bad_algorithm", "resource algorithm must be AEAD_AES_256_GCM")
+            plain = self._aead.decrypt(
+                resource["nonce"].encode(),
+                base64.b64decode(resource["ciphertext"]),
+                (resource.get("associated_data") or "").encode(),
+            )
+            data = json.loads(plain)
+        except NotificationRejected:
+            raise
+        except InvalidTag:
+            raise NotificationRejected(
+                "bad_ciphertext", "the resource does not decrypt with the APIv3 key"
+            ) from None
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise NotificationRejected("bad_body", "the notification body is not a v3 notification") from None
+        return [self._parse(envelope, data)]
+
+    def _parse(self, envelope: dict[str, Any], data: dict[str, Any]) -> Notification:
+        event = envelope.get("event_type", "")
+        try:
+            if event == "TRANSACTION.SUCCESS" and data.get("trade_state") == "SUCCESS":
+                return Notification(
+                    channel=self.name,
+                    notify_id=str(envelope["id"]),
+                    kind="payment",
+                    order_ref=data["out_trade_no"],
+                    amount=int(data["amount"]["total"]),
+                    channel_txn=data["transaction_id"],
+                    summary={"event_type": event, "success_time": data.get("success_time")},
+                )
+            if event == "REFUND.SUCCESS" and data.get("refund_status") == "SUCCESS":
+                return Notification(
+                    channel=self.name,
+                    notify_id=str(envelope["id"]),
+                    kind="refund",
+                    order_ref=data["out_trade_no"],
+                    amount=int(data["amount"]["refund"]),
+                    channel_txn=data["refund_id"],
+                    refund_ref=data["out_refund_no"],
+                    summary={"event_type": event, "success_time": data.get("success_time")},
+                )
+            if event == "TRANSACTION.CLOSED" or data.get("trade_state") == "CLOSED":
+                return Notification(
+                    channel=self.name,
+                    notify_id=str(envelope["id"]),
+                    kind="closed",
+                    order_ref=data["out_trade_no"],
+                    amount=int(data["amount"]["total"]),
+                    channel_txn=data.get("transaction_id", ""),
+                    summary={"event_type": event},
+                )
+        except (KeyError, TypeError, ValueError):
+            raise NotificationRejected("bad_body", "the decrypted resource lacks required fields") from None
+        raise NotificationRejected("unsupported_event", f"event {event!r} is not handled")
+
+    def success(self) -> Reply:
+        return Reply(status=204, body=b"", media_type="application/json")
+
+    def failure(self, message: str, status: int = 400) -> Reply:
+        return Reply(
+            status=status, body=_json({"code": "FAIL", "message": message}), media_type="application/json"
+        )
+
+    async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The app-pay parameters (the app hands them to the WeChat SDK). The prepay id comes from WeChat's
+        /v3/pay/transactions/app, which this deployment reaches only with a merchant key configured."""
+        if self._merchant_key is None:
+            from backend.errors import ServiceUnavailable
+
+            raise ServiceUnavailable(
+                "WeChat Pay is not configured for payments here", code="channel_unavailable"
+            )
+        prepay_id = order["channel_prepay_id"]
+        ts, nonce = str(int(time.time())), secrets.token_hex(16)
+        message = f"{self.appid}\n{ts}\n{nonce}\n{prepay_id}\n".encode()
+        sign = base64.b64encode(
+            self._merchant_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        ).decode()
+        return {
+            "appid": self.appid,
+            "partnerid": self.mchid,
+            "prepayid": prepay_id,
+            "package": "Sign=WXPay",
+            "noncestr": nonce,
+            "timestamp": ts,
+            "sign": sign,
+        }

@@ -1,0 +1,259 @@
+"""Payment centre HTTP handlers (thin)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
+from auth.principals import CitizenPrincipal, MachinePrincipal
+from backend.errors import InvalidInput
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from payments.channels.sandbox import Sandbox
+from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
+from payments.services import NotificationService, OrderService
+
+
+def owner_of(machine: MachinePrincipal) -> str:
+    return f"miniapp:{machine.app_id}" if machine.kind == "miniapp" else f"merchant:{machine.client_id}"
+
+
+async def owner_or_citizen(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Orders are read by their owner (HTTP Basic) or by their citizen (bearer token)."""
+    if connection.headers.get("authorization", "").lower().startswith("basic "):
+        connection.state[PRINCIPAL] = await auth_services(connection).machines.authenticate(
+            connection.headers.get("authorization"), ("merchant", "miniapp"), ip=client_ip(connection)
+        )
+    else:
+        await citizen_only(connection, handler)
+
+
+class OrdersController(Controller):
+    path = "/api/v1/payments/orders"
+    tags = ["payments"]
+
+    @post("", guards=[merchant_or_miniapp], summary="Create an order (idempotent on the caller's reference)")
+    async def create(
+        self,
+        data: JSONBody[OrderCreate],
+        machine: NamedDependency[MachinePrincipal],
+        orders: NamedDependency[OrderService],
+        request: Request[Any, Any, Any],
+    ) -> Response[Order]:
+        citizen_id = None
+        if data.openid is not None:
+            if machine.kind != "miniapp":
+                raise InvalidInput("only a mini-app names a citizen by openid", code="openid_not_allowed")
+            pairwise = request.app.state.runtime.services["miniapps"].pairwise
+            citizen_id = await pairwise.citizen(machine.app_id, data.openid)
+            if citizen_id is None:
+                raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
+        order, created = await orders.create(
+            owner=owner_of(machine),
+            app_id=machine.app_id,
+            reference=data.reference,
+            amount=data.amount,
+            citizen_id=citizen_id,
+            description=data.description,
+            deferred=data.deferred,
+        )
+        return Response(msgspec.convert(order, Order), status_code=201 if created else 200)
+
+    @get("/{order_id:str}", guards=[owner_or_citizen], summary="Order state, amounts and refunds")
+    async def get_order(
+        self, order_id: FromPath[str], request: Request[Any, Any, Any], orders: NamedDependency[OrderService]
+    ) -> Order:
+        principal = request.state[PRINCIPAL]
+        if isinstance(principal, CitizenPrincipal):
+            return msgspec.convert(await orders.get_for(order_id, citizen_id=principal.citizen_id), Order)
+        return msgspec.convert(await orders.get_for(order_id, owner=owner_of(principal)), Order)
+
+    @post(
+        "/{order_id:str}/pay",
+        status_code=200,
+        guards=[citizen_only],
+        summary="What the app needs to pay this order in a channel",
+    )
+    async def pay(
+        self,
+        order_id: FromPath[str],
+        data: JSONBody[PayRequest],
+        citizen: NamedDependency[CitizenPrincipal],
+        orders: NamedDependency[OrderService],
+    ) -> dict[str, Any]:
+        return await orders.pay(order_id, citizen.citizen_id, data.channel)
+
+    @post(
+        "/{order_id:str}/refunds",
+        guards=[merchant_or_miniapp],
+        summary="Refund (partial allowed; idempotent)",
+    )
+    async def refund(
+        self,
+        order_id: FromPath[str],
+        data: JSONBody[RefundCreate],
+        machine: NamedDependency[MachinePrincipal],
+        orders: NamedDependency[OrderService],
+    ) -> Response[RefundAccepted]:
+        result, created = await orders.refund(
+            order_id,
+            owner=owner_of(machine),
+            reference=data.reference,
+            amount=data.amount,
+            reason=data.reason,
+        )
+        return Response(msgspec.convert(result, RefundAccepted), status_code=202 if created else 200)
+
+
+class NotifyController(Controller):
+    """Channel callbacks: verified over the raw bytes; every reply in the channel's own words."""
+
+    path = "/api/v1/payments/notify"
+    tags = ["payments: channel callbacks"]
+
+    async def _handle(
+        self, channel: str, request: Request[Any, Any, Any], notifications: NotificationService
+    ) -> Response[bytes]:
+        body = await request.body()
+        reply, _ = await notifications.handle(channel, dict(request.headers), body)
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+
+    @post("/wechatpay", summary="WeChat Pay v3 notification")
+    async def wechatpay(
+        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+    ) -> Response[bytes]:
+        return await self._handle("wechatpay", request, notifications)
+
+    @post("/alipay", summary="Alipay asynchronous notification")
+    async def alipay(
+        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+    ) -> Response[bytes]:
+        return await self._handle("alipay", request, notifications)
+
+    @post("/sandbox", summary="Sandbox channel callback")
+    async def sandbox(
+        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+    ) -> Response[bytes]:
+        return await self._handle("sandbox", request, notifications)
+
+
+class SandboxPayController(Controller):
+    """The sandbox's 'payment page': paying here makes the sandbox send its signed callback."""
+
+    path = "/api/v1/payments/sandbox"
+    tags = ["payments: sandbox"]
+
+    @post(
+        "/orders/{order_id:str}/pay",
+        status_code=200,
+        guards=[citizen_only],
+        summary="Pay an order in the sandbox (development and demos)",
+    )
+    async def pay(
+        self,
+        order_id: FromPath[str],
+        citizen: NamedDependency[CitizenPrincipal],
+        orders: NamedDependency[OrderService],
+        notifications: NamedDependency[NotificationService],
+    ) -> Order:
+        order = await orders.get_for(order_id, citizen_id=citizen.citizen_id)
+        sandbox = notifications.channels["sandbox"]
+        assert isinstance(sandbox, Sandbox)
+        headers, body = sandbox.callback(
+            {
+                "type": "payment.succeeded",
+                "order_id": order_id,  # type: ignore[attr-defined]
+                "amount": order["amount"],
+                "txn_id": "sbx_" + order_id[:8],
+            }
+        )
+        await notifications.handle("sandbox", headers, body)
+        return msgspec.convert(await orders.get_for(order_id, citizen_id=citizen.citizen_id), Order)
+
+
+class ReconciliationController(Controller):
+    path = "/api/v1/payments/reconciliation"
+    tags = ["payments"]
+    guards = [operator_only]
+
+    @get("", summary="The latest reconciliation of a day and channel: mismatches as JSON or CSV")
+    async def report(
+        self,
+        date: FromQuery[str],
+        channel: FromQuery[str],
+        request: Request[Any, Any, Any],
+        format: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        from datetime import date as date_type
+
+        from backend.errors import NotFound
+        from payments.reconciliation import to_csv
+        from payments.tables import ReconciliationRun
+
+        try:
+            day = date_type.fromisoformat(date)
+        except ValueError:
+            raise InvalidInput("date must be YYYY-MM-DD", code="invalid_date") from None
+        run = (
+            await ReconciliationRun.select()
+            .where((ReconciliationRun.day == day.isoformat()) & (ReconciliationRun.channel == channel))
+            .order_by(ReconciliationRun.created_at, ascending=False)
+            .first()
+            .run()
+        )
+        if run is None:
+            raise NotFound(
+                f"no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
+                code="no_reconciliation",
+            )
+        mismatches = (
+            run["mismatches"] if isinstance(run["mismatches"], list) else json.loads(run["mismatches"])
+        )
+        wants_csv = format == "csv" or "text/csv" in request.headers.get("accept", "")
+        if wants_csv:
+            return Response(
+                to_csv(mismatches),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="recon-{channel}-{day}.csv"'},
+            )
+        return Response(
+            {
+                "date": day.isoformat(),
+                "channel": channel,
+                "statement_rows": run["statement_rows"],
+                "ledger_rows": run["ledger_rows"],
+                "created_at": run["created_at"].isoformat(),
+                "mismatches": mismatches,
+            }
+        )
+
+
+class MyOrdersController(Controller):
+    path = "/api/v1/me/orders"
+    tags = ["payments"]
+    guards = [citizen_only]
+
+    @get("", summary="The citizen's orders, newest first; unpaid=true lists what is still owed")
+    async def mine(
+        self,
+        citizen: NamedDependency[CitizenPrincipal],
+        orders: NamedDependency[OrderService],
+        unpaid: FromQuery[bool] = False,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        rows = await orders.for_citizen(
+            citizen.citizen_id, unpaid_only=unpaid, limit=limit + 1, offset=offset
+        )
+        return {
+            "items": [msgspec.to_builtins(msgspec.convert(r, Order)) for r in rows[:limit]],
+            "next_offset": next_offset(offset, limit, len(rows)),
+            "unpaid_total": await orders.unpaid_total(citizen.citizen_id),
+        }

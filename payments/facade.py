@@ -1,0 +1,46 @@
+"""What a mini-app sees of the payment centre (through its Platform): orders for the citizens it knows
+by openid, and their unpaid deferred totals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.errors import InvalidInput
+from payments.services import OrderService
+
+
+class MiniAppPayments:
+    def __init__(self, app_id: str, orders: OrderService, pairwise: Any) -> None:
+        self.app_id = app_id
+        self._orders = orders
+        self._pairwise = pairwise
+
+    async def _citizen(self, openid: str) -> str:
+        citizen = await self._pairwise.citizen(self.app_id, openid)
+        if citizen is None:
+            raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
+        return str(citizen)
+
+    async def create_order(
+        self, *, openid: str, reference: str, amount: int, description: str = "", deferred: bool = False
+    ) -> dict[str, Any]:
+        """An order of this mini-app for the citizen (idempotent on ``reference``). ``deferred`` orders are
+        charged later (ride first, leave first, see the doctor first) and count as unpaid until then."""
+        order, _ = await self._orders.create(
+            owner=f"miniapp:{self.app_id}",
+            app_id=self.app_id,
+            reference=reference,
+            amount=amount,
+            citizen_id=await self._citizen(openid),
+            description=description,
+            deferred=deferred,
+        )
+        return order
+
+    async def unpaid_total(self, openid: str) -> int:
+        """Fen the citizen owes on deferred orders of every mini-app (a gate may refuse over a limit)."""
+        return await self._orders.unpaid_total(await self._citizen(openid))
+
+    async def charge(self, order_id: str) -> dict[str, Any]:
+        """Charge a deferred order against the citizen's payment agreement."""
+        return await self._orders.charge_deferred(order_id, owner=f"miniapp:{self.app_id}")

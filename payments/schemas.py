@@ -1,0 +1,64 @@
+"""Request and response bodies of the payment centre API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Fen = Annotated[int, Meta(gt=0, le=100_000_000)]
+
+
+class OrderCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reference: Reference
+    amount: Fen
+    description: Annotated[str, Meta(max_length=128)] = ""
+    openid: Annotated[str, Meta(max_length=64)] | None = None  # the citizen, as the mini-app knows them
+    deferred: bool = False  # charged later against the citizen's payment agreement
+
+
+class RefundOut(msgspec.Struct):
+    refund_id: str
+    amount: int
+    state: str
+    reason: str
+    created_at: datetime
+    succeeded_at: datetime | None
+
+
+class Order(msgspec.Struct):
+    order_id: str
+    reference: str
+    app_id: str
+    owner: str
+    amount: int
+    currency: str
+    state: str
+    deferred: bool
+    channel: str
+    refunded: int
+    description: str
+    created_at: datetime
+    paid_at: datetime | None
+    closed_at: datetime | None
+    expires_at: datetime | None
+    refunds: list[RefundOut]
+
+
+class PayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    channel: Literal["wechatpay", "alipay", "sandbox"]
+
+
+class RefundCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reference: Reference
+    amount: Fen
+    reason: Annotated[str, Meta(max_length=128)] = ""
+
+
+class RefundAccepted(msgspec.Struct):
+    refund_id: str
+    amount: int
+    state: str

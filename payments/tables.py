@@ -1,0 +1,143 @@
+"""Payment centre tables. Money is integer fen; times are UTC."""
+
+from piccolo.columns import JSON, UUID, Boolean, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class PaymentOrder(Table, tablename="payment_order"):
+    id = UUID(primary_key=True)  # the order id clients see (opaque), also the channels' out_trade_no
+    owner = Varchar(length=64, index=True)  # "miniapp:<app_id>" or "merchant:<client_id>"
+    app_id = Varchar(length=32, default="", index=True)
+    reference = Varchar(length=64)  # the owner's own reference
+    owner_reference = Varchar(length=130, unique=True)  # "<owner>/<reference>": creating twice = same order
+    citizen_id = Varchar(length=36, null=True, default=None, index=True)
+    description = Varchar(length=128, default="")
+    amount = Integer()
+    currency = Varchar(length=3, default="CNY")
+    state = Varchar(
+        length=24, default="created", index=True
+    )  # created paying paid partially_refunded refunded closed
+    deferred = Boolean(default=False, index=True)  # charged later against the citizen's agreement
+    channel = Varchar(length=16, default="")
+    channel_txn = Varchar(length=64, default="")
+    refunded = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=True, default=None)
+    paid_at = Timestamptz(null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+
+
+class Refund(Table, tablename="payment_refund"):
+    id = UUID(primary_key=True)  # also the channels' out_refund_no
+    order = ForeignKey(references=PaymentOrder, on_delete=OnDelete.restrict, index=True)
+    order_reference = Varchar(length=110, unique=True)  # "<order>/<caller's reference>": idempotency
+    amount = Integer()
+    reason = Varchar(length=128, default="")
+    state = Varchar(length=16, default="pending")  # pending succeeded failed
+    channel_txn = Varchar(length=96, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    succeeded_at = Timestamptz(null=True, default=None)
+
+
+class LedgerEntry(Table, tablename="ledger_entry"):
+    """Double entry: every movement is a set of entries summing to zero (debit +, credit -)."""
+
+    id = UUID(primary_key=True)
+    order = ForeignKey(references=PaymentOrder, on_delete=OnDelete.restrict, index=True)
+    refund = ForeignKey(references=Refund, on_delete=OnDelete.restrict, null=True, default=None)
+    account = Varchar(length=64, index=True)  # channel:wechatpay, payable:miniapp:transit, ...
+    amount = Integer()
+    kind = Varchar(length=16)  # payment | refund
+    channel = Varchar(length=16, default="", index=True)
+    channel_txn = Varchar(length=96, default="")
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class ChannelNotification(Table, tablename="channel_notification"):
+    """Every verified callback, once: the unique key is what makes resends and races harmless."""
+
+    id = UUID(primary_key=True)
+    notify_key = Varchar(length=140, unique=True)  # "<channel>/<the channel's notification id>"
+    channel = Varchar(length=16)
+    kind = Varchar(length=16)
+    order_ref = Varchar(length=64, index=True)
+    refund_ref = Varchar(length=64, default="")
+    amount = Integer()
+    channel_txn = Varchar(length=96, default="")
+    status = Varchar(length=16)  # applied | pending (refund before payment) | rejected
+    reason = Varchar(length=64, default="")
+    summary = JSON(default="{}")
+    received_at = Timestamptz(default=TimestamptzNow())
+    applied_at = Timestamptz(null=True, default=None)
+
+
+class OutboxEvent(Table, tablename="outbox_event"):
+    """Written in the same transaction as the state change it reports; delivered afterwards."""
+
+    id = UUID(primary_key=True)
+    order = ForeignKey(references=PaymentOrder, on_delete=OnDelete.restrict, index=True)
+    type = Varchar(length=32)
+    payload = JSON()
+    created_at = Timestamptz(default=TimestamptzNow())
+    dispatched_at = Timestamptz(null=True, default=None, index=True)
+
+
+class WebhookEndpoint(Table, tablename="webhook_endpoint"):
+    id = UUID(primary_key=True)
+    owner = Varchar(length=64, index=True)
+    url = Varchar(length=512)
+    secrets = JSON()  # current first; several during rotation (shown once, stored sealed)
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class WebhookDelivery(Table, tablename="webhook_delivery"):
+    id = UUID(primary_key=True)
+    event = ForeignKey(references=OutboxEvent, on_delete=OnDelete.cascade, index=True)
+    target = Varchar(length=600)  # "endpoint:<id>" or "miniapp:<app_id>"
+    event_target = Varchar(length=640, unique=True)  # one delivery per event and target
+    state = Varchar(length=16, default="pending", index=True)  # pending delivered dead
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    last_error = Varchar(length=256, default="")
+    delivered_at = Timestamptz(null=True, default=None)
+
+
+class WebhookAttempt(Table, tablename="webhook_attempt"):
+    """The delivery log: one row per attempt."""
+
+    id = UUID(primary_key=True)
+    delivery = ForeignKey(references=WebhookDelivery, on_delete=OnDelete.cascade, index=True)
+    attempt = Integer()
+    at = Timestamptz(default=TimestamptzNow())
+    status_code = Integer(default=0)
+    error = Varchar(length=256, default="")
+    ok = Boolean(default=False)
+
+
+TABLES = [
+    PaymentOrder,
+    Refund,
+    LedgerEntry,
+    ChannelNotification,
+    OutboxEvent,
+    WebhookEndpoint,
+    WebhookDelivery,
+    WebhookAttempt,
+]
+
+
+class ReconciliationRun(Table, tablename="reconciliation_run"):
+    id = UUID(primary_key=True)
+    day = Varchar(length=10, index=True)  # YYYY-MM-DD, China time
+    channel = Varchar(length=16, index=True)
+    statement_rows = Integer()
+    ledger_rows = Integer()
+    mismatches = JSON()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES.append(ReconciliationRun)

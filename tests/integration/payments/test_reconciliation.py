@@ -1,0 +1,115 @@
+"""Reconciliation (对账) from the command line, and its report over the API as JSON and CSV."""
+
+import asyncio
+import base64
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+from payments.tables import LedgerEntry
+
+
+async def test_reconcile_lists_every_kind_of_mismatch(pay_client, merchant_of, players, settings, tmp_path):
+    wechat, _ = players
+    async with pay_client() as client:
+        merchant = await merchant_of(client)
+        ids = []
+        for n, amount in enumerate((1000, 2500, 700)):
+            r = await client.post(
+                "/api/v1/payments/orders",
+                json={"reference": f"rc-{n}-{time.time_ns()}", "amount": amount},
+                headers=merchant,
+            )
+            ids.append(r.json()["order_id"])
+            headers, body = wechat.paid(ids[-1], amount)
+            r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+            assert r.status_code == 204
+        rows = await LedgerEntry.select().where(LedgerEntry.account == "channel:wechatpay").run()
+        txn = {str(r["order"]): r["channel_txn"] for r in rows}
+        assert len(txn) == 3
+        statement = tmp_path / "wechat-statement.csv"
+        statement.write_text(
+            "txn_id,order_id,type,amount_fen\n"
+            f"{txn[ids[0]]},{ids[0]},payment,1000\n"
+            f"{txn[ids[1]]},{ids[1]},payment,2400\n"
+            "4200000000999,unknown-order,payment,300\n"
+        )
+        day = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+        env = {
+            **os.environ,
+            "SHENGSHI_DATABASE_URL": settings.database_url,
+            "SHENGSHI_REDIS_URL": settings.redis_url,
+            "SHENGSHI_SECRET_KEY": settings.secret_key,
+            "SHENGSHI_KEY_ENCRYPTION_KEY": settings.key_encryption_key,
+            "SHENGSHI_PII_KEYS": settings.pii_keys,
+            "SHENGSHI_LOG_LEVEL": "WARNING",
+        }
+        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [
+                shengshi,
+                "payments",
+                "reconcile",
+                "--date",
+                day,
+                "--channel",
+                "wechatpay",
+                "--statement",
+                str(statement),
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        found = {(m["kind"], m["order_id"]) for m in map(json.loads, out.stdout.splitlines())}
+        assert found == {
+            ("amount_differs", ids[1]),
+            ("missing_ours", "unknown-order"),
+            ("missing_theirs", ids[2]),
+        }
+        assert "3 statement rows, 3 ledger rows, 3 mismatches" in out.stderr
+
+        operator = await client.runtime.services["auth"].machines.create("operator", name="finance")
+        op = {
+            "Authorization": "Basic "
+            + base64.b64encode(f"{operator['client_id']}:{operator['client_secret']}".encode()).decode()
+        }
+        r = await client.get(
+            "/api/v1/payments/reconciliation", params={"date": day, "channel": "wechatpay"}, headers=op
+        )
+        assert r.status_code == 200 and len(r.json()["mismatches"]) == 3
+        r = await client.get(
+            "/api/v1/payments/reconciliation",
+            params={"date": day, "channel": "wechatpay", "format": "csv"},
+            headers=op,
+        )
+        assert r.headers["content-type"].startswith("text/csv")
+        table = list(csv.DictReader(io.StringIO(r.text)))
+        assert {row["kind"] for row in table} == {"amount_differs", "missing_ours", "missing_theirs"}
+        assert (
+            await client.get(
+                "/api/v1/payments/reconciliation",
+                params={"date": day, "channel": "wechatpay"},
+                headers=merchant,
+            )
+        ).status_code == 401
+        missing = await client.get(
+            "/api/v1/payments/reconciliation",
+            params={"date": "2020-01-01", "channel": "wechatpay"},
+            headers=op,
+        )
+        assert missing.status_code == 404
+        bad = await client.get(
+            "/api/v1/payments/reconciliation", params={"date": "yesterday", "channel": "x"}, headers=op
+        )
+        assert bad.status_code == 422
