@@ -86,7 +86,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechatpay_appid: str = ""
     wechatpay_apiv3_key: str = ""
     wechatpay_platform_keys_dir: str = ""  # <serial>.pem per platform public key (several during rotation)
-    wechatpay_merchant_key_file: str = ""
     alipay_app_id: str = ""
     alipay_public_key_file: str = ""
     alipay_app_private_key_file: str = ""

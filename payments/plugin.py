@@ -67,9 +67,6 @@ def build_channels(s: Settings, now: Callable[[], float]) -> dict[str, Channel]:
                 appid=s.wechatpay_appid,
                 apiv3_key=key,
                 platform_keys=platform,
-                merchant_key=_pem(s.wechatpay_merchant_key_file, True)
-                if s.wechatpay_merchant_key_file
-                else None,
             )
         elif name == "alipay":
             if not (s.alipay_app_id and s.alipay_public_key_file):

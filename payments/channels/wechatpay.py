@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +40,6 @@ class WeChatPay(Channel):
         appid: str,
         apiv3_key: bytes,
         platform_keys: Mapping[str, rsa.RSAPublicKey],
-        merchant_key: rsa.RSAPrivateKey | None = None,
     ) -> None:
         if len(apiv3_key) != 32:
             raise ValueError("the APIv3 key is 32 bytes")
@@ -50,7 +47,6 @@ class WeChatPay(Channel):
         self.appid = appid
         self._aead = AESGCM(apiv3_key)
         self._platform = dict(platform_keys)
-        self._merchant_key = merchant_key
 
     @staticmethod
     def load_public_key(pem: bytes) -> rsa.RSAPublicKey:
@@ -159,26 +155,12 @@ class WeChatPay(Channel):
         )
 
     async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
-        """The app-pay parameters (the app hands them to the WeChat SDK). The prepay id comes from WeChat's
-        /v3/pay/transactions/app, which this deployment reaches only with a merchant key configured."""
-        if self._merchant_key is None:
-            from backend.errors import ServiceUnavailable
+        """App payment needs a prepay id from WeChat's /v3/pay/transactions/app, a call to WeChat's servers
+        that this deployment cannot make; the notification side above is complete."""
+        from backend.errors import ServiceUnavailable
 
-            raise ServiceUnavailable(
-                "WeChat Pay is not configured for payments here", code="channel_unavailable"
-            )
-        prepay_id = order["channel_prepay_id"]
-        ts, nonce = str(int(time.time())), secrets.token_hex(16)
-        message = f"{self.appid}\n{ts}\n{nonce}\n{prepay_id}\n".encode()
-        sign = base64.b64encode(
-            self._merchant_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-        ).decode()
-        return {
-            "appid": self.appid,
-            "partnerid": self.mchid,
-            "prepayid": prepay_id,
-            "package": "Sign=WXPay",
-            "noncestr": nonce,
-            "timestamp": ts,
-            "sign": sign,
-        }
+        raise ServiceUnavailable(
+            "paying by WeChat Pay needs WeChat's prepay API, which this deployment cannot "
+            "reach; choose another channel",
+            code="channel_unavailable",
+        )

@@ -184,3 +184,75 @@ async def test_rotating_a_secret_signs_with_both(world):
     assert header.count("v1=") == 2
     for s in secrets_:
         assert verify_signature(header, b"{}", s, now=1_800_000_000)
+
+
+async def test_unpaid_orders_close_after_their_window(
+    pay_client, merchant_of, login, new_phone, frozen_clock
+):
+    async with pay_client(clock=frozen_clock, order_ttl=300) as client:
+        app_auth = await merchant_of(client)
+        pair = await login(client, new_phone())
+        me = {"Authorization": f"Bearer {pair['access_token']}"}
+        code = (await client.post("/api/v1/miniapps/testgate/authorize", json={}, headers=me)).json()["code"]
+        openid = (
+            await client.post("/api/v1/miniapps/testgate/token", json={"code": code}, headers=app_auth)
+        ).json()["openid"]
+        orders = client.runtime.services["payments"].orders
+
+        async def order(reference, **extra):
+            r = await client.post(
+                "/api/v1/payments/orders",
+                headers=app_auth,
+                json={"reference": reference, "amount": 300, "openid": openid, **extra},
+            )
+            return r.json()["order_id"]
+
+        oid, deferred = await order("late-1"), await order("ride-1", deferred=True)
+        assert await orders.close_expired() == 0
+        frozen_clock.advance(301)
+        assert await orders.close_expired() == 1
+        got = await client.get(f"/api/v1/payments/orders/{oid}", headers=me)
+        assert got.json()["state"] == "closed", got.text
+        assert (await client.get(f"/api/v1/payments/orders/{deferred}", headers=me)).json()[
+            "state"
+        ] == "created"
+        r = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "sandbox"}, headers=me)
+        assert r.status_code == 409 and r.json()["code"] == "order_not_payable"
+        wechat = await client.post(
+            f"/api/v1/payments/orders/{deferred}/pay", json={"channel": "wechatpay"}, headers=me
+        )
+        assert wechat.status_code == 503 and wechat.json()["code"] == "channel_unavailable"
+
+
+async def test_an_event_left_undelivered_by_a_crash_is_sent_by_the_next_worker(world):
+    client, app_auth, me, openid, clock = world
+    payments = client.runtime.services["payments"]
+    endpoint = await payments.endpoints.add("miniapp:testgate", "https://merchant.example/hooks")
+    oid = (
+        await client.post(
+            "/api/v1/payments/orders",
+            json={"reference": "crash-1", "amount": 900, "openid": openid},
+            headers=app_auth,
+        )
+    ).json()["order_id"]
+    await client.post(
+        f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me
+    )  # committed: paid + outbox event
+    # the process dies here, before any delivery; another worker starts with its own dispatcher
+    from payments.webhooks import WebhookDispatcher
+
+    received = []
+    fresh = WebhookDispatcher(
+        clock,
+        payments.endpoints,
+        miniapp_handler=None,
+        transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200)),
+    )
+    try:
+        await fresh.tick()
+    finally:
+        await fresh.stop()
+    assert len(received) == 1 and json.loads(received[0].read())["data"]["order_id"] == oid
+    assert verify_signature(
+        received[0].headers[SIGNATURE_HEADER], received[0].read(), endpoint["secret"], now=clock.time()
+    )
