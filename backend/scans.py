@@ -86,6 +86,7 @@ class ScanRouter:
             entitlements=res.entitlements.readable() if res.entitlements else {},
             scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
             scanned_at=datetime.fromtimestamp(at, UTC),
+            meta=decision.get("meta") or {},
             record_id=decision["record_id"],
             offline=offline,
         )
@@ -125,6 +126,7 @@ class ScanRouter:
             scanner,
             request.token,
             record_id=request.record_id,
+            meta=request.meta,
             scanned_at=request.scanned_at,
             decide=self.decide,
         )

@@ -9,6 +9,9 @@ import msgspec
 from msgspec import Meta
 
 Token = Annotated[str, Meta(min_length=1, max_length=2048)]
+Meta_ = Annotated[
+    dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=64)]], Meta(max_length=8)
+]
 RecordId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
@@ -25,6 +28,7 @@ class ScanRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token: Token
     scanned_at: Annotated[int, Meta(ge=0)] | None = None
     record_id: RecordId | None = None
+    meta: Meta_ = msgspec.field(default_factory=dict)  # e.g. the licence plate a barrier camera read
 
 
 class ScanDisplay(msgspec.Struct):
@@ -48,6 +52,7 @@ class BatchRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     record_id: RecordId
     token: Token
     scanned_at: Annotated[int, Meta(ge=0)]
+    meta: Meta_ = msgspec.field(default_factory=dict)
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

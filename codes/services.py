@@ -369,6 +369,7 @@ class ScanService:
         record_id: str | None = None,
         scanned_at: float | None = None,
         decide: Decide | None = None,
+        meta: dict[str, str] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Online scan: verify, single use per context across all workers. Returns (decision, record)."""
         now = self.clock.time()
@@ -380,6 +381,7 @@ class ScanService:
         decision = self._decision(scanner, reason, record_id=record_id)
         if reason is None and decide is not None:
             assert mapping is not None
+            decision["meta"] = meta or {}
             decision = await decide(scanner, decision, res, mapping, scanned_at or now, False)
         record = self._record(scanner, decision, res, mapping, at=scanned_at or now, offline=False)
         return decision, record
@@ -449,13 +451,17 @@ class ScanService:
     ) -> list[dict[str, Any]]:
         """Offline uploads: each record decided once (idempotent per scanner and record id); a code that
         another scanner (or an online scan) already used is flagged as a replay, not accepted twice."""
-        results = []
         now = self.clock.time()
-        for rec in records:
+        # decided in scan-time order (fares, caps and transfers as the rides happened), answered in the
+        # order the terminal sent them
+        order = sorted(range(len(records)), key=lambda i: (records[i]["scanned_at"], i))
+        answers: dict[int, dict[str, Any]] = {}
+        for index in order:
+            rec = records[index]
             record_id = rec["record_id"]
             previous = await self.stored(scanner, record_id)
             if previous is not None:
-                results.append(previous)
+                answers[index] = previous
                 continue
             at = float(rec["scanned_at"])
             flagged = False
@@ -473,6 +479,7 @@ class ScanService:
             decision = self._decision(scanner, reason, record_id=record_id, flagged=flagged)
             if reason is None and decide is not None:
                 assert mapping is not None
+                decision["meta"] = rec.get("meta") or {}
                 decision = await decide(scanner, decision, res, mapping, at, True)
             if not await self.save(self._record(scanner, decision, res, mapping, at=at, offline=True)):
                 decision = await self.stored(scanner, record_id) or decision
@@ -480,8 +487,8 @@ class ScanService:
                 log.warning(
                     "code replay flagged", extra={"scanner": scanner.client_id, "record_id": record_id}
                 )
-            results.append(decision)
-        return results
+            answers[index] = decision
+        return [answers[i] for i in range(len(records))]
 
 
 def _unpack_display(stored: Any) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class ScanEvent(msgspec.Struct, frozen=True):
     scanned_at: datetime
     record_id: str
     offline: bool  # uploaded later by an offline terminal
+    meta: dict[str, str] = msgspec.field(default_factory=dict)  # what the terminal added (e.g. a plate)
 
 
 class Display(msgspec.Struct, frozen=True):

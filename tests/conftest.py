@@ -310,7 +310,7 @@ class TestGate(MiniApp):
         version="1.0",
         scopes=["openid", "profile", "phone"],
         entitlements=["transit", "medical"],
-        scan_contexts={"testgate": None, "bus": "transit", "clinic": "medical"},
+        scan_contexts={"testgate": None, "testgate-bus": "transit", "testgate-clinic": "medical"},
     )
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:

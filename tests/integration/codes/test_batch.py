@@ -10,8 +10,8 @@ from codes.tables import ScanRecord
 async def env(make_client, frozen_clock, login, new_phone, enrol_scanner):
     async with make_client(clock=frozen_clock) as client:
         pair = await login(client, new_phone())
-        bus_a = await enrol_scanner(client, context="bus", place="bus 42")
-        bus_b = await enrol_scanner(client, context="bus", place="bus 7")
+        bus_a = await enrol_scanner(client, context="testgate-bus", place="bus 42")
+        bus_b = await enrol_scanner(client, context="testgate-bus", place="bus 7")
         yield client, pair, bus_a, bus_b, frozen_clock
 
 

@@ -20,7 +20,7 @@ async def setup(make_client, frozen_clock, login, new_phone, auth_header, enrol_
         await client.patch(
             "/api/v1/me", json={"real_name": "钱七", "id_number": ID_NUMBER}, headers=auth_header(pair)
         )
-        gate = await enrol_scanner(client, context="bus", place="bus 42")
+        gate = await enrol_scanner(client, context="testgate-bus", place="bus 42")
         yield client, pair, gate
 
 
@@ -44,17 +44,17 @@ async def test_allow_then_replayed_in_the_same_context(setup, auth_header, enrol
     assert second["result"] == "deny" and second["reason"] == "replayed"
     assert second["display"]["title"] == "此码已使用"
     # another bus of the same service: the same code is still used up
-    other_bus = await enrol_scanner(client, context="bus", place="bus 7")
+    other_bus = await enrol_scanner(client, context="testgate-bus", place="bus 7")
     assert (await _scan(client, other_bus, token))["reason"] == "replayed"
     # a different scan context (a hospital) may accept the same code once
-    hospital = await enrol_scanner(client, context="clinic", place="City Hospital")
+    hospital = await enrol_scanner(client, context="testgate-clinic", place="City Hospital")
     assert (await _scan(client, hospital, token))["result"] == "allow"
 
 
 async def test_racing_scans_on_two_connections_admit_one(setup, auth_header, enrol_scanner):
     client, pair, gate = setup
     token = await _code(client, pair, auth_header)
-    other = await enrol_scanner(client, context="bus", place="bus 43")
+    other = await enrol_scanner(client, context="testgate-bus", place="bus 43")
     results = await asyncio.gather(*(_scan(client, g, token) for g in [gate, other] * 10))
     assert [r["result"] for r in results].count("allow") == 1
     assert {r["reason"] for r in results if r["result"] == "deny"} == {"replayed"}
@@ -117,7 +117,7 @@ async def test_unknown_key_tampered_byte_garbage(setup, auth_header, frozen_cloc
 async def test_not_entitled_for_the_context(setup, auth_header, enrol_scanner, login, new_phone):
     client, _, _ = setup
     uninsured = await login(client, new_phone())  # no real name: no medical insurance
-    hospital = await enrol_scanner(client, context="clinic", place="City Hospital")
+    hospital = await enrol_scanner(client, context="testgate-clinic", place="City Hospital")
     r = await _scan(client, hospital, await _code(client, uninsured, auth_header))
     assert r["result"] == "deny" and r["reason"] == "not_entitled"
 
