@@ -8,7 +8,9 @@ import migrations
 from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
+from miniapps.parking.tables import TABLES as PARKING_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
+from miniapps.transit.tables import TABLES as TRANSIT_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
 
 APP_NAME = "shengshitong"
@@ -16,7 +18,15 @@ APP_NAME = "shengshitong"
 APP_CONFIG = AppConfig(
     app_name=APP_NAME,
     migrations_folder_path=str(Path(migrations.__file__).parent),
-    table_classes=[*BACKEND_TABLES, *AUTH_TABLES, *CODES_TABLES, *MINIAPP_TABLES, *PAYMENT_TABLES],
+    table_classes=[
+        *BACKEND_TABLES,
+        *AUTH_TABLES,
+        *CODES_TABLES,
+        *MINIAPP_TABLES,
+        *PAYMENT_TABLES,
+        *TRANSIT_TABLES,
+        *PARKING_TABLES,
+    ],
     migration_dependencies=[],
     commands=[],
 )

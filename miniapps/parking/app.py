@@ -1,0 +1,273 @@
+"""Car parks.
+
+- Spaces: free = capacity - occupied - reserved, changed only by single conditional UPDATEs, so
+  concurrent entries at the last space admit exactly one and counts never leave [0, capacity].
+- Reservations hold a space from booking until ``starts_at`` + ``grace_minutes`` (30); a car that has
+  not arrived by then loses it (the space is released on the next look at the car park).
+- Entry (barrier scan, licence plate from the camera in the scan's ``meta.plate``): uses the citizen's
+  reservation here if any, else a free space, else refused ``car_park_full``.
+- Exit: fee = 0 within ``free_minutes``; otherwise every started hour at ``hourly_rate``, each 24 hours
+  at most ``daily_max``. The barrier opens at once; the fee is a deferred order ("leave first, pay after").
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from piccolo.columns.combination import WhereRaw
+
+from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.parking.tables import CarPark, ParkingSession, Reservation
+
+
+def parking_fee(
+    entry: datetime, exit_: datetime, *, free_minutes: int, hourly_rate: int, daily_max: int
+) -> int:
+    minutes = max(0, math.ceil((exit_ - entry).total_seconds() / 60))
+    if minutes <= free_minutes:
+        return 0
+    days, rest = divmod(minutes, 24 * 60)
+    return days * daily_max + min(math.ceil(rest / 60) * hourly_rate, daily_max)
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+class ParkingApp(MiniApp):
+    manifest = Manifest(
+        id="parking",
+        name_zh="好停车",
+        name_en="Parking",
+        version="1.0.0",
+        description="Find a space, reserve it, enter and leave by citizen code, pay after leaving.",
+        scopes=["openid"],
+        scan_contexts={"parking-entry": None, "parking-exit": None},
+        settings_schema={"grace_minutes": {"type": "integer", "default": 30}},
+    )
+
+    def route_handlers(self) -> list[Any]:
+        from miniapps.parking.routes import handlers
+
+        return handlers(self)
+
+    def seed_demo(self) -> Any:
+        from miniapps.parking.demo import seed
+
+        return seed()
+
+    async def expire_reservations(self) -> int:
+        now = self.platform.now()
+        stale = (
+            await Reservation.update({Reservation.state: "expired"})
+            .where((Reservation.state == "active") & (Reservation.expires_at < now))
+            .returning(Reservation.car_park)
+            .run()
+        )
+        for row in stale:
+            await (
+                CarPark.update({CarPark.reserved: CarPark.reserved - 1})
+                .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+                .run()
+            )
+        return len(stale)
+
+    async def reserve(self, openid: str, code: str, plate: str, starts_at: datetime) -> dict[str, Any]:
+        await self.expire_reservations()
+        park = await CarPark.select(CarPark.id).where(CarPark.code == code).first().run()  # type: ignore[attr-defined]
+        if park is None:
+            return {"error": "unknown_car_park"}
+        held = (
+            await CarPark.update({CarPark.reserved: CarPark.reserved + 1})
+            .where((CarPark.id == park["id"]) & WhereRaw("occupied + reserved < capacity"))  # type: ignore[attr-defined]
+            .returning(CarPark.id)  # type: ignore[attr-defined]
+            .run()
+        )
+        if not held:
+            return {"error": "car_park_full"}
+        rid = uuid.uuid4()
+        await Reservation.insert(
+            Reservation(
+                id=rid,
+                car_park=park["id"],
+                openid=openid,
+                plate=plate,
+                starts_at=starts_at,
+                expires_at=starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
+            )
+        ).run()
+        return {
+            "reservation_id": str(rid),
+            "car_park": code,
+            "plate": plate,
+            "starts_at": starts_at,
+            "expires_at": starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
+            "state": "active",
+        }
+
+    async def cancel(self, openid: str, reservation_id: str) -> bool:
+        rows = (
+            await Reservation.update({Reservation.state: "cancelled"})
+            .where(
+                (Reservation.id == uuid.UUID(reservation_id))
+                & (Reservation.openid == openid)
+                & (Reservation.state == "active")
+            )
+            .returning(Reservation.car_park)
+            .run()
+        )
+        for row in rows:
+            await (
+                CarPark.update({CarPark.reserved: CarPark.reserved - 1})
+                .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+                .run()
+            )
+        return bool(rows)
+
+    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
+        key = f"{scan.scanner.client_id}/{scan.record_id}"
+        park = await CarPark.select().where(CarPark.code == scan.scanner.place).first().run()
+        if park is None:
+            return ScanDecision(allow=False, reason="unknown_car_park")
+        if scan.scanner.context == "parking-entry":
+            return await self._enter(scan, park, key)
+        return await self._leave(scan, park, key)
+
+    async def _enter(self, scan: ScanEvent, park: dict[str, Any], key: str) -> ScanDecision:
+        if await ParkingSession.exists().where(ParkingSession.entry_record == key).run():
+            return ScanDecision(allow=True, display=Display(title="欢迎", subtitle=park["name"]))
+        if (
+            await ParkingSession.exists()
+            .where(
+                (ParkingSession.openid == scan.openid)
+                & (ParkingSession.car_park == park["id"])
+                & (ParkingSession.state == "open")
+            )
+            .run()
+        ):
+            return ScanDecision(
+                allow=False, reason="already_inside", display=Display(title="车辆已在场内", color="red")
+            )
+        await self.expire_reservations()
+        booking = (
+            await Reservation.select(Reservation.id)
+            .where(
+                (Reservation.openid == scan.openid)
+                & (Reservation.car_park == park["id"])
+                & (Reservation.state == "active")
+            )
+            .first()
+            .run()
+        )
+        if booking is not None:
+            used = (
+                await Reservation.update({Reservation.state: "used"})
+                .where((Reservation.id == booking["id"]) & (Reservation.state == "active"))
+                .returning(Reservation.id)
+                .run()
+            )
+            moved = (
+                used
+                and await CarPark.update(
+                    {CarPark.reserved: CarPark.reserved - 1, CarPark.occupied: CarPark.occupied + 1}
+                )
+                .where((CarPark.id == park["id"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+                .returning(CarPark.id)  # type: ignore[attr-defined]
+                .run()
+            )
+            admitted = bool(moved)
+        else:
+            admitted = bool(
+                await CarPark.update({CarPark.occupied: CarPark.occupied + 1})
+                .where((CarPark.id == park["id"]) & WhereRaw("occupied + reserved < capacity"))  # type: ignore[attr-defined]
+                .returning(CarPark.id)  # type: ignore[attr-defined]
+                .run()
+            )
+        if not admitted:
+            return ScanDecision(
+                allow=False, reason="car_park_full", display=Display(title="车位已满", color="red")
+            )
+        await ParkingSession.insert(
+            ParkingSession(
+                car_park=park["id"],
+                openid=scan.openid,
+                plate=scan.meta.get("plate", ""),
+                entry_at=scan.scanned_at,
+                entry_record=key,
+            )
+        ).run()
+        return ScanDecision(
+            allow=True,
+            display=Display(title="欢迎", subtitle=park["name"]),
+            data={"reserved": booking is not None},
+        )
+
+    async def _leave(self, scan: ScanEvent, park: dict[str, Any], key: str) -> ScanDecision:
+        session = await ParkingSession.select().where(ParkingSession.exit_record == key).first().run()
+        if session is None:
+            session = (
+                await ParkingSession.select()
+                .where(
+                    (ParkingSession.openid == scan.openid)
+                    & (ParkingSession.car_park == park["id"])
+                    & (ParkingSession.state == "open")
+                )
+                .order_by(ParkingSession.entry_at, ascending=False)
+                .first()
+                .run()
+            )
+            if session is None:
+                return ScanDecision(
+                    allow=False,
+                    reason="no_entry_record",
+                    display=Display(title="无入场记录，请联系管理员", color="red"),
+                )
+            fee = parking_fee(
+                session["entry_at"],
+                scan.scanned_at,
+                free_minutes=park["free_minutes"],
+                hourly_rate=park["hourly_rate"],
+                daily_max=park["daily_max"],
+            )
+            closed = (
+                await ParkingSession.update(
+                    {
+                        ParkingSession.state: "closed",
+                        ParkingSession.exit_at: scan.scanned_at,
+                        ParkingSession.fee: fee,
+                        ParkingSession.exit_record: key,
+                    }
+                )
+                .where((ParkingSession.id == session["id"]) & (ParkingSession.state == "open"))
+                .returning(ParkingSession.id)
+                .run()
+            )
+            if closed:
+                await (
+                    CarPark.update({CarPark.occupied: CarPark.occupied - 1})
+                    .where((CarPark.id == park["id"]) & (CarPark.occupied > 0))  # type: ignore[attr-defined]
+                    .run()
+                )
+                if fee > 0:  # leave first, pay after
+                    order = await self.platform.payments.create_order(
+                        openid=scan.openid,
+                        reference=f"parking-{session['id']}",
+                        amount=fee,
+                        deferred=True,
+                        description=f"{park['name']} 停车费",
+                    )
+                    await (
+                        ParkingSession.update({ParkingSession.order_id: order["order_id"]})
+                        .where(ParkingSession.id == session["id"])
+                        .run()
+                    )
+            session = await ParkingSession.select().where(ParkingSession.id == session["id"]).first().run()
+            assert session is not None
+        return ScanDecision(
+            allow=True,
+            display=Display(title="一路顺风", subtitle=f"停车费 {yuan(session['fee'])}"),
+            data={"fee": session["fee"], "order_id": session["order_id"]},
+        )

@@ -1,0 +1,147 @@
+"""Parking's routes under /api/v1/apps/parking."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from backend.errors import Conflict, InvalidInput, NotFound
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from miniapps.deps import AppCaller, citizen_caller
+from miniapps.parking.tables import CarPark, ParkingSession, Reservation
+
+if TYPE_CHECKING:
+    from miniapps.parking.app import ParkingApp
+
+
+class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    car_park: Annotated[str, msgspec.Meta(max_length=16)]
+    plate: Annotated[str, msgspec.Meta(min_length=5, max_length=16)]
+    starts_at: datetime
+
+
+def handlers(app: ParkingApp) -> list[Any]:
+    @get("/car-parks", summary="Car parks with live free spaces (by district; only those with space)")
+    async def car_parks(
+        district: FromQuery[str | None] = None,
+        available: FromQuery[bool] = False,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        await app.expire_reservations()
+        query = CarPark.select().order_by(CarPark.code)
+        if district:
+            query = query.where(CarPark.district == district)
+        rows = await query.run()
+        items = [
+            {
+                **{
+                    k: r[k]
+                    for k in (
+                        "code",
+                        "name",
+                        "district",
+                        "capacity",
+                        "free_minutes",
+                        "hourly_rate",
+                        "daily_max",
+                    )
+                },
+                "free": max(0, r["capacity"] - r["occupied"] - r["reserved"]),
+            }
+            for r in rows
+        ]
+        if available:
+            items = [i for i in items if i["free"] > 0]
+        return {
+            "items": items[offset : offset + limit],
+            "next_offset": next_offset(offset, limit, len(items[offset:])),
+        }
+
+    @post(
+        "/reservations", guards=[citizen_caller], summary="Hold a space until the start time plus the grace"
+    )
+    async def reserve(
+        data: JSONBody[ReservationCreate], caller: NamedDependency[AppCaller]
+    ) -> dict[str, Any]:
+        if data.starts_at.tzinfo is None:
+            raise InvalidInput("starts_at needs a time zone (RFC 3339)")
+        made = await app.reserve(caller.openid, data.car_park, data.plate.upper(), data.starts_at)
+        if made.get("error") == "unknown_car_park":
+            raise NotFound("no such car park", code="unknown_car_park")
+        if made.get("error") == "car_park_full":
+            raise Conflict("no free space to reserve", code="car_park_full")
+        return made
+
+    @delete(
+        "/reservations/{reservation_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[citizen_caller],
+        summary="Cancel a reservation (the space is free again at once)",
+    )
+    async def cancel(reservation_id: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
+        try:
+            ok = await app.cancel(caller.openid, reservation_id)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise NotFound("no active reservation with that id", code="reservation_not_found")
+
+    @get("/reservations", guards=[citizen_caller], summary="The caller's reservations")
+    async def reservations(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        await app.expire_reservations()
+        rows = (
+            await Reservation.select(Reservation.all_columns(), Reservation.car_park.code)  # type: ignore[arg-type]
+            .where(Reservation.openid == caller.openid)
+            .order_by(Reservation.created_at, ascending=False)
+            .run()
+        )
+        return {
+            "items": [
+                {
+                    "reservation_id": str(r["id"]),
+                    "car_park": r["car_park.code"],
+                    "plate": r["plate"],
+                    "starts_at": r["starts_at"],
+                    "expires_at": r["expires_at"],
+                    "state": r["state"],
+                }
+                for r in rows
+            ]
+        }
+
+    @get("/sessions", guards=[citizen_caller], summary="The caller's stays and fees")
+    async def sessions(
+        caller: NamedDependency[AppCaller], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> dict[str, Any]:
+        rows = (
+            await ParkingSession.select(ParkingSession.all_columns(), ParkingSession.car_park.code)  # type: ignore[arg-type]
+            .where(ParkingSession.openid == caller.openid)
+            .order_by(ParkingSession.entry_at, ascending=False)
+            .limit(limit + 1)
+            .offset(offset)
+            .run()
+        )
+        return {
+            "items": [
+                {
+                    "car_park": r["car_park.code"],
+                    "plate": r["plate"],
+                    "entry_at": r["entry_at"],
+                    "exit_at": r["exit_at"],
+                    "fee": r["fee"],
+                    "order_id": r["order_id"],
+                    "state": r["state"],
+                }
+                for r in rows[:limit]
+            ],
+            "next_offset": next_offset(offset, limit, len(rows)),
+        }
+
+    return [car_parks, reserve, cancel, reservations, sessions]

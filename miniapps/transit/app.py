@@ -1,0 +1,289 @@
+"""Fares and trips.
+
+Rules (stated, as the issue asks):
+- Bus: the line's flat fare at boarding.
+- Metro: the entry scan opens a trip; the exit scan closes it and charges by distance between the two
+  stations: up to 6 km 3 yuan, 12 km 4, 22 km 5, 32 km 6, then 1 yuan per further 20 km, at most the
+  maximum fare. An exit without an open trip is charged the maximum fare (``no_entry``); an entry while a
+  trip is still open closes that trip at the maximum fare first (``no_exit``).
+- Transfer: boarding within ``transfer_minutes`` (90) of the end of a trip of the other mode takes
+  ``transfer_discount`` (1 yuan) off, never below zero.
+- Daily cap: what a citizen pays in one China-time day never exceeds ``daily_cap`` (15 yuan); the rest is
+  waived and shown as capped.
+- Ride first, pay after: every charge is a deferred order through the payment centre; a citizen whose
+  unpaid fares reach ``unpaid_limit`` (20 yuan) is refused at a bus or metro entrance (``unpaid_fares``)
+  until paid, but is always let out at an exit.
+- Offline buses: batch uploads reach here in scan-time order, each record once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def metro_fare(meters: int, max_fare: int) -> int:
+    km = meters / 1000
+    for limit, fare in ((6, 300), (12, 400), (22, 500), (32, 600)):
+        if km <= limit:
+            return min(fare, max_fare)
+    extra = -(-(km - 32) // 20)  # ceil
+    return int(min(600 + 100 * extra, max_fare))
+
+
+def yuan(fen: int) -> str:
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+class TransitApp(MiniApp):
+    manifest = Manifest(
+        id="transit",
+        name_zh="乘车",
+        name_en="Transit",
+        version="1.0.0",
+        description="Bus and metro by citizen code: ride first, pay after, daily cap, transfers.",
+        scopes=["openid"],
+        entitlements=["transit"],
+        scan_contexts={"bus": "transit", "metro-entry": "transit", "metro-exit": None},
+        settings_schema={
+            "daily_cap": {"type": "integer", "default": 1500},
+            "transfer_minutes": {"type": "integer", "default": 90},
+            "transfer_discount": {"type": "integer", "default": 100},
+            "unpaid_limit": {"type": "integer", "default": 2000},
+            "metro_max_fare": {"type": "integer", "default": 1000},
+        },
+    )
+
+    def route_handlers(self) -> list[Any]:
+        from miniapps.transit.routes import handlers
+
+        return handlers(self)
+
+    def seed_demo(self) -> Any:
+        from miniapps.transit.demo import seed
+
+        return seed()
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.platform.config
+
+    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
+        key = f"{scan.scanner.client_id}/{scan.record_id}"
+        done = (
+            await TransitTrip.select()
+            .where((TransitTrip.entry_record == key) | (TransitTrip.exit_record == key))
+            .first()
+            .run()
+        )
+        if done is not None:  # the same record again (a retried upload): the same answer
+            return self._allowed(done, scan)
+        context = scan.scanner.context
+        if context in ("bus", "metro-entry"):
+            owed = await self.platform.payments.unpaid_total(scan.openid)
+            if owed >= self.cfg["unpaid_limit"]:
+                return ScanDecision(
+                    allow=False,
+                    reason="unpaid_fares",
+                    data={"unpaid": owed},
+                    display=Display(title="请先补缴车费", subtitle=f"Unpaid fares {yuan(owed)}", color="red"),
+                )
+        if context == "bus":
+            line = await TransitLine.select().where(TransitLine.code == scan.scanner.place).first().run()
+            if line is None or line["kind"] != "bus":
+                return ScanDecision(allow=False, reason="unknown_line")
+            trip = await self._new_trip(
+                scan, "bus", line["code"], entry="", state="done", fare=line["flat_fare"]
+            )
+            return self._allowed(await self._charge(trip, scan), scan)
+        station = (
+            await TransitStation.select(TransitStation.all_columns(), TransitStation.line.code)  # type: ignore[arg-type]
+            .where(TransitStation.code == scan.scanner.place)
+            .first()
+            .run()
+        )
+        if station is None:
+            return ScanDecision(allow=False, reason="unknown_station")
+        open_trip = (
+            await TransitTrip.select()
+            .where(
+                (TransitTrip.openid == scan.openid)
+                & (TransitTrip.kind == "metro")
+                & (TransitTrip.state == "open")
+            )
+            .order_by(TransitTrip.started_at, ascending=False)
+            .first()
+            .run()
+        )
+        if context == "metro-entry":
+            if open_trip is not None:  # never tapped out: the maximum fare
+                await self._close(
+                    open_trip,
+                    exit_code="",
+                    ended=scan.scanned_at,
+                    fare=self.cfg["metro_max_fare"],
+                    rule="no_exit",
+                    scan=scan,
+                )
+            trip = await self._new_trip(
+                scan, "metro", station["line.code"], entry=station["code"], state="open", fare=0
+            )
+            return ScanDecision(
+                allow=True,
+                display=Display(title="请进站", subtitle=station["name"]),
+                data={"trip_id": str(trip["id"])},
+            )
+        # metro-exit
+        if open_trip is None:
+            trip = await self._new_trip(scan, "metro", station["line.code"], entry="", state="open", fare=0)
+            trip = await self._close(
+                trip,
+                exit_code=station["code"],
+                ended=scan.scanned_at,
+                fare=self.cfg["metro_max_fare"],
+                rule="no_entry",
+                scan=scan,
+            )
+        else:
+            entry = (
+                await TransitStation.select(TransitStation.meters)
+                .where(TransitStation.code == open_trip["entry_code"])
+                .first()
+                .run()
+            )
+            meters = abs(station["meters"] - (entry["meters"] if entry else 0))
+            trip = await self._close(
+                open_trip,
+                exit_code=station["code"],
+                ended=scan.scanned_at,
+                fare=metro_fare(meters, self.cfg["metro_max_fare"]),
+                rule="",
+                scan=scan,
+            )
+        return self._allowed(trip, scan)
+
+    async def _new_trip(
+        self, scan: ScanEvent, kind: str, line: str, *, entry: str, state: str, fare: int
+    ) -> dict[str, Any]:
+        trip_id = uuid.uuid4()
+        await TransitTrip.insert(
+            TransitTrip(
+                id=trip_id,
+                openid=scan.openid,
+                kind=kind,
+                line_code=line,
+                entry_code=entry,
+                started_at=scan.scanned_at,
+                ended_at=scan.scanned_at if state == "done" else None,
+                state=state,
+                fare=fare,
+                day=scan.scanned_at.astimezone(CHINA).date().isoformat(),
+                entry_record=f"{scan.scanner.client_id}/{scan.record_id}",
+            )
+        ).run()
+        row = await TransitTrip.select().where(TransitTrip.id == trip_id).first().run()
+        assert row is not None
+        return row
+
+    async def _close(
+        self, trip: dict[str, Any], *, exit_code: str, ended: datetime, fare: int, rule: str, scan: ScanEvent
+    ) -> dict[str, Any]:
+        await (
+            TransitTrip.update(
+                {
+                    TransitTrip.exit_code: exit_code,
+                    TransitTrip.ended_at: ended,
+                    TransitTrip.fare: fare,
+                    TransitTrip.rule: rule,
+                    TransitTrip.state: "done",
+                    TransitTrip.exit_record: f"{scan.scanner.client_id}/{scan.record_id}"
+                    if exit_code
+                    else None,
+                }
+            )
+            .where(TransitTrip.id == trip["id"])
+            .run()
+        )
+        row = await TransitTrip.select().where(TransitTrip.id == trip["id"]).first().run()
+        assert row is not None
+        return await self._charge(row, scan)
+
+    async def _charge(self, trip: dict[str, Any], scan: ScanEvent) -> dict[str, Any]:
+        cfg = self.cfg
+        window_start = trip["started_at"] - timedelta(minutes=cfg["transfer_minutes"])
+        other = "metro" if trip["kind"] == "bus" else "bus"
+        transfer = (
+            await TransitTrip.exists()
+            .where(
+                (TransitTrip.openid == trip["openid"])
+                & (TransitTrip.kind == other)
+                & (TransitTrip.state == "done")
+                & (TransitTrip.ended_at >= window_start)
+                & (TransitTrip.ended_at <= trip["started_at"])
+            )
+            .run()
+        )
+        discount = min(cfg["transfer_discount"], trip["fare"]) if transfer else 0
+        spent_rows = (
+            await TransitTrip.select(TransitTrip.charged)
+            .where(
+                (TransitTrip.openid == trip["openid"])
+                & (TransitTrip.day == trip["day"])
+                & (TransitTrip.id != trip["id"])
+            )
+            .run()
+        )
+        spent = sum(r["charged"] for r in spent_rows)
+        due = trip["fare"] - discount
+        charged = max(0, min(due, cfg["daily_cap"] - spent))
+        order_id = ""
+        if charged > 0:
+            order = await self.platform.payments.create_order(
+                openid=trip["openid"],
+                reference=f"trip-{trip['id']}",
+                amount=charged,
+                deferred=True,
+                description=f"{trip['line_code']} 车费",
+            )
+            order_id = order["order_id"]
+        await (
+            TransitTrip.update(
+                {
+                    TransitTrip.discount: discount,
+                    TransitTrip.capped: due - charged,
+                    TransitTrip.charged: charged,
+                    TransitTrip.order_id: order_id,
+                }
+            )
+            .where(TransitTrip.id == trip["id"])
+            .run()
+        )
+        row = await TransitTrip.select().where(TransitTrip.id == trip["id"]).first().run()
+        assert row is not None
+        return row
+
+    def _allowed(self, trip: dict[str, Any], scan: ScanEvent) -> ScanDecision:
+        subtitle = f"{yuan(trip['charged'])}"
+        if trip["capped"]:
+            subtitle += " (daily cap)"
+        if trip["discount"]:
+            subtitle += " (transfer)"
+        title = "请通行" if scan.scanner.context != "metro-exit" else "一路顺风"
+        return ScanDecision(
+            allow=True,
+            display=Display(title=title, subtitle=subtitle),
+            data={
+                "trip_id": str(trip["id"]),
+                "fare": trip["fare"],
+                "discount": trip["discount"],
+                "capped": trip["capped"],
+                "charged": trip["charged"],
+                "rule": trip["rule"],
+            },
+        )
