@@ -8,6 +8,7 @@ import migrations
 from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
+from miniapps.hospital.tables import TABLES as HOSPITAL_TABLES
 from miniapps.parking.tables import TABLES as PARKING_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
 from miniapps.transit.tables import TABLES as TRANSIT_TABLES
@@ -26,6 +27,7 @@ APP_CONFIG = AppConfig(
         *PAYMENT_TABLES,
         *TRANSIT_TABLES,
         *PARKING_TABLES,
+        *HOSPITAL_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

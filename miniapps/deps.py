@@ -42,3 +42,14 @@ def provide_caller(request: Request[Any, Any, Any]) -> AppCaller:
 
 
 DEPENDENCIES = {"caller": Provide(provide_caller, sync_to_thread=False)}
+
+
+async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for a mini-app's back-office routes: its own backend's credential (HTTP Basic), no other's."""
+    from auth.guards import miniapp_only
+    from backend.errors import Forbidden
+
+    await miniapp_only(connection, handler)
+    app_id = str(handler.opt.get("miniapp_id") or "")
+    if connection.state[PRINCIPAL].app_id != app_id:
+        raise Forbidden(f"this route is for {app_id!r}'s own backend", code="wrong_miniapp")

@@ -41,6 +41,17 @@ class MiniAppPayments:
         """Fen the citizen owes on deferred orders of every mini-app (a gate may refuse over a limit)."""
         return await self._orders.unpaid_total(await self._citizen(openid))
 
+    async def order(self, order_id: str) -> dict[str, Any]:
+        """One of this mini-app's orders: state, amounts, refunds."""
+        return await self._orders.get_for(order_id, owner=f"miniapp:{self.app_id}")
+
+    async def refund(self, order_id: str, *, reference: str, amount: int, reason: str = "") -> dict[str, Any]:
+        """Refund (part of) one of this mini-app's paid orders; idempotent on ``reference``."""
+        result, _ = await self._orders.refund(
+            order_id, owner=f"miniapp:{self.app_id}", reference=reference, amount=amount, reason=reason
+        )
+        return result
+
     async def charge(self, order_id: str) -> dict[str, Any]:
         """Charge a deferred order against the citizen's payment agreement."""
         return await self._orders.charge_deferred(order_id, owner=f"miniapp:{self.app_id}")

@@ -1,0 +1,252 @@
+"""Hospital routes under /api/v1/apps/hospital."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from litestar import delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from backend.errors import Conflict, InvalidInput, NotFound
+from miniapps.deps import AppCaller, app_backend, citizen_caller
+from miniapps.hospital.app import split_bill
+from miniapps.hospital.tables import Appointment, Department, Doctor, Hospital, Slot, Visit
+
+if TYPE_CHECKING:
+    from miniapps.hospital.app import HospitalApp
+
+
+class BookRequest(msgspec.Struct, forbid_unknown_fields=True):
+    slot_id: str
+
+
+class BillItem(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    amount: Annotated[int, msgspec.Meta(gt=0, le=10_000_000)]
+    covered: bool = True
+
+
+class BillRequest(msgspec.Struct, forbid_unknown_fields=True):
+    items: Annotated[list[BillItem], msgspec.Meta(min_length=1, max_length=200)]
+
+
+class RatingRequest(msgspec.Struct, forbid_unknown_fields=True):
+    rating: Literal["good", "average", "bad"]
+    comment: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("not found") from None
+
+
+def _visit(v: dict[str, Any]) -> dict[str, Any]:
+    keep = ("state", "total", "insured", "self_paid", "order_id", "billed_at", "rating", "started_at")
+    return {
+        "visit_id": str(v["id"]),
+        "walk_in": v["walk_in"] == "y",
+        "items": v["items"],
+        **{k: v[k] for k in keep},
+    }
+
+
+def handlers(app: HospitalApp) -> list[Any]:
+    @get("/slots", summary="Free appointment slots (by hospital, department or doctor)")
+    async def slots(
+        hospital: FromQuery[str | None] = None,
+        department: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+    ) -> dict[str, Any]:
+        query = Slot.select(
+            Slot.id,
+            Slot.starts_at,
+            Slot.capacity,
+            Slot.booked,
+            Slot.doctor.code,
+            Slot.doctor.name,
+            Slot.doctor.department.code,  # type: ignore[union-attr]
+            Slot.doctor.department.name,  # type: ignore[union-attr]
+            Slot.doctor.department.hospital.code,  # type: ignore[union-attr]
+        ).where((Slot.starts_at >= app.platform.now()) & (Slot.booked < Slot.capacity))
+        if hospital:
+            query = query.where(Slot.doctor.department.hospital.code == hospital)  # type: ignore[union-attr]
+        if department:
+            query = query.where(Slot.doctor.department.code == department)  # type: ignore[union-attr]
+        rows = await query.order_by(Slot.starts_at).limit(min(max(limit, 1), 200)).run()
+        return {
+            "items": [
+                {
+                    "slot_id": str(r["id"]),
+                    "starts_at": r["starts_at"],
+                    "doctor": r["doctor.name"],
+                    "department": r["doctor.department.name"],
+                    "hospital": r["doctor.department.hospital.code"],
+                    "free": r["capacity"] - r["booked"],
+                }
+                for r in rows
+            ]
+        }
+
+    @post(
+        "/appointments", guards=[citizen_caller], summary="Book a slot (the last place goes to one citizen)"
+    )
+    async def book(data: JSONBody[BookRequest], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        slot_id = _uuid(data.slot_id)
+        taken = (
+            await Slot.update({Slot.booked: Slot.booked + 1})
+            .where((Slot.id == slot_id) & (Slot.booked < Slot.capacity))
+            .returning(Slot.id)
+            .run()
+        )
+        if not taken:
+            if not await Slot.exists().where(Slot.id == slot_id).run():
+                raise NotFound("no such slot", code="slot_not_found")
+            raise Conflict("this slot is fully booked", code="slot_full")
+        appointment_id = uuid.uuid4()
+        await Appointment.insert(Appointment(id=appointment_id, slot=slot_id, openid=caller.openid)).run()
+        return {"appointment_id": str(appointment_id), "slot_id": data.slot_id, "state": "booked"}
+
+    @get("/appointments", guards=[citizen_caller], summary="The caller's appointments")
+    async def appointments(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        rows = (
+            await Appointment.select(
+                Appointment.id,
+                Appointment.state,
+                Appointment.slot.starts_at,
+                Appointment.slot.doctor.name,  # type: ignore[union-attr]
+            )
+            .where(Appointment.openid == caller.openid)
+            .order_by(Appointment.slot.starts_at)
+            .run()
+        )
+        return {
+            "items": [
+                {
+                    "appointment_id": str(r["id"]),
+                    "state": r["state"],
+                    "starts_at": r["slot.starts_at"],
+                    "doctor": r["slot.doctor.name"],
+                }
+                for r in rows
+            ]
+        }
+
+    @delete(
+        "/appointments/{appointment_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[citizen_caller],
+        summary="Cancel an appointment; the slot is free again",
+    )
+    async def cancel(appointment_id: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
+        rows = (
+            await Appointment.update({Appointment.state: "cancelled"})
+            .where(
+                (Appointment.id == _uuid(appointment_id))
+                & (Appointment.openid == caller.openid)
+                & (Appointment.state == "booked")
+            )
+            .returning(Appointment.slot)
+            .run()
+        )
+        if not rows:
+            raise NotFound("no booked appointment with that id", code="appointment_not_found")
+        await (
+            Slot.update({Slot.booked: Slot.booked - 1})
+            .where((Slot.id == rows[0]["slot"]) & (Slot.booked > 0))
+            .run()
+        )
+
+    @post("/visits/{visit_id:str}/bill", guards=[app_backend], summary="The hospital posts a visit's bill")
+    async def bill(visit_id: FromPath[str], data: JSONBody[BillRequest]) -> dict[str, Any]:
+        visit = (
+            await Visit.select(Visit.all_columns(), Visit.hospital.region)  # type: ignore[arg-type]
+            .where(  # type: ignore[arg-type]
+                Visit.id == _uuid(visit_id)
+            )
+            .first()
+            .run()
+        )
+        if visit is None:
+            raise NotFound("no such visit", code="visit_not_found")
+        if visit["state"] != "open":
+            raise Conflict("this visit has been billed already", code="already_billed")
+        items = [msgspec.to_builtins(i) for i in data.items]
+        cfg = app.platform.config
+        total, insured, self_paid = split_bill(
+            items,
+            insured_region=visit["insured_region"],
+            hospital_region=visit["hospital.region"],
+            local_bp=cfg["local_rate_bp"],
+            other_bp=cfg["other_rate_bp"],
+        )
+        order_id = ""
+        if self_paid > 0:
+            order = await app.platform.payments.create_order(
+                openid=visit["openid"],
+                reference=f"visit-{visit['id']}",
+                amount=self_paid,
+                deferred=True,
+                description="就诊费用（自付）",
+            )
+            order_id = order["order_id"]
+        await (
+            Visit.update(
+                {
+                    Visit.items: items,
+                    Visit.total: total,
+                    Visit.insured: insured,
+                    Visit.self_paid: self_paid,
+                    Visit.order_id: order_id,
+                    Visit.billed_at: app.platform.now(),
+                    Visit.state: "billed" if self_paid > 0 else "paid",
+                }
+            )
+            .where((Visit.id == visit["id"]) & (Visit.state == "open"))
+            .run()
+        )
+        return {
+            "visit_id": visit_id,
+            "total": total,
+            "insured": insured,
+            "self_paid": self_paid,
+            "order_id": order_id,
+        }
+
+    @get("/visits", guards=[citizen_caller], summary="The caller's visits and bills")
+    async def visits(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        rows = (
+            await Visit.select()
+            .where(Visit.openid == caller.openid)
+            .order_by(Visit.started_at, ascending=False)
+            .run()
+        )
+        return {"items": [_visit(v) for v in rows]}
+
+    @post("/visits/{visit_id:str}/rating", guards=[citizen_caller], summary="Rate a visit once (好差评)")
+    async def rate(
+        visit_id: FromPath[str], data: JSONBody[RatingRequest], caller: NamedDependency[AppCaller]
+    ) -> dict[str, Any]:
+        rated = (
+            await Visit.update({Visit.rating: data.rating, Visit.rating_comment: data.comment})
+            .where((Visit.id == _uuid(visit_id)) & (Visit.openid == caller.openid) & (Visit.rating == ""))
+            .returning(Visit.id)
+            .run()
+        )
+        if not rated:
+            if (
+                not await Visit.exists()
+                .where((Visit.id == _uuid(visit_id)) & (Visit.openid == caller.openid))
+                .run()
+            ):
+                raise NotFound("no such visit", code="visit_not_found")
+            raise Conflict("this visit has been rated already", code="already_rated")
+        return {"visit_id": visit_id, "rating": data.rating}
+
+    _ = (Department, Doctor, Hospital, InvalidInput)
+    return [slots, book, appointments, cancel, bill, visits, rate]

@@ -1,0 +1,167 @@
+"""好就医 through HTTP as citizen, scanner and hospital backend."""
+
+import asyncio
+import base64
+from datetime import UTC, datetime
+
+import pytest
+
+from backend.clock import FrozenClock
+from miniapps.hospital.app import split_bill
+
+ID_NUMBER = "11010519491231002X"  # insured in Beijing (110000)
+
+
+@pytest.fixture
+async def hospital(make_client, login, new_phone, enrol_scanner):
+    clock = FrozenClock(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 08:30 in Beijing
+    async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
+        app = client.runtime.services["miniapps"].apps["hospital"]
+        await app.seed_demo()
+        gate = await enrol_scanner(client, "hospital", context="hospital-checkin", place="H-CITY1")
+        cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="hospital")
+        backend = {
+            "Authorization": "Basic "
+            + base64.b64encode(f"{cred['client_id']}:{cred['client_secret']}".encode()).decode()
+        }
+
+        async def patient(insured=True):
+            pair = await login(client, new_phone())
+            me = {"Authorization": f"Bearer {pair['access_token']}"}
+            if insured:
+                number = ID_NUMBER if not patient.used else None
+                patient.used = True
+                await client.patch(
+                    "/api/v1/me",
+                    headers=me,
+                    json={"real_name": "周九", **({"id_number": number} if number else {})},
+                )
+            return me
+
+        patient.used = False
+        yield client, clock, gate, backend, patient
+
+
+async def checkin(client, clock, gate, me):
+    clock.advance(31)
+    token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
+    return (await client.post("/api/v1/scans", json={"token": token}, headers=gate["headers"])).json()
+
+
+async def first_slot(client):
+    return (await client.get("/api/v1/apps/hospital/slots", params={"hospital": "H-CITY1"})).json()["items"][
+        0
+    ]
+
+
+async def test_the_last_slot_is_booked_once(hospital):
+    client, _, _, _, patient = hospital
+    slot = await first_slot(client)
+    people = [await patient(insured=False) for _ in range(5)]
+    results = await asyncio.gather(
+        *(
+            client.post("/api/v1/apps/hospital/appointments", json={"slot_id": slot["slot_id"]}, headers=p)
+            for p in people
+        )
+    )
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201, 409, 409, 409, 409]
+    assert slot["slot_id"] not in [
+        s["slot_id"] for s in (await client.get("/api/v1/apps/hospital/slots")).json()["items"]
+    ]
+    winner = people[[r.status_code for r in results].index(201)]
+    mine = (await client.get("/api/v1/apps/hospital/appointments", headers=winner)).json()["items"]
+    assert len(mine) == 1 and mine[0]["state"] == "booked"
+    assert (
+        await client.delete(f"/api/v1/apps/hospital/appointments/{mine[0]['appointment_id']}", headers=winner)
+    ).status_code == 204
+    assert slot["slot_id"] in [
+        s["slot_id"] for s in (await client.get("/api/v1/apps/hospital/slots")).json()["items"]
+    ]
+
+
+async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
+    client, clock, gate, backend, patient = hospital
+    me = await patient()
+    slot = await first_slot(client)
+    assert (
+        await client.post("/api/v1/apps/hospital/appointments", json={"slot_id": slot["slot_id"]}, headers=me)
+    ).status_code == 201
+    checked = await checkin(client, clock, gate, me)
+    assert checked["result"] == "allow" and checked["data"]["walk_in"] is False
+    assert checked["display"]["title"] == "签到成功"
+    visit_id = checked["data"]["visit_id"]
+    items = [
+        {"name": "挂号费", "amount": 500},
+        {"name": "药品", "amount": 12345},
+        {"name": "自费检查", "amount": 20001, "covered": False},
+    ]
+    bill = await client.post(
+        f"/api/v1/apps/hospital/visits/{visit_id}/bill", json={"items": items}, headers=backend
+    )
+    assert bill.status_code == 201, bill.text
+    # covered items at 70 % for a Beijing-insured patient in a Beijing hospital, whole fen to the insurer
+    assert bill.json() | {"order_id": None} == {
+        "visit_id": visit_id,
+        "total": 32846,
+        "insured": 350 + 8641,
+        "self_paid": 32846 - 8991,
+        "order_id": None,
+    }
+    assert (
+        await client.post(
+            f"/api/v1/apps/hospital/visits/{visit_id}/bill", json={"items": items}, headers=backend
+        )
+    ).status_code == 409
+    assert (
+        await client.post(f"/api/v1/apps/hospital/visits/{visit_id}/bill", json={"items": items}, headers=me)
+    ).status_code == 401
+    order_id = bill.json()["order_id"]
+    order = (await client.get(f"/api/v1/payments/orders/{order_id}", headers=me)).json()
+    assert order["amount"] == 23855 and order["deferred"] is True
+    visits = (await client.get("/api/v1/apps/hospital/visits", headers=me)).json()["items"]
+    assert visits[0]["self_paid"] == 23855 and visits[0]["insured"] == 8991
+
+    # a week and a day later, unpaid: no more "see the doctor first" until it is paid
+    clock.advance(8 * 86400)
+    refused = await checkin(client, clock, gate, me)
+    assert refused["result"] == "deny" and refused["reason"] == "unpaid_bills"
+    assert (await client.post(f"/api/v1/payments/sandbox/orders/{order_id}/pay", headers=me)).json()[
+        "state"
+    ] == "paid"
+    walk_in = await checkin(client, clock, gate, me)
+    assert walk_in["result"] == "allow" and walk_in["data"]["walk_in"] is True  # no appointment today
+
+    rated = await client.post(
+        f"/api/v1/apps/hospital/visits/{visit_id}/rating",
+        json={"rating": "good", "comment": "耐心"},
+        headers=me,
+    )
+    assert rated.status_code == 201
+    again = await client.post(
+        f"/api/v1/apps/hospital/visits/{visit_id}/rating", json={"rating": "bad"}, headers=me
+    )
+    assert again.status_code == 409 and again.json()["code"] == "already_rated"
+
+
+async def test_check_in_needs_medical_insurance(hospital):
+    client, clock, gate, _, patient = hospital
+    uninsured = await patient(insured=False)
+    r = await checkin(client, clock, gate, uninsured)
+    assert r["result"] == "deny" and r["reason"] == "not_entitled"
+
+
+def test_the_split_in_exact_fen():
+    items = [
+        {"amount": 999, "covered": True},
+        {"amount": 1, "covered": True},
+        {"amount": 333, "covered": False},
+    ]
+    assert split_bill(
+        items, insured_region="440000", hospital_region="110000", local_bp=7000, other_bp=5000
+    ) == (1333, 499, 834)
+    assert split_bill(items, insured_region="", hospital_region="110000", local_bp=7000, other_bp=5000) == (
+        1333,
+        0,
+        1333,
+    )
