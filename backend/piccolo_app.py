@@ -11,6 +11,7 @@ from codes.tables import TABLES as CODES_TABLES
 from miniapps.hospital.tables import TABLES as HOSPITAL_TABLES
 from miniapps.parking.tables import TABLES as PARKING_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
+from miniapps.tourism.tables import TABLES as TOURISM_TABLES
 from miniapps.transit.tables import TABLES as TRANSIT_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
 
@@ -28,6 +29,7 @@ APP_CONFIG = AppConfig(
         *TRANSIT_TABLES,
         *PARKING_TABLES,
         *HOSPITAL_TABLES,
+        *TOURISM_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     code_batch_window: int = 24 * 3600
     trust_list_refresh: int = 3600
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
-    miniapps: str = "transit,parking,hospital"
+    miniapps: str = "transit,parking,hospital,tourism"
     miniapp_scan_budget: float = 0.3
     # Payments: enabled channels, and each channel's keys (files hold PEM keys; never in the repo)
     payment_channels: str = "sandbox"

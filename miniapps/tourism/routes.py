@@ -1,0 +1,225 @@
+"""Tourism routes under /api/v1/apps/tourism."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from piccolo.columns.combination import WhereRaw
+
+from backend.errors import Conflict, NotFound
+from miniapps.deps import AppCaller, app_backend, citizen_caller
+from miniapps.tourism.app import CHINA
+from miniapps.tourism.tables import Attraction, Hotel, HotelBooking, Ticket, TicketSession
+
+if TYPE_CHECKING:
+    from miniapps.tourism.app import TourismApp
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class Purchase(msgspec.Struct, forbid_unknown_fields=True):
+    session_id: str
+    holders: Annotated[list[Name], msgspec.Meta(min_length=1, max_length=5)]  # the buyer and companions
+
+
+class BookingCreate(msgspec.Struct, forbid_unknown_fields=True):
+    hotel: Annotated[str, msgspec.Meta(max_length=16)]
+    openid: Annotated[str, msgspec.Meta(max_length=40)]
+    night: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    guest_name: Name
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("not found") from None
+
+
+def handlers(app: TourismApp) -> list[Any]:
+    @get("/sessions", summary="Timed ticket sessions with places left")
+    async def sessions(
+        attraction: FromQuery[str | None] = None, day: FromQuery[str | None] = None
+    ) -> dict[str, Any]:
+        query = TicketSession.select(
+            TicketSession.all_columns(),  # type: ignore[arg-type]
+            TicketSession.attraction.code,  # type: ignore[arg-type]
+            TicketSession.attraction.name,
+            TicketSession.attraction.price,
+        )
+        if attraction:
+            query = query.where(TicketSession.attraction.code == attraction)
+        if day:
+            query = query.where(TicketSession.day == day)
+        rows = await query.order_by(TicketSession.day).limit(200).run()
+        return {
+            "items": [
+                {
+                    "session_id": str(r["id"]),
+                    "attraction": r["attraction.code"],
+                    "name": r["attraction.name"],
+                    "price": r["attraction.price"],
+                    "day": r["day"],
+                    "window": r["window"],
+                    "left": r["capacity"] - r["sold"],
+                }
+                for r in rows
+            ]
+        }
+
+    @post("/tickets", guards=[citizen_caller], summary="Buy tickets for oneself and companions (one order)")
+    async def buy(data: JSONBody[Purchase], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        session_id = _uuid(data.session_id)
+        row = (
+            await TicketSession.select(TicketSession.id, TicketSession.attraction.price)
+            .where(TicketSession.id == session_id)
+            .first()
+            .run()
+        )
+        if row is None:
+            raise NotFound("no such session", code="session_not_found")
+        n = len(data.holders)
+        held = (
+            await TicketSession.update({TicketSession.sold: TicketSession.sold + n})
+            .where((TicketSession.id == session_id) & WhereRaw("sold + {} <= capacity", n))
+            .returning(TicketSession.id)
+            .run()
+        )
+        if not held:
+            raise Conflict("not enough places left in this session", code="sold_out")
+        purchase = uuid.uuid4()
+        order = await app.platform.payments.create_order(
+            openid=caller.openid,
+            reference=f"tickets-{purchase}",
+            amount=row["attraction.price"] * n,
+            description=f"门票 x{n}",
+        )
+        tickets = [
+            Ticket(
+                id=uuid.uuid4(),
+                session=session_id,
+                openid=caller.openid,
+                holder_name=name,
+                order_id=order["order_id"],
+            )
+            for name in data.holders
+        ]
+        await Ticket.insert(*tickets).run()
+        return {
+            "order_id": order["order_id"],
+            "amount": order["amount"],
+            "tickets": [{"ticket_id": str(t.id), "holder": t.holder_name} for t in tickets],
+        }
+
+    @get("/tickets", guards=[citizen_caller], summary="The caller's tickets")
+    async def mine(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        rows = (
+            await Ticket.select(
+                Ticket.all_columns(),  # type: ignore[arg-type]
+                Ticket.session.day,
+                Ticket.session.window,  # type: ignore[arg-type]
+                Ticket.session.attraction.code,  # type: ignore[union-attr]
+            )
+            .where(Ticket.openid == caller.openid)
+            .run()
+        )
+        for order_id in {r["order_id"] for r in rows if r["state"] == "pending"}:
+            if (await app.platform.payments.order(order_id))["state"] == "paid":
+                await app.settle(order_id)
+                for r in rows:
+                    if r["order_id"] == order_id and r["state"] == "pending":
+                        r["state"] = "paid"
+        return {
+            "items": [
+                {
+                    "ticket_id": str(r["id"]),
+                    "holder": r["holder_name"],
+                    "state": r["state"],
+                    "day": r["session.day"],
+                    "window": r["session.window"],
+                    "attraction": r["session.attraction.code"],
+                    "order_id": r["order_id"],
+                }
+                for r in rows
+            ]
+        }
+
+    @post(
+        "/tickets/{ticket_id:str}/refund",
+        guards=[citizen_caller],
+        summary="Refund a paid ticket before its visit day (by the attraction's rule)",
+    )
+    async def refund(ticket_id: FromPath[str], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        row = (
+            await Ticket.select(
+                Ticket.all_columns(),  # type: ignore[arg-type]
+                Ticket.session.day,
+                Ticket.session.attraction.price,  # type: ignore[arg-type,union-attr]
+                Ticket.session.attraction.refund_days,  # type: ignore[union-attr]
+            )
+            .where((Ticket.id == _uuid(ticket_id)) & (Ticket.openid == caller.openid))
+            .first()
+            .run()
+        )
+        if row is None:
+            raise NotFound("no such ticket", code="ticket_not_found")
+        if (
+            row["state"] == "pending"
+            and (await app.platform.payments.order(row["order_id"]))["state"] == "paid"
+        ):
+            await app.settle(row["order_id"])
+            row["state"] = "paid"
+        if row["state"] != "paid":
+            raise Conflict(f"a {row['state']} ticket cannot be refunded", code="not_refundable")
+        from datetime import date, timedelta
+
+        today = app.platform.now().astimezone(CHINA).date()
+        if today > date.fromisoformat(row["session.day"]) - timedelta(
+            days=row["session.attraction.refund_days"]
+        ):
+            raise Conflict("refunds close the day before the visit", code="too_late_to_refund")
+        taken = (
+            await Ticket.update({Ticket.state: "refunded"})
+            .where((Ticket.id == row["id"]) & (Ticket.state == "paid"))
+            .returning(Ticket.id)
+            .run()
+        )
+        if not taken:
+            raise Conflict("this ticket was used or refunded meanwhile", code="not_refundable")
+        await (
+            TicketSession.update({TicketSession.sold: TicketSession.sold - 1})
+            .where((TicketSession.id == row["session"]) & (TicketSession.sold > 0))
+            .run()
+        )
+        result = await app.platform.payments.refund(
+            row["order_id"],
+            reference=f"ticket-{row['id']}",
+            amount=row["session.attraction.price"],
+            reason="游客退票",
+        )
+        return {"ticket_id": ticket_id, "state": "refunded", "refund": result}
+
+    @post("/hotel-bookings", guards=[app_backend], summary="A hotel registers a booking for check-in by code")
+    async def book_hotel(data: JSONBody[BookingCreate]) -> dict[str, Any]:
+        hotel = await Hotel.select(Hotel.id).where(Hotel.code == data.hotel).first().run()  # type: ignore[attr-defined]
+        if hotel is None:
+            raise NotFound("no such hotel", code="hotel_not_found")
+        booking_id = uuid.uuid4()
+        await HotelBooking.insert(
+            HotelBooking(
+                id=booking_id,
+                hotel=hotel["id"],
+                openid=data.openid,
+                night=data.night,
+                guest_name=data.guest_name,
+            )
+        ).run()
+        return {"booking_id": str(booking_id), "state": "booked"}
+
+    _ = Attraction
+    return [sessions, buy, mine, refund, book_hotel]

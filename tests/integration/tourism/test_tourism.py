@@ -1,0 +1,155 @@
+"""好游玩 through HTTP: buy for a party, enter by code once per ticket, the last ticket, refunds, hotels."""
+
+import asyncio
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.clock import FrozenClock
+
+
+@pytest.fixture
+async def park(make_client, login, new_phone, enrol_scanner):
+    clock = FrozenClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 09:00 in Beijing
+    async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
+        await client.runtime.services["miniapps"].apps["tourism"].seed_demo()
+        gate = await enrol_scanner(client, "tourism", context="tourism-gate", place="A-PALACE")
+        desk = await enrol_scanner(client, "tourism", context="hotel-checkin", place="HT-CITY")
+
+        async def visitor():
+            pair = await login(client, new_phone())
+            return {"Authorization": f"Bearer {pair['access_token']}"}
+
+        yield client, clock, gate, desk, visitor
+
+
+async def session(client, day):
+    items = (
+        await client.get("/api/v1/apps/tourism/sessions", params={"attraction": "A-PALACE", "day": day})
+    ).json()
+    return items["items"][0]
+
+
+async def enter(client, clock, scanner, me):
+    clock.advance(31)
+    token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
+    return (await client.post("/api/v1/scans", json={"token": token}, headers=scanner["headers"])).json()
+
+
+async def test_a_party_enters_one_by_one_and_a_used_ticket_is_refused(park):
+    client, clock, gate, _, visitor = park
+    me = await visitor()
+    today = await session(client, "2026-11-25")
+    r = await client.post(
+        "/api/v1/apps/tourism/tickets",
+        json={"session_id": today["session_id"], "holders": ["吴十", "吴小十"]},
+        headers=me,
+    )
+    assert r.status_code == 201, r.text
+    purchase = r.json()
+    assert purchase["amount"] == 2 * 6000 and len(purchase["tickets"]) == 2
+    unpaid = await enter(client, clock, gate, me)
+    assert unpaid["result"] == "deny" and unpaid["reason"] == "no_ticket"
+    paid = await client.post(f"/api/v1/payments/sandbox/orders/{purchase['order_id']}/pay", headers=me)
+    assert paid.json()["state"] == "paid"
+    first, second = await enter(client, clock, gate, me), await enter(client, clock, gate, me)
+    assert first["result"] == second["result"] == "allow"
+    assert {first["data"]["holder"], second["data"]["holder"]} == {"吴十", "吴小十"}
+    third = await enter(client, clock, gate, me)
+    assert third["result"] == "deny" and third["reason"] == "already_used"
+
+
+async def test_the_last_ticket_goes_to_one_buyer(park):
+    client, _, _, _, visitor = park
+    from miniapps.tourism.tables import TicketSession
+
+    target = await session(client, "2026-11-27")
+    await (
+        TicketSession.update({TicketSession.capacity: 1})
+        .where(TicketSession.id == target["session_id"])
+        .run()
+    )
+    buyers = [await visitor() for _ in range(5)]
+    results = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/apps/tourism/tickets",
+                json={"session_id": target["session_id"], "holders": ["游客"]},
+                headers=b,
+            )
+            for b in buyers
+        )
+    )
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409, 409]
+    assert (await session(client, "2026-11-27"))["left"] == 0
+
+
+async def test_refund_before_the_visit_day_only(park):
+    client, _clock, _gate, _, visitor = park
+    me = await visitor()
+    later = await session(client, "2026-11-28")
+    purchase = (
+        await client.post(
+            "/api/v1/apps/tourism/tickets",
+            json={"session_id": later["session_id"], "holders": ["郑一"]},
+            headers=me,
+        )
+    ).json()
+    await client.post(f"/api/v1/payments/sandbox/orders/{purchase['order_id']}/pay", headers=me)
+    ticket_id = purchase["tickets"][0]["ticket_id"]
+    r = await client.post(f"/api/v1/apps/tourism/tickets/{ticket_id}/refund", headers=me)
+    assert r.status_code == 201, r.text
+    assert r.json()["state"] == "refunded"
+    order = (await client.get(f"/api/v1/payments/orders/{purchase['order_id']}", headers=me)).json()
+    assert order["state"] == "refunded" and order["refunded"] == 6000
+    assert (await session(client, "2026-11-28"))["left"] == later["left"]
+    again = await client.post(f"/api/v1/apps/tourism/tickets/{ticket_id}/refund", headers=me)
+    assert again.status_code == 409
+    # on the visit day itself it is too late (the rule: until the day before)
+    tomorrow = await session(client, "2026-11-25")
+    p2 = (
+        await client.post(
+            "/api/v1/apps/tourism/tickets",
+            json={"session_id": tomorrow["session_id"], "holders": ["郑二"]},
+            headers=me,
+        )
+    ).json()
+    await client.post(f"/api/v1/payments/sandbox/orders/{p2['order_id']}/pay", headers=me)
+    late = await client.post(
+        f"/api/v1/apps/tourism/tickets/{p2['tickets'][0]['ticket_id']}/refund", headers=me
+    )
+    assert late.status_code == 409 and late.json()["code"] == "too_late_to_refund"
+
+
+async def test_hotel_check_in_by_code_once(park):
+    client, clock, _, desk, visitor = park
+    me = await visitor()
+    app_cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="tourism")
+    hotel = {
+        "Authorization": "Basic "
+        + base64.b64encode(f"{app_cred['client_id']}:{app_cred['client_secret']}".encode()).decode()
+    }
+    code = (await client.post("/api/v1/miniapps/tourism/authorize", json={}, headers=me)).json()["code"]
+    openid = (await client.post("/api/v1/miniapps/tourism/token", json={"code": code}, headers=hotel)).json()[
+        "openid"
+    ]
+    nobooking = await enter(client, clock, desk, me)
+    assert nobooking["reason"] == "no_reservation"
+    night = (clock.now() + timedelta(hours=8)).date().isoformat()
+    r = await client.post(
+        "/api/v1/apps/tourism/hotel-bookings",
+        headers=hotel,
+        json={"hotel": "HT-CITY", "openid": openid, "night": night, "guest_name": "王十一"},
+    )
+    assert r.status_code == 201, r.text
+    assert (
+        await client.post(
+            "/api/v1/apps/tourism/hotel-bookings",
+            headers=me,
+            json={"hotel": "HT-CITY", "openid": openid, "night": night, "guest_name": "x"},
+        )
+    ).status_code == 401
+    checked = await enter(client, clock, desk, me)
+    assert checked["result"] == "allow" and checked["display"]["title"] == "入住成功"
+    assert (await enter(client, clock, desk, me))["reason"] == "already_checked_in"
