@@ -323,3 +323,32 @@ class SessionService:
             ttl=s.code_validity + s.code_skew + s.code_batch_window,
         )
         await audit.record("account_deleted", actor_kind="citizen", actor_id=principal.citizen_id, ip=ip)
+
+    async def set_blocked(self, citizen_id: str, blocked: bool, *, actor: str) -> dict[str, Any]:
+        """An operator blocks (or unblocks) an account: login is refused and its codes stop verifying."""
+        try:
+            cid = uuid.UUID(citizen_id)
+        except ValueError:
+            raise NotFound("no such account", code="account_not_found") from None
+        updated = (
+            await Citizen.update(
+                {Citizen.status: "blocked" if blocked else "active", Citizen.updated_at: self._clock.now()}
+            )
+            .where((Citizen.id == cid) & Citizen.status.is_in(["active", "blocked"]))
+            .returning(Citizen.id)
+            .run()
+        )
+        if not updated:
+            raise NotFound("no such account", code="account_not_found")
+        marker = f"auth:blocked-citizen:{citizen_id}"
+        if blocked:
+            await self._tokens.store.set(marker, "1")
+        else:
+            await self._tokens.store.delete(marker)
+        await audit.record(
+            "account_blocked" if blocked else "account_unblocked",
+            actor_kind="operator",
+            actor_id=actor,
+            subject=f"citizen:{citizen_id}",
+        )
+        return {"citizen_id": citizen_id, "status": "blocked" if blocked else "active"}

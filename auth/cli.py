@@ -252,4 +252,32 @@ def operators_revoke(client_id: str) -> None:
     _revoke("operator", client_id)
 
 
-COMMANDS = [scanners, miniapps, merchants, operators, keys]
+@click.group("citizens")
+def citizens() -> None:
+    """Citizen accounts (operators' actions, audited)."""
+
+
+def _block(citizen_id: str, blocked: bool) -> None:
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _auth(app).sessions.set_blocked(citizen_id, blocked, actor=_operator())
+
+    emit_json(run_with_runtime(go))
+
+
+@citizens.command("block")
+@click.argument("citizen_id")
+def citizens_block(citizen_id: str) -> None:
+    """Block an account: login refused, its codes refused at every gate (account_blocked)."""
+    _block(citizen_id, True)
+
+
+@citizens.command("unblock")
+@click.argument("citizen_id")
+def citizens_unblock(citizen_id: str) -> None:
+    """Lift a block."""
+    _block(citizen_id, False)
+
+
+COMMANDS = [scanners, miniapps, merchants, operators, citizens, keys]

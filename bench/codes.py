@@ -187,7 +187,7 @@ def _enrol_scanners(env: dict[str, str], contexts: int) -> list[dict[str, str]]:
         "    async with app.lifespan():\n"
         "        m = app.state.runtime.services['auth'].machines\n"
         f"        for i in range({contexts}):\n"
-        "            out.append(await m.create('scanner', app_id='bench', place=f'gate {i}', context=f'bench-{i}'))\n"
+        "            out.append(await m.create('scanner', app_id='benchgate', place=f'gate {i}', context=f'bench-{i}'))\n"
         "    print(json.dumps(out))\n"
         "asyncio.run(main())\n"
     )
@@ -210,6 +210,15 @@ async def _pg(admin_url: str, sql: str) -> None:
 def online(citizens: int, contexts: int, connections: int, backend: str) -> dict[str, dict[str, float]]:
     data_dir = tempfile.mkdtemp(prefix="shengshi-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENGSHI_")}
+    # the bench mini-app, installed as far as discovery goes (a dist-info with its entry point)
+    dist = Path(data_dir) / "plugins" / "benchgate-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: benchgate\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[shengshitong.miniapps]\nbenchgate = bench._bench_miniapp:BenchGate\n"
+    )
+    env["PYTHONPATH"] = os.pathsep.join([str(dist.parent), str(ROOT)])
+    env["SHENGSHI_MINIAPPS"] = "benchgate"
     env.update(
         {
             "SHENGSHI_DATA_DIR": data_dir,

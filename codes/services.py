@@ -331,14 +331,20 @@ class ScanService:
     ) -> str | None:
         """Claim the code's single use in this context and read the account's markers, in one round trip.
         Returns the refusal reason, or None when this scan may pass."""
-        claimed, holder, (revoked, deleted) = await self.store.claim(
+        claimed, holder, (revoked, deleted, blocked) = await self.store.claim(
             f"code:used:{context}:{cti.hex()}",
             mine,
             ttl=self.replay_ttl,
-            read=(revoked_session_key(mapping["s"]), f"auth:deleted-citizen:{mapping['c']}"),
+            read=(
+                revoked_session_key(mapping["s"]),
+                f"auth:deleted-citizen:{mapping['c']}",
+                f"auth:blocked-citizen:{mapping['c']}",
+            ),
         )
         if deleted is not None:
             return "account_deleted"
+        if blocked is not None:
+            return "account_blocked"
         if revoked is not None and not offline:  # an offline scan may predate the sign-out
             return "device_revoked"
         if not claimed and (

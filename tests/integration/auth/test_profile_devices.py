@@ -111,3 +111,19 @@ async def test_account_deletion_removes_personal_data_and_stops_every_token(
     assert new_me["id"] != me["id"] and new_me["id_number"] is None
     r = await client.patch("/api/v1/me", json={"id_number": ID_NUMBER}, headers=auth_header(fresh))
     assert r.status_code == 200
+
+
+async def test_a_blocked_account_cannot_log_in(client, login, new_phone, auth_header):
+    import re
+
+    phone = new_phone()
+    pair = await login(client, phone)
+    me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
+    await client.runtime.services["auth"].sessions.set_blocked(me["id"], True, actor="test")
+    await client.post("/api/v1/auth/otp", json={"phone": phone})
+    text = (await client.get("/api/v1/dev/sms", params={"phone": phone})).json()["text"]
+    r = await client.post(
+        "/api/v1/auth/login", json={"phone": phone, "code": re.search(r"\d{6}", text)[0], "device_id": "d2"}
+    )
+    assert r.status_code == 403 and r.json()["code"] == "account_blocked"
+    assert await AuditEvent.exists().where(AuditEvent.action == "account_blocked").run()

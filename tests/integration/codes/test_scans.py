@@ -158,3 +158,17 @@ async def test_scans_are_recorded(setup, auth_header):
     rows = await ScanRecord.select().where(ScanRecord.scanner_id == gate["client_id"]).run()
     assert len(rows) == 1 and rows[0]["result"] == "allow" and rows[0]["citizen_id"]
     assert token not in str(rows)
+
+
+async def test_a_blocked_account_is_refused_until_unblocked(
+    setup, auth_header, login, new_phone, frozen_clock
+):
+    client, pair, gate = setup
+    sessions = client.runtime.services["auth"].sessions
+    me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
+    token = await _code(client, pair, auth_header)
+    await sessions.set_blocked(me["id"], True, actor="test")
+    assert (await _scan(client, gate, token))["reason"] == "account_blocked"
+    await sessions.set_blocked(me["id"], False, actor="test")
+    frozen_clock.advance(31)
+    assert (await _scan(client, gate, await _code(client, pair, auth_header)))["result"] == "allow"
