@@ -348,3 +348,28 @@ def enrol_scanner() -> Callable[..., Any]:
 @pytest.fixture
 def testgate_app() -> type[MiniApp]:
     return TestGate
+
+
+@pytest.fixture
+def shengshi_cli(settings: Settings) -> Callable[..., Any]:
+    """Run the real ``shengshi`` command against this pass's database and store."""
+    import subprocess
+    import sys
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {
+            **os.environ,
+            "SHENGSHI_DATABASE_URL": settings.database_url,
+            "SHENGSHI_REDIS_URL": settings.redis_url,
+            "SHENGSHI_SECRET_KEY": settings.secret_key,
+            "SHENGSHI_KEY_ENCRYPTION_KEY": settings.key_encryption_key,
+            "SHENGSHI_PII_KEYS": settings.pii_keys,
+            "SHENGSHI_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+        return subprocess.run(
+            [shengshi, *args], env=full_env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    return run

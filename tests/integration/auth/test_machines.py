@@ -3,8 +3,6 @@
 import base64
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -119,35 +117,20 @@ async def test_revocation_reaches_a_cached_worker_within_the_cache_time(make_cli
 HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello-miniapp"
 
 
-def _cli(settings, *args, plugins_dir=None):
-    env = {
-        **os.environ,
-        "SHENGSHI_DATABASE_URL": settings.database_url,
-        "SHENGSHI_REDIS_URL": settings.redis_url,
-        "SHENGSHI_SECRET_KEY": settings.secret_key,
-        "SHENGSHI_KEY_ENCRYPTION_KEY": settings.key_encryption_key,
-        "SHENGSHI_PII_KEYS": settings.pii_keys,
-        "SHENGSHI_LOG_LEVEL": "WARNING",
-    }
-    if plugins_dir is not None:  # the example mini-app, installed as far as discovery goes
-        env["PYTHONPATH"] = f"{plugins_dir}{os.pathsep}{HELLO}"
-        env["SHENGSHI_MINIAPPS"] = "hello"
-    shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
-    return subprocess.run([shengshi, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli, tmp_path):
+    hello_env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{HELLO}", "SHENGSHI_MINIAPPS": "hello"}
 
+    def _cli(*args, plugins_dir=None):
+        return shengshi_cli(*args, env=hello_env if plugins_dir is not None else None)
 
-async def test_cli_enrols_and_revokes_a_scanner(make_client, settings, tmp_path):
     dist = tmp_path / "hello_miniapp-0.1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-miniapp\nVersion: 0.1.0\n")
     (dist / "entry_points.txt").write_text("[shengshitong.miniapps]\nhello = hello_miniapp:HelloApp\n")
     async with make_client(extra_plugins=[Probe()], machine_auth_cache_seconds=0) as probe:
-        unknown = _cli(
-            settings, "scanners", "add", "--app", "transit", "--place", "x", "--json", plugins_dir=tmp_path
-        )
+        unknown = _cli("scanners", "add", "--app", "transit", "--place", "x", "--json", plugins_dir=tmp_path)
         assert unknown.returncode != 0 and "'transit' is not enabled" in unknown.stderr
         wrong = _cli(
-            settings,
             "scanners",
             "add",
             "--app",
@@ -160,7 +143,6 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, settings, tmp_path)
         )
         assert wrong.returncode != 0 and "hello-door" in wrong.stderr
         added = _cli(
-            settings,
             "scanners",
             "add",
             "--app",
@@ -176,18 +158,16 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, settings, tmp_path)
         assert cred["app_id"] == "hello" and cred["place"] == "Front door" and cred["context"] == "hello-door"
         headers = basic(cred["client_id"], cred["client_secret"])
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 200
-        listed = _cli(settings, "scanners", "list")
+        listed = _cli("scanners", "list")
         assert cred["client_id"] in listed.stdout and cred["client_secret"] not in listed.stdout
-        revoked = _cli(settings, "scanners", "revoke", cred["client_id"])
+        revoked = _cli("scanners", "revoke", cred["client_id"])
         assert revoked.returncode == 0, revoked.stderr
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 401
-        missing = _cli(settings, "scanners", "revoke", "scn_nope")
+        missing = _cli("scanners", "revoke", "scn_nope")
         assert missing.returncode != 0
 
-        merchant = json.loads(_cli(settings, "merchants", "add", "City Parks Ltd", "--json").stdout)
-        app = json.loads(
-            _cli(settings, "miniapps", "credentials", "hello", "--json", plugins_dir=tmp_path).stdout
-        )
+        merchant = json.loads(_cli("merchants", "add", "City Parks Ltd", "--json").stdout)
+        app = json.loads(_cli("miniapps", "credentials", "hello", "--json", plugins_dir=tmp_path).stdout)
         assert merchant["client_id"].startswith("mch_") and app["client_id"].startswith("app_")
         for cred in (merchant, app):
             r = await probe.get(

@@ -5,16 +5,15 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 from payments.tables import LedgerEntry
 
 
-async def test_reconcile_lists_every_kind_of_mismatch(pay_client, merchant_of, players, settings, tmp_path):
+async def test_reconcile_lists_every_kind_of_mismatch(
+    pay_client, merchant_of, players, shengshi_cli, tmp_path
+):
     wechat, _ = players
     async with pay_client() as client:
         merchant = await merchant_of(client)
@@ -40,35 +39,17 @@ async def test_reconcile_lists_every_kind_of_mismatch(pay_client, merchant_of, p
             "4200000000999,unknown-order,payment,300\n"
         )
         day = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
-        env = {
-            **os.environ,
-            "SHENGSHI_DATABASE_URL": settings.database_url,
-            "SHENGSHI_REDIS_URL": settings.redis_url,
-            "SHENGSHI_SECRET_KEY": settings.secret_key,
-            "SHENGSHI_KEY_ENCRYPTION_KEY": settings.key_encryption_key,
-            "SHENGSHI_PII_KEYS": settings.pii_keys,
-            "SHENGSHI_LOG_LEVEL": "WARNING",
-        }
-        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
         out = await asyncio.to_thread(
-            subprocess.run,
-            [
-                shengshi,
-                "payments",
-                "reconcile",
-                "--date",
-                day,
-                "--channel",
-                "wechatpay",
-                "--statement",
-                str(statement),
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            shengshi_cli,
+            "payments",
+            "reconcile",
+            "--date",
+            day,
+            "--channel",
+            "wechatpay",
+            "--statement",
+            str(statement),
+            "--json",
         )
         assert out.returncode == 0, out.stderr
         found = {(m["kind"], m["order_id"]) for m in map(json.loads, out.stdout.splitlines())}
