@@ -194,10 +194,6 @@ class KeyStore:
             key = self._keys.get(kid)
         return key
 
-    def known(self, kid: str) -> LoadedKey | None:
-        """Without touching the database (hot paths); see :meth:`find`."""
-        return self._keys.get(kid)
-
     async def published(self) -> list[LoadedKey]:
         await self._maybe_reload()
         now = self._clock.now()

@@ -420,18 +420,15 @@ class ScanService:
         }
 
     async def save(self, record: dict[str, Any]) -> bool:
-        """Store a scan record; False when this (scanner, record id) was stored already."""
-        exists = await ScanRecord.exists().where(ScanRecord.scanner_record == record["scanner_record"]).run()
-        if exists:
-            return False
-        try:
-            async with db.transaction():
-                await ScanRecord.insert(ScanRecord(**record, received_at=self.clock.now())).run()
-        except Exception as exc:  # a concurrent upload of the same record won the unique key
-            if await ScanRecord.exists().where(ScanRecord.scanner_record == record["scanner_record"]).run():
-                return False
-            raise exc
-        return True
+        """Store a scan record; False when this (scanner, record id) was stored already (also by a
+        concurrent upload of the same record: the unique key decides, without an error)."""
+        inserted = (
+            await ScanRecord.insert(ScanRecord(**record, received_at=self.clock.now()))
+            .on_conflict(target=ScanRecord.scanner_record, action="DO NOTHING")
+            .returning(ScanRecord.id)
+            .run()
+        )
+        return bool(inserted)
 
     async def stored(self, scanner: MachinePrincipal, record_id: str) -> dict[str, Any] | None:
         row = (

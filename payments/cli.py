@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -130,4 +129,3 @@ def webhooks_rotate(endpoint_id: str) -> None:
 
 
 COMMANDS = [payments, webhooks]
-_ = date

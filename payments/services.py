@@ -10,7 +10,7 @@ from typing import Any
 
 from backend import audit, db
 from backend.clock import Clock
-from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.errors import Conflict, InvalidInput, NotFound
 from payments.channels.base import Channel, Notification, NotificationRejected, Reply
 from payments.channels.sandbox import Sandbox
 from payments.tables import ChannelNotification, LedgerEntry, OutboxEvent, PaymentOrder, Refund
@@ -76,29 +76,31 @@ class OrderService:
         now = self.clock.now()
         existing = await PaymentOrder.select().where(PaymentOrder.owner_reference == key).first().run()
         if existing is None:
-            try:
-                async with db.transaction():
-                    await PaymentOrder.insert(
-                        PaymentOrder(
-                            owner=owner,
-                            app_id=app_id,
-                            reference=reference,
-                            owner_reference=key,
-                            citizen_id=citizen_id,
-                            description=description,
-                            amount=amount,
-                            deferred=deferred,
-                            created_at=now,
-                            updated_at=now,
-                            expires_at=None if deferred else now + timedelta(seconds=self.order_ttl),
-                        )
-                    ).run()
-            except Exception:
-                if not await PaymentOrder.exists().where(PaymentOrder.owner_reference == key).run():
-                    raise  # not the concurrent twin of this very request
-            row = await PaymentOrder.select().where(PaymentOrder.owner_reference == key).first().run()
-            assert row is not None
-            return order_view(row), True
+            # a concurrent twin of this request inserts nothing and is answered like a repeat
+            created = await (
+                PaymentOrder.insert(
+                    PaymentOrder(
+                        owner=owner,
+                        app_id=app_id,
+                        reference=reference,
+                        owner_reference=key,
+                        citizen_id=citizen_id,
+                        description=description,
+                        amount=amount,
+                        deferred=deferred,
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=None if deferred else now + timedelta(seconds=self.order_ttl),
+                    )
+                )
+                .on_conflict(target=PaymentOrder.owner_reference, action="DO NOTHING")
+                .returning(PaymentOrder.id)
+                .run()
+            )
+            existing = await PaymentOrder.select().where(PaymentOrder.owner_reference == key).first().run()
+            assert existing is not None
+            if created:
+                return order_view(existing), True
         if existing["amount"] != amount or existing["citizen_id"] != citizen_id:
             raise Conflict(
                 "this reference was used for a different order",
@@ -350,11 +352,10 @@ class NotificationService:
 
     async def _apply_once(self, n: Notification) -> str:
         key = f"{n.channel}/{n.notify_id}"
-        if await ChannelNotification.exists().where(ChannelNotification.notify_key == key).run():
-            return await self._previous(key)
-        try:
-            async with db.transaction():
-                # the unique key is claimed first: a concurrent twin waits here, then fails
+        async with db.transaction():
+            # the unique key is claimed first; a duplicate or a concurrent twin (which waits here for
+            # the first to commit) claims nothing and changes nothing
+            claimed = (
                 await ChannelNotification.insert(
                     ChannelNotification(
                         notify_key=key,
@@ -368,7 +369,12 @@ class NotificationService:
                         summary=n.summary,
                         received_at=self.clock.now(),
                     )
-                ).run()
+                )
+                .on_conflict(target=ChannelNotification.notify_key, action="DO NOTHING")
+                .returning(ChannelNotification.id)
+                .run()
+            )
+            if claimed:
                 status, reason = await self._apply(n)
                 await (
                     ChannelNotification.update(
@@ -381,10 +387,8 @@ class NotificationService:
                     .where(ChannelNotification.notify_key == key)
                     .run()
                 )
-        except Exception:
-            if await ChannelNotification.exists().where(ChannelNotification.notify_key == key).run():
-                return await self._previous(key)  # the twin committed first
-            raise
+        if not claimed:
+            return await self._previous(key)
         if status == "rejected":
             log.warning(
                 "callback recorded and refused",
@@ -583,8 +587,3 @@ class NotificationService:
             )
             await _outbox(order["id"], "order.closed", now)
         return "applied", ""
-
-
-def check_owner(order: Mapping[str, Any], owner: str) -> None:
-    if order["owner"] != owner:
-        raise Forbidden("not your order", code="not_owner")

@@ -238,9 +238,6 @@ def data_dir() -> Iterator[Path]:
 
 
 # ---- identity helpers ------------------------------------------------------------------------------
-_phone_counter = iter(range(10_000_000))
-
-
 @pytest.fixture
 def new_phone() -> Callable[[], str]:
     """A fresh mainland mobile number for each call (no two tests share a citizen)."""

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from backend.errors import Conflict, InvalidInput, NotFound
+from backend.errors import Conflict, NotFound
 from miniapps.deps import AppCaller, app_backend, citizen_caller
 from miniapps.hospital.app import split_bill
-from miniapps.hospital.tables import Appointment, Department, Doctor, Hospital, Slot, Visit
+from miniapps.hospital.tables import Appointment, Slot, Visit
 
 if TYPE_CHECKING:
     from miniapps.hospital.app import HospitalApp
@@ -248,5 +248,4 @@ def handlers(app: HospitalApp) -> list[Any]:
             raise Conflict("this visit has been rated already", code="already_rated")
         return {"visit_id": visit_id, "rating": data.rating}
 
-    _ = (Department, Doctor, Hospital, InvalidInput)
     return [slots, book, appointments, cancel, bill, visits, rate]

@@ -14,7 +14,7 @@ from piccolo.columns.combination import WhereRaw
 from backend.errors import Conflict, NotFound
 from miniapps.deps import AppCaller, app_backend, citizen_caller
 from miniapps.tourism.app import CHINA
-from miniapps.tourism.tables import Attraction, Hotel, HotelBooking, Ticket, TicketSession
+from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
 
 if TYPE_CHECKING:
     from miniapps.tourism.app import TourismApp
@@ -221,5 +221,4 @@ def handlers(app: TourismApp) -> list[Any]:
         ).run()
         return {"booking_id": str(booking_id), "state": "booked"}
 
-    _ = Attraction
     return [sessions, buy, mine, refund, book_hotel]

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import os
 import secrets
 import time
 from urllib.parse import urlencode
@@ -192,6 +191,3 @@ def merchant_of():
         return basic(cred)
 
     return make
-
-
-_ = os
