@@ -45,6 +45,15 @@ class Store(ABC):
         """Add ``amount`` to a counter; the TTL starts when the counter is created (fixed window)."""
 
     @abstractmethod
+    async def add_counts(self, key: str, counts: dict[str, int], ttl: float) -> None:
+        """Add to several named counters kept together under ``key`` (a hash); the TTL starts when the
+        key is created."""
+
+    @abstractmethod
+    async def get_counts(self, *keys: str) -> list[dict[str, int]]:
+        """The counters under each key ({} for a missing key), in one round trip."""
+
+    @abstractmethod
     async def ttl(self, key: str) -> float | None:
         """Seconds left for ``key``; None when it does not exist or never expires."""
 

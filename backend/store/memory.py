@@ -4,6 +4,7 @@ each one is atomic with respect to other tasks."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -76,6 +77,22 @@ class MemoryStore(Store):
         value = int(item[0]) + amount
         self._data[k] = (str(value).encode(), item[1])
         return value
+
+    async def add_counts(self, key: str, counts: dict[str, int], ttl: float) -> None:
+        self._sweep()
+        k = self._k(key)
+        item = self._live(k)
+        current: dict[str, int] = json.loads(item[0]) if item else {}
+        for name, n in counts.items():
+            current[name] = current.get(name, 0) + n
+        self._data[k] = (json.dumps(current).encode(), item[1] if item else self._expiry(ttl))
+
+    async def get_counts(self, *keys: str) -> list[dict[str, int]]:
+        out = []
+        for key in keys:
+            item = self._live(self._k(key))
+            out.append(json.loads(item[0]) if item else {})
+        return out
 
     async def ttl(self, key: str) -> float | None:
         item = self._live(self._k(key))

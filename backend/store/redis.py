@@ -99,6 +99,31 @@ class RedisStore(Store):
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def add_counts(self, key: str, counts: dict[str, int], ttl: float) -> None:
+        if not counts:
+            return
+        k = self._k(key)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for name, n in counts.items():
+                    pipe.hincrby(k, name, n)
+                pipe.pexpire(k, _ms(ttl), nx=True)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def get_counts(self, *keys: str) -> list[dict[str, int]]:
+        if not keys:
+            return []
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(self._k(key))
+                rows = await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [{(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in row.items()} for row in rows]
+
     async def ttl(self, key: str) -> float | None:
         try:
             ms = await self.client.pttl(self._k(key))

@@ -77,3 +77,17 @@ async def test_memory_store_expiry_follows_its_clock():
     now[0] += 5.01
     assert await s.get("k") is None
     assert await s.ttl("k") is None
+
+
+async def test_named_counts_add_up_and_read_back_together(store):
+    await store.add_counts("dash:m:1", {"s|transit|allow": 2, "r|replayed": 1}, ttl=60)
+    await store.add_counts("dash:m:1", {"s|transit|allow": 3}, ttl=60)
+    await asyncio.gather(*(store.add_counts("dash:m:2", {"x": 1}, ttl=60) for _ in range(50)))
+    assert await store.get_counts("dash:m:1", "dash:m:2", "dash:m:missing") == [
+        {"s|transit|allow": 5, "r|replayed": 1},
+        {"x": 50},
+        {},
+    ]
+    assert 0 < await store.ttl("dash:m:1") <= 60
+    await store.add_counts("dash:m:3", {}, ttl=60)
+    assert await store.get_counts("dash:m:3") == [{}]
