@@ -18,6 +18,7 @@ from backend.runtime import Runtime
 from backend.settings import Settings, load_settings
 from backend.store import Store, create_store
 from codes.plugin import CodesPlugin
+from console.plugin import ConsolePlugin
 from miniapps.contract import MiniApp
 from miniapps.plugin import MiniAppsPlugin
 from payments.plugin import PaymentsPlugin
@@ -49,6 +50,7 @@ def create_app(
         CodesPlugin(runtime),
         MiniAppsPlugin(runtime, extra_miniapps),
         PaymentsPlugin(runtime),
+        ConsolePlugin(runtime),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.

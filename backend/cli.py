@@ -135,9 +135,10 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
 
 def _register_package_commands() -> None:
     from auth.cli import COMMANDS as AUTH_COMMANDS
+    from console.cli import COMMANDS as CONSOLE_COMMANDS
     from payments.cli import COMMANDS as PAYMENT_COMMANDS
 
-    for command in [*AUTH_COMMANDS, *PAYMENT_COMMANDS]:
+    for command in [*AUTH_COMMANDS, *PAYMENT_COMMANDS, *CONSOLE_COMMANDS]:
         cli.add_command(command)  # type: ignore[arg-type]
 
 

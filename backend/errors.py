@@ -96,6 +96,21 @@ _HTTP_CODES = {
 }
 
 
+def problem_body(status: int, code: str, detail: str, *, title: str | None = None) -> dict[str, Any]:
+    """The problem+json document (RFC 9457) for ``status``/``code``; also used outside Litestar (the
+    console's ASGI gate)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "code": code,
+        "title": title or _HTTP_CODES.get(status, ("", "Error"))[1],
+        "status": status,
+        "detail": detail,
+    }
+    if rid := request_id_var.get():
+        body["request_id"] = rid
+    return body
+
+
 def problem_response(
     request: Request[Any, Any, Any] | None,
     *,
@@ -106,17 +121,9 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + code,
-        "code": code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_body(status, code, detail, title=title)
     if request is not None:
         body["instance"] = request.url.path
-    if rid := request_id_var.get():
-        body["request_id"] = rid
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
     return Response(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)

@@ -28,6 +28,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
+        path = scope["path"]  # before routing: a mounted app sees its own part of the path
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -45,7 +46,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 access_log.info(
                     "%s %s %d",
                     scope.get("method", ""),
-                    scope["path"],
+                    path,
                     status,
                     extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 2)},
                 )

@@ -8,6 +8,7 @@ import migrations
 from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
+from console.tables import TABLES as CONSOLE_TABLES
 from miniapps.hospital.tables import TABLES as HOSPITAL_TABLES
 from miniapps.parking.tables import TABLES as PARKING_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
@@ -30,6 +31,7 @@ APP_CONFIG = AppConfig(
         *PARKING_TABLES,
         *HOSPITAL_TABLES,
         *TOURISM_TABLES,
+        *CONSOLE_TABLES,
     ],
     migration_dependencies=[],
     commands=[],

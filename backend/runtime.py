@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from piccolo.engine.base import Engine
 
 from backend.clock import Clock, SystemClock
 from backend.settings import Settings
 from backend.store import Store
+
+
+class ScanSeen(NamedTuple):
+    """One decided scan, as observers (the live dashboard) see it: no citizen, no code."""
+
+    app_id: str
+    result: str  # allow | deny
+    reason: str
+    seconds: float  # time to decide, online scans; 0.0 for offline uploads
+    offline: bool
+
+
+ScanObserver = Callable[[ScanSeen], None]
 
 
 @dataclass
@@ -22,3 +36,5 @@ class Runtime:
     services: dict[str, Any] = field(default_factory=dict)
     # Background work (webhook delivery, order closing) runs in servers, not in one-off CLI commands.
     background: bool = True
+    # Called synchronously for every decided scan; must be cheap and must not raise (count, not await).
+    scan_observers: list[ScanObserver] = field(default_factory=list)

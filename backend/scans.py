@@ -23,6 +23,7 @@ from prometheus_client import Counter, Histogram
 from auth.guards import citizen_only, scanner_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.runtime import ScanObserver, ScanSeen
 from codes.schemas import BatchRequest, BatchResult, ScanRequest, ScanResult
 from codes.services import ScanService, display_for
 from codes.tables import ScanRecord
@@ -41,9 +42,15 @@ APP_LATENCY = Histogram(
 
 class ScanRouter:
     def __init__(
-        self, scans: ScanService, apps: dict[str, MiniApp], pairwise: Pairwise, budget: float
+        self,
+        scans: ScanService,
+        apps: dict[str, MiniApp],
+        pairwise: Pairwise,
+        budget: float,
+        observers: list[ScanObserver] | None = None,
     ) -> None:
         self.scans = scans
+        self.observers = observers if observers is not None else []
         self.apps = apps
         self.pairwise = pairwise
         self.budget = budget
@@ -121,7 +128,16 @@ class ScanRouter:
             "data": answer.data,
         }
 
+    def _observe(self, app_id: str, decision: dict[str, Any], seconds: float, offline: bool) -> None:
+        seen = ScanSeen(app_id, decision["result"], decision["reason"], seconds, offline)
+        for observe in self.observers:
+            try:
+                observe(seen)
+            except Exception:  # an observer never costs a gate its answer
+                log.exception("scan observer failed")
+
     async def scan(self, scanner: MachinePrincipal, request: ScanRequest) -> dict[str, Any]:
+        started = time.perf_counter()
         decision, record = await self.scans.scan(
             scanner,
             request.token,
@@ -132,12 +148,14 @@ class ScanRouter:
         )
         self.scans.recorder.add(record)  # written in the next batch, off the gate's critical path
         SCANS.labels(scanner.app_id, decision["result"], decision["reason"]).inc()
+        self._observe(scanner.app_id, decision, time.perf_counter() - started, False)
         return decision
 
     async def batch(self, scanner: MachinePrincipal, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         results = await self.scans.batch(scanner, records, decide=self.decide)
         for r in results:
             SCANS.labels(scanner.app_id, r["result"], r["reason"]).inc()
+            self._observe(scanner.app_id, r, 0.0, True)
         return results
 
 

@@ -92,6 +92,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_base_delay: float = 5.0
     webhook_max_attempts: int = 12
     webhook_interval: float = 1.0
+    # Console: host names the console is served under behind HTTPS (piccolo-admin's CSRF referer check)
+    console_allowed_hosts: str = ""
+    # Live dashboard: how often each worker publishes its scan counts, and how often viewers get a frame
+    dashboard_flush_interval: float = 1.0
+    dashboard_push_interval: float = 2.0
 
     # ---- derived values -------------------------------------------------------------------------
     @property

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from auth.guards import citizen_only
@@ -17,7 +18,7 @@ from codes.services import CodeIssuer, CodeKeys, iso
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _current(issued: dict[str, Any]) -> CurrentCode:
+def _current(issued: dict[str, Any], **extra: Any) -> CurrentCode:
     return CurrentCode(
         token=issued["token"],
         issued_at=iso(issued["issued_at"]),
@@ -25,6 +26,7 @@ def _current(issued: dict[str, Any]) -> CurrentCode:
         refresh_after=iso(issued["refresh_after"]),
         entitlements=issued["entitlements"],
         kid=issued["kid"],
+        **extra,
     )
 
 
@@ -38,9 +40,16 @@ class CodesController(Controller):
         summary="The citizen's current code (token + readable entitlements)",
     )
     async def current(
-        self, citizen: NamedDependency[CitizenPrincipal], code_issuer: NamedDependency[CodeIssuer]
+        self,
+        citizen: NamedDependency[CitizenPrincipal],
+        code_issuer: NamedDependency[CodeIssuer],
+        qr_format: Annotated[Literal["svg"] | None, QueryParameter(name="qr")] = None,
     ) -> Response[CurrentCode]:
-        return Response(_current(await code_issuer.current(citizen)), headers=NO_STORE)
+        issued = await code_issuer.current(citizen)
+        extra: dict[str, Any] = {"server_time": iso(code_issuer.clock.time())}
+        if qr_format == "svg":
+            extra["qr_svg"] = qr.svg(issued["token"], inline=True).decode()
+        return Response(_current(issued, **extra), headers=NO_STORE)
 
     @get("/current.svg", guards=[citizen_only], media_type="image/svg+xml", summary="The current code as SVG")
     async def current_svg(

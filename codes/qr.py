@@ -15,10 +15,20 @@ def make(token: str) -> segno.QRCode:
     return segno.make_qr(token, error=ERROR_LEVEL, mode="alphanumeric", boost_error=False)
 
 
-def svg(token: str, scale: int = 6) -> bytes:
+def svg(token: str, scale: int = 6, *, inline: bool = False) -> bytes:
+    """An SVG document, or (``inline``) an ``<svg>`` element to place in an HTML page."""
     buf = io.BytesIO()
     make(token).save(
-        buf, kind="svg", scale=scale, border=QUIET_ZONE, xmldecl=True, svgns=True, title="市民码 citizen code"
+        buf,
+        kind="svg",
+        scale=scale,
+        border=QUIET_ZONE,
+        xmldecl=not inline,
+        svgns=True,
+        title="市民码 citizen code",
+        svgclass="qr",
+        lineclass=None,
+        omitsize=inline,  # inline: a viewBox instead of a fixed size, so CSS can scale it
     )
     return buf.getvalue()
 

@@ -22,6 +22,11 @@ class CurrentCode(msgspec.Struct):
     refresh_after: datetime
     entitlements: dict[str, Any]
     kid: str
+    # the QR of ``token`` as an SVG document, when asked for (``?qr=svg``): one request gives a web
+    # wallet the code and its picture, which cannot differ
+    qr_svg: str | None = None
+    # the server's clock when answering, so a device with a wrong clock still counts down correctly
+    server_time: datetime | None = None
 
 
 class ScanRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -91,6 +91,16 @@ class ScanDecision(msgspec.Struct, frozen=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)  # shown to the scanner (fare, gate no., ...)
 
 
+class Gauge(msgspec.Struct, frozen=True):
+    """A live figure a mini-app shows on the operators' dashboard (e.g. free spaces in one car park)."""
+
+    name: str  # what is measured, e.g. "free_spaces"
+    label_zh: str
+    label_en: str
+    value: float
+    of: float | None = None  # the whole it is part of (capacity), drawn as a bar when given
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -144,6 +154,10 @@ class MiniApp(ABC):
 
     async def on_payment_event(self, event: PaymentEvent) -> None:  # noqa: B027 - optional
         """An order of this mini-app was paid, refunded, failed or closed (at least once per event)."""
+
+    async def gauges(self) -> list[Gauge]:
+        """Optional: live figures for the operators' dashboard, read every few seconds (keep it cheap)."""
+        return []
 
     async def startup(self) -> None:  # noqa: B027 - optional
         """Called once when the app starts."""

@@ -39,7 +39,13 @@ class MiniAppsPlugin(InitPlugin):
         self.pairwise = Pairwise(s)
         self.auth = MiniAppAuth(s, runtime.clock, runtime.store, self.pairwise, self.apps)
         codes = runtime.services["codes"]
-        self.router = ScanRouter(codes.scans, self.apps, self.pairwise, budget=s.miniapp_scan_budget)
+        self.router = ScanRouter(
+            codes.scans,
+            self.apps,
+            self.pairwise,
+            budget=s.miniapp_scan_budget,
+            observers=runtime.scan_observers,
+        )
         runtime.services["miniapps"] = self
 
     async def _startup(self) -> None:

@@ -353,7 +353,9 @@ def shengshi_cli(settings: Settings) -> Callable[..., Any]:
     import subprocess
     import sys
 
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {
             **os.environ,
             "SHENGSHI_DATABASE_URL": settings.database_url,
@@ -366,7 +368,38 @@ def shengshi_cli(settings: Settings) -> Callable[..., Any]:
         }
         shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
         return subprocess.run(
-            [shengshi, *args], env=full_env, capture_output=True, text=True, timeout=60, check=False
+            [shengshi, *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            input=input,
         )
 
     return run
+
+
+@pytest.fixture
+def console_login():
+    """``await console_login(client, username, role)`` → the client, signed in (session + CSRF cookies),
+    and the headers its changes need."""
+
+    async def sign_in(
+        client: AppClient, username: str, role: str, password: str = "a-long-test-password"
+    ) -> dict[str, str]:
+        ops = client.runtime.services["console"].operators
+        await ops.add(username, password, role, actor="test")
+        await client.get("/admin/")  # piccolo-admin sets its CSRF cookie
+        csrf = client.cookies.get("csrftoken")
+        assert csrf
+        r = await client.post(
+            "/admin/public/login/",
+            json={"username": username, "password": password},
+            headers={"X-CSRFToken": csrf},
+        )
+        assert r.status_code == 200, r.text
+        assert client.cookies.get("id")
+        return {"X-CSRFToken": csrf}
+
+    return sign_in

@@ -19,7 +19,7 @@ from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
-from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.contract import Display, Gauge, Manifest, MiniApp, ScanDecision, ScanEvent
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 
@@ -58,6 +58,22 @@ class ParkingApp(MiniApp):
         from miniapps.parking.demo import seed
 
         return seed()
+
+    async def gauges(self) -> list[Gauge]:
+        """Free spaces per car park, for the operators' dashboard."""
+        rows = await CarPark.select(
+            CarPark.code, CarPark.name, CarPark.capacity, CarPark.occupied, CarPark.reserved
+        ).order_by(CarPark.code)
+        return [
+            Gauge(
+                name=f"free_spaces:{r['code']}",
+                label_zh=f"{r['name']} 空余车位",
+                label_en=f"{r['code']} free spaces",
+                value=max(0, r["capacity"] - r["occupied"] - r["reserved"]),
+                of=r["capacity"],
+            )
+            for r in rows
+        ]
 
     async def expire_reservations(self) -> int:
         now = self.platform.now()

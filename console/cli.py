@@ -1,0 +1,87 @@
+"""``shengshi console ...``: the people who may sign in to the operators' console."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from litestar import Litestar
+
+from console.operators import OperatorService
+from console.tables import ROLES
+
+
+def _ops(app: Litestar) -> OperatorService:
+    return app.state.runtime.services["console"].operators  # type: ignore[no-any-return]
+
+
+def _actor() -> str:
+    from auth.cli import _operator
+
+    return _operator()
+
+
+@click.group("console")
+def console() -> None:
+    """Console operators: who may sign in at /admin, and with which role (readonly or admin)."""
+
+
+@console.command("add-operator")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default="readonly", show_default=True)
+@click.option("--email", default="", help="the operator's e-mail (optional)")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (scripts)")
+def add_operator(username: str, role: str, email: str, password_stdin: bool) -> None:
+    """Create a console operator; asks for the password (never taken as an argument)."""
+    from backend.cli import emit_json, run_with_runtime
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _ops(app).add(username, password, role, email=email, actor=_actor())
+
+    emit_json(run_with_runtime(go))
+
+
+@console.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role(username: str, role: str) -> None:
+    """Change an operator's role (takes effect on their next request)."""
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _ops(app).set_role(username, role, actor=_actor())
+
+    emit_json(run_with_runtime(go))
+
+
+@console.command("disable-operator")
+@click.argument("username")
+def disable_operator(username: str) -> None:
+    """Disable an operator and end their sessions at once."""
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _ops(app).disable(username, actor=_actor())
+
+    emit_json(run_with_runtime(go))
+
+
+@console.command("list-operators")
+def list_operators() -> None:
+    """Console operators, one JSON line each."""
+    from backend.cli import emit_json, run_with_runtime
+
+    async def go(app: Litestar) -> list[dict[str, Any]]:
+        return await _ops(app).list()
+
+    for row in run_with_runtime(go):
+        emit_json(row)
+
+
+COMMANDS = [console]

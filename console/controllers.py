@@ -1,0 +1,180 @@
+"""HTTP handlers of the web faces (thin: the services decide). Pages are static files from the package;
+everything they show comes from the JSON APIs below and the citizen API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.channels import ChannelsPlugin
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import JSONBody
+from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
+
+from auth.guards import client_ip
+from backend.errors import Forbidden, InvalidInput, Unauthorized
+from console.dashboard import Dashboard
+from console.operators import Operator, OperatorService
+from console.simulator import ScannerSimulator
+
+STATIC = Path(__file__).parent / "static"
+OPERATOR = "console_operator"
+# our pages load nothing from elsewhere (they must work with no internet) and run no inline script
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+MAX_IMAGE = 8 * 1024 * 1024
+
+
+def page(name: str) -> Response[bytes]:
+    return Response((STATIC / name).read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+def operators_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OperatorService:
+    return connection.app.state.runtime.services["console"].operators  # type: ignore[no-any-return]
+
+
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator | None:
+    return await operators_of(connection).from_token(connection.cookies.get("id"))
+
+
+async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    operator = await signed_in(connection)
+    if operator is None:
+        raise Unauthorized("sign in to the console at /admin/ first")
+    connection.state[OPERATOR] = operator
+
+
+async def console_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    await console_operator(connection, handler)
+    if not connection.state[OPERATOR].can_change:
+        raise Forbidden("your console role is read-only", code="read_only")
+
+
+async def same_site_post(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Cookie-authenticated POSTs carry the console's CSRF token (cookie ``csrftoken`` repeated in the
+    ``X-CSRFToken`` header, as piccolo-admin's own requests do)."""
+    cookie = connection.cookies.get("csrftoken", "")
+    header = connection.headers.get("x-csrftoken", "")
+    if not cookie or not hmac.compare_digest(cookie, header):
+        raise Forbidden("missing or wrong CSRF token", code="csrf_failed")
+
+
+def provide_operator(request: Request[Any, Any, Any]) -> Operator:
+    return request.state[OPERATOR]  # type: ignore[no-any-return]
+
+
+class Pages(Controller):
+    include_in_schema = False
+
+    @get("/wallet", summary="The citizen web wallet")
+    async def wallet(self) -> Response[bytes]:
+        return page("wallet.html")
+
+    @get("/admin/dashboard")
+    async def dashboard(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        if await signed_in(request) is None:
+            return Redirect("/admin/")
+        return page("dashboard.html")
+
+    @get("/admin/scanner")
+    async def scanner(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        if await signed_in(request) is None:
+            return Redirect("/admin/")
+        return page("scanner.html")
+
+
+class DashboardController(Controller):
+    path = "/admin/dashboard"
+    tags = ["operators: console"]
+    guards = [console_operator]
+
+    @get("/frame", summary="The dashboard's figures now (the stream sends the same frames)")
+    async def frame(self, dashboard: NamedDependency[Dashboard]) -> Response[dict[str, Any]]:
+        return Response(await dashboard.frame(), headers={"Cache-Control": "no-store"})
+
+    @get("/stream", summary="Server-sent events: a frame now, on every scan tick and every few seconds")
+    async def stream(
+        self, dashboard: NamedDependency[Dashboard], channels: NamedDependency[ChannelsPlugin]
+    ) -> ServerSentEvent:
+        return ServerSentEvent(_frames(dashboard, channels), headers={"Cache-Control": "no-store"})
+
+
+async def _frames(
+    dashboard: Dashboard, channels: ChannelsPlugin
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    push = dashboard.runtime.settings.dashboard_push_interval
+    ticked = asyncio.Event()
+
+    async def on_tick(_: bytes) -> None:
+        ticked.set()
+
+    yield ServerSentEventMessage(data=json.dumps(await dashboard.frame()), event="frame", retry=3000)
+    async with (
+        channels.start_subscription([dashboard.channel]) as subscriber,
+        subscriber.run_in_background(on_tick),
+    ):
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ticked.wait(), push)
+            ticked.clear()
+            yield ServerSentEventMessage(data=json.dumps(await dashboard.frame()), event="frame")
+            await asyncio.sleep(0.5)  # at most two frames a second per viewer, whatever the scan rate
+
+
+class SimulatedScan(msgspec.Struct, forbid_unknown_fields=True):
+    scanner_id: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class ScannerController(Controller):
+    path = "/admin/scanner"
+    tags = ["operators: console"]
+    guards = [console_operator]
+
+    @get("/scanners", summary="Active scanners to simulate")
+    async def scanners(self, scanner_simulator: NamedDependency[ScannerSimulator]) -> list[dict[str, Any]]:
+        return await scanner_simulator.scanners()
+
+    @post(
+        "/decode",
+        status_code=200,
+        guards=[same_site_post],
+        summary="Read the QR code in an uploaded image (the request body is the image)",
+        request_max_body_size=MAX_IMAGE,
+    )
+    async def decode(
+        self, request: Request[Any, Any, Any], scanner_simulator: NamedDependency[ScannerSimulator]
+    ) -> dict[str, str]:
+        image = await request.body()
+        if not image:
+            raise InvalidInput("send the image as the request body")
+        return {"code": await asyncio.to_thread(scanner_simulator.decode, image)}
+
+    @post(
+        "/scan", status_code=200, guards=[console_admin, same_site_post], summary="Show a code to a scanner"
+    )
+    async def scan(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[SimulatedScan],
+        scanner_simulator: NamedDependency[ScannerSimulator],
+    ) -> dict[str, Any]:
+        operator = provide_operator(request)
+        return await scanner_simulator.scan(operator, data.scanner_id, data.code, ip=client_ip(request))

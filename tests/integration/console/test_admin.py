@@ -1,0 +1,184 @@
+"""The operators' console at /admin: piccolo-admin behind roles, per-table rules, audit and masking."""
+
+import json
+
+import pytest
+
+from auth.tables import MachineClient
+from backend.tables import AuditEvent
+
+pytestmark = pytest.mark.storage
+
+
+async def _audit(action: str) -> list[dict]:
+    return await AuditEvent.select().where(AuditEvent.action == action).order_by(AuditEvent.at)
+
+
+async def test_a_readonly_operator_sees_tables_but_cannot_change_anything(
+    client, console_login, enrol_scanner
+):
+    gate = await enrol_scanner(client, place="north gate")
+    headers = await console_login(client, "watcher", "readonly")
+
+    rows = (await client.get("/admin/api/tables/machine_client/", params={"__readable": "true"})).json()[
+        "rows"
+    ]
+    assert [r["client_id"] for r in rows] == [gate["client_id"]]
+    stored = (
+        await MachineClient.select(MachineClient.secret_hash).where(MachineClient.id == gate["id"]).first()
+    )
+    assert rows[0]["secret_hash"] is None  # secret columns never leave piccolo-api
+    assert (
+        stored["secret_hash"]
+        not in (await client.get(f"/admin/api/tables/machine_client/{gate['id']}/")).text
+    )
+
+    r = await client.patch(
+        f"/admin/api/tables/machine_client/{gate['id']}/", json={"name": "renamed"}, headers=headers
+    )
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "read_only"
+    r = await client.delete(f"/admin/api/tables/machine_client/{gate['id']}/", headers=headers)
+    assert r.status_code == 403
+    row = await MachineClient.select(MachineClient.name).where(MachineClient.id == gate["id"]).first()
+    assert row["name"] == "north gate"
+    refused = await _audit("console.change_refused")
+    assert [e["actor_id"] for e in refused] == ["watcher", "watcher"]
+
+
+async def test_an_admin_edits_a_credential_and_the_change_is_audited(client, console_login, enrol_scanner):
+    gate = await enrol_scanner(client, place="north gate")
+    headers = await console_login(client, "chief", "admin")
+    # the edit form sends every field, the blank secret hash and the client id included
+    r = await client.patch(
+        f"/admin/api/tables/machine_client/{gate['id']}/",
+        json={"name": "North gate 1", "place": "north gate", "secret_hash": "", "client_id": "scn_hijacked"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    row = await MachineClient.select().where(MachineClient.id == gate["id"]).first()
+    assert row["name"] == "North gate 1"
+    assert row["client_id"] == gate["client_id"]  # not editable here
+    assert row["secret_hash"]  # untouched: the scanner still authenticates
+    assert (
+        await client.post("/api/v1/scans", json={"token": "SC1:x"}, headers=gate["headers"])
+    ).status_code != 401
+
+    events = await _audit("console.patch")
+    assert len(events) == 1
+    assert events[0]["actor_id"] == "chief"
+    assert events[0]["subject"] == f"machine_client:{gate['id']}"
+    data = events[0]["data"]
+    assert (json.loads(data) if isinstance(data, str) else data)["fields"] == ["name", "place"]
+
+
+async def test_an_admin_revokes_a_scanner_from_the_console(client, console_login, enrol_scanner):
+    gate = await enrol_scanner(client)
+    headers = await console_login(client, "chief", "admin")
+    r = await client.patch(
+        f"/admin/api/tables/machine_client/{gate['id']}/",
+        json={"revoked_at": "2026-01-01T00:00:00+00:00"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    client.runtime.services["auth"].machines._cache.clear()  # what the 5-second cache does by itself
+    r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, headers=gate["headers"])
+    assert r.status_code == 401
+
+
+async def test_money_and_the_audit_log_never_change_in_the_console(client, console_login, enrol_scanner):
+    gate = await enrol_scanner(client)
+    headers = await console_login(client, "chief", "admin")
+    r = await client.post(
+        "/admin/api/tables/machine_client/", json={"kind": "scanner", "client_id": "x"}, headers=headers
+    )
+    assert r.status_code == 405
+    assert "shown once" in r.json()["detail"]
+    r = await client.delete(f"/admin/api/tables/machine_client/{gate['id']}/", headers=headers)
+    assert r.status_code == 405
+    for table in ("payment_order", "payment_refund", "audit_event", "webhook_delivery", "citizen"):
+        r = await client.post(f"/admin/api/tables/{table}/", json={}, headers=headers)
+        assert r.status_code == 405, (table, r.text)
+    audit_rows = (await client.get("/admin/api/tables/audit_event/")).json()["rows"]
+    assert audit_rows
+    r = await client.patch(
+        f"/admin/api/tables/audit_event/{audit_rows[0]['id']}/", json={"action": "x"}, headers=headers
+    )
+    assert r.status_code == 405
+    assert await MachineClient.count() == 1
+    assert not await _audit("console.post")
+
+
+async def test_citizens_appear_masked(client, console_login, login, new_phone, auth_header):
+    phone = new_phone()
+    pair = await login(client, phone)
+    await client.patch(
+        "/api/v1/me", json={"real_name": "钱七", "id_number": "11010519491231002X"}, headers=auth_header(pair)
+    )
+    await console_login(client, "watcher", "readonly")
+    r = await client.get("/admin/api/tables/citizen/")
+    assert r.status_code == 200
+    text = r.text
+    assert phone not in text and "11010519491231002X" not in text and "钱七" not in text
+    row = r.json()["rows"][0]
+    assert row["phone_masked"] == phone[:3] + "****" + phone[-4:]
+    assert all(v is None for k, v in row.items() if k.endswith("_sealed"))
+
+
+async def test_without_a_session_the_console_api_answers_401(client):
+    r = await client.get("/admin/api/tables/machine_client/")
+    assert r.status_code == 401
+    r = await client.patch("/admin/api/tables/machine_client/1/", json={})
+    assert r.status_code == 401
+    assert r.json()["code"] == "unauthorized"
+
+
+async def test_sign_ins_are_audited_and_limited_per_address(client, console_login):
+    await console_login(client, "chief", "admin")
+    csrf = client.cookies.get("csrftoken")
+    for _ in range(9):  # ten attempts per five minutes in all, the good one included
+        r = await client.post(
+            "/admin/public/login/",
+            json={"username": "chief", "password": "wrong-password"},
+            headers={"X-CSRFToken": csrf},
+        )
+        assert r.status_code in (401, 403), r.text
+    r = await client.post(
+        "/admin/public/login/",
+        json={"username": "chief", "password": "a-long-test-password"},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert r.status_code == 429
+    assert r.json()["code"] == "rate_limited"
+    assert len(await _audit("console.signed_in")) == 1
+    assert len(await _audit("console.sign_in_failed")) == 9
+    assert all("wrong-password" not in str(e["data"]) for e in await _audit("console.sign_in_failed"))
+
+
+async def test_a_disabled_operator_is_signed_out_at_once(client, console_login):
+    await console_login(client, "chief", "admin")
+    assert (await client.get("/admin/dashboard/frame")).status_code == 200
+    await client.runtime.services["console"].operators.disable("chief", actor="test")
+    assert (await client.get("/admin/dashboard/frame")).status_code == 401
+    assert (await client.get("/admin/api/tables/machine_client/")).status_code == 401
+
+
+async def test_the_console_cli_manages_operators(client, shengshi_cli):
+    import json
+
+    r = shengshi_cli("console", "add-operator", "duty", "--password-stdin", input="short\n")
+    assert r.returncode == 1 and "password" in r.stderr.lower()
+    r = shengshi_cli("console", "add-operator", "duty", "--password-stdin", input="a-long-duty-password\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["role"] == "readonly"
+    assert "a-long-duty-password" not in r.stdout + r.stderr
+    r = shengshi_cli("console", "set-role", "duty", "admin")
+    assert r.returncode == 0, r.stderr
+    r = shengshi_cli("console", "list-operators")
+    listed = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert [(o["username"], o["role"], o["active"]) for o in listed] == [("duty", "admin", True)]
+    r = shengshi_cli("console", "disable-operator", "duty")
+    assert json.loads(r.stdout.strip().splitlines()[-1])["active"] is False
+    assert shengshi_cli("console", "set-role", "nobody", "admin").returncode == 1
+    assert len(await _audit("console.operator_added")) == 1
