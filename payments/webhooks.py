@@ -146,6 +146,9 @@ class WebhookDispatcher:
             return False
         self._queue = queue
         self._worker = Worker(queue, functions=[("webhook_attempt", self._job)], concurrency=10)
+        # saq's worker takes SIGINT/SIGTERM for itself when it runs standalone; inside the app server
+        # the signals are uvicorn's (which then stops this worker through the app's shutdown)
+        self._worker.SIGNALS = []
         self._worker_task = asyncio.create_task(self._worker.start(), name="webhook-worker")
         return True
 
