@@ -65,25 +65,9 @@ def _create(kind: str, as_json: bool, **fields: str) -> None:
 
 
 def _check_app(app: Litestar, kind: str, app_id: str, context: str) -> dict[str, str]:
-    """A scanner belongs to an enabled mini-app and one of the scan contexts it declares."""
-    from backend.errors import InvalidInput
+    from miniapps.registry import credential_fields
 
-    apps = app.state.runtime.services["miniapps"].apps
-    if app_id not in apps:
-        raise InvalidInput(
-            f"mini-app {app_id!r} is not enabled (enabled: {', '.join(apps) or 'none'}; "
-            "see SHENGSHI_MINIAPPS)"
-        )
-    if kind != "scanner":
-        return {}
-    contexts = list(apps[app_id].manifest.scan_contexts)
-    if not context and len(contexts) == 1:
-        context = contexts[0]
-    if context not in contexts:
-        raise InvalidInput(
-            f"--context must be one of {app_id}'s scan contexts: {', '.join(contexts) or 'none'}"
-        )
-    return {"context": context}
+    return credential_fields(app.state.runtime.services["miniapps"].apps, kind, app_id, context)
 
 
 @click.group("scanners")

@@ -59,6 +59,16 @@ def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | 
     except AppError as exc:
         click.echo(f"error: {exc.detail}", err=True)
         sys.exit(1)
+    except BaseExceptionGroup as group:  # raised inside the app's task group: the operator's mistake
+        matched, _rest = group.split(AppError)
+        if matched is None:
+            raise
+        first = matched.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        assert isinstance(first, AppError)
+        click.echo(f"error: {first.detail}", err=True)
+        sys.exit(1)
 
 
 def emit_json(obj: Any) -> None:

@@ -37,6 +37,7 @@ from backend.errors import problem_body
 from backend.runtime import Runtime
 from backend.store import StoreUnavailable
 from backend.tables import AuditEvent
+from console.forms import console_forms
 from console.operators import OperatorService, session_token
 from console.tables import ConsoleOperator, ConsoleSession
 from payments.tables import PaymentOrder, Refund, WebhookDelivery
@@ -183,6 +184,7 @@ class ConsoleGate:
         self.operators = operators
         self.admin = create_admin(
             tables=table_configs(),
+            forms=console_forms(runtime),
             auth_table=ConsoleOperator,
             session_table=ConsoleSession,
             site_name="盛事通 运管后台 Shengshitong console",

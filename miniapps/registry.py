@@ -108,3 +108,26 @@ def load_config(manifest: Manifest, environ: dict[str, str] | None = None) -> di
     if unknown := set(given) - set(manifest.settings_schema):
         raise MiniAppError(f"{var}: unknown settings {sorted(unknown)}")
     return config
+
+
+def credential_fields(apps: dict[str, Any], kind: str, app_id: str, context: str) -> dict[str, str]:
+    """Check a scanner or mini-app credential against the enabled mini-apps: a scanner belongs to one of
+    them and to one of the scan contexts it declares (the only one, when it has one). Returns the
+    fields to store (the context a scanner gets)."""
+    from backend.errors import InvalidInput
+
+    if app_id not in apps:
+        raise InvalidInput(
+            f"mini-app {app_id!r} is not enabled "
+            f"(enabled: {', '.join(apps) or 'none'}; see SHENGSHI_MINIAPPS)"
+        )
+    if kind != "scanner":
+        return {}
+    contexts = list(apps[app_id].manifest.scan_contexts)
+    if not context and len(contexts) == 1:
+        context = contexts[0]
+    if context not in contexts:
+        raise InvalidInput(
+            f"the context must be one of {app_id}'s scan contexts: {', '.join(contexts) or 'none'}"
+        )
+    return {"context": context}

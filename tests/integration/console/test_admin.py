@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import pytest
 
 from auth.tables import MachineClient
@@ -182,3 +183,73 @@ async def test_the_console_cli_manages_operators(client, shengshi_cli):
     assert json.loads(r.stdout.strip().splitlines()[-1])["active"] is False
     assert shengshi_cli("console", "set-role", "nobody", "admin").returncode == 1
     assert len(await _audit("console.operator_added")) == 1
+
+
+async def _forms(client):
+    return {f["name"].split(" ")[0]: f["slug"] for f in (await client.get("/admin/api/forms/")).json()}
+
+
+async def test_an_admin_enrols_and_revokes_a_scanner_with_the_console_forms(client, console_login):
+    import re
+
+    headers = await console_login(client, "chief", "admin")
+    forms = await _forms(client)
+    r = await client.post(
+        f"/admin/api/forms/{forms['登记扫码设备']}/",
+        json={"app_id": "testgate", "context": "testgate-bus", "place": "bus 7", "name": "Bus 7 front door"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    message = r.json()["custom_form_success"]
+    client_id, secret = re.search(r"client id (\S+), secret (\S+)", message).groups()
+    basic = httpx.BasicAuth(client_id, secret)
+    r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, auth=basic)
+    assert r.status_code == 200  # the scanner is enrolled (and refuses a bad code)
+    row = await MachineClient.select().where(MachineClient.client_id == client_id).first()
+    assert (row["context"], row["place"]) == ("testgate-bus", "bus 7")
+    created = await _audit("credential_created")
+    assert [e["actor_id"] for e in created] == ["chief"]
+    assert secret not in str(await AuditEvent.select())
+
+    bad = await client.post(
+        f"/admin/api/forms/{forms['登记扫码设备']}/",
+        json={"app_id": "nope", "place": "x"},
+        headers=headers,
+    )
+    assert bad.status_code == 422 and "not enabled" in bad.json()["custom_form_error"]
+
+    r = await client.post(
+        f"/admin/api/forms/{forms['吊销凭证']}/", json={"client_id": client_id}, headers=headers
+    )
+    assert r.status_code == 200 and "Revoked" in r.json()["custom_form_success"]
+    r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, auth=basic)
+    assert r.status_code == 401
+
+
+async def test_a_readonly_operator_cannot_use_the_forms(client, console_login):
+    headers = await console_login(client, "watcher", "readonly")
+    forms = await _forms(client)
+    r = await client.post(
+        f"/admin/api/forms/{forms['轮换签名密钥']}/", json={"purpose": "code"}, headers=headers
+    )
+    assert r.status_code == 403
+    r = await client.post(
+        f"/admin/api/forms/{forms['登记扫码设备']}/",
+        json={"app_id": "testgate", "place": "x"},
+        headers=headers,
+    )
+    assert r.status_code == 403
+    assert await MachineClient.count() == 0
+
+
+async def test_an_admin_rotates_the_code_key_from_the_console(client, console_login):
+    headers = await console_login(client, "chief", "admin")
+    forms = await _forms(client)
+    before = (await client.get("/api/v1/codes/trust-list")).json()
+    r = await client.post(
+        f"/admin/api/forms/{forms['轮换签名密钥']}/", json={"purpose": "code"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    assert len(await _audit("keys_rotated")) == 1
+    after = (await client.get("/api/v1/codes/trust-list")).json()
+    assert after != before
