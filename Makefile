@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean
+.PHONY: install browser run test test-sqlite test-postgres lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
@@ -17,6 +17,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian's chromium for the browser tests (Playwright drives it; it downloads no browser of its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2; exit 1; \
+	  fi; }
+	@command -v chromium >/dev/null 2>&1
+
 ## Embedded default: SQLite under var/, in-process store, development keys generated on first start.
 run: install
 	$(BIN)/shengshi migrate
@@ -24,13 +36,18 @@ run: install
 	$(BIN)/shengshi serve --host $(HOST) --port $(PORT)
 
 ## The whole suite on both storage backends: SQLite + in-process store, then PostgreSQL + Redis.
-test: install lint test-sqlite test-postgres
+test: install lint browser test-sqlite test-postgres
 
-test-sqlite: install
+test-sqlite: install browser
 	SHENGSHI_TEST_BACKEND=sqlite $(BIN)/pytest
 
-test-postgres: install
+test-postgres: install browser
 	SHENGSHI_TEST_BACKEND=postgres $(BIN)/pytest
+
+## Screenshots of the wallet and the dashboard for docs/ (the browser tests take them; CJK fonts needed).
+screenshots: install browser
+	@fc-list :lang=zh 2>/dev/null | grep -q . || DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk >/dev/null
+	SHENGSHI_TEST_BACKEND=sqlite SHENGSHI_TEST_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -q
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,11 +16,12 @@ const SSCharts = (() => {
     return { ctx, w, h };
   }
 
+  // a maximum whose quarter is a round number, so the four grid lines read 0, q, 2q, 3q, 4q
   function niceMax(v) {
-    if (v <= 5) return 5;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+    const q = Math.max(1, v / 4);
+    const p = Math.pow(10, Math.floor(Math.log10(q)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= q && Number.isInteger(m * p)) return 4 * m * p;
+    return 40 * p;
   }
 
   function axes(ctx, w, h, max, labels, pad) {

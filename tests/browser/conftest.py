@@ -1,0 +1,213 @@
+"""Browser tests: Debian's chromium driven by Playwright, headless, against a real server.
+
+The server is the real ``shengshi serve`` in a subprocess, on this pass's backend but with a database
+(SQLite file, or a scratch PostgreSQL database) and a Redis namespace of its own, migrated and seeded
+like ``make run`` does, with a short code refresh so the wallet's rotation can be watched. Chromium is
+installed by the project's set-up (``make browser``, called by ``make test``); a missing browser is a
+failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from backend.settings import new_key
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CODE_REFRESH = 6  # seconds: the wallet must fetch a new code this often
+PASSWORDS = {"watcher": "watcher-password-1", "chief": "chief-password-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium_path() -> str:
+    path = os.environ.get("SHENGSHI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail(
+            "chromium is not installed: `make browser` installs Debian's chromium (make test runs it)"
+        )
+    return path
+
+
+class WebServer:
+    def __init__(self, url: str, env: dict[str, str]) -> None:
+        self.url = url
+        self.env = env
+
+    def cli(self, *args: str, input: str | None = None) -> Any:
+        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+        r = subprocess.run(
+            [shengshi, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            input=input,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        lines = [line for line in r.stdout.strip().splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+
+    def citizen(self, phone: str) -> dict[str, str]:
+        """A citizen logged in through the API (not the browser): their bearer header."""
+        with httpx.Client(base_url=self.url, timeout=10) as c:
+            assert c.post("/api/v1/auth/otp", json={"phone": phone}).status_code == 202
+            text = c.get("/api/v1/dev/sms", params={"phone": phone}).json()["text"]
+            code = re.search(r"(?<!\d)(\d{6})(?!\d)", text).group(1)  # type: ignore[union-attr]
+            pair = c.post(
+                "/api/v1/auth/login", json={"phone": phone, "code": code, "device_id": "phone-1"}
+            ).json()
+        return {"Authorization": f"Bearer {pair['access_token']}"}
+
+    def scan(self, scanner: dict[str, Any], token: str) -> dict[str, Any]:
+        r = httpx.post(
+            f"{self.url}/api/v1/scans",
+            json={"token": token},
+            auth=(scanner["client_id"], scanner["client_secret"]),
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+async def _pg(sql: str, admin_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def web(settings: Any) -> Iterator[WebServer]:
+    data_dir = Path(tempfile.mkdtemp(prefix="shengshi-web-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHENGSHI_")}
+    db_name = f"shengshi_web_{uuid.uuid4().hex[:8]}"
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    if settings.uses_postgres:
+        asyncio.run(_pg(f'CREATE DATABASE "{db_name}"', admin_url))
+        database_url = settings.database_url.rsplit("/", 1)[0] + "/" + db_name
+    else:
+        database_url = f"sqlite:///{data_dir / 'web.sqlite3'}"
+    port = _free_port()
+    env.update(
+        {
+            "SHENGSHI_ENV": "test",
+            "SHENGSHI_DATA_DIR": str(data_dir),
+            "SHENGSHI_DATABASE_URL": database_url,
+            "SHENGSHI_REDIS_URL": settings.redis_url,
+            "SHENGSHI_STORE_PREFIX": f"{settings.store_prefix}web:",
+            "SHENGSHI_SECRET_KEY": new_key(),
+            "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
+            "SHENGSHI_PII_KEYS": f"w1:{new_key()}",
+            "SHENGSHI_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "SHENGSHI_CODE_VALIDITY": "30",
+            "SHENGSHI_CODE_REFRESH_AFTER": str(CODE_REFRESH),
+            "SHENGSHI_DASHBOARD_PUSH_INTERVAL": "1",
+            "SHENGSHI_LOG_LEVEL": "WARNING",
+        }
+    )
+    server = WebServer(f"http://127.0.0.1:{port}", env)
+    server.cli("migrate")
+    server.cli("seed-demo")
+    for name, role in (("watcher", "readonly"), ("chief", "admin")):
+        server.cli(
+            "console", "add-operator", name, "--role", role, "--password-stdin", input=PASSWORDS[name] + "\n"
+        )
+    shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+    log = open(data_dir / "server.log", "w")
+    proc = subprocess.Popen(
+        [shengshi, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "the server did not start:\n" + (data_dir / "server.log").read_text()[-3000:]
+                )
+            time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if settings.uses_postgres:
+            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)', admin_url))
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def screenshots() -> Path | None:
+    """Where to keep screenshots for the docs (``make screenshots`` sets it), or None."""
+    where = os.environ.get("SHENGSHI_TEST_SCREENSHOT_DIR")
+    if not where:
+        return None
+    path = Path(where)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def console_sign_in(web: WebServer) -> Any:
+    """``console_sign_in(page, "watcher")``: sign in through piccolo-admin's login form."""
+
+    def sign_in(page: Any, username: str) -> None:
+        page.goto(f"{web.url}/admin/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", PASSWORDS[username])
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"text={username}", timeout=15000)
+
+    return sign_in
