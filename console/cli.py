@@ -36,13 +36,31 @@ def add_operator(username: str, role: str, email: str, password_stdin: bool) -> 
     """Create a console operator; asks for the password (never taken as an argument)."""
     from backend.cli import emit_json, run_with_runtime
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _password(password_stdin)
 
     async def go(app: Litestar) -> dict[str, Any]:
         return await _ops(app).add(username, password, role, email=email, actor=_actor())
+
+    emit_json(run_with_runtime(go))
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@console.command("reset-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (scripts)")
+def reset_password(username: str, password_stdin: bool) -> None:
+    """Give an operator a new password; their sessions end."""
+    from backend.cli import emit_json, run_with_runtime
+
+    password = _password(password_stdin)
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _ops(app).reset_password(username, password, actor=_actor())
 
     emit_json(run_with_runtime(go))
 

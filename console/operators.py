@@ -90,6 +90,33 @@ class OperatorService:
         )
         return {"username": username, "role": role}
 
+    async def reset_password(self, username: str, password: str, *, actor: str) -> dict[str, Any]:
+        """A new password; the operator's sessions end (whoever knew the old one is signed out)."""
+        row = (
+            await ConsoleOperator.select(ConsoleOperator.id)
+            .where(ConsoleOperator.username == username)
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no operator {username!r}")
+        try:
+            await ConsoleOperator.update_password(row["id"], password)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        ended = (
+            await ConsoleSession.delete()
+            .where(ConsoleSession.user_id == row["id"])
+            .returning(ConsoleSession.id)
+        )
+        await audit.record(
+            "console.password_reset",
+            actor_kind="operator",
+            actor_id=actor,
+            subject=username,
+            sessions=len(ended),
+        )
+        return {"username": username, "sessions_ended": len(ended)}
+
     async def disable(self, username: str, *, actor: str) -> dict[str, Any]:
         updated = (
             await ConsoleOperator.update({ConsoleOperator.active: False})

@@ -44,6 +44,14 @@ class ConsolePlugin(InitPlugin):
         self.gate = ConsoleGate(runtime, self.operators)
         runtime.services["console"] = self
 
+    async def seed_demo(self) -> list[str]:
+        """Demo scanners for the simulator and a demo console operator, outside production only."""
+        if self.runtime.settings.env == "prod":
+            return []
+        from console.demo import seed
+
+        return await seed(self.runtime, self.operators)
+
     async def _startup(self) -> None:
         if self.runtime.background:
             await self.dashboard.start()

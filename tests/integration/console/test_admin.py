@@ -253,3 +253,32 @@ async def test_an_admin_rotates_the_code_key_from_the_console(client, console_lo
     assert len(await _audit("keys_rotated")) == 1
     after = (await client.get("/api/v1/codes/trust-list")).json()
     assert after != before
+
+
+async def test_seed_demo_gives_the_simulator_scanners_and_the_console_an_operator(client, shengshi_cli):
+    import re
+
+    first = shengshi_cli("seed-demo")
+    assert first.returncode == 0, first.stderr
+    password = re.search(r"operator 'demo' \(admin\) for /admin — password (\S+)", first.stdout).group(1)
+    again = shengshi_cli("seed-demo")
+    assert "8 demo scanners for /admin/scanner (0 new)" in again.stdout
+    assert password not in again.stdout + again.stderr
+    scanners = await client.runtime.services["console"].simulator.scanners()
+    assert {(s["app_id"], s["context"]) for s in scanners} >= {
+        ("transit", "bus"),
+        ("parking", "parking-exit"),
+    }
+
+    await client.get("/admin/")
+    csrf = {"X-CSRFToken": client.cookies.get("csrftoken")}
+    r = await client.post(
+        "/admin/public/login/", json={"username": "demo", "password": password}, headers=csrf
+    )
+    assert r.status_code == 200
+    assert (await client.get("/admin/dashboard/frame")).status_code == 200
+
+    r = shengshi_cli("console", "reset-password", "demo", "--password-stdin", input="another-long-password\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["sessions_ended"] == 1
+    assert (await client.get("/admin/dashboard/frame")).status_code == 401  # signed out
