@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import hmac
 import json
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,15 +112,33 @@ class DashboardController(Controller):
 
     @get("/stream", summary="Server-sent events: a frame now, on every scan tick and every few seconds")
     async def stream(
-        self, dashboard: NamedDependency[Dashboard], channels: NamedDependency[ChannelsPlugin]
+        self,
+        request: Request[Any, Any, Any],
+        dashboard: NamedDependency[Dashboard],
+        channels: NamedDependency[ChannelsPlugin],
     ) -> ServerSentEvent:
-        return ServerSentEvent(_frames(dashboard, channels), headers={"Cache-Control": "no-store"})
+        still_signed_in = _session_check(operators_of(request), request.cookies.get("id"))
+        return ServerSentEvent(
+            _frames(dashboard, channels, still_signed_in), headers={"Cache-Control": "no-store"}
+        )
+
+
+SESSION_RECHECK = 30.0  # a stream outlives its request: the session is checked again this often
+
+
+def _session_check(operators: OperatorService, token: str | None) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await operators.from_token(token) is not None
+
+    return check
 
 
 async def _frames(
-    dashboard: Dashboard, channels: ChannelsPlugin
+    dashboard: Dashboard, channels: ChannelsPlugin, still_signed_in: Callable[[], Awaitable[bool]]
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """Frames until the viewer goes away, or their session ends (signed out, disabled, expired)."""
     push = dashboard.runtime.settings.dashboard_push_interval
+    checked = time.monotonic()
     ticked = asyncio.Event()
 
     async def on_tick(_: bytes) -> None:
@@ -134,6 +153,11 @@ async def _frames(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ticked.wait(), push)
             ticked.clear()
+            if time.monotonic() - checked > SESSION_RECHECK:
+                if not await still_signed_in():
+                    yield ServerSentEventMessage(data="{}", event="signed-out")
+                    return
+                checked = time.monotonic()
             yield ServerSentEventMessage(data=json.dumps(await dashboard.frame()), event="frame")
             await asyncio.sleep(0.5)  # at most two frames a second per viewer, whatever the scan rate
 

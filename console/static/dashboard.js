@@ -70,6 +70,7 @@
   function connect() {
     const source = new EventSource("/admin/dashboard/stream");
     source.addEventListener("frame", e => { last = JSON.parse(e.data); $("live").classList.add("on"); render(last); });
+    source.addEventListener("signed-out", () => { source.close(); location.href = "/admin/"; });
     source.onerror = () => {
       $("live").classList.remove("on");
       fetch("/admin/dashboard/frame").then(r => { if (r.status === 401) location.href = "/admin/"; });

@@ -44,7 +44,11 @@
   const store = sessionStorage;
   const deviceId = () => {
     let id = localStorage.getItem("sst.device");
-    if (!id) { id = "web-" + crypto.randomUUID(); localStorage.setItem("sst.device", id); }
+    if (!id) {  // getRandomValues works on plain http too (a phone on the LAN), randomUUID does not
+      const bytes = crypto.getRandomValues(new Uint8Array(16));
+      id = "web-" + Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+      localStorage.setItem("sst.device", id);
+    }
     return id;
   };
 
