@@ -140,6 +140,7 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
         proxy_headers=True,
         access_log=False,
         log_level="warning",
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
     )
 
 

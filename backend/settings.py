@@ -92,6 +92,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_base_delay: float = 5.0
     webhook_max_attempts: int = 12
     webhook_interval: float = 1.0
+    # Server: on SIGTERM, how long open requests (a dashboard's event stream never ends by itself) may
+    # run before they are cut; the load balancer sends the reconnecting viewer to another worker
+    shutdown_grace: float = 10.0
     # Console: host names the console is served under behind HTTPS (piccolo-admin's CSRF referer check)
     console_allowed_hosts: str = ""
     # Live dashboard: how often each worker publishes its scan counts, and how often viewers get a frame
@@ -220,6 +223,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         or not 0 < settings.code_refresh_after < settings.code_validity
     ):
         problems.append(f"{PREFIX}CODE_VALIDITY must be 10-600 s and {PREFIX}CODE_REFRESH_AFTER below it")
+    for name in ("dashboard_flush_interval", "dashboard_push_interval"):
+        if not 0.1 <= getattr(settings, name) <= 60:
+            problems.append(f"{PREFIX}{name.upper()}: must be 0.1 to 60 seconds")
+    if not 1 <= settings.shutdown_grace <= 600:
+        problems.append(f"{PREFIX}SHUTDOWN_GRACE: must be 1 to 600 seconds")
     if settings.max_body_bytes < 1024:
         problems.append(f"{PREFIX}MAX_BODY_BYTES: must be at least 1024")
     if settings.sms_gateway == "http" and not settings.sms_http_url:

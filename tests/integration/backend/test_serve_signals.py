@@ -20,9 +20,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path):
-    port = _free_port()
-    env = {
+def _env(settings, tmp_path, **extra):
+    return {
         **os.environ,
         "SHENGSHI_DATA_DIR": str(tmp_path),
         "SHENGSHI_DATABASE_URL": settings.database_url,
@@ -32,7 +31,11 @@ def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path):
         "SHENGSHI_KEY_ENCRYPTION_KEY": settings.key_encryption_key,
         "SHENGSHI_PII_KEYS": settings.pii_keys,
         "SHENGSHI_LOG_LEVEL": "WARNING",
+        **extra,
     }
+
+
+def _serve(env, port):
     shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
     proc = subprocess.Popen(
         [shengshi, "serve", "--port", str(port)],
@@ -40,16 +43,59 @@ def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the server did not start")
+        time.sleep(0.2)
+
+
+def test_an_open_dashboard_stream_does_not_hold_the_shutdown(settings, migrated, tmp_path, shengshi_cli):
+    import threading
+
+    r = shengshi_cli("console", "add-operator", "night", "--password-stdin", input="night-shift-password\n")
+    assert r.returncode == 0, r.stderr
+    port = _free_port()
+    proc = _serve(_env(settings, tmp_path, SHENGSHI_SHUTDOWN_GRACE="2"), port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
+        client.get("/admin/")
+        csrf = {"X-CSRFToken": client.cookies.get("csrftoken")}
+        login = {"username": "night", "password": "night-shift-password"}
+        assert client.post("/admin/public/login/", json=login, headers=csrf).status_code == 200
+        opened = threading.Event()
+
+        def watch() -> None:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
+                with client.stream("GET", "/admin/dashboard/stream", timeout=60) as stream:
+                    for line in stream.iter_lines():
+                        if line.startswith("data:"):
+                            opened.set()
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+
+        threading.Thread(target=watch, daemon=True).start()
+        assert opened.wait(15)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 10  # the 2 s grace, then the stream is cut
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path):
+    proc = _serve(_env(settings, tmp_path), _free_port())
+    try:
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts the app down, then re-raises the signal so the exit status tells it was SIGTERM
