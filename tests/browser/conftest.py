@@ -78,6 +78,24 @@ class WebServer:
         lines = [line for line in r.stdout.strip().splitlines() if line.startswith("{")]
         return json.loads(lines[-1]) if lines else None
 
+    def scanner(self, app_id: str, place: str, context: str, name: str = "") -> dict[str, Any]:
+        """Enrol a scanner with the real command; its credential (the secret shown once)."""
+        return dict(
+            self.cli(
+                "scanners",
+                "add",
+                "--app",
+                app_id,
+                "--place",
+                place,
+                "--context",
+                context,
+                "--name",
+                name or place,
+                "--json",
+            )
+        )
+
     def citizen(self, phone: str) -> dict[str, str]:
         """A citizen logged in through the API (not the browser): their bearer header."""
         with httpx.Client(base_url=self.url, timeout=10) as c:

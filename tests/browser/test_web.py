@@ -40,7 +40,7 @@ def _wallet_sign_in(page, web, phone):
 
 
 def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, screenshots):
-    scanner = web.cli("scanners", "add", "--app", "transit", "--place", "B42", "--context", "bus", "--json")
+    scanner = web.scanner("transit", "B42", "bus")
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
     )
@@ -76,19 +76,7 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
 
 
 def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_sign_in, screenshots):
-    scanner = web.cli(
-        "scanners",
-        "add",
-        "--app",
-        "parking",
-        "--place",
-        "P-XIDAN",
-        "--context",
-        "parking-entry",
-        "--name",
-        "Xidan barrier",
-        "--json",
-    )
+    scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     console_sign_in(page, "watcher")
     page.goto(f"{web.url}/admin/#/machine_client/{scanner['id']}")
@@ -107,7 +95,7 @@ def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_si
 
 
 def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in, screenshots):
-    scanner = web.cli("scanners", "add", "--app", "transit", "--place", "B7", "--context", "bus", "--json")
+    scanner = web.scanner("transit", "B7", "bus")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     console_sign_in(page, "watcher")
     page.goto(f"{web.url}/admin/dashboard")
@@ -135,19 +123,7 @@ def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in
 
 
 def test_the_scanner_simulator_reads_an_uploaded_picture(web, browser, console_sign_in, tmp_path):
-    sim = web.cli(
-        "scanners",
-        "add",
-        "--app",
-        "transit",
-        "--place",
-        "B42",
-        "--context",
-        "bus",
-        "--name",
-        "sim bus",
-        "--json",
-    )
+    sim = web.scanner("transit", "B42", "bus", "sim bus")
     me = web.citizen("13600000001")
     png = httpx.get(f"{web.url}/api/v1/codes/current.png", headers=me).content
     picture = tmp_path / "code.png"

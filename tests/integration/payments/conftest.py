@@ -191,3 +191,23 @@ def merchant_of():
         return basic(cred)
 
     return make
+
+
+@pytest.fixture
+def paying_citizen(merchant_of, login, new_phone):
+    """``await paying_citizen(client)`` → (the testgate backend's auth headers, a citizen's bearer headers,
+    the citizen's openid at testgate): who an order is made by and for."""
+
+    async def make(client):
+        app_auth = await merchant_of(client)
+        pair = await login(client, new_phone())
+        me = {"Authorization": f"Bearer {pair['access_token']}"}
+        code = (
+            await client.post("/api/v1/miniapps/testgate/authorize", json={"scopes": ["openid"]}, headers=me)
+        ).json()["code"]
+        openid = (
+            await client.post("/api/v1/miniapps/testgate/token", json={"code": code}, headers=app_auth)
+        ).json()["openid"]
+        return app_auth, me, openid
+
+    return make

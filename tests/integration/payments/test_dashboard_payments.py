@@ -5,19 +5,9 @@ import pytest
 pytestmark = pytest.mark.storage
 
 
-async def test_paid_and_refunded_this_hour_and_the_backlog(
-    pay_client, merchant_of, login, new_phone, console_login
-):
+async def test_paid_and_refunded_this_hour_and_the_backlog(pay_client, paying_citizen, console_login):
     async with pay_client() as client:
-        app_auth = await merchant_of(client)
-        pair = await login(client, new_phone())
-        me = {"Authorization": f"Bearer {pair['access_token']}"}
-        code = (
-            await client.post("/api/v1/miniapps/testgate/authorize", json={"scopes": ["openid"]}, headers=me)
-        ).json()["code"]
-        openid = (
-            await client.post("/api/v1/miniapps/testgate/token", json={"code": code}, headers=app_auth)
-        ).json()["openid"]
+        app_auth, me, openid = await paying_citizen(client)
         await console_login(client, "watcher", "readonly")
         empty = (await client.get("/admin/dashboard/frame")).json()
         assert sum(empty["payments"]["paid_count"]) == 0

@@ -10,17 +10,9 @@ from payments.webhooks import SIGNATURE_HEADER, verify_signature
 
 
 @pytest.fixture
-async def world(pay_client, merchant_of, login, new_phone, frozen_clock):
+async def world(pay_client, paying_citizen, frozen_clock):
     async with pay_client(clock=frozen_clock) as client:
-        app_auth = await merchant_of(client)
-        pair = await login(client, new_phone())
-        me = {"Authorization": f"Bearer {pair['access_token']}"}
-        code = (
-            await client.post("/api/v1/miniapps/testgate/authorize", json={"scopes": ["openid"]}, headers=me)
-        ).json()["code"]
-        openid = (
-            await client.post("/api/v1/miniapps/testgate/token", json={"code": code}, headers=app_auth)
-        ).json()["openid"]
+        app_auth, me, openid = await paying_citizen(client)
         yield client, app_auth, me, openid, frozen_clock
 
 
