@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from piccolo.columns import Column
 from piccolo.table import Table
@@ -189,7 +189,7 @@ class ConsoleGate:
             session_table=ConsoleSession,
             site_name="盛事通 运管后台 Shengshitong console",
             production=s.env == "prod",
-            allowed_hosts=[h.strip() for h in s.console_allowed_hosts.split(",") if h.strip()],
+            allowed_hosts=_allowed_hosts(s.console_allowed_hosts, s.public_url),
             sidebar_links={
                 "运管中心 Live dashboard": f"{PREFIX}/dashboard",
                 "扫码模拟 Scanner simulator": f"{PREFIX}/scanner",
@@ -270,6 +270,13 @@ class ConsoleGate:
             actor_id=username,
             ip=ip,
         )
+
+
+def _allowed_hosts(configured: str, public_url: str) -> list[str]:
+    """Hosts piccolo-admin's CSRF check accepts as the referer under HTTPS: the configured ones, else the
+    host of the public URL."""
+    hosts = [h.strip() for h in configured.split(",") if h.strip()]
+    return hosts or [h for h in [urlsplit(public_url).hostname] if h]
 
 
 def _table_row(sub: str) -> tuple[str, str]:

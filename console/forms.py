@@ -38,6 +38,11 @@ class RevokeCredential(BaseModel):
     client_id: str = Field(min_length=1, max_length=40)
 
 
+class BlockCitizen(BaseModel):
+    citizen_id: str = Field(min_length=36, max_length=36, description="the account's id (Citizens table)")
+    blocked: bool = Field(default=True, description="untick to unblock")
+
+
 class RotateKey(BaseModel):
     purpose: Literal["access", "code", "trust-root"]
     alg: Literal["ES256", "EdDSA"] = "ES256"
@@ -97,6 +102,16 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
             "（之前已吊销 already revoked）" if done["already"] else ""
         )
 
+    async def block(request: Request, data: BlockCitizen) -> str:
+        auth, _ = services()
+        try:
+            await auth.sessions.set_blocked(data.citizen_id, data.blocked, actor=_actor(request))
+        except AppError as exc:
+            raise ValueError(exc.detail) from exc
+        if data.blocked:
+            return f"已冻结 Blocked {data.citizen_id}: login refused, codes refused at every gate"
+        return f"已解冻 Unblocked {data.citizen_id}"
+
     async def rotate(request: Request, data: RotateKey) -> str:
         if data.purpose == "access":
             store = runtime.services["auth"].keys
@@ -127,7 +142,7 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
             form_group=GROUP,
         ),
         FormConfig(
-            name="登记商户/小程序/运营凭证 Enrol a merchant, mini-app or operator API credential",
+            name="登记商户、小程序或运营凭证 Enrol a merchant, mini-app or operator API credential",
             pydantic_model=EnrolClient,
             endpoint=enrol_client,
             description="The secret is shown once. 密钥只显示一次。",
@@ -139,6 +154,13 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
             endpoint=revoke,
             description="Every worker refuses it within seconds. 数秒内所有节点拒绝该凭证。",
             form_group=GROUP,
+        ),
+        FormConfig(
+            name="冻结或解冻市民账户 Block or unblock a citizen account",
+            pydantic_model=BlockCitizen,
+            endpoint=block,
+            description="Login is refused and the account's codes are refused at every gate at once.",
+            form_group="Citizens 市民",
         ),
         FormConfig(
             name="轮换签名密钥 Rotate a signing key",

@@ -282,3 +282,50 @@ async def test_seed_demo_gives_the_simulator_scanners_and_the_console_an_operato
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["sessions_ended"] == 1
     assert (await client.get("/admin/dashboard/frame")).status_code == 401  # signed out
+
+
+async def test_an_admin_blocks_a_citizen_from_the_console(
+    client, console_login, login, new_phone, auth_header
+):
+    pair = await login(client, new_phone())
+    me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
+    headers = await console_login(client, "chief", "admin")
+    forms = await _forms(client)
+    r = await client.post(
+        f"/admin/api/forms/{forms['冻结或解冻市民账户']}/", json={"citizen_id": me["id"]}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    r = await client.get("/admin/api/tables/citizen/")
+    assert r.json()["rows"][0]["status"] == "blocked"
+    assert [e["actor_id"] for e in await AuditEvent.select().where(AuditEvent.action.like("%block%"))] == [
+        "chief"
+    ]
+    r = await client.post(
+        f"/admin/api/forms/{forms['冻结或解冻市民账户']}/",
+        json={"citizen_id": "00000000-0000-0000-0000-000000000000"},
+        headers=headers,
+    )
+    assert r.status_code == 422
+
+
+async def test_an_admin_enrols_a_merchant_and_a_miniapp_credential(client, console_login):
+    headers = await console_login(client, "chief", "admin")
+    slug = (await _forms(client))["登记商户、小程序或运营凭证"]
+    r = await client.post(
+        f"/admin/api/forms/{slug}/", json={"kind": "merchant", "name": "City Parks Ltd"}, headers=headers
+    )
+    assert r.status_code == 200 and "secret" in r.json()["custom_form_success"]
+    r = await client.post(
+        f"/admin/api/forms/{slug}/",
+        json={"kind": "miniapp", "name": "gate backend", "app_id": "testgate"},
+        headers=headers,
+    )
+    assert r.status_code == 200
+    r = await client.post(
+        f"/admin/api/forms/{slug}/", json={"kind": "miniapp", "name": "x", "app_id": "nope"}, headers=headers
+    )
+    assert r.status_code == 422
+    r = await client.post(f"/admin/api/forms/{slug}/", json={"kind": "scanner", "name": "x"}, headers=headers)
+    assert r.status_code == 422  # scanners have their own form (app, context, place)
+    rows = await MachineClient.select(MachineClient.kind, MachineClient.app_id).order_by(MachineClient.kind)
+    assert [(r["kind"], r["app_id"]) for r in rows] == [("merchant", ""), ("miniapp", "testgate")]
