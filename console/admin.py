@@ -194,7 +194,7 @@ class ConsoleGate:
                 "运管中心 Live dashboard": f"{PREFIX}/dashboard",
                 "扫码模拟 Scanner simulator": f"{PREFIX}/scanner",
             },
-            default_language_code="auto",
+            default_language_code="zh-CN",  # Chinese first; the header switches language
             auto_include_related=False,  # only the tables above, each with its rules
         )
 
