@@ -329,3 +329,23 @@ async def test_an_admin_enrols_a_merchant_and_a_miniapp_credential(client, conso
     assert r.status_code == 422  # scanners have their own form (app, context, place)
     rows = await MachineClient.select(MachineClient.kind, MachineClient.app_id).order_by(MachineClient.kind)
     assert [(r["kind"], r["app_id"]) for r in rows] == [("merchant", ""), ("miniapp", "testgate")]
+
+
+async def test_malformed_bodies_are_refused_before_piccolo_admin_sees_them(
+    client, console_login, enrol_scanner
+):
+    gate = await enrol_scanner(client)
+    headers = {**await console_login(client, "chief", "admin"), "Content-Type": "application/json"}
+    slug = next(iter((await _forms(client)).values()))
+    for path in (
+        "/admin/public/login/",
+        f"/admin/api/forms/{slug}/",
+        f"/admin/api/tables/machine_client/{gate['id']}/",
+    ):
+        for body in (b"[]", b"{not json", b"\xff\xfe", b""):
+            method = "PATCH" if "tables" in path else "POST"
+            r = await client.request(method, path, content=body, headers=headers)
+            assert r.status_code == 400, (path, body, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    row = await MachineClient.select(MachineClient.name).where(MachineClient.id == gate["id"]).first()
+    assert row["name"] == "gate 1"
