@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from piccolo.columns import Column
+from piccolo.columns import JSON, Column
 from piccolo.table import Table
 from piccolo_admin.endpoints import TableConfig, create_admin
 from piccolo_api.crud.hooks import Hook, HookType
@@ -208,6 +208,8 @@ class ConsoleGate:
         sub = full[len(PREFIX) :] or "/"
         method = scope["method"]
         if method not in MUTATING:
+            if problem := _query_problem(sub, scope.get("query_string", b"")):
+                return await _send(send, *_problem(400, "invalid_query", problem))
             return await self.admin(scope, receive, send)
         ip = scope["client"][0] if scope.get("client") else ""
         if sub.startswith("/public/login"):
@@ -281,6 +283,35 @@ def _allowed_hosts(configured: str, public_url: str) -> list[str]:
     host of the public URL."""
     hosts = [h.strip() for h in configured.split(",") if h.strip()]
     return hosts or [h for h in [urlsplit(public_url).hostname] if h]
+
+
+TABLES: dict[str, type[Table]] = {
+    t._meta.tablename: t for t in (MachineClient, PaymentOrder, Refund, WebhookDelivery, AuditEvent, Citizen)
+}
+
+
+def _query_problem(sub: str, query: bytes) -> str | None:
+    """What is wrong with a table listing's query, before piccolo-api answers it with a 500 (a negative
+    page size, ordering by an unknown column, filtering on a JSON column); None when nothing is."""
+    table_name, _row = _table_row(sub)
+    table = TABLES.get(table_name)
+    if table is None or not query:
+        return None
+    columns = {c._meta.name: c for c in table._meta.columns}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in ("__page", "__page_size"):
+            if not value.isdigit() or int(value) < 1:
+                return f"{key} must be a whole number of at least 1"
+        elif key == "__order":
+            for name in value.split(","):
+                column = columns.get(name.strip().lstrip("-"))
+                if column is None or column._meta.secret:
+                    return f"cannot order by {name.strip()!r}"
+        elif not key.startswith("__"):
+            column = columns.get(key.split("__", 1)[0])
+            if column is not None and isinstance(column, JSON):
+                return f"cannot filter on {column._meta.name!r}"
+    return None
 
 
 def _json_object(body: bytes) -> bool:

@@ -79,6 +79,10 @@ def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_si
     scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     console_sign_in(page, "watcher")
+    page.goto(f"{web.url}/admin/#/machine_client")
+    page.wait_for_selector(f"text={scanner['client_id']}")  # the list shows the new scanner
+    if screenshots:
+        page.screenshot(path=str(screenshots / "console.png"))
     page.goto(f"{web.url}/admin/#/machine_client/{scanner['id']}")
     page.wait_for_selector("input[name=name]")
     page.fill("input[name=name]", "renamed by a read-only operator")

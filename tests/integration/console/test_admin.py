@@ -349,3 +349,22 @@ async def test_malformed_bodies_are_refused_before_piccolo_admin_sees_them(
             assert r.headers["content-type"].startswith("application/problem+json")
     row = await MachineClient.select(MachineClient.name).where(MachineClient.id == gate["id"]).first()
     assert row["name"] == "gate 1"
+
+
+async def test_listing_queries_piccolo_cannot_answer_get_400(client, console_login, enrol_scanner):
+    await enrol_scanner(client)
+    await console_login(client, "watcher", "readonly")
+    for table, query in (
+        ("machine_client", {"__page_size": "-1"}),
+        ("machine_client", {"__page": "0"}),
+        ("machine_client", {"__order": "nope"}),
+        ("machine_client", {"__order": "-secret_hash"}),
+        ("audit_event", {"data": "x"}),
+    ):
+        r = await client.get(f"/admin/api/tables/{table}/", params=query)
+        assert r.status_code == 400, (table, query, r.text)
+        assert r.json()["code"] == "invalid_query"
+    ok = await client.get(
+        "/admin/api/tables/machine_client/", params={"__order": "-created_at", "__page_size": "5"}
+    )
+    assert ok.status_code == 200 and len(ok.json()["rows"]) == 1
