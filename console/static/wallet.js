@@ -11,7 +11,7 @@
       medical: "医保", transit: "乘车", health: "健康", tickets: "门票", social: "社保",
       yes: "可用", no: "不可用", green: "绿码", yellow: "黄码", red: "红码", allow: "通过", deny: "未通过",
       owed: "合计待付", offline: "离线", refreshing: "正在刷新…", failed: "网络不可用，正在重试",
-      badphone: "请输入正确的手机号", badcode: "请输入6位验证码", unpaidfares: "有未支付车费",
+      badphone: "请输入正确的手机号", badcode: "请输入6位验证码", unpaidfares: "有未支付车费", expired: "已过期",
     },
     en: {
       title: "Shengshitong · Citizen code", login: "Sign in with your phone", phone: "Mobile number",
@@ -23,7 +23,7 @@
       social: "Social security", yes: "OK", no: "Not available", green: "Green", yellow: "Yellow", red: "Red",
       allow: "Passed", deny: "Refused", owed: "Total owed", offline: "offline", refreshing: "Refreshing…",
       failed: "Network unavailable, retrying", badphone: "Enter a valid mobile number", badcode: "Enter the 6-digit code",
-      unpaidfares: "unpaid fares",
+      unpaidfares: "unpaid fares", expired: "expired",
     },
   };
   const $ = id => document.getElementById(id);
@@ -136,6 +136,7 @@
 
   async function loadCode() {
     clearTimeout(state.timer);
+    state.loading = true;
     try {
       const code = await call("/api/v1/codes/current?qr=svg");
       state.skew = Date.parse(code.server_time) / 1000 - Date.now() / 1000;
@@ -148,8 +149,14 @@
       if (e.status === 401 || e.status === 403) { $("code-error").textContent = e.message; if (e.status === 401) signedOut(); return; }
       $("code-error").textContent = t("failed");
       state.timer = setTimeout(loadCode, 3000);
-    }
+    } finally { state.loading = false; }
   }
+
+  // a phone wakes up or the tab comes back: timers were throttled, fetch a fresh code at once
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.code && store.getItem("sst.access")
+        && serverNow() >= Date.parse(state.code.refresh_after) / 1000) loadCode();
+  });
 
   function renderCode(code, fresh) {
     state.code = code;
@@ -173,8 +180,11 @@
     const total = Math.max(1, (Date.parse(code.refresh_after) - Date.parse(code.issued_at)) / 1000);
     const show = () => {
       const left = Math.max(0, Math.ceil(Date.parse(code.refresh_after) / 1000 - serverNow()));
-      $("countdown").textContent = String(left);
+      const expired = serverNow() >= Date.parse(code.expires_at) / 1000;
+      $("countdown").textContent = expired ? t("expired") : String(left);
+      $("qr").classList.toggle("expired", expired);  // a gate would refuse it: do not offer it
       $("bar").style.width = (100 * left / total) + "%";
+      if (left === 0 && !expired && !document.hidden && !state.loading) loadCode();
     };
     show();
     state.tick = setInterval(show, 1000);

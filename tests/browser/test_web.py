@@ -75,6 +75,26 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
     context.close()
 
 
+def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
+    """The network drops: once the code's validity is over the QR is greyed out and marked expired (a
+    gate would refuse it); when the network is back a fresh code comes without a reload."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.clock.install()  # the page's clock, moved forward below instead of waiting
+    page = context.new_page()
+    _wallet_sign_in(page, web, "13800138009")
+    assert "expired" not in (page.get_attribute("#qr", "class") or "")
+    page.route("**/api/v1/codes/current*", lambda route: route.abort())
+    page.clock.fast_forward(45_000)  # past the 30 s validity the fixture sets
+    _until(lambda: "expired" in (page.get_attribute("#qr", "class") or ""), 10, "the code marked expired")
+    assert page.text_content("#countdown") == "已过期"
+    assert page.text_content("#code-error")  # it says the network is unavailable
+    page.unroute("**/api/v1/codes/current*")
+    page.clock.fast_forward(5_000)  # the next retry
+    _until(lambda: "expired" not in (page.get_attribute("#qr", "class") or ""), 10, "a fresh code")
+    assert page.get_attribute("#qr", "data-serial") != "1"
+    context.close()
+
+
 def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_sign_in, screenshots):
     scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
