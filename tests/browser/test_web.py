@@ -3,6 +3,7 @@ operator failing to edit in the console, the dashboard counting scans live, the 
 
 import io
 import re
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -17,6 +18,25 @@ def _decode(png: bytes) -> str:
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
     assert found, "no QR code in the screenshot"
     return str(found[0].text)
+
+
+def _no_internet(page) -> list[str]:
+    """Refuse every request that would leave this machine and keep what was tried: the pages must work
+    with no internet (no CDN, no web fonts), and our pages must not try (their CSP reports it)."""
+    outside: list[str] = []
+
+    def route(r) -> None:
+        host = urlsplit(r.request.url).hostname
+        if host in ("127.0.0.1", "localhost") or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    # what our pages' CSP stopped before it became a request is a failure too
+    page.on("console", lambda m: outside.append(m.text) if "Content Security Policy" in m.text else None)
+    return outside
 
 
 def _shown_code(page) -> tuple[str, str]:
@@ -55,6 +75,7 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
     )
     page = context.new_page()
+    outside = _no_internet(page)
     _wallet_sign_in(page, web, "13800138000")
 
     # Chinese first
@@ -83,6 +104,7 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
     page.click("#lang")
     assert page.text_content("[data-i18n=mycode]") == "My citizen code"
     _until(lambda: page.locator("#scans .pill.ok").count() >= 1, 20, "the scan in recent scans")
+    assert outside == []
     context.close()
 
 
@@ -109,6 +131,7 @@ def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
 def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_sign_in, screenshots):
     scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside = _no_internet(page)
     console_sign_in(page, "watcher")
     page.goto(f"{web.url}/admin/#/machine_client")
     page.wait_for_selector(f"text={scanner['client_id']}")  # the list shows the new scanner
@@ -126,12 +149,14 @@ def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_si
         page.screenshot(path=str(screenshots / "console-readonly.png"))
     row = page.request.get(f"{web.url}/admin/api/tables/machine_client/{scanner['id']}/").json()
     assert row["name"] == "Xidan barrier"
+    assert outside == []
     page.close()
 
 
 def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in, screenshots):
     scanner = web.scanner("transit", "B7", "bus")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    outside = _no_internet(page)
     console_sign_in(page, "watcher")
     page.goto(f"{web.url}/admin/dashboard")
     page.wait_for_selector("#live.on", timeout=15_000)
@@ -154,6 +179,7 @@ def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in
     _until(lambda: "¥6.00" in page.text_content("#legend-payments"), 15, "three ¥2 fares paid this hour")
     if screenshots:
         page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    assert outside == []
     page.close()
 
 
