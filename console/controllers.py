@@ -4,17 +4,14 @@ everything they show comes from the JSON APIs below and the citizen API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
-import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.channels import ChannelsPlugin
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
@@ -115,15 +112,11 @@ class DashboardController(Controller):
         self,
         request: Request[Any, Any, Any],
         dashboard: NamedDependency[Dashboard],
-        channels: NamedDependency[ChannelsPlugin],
     ) -> ServerSentEvent:
         still_signed_in = _session_check(operators_of(request), request.cookies.get("id"))
         return ServerSentEvent(
-            _frames(dashboard, channels, still_signed_in), headers={"Cache-Control": "no-store"}
+            _events(dashboard.stream(still_signed_in)), headers={"Cache-Control": "no-store"}
         )
-
-
-SESSION_RECHECK = 30.0  # a stream outlives its request: the session is checked again this often
 
 
 def _session_check(operators: OperatorService, token: str | None) -> Callable[[], Awaitable[bool]]:
@@ -133,33 +126,9 @@ def _session_check(operators: OperatorService, token: str | None) -> Callable[[]
     return check
 
 
-async def _frames(
-    dashboard: Dashboard, channels: ChannelsPlugin, still_signed_in: Callable[[], Awaitable[bool]]
-) -> AsyncGenerator[ServerSentEventMessage, None]:
-    """Frames until the viewer goes away, or their session ends (signed out, disabled, expired)."""
-    push = dashboard.runtime.settings.dashboard_push_interval
-    checked = time.monotonic()
-    ticked = asyncio.Event()
-
-    async def on_tick(_: bytes) -> None:
-        ticked.set()
-
-    yield ServerSentEventMessage(data=json.dumps(await dashboard.frame()), event="frame", retry=3000)
-    async with (
-        channels.start_subscription([dashboard.channel]) as subscriber,
-        subscriber.run_in_background(on_tick),
-    ):
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ticked.wait(), push)
-            ticked.clear()
-            if time.monotonic() - checked > SESSION_RECHECK:
-                if not await still_signed_in():
-                    yield ServerSentEventMessage(data="{}", event="signed-out")
-                    return
-                checked = time.monotonic()
-            yield ServerSentEventMessage(data=json.dumps(await dashboard.frame()), event="frame")
-            await asyncio.sleep(0.5)  # at most two frames a second per viewer, whatever the scan rate
+async def _events(stream: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[ServerSentEventMessage]:
+    async for event, data in stream:
+        yield ServerSentEventMessage(data=json.dumps(data), event=event, retry=3000)
 
 
 class SimulatedScan(msgspec.Struct, forbid_unknown_fields=True):

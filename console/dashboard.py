@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,7 @@ HOURS = 24  # the payments chart's window
 # upper bounds of the latency buckets, in milliseconds (the last one is open)
 BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 KEY_TTL = (MINUTES + 5) * 60
+SESSION_RECHECK = 30.0  # a viewer's stream outlives its request: their session is checked this often
 
 
 class ScanTally:
@@ -129,6 +131,41 @@ class Dashboard:
         return len(counts)
 
     # ---- frames for viewers ------------------------------------------------------------------------
+    async def stream(
+        self, still_signed_in: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """A viewer's events: ("frame", figures) now, on every tick (at most two a second) and every push
+        interval; ("signed-out", {}) and the end when their session ends (signed out, disabled, expired).
+        A frame that cannot be built (the database busy or away) is skipped, the stream goes on."""
+        push = self.runtime.settings.dashboard_push_interval
+        checked = time.monotonic()
+        ticked = asyncio.Event()
+
+        async def on_tick(_: bytes) -> None:
+            ticked.set()
+
+        yield "frame", await self.frame()
+        async with (
+            self.channels.start_subscription([self.channel]) as subscriber,
+            subscriber.run_in_background(on_tick),
+        ):
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ticked.wait(), push)
+                ticked.clear()
+                if time.monotonic() - checked > SESSION_RECHECK:
+                    if not await still_signed_in():
+                        yield "signed-out", {}
+                        return
+                    checked = time.monotonic()
+                try:
+                    frame = await self.frame()
+                except Exception:
+                    log.warning("dashboard frame skipped", exc_info=True)
+                else:
+                    yield "frame", frame
+                await asyncio.sleep(0.5)
+
     async def frame(self, max_age: float = 1.0) -> dict[str, Any]:
         async with self._frame_lock:
             now = time.monotonic()

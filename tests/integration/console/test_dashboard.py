@@ -119,22 +119,22 @@ async def _ticks(a, b, gate, console_login, login, new_phone, auth_header):
 
 
 async def test_a_stream_sends_frames_and_ends_when_the_session_does(client, monkeypatch):
-    from console import controllers
+    from console import dashboard
 
-    monkeypatch.setattr(controllers, "SESSION_RECHECK", 0.0)
+    monkeypatch.setattr(dashboard, "SESSION_RECHECK", 0.0)
     console = client.runtime.services["console"]
     signed_in = [True]
 
     async def check():
         return signed_in[0]
 
-    frames = controllers._frames(console.dashboard, console.channels, check)
-    first = await anext(frames)
-    assert first.event == "frame" and json.loads(first.data)["scans"]["total"] == 0
-    second = await asyncio.wait_for(anext(frames), 10)  # the push interval, with nothing happening
-    assert second.event == "frame"
+    frames = console.dashboard.stream(check)
+    event, first = await anext(frames)
+    assert event == "frame" and first["scans"]["total"] == 0
+    event, _ = await asyncio.wait_for(anext(frames), 10)  # the push interval, with nothing happening
+    assert event == "frame"
     signed_in[0] = False  # disabled, signed out or expired
-    last = await asyncio.wait_for(anext(frames), 10)
-    assert last.event == "signed-out"
+    event, _ = await asyncio.wait_for(anext(frames), 10)
+    assert event == "signed-out"
     with pytest.raises(StopAsyncIteration):
         await anext(frames)
