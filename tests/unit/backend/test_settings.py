@@ -100,3 +100,19 @@ def test_secret_values_are_not_echoed_in_errors():
     with pytest.raises(SettingsError) as err:
         load_settings({**PROD_OK, "SHENGSHI_ACCESS_TOKEN_TTL": "super-secret-value"})
     assert "super-secret-value" not in str(err.value)
+
+
+def test_dashboard_and_shutdown_timings_are_checked(tmp_path):
+    env = {
+        "SHENGSHI_DATA_DIR": str(tmp_path),
+        "SHENGSHI_DASHBOARD_FLUSH_INTERVAL": "0",
+        "SHENGSHI_DASHBOARD_PUSH_INTERVAL": "3600",
+        "SHENGSHI_SHUTDOWN_GRACE": "0",
+    }
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    text = str(err.value)
+    for var in ("DASHBOARD_FLUSH_INTERVAL", "DASHBOARD_PUSH_INTERVAL", "SHUTDOWN_GRACE"):
+        assert f"SHENGSHI_{var}" in text
+    ok = load_settings({"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_SHUTDOWN_GRACE": "2.5"})
+    assert ok.shutdown_grace == 2.5 and ok.dashboard_push_interval == 2.0
