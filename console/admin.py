@@ -18,6 +18,7 @@ piccolo-api never returns.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -179,12 +180,17 @@ class ConsoleGate:
     """The ASGI app mounted at /admin: our rules around piccolo-admin (see the module docstring)."""
 
     def __init__(self, runtime: Runtime, operators: OperatorService) -> None:
-        s = runtime.settings
         self.runtime = runtime
         self.operators = operators
-        self.admin = create_admin(
+
+    @functools.cached_property
+    def admin(self) -> Any:
+        """piccolo-admin, built on the first console request: building it costs more than the rest of
+        the app together, and CLI commands and most workers' lives never need it."""
+        s = self.runtime.settings
+        return create_admin(
             tables=table_configs(),
-            forms=console_forms(runtime),
+            forms=console_forms(self.runtime),
             auth_table=ConsoleOperator,
             session_table=ConsoleSession,
             site_name="盛事通 运管后台 Shengshitong console",
@@ -285,9 +291,8 @@ def _allowed_hosts(configured: str, public_url: str) -> list[str]:
     return hosts or [h for h in [urlsplit(public_url).hostname] if h]
 
 
-TABLES: dict[str, type[Table]] = {
-    t._meta.tablename: t for t in (MachineClient, PaymentOrder, Refund, WebhookDelivery, AuditEvent, Citizen)
-}
+# the tables the console shows, by name: what a listing's query is checked against
+TABLES: dict[str, type[Table]] = {c.table_class._meta.tablename: c.table_class for c in table_configs()}
 
 
 def _query_problem(sub: str, query: bytes) -> str | None:

@@ -403,3 +403,49 @@ def console_login():
         return {"X-CSRFToken": csrf}
 
     return sign_in
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """``free_port()`` → a TCP port nothing listens on now."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    return pick
+
+
+@pytest.fixture(scope="session")
+def serve() -> Callable[..., Any]:
+    """``serve(env, port, log=path)`` → the real ``shengshi serve`` in a subprocess, once ``/readyz`` answers
+    200 (its output to ``log``, whose end is shown if it does not start). The caller stops it."""
+    import subprocess
+    import sys
+    import time
+
+    def start(env: dict[str, str], port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+        out = open(log, "wb") if log else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [shengshi, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
+        if log:
+            out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                tail = log.read_text()[-3000:] if log else ""
+                raise AssertionError("the server did not start\n" + tail)
+            time.sleep(0.2)
+
+    return start

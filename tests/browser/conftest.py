@@ -14,11 +14,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,12 +39,6 @@ CHROMIUM_ARGS = [
 ]
 CODE_REFRESH = 6  # seconds: the wallet must fetch a new code this often
 PASSWORDS = {"watcher": "watcher-password-1", "chief": "chief-password-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chromium_path() -> str:
@@ -129,7 +121,7 @@ async def _pg(sql: str, admin_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def web(settings: Any) -> Iterator[WebServer]:
+def web(settings: Any, free_port: Any, serve: Any) -> Iterator[WebServer]:
     data_dir = Path(tempfile.mkdtemp(prefix="shengshi-web-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENGSHI_")}
     db_name = f"shengshi_web_{uuid.uuid4().hex[:8]}"
@@ -139,7 +131,7 @@ def web(settings: Any) -> Iterator[WebServer]:
         database_url = settings.database_url.rsplit("/", 1)[0] + "/" + db_name
     else:
         database_url = f"sqlite:///{data_dir / 'web.sqlite3'}"
-    port = _free_port()
+    port = free_port()
     env.update(
         {
             "SHENGSHI_ENV": "test",
@@ -164,33 +156,18 @@ def web(settings: Any) -> Iterator[WebServer]:
         server.cli(
             "console", "add-operator", name, "--role", role, "--password-stdin", input=PASSWORDS[name] + "\n"
         )
-    shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
-    log = open(data_dir / "server.log", "w")
-    proc = subprocess.Popen(
-        [shengshi, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
+    proc = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "the server did not start:\n" + (data_dir / "server.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
+        proc = serve(env, port, log=data_dir / "server.log")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if settings.uses_postgres:
             asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)', admin_url))
         shutil.rmtree(data_dir, ignore_errors=True)

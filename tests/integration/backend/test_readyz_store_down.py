@@ -8,12 +8,6 @@ import time
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_redis(port: int) -> subprocess.Popen:
     binary = shutil.which("redis-server")
     assert binary, "redis-server must be installed (the project's .ci/run installs it)"
@@ -32,8 +26,8 @@ def _start_redis(port: int) -> subprocess.Popen:
     raise AssertionError("temporary redis-server did not start")
 
 
-async def test_readyz_names_an_unreachable_store(make_client):
-    async with make_client(redis_url=f"redis://127.0.0.1:{_free_port()}/0") as client:
+async def test_readyz_names_an_unreachable_store(make_client, free_port):
+    async with make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0") as client:
         r = await client.get("/readyz")
     assert r.status_code == 503
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -43,8 +37,8 @@ async def test_readyz_names_an_unreachable_store(make_client):
 
 
 @pytest.mark.timeout_sensitive
-async def test_readyz_follows_a_real_redis_going_down_and_up(make_client):
-    port = _free_port()
+async def test_readyz_follows_a_real_redis_going_down_and_up(make_client, free_port):
+    port = free_port()
     proc = _start_redis(port)
     try:
         async with make_client(redis_url=f"redis://127.0.0.1:{port}/0") as client:

@@ -3,21 +3,12 @@ with Redis configured too (saq's worker must not take the server's signals for i
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 pytestmark = [pytest.mark.storage, pytest.mark.timeout_sensitive]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(settings, tmp_path, **extra):
@@ -35,35 +26,15 @@ def _env(settings, tmp_path, **extra):
     }
 
 
-def _serve(env, port):
-    shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
-    proc = subprocess.Popen(
-        [shengshi, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("the server did not start")
-        time.sleep(0.2)
-
-
-def test_an_open_dashboard_stream_does_not_hold_the_shutdown(settings, migrated, tmp_path, shengshi_cli):
+def test_an_open_dashboard_stream_does_not_hold_the_shutdown(
+    settings, migrated, tmp_path, shengshi_cli, free_port, serve
+):
     import threading
 
     r = shengshi_cli("console", "add-operator", "night", "--password-stdin", input="night-shift-password\n")
     assert r.returncode == 0, r.stderr
-    port = _free_port()
-    proc = _serve(_env(settings, tmp_path, SHENGSHI_SHUTDOWN_GRACE="2"), port)
+    port = free_port()
+    proc = serve(_env(settings, tmp_path, SHENGSHI_SHUTDOWN_GRACE="2"), port)
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}")
         client.get("/admin/")
@@ -93,8 +64,8 @@ def test_an_open_dashboard_stream_does_not_hold_the_shutdown(settings, migrated,
             proc.wait()
 
 
-def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path):
-    proc = _serve(_env(settings, tmp_path), _free_port())
+def test_sigterm_stops_the_server_promptly(settings, migrated, tmp_path, free_port, serve):
+    proc = serve(_env(settings, tmp_path), free_port())
     try:
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
