@@ -120,7 +120,7 @@ def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
     page.clock.fast_forward(45_000)  # past the 30 s validity the fixture sets
     _until(lambda: "expired" in (page.get_attribute("#qr", "class") or ""), 10, "the code marked expired")
     assert page.text_content("#countdown") == "已过期"
-    assert page.text_content("#code-error")  # it says the network is unavailable
+    _until(lambda: bool(page.text_content("#code-error")), 10, "the page to say the network is down")
     page.unroute("**/api/v1/codes/current*")
     page.clock.fast_forward(5_000)  # the next retry
     _until(lambda: "expired" not in (page.get_attribute("#qr", "class") or ""), 10, "a fresh code")
