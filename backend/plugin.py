@@ -11,6 +11,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from backend import db
 from backend.clock import Clock
+from backend.edge import EdgeMiddleware, StrictRequest
 from backend.errors import EXCEPTION_HANDLERS
 from backend.health import MetricsController, healthz, readyz
 from backend.runtime import Runtime
@@ -55,7 +56,9 @@ class CorePlugin(InitPlugin):
             group_path=True,
             exclude=["^/metrics", "^/healthz", "^/readyz"],
         )
-        app_config.middleware.insert(0, prometheus.middleware)
+        # outermost first: metrics, then the edge checks (before any guard or handler sees the request)
+        app_config.middleware[:0] = [prometheus.middleware, EdgeMiddleware()]
+        app_config.request_class = StrictRequest
         app_config.openapi_config = OpenAPIConfig(
             title="Shengshitong (盛事通) API",
             version="1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -44,7 +45,7 @@ def _uuid(value: str) -> uuid.UUID:
 def handlers(app: TourismApp) -> list[Any]:
     @get("/sessions", summary="Timed ticket sessions with places left")
     async def sessions(
-        attraction: FromQuery[str | None] = None, day: FromQuery[str | None] = None
+        attraction: FromQuery[str | None] = None, day: FromQuery[date | None] = None
     ) -> dict[str, Any]:
         query = TicketSession.select(
             TicketSession.all_columns(),  # type: ignore[arg-type]
@@ -55,7 +56,7 @@ def handlers(app: TourismApp) -> list[Any]:
         if attraction:
             query = query.where(TicketSession.attraction.code == attraction)
         if day:
-            query = query.where(TicketSession.day == day)
+            query = query.where(TicketSession.day == day.isoformat())
         rows = await query.order_by(TicketSession.day).limit(200).run()
         return {
             "items": [
