@@ -213,9 +213,25 @@ def store_unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -
     )
 
 
+def database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """PostgreSQL not answering, or SQLite still locked after its busy timeout: 503, try again."""
+    if not db.unavailable(exc):
+        return internal_error_handler(request, exc)
+    log.error("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is not answering; try again shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     AppError: app_error_handler,
     StoreUnavailable: store_unavailable_handler,
+    **dict.fromkeys(db.UNAVAILABLE_ERRORS, database_error_handler),
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,
 }
