@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -186,21 +187,16 @@ class ReconciliationController(Controller):
     @get("", summary="The latest reconciliation of a day and channel: mismatches as JSON or CSV")
     async def report(
         self,
-        date: FromQuery[str],
+        date: FromQuery[datetime.date],
         channel: FromQuery[str],
         request: Request[Any, Any, Any],
         format: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        from datetime import date as date_type
-
         from backend.errors import NotFound
         from payments.reconciliation import to_csv
         from payments.tables import ReconciliationRun
 
-        try:
-            day = date_type.fromisoformat(date)
-        except ValueError:
-            raise InvalidInput("date must be YYYY-MM-DD", code="invalid_date") from None
+        day = date
         run = (
             await ReconciliationRun.select()
             .where((ReconciliationRun.day == day.isoformat()) & (ReconciliationRun.channel == channel))
