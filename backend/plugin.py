@@ -5,11 +5,11 @@ from __future__ import annotations
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins import InitPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from backend import db
+from backend.apidocs import docs_router, render_plugins
 from backend.clock import Clock
 from backend.edge import EdgeMiddleware, StrictRequest
 from backend.errors import EXCEPTION_HANDLERS
@@ -17,6 +17,8 @@ from backend.health import MetricsController, healthz, readyz
 from backend.runtime import Runtime
 from backend.settings import Settings
 from backend.store import Store
+
+DOCS = "/schema"
 
 
 class CorePlugin(InitPlugin):
@@ -63,7 +65,8 @@ class CorePlugin(InitPlugin):
             title="Shengshitong (盛事通) API",
             version="1",
             description="The backend of a city super app: one citizen code, mini-apps, unified payments.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+            path=DOCS,
+            render_plugins=render_plugins(DOCS),
+            openapi_router=docs_router(DOCS),
         )
         return app_config

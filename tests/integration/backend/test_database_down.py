@@ -127,7 +127,9 @@ async def test_a_postgres_outage_is_a_503_and_readyz_names_the_database(make_cli
             proxy.cut()
             with caplog.at_level(logging.ERROR, logger="shengshitong.errors"):
                 assert_unavailable(await client.get("/api/v1/apps/parking/car-parks"))
-                assert_unavailable(await client.post("/api/v1/payments/orders", json=order, headers=basic(cred)))
+                assert_unavailable(
+                    await client.post("/api/v1/payments/orders", json=order, headers=basic(cred))
+                )
             assert not [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
             ready = await client.get("/readyz")
             assert ready.status_code == 503
