@@ -183,9 +183,9 @@ def check_parameters(scope: Scope) -> None:
             if _QUERY_CONTROL.search(name) or _QUERY_CONTROL.search(value):
                 key = unquote(name.decode("latin-1").replace("+", " "), errors="replace")
                 raise _bad_parameter(_ANY_CONTROL.sub("?", key), "query")
-    for key, value in (scope.get("path_params") or {}).items():
-        if isinstance(value, str) and _ANY_CONTROL.search(value):
-            raise _bad_parameter(key, "path")
+    for param, text in (scope.get("path_params") or {}).items():
+        if isinstance(text, str) and _ANY_CONTROL.search(text):
+            raise _bad_parameter(param, "path")
 
 
 class EdgeMiddleware(ASGIMiddleware):

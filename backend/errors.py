@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any, ClassVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -96,6 +97,26 @@ _HTTP_CODES = {
     500: ("internal_error", "Internal server error"),
     503: ("unavailable", "Service unavailable"),
 }
+
+
+class ProblemError(msgspec.Struct):
+    message: str
+    key: str | None = None  # the field (``records[0].token``) or parameter (``day``)
+    source: str | None = None  # body, query, path, header
+
+
+class Problem(msgspec.Struct):
+    """The problem+json document (RFC 9457) every error answer is, as the OpenAPI document shows it;
+    some carry more members (``retry_after``, ``checks``, the resource's id)."""
+
+    type: str
+    code: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemError] | None = None
 
 
 def problem_body(status: int, code: str, detail: str, *, title: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from backend.clock import Clock
 from backend.edge import EdgeMiddleware, StrictRequest
 from backend.errors import EXCEPTION_HANDLERS
 from backend.health import MetricsController, healthz, readyz
+from backend.openapi import OpenAPITruthPlugin, components, replace_struct_schema_plugin
 from backend.runtime import Runtime
 from backend.settings import Settings
 from backend.store import Store
@@ -61,6 +62,8 @@ class CorePlugin(InitPlugin):
         # outermost first: metrics, then the edge checks (before any guard or handler sees the request)
         app_config.middleware[:0] = [prometheus.middleware, EdgeMiddleware()]
         app_config.request_class = StrictRequest
+        app_config.plugins.append(OpenAPITruthPlugin())
+        replace_struct_schema_plugin(app_config.plugins)
         app_config.openapi_config = OpenAPIConfig(
             title="Shengshitong (盛事通) API",
             version="1",
@@ -68,5 +71,6 @@ class CorePlugin(InitPlugin):
             path=DOCS,
             render_plugins=render_plugins(DOCS),
             openapi_router=docs_router(DOCS),
+            components=components(),
         )
         return app_config

@@ -11,11 +11,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
+from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
 from payments.channels.sandbox import Sandbox
 from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
@@ -26,6 +28,7 @@ def owner_of(machine: MachinePrincipal) -> str:
     return f"miniapp:{machine.app_id}" if machine.kind == "miniapp" else f"merchant:{machine.client_id}"
 
 
+@requires({"machineCredential": []}, {"citizenToken": []})
 async def owner_or_citizen(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Orders are read by their owner (HTTP Basic) or by their citizen (bearer token)."""
     if connection.headers.get("authorization", "").lower().startswith("basic "):
@@ -40,7 +43,12 @@ class OrdersController(Controller):
     path = "/api/v1/payments/orders"
     tags = ["payments"]
 
-    @post("", guards=[merchant_or_miniapp], summary="Create an order (idempotent on the caller's reference)")
+    @post(
+        "",
+        guards=[merchant_or_miniapp],
+        summary="Create an order (idempotent on the caller's reference)",
+        responses={200: ResponseSpec(Order, description="The order already made with this reference")},
+    )
     async def create(
         self,
         data: JSONBody[OrderCreate],
@@ -93,8 +101,10 @@ class OrdersController(Controller):
 
     @post(
         "/{order_id:str}/refunds",
+        status_code=202,
         guards=[merchant_or_miniapp],
         summary="Refund (partial allowed; idempotent)",
+        responses={200: ResponseSpec(RefundAccepted, description="The refund asked with this reference")},
     )
     async def refund(
         self,
@@ -118,6 +128,8 @@ class NotifyController(Controller):
 
     path = "/api/v1/payments/notify"
     tags = ["payments: channel callbacks"]
+    # the channels' protocols (docs/payments.md), not this API's: their answers are not problem+json
+    include_in_schema = False
 
     async def _handle(
         self, channel: str, request: Request[Any, Any, Any], notifications: NotificationService
