@@ -25,7 +25,8 @@ from urllib.parse import unquote
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.handlers import ASGIRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.serialization import default_deserializer
 from litestar.types import ASGIApp, Empty, Receive, Scope, Send
@@ -188,10 +189,68 @@ def check_parameters(scope: Scope) -> None:
             raise _bad_parameter(param, "path")
 
 
+_JSON_TYPE = re.compile(rb"^application/(?:[\w.+-]+\+)?json\b", re.I)
+
+
+def _json_content(scope: Scope) -> bool:
+    """JSON by its Content-Type, or no Content-Type at all (frameworks then read JSON)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return _JSON_TYPE.match(value) is not None
+    return True
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise ClientException("the request ended before its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(status_code=413, detail=f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class EdgeMiddleware(ASGIMiddleware):
-    """Runs after routing (so it knows the path parameters' names) and before guards and handlers."""
+    """Runs after routing (so it knows the path parameters' names) and before guards and handlers.
+
+    Litestar's own handlers read JSON through :class:`StrictRequest`. An ASGI app mounted inside ours
+    (the console's piccolo-admin) reads its body itself, so here its JSON bodies are read (up to the
+    app's size limit), checked like ours, and handed on unchanged."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope["type"] == "http":
             check_parameters(scope)
+            if (
+                isinstance(scope.get("route_handler"), ASGIRouteHandler)
+                and scope.get("method") in _WITH_BODY
+                and _json_content(scope)
+            ):
+                limit = scope["litestar_app"].request_max_body_size or _NO_LIMIT
+                body = await _read_body(receive, limit)
+                if body:
+                    check_json_text(body)
+                receive = _replay(body, receive)
         await next_app(scope, receive, send)
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NO_LIMIT = 1 << 62

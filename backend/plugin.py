@@ -52,7 +52,6 @@ class CorePlugin(InitPlugin):
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.on_startup.insert(0, self._startup)
         app_config.on_shutdown.append(self._shutdown)
-        app_config.request_max_body_size = rt.settings.max_body_bytes
         prometheus = PrometheusConfig(
             app_name="shengshitong",
             prefix="shengshitong",

@@ -228,3 +228,37 @@ async def test_a_bad_integer_parameter_is_named(edge):
     problem = assert_problem(r, 400, "invalid_parameters")
     assert [(e["key"], e["source"]) for e in problem["errors"]] == [("limit", "query")]
     assert "limit" in problem["detail"]
+
+
+# ---- the console's mounted piccolo-admin reads its own body: the edge checks it too ---------------------
+CLIENT_FORM = (
+    "/admin/api/forms/登记商户、小程序或运营凭证-enrol-a-merchant,-mini-app-or-operator-api-credential/"
+)
+
+
+@pytest.mark.storage
+async def test_the_mounted_console_gets_the_same_edge(make_client, console_login):
+    from auth.tables import MachineClient
+
+    async with make_client(max_body_bytes=4096) as client:
+        headers = await console_login(client, "edge-admin", "admin")
+        before = await MachineClient.count().run()
+        nul = {"kind": "merchant", "name": "shop\u0000one", "app_id": ""}
+        r = await client.post(CLIENT_FORM, json=nul, headers=headers)
+        assert assert_problem(r, 400, "invalid_body")["errors"][0]["key"] == "name"
+        deep = {"content": b"[" * 1000, "headers": {**headers, "content-type": "application/json"}}
+        assert_problem(await client.post(CLIENT_FORM, **deep), 400, "invalid_body")
+        big = {"kind": "merchant", "name": "x" * 5000, "app_id": ""}
+        assert_problem(await client.post(CLIENT_FORM, json=big, headers=headers), 413, "body_too_large")
+        assert await MachineClient.count().run() == before
+        ok = {"kind": "merchant", "name": "shop one", "app_id": ""}
+        assert (await client.post(CLIENT_FORM, json=ok, headers=headers)).status_code == 200
+        assert await MachineClient.count().run() == before + 1
+
+
+async def test_the_body_limit_is_the_setting(make_client):
+    async with make_client(extra_plugins=[EchoPlugin()], max_body_bytes=4096) as client:
+        small = {"content": b'"' + b"x" * 3000 + b'"', "headers": {"content-type": "application/json"}}
+        assert (await client.post("/test/echo", **small)).status_code == 201
+        large = {"content": b'"' + b"x" * 5000 + b'"', "headers": {"content-type": "application/json"}}
+        assert_problem(await client.post("/test/echo", **large), 413, "body_too_large")
