@@ -244,7 +244,8 @@ class EdgeMiddleware(ASGIMiddleware):
                 and scope.get("method") in _WITH_BODY
                 and _json_content(scope)
             ):
-                limit = scope["litestar_app"].request_max_body_size or _NO_LIMIT
+                limit = scope["litestar_app"].request_max_body_size
+                limit = limit if isinstance(limit, int) and limit > 0 else _NO_LIMIT
                 body = await _read_body(receive, limit)
                 if body:
                     check_json_text(body)
