@@ -178,8 +178,14 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
     if not errors and (m := _MISSING.search(exc.detail or "")):
         errors = [{"key": m.group("key"), "message": "is required", "source": m.group("source")}]
     for e in errors:
-        if e.get("source") == "body" and isinstance(e.get("key"), str) and e["key"].startswith("data."):
-            e["key"] = e["key"][len("data.") :]
+        if "source" in e:  # Litestar's ParamType is a str enum: its value, not "ParamType.QUERY"
+            e["source"] = getattr(e["source"], "value", e["source"])
+        if e.get("source") == "body" and isinstance(e.get("key"), str):
+            if e["key"] == "data":  # Litestar's name for the body itself: it is missing
+                del e["key"]
+                e["message"] = "a JSON body is required"
+            elif e["key"].startswith("data."):
+                e["key"] = e["key"][len("data.") :]
     return errors
 
 

@@ -262,3 +262,15 @@ async def test_the_body_limit_is_the_setting(make_client):
         assert (await client.post("/test/echo", **small)).status_code == 201
         large = {"content": b'"' + b"x" * 5000 + b'"', "headers": {"content-type": "application/json"}}
         assert_problem(await client.post("/test/echo", **large), 413, "body_too_large")
+
+
+async def test_a_missing_body_is_said_so(edge):
+    problem = assert_problem(await edge.post("/api/v1/auth/otp"), 400, "invalid_body")
+    assert problem["errors"] == [{"message": "a JSON body is required", "source": "body"}]
+
+
+async def test_a_parameter_of_the_wrong_type_names_its_source_plainly(edge):
+    r = await edge.get("/api/v1/apps/parking/car-parks", params={"available": "maybe"})
+    problem = assert_problem(r, 400, "invalid_parameters")
+    assert [(e["key"], e["source"]) for e in problem["errors"]] == [("available", "query")]
+    assert problem["detail"] == "not valid: available (query)"
