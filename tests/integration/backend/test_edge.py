@@ -274,3 +274,25 @@ async def test_a_parameter_of_the_wrong_type_names_its_source_plainly(edge):
     problem = assert_problem(r, 400, "invalid_parameters")
     assert [(e["key"], e["source"]) for e in problem["errors"]] == [("available", "query")]
     assert problem["detail"] == "not valid: available (query)"
+
+
+@pytest.mark.storage
+async def test_signed_callbacks_reach_their_channel_byte_for_byte(edge):
+    """A callback is verified over its raw bytes by its channel: the edge neither refuses nor rewrites
+    it (here a NUL escape and deep-ish nesting in a field the channel ignores)."""
+    r = await edge.post(
+        "/api/v1/payments/orders", json={"reference": "cb-raw", "amount": 100}, headers=edge.headers_app
+    )
+    order_id = r.json()["order_id"]
+    sandbox = edge.runtime.services["payments"].notifications.channels["sandbox"]
+    nested = "[" * 40 + "]" * 40
+    body = (
+        f'{{"id":"sbx_edge1","type":"payment.succeeded","order_id":"{order_id}","amount":100,"txn_id":"t1",'
+        f'"note":"a\\u0000b","extra":{nested}}}'
+    ).encode()
+    headers = {"Sandbox-Signature": sandbox.sign(body), "Content-Type": "application/json"}
+    r = await edge.post("/api/v1/payments/notify/sandbox", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True}
+    order = await edge.get(f"/api/v1/payments/orders/{order_id}", headers=edge.headers_app)
+    assert order.json()["state"] == "paid"
