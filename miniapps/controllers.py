@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from auth.guards import citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
-from backend.errors import Forbidden, Unauthorized
+from backend.errors import Unauthorized
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
 from miniapps.schemas import (
     AuthorizeRequest,
@@ -83,11 +83,8 @@ class MiniAppsController(Controller):
         machine: NamedDependency[MachinePrincipal],
         miniapp_auth: NamedDependency[MiniAppAuth],
     ) -> TokenResult:
-        if machine.app_id != app_id:
-            raise Forbidden(
-                f"this credential belongs to {machine.app_id!r}, not {app_id!r}", code="wrong_miniapp"
-            )
-        return msgspec.convert(await miniapp_auth.exchange(app_id, data.code), TokenResult)
+        result = await miniapp_auth.exchange(app_id, data.code, caller_app_id=machine.app_id)
+        return msgspec.convert(result, TokenResult)
 
     @get(
         "/{app_id:str}/userinfo",

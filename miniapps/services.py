@@ -190,13 +190,19 @@ class MiniAppAuth:
         )
         return {"code": code, "expires_in": CODE_TTL, "scopes": wanted}
 
-    async def exchange(self, app_id: str, code: str) -> dict[str, Any]:
-        """The mini-app's backend (authenticated for ``app_id``) trades a one-time code for a token."""
-        self._app(app_id)
+    async def exchange(self, app_id: str, code: str, *, caller_app_id: str) -> dict[str, Any]:
+        """A mini-app's backend (authenticated as ``caller_app_id``) trades a one-time code for a token at
+        ``app_id``'s endpoint. The code is spent by any attempt, whoever makes it and whatever the answer,
+        so a code seen by the wrong party cannot be tried again by anyone."""
         key = f"mauth:code:{_h(code)}"
         raw = await self._store.get(key)
-        # the code is spent by any attempt, so a stolen code cannot be tried again by anyone
-        if raw is None or await self._store.delete(key) != 1:
+        spent = raw is not None and await self._store.delete(key) == 1
+        if caller_app_id != app_id:
+            raise Forbidden(
+                f"this credential belongs to {caller_app_id!r}, not {app_id!r}", code="wrong_miniapp"
+            )
+        self._app(app_id)
+        if not spent or raw is None:
             raise Unauthorized(
                 "the authorisation code is not valid (used, expired or unknown)", code="invalid_grant"
             )
