@@ -241,6 +241,11 @@ class ScanRouter:
 
         task.add_done_callback(done)
 
+    async def settle(self) -> None:
+        """Wait until every abandoned decision has rolled back (at shutdown, before the pool closes)."""
+        while self._abandoned:
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
+
     def _observe(self, app_id: str, decision: dict[str, Any], seconds: float, offline: bool) -> None:
         seen = ScanSeen(app_id, decision["result"], decision["reason"], seconds, offline)
         for observe in self.observers:

@@ -69,12 +69,7 @@ async def orders() -> int:
 
 async def settled(client) -> None:
     """Wait until every abandoned decision has rolled back (they finish on their own)."""
-    router = client.runtime.services["miniapps"].router
-    for _ in range(200):
-        if not router._abandoned:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("abandoned scan decisions did not finish")
+    await asyncio.wait_for(client.runtime.services["miniapps"].router.settle(), timeout=30)
 
 
 async def test_a_decision_the_gate_did_not_get_leaves_nothing_and_the_code_stays_usable(gate):
