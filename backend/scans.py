@@ -153,17 +153,28 @@ class ScanRouter:
         offline: bool,
         budget: float,
     ) -> tuple[dict[str, Any], bool]:
-        """(the decision, whether it is the record's final answer — stored with the mini-app's writes)."""
+        """Decide a claimed scan with the scanner's mini-app: (the decision, whether it is the record's
+        final answer, stored with the mini-app's writes). Whenever nothing is decided (the mini-app
+        failed or overran, the platform failed on the way, the request was cancelled before the decision
+        committed) the code's single use is given back."""
+        assert checked.claim is not None and checked.mapping is not None
+        claim = checked.claim
         app = self.apps.get(scanner.app_id)
         if app is None or scanner.context not in app.manifest.scan_contexts:
             log.warning(
                 "scan at a scanner whose mini-app or context is not enabled",
                 extra={"scanner": scanner.client_id, "app_id": scanner.app_id, "context": scanner.context},
             )
+            await self.scans.release(claim)
             return self._unavailable(decision), False
-        assert checked.mapping is not None
+        app_id = app.manifest.id
+        try:
+            openid = await self.pairwise.issue(app_id, checked.mapping["c"])
+        except BaseException:
+            await self.scans.release(claim)
+            raise
         event = ScanEvent(
-            openid=await self.pairwise.issue(app.manifest.id, checked.mapping["c"]),
+            openid=openid,
             entitlements=checked.result.entitlements.readable() if checked.result.entitlements else {},
             scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
             scanned_at=datetime.fromtimestamp(at, UTC),
@@ -177,29 +188,49 @@ class ScanRouter:
             return out, self.scans.record(scanner, out, checked, at=at, offline=offline, final=True)
 
         run = _Run()
-        task = asyncio.create_task(
-            self._in_transaction(app, event, final, run), name=f"scan:{app.manifest.id}"
-        )
-        started = asyncio.create_task(run.started.wait())
-        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        if not task.done():
-            await asyncio.wait({task}, timeout=budget)
-        if not task.done() and run.abandon():
-            log.error(
-                "mini-app overran its scan budget", extra={"app_id": app.manifest.id, "budget_s": budget}
-            )
-            self._abandon(task, app.manifest.id)
+        task = asyncio.create_task(self._in_transaction(app, event, final, run), name=f"scan:{app_id}")
+        try:
+            over = await self._wait(task, run, budget)
+        except asyncio.CancelledError:
+            if run.abandon():  # nobody will read this decision: undo it
+                self._abandon(task, app_id)
+                await self.scans.release(claim)
+            raise  # (a decision already committing stands, with its claim)
+        if not over:
+            log.error("mini-app overran its scan budget", extra={"app_id": app_id, "budget_s": budget})
+            self._abandon(task, app_id)
+            await self.scans.release(claim)
             return self._unavailable(decision), False
         try:
-            return await asyncio.shield(task), True
-        except _DecidedElsewhere:
+            return task.result(), True
+        except _DecidedElsewhere:  # a concurrent attempt of this record decided first: its answer
             stored = await self.scans.stored(scanner, decision["record_id"])
             assert stored is not None
             return stored, True
         except Exception:
-            log.exception("mini-app scan handler failed", extra={"app_id": app.manifest.id})
+            if run.started.is_set():
+                log.exception("mini-app scan handler failed", extra={"app_id": app_id})
+            else:
+                log.exception("the scan's transaction could not begin", extra={"app_id": app_id})
+            await self.scans.release(claim)
             return self._unavailable(decision), False
+
+    @staticmethod
+    async def _wait(task: asyncio.Task[dict[str, Any]], run: _Run, budget: float) -> bool:
+        """Wait for a run: its transaction to begin (not counted), then the budget. True when it is over
+        (decided, failed, or committing, which the gate waits for); False when it has been abandoned."""
+        started = asyncio.create_task(run.started.wait())
+        try:
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if not task.done():
+            await asyncio.wait({task}, timeout=budget)
+        if not task.done():
+            if run.abandon():
+                return False
+            await asyncio.wait({task})
+        return True
 
     async def _in_transaction(
         self,
@@ -254,30 +285,6 @@ class ScanRouter:
             except Exception:  # an observer never costs a gate its answer
                 log.exception("scan observer failed")
 
-    async def _decide_claimed(
-        self,
-        scanner: MachinePrincipal,
-        decision: dict[str, Any],
-        checked: Checked,
-        at: float,
-        *,
-        offline: bool,
-        budget: float,
-    ) -> tuple[dict[str, Any], bool]:
-        """Decide a claimed scan; whenever nothing was decided (the mini-app failed or overran, or the
-        platform failed on the way), the code's single use is given back."""
-        assert checked.claim is not None
-        try:
-            decision, final = await self.decide(
-                scanner, decision, checked, at, offline=offline, budget=budget
-            )
-        except BaseException:
-            await self.scans.release(checked.claim)
-            raise
-        if not final:
-            await self.scans.release(checked.claim)
-        return decision, final
-
     async def scan(self, scanner: MachinePrincipal, request: ScanRequest) -> dict[str, Any]:
         started = time.perf_counter()
         now = self.scans.clock.time()
@@ -292,7 +299,7 @@ class ScanRouter:
             final = False
             if checked.reason is None:
                 decision["meta"] = request.meta or {}
-                decision, final = await self._decide_claimed(
+                decision, final = await self.decide(
                     scanner, decision, checked, at, offline=False, budget=self.budget
                 )
             if not final:  # history only, written in the next batch, off the gate's critical path
@@ -337,7 +344,7 @@ class ScanRouter:
         decision = self.scans.decision(scanner, checked.reason, record_id=record_id, flagged=flagged)
         if checked.reason is None:
             decision["meta"] = rec.get("meta") or {}
-            decision, final = await self._decide_claimed(
+            decision, final = await self.decide(
                 scanner, decision, checked, at, offline=True, budget=BATCH_BUDGET
             )
             if not final:

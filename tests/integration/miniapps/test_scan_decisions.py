@@ -10,6 +10,7 @@ import pytest
 from piccolo.engine.postgres import PostgresEngine
 
 from backend import db
+from codes.schemas import ScanRequest
 from miniapps.contract import Manifest, MiniApp, ScanDecision, ScanEvent
 from payments.tables import PaymentOrder
 
@@ -30,9 +31,12 @@ class ChargingApp(MiniApp):
     )
     mode = "fast"
     calls = 0
+    deciding: asyncio.Event | None = None  # set when on_scan starts, for a test that waits for it
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
         type(self).calls += 1
+        if self.deciding is not None:
+            self.deciding.set()
         order = await self.platform.payments.create_order(
             openid=scan.openid, reference=f"ride-{uuid.uuid4().hex}", amount=200, deferred=True
         )
@@ -45,7 +49,7 @@ class ChargingApp(MiniApp):
 
 @pytest.fixture
 async def gate(make_client, login, new_phone, enrol_scanner, auth_header):
-    ChargingApp.mode, ChargingApp.calls = "fast", 0
+    ChargingApp.mode, ChargingApp.calls, ChargingApp.deciding = "fast", 0, None
     async with make_client(miniapps=[ChargingApp], miniapp_scan_budget=BUDGET, db_pool_max=4) as client:
         scanner = await enrol_scanner(client, "charging", context="charging-gate")
 
@@ -194,3 +198,23 @@ async def test_an_undecided_upload_is_not_stored_and_is_decided_when_uploaded_ag
     r = await client.post("/api/v1/scans/batch", json=body, headers=scanner["headers"])
     assert r.json()["results"][0]["result"] == "allow"
     assert await orders() == 1
+
+
+async def test_a_scan_cancelled_before_its_decision_commits_leaves_nothing(gate):
+    # a server stopping, say: the request's task is cancelled while the mini-app decides
+    client, scanner, new_code = gate
+    token = await new_code()
+    router = client.runtime.services["miniapps"].router
+    machine = await client.runtime.services["auth"].machines.authenticate(
+        scanner["headers"]["Authorization"], ("scanner",)
+    )
+    ChargingApp.mode, ChargingApp.deciding = "slow", asyncio.Event()
+    pending = asyncio.create_task(router.scan(machine, ScanRequest(token=token)))
+    await ChargingApp.deciding.wait()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await settled(client)
+    assert await orders() == 0
+    ChargingApp.mode = "fast"
+    assert (await scan(client, scanner, token))["result"] == "allow"
