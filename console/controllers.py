@@ -55,7 +55,7 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator 
 async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     operator = await signed_in(connection)
     if operator is None:
-        raise Unauthorized("sign in to the console at /admin/ first")
+        raise Unauthorized("sign in to the console at /admin/ first", code="console_sign_in")
     connection.state[OPERATOR] = operator
 
 
@@ -157,7 +157,7 @@ class ScannerController(Controller):
     ) -> dict[str, str]:
         image = await request.body()
         if not image:
-            raise InvalidInput("send the image as the request body")
+            raise InvalidInput("send the image as the request body", code="empty_image")
         return {"code": await asyncio.to_thread(scanner_simulator.decode, image)}
 
     @post(
