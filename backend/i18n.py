@@ -125,6 +125,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unauthorized": ("需要登录认证", "Authentication required"),
     "forbidden": ("无权执行此操作", "Not allowed"),
     "not_found": ("未找到所请求的内容", "Not found"),
+    "gone": ("已不再可用", "No longer available"),
     "method_not_allowed": ("{path} 不支持 {method} 请求", "{method} is not allowed on {path}"),
     "body_too_large": ("请求内容过大", "The request body is too large"),
     "unsupported_media_type": ("不支持的内容类型", "Unsupported media type"),
@@ -155,6 +156,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "sms_unavailable": ("短信暂时无法发送，请稍后再试", "the SMS could not be sent; try again shortly"),
     "no_sms": ("最近没有发往此手机号的短信", "no SMS was sent to this phone recently"),
     "invalid_token": ("登录已失效（令牌无效、已过期或已退出），请重新登录", "the access token is not valid"),
+    "refresh_token_reused": (
+        "此登录凭据已被使用过，为安全起见该会话已退出，请重新登录",
+        "this refresh token was already used; the session has been signed out",
+    ),
     "invalid_grant": ("登录凭据无效（已使用、已过期或已撤销），请重新登录", "the grant is not valid"),
     "account_blocked": ("此账户已被冻结，请联系服务台", "this account is blocked; contact the service desk"),
     "account_not_found": ("账户不存在", "no such account"),

@@ -20,6 +20,7 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import client_ip
 from backend.errors import Forbidden, InvalidInput, Unauthorized
+from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
 from console.simulator import ScannerSimulator
@@ -96,6 +97,15 @@ class Pages(Controller):
         if await signed_in(request) is None:
             return Redirect("/admin/")
         return page("scanner.html")
+
+    @get("/admin/console/texts")
+    async def console_texts(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """What the console's page script needs (names in both languages, money columns, what the
+        signed-in operator may change; the login page asks too, so no operator is fine)."""
+        operator = await signed_in(request)
+        return Response(
+            console_texts(operator.role if operator else None), headers={"Cache-Control": "no-store"}
+        )
 
 
 class DashboardController(Controller):

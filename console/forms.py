@@ -83,7 +83,7 @@ def _actor(request: Request) -> str:
 
 def _created(cred: dict[str, Any]) -> str:
     return pick(
-        f"已登记 {cred['kind']}：client id {cred['client_id']}，secret {cred['client_secret']}"
+        f"已登记 {cred['kind']}：客户端编号 {cred['client_id']} ，密钥 {cred['client_secret']}"
         " —— 密钥仅显示这一次，服务器只保存其哈希",
         f"Enrolled {cred['kind']}: client id {cred['client_id']}, secret {cred['client_secret']}"
         " — shown this once; only its hash is kept",
