@@ -20,6 +20,7 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import client_ip
 from backend.errors import Forbidden, InvalidInput, Unauthorized
+from backend.i18n import current_locale
 from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
@@ -42,7 +43,14 @@ MAX_IMAGE = 8 * 1024 * 1024
 
 
 def page(name: str) -> Response[bytes]:
-    return Response((STATIC / name).read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    """A page in the request's language (its script switches on request): the language is in <html lang>."""
+    locale = current_locale()
+    html = (STATIC / name).read_bytes().replace(b'<html lang="zh-CN">', f'<html lang="{locale}">'.encode(), 1)
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={**PAGE_HEADERS, "Content-Language": locale, "Vary": "Accept-Language"},
+    )
 
 
 def operators_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OperatorService:

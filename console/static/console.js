@@ -37,9 +37,11 @@
   }
 
   // every text we know, by each of its forms (the name piccolo-admin writes, the Chinese, the English)
-  let index = new Map();
+  let index = new Map(), inText = [];
   function buildIndex() {
     index = new Map();
+    // a table's name inside a longer text ("编辑 Machine Client"): piccolo-admin's readable name
+    inText = Object.entries(meta.tables).map(([name, t]) => [new RegExp(`\\b${name.replace(/_/g, " ")}\\b`, "i"), t.label]);
     const add = (forms, pair) => forms.forEach(f => { if (f && !index.has(key(f))) index.set(key(f), pair); });
     Object.entries(meta.tables).forEach(([name, t]) => add([name, ...t.label], t.label));
     Object.entries(meta.columns).forEach(([name, pair]) => add([name, ...pair], pair));
@@ -55,8 +57,15 @@
     const changes = [];
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
       const raw = n.nodeValue, text = raw.trim();
-      const pair = text && index.get(key(text));
-      if (pair && pick(pair) !== text) changes.push([n, raw.replace(text, pick(pair))]);
+      if (!text) continue;
+      const pair = index.get(key(text));
+      if (pair) {
+        if (pick(pair) !== text) changes.push([n, raw.replace(text, pick(pair))]);
+        continue;
+      }
+      for (const [pattern, label] of inText) {
+        if (pattern.test(raw)) { changes.push([n, raw.replace(pattern, pick(label))]); break; }
+      }
     }
     for (const [n, value] of changes) n.nodeValue = value;
     const title = index.get(key(document.title));
