@@ -368,3 +368,24 @@ async def test_listing_queries_piccolo_cannot_answer_get_400(client, console_log
         "/admin/api/tables/machine_client/", params={"__order": "-created_at", "__page_size": "5"}
     )
     assert ok.status_code == 200 and len(ok.json()["rows"]) == 1
+
+
+async def test_the_console_lists_newest_first_and_tells_its_page_what_each_operator_may_change(
+    client, console_login
+):
+    anonymous = (await client.get("/admin/console/texts")).json()
+    assert anonymous["role"] is None and not any(t["editable"] for t in anonymous["tables"].values())
+    await console_login(client, "watcher", "readonly")
+    texts = (await client.get("/admin/console/texts")).json()
+    assert texts["role"] == "readonly"
+    assert not any(t["editable"] for t in texts["tables"].values())
+    orders = texts["tables"]["payment_order"]
+    assert orders["label"] == ["支付订单", "Payment orders"] and orders["money"] == ["amount", "refunded"]
+    assert texts["columns"]["created_at"] == ["创建时间", "Created"]
+    schema = (await client.get("/admin/api/tables/payment_order/schema/")).json()
+    assert schema["extra"]["order_by"] == [{"column": "created_at", "ascending": False}]
+
+    await console_login(client, "chief", "admin")
+    texts = (await client.get("/admin/console/texts")).json()
+    assert texts["role"] == "admin"
+    assert [n for n, t in texts["tables"].items() if t["editable"]] == ["machine_client"]
