@@ -14,6 +14,11 @@ Around it, :class:`ConsoleGate` adds what a city's console needs and piccolo-adm
 
 Personal data: citizens appear with their masked phone only; sealed columns are secret columns, which
 piccolo-api never returns.
+
+Screens: lists are newest first; :data:`VIEWS` and :data:`COLUMNS` name tables and columns in both
+languages, and ``static/console.js`` (added to piccolo-admin's page) shows them in the language picked
+in piccolo-admin's menu, money in yuan, and offers no add, delete or save where the rules above refuse
+them (piccolo-admin 1.14 has no per-table read-only screens, display names or value formats).
 """
 
 from __future__ import annotations
