@@ -25,6 +25,7 @@ from prometheus_client import Counter, Histogram
 from auth.guards import citizen_only, scanner_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend import db
+from backend.i18n import current_locale
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
 from backend.runtime import ScanObserver, ScanSeen
 from codes.schemas import BatchRequest, BatchResult, ScanRequest, ScanResult
@@ -118,11 +119,7 @@ class ScanRouter:
             **decision,
             "result": "deny",
             "reason": "app_unavailable",
-            "display": {
-                "color": "red",
-                "title": "服务暂不可用，请稍后再试",
-                "subtitle": "Service unavailable",
-            },
+            "display": display_for("app_unavailable"),
         }
 
     @staticmethod
@@ -133,8 +130,6 @@ class ScanRouter:
             if answer.display is not None
             else display_for(None if answer.allow else reason)
         )
-        if not answer.allow and answer.display is None:
-            display = {"color": "red", "title": "无法通行", "subtitle": reason}
         return {
             **decision,
             "result": "allow" if answer.allow else "deny",
@@ -181,6 +176,7 @@ class ScanRouter:
             meta=decision.get("meta") or {},
             record_id=decision["record_id"],
             offline=offline,
+            locale=current_locale(),  # the gate's language: its request's Accept-Language
         )
 
         def final(answer: ScanDecision) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,6 +16,7 @@ from auth.principals import CitizenPrincipal, MachinePrincipal
 from auth.revocations import Revocations
 from backend import db
 from backend.clock import Clock
+from backend.i18n import current_locale
 from backend.keystore import KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
@@ -41,33 +42,50 @@ DEFAULT_REQUIREMENTS: dict[str, str | None] = {
     "parking": None,
 }
 
-# What the gate screen shows for each outcome (Chinese first, English below).
-DISPLAY: dict[str, tuple[str, str, str]] = {
-    "ok": ("green", "请通行", "Welcome"),
-    "bad_format": ("red", "无效的码", "Not a citizen code"),
-    "bad_prefix": ("red", "无效的码", "Not a citizen code"),
-    "bad_base45": ("red", "无效的码", "Not a citizen code"),
-    "oversized": ("red", "无效的码", "Not a citizen code"),
-    "unknown_kid": ("red", "无效的码", "Unknown issuer key"),
-    "wrong_alg": ("red", "无效的码", "Not a citizen code"),
-    "wrong_issuer": ("red", "无效的码", "Not a citizen code"),
-    "bad_signature": ("red", "无效的码", "Signature does not match"),
-    "key_not_valid": ("red", "无效的码", "Issuer key not valid"),
-    "expired": ("red", "码已过期，请刷新", "Code expired: refresh it"),
-    "not_yet_valid": ("red", "请校准手机时间", "Code not yet valid: check the phone's clock"),
-    "replayed": ("red", "此码已使用", "Code already used"),
-    "not_entitled": ("red", "无此项权限", "Not entitled here"),
-    "unknown_code": ("red", "无效的码", "Unknown code"),
-    "account_deleted": ("red", "账户已注销", "Account closed"),
-    "account_blocked": ("red", "账户已冻结", "Account blocked"),
-    "device_revoked": ("red", "设备已退出登录", "Device signed out"),
-    "bad_scan_time": ("red", "扫码时间异常", "Scan time out of range"),
+# What the gate screen shows for each outcome: colour, then (title, subtitle) in Chinese and in English;
+# a screen shows one language, the scanner's (its request's Accept-Language, zh-CN by default).
+DISPLAY: dict[str, tuple[str, tuple[str, str], tuple[str, str]]] = {
+    "ok": ("green", ("请通行", ""), ("Welcome", "")),
+    "bad_format": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_prefix": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_base45": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "oversized": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "unknown_kid": ("red", ("无效的码", "签发密钥未知"), ("Invalid code", "Unknown issuer key")),
+    "wrong_alg": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "wrong_issuer": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_signature": ("red", ("无效的码", "签名不符"), ("Invalid code", "Signature does not match")),
+    "key_not_valid": ("red", ("无效的码", "签发密钥已失效"), ("Invalid code", "Issuer key not valid")),
+    "expired": ("red", ("码已过期", "请刷新市民码"), ("Code expired", "Refresh it")),
+    "not_yet_valid": (
+        "red",
+        ("码尚未生效", "请校准手机时间"),
+        ("Code not yet valid", "Check the phone's clock"),
+    ),
+    "replayed": ("red", ("此码已使用", "请刷新市民码"), ("Code already used", "Refresh it")),
+    "not_entitled": (
+        "red",
+        ("无此项权限", "此处需要相应权益"),
+        ("Not entitled here", "This gate needs an entitlement"),
+    ),
+    "unknown_code": ("red", ("无效的码", "未知的码"), ("Invalid code", "Unknown code")),
+    "account_deleted": ("red", ("账户已注销", ""), ("Account closed", "")),
+    "account_blocked": (
+        "red",
+        ("账户已冻结", "请联系服务台"),
+        ("Account blocked", "Contact the service desk"),
+    ),
+    "device_revoked": ("red", ("设备已退出登录", "请重新登录"), ("Device signed out", "Sign in again")),
+    "bad_scan_time": ("red", ("扫码时间异常", ""), ("Scan time out of range", "")),
+    "app_unavailable": ("red", ("服务暂不可用", "请稍后再试"), ("Service unavailable", "Try again shortly")),
 }
+REFUSED = ("red", ("无法通行", ""), ("Refused", ""))
 
 
-def display_for(reason: str | None) -> dict[str, str]:
-    colour, zh, en = DISPLAY.get(reason or "ok", ("red", "无法通行", "Refused"))
-    return {"color": colour, "title": zh, "subtitle": en}
+def display_for(reason: str | None, locale: str | None = None) -> dict[str, str]:
+    """What the gate shows for a platform outcome, in ``locale`` (the request's language by default)."""
+    colour, zh, en = DISPLAY.get(reason or "ok", REFUSED)
+    title, subtitle = en if (locale or current_locale()) == "en" else zh
+    return {"color": colour, "title": title, "subtitle": subtitle}
 
 
 def iso(ts: float) -> datetime:

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from auth.guards import citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import Unauthorized
+from backend.i18n import current_locale
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
 from miniapps.schemas import (
     AuthorizeRequest,
@@ -47,8 +48,18 @@ class MiniAppsController(Controller):
         self, miniapp_platform: NamedDependency[Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> Catalogue:
         apps = list(miniapp_platform.apps.values())
+        locale = current_locale()
         items = [
-            msgspec.convert(msgspec.to_builtins(a.manifest), CatalogueEntry, strict=False)
+            msgspec.convert(
+                {
+                    **msgspec.to_builtins(a.manifest),
+                    "description": a.manifest.describe(locale),
+                    "description_zh": a.manifest.describe("zh-CN"),
+                    "description_en": a.manifest.describe("en"),
+                },
+                CatalogueEntry,
+                strict=False,
+            )
             for a in apps[offset : offset + limit]
         ]
         return Catalogue(items=items, next_offset=offset + limit if len(apps) > offset + limit else None)

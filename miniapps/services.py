@@ -17,9 +17,10 @@ from backend import audit, db
 from backend.clock import Clock
 from backend.crypto import Keyring, keyed_hash
 from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.i18n import pick
 from backend.settings import Settings
 from backend.store import Store
-from miniapps.contract import SCOPES, MiniApp
+from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp
 from miniapps.tables import MiniAppGrant, PairwiseSubject
 
 CODE_TTL = 300
@@ -292,7 +293,7 @@ class MiniAppAuth:
         )
         for r in rows:
             r["scopes"] = r["scopes"] if isinstance(r["scopes"], list) else json.loads(r["scopes"])
-            r["scope_descriptions"] = {s: SCOPES[s] for s in r["scopes"] if s in SCOPES}
+            r["scope_descriptions"] = {s: pick(SCOPES_ZH[s], SCOPES[s]) for s in r["scopes"] if s in SCOPES}
         return rows
 
     async def revoke(self, citizen_id: str, app_id: str, *, ip: str) -> None:
