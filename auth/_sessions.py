@@ -316,12 +316,7 @@ class SessionService:
             )
         await self._tokens.revoke_sessions([str(f) for f in families])
         # codes already on screen stop verifying at once, for as long as any of them could be presented
-        s = self._s
-        await self._tokens.store.set(
-            f"auth:deleted-citizen:{principal.citizen_id}",
-            "1",
-            ttl=s.code_validity + s.code_skew + s.code_batch_window,
-        )
+        await self._tokens.revocations.account_deleted(principal.citizen_id)
         await audit.record("account_deleted", actor_kind="citizen", actor_id=principal.citizen_id, ip=ip)
 
     async def set_blocked(self, citizen_id: str, blocked: bool, *, actor: str) -> dict[str, Any]:
@@ -340,11 +335,7 @@ class SessionService:
         )
         if not updated:
             raise NotFound("no such account", code="account_not_found")
-        marker = f"auth:blocked-citizen:{citizen_id}"
-        if blocked:
-            await self._tokens.store.set(marker, "1")
-        else:
-            await self._tokens.store.delete(marker)
+        await self._tokens.revocations.account_blocked(citizen_id, blocked)
         await audit.record(
             "account_blocked" if blocked else "account_unblocked",
             actor_kind="operator",

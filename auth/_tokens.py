@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 
 from auth.principals import CitizenPrincipal
+from auth.revocations import TOKEN_LEEWAY, Revocations
 from backend.clock import Clock
 from backend.errors import Unauthorized
 from backend.keystore import KeyStore
@@ -16,7 +17,7 @@ from backend.store import Store
 
 AUDIENCE = "shengshitong-app"
 ALLOWED_ALGS = ("ES256", "EdDSA")
-LEEWAY_SECONDS = 30
+LEEWAY_SECONDS = TOKEN_LEEWAY
 _BEARER = {"WWW-Authenticate": 'Bearer realm="shengshitong"'}
 
 
@@ -25,11 +26,14 @@ def invalid_token(detail: str = "the access token is not valid") -> Unauthorized
 
 
 class AccessTokens:
-    def __init__(self, keys: KeyStore, settings: Settings, clock: Clock, store: Store) -> None:
+    def __init__(
+        self, keys: KeyStore, settings: Settings, clock: Clock, store: Store, revocations: Revocations
+    ) -> None:
         self.keys = keys
         self._settings = settings
         self._clock = clock
         self._store = store
+        self.revocations = revocations
 
     @property
     def store(self) -> Store:
@@ -85,7 +89,7 @@ class AccessTokens:
             raise invalid_token() from None
         if not isinstance(claims["exp"], int) or claims["exp"] + LEEWAY_SECONDS < self._clock.time():
             raise invalid_token("the access token has expired; refresh it")
-        if await self._store.get(revoked_session_key(claims["sid"])) is not None:
+        if await self.revocations.session_revoked(str(claims["sid"])):
             raise invalid_token("this session has been signed out")
         return CitizenPrincipal(
             citizen_id=claims["sub"],
@@ -95,10 +99,6 @@ class AccessTokens:
         )
 
     async def revoke_sessions(self, session_ids: list[str]) -> None:
-        """Access tokens of these sessions stop working at once (until they would have expired anyway)."""
-        for sid in session_ids:
-            await self._store.set(revoked_session_key(sid), "1", ttl=self.ttl + LEEWAY_SECONDS + 60)
-
-
-def revoked_session_key(session_id: str) -> str:
-    return f"auth:revoked-session:{session_id}"
+        """Access tokens of these sessions stop working at once (their refresh families are revoked in the
+        database already; this is the cache every check reads)."""
+        await self.revocations.sessions_revoked(session_ids)

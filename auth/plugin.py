@@ -21,6 +21,7 @@ class AuthPlugin(InitPlugin):
 
     async def _startup(self) -> None:
         await self.services.keys.ensure()
+        await self.services.revocations.ensure_loaded()
 
     async def _shutdown(self) -> None:
         if isinstance(self.services.sms, HttpSmsGateway):

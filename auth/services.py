@@ -9,6 +9,7 @@ from auth._otp import OtpService
 from auth._profile import ProfileService
 from auth._sessions import SessionService, TokenPair
 from auth._tokens import AUDIENCE, AccessTokens
+from auth.revocations import Revocations
 from auth.sms import DevSmsGateway, HttpSmsGateway, SmsGateway
 from backend.crypto import Keyring
 from backend.keystore import KeyStore
@@ -21,6 +22,7 @@ __all__ = [
     "MachineCredentials",
     "OtpService",
     "ProfileService",
+    "Revocations",
     "SessionService",
     "TokenPair",
     "build_auth_services",
@@ -35,6 +37,7 @@ class AuthServices:
     sms: SmsGateway
     keys: KeyStore
     tokens: AccessTokens
+    revocations: Revocations
     otp: OtpService
     sessions: SessionService
     profile: ProfileService
@@ -57,12 +60,14 @@ def build_auth_services(runtime: Runtime) -> AuthServices:
         ACCESS_KEYS, s.secret_bytes("key_encryption_key"), clock, publish_overlap=s.access_token_ttl + 300
     )
     sms = create_sms_gateway(runtime)
-    tokens = AccessTokens(keys, s, clock, store)
+    revocations = Revocations(s, clock, store)
+    tokens = AccessTokens(keys, s, clock, store, revocations)
     otp = OtpService(s, store, sms, clock)
     return AuthServices(
         sms=sms,
         keys=keys,
         tokens=tokens,
+        revocations=revocations,
         otp=otp,
         sessions=SessionService(s, clock, otp, tokens, pii),
         profile=ProfileService(s, clock, pii),

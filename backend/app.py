@@ -11,6 +11,7 @@ from litestar.plugins import PluginProtocol
 from auth.plugin import AuthPlugin
 from backend import db
 from backend.clock import Clock, SystemClock
+from backend.i18n import locale_middleware
 from backend.logs import configure_logging
 from backend.middleware import request_id_middleware
 from backend.plugin import CorePlugin
@@ -65,5 +66,7 @@ def create_app(
     )
     # The request id wraps the whole ASGI handler, outside routing, so a 404 or 405 carries one too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
+    # The request's language (Accept-Language, zh-CN by default) for every text a person reads.
+    app.asgi_handler = locale_middleware(app.asgi_handler)
     app.state.runtime = runtime
     return app

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from backend import db
 from backend.context import request_id_var
+from backend.i18n import Locale, current_locale, negotiate, problem_text
 from backend.store.base import StoreUnavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -119,13 +120,30 @@ class Problem(msgspec.Struct):
     errors: list[ProblemError] | None = None
 
 
-def problem_body(status: int, code: str, detail: str, *, title: str | None = None) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    locale: Locale | None = None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The problem+json document (RFC 9457) for ``status``/``code``; also used outside Litestar (the
-    console's ASGI gate)."""
+    console's ASGI gate). ``title`` and ``detail`` come in ``locale`` (the request's language when not
+    given; see backend/i18n.py); the ``code`` is the same in every language."""
+    title, detail = problem_text(
+        status,
+        code,
+        title or _HTTP_CODES.get(status, ("", "Error"))[1],
+        detail,
+        locale or current_locale(),
+        params,
+    )
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "code": code,
-        "title": title or _HTTP_CODES.get(status, ("", "Error"))[1],
+        "title": title,
         "status": status,
         "detail": detail,
     }
@@ -144,11 +162,16 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    body = problem_body(status, code, detail, title=title)
+    locale = negotiate(request.headers.get("accept-language")) if request is not None else current_locale()
+    params = {**(extra or {})}
+    if request is not None:
+        params.update(method=request.method, path=request.url.path)
+    body = problem_body(status, code, detail, title=title, locale=locale, params=params)
     if request is not None:
         body["instance"] = request.url.path
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
+    headers = {**(headers or {}), "Content-Language": locale, "Vary": "Accept-Language"}
     return Response(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 

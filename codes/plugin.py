@@ -22,7 +22,9 @@ class CodesPlugin(InitPlugin):
             [RealNameInsuranceSource(Keyring(s.pii_keyring())), self.health]
         )
         self.issuer = CodeIssuer(s, runtime.clock, runtime.store, self.keys, self.entitlements)
-        self.scans = ScanService(s, runtime.clock, runtime.store, self.keys)
+        self.scans = ScanService(
+            s, runtime.clock, runtime.store, self.keys, runtime.services["auth"].revocations
+        )
         runtime.services["codes"] = self
 
     async def _startup(self) -> None:

@@ -6,6 +6,8 @@ import io
 
 import segno
 
+from backend.i18n import pick
+
 ERROR_LEVEL = "m"
 QUIET_ZONE = 4
 
@@ -25,7 +27,7 @@ def svg(token: str, scale: int = 6, *, inline: bool = False) -> bytes:
         border=QUIET_ZONE,
         xmldecl=not inline,
         svgns=True,
-        title="市民码 citizen code",
+        title=pick("市民码", "Citizen code"),  # the request's language
         svgclass="qr",
         lineclass=None,
         omitsize=inline,  # inline: a viewBox instead of a fixed size, so CSS can scale it

@@ -8,15 +8,15 @@ import hashlib
 import json
 import logging
 import secrets
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from auth._tokens import revoked_session_key
 from auth.principals import CitizenPrincipal, MachinePrincipal
+from auth.revocations import Revocations
 from backend import db
 from backend.clock import Clock
+from backend.i18n import current_locale
 from backend.keystore import KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
@@ -28,12 +28,6 @@ from codes.trustlist import TrustedKey, TrustList, build_document, sign_document
 from codes.verifier import verify
 
 log = logging.getLogger("shengshitong.codes")
-
-# A hook that turns a verified, claimed scan into the final decision (the mini-app platform's router):
-# (scanner, decision so far, verifier result, cti mapping, scan time, offline) -> decision
-Decide = Callable[
-    [MachinePrincipal, dict[str, Any], Any, dict[str, Any], float, bool], Awaitable[dict[str, Any]]
-]
 
 # What a scan context needs of the code, until mini-apps declare it in their manifests.
 DEFAULT_REQUIREMENTS: dict[str, str | None] = {
@@ -48,33 +42,50 @@ DEFAULT_REQUIREMENTS: dict[str, str | None] = {
     "parking": None,
 }
 
-# What the gate screen shows for each outcome (Chinese first, English below).
-DISPLAY: dict[str, tuple[str, str, str]] = {
-    "ok": ("green", "请通行", "Welcome"),
-    "bad_format": ("red", "无效的码", "Not a citizen code"),
-    "bad_prefix": ("red", "无效的码", "Not a citizen code"),
-    "bad_base45": ("red", "无效的码", "Not a citizen code"),
-    "oversized": ("red", "无效的码", "Not a citizen code"),
-    "unknown_kid": ("red", "无效的码", "Unknown issuer key"),
-    "wrong_alg": ("red", "无效的码", "Not a citizen code"),
-    "wrong_issuer": ("red", "无效的码", "Not a citizen code"),
-    "bad_signature": ("red", "无效的码", "Signature does not match"),
-    "key_not_valid": ("red", "无效的码", "Issuer key not valid"),
-    "expired": ("red", "码已过期，请刷新", "Code expired: refresh it"),
-    "not_yet_valid": ("red", "请校准手机时间", "Code not yet valid: check the phone's clock"),
-    "replayed": ("red", "此码已使用", "Code already used"),
-    "not_entitled": ("red", "无此项权限", "Not entitled here"),
-    "unknown_code": ("red", "无效的码", "Unknown code"),
-    "account_deleted": ("red", "账户已注销", "Account closed"),
-    "account_blocked": ("red", "账户已冻结", "Account blocked"),
-    "device_revoked": ("red", "设备已退出登录", "Device signed out"),
-    "bad_scan_time": ("red", "扫码时间异常", "Scan time out of range"),
+# What the gate screen shows for each outcome: colour, then (title, subtitle) in Chinese and in English;
+# a screen shows one language, the scanner's (its request's Accept-Language, zh-CN by default).
+DISPLAY: dict[str, tuple[str, tuple[str, str], tuple[str, str]]] = {
+    "ok": ("green", ("请通行", ""), ("Welcome", "")),
+    "bad_format": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_prefix": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_base45": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "oversized": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "unknown_kid": ("red", ("无效的码", "签发密钥未知"), ("Invalid code", "Unknown issuer key")),
+    "wrong_alg": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "wrong_issuer": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_signature": ("red", ("无效的码", "签名不符"), ("Invalid code", "Signature does not match")),
+    "key_not_valid": ("red", ("无效的码", "签发密钥已失效"), ("Invalid code", "Issuer key not valid")),
+    "expired": ("red", ("码已过期", "请刷新市民码"), ("Code expired", "Refresh it")),
+    "not_yet_valid": (
+        "red",
+        ("码尚未生效", "请校准手机时间"),
+        ("Code not yet valid", "Check the phone's clock"),
+    ),
+    "replayed": ("red", ("此码已使用", "请刷新市民码"), ("Code already used", "Refresh it")),
+    "not_entitled": (
+        "red",
+        ("无此项权限", "此处需要相应权益"),
+        ("Not entitled here", "This gate needs an entitlement"),
+    ),
+    "unknown_code": ("red", ("无效的码", "未知的码"), ("Invalid code", "Unknown code")),
+    "account_deleted": ("red", ("账户已注销", ""), ("Account closed", "")),
+    "account_blocked": (
+        "red",
+        ("账户已冻结", "请联系服务台"),
+        ("Account blocked", "Contact the service desk"),
+    ),
+    "device_revoked": ("red", ("设备已退出登录", "请重新登录"), ("Device signed out", "Sign in again")),
+    "bad_scan_time": ("red", ("扫码时间异常", ""), ("Scan time out of range", "")),
+    "app_unavailable": ("red", ("服务暂不可用", "请稍后再试"), ("Service unavailable", "Try again shortly")),
 }
+REFUSED = ("red", ("无法通行", ""), ("Refused", ""))
 
 
-def display_for(reason: str | None) -> dict[str, str]:
-    colour, zh, en = DISPLAY.get(reason or "ok", ("red", "无法通行", "Refused"))
-    return {"color": colour, "title": zh, "subtitle": en}
+def display_for(reason: str | None, locale: str | None = None) -> dict[str, str]:
+    """What the gate shows for a platform outcome, in ``locale`` (the request's language by default)."""
+    colour, zh, en = DISPLAY.get(reason or "ok", REFUSED)
+    title, subtitle = en if (locale or current_locale()) == "en" else zh
+    return {"color": colour, "title": title, "subtitle": subtitle}
 
 
 def iso(ts: float) -> datetime:
@@ -281,8 +292,26 @@ class ScanRecorder:
         return written
 
 
+class Claim(NamedTuple):
+    """A scan's hold on a code's single use in one context."""
+
+    key: str  # the single-use key of (context, code)
+    value: str  # this attempt's value under it: "<scanner>/<record>#<attempt>"
+    retry: bool  # an earlier attempt of the same record held it (this one has taken it over)
+
+
+class Checked(NamedTuple):
+    """A scanned code after verification and the single-use claim."""
+
+    reason: str | None  # the refusal, or None: the scan goes on to the mini-app
+    result: Any  # the verifier's result (None when the scan time was refused first)
+    mapping: dict[str, Any] | None  # the code's citizen, session and device
+    claim: Claim | None  # held when the scan may go on (release it if nothing is decided)
+
+
 class ScanService:
-    """Online and batch verification of scanned codes (routing into mini-apps comes on top of this)."""
+    """Verification of scanned codes (signature, time window, entitlement, single use, account state) and
+    the scan records; deciding a scan is the mini-app router's (``backend.scans``)."""
 
     def __init__(
         self,
@@ -290,11 +319,13 @@ class ScanService:
         clock: Clock,
         store: Store,
         keys: CodeKeys,
+        revocations: Revocations,
     ) -> None:
         self.s = settings
         self.clock = clock
         self.store = store
         self.keys = keys
+        self.revocations = revocations
         self.recorder = ScanRecorder(clock)
         # what a scanner's context requires of the code; the mini-app platform replaces this with its
         # manifests' scan contexts
@@ -327,33 +358,51 @@ class ScanService:
         return None, res, dict(json.loads(raw))
 
     async def _claim(
-        self, context: str, cti: bytes, mapping: dict[str, Any], mine: str, *, offline: bool = False
-    ) -> str | None:
-        """Claim the code's single use in this context and read the account's markers, in one round trip.
-        Returns the refusal reason, or None when this scan may pass."""
-        claimed, holder, (revoked, deleted, blocked) = await self.store.claim(
-            f"code:used:{context}:{cti.hex()}",
+        self, context: str, cti: bytes, mapping: dict[str, Any], record_key: str, *, offline: bool
+    ) -> tuple[str | None, Claim]:
+        """Claim the code's single use in this context and read the account's state, in one round trip.
+        Returns (the refusal reason or None, the claim). Every attempt writes a value of its own, so an
+        attempt that gave up can release its claim without freeing one a retry of its record holds."""
+        key = f"code:used:{context}:{cti.hex()}"
+        mine = f"{record_key}#{secrets.token_hex(4)}"
+        outcome, _, values = await self.store.claim(
+            key,
             mine,
             ttl=self.replay_ttl,
-            read=(
-                revoked_session_key(mapping["s"]),
-                f"auth:deleted-citizen:{mapping['c']}",
-                f"auth:blocked-citizen:{mapping['c']}",
-            ),
+            read=self.revocations.keys_for(mapping["c"], mapping["s"]),
+            retry_prefix=record_key + "#",
         )
-        if deleted is not None:
-            return "account_deleted"
-        if blocked is not None:
-            return "account_blocked"
-        if revoked is not None and not offline:  # an offline scan may predate the sign-out
-            return "device_revoked"
-        if not claimed and (
-            holder is None or holder.decode() != mine
-        ):  # a retry of this record keeps its answer
-            return "replayed"
-        return None
+        claim = Claim(key, mine if outcome != "held" else "", outcome == "retry")
+        state = await self.revocations.state(mapping["c"], mapping["s"], values)
+        if state.deleted:
+            return "account_deleted", claim
+        if state.blocked:
+            return "account_blocked", claim
+        if state.session_revoked and not offline:  # an offline scan may predate the sign-out
+            return "device_revoked", claim
+        if outcome == "held":
+            return "replayed", claim
+        return None, claim
 
-    def _decision(
+    async def release(self, claim: Claim) -> None:
+        """Give a code's single use back: nothing was decided for the scan that claimed it."""
+        if claim.value:
+            await self.store.delete_if_equal(claim.key, claim.value)
+
+    async def check(
+        self, scanner: MachinePrincipal, token: str, *, at: float, record_id: str, offline: bool
+    ) -> Checked:
+        """Verify a scanned code at time ``at`` and claim its single use for this record."""
+        reason, res, mapping = await self._verify(token, at, scanner)
+        if reason is not None:
+            return Checked(reason, res, mapping, None)
+        assert res.cti is not None and mapping is not None
+        reason, claim = await self._claim(
+            scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}", offline=offline
+        )
+        return Checked(reason, res, mapping, claim if reason is None else None)
+
+    def decision(
         self, scanner: MachinePrincipal, reason: str | None, *, record_id: str, flagged: bool = False
     ) -> dict[str, Any]:
         return {
@@ -367,45 +416,27 @@ class ScanService:
             "data": {},
         }
 
-    async def scan(
-        self,
-        scanner: MachinePrincipal,
-        token: str,
-        *,
-        record_id: str | None = None,
-        scanned_at: float | None = None,
-        decide: Decide | None = None,
-        meta: dict[str, str] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Online scan: verify, single use per context across all workers. Returns (decision, record)."""
-        now = self.clock.time()
-        record_id = record_id or uuid.uuid4().hex
-        reason, res, mapping = await self._verify(token, now, scanner)
-        if reason is None:
-            assert res.cti is not None and mapping is not None
-            reason = await self._claim(scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}")
-        decision = self._decision(scanner, reason, record_id=record_id)
-        if reason is None and decide is not None:
-            assert mapping is not None
-            decision["meta"] = meta or {}
-            decision = await decide(scanner, decision, res, mapping, scanned_at or now, False)
-        record = self._record(scanner, decision, res, mapping, at=scanned_at or now, offline=False)
-        return decision, record
-
-    def _record(
+    def record(
         self,
         scanner: MachinePrincipal,
         decision: dict[str, Any],
-        res: Any,
-        mapping: dict[str, Any] | None,
+        checked: Checked | None,
         *,
         at: float,
         offline: bool,
+        final: bool,
     ) -> dict[str, Any]:
+        """The scan record of a decision. A *final* record is the record's answer for good (a mini-app's
+        decision, a batch upload's refusal) and holds the record's idempotency key; any other (a refusal
+        at the gate, an undecided scan) is history only, under a key of its own, so it never stands in
+        for the answer a retry of the record gets."""
+        key = f"{scanner.client_id}/{decision['record_id']}"
+        res = checked.result if checked is not None else None
+        mapping = checked.mapping if checked is not None else None
         return {
             "scanner_id": scanner.client_id,
             "record_id": decision["record_id"],
-            "scanner_record": f"{scanner.client_id}/{decision['record_id']}",
+            "scanner_record": key if final else f"{key}#{secrets.token_hex(4)}",
             "app_id": scanner.app_id,
             "context": scanner.context,
             "place": scanner.place,
@@ -421,7 +452,8 @@ class ScanService:
 
     async def save(self, record: dict[str, Any]) -> bool:
         """Store a scan record; False when this (scanner, record id) was stored already (also by a
-        concurrent upload of the same record: the unique key decides, without an error)."""
+        concurrent upload of the same record: the unique key decides, without an error). Inside a
+        transaction, a concurrent twin's insert waits here for this one to commit or roll back."""
         inserted = (
             await ScanRecord.insert(ScanRecord(**record, received_at=self.clock.now()))
             .on_conflict(target=ScanRecord.scanner_record, action="DO NOTHING")
@@ -431,6 +463,7 @@ class ScanService:
         return bool(inserted)
 
     async def stored(self, scanner: MachinePrincipal, record_id: str) -> dict[str, Any] | None:
+        """The final answer of a record, if it has one."""
         row = (
             await ScanRecord.select()
             .where(ScanRecord.scanner_record == f"{scanner.client_id}/{record_id}")
@@ -449,49 +482,10 @@ class ScanService:
             **_unpack_display(row["display"]),
         }
 
-    async def batch(
-        self, scanner: MachinePrincipal, records: list[dict[str, Any]], *, decide: Decide | None = None
-    ) -> list[dict[str, Any]]:
-        """Offline uploads: each record decided once (idempotent per scanner and record id); a code that
-        another scanner (or an online scan) already used is flagged as a replay, not accepted twice."""
+    def scan_time_refused(self, at: float) -> bool:
+        """An uploaded scan from the future or older than the batch window."""
         now = self.clock.time()
-        # decided in scan-time order (fares, caps and transfers as the rides happened), answered in the
-        # order the terminal sent them
-        order = sorted(range(len(records)), key=lambda i: (records[i]["scanned_at"], i))
-        answers: dict[int, dict[str, Any]] = {}
-        for index in order:
-            rec = records[index]
-            record_id = rec["record_id"]
-            previous = await self.stored(scanner, record_id)
-            if previous is not None:
-                answers[index] = previous
-                continue
-            at = float(rec["scanned_at"])
-            flagged = False
-            reason: str | None
-            if at > now + self.s.code_skew or at < now - self.s.code_batch_window:
-                reason, res, mapping = "bad_scan_time", None, None
-            else:
-                reason, res, mapping = await self._verify(rec["token"], at, scanner)
-                if reason is None:
-                    assert res is not None and res.cti is not None and mapping is not None
-                    reason = await self._claim(
-                        scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}", offline=True
-                    )
-                    flagged = reason == "replayed"
-            decision = self._decision(scanner, reason, record_id=record_id, flagged=flagged)
-            if reason is None and decide is not None:
-                assert mapping is not None
-                decision["meta"] = rec.get("meta") or {}
-                decision = await decide(scanner, decision, res, mapping, at, True)
-            if not await self.save(self._record(scanner, decision, res, mapping, at=at, offline=True)):
-                decision = await self.stored(scanner, record_id) or decision
-            if flagged:
-                log.warning(
-                    "code replay flagged", extra={"scanner": scanner.client_id, "record_id": record_id}
-                )
-            answers[index] = decision
-        return [answers[i] for i in range(len(records))]
+        return at > now + self.s.code_skew or at < now - self.s.code_batch_window
 
 
 def _unpack_display(stored: Any) -> dict[str, Any]:

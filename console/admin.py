@@ -14,6 +14,11 @@ Around it, :class:`ConsoleGate` adds what a city's console needs and piccolo-adm
 
 Personal data: citizens appear with their masked phone only; sealed columns are secret columns, which
 piccolo-api never returns.
+
+Screens: lists are newest first; :data:`VIEWS` and :data:`COLUMNS` name tables and columns in both
+languages, and ``static/console.js`` (added to piccolo-admin's page) shows them in the language picked
+in piccolo-admin's menu, money in yuan, and offers no add, delete or save where the rules above refuse
+them (piccolo-admin 1.14 has no per-table read-only screens, display names or value formats).
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from piccolo.columns import JSON, Column
 from piccolo.table import Table
 from piccolo_admin.endpoints import TableConfig, create_admin
+from piccolo_admin.translations.data import ENGLISH, SIMPLIFIED_CHINESE
+from piccolo_api.crud.endpoints import OrderBy
 from piccolo_api.crud.hooks import Hook, HookType
 from piccolo_api.crud.validators import Validators
 from starlette.exceptions import HTTPException
@@ -35,10 +43,11 @@ from starlette.requests import Request
 from auth.tables import Citizen, MachineClient
 from backend import audit
 from backend.errors import problem_body
+from backend.i18n import current_locale, message
 from backend.runtime import Runtime
 from backend.store import StoreUnavailable
 from backend.tables import AuditEvent
-from console.forms import console_forms
+from console.forms import FORM_TEXTS, console_forms
 from console.operators import OperatorService, session_token
 from console.tables import ConsoleOperator, ConsoleSession
 from payments.tables import PaymentOrder, Refund, WebhookDelivery
@@ -46,6 +55,15 @@ from payments.tables import PaymentOrder, Refund, WebhookDelivery
 log = logging.getLogger("shengshitong.console")
 
 PREFIX = "/admin"
+SITE_NAME = ("盛事通运管后台", "Shengshitong console")
+LINKS = (
+    ("运管中心", "Live dashboard", f"{PREFIX}/dashboard"),
+    ("扫码模拟", "Scanner simulator", f"{PREFIX}/scanner"),
+)
+CONSOLE_ASSETS = (
+    '<link rel="stylesheet" href="/static/web/console.css">'
+    '<script src="/static/web/console.js" defer></script>'
+)
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 # what an admin operator may edit on a credential; other fields sent are dropped
 CREDENTIAL_EDITABLE = {"name", "place", "revoked_at"}
@@ -54,15 +72,15 @@ LOGIN_WINDOW = 300.0
 MAX_BODY = 1 << 20
 
 
-def _refuse(message: str) -> Any:
+def _refuse(code: str) -> Any:
     async def validator(piccolo_crud: Any, request: Request) -> None:
-        raise HTTPException(status_code=405, detail=message)
+        raise HTTPException(status_code=405, detail=message(code))
 
     return validator
 
 
-def _read_only(table_name: str) -> Validators:
-    no = _refuse(f"{table_name} cannot be changed in the console")
+def _read_only() -> Validators:
+    no = _refuse("table_read_only")
     return Validators(
         post_single=[no], put_single=[no], patch_single=[no], delete_single=[no], delete_all=[no]
     )
@@ -76,102 +94,205 @@ def _cols(table: type[Table], *names: str) -> list[Column]:
     return [table._meta.get_column_by_name(n) for n in names]
 
 
+@dataclass(frozen=True)
+class TableView:
+    """How the console shows one table: its name in both languages, the list's columns (in order), the
+    column the list is sorted by (newest first), which columns are money (fen, shown as ¥ yuan) and
+    whether an admin operator may edit anything in it (no table takes new rows or deletions here)."""
+
+    table: type[Table]
+    label: tuple[str, str]  # (zh-CN, en)
+    group: str  # a key of GROUPS
+    columns: tuple[str, ...]
+    filters: tuple[str, ...]
+    newest: str
+    money: tuple[str, ...] = ()
+    editable: bool = False
+
+
+# menu groups, by the Chinese name piccolo-admin is given (its UI shows the configured text)
+GROUPS: dict[str, str] = {"凭证": "Credentials", "支付": "Payments", "审计": "Audit", "市民": "Citizens"}
+VIEWS: tuple[TableView, ...] = (
+    TableView(
+        MachineClient,
+        ("凭证", "Credentials"),
+        "凭证",
+        ("kind", "client_id", "name", "app_id", "context", "place", "last_seen_at", "revoked_at"),
+        ("kind", "app_id", "context", "client_id", "revoked_at"),
+        newest="created_at",
+        editable=True,  # the label, place and revocation, by an admin (see CREDENTIAL_EDITABLE)
+    ),
+    TableView(
+        PaymentOrder,
+        ("支付订单", "Payment orders"),
+        "支付",
+        (
+            "id",
+            "app_id",
+            "reference",
+            "amount",
+            "state",
+            "deferred",
+            "channel",
+            "refunded",
+            "created_at",
+            "paid_at",
+        ),
+        ("app_id", "state", "deferred", "channel", "reference", "citizen_id"),
+        newest="created_at",
+        money=("amount", "refunded"),
+    ),
+    TableView(
+        Refund,
+        ("退款", "Refunds"),
+        "支付",
+        ("id", "order", "amount", "state", "reason", "created_at", "succeeded_at"),
+        ("state", "order"),
+        newest="created_at",
+        money=("amount",),
+    ),
+    TableView(
+        WebhookDelivery,
+        ("通知投递", "Webhook deliveries"),
+        "支付",
+        ("target", "state", "attempts", "next_attempt_at", "last_error", "delivered_at"),
+        ("state", "target"),
+        newest="next_attempt_at",
+    ),
+    TableView(
+        AuditEvent,
+        ("审计日志", "Audit log"),
+        "审计",
+        ("at", "action", "actor_kind", "actor_id", "subject", "ip"),
+        ("action", "actor_kind", "actor_id", "subject"),
+        newest="at",
+    ),
+    TableView(
+        Citizen,
+        ("市民账户", "Citizen accounts"),
+        "市民",
+        ("id", "status", "phone_masked", "created_at", "deleted_at"),
+        ("status",),
+        newest="created_at",
+    ),
+)
+# column and form-field names as people read them, (zh-CN, en), by the column's name in any table
+COLUMNS: dict[str, tuple[str, str]] = {
+    "id": ("编号", "ID"),
+    "kind": ("类型", "Kind"),
+    "client_id": ("客户端编号", "Client ID"),
+    "secret_hash": ("密钥哈希", "Secret hash"),
+    "name": ("名称", "Name"),
+    "app_id": ("小程序", "Mini-app"),
+    "context": ("扫码场景", "Scan context"),
+    "place": ("位置", "Place"),
+    "created_at": ("创建时间", "Created"),
+    "updated_at": ("更新时间", "Updated"),
+    "last_seen_at": ("最近使用", "Last seen"),
+    "revoked_at": ("吊销时间", "Revoked"),
+    "owner": ("所属方", "Owner"),
+    "reference": ("业务单号", "Reference"),
+    "owner_reference": ("所属方单号", "Owner reference"),
+    "citizen_id": ("市民账户编号", "Citizen ID"),
+    "description": ("说明", "Description"),
+    "amount": ("金额", "Amount"),
+    "currency": ("币种", "Currency"),
+    "state": ("状态", "State"),
+    "deferred": ("先享后付", "Deferred"),
+    "channel": ("支付渠道", "Channel"),
+    "channel_txn": ("渠道交易号", "Channel transaction"),
+    "refunded": ("已退款", "Refunded"),
+    "expires_at": ("过期时间", "Expires"),
+    "paid_at": ("支付时间", "Paid"),
+    "closed_at": ("关闭时间", "Closed"),
+    "order": ("订单", "Order"),
+    "order_reference": ("退款单号", "Refund reference"),
+    "reason": ("原因", "Reason"),
+    "succeeded_at": ("退款成功时间", "Succeeded"),
+    "event": ("事件", "Event"),
+    "target": ("投递目标", "Target"),
+    "event_target": ("事件与目标", "Event and target"),
+    "attempts": ("尝试次数", "Attempts"),
+    "next_attempt_at": ("下次尝试", "Next attempt"),
+    "last_error": ("最近错误", "Last error"),
+    "delivered_at": ("送达时间", "Delivered"),
+    "at": ("时间", "Time"),
+    "action": ("操作", "Action"),
+    "actor_kind": ("操作者类型", "Actor kind"),
+    "actor_id": ("操作者", "Actor"),
+    "subject": ("对象", "Subject"),
+    "ip": ("IP 地址", "IP address"),
+    "request_id": ("请求编号", "Request ID"),
+    "data": ("数据", "Data"),
+    "status": ("状态", "Status"),
+    "phone_index": ("手机号索引", "Phone index"),
+    "phone_sealed": ("手机号（加密）", "Phone (sealed)"),
+    "phone_masked": ("手机号（脱敏）", "Phone (masked)"),
+    "name_sealed": ("姓名（加密）", "Name (sealed)"),
+    "id_number_sealed": ("身份证号（加密）", "ID number (sealed)"),
+    "id_number_index": ("身份证号索引", "ID number index"),
+    "deleted_at": ("注销时间", "Closed"),
+    # the forms' fields
+    "blocked": ("冻结", "Blocked"),
+    "purpose": ("用途", "Purpose"),
+    "alg": ("算法", "Algorithm"),
+}
+
+
 def table_configs() -> list[TableConfig]:
-    cred_no_create = _refuse(
-        "credentials are created with `shengshi scanners|miniapps|merchants add` (the secret is shown once)"
-    )
-    cred_no_delete = _refuse("credentials are revoked (set revoked at), not deleted: their history stays")
-    return [
-        TableConfig(
-            MachineClient,
-            visible_columns=_cols(
-                MachineClient,
-                "kind",
-                "client_id",
-                "name",
-                "app_id",
-                "context",
-                "place",
-                "last_seen_at",
-                "revoked_at",
-            ),
-            visible_filters=_cols(MachineClient, "kind", "app_id", "context", "client_id", "revoked_at"),
-            validators=Validators(
-                post_single=[cred_no_create],
-                put_single=[cred_no_create],
-                delete_single=[cred_no_delete],
-                delete_all=[cred_no_delete],
-            ),
-            hooks=[Hook(hook_type=HookType.pre_patch, callable=_keep_editable)],
-            menu_group="Credentials 凭证",
-        ),
-        TableConfig(
-            PaymentOrder,
-            visible_columns=_cols(
-                PaymentOrder,
-                "id",
-                "app_id",
-                "reference",
-                "amount",
-                "state",
-                "deferred",
-                "channel",
-                "refunded",
-                "created_at",
-                "paid_at",
-            ),
-            visible_filters=_cols(
-                PaymentOrder, "app_id", "state", "deferred", "channel", "reference", "citizen_id"
-            ),
-            validators=_read_only("payment orders"),
-            menu_group="Payments 支付",
-        ),
-        TableConfig(
-            Refund,
-            visible_columns=_cols(
-                Refund, "id", "order", "amount", "state", "reason", "created_at", "succeeded_at"
-            ),
-            visible_filters=_cols(Refund, "state", "order"),
-            validators=_read_only("refunds"),
-            menu_group="Payments 支付",
-        ),
-        TableConfig(
-            WebhookDelivery,
-            visible_columns=_cols(
-                WebhookDelivery,
-                "target",
-                "state",
-                "attempts",
-                "next_attempt_at",
-                "last_error",
-                "delivered_at",
-            ),
-            visible_filters=_cols(WebhookDelivery, "state", "target"),
-            validators=_read_only("webhook deliveries"),
-            menu_group="Payments 支付",
-        ),
-        TableConfig(
-            AuditEvent,
-            visible_columns=_cols(AuditEvent, "at", "action", "actor_kind", "actor_id", "subject", "ip"),
-            visible_filters=_cols(AuditEvent, "action", "actor_kind", "actor_id", "subject"),
-            validators=_read_only("the audit log"),
-            menu_group="Audit 审计",
-        ),
-        TableConfig(
-            Citizen,
-            visible_columns=_cols(Citizen, "id", "status", "phone_masked", "created_at", "deleted_at"),
-            visible_filters=_cols(Citizen, "status"),
-            validators=_read_only("citizen accounts (block with `shengshi citizens block`)"),
-            menu_group="Citizens 市民",
-        ),
-    ]
+    configs = []
+    for view in VIEWS:
+        t = view.table
+        if t is MachineClient:
+            validators = Validators(
+                post_single=[_refuse("credential_not_created_here")],
+                put_single=[_refuse("credential_not_created_here")],
+                delete_single=[_refuse("credential_not_deleted")],
+                delete_all=[_refuse("credential_not_deleted")],
+            )
+            hooks = [Hook(hook_type=HookType.pre_patch, callable=_keep_editable)]
+        else:
+            validators, hooks = _read_only(), []
+        configs.append(
+            TableConfig(
+                t,
+                visible_columns=_cols(t, *view.columns),
+                visible_filters=_cols(t, *view.filters),
+                order_by=[OrderBy(column=t._meta.get_column_by_name(view.newest), ascending=False)],
+                validators=validators,
+                hooks=hooks or None,
+                menu_group=view.group,
+            )
+        )
+    return configs
+
+
+def console_texts(role: str | None) -> dict[str, Any]:
+    """What the console's page script (static/console.js) needs to show piccolo-admin's screens in one
+    language: the tables' and columns' names, money columns, what the operator may change, and the
+    English of the Chinese texts configured here (site name, menu groups, links, forms)."""
+    tables = {
+        v.table._meta.tablename: {
+            "label": v.label,
+            "columns": list(v.columns),
+            "money": list(v.money),
+            "editable": v.editable and role == "admin",
+        }
+        for v in VIEWS
+    }
+    texts = {SITE_NAME[0]: SITE_NAME[1], **GROUPS, **{zh: en for zh, en, _ in LINKS}, **FORM_TEXTS}
+    return {"role": role, "tables": tables, "columns": COLUMNS, "texts": texts}
 
 
 def _problem(status: int, code: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = json.dumps(problem_body(status, code, detail), ensure_ascii=False).encode()
     return (
         status,
-        [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())],
+        [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"content-language", current_locale().encode()),
+        ],
         body,
     )
 
@@ -188,21 +309,23 @@ class ConsoleGate:
         """piccolo-admin, built on the first console request: building it costs more than the rest of
         the app together, and CLI commands and most workers' lives never need it."""
         s = self.runtime.settings
-        return create_admin(
+        admin = create_admin(
             tables=table_configs(),
             forms=console_forms(self.runtime),
             auth_table=ConsoleOperator,
             session_table=ConsoleSession,
-            site_name="盛事通 运管后台 Shengshitong console",
+            site_name=SITE_NAME[0],
             production=s.env == "prod",
             allowed_hosts=_allowed_hosts(s.console_allowed_hosts, s.public_url),
-            sidebar_links={
-                "运管中心 Live dashboard": f"{PREFIX}/dashboard",
-                "扫码模拟 Scanner simulator": f"{PREFIX}/scanner",
-            },
+            sidebar_links={zh: path for zh, _, path in LINKS},
             default_language_code="zh-CN",  # Chinese first; the header switches language
+            translations=[SIMPLIFIED_CHINESE, ENGLISH],  # the product's two languages
             auto_include_related=False,  # only the tables above, each with its rules
         )
+        # our page script: names in the chosen language, money in yuan, no add/edit where nothing may
+        # change (piccolo-admin's screens offer them on every table)
+        admin.template = admin.template.replace("</head>", CONSOLE_ASSETS + "</head>", 1)
+        return admin
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -292,7 +415,7 @@ def _allowed_hosts(configured: str, public_url: str) -> list[str]:
 
 
 # the tables the console shows, by name: what a listing's query is checked against
-TABLES: dict[str, type[Table]] = {c.table_class._meta.tablename: c.table_class for c in table_configs()}
+TABLES: dict[str, type[Table]] = {v.table._meta.tablename: v.table for v in VIEWS}
 
 
 def _query_problem(sub: str, query: bytes) -> str | None:

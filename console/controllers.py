@@ -20,7 +20,9 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import client_ip
 from backend.errors import Forbidden, InvalidInput, Unauthorized
+from backend.i18n import current_locale
 from backend.openapi import requires
+from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
 from console.simulator import ScannerSimulator
@@ -42,7 +44,14 @@ MAX_IMAGE = 8 * 1024 * 1024
 
 
 def page(name: str) -> Response[bytes]:
-    return Response((STATIC / name).read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    """A page in the request's language (its script switches on request): the language is in <html lang>."""
+    locale = current_locale()
+    html = (STATIC / name).read_bytes().replace(b'<html lang="zh-CN">', f'<html lang="{locale}">'.encode(), 1)
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={**PAGE_HEADERS, "Content-Language": locale, "Vary": "Accept-Language"},
+    )
 
 
 def operators_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OperatorService:
@@ -57,7 +66,7 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator 
 async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     operator = await signed_in(connection)
     if operator is None:
-        raise Unauthorized("sign in to the console at /admin/ first")
+        raise Unauthorized("sign in to the console at /admin/ first", code="console_sign_in")
     connection.state[OPERATOR] = operator
 
 
@@ -100,6 +109,15 @@ class Pages(Controller):
         if await signed_in(request) is None:
             return Redirect("/admin/")
         return page("scanner.html")
+
+    @get("/admin/console/texts")
+    async def console_texts(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        """What the console's page script needs (names in both languages, money columns, what the
+        signed-in operator may change; the login page asks too, so no operator is fine)."""
+        operator = await signed_in(request)
+        return Response(
+            console_texts(operator.role if operator else None), headers={"Cache-Control": "no-store"}
+        )
 
 
 class DashboardController(Controller):
@@ -161,7 +179,7 @@ class ScannerController(Controller):
     ) -> dict[str, str]:
         image = await request.body()
         if not image:
-            raise InvalidInput("send the image as the request body")
+            raise InvalidInput("send the image as the request body", code="empty_image")
         return {"code": await asyncio.to_thread(scanner_simulator.decode, image)}
 
     @post(

@@ -32,6 +32,7 @@ from piccolo.query.functions.aggregate import Count, Sum
 
 from backend.runtime import Runtime, ScanSeen
 from backend.store import StoreUnavailable
+from codes.services import DISPLAY
 from payments.tables import OutboxEvent, PaymentOrder, Refund, WebhookDelivery
 
 log = logging.getLogger("shengshitong.dashboard")
@@ -62,6 +63,12 @@ class ScanTally:
     def take(self) -> dict[str, int]:
         counts, self.counts = self.counts, Counter()
         return dict(counts)
+
+
+def _reason(reason: str) -> tuple[str, str]:
+    if reason in DISPLAY:
+        return DISPLAY[reason][1][0], DISPLAY[reason][2][0]
+    return reason, reason
 
 
 def quantile(buckets: list[int], q: float) -> float | None:
@@ -215,7 +222,11 @@ class Dashboard:
                 "denied": denied,
                 "last_minute": sum(c[-1] for c in apps.values()),
             },
-            "refusals": [{"reason": r, "count": n} for r, n in refusals.most_common()],
+            "refusals": [
+                # the platform's reasons by name in both languages; a mini-app's own by their code
+                {"reason": r, "label_zh": _reason(r)[0], "label_en": _reason(r)[1], "count": n}
+                for r, n in refusals.most_common()
+            ],
             "latency_ms": {
                 "p50": quantile(latency, 0.50),
                 "p99": quantile(latency, 0.99),

@@ -1,7 +1,11 @@
 """The console's forms: what operators do that is more than editing a row, through the same services
 as the command line (``shengshi scanners add``, ``... revoke``, ``keys rotate``). Only admin operators
 reach them (the gate refuses readonly ones); the services write the audit events with the operator's
-name, and the gate adds its own for the request. A new secret is shown in the answer, this once."""
+name, and the gate adds its own for the request. A new secret is shown in the answer, this once.
+
+The forms' names and descriptions are configured in Chinese (piccolo-admin shows them as given; the
+console's page script shows :data:`FORM_TEXTS`' English when the operator picks English); answers come
+in the request's language."""
 
 from __future__ import annotations
 
@@ -13,25 +17,49 @@ from starlette.requests import Request
 
 from backend import audit
 from backend.errors import AppError
+from backend.i18n import current_locale, pick, problem_text
 from backend.runtime import Runtime
 from miniapps.registry import credential_fields
 
-GROUP = "Credentials and keys 凭证与密钥"
+GROUP = "凭证与密钥"
+# the English of every Chinese text configured below (names, descriptions, field help)
+FORM_TEXTS: dict[str, str] = {
+    GROUP: "Credentials and keys",
+    "登记扫码设备": "Enrol a scanner",
+    "设备密钥只显示一次。": "The scanner's secret is shown once.",
+    "登记商户、小程序或运营凭证": "Enrol a merchant, mini-app or operator API credential",
+    "密钥只显示一次。": "The secret is shown once.",
+    "吊销凭证": "Revoke a credential",
+    "数秒内所有节点拒绝该凭证。": "Every worker refuses it within seconds.",
+    "冻结或解冻市民账户": "Block or unblock a citizen account",
+    "立即拒绝登录，所有闸机拒绝该账户的码。": (
+        "Login is refused and the account's codes are refused at every gate at once."
+    ),
+    "轮换签名密钥": "Rotate a signing key",
+    "旧公钥在其签发的内容仍可使用期间继续发布。": (
+        "The old public key stays published while what it signed can still be used."
+    ),
+    "扫码设备所属的小程序，例如 transit": "the mini-app that owns the scanner, e.g. transit",
+    "该小程序的扫码场景之一，例如 bus": "one of the app's scan contexts, e.g. bus",
+    "设备所在位置，例如 B42 或 P-XIDAN": "where it stands, e.g. B42 or P-XIDAN",
+    "供运营人员识别的名称": "a label for operators",
+    "小程序凭证：所属小程序": "for a mini-app credential: the mini-app",
+    "账户编号（市民账户表）": "the account's id (Citizens table)",
+    "取消勾选即解冻": "untick to unblock",
+}
 
 
 class EnrolScanner(BaseModel):
-    app_id: str = Field(
-        min_length=1, max_length=32, description="the mini-app that owns the scanner, e.g. transit"
-    )
-    context: str = Field(default="", max_length=64, description="one of the app's scan contexts, e.g. bus")
-    place: str = Field(min_length=1, max_length=128, description="where it stands, e.g. B42 or P-XIDAN")
-    name: str = Field(default="", max_length=128, description="a label for operators")
+    app_id: str = Field(min_length=1, max_length=32, description="扫码设备所属的小程序，例如 transit")
+    context: str = Field(default="", max_length=64, description="该小程序的扫码场景之一，例如 bus")
+    place: str = Field(min_length=1, max_length=128, description="设备所在位置，例如 B42 或 P-XIDAN")
+    name: str = Field(default="", max_length=128, description="供运营人员识别的名称")
 
 
 class EnrolClient(BaseModel):
     kind: Literal["merchant", "miniapp", "operator"]
     name: str = Field(min_length=1, max_length=128)
-    app_id: str = Field(default="", max_length=32, description="for a mini-app credential: the mini-app")
+    app_id: str = Field(default="", max_length=32, description="小程序凭证：所属小程序")
 
 
 class RevokeCredential(BaseModel):
@@ -39,8 +67,8 @@ class RevokeCredential(BaseModel):
 
 
 class BlockCitizen(BaseModel):
-    citizen_id: str = Field(min_length=36, max_length=36, description="the account's id (Citizens table)")
-    blocked: bool = Field(default=True, description="untick to unblock")
+    citizen_id: str = Field(min_length=36, max_length=36, description="账户编号（市民账户表）")
+    blocked: bool = Field(default=True, description="取消勾选即解冻")
 
 
 class RotateKey(BaseModel):
@@ -54,9 +82,18 @@ def _actor(request: Request) -> str:
 
 
 def _created(cred: dict[str, Any]) -> str:
-    return (
-        f"已登记 Enrolled {cred['kind']}: client id {cred['client_id']}, secret {cred['client_secret']} "
-        "— 仅显示这一次 shown this once; only its hash is kept"
+    return pick(
+        f"已登记 {cred['kind']}：客户端编号 {cred['client_id']} ，密钥 {cred['client_secret']}"
+        " —— 密钥仅显示这一次，服务器只保存其哈希",
+        f"Enrolled {cred['kind']}: client id {cred['client_id']}, secret {cred['client_secret']}"
+        " — shown this once; only its hash is kept",
+    )
+
+
+def _refused(exc: AppError) -> ValueError:
+    """A service's refusal as the form's error, in the request's language."""
+    return ValueError(
+        problem_text(exc.status, exc.code, exc.title, exc.detail, current_locale(), exc.extra)[1]
     )
 
 
@@ -77,7 +114,7 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
                 **fields,
             )
         except AppError as exc:
-            raise ValueError(exc.detail) from exc
+            raise _refused(exc) from exc
         return _created(cred)
 
     async def enrol_client(request: Request, data: EnrolClient) -> str:
@@ -89,7 +126,7 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
                 fields["app_id"] = data.app_id
             cred = await auth.machines.create(data.kind, actor=_actor(request), **fields)
         except AppError as exc:
-            raise ValueError(exc.detail) from exc
+            raise _refused(exc) from exc
         return _created(cred)
 
     async def revoke(request: Request, data: RevokeCredential) -> str:
@@ -97,20 +134,23 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
         try:
             done = await auth.machines.revoke(data.client_id, actor=_actor(request))
         except AppError as exc:
-            raise ValueError(exc.detail) from exc
-        return f"已吊销 Revoked {data.client_id}" + (
-            "（之前已吊销 already revoked）" if done["already"] else ""
-        )
+            raise _refused(exc) from exc
+        if done["already"]:
+            return pick(f"{data.client_id} 之前已吊销", f"{data.client_id} was revoked already")
+        return pick(f"已吊销 {data.client_id}", f"Revoked {data.client_id}")
 
     async def block(request: Request, data: BlockCitizen) -> str:
         auth, _ = services()
         try:
             await auth.sessions.set_blocked(data.citizen_id, data.blocked, actor=_actor(request))
         except AppError as exc:
-            raise ValueError(exc.detail) from exc
+            raise _refused(exc) from exc
         if data.blocked:
-            return f"已冻结 Blocked {data.citizen_id}: login refused, codes refused at every gate"
-        return f"已解冻 Unblocked {data.citizen_id}"
+            return pick(
+                f"已冻结 {data.citizen_id}：拒绝登录，所有闸机拒绝其市民码",
+                f"Blocked {data.citizen_id}: login refused, codes refused at every gate",
+            )
+        return pick(f"已解冻 {data.citizen_id}", f"Unblocked {data.citizen_id}")
 
     async def rotate(request: Request, data: RotateKey) -> str:
         if data.purpose == "access":
@@ -126,47 +166,51 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
             actor_id=_actor(request),
             subject=f"{store.purpose}:{key.kid}",
         )
-        note = (
-            " 扫码设备需重新固定根公钥 scanners must re-pin the root key"
-            if data.purpose == "trust-root"
-            else ""
+        if data.purpose == "trust-root":
+            return pick(
+                f"新的 {store.purpose} 密钥 {key.kid}（{key.alg}）已启用。扫码设备需重新固定根公钥。",
+                f"New {store.purpose} key {key.kid} ({key.alg}) is active."
+                " Scanners must re-pin the root key.",
+            )
+        return pick(
+            f"新的 {store.purpose} 密钥 {key.kid}（{key.alg}）已启用。",
+            f"New {store.purpose} key {key.kid} ({key.alg}) is active.",
         )
-        return f"新密钥 New {store.purpose} key {key.kid} ({key.alg}) 已启用 is active.{note}"
 
     return [
         FormConfig(
-            name="登记扫码设备 Enrol a scanner",
+            name="登记扫码设备",
             pydantic_model=EnrolScanner,
             endpoint=enrol_scanner,
-            description="The scanner's secret is shown once. 设备密钥只显示一次。",
+            description="设备密钥只显示一次。",
             form_group=GROUP,
         ),
         FormConfig(
-            name="登记商户、小程序或运营凭证 Enrol a merchant, mini-app or operator API credential",
+            name="登记商户、小程序或运营凭证",
             pydantic_model=EnrolClient,
             endpoint=enrol_client,
-            description="The secret is shown once. 密钥只显示一次。",
+            description="密钥只显示一次。",
             form_group=GROUP,
         ),
         FormConfig(
-            name="吊销凭证 Revoke a credential",
+            name="吊销凭证",
             pydantic_model=RevokeCredential,
             endpoint=revoke,
-            description="Every worker refuses it within seconds. 数秒内所有节点拒绝该凭证。",
+            description="数秒内所有节点拒绝该凭证。",
             form_group=GROUP,
         ),
         FormConfig(
-            name="冻结或解冻市民账户 Block or unblock a citizen account",
+            name="冻结或解冻市民账户",
             pydantic_model=BlockCitizen,
             endpoint=block,
-            description="Login is refused and the account's codes are refused at every gate at once.",
-            form_group="Citizens 市民",
+            description="立即拒绝登录，所有闸机拒绝该账户的码。",
+            form_group="市民",
         ),
         FormConfig(
-            name="轮换签名密钥 Rotate a signing key",
+            name="轮换签名密钥",
             pydantic_model=RotateKey,
             endpoint=rotate,
-            description="The old public key stays published while what it signed can still be used.",
+            description="旧公钥在其签发的内容仍可使用期间继续发布。",
             form_group=GROUP,
         ),
     ]

@@ -55,7 +55,7 @@ class ScannerSimulator:
             .run()
         )
         if row is None:
-            raise NotFound("no active scanner with this id")
+            raise NotFound("no active scanner with this id", code="scanner_not_found")
         try:
             request = msgspec.convert(
                 {
@@ -66,7 +66,7 @@ class ScannerSimulator:
                 ScanRequest,
             )
         except msgspec.ValidationError as exc:
-            raise InvalidInput(f"this is not a citizen code: {exc}") from exc
+            raise InvalidInput(f"this is not a citizen code: {exc}", code="not_a_citizen_code") from exc
         scanner = MachinePrincipal(
             id=str(row["id"]),
             client_id=row["client_id"],
@@ -94,12 +94,14 @@ class ScannerSimulator:
         try:
             with Image.open(io.BytesIO(image)) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise InvalidInput("the image is too large (at most 16 megapixels)")
+                    raise InvalidInput(
+                        "the image is too large (at most 16 megapixels)", code="image_too_large"
+                    )
                 found = zxingcpp.read_barcodes(
                     img.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
                 )
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise InvalidInput("this is not an image that can be read") from exc
+            raise InvalidInput("this is not an image that can be read", code="unreadable_image") from exc
         if not found:
-            raise InvalidInput("no QR code found in the image")
+            raise InvalidInput("no QR code found in the image", code="no_qr_code")
         return str(found[0].text)

@@ -27,6 +27,12 @@ SCOPES = {
     "phone": "your mobile number",
     "id_number": "your real name and national ID number",
 }
+SCOPES_ZH = {
+    "openid": "你在此小程序中的专属标识",
+    "profile": "你的脱敏姓名（张**）及是否已实名认证",
+    "phone": "你的手机号",
+    "id_number": "你的真实姓名和身份证号码",
+}
 # Entitlements a scan context may require of the citizen code.
 ENTITLEMENTS = ("medical", "transit", "health", "tickets", "social_security")
 
@@ -41,8 +47,15 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # scan context -> the entitlement it requires of the code (None: any valid code)
     scan_contexts: dict[str, str | None] = msgspec.field(default_factory=dict)
     settings_schema: dict[str, Any] = msgspec.field(default_factory=dict)
-    description: str = ""
+    description: str = ""  # English (kept for manifests written before the two below)
+    description_zh: str = ""
+    description_en: str = ""  # empty: ``description``
     contract: int = CONTRACT_VERSION
+
+    def describe(self, locale: str) -> str:
+        """The description in ``locale`` ("zh-CN" or "en"); the other language when one is missing."""
+        en = self.description_en or self.description
+        return (en or self.description_zh) if locale == "en" else (self.description_zh or en)
 
     def problems(self) -> list[str]:
         out = []
@@ -76,9 +89,17 @@ class ScanEvent(msgspec.Struct, frozen=True):
     record_id: str
     offline: bool  # uploaded later by an offline terminal
     meta: dict[str, str] = msgspec.field(default_factory=dict)  # what the terminal added (e.g. a plate)
+    # the gate screen's language, "zh-CN" or "en": write the Display in it, one language per screen
+    locale: str = "zh-CN"
+
+    def text(self, zh: str, en: str) -> str:
+        """``zh`` or ``en``, whichever is this gate's language."""
+        return en if self.locale == "en" else zh
 
 
 class Display(msgspec.Struct, frozen=True):
+    """What the gate screen shows, in the scan's ``locale`` (title and subtitle in the same language)."""
+
     title: str
     subtitle: str = ""
     color: Literal["green", "yellow", "red"] = "green"

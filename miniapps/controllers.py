@@ -12,7 +12,8 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from auth.guards import citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
-from backend.errors import Forbidden, Unauthorized
+from backend.errors import Unauthorized
+from backend.i18n import current_locale
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
 from miniapps.schemas import (
     AuthorizeRequest,
@@ -47,8 +48,18 @@ class MiniAppsController(Controller):
         self, miniapp_platform: NamedDependency[Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> Catalogue:
         apps = list(miniapp_platform.apps.values())
+        locale = current_locale()
         items = [
-            msgspec.convert(msgspec.to_builtins(a.manifest), CatalogueEntry, strict=False)
+            msgspec.convert(
+                {
+                    **msgspec.to_builtins(a.manifest),
+                    "description": a.manifest.describe(locale),
+                    "description_zh": a.manifest.describe("zh-CN"),
+                    "description_en": a.manifest.describe("en"),
+                },
+                CatalogueEntry,
+                strict=False,
+            )
             for a in apps[offset : offset + limit]
         ]
         return Catalogue(items=items, next_offset=offset + limit if len(apps) > offset + limit else None)
@@ -83,11 +94,8 @@ class MiniAppsController(Controller):
         machine: NamedDependency[MachinePrincipal],
         miniapp_auth: NamedDependency[MiniAppAuth],
     ) -> TokenResult:
-        if machine.app_id != app_id:
-            raise Forbidden(
-                f"this credential belongs to {machine.app_id!r}, not {app_id!r}", code="wrong_miniapp"
-            )
-        return msgspec.convert(await miniapp_auth.exchange(app_id, data.code), TokenResult)
+        result = await miniapp_auth.exchange(app_id, data.code, caller_app_id=machine.app_id)
+        return msgspec.convert(result, TokenResult)
 
     @get(
         "/{app_id:str}/userinfo",

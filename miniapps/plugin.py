@@ -53,6 +53,7 @@ class MiniAppsPlugin(InitPlugin):
             await app.startup()
 
     async def _shutdown(self) -> None:
+        await self.router.settle()
         for app in reversed(list(self.apps.values())):
             await app.shutdown()
 

@@ -117,9 +117,12 @@ def credential_fields(apps: dict[str, Any], kind: str, app_id: str, context: str
     from backend.errors import InvalidInput
 
     if app_id not in apps:
+        enabled = ", ".join(apps) or "-"
         raise InvalidInput(
-            f"mini-app {app_id!r} is not enabled "
-            f"(enabled: {', '.join(apps) or 'none'}; see SHENGSHI_MINIAPPS)"
+            f"mini-app {app_id!r} is not enabled (enabled: {enabled}; see SHENGSHI_MINIAPPS)",
+            code="miniapp_not_enabled",
+            app_id=app_id,
+            enabled=enabled,
         )
     if kind != "scanner":
         return {}
@@ -127,7 +130,11 @@ def credential_fields(apps: dict[str, Any], kind: str, app_id: str, context: str
     if not context and len(contexts) == 1:
         context = contexts[0]
     if context not in contexts:
+        known = ", ".join(contexts) or "-"
         raise InvalidInput(
-            f"the context must be one of {app_id}'s scan contexts: {', '.join(contexts) or 'none'}"
+            f"the context must be one of {app_id}'s scan contexts: {known}",
+            code="unknown_scan_context",
+            app_id=app_id,
+            contexts=known,
         )
     return {"context": context}

@@ -14,7 +14,9 @@ class CatalogueEntry(msgspec.Struct):
     name_zh: str
     name_en: str
     version: str
-    description: str
+    description: str  # in the request's language (Accept-Language, zh-CN by default)
+    description_zh: str
+    description_en: str
     scopes: list[str]
     entitlements: list[str]
     scan_contexts: dict[str, str | None]

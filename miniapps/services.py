@@ -17,9 +17,10 @@ from backend import audit, db
 from backend.clock import Clock
 from backend.crypto import Keyring, keyed_hash
 from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.i18n import pick
 from backend.settings import Settings
 from backend.store import Store
-from miniapps.contract import SCOPES, MiniApp
+from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp
 from miniapps.tables import MiniAppGrant, PairwiseSubject
 
 CODE_TTL = 300
@@ -190,13 +191,19 @@ class MiniAppAuth:
         )
         return {"code": code, "expires_in": CODE_TTL, "scopes": wanted}
 
-    async def exchange(self, app_id: str, code: str) -> dict[str, Any]:
-        """The mini-app's backend (authenticated for ``app_id``) trades a one-time code for a token."""
-        self._app(app_id)
+    async def exchange(self, app_id: str, code: str, *, caller_app_id: str) -> dict[str, Any]:
+        """A mini-app's backend (authenticated as ``caller_app_id``) trades a one-time code for a token at
+        ``app_id``'s endpoint. The code is spent by any attempt, whoever makes it and whatever the answer,
+        so a code seen by the wrong party cannot be tried again by anyone."""
         key = f"mauth:code:{_h(code)}"
         raw = await self._store.get(key)
-        # the code is spent by any attempt, so a stolen code cannot be tried again by anyone
-        if raw is None or await self._store.delete(key) != 1:
+        spent = raw is not None and await self._store.delete(key) == 1
+        if caller_app_id != app_id:
+            raise Forbidden(
+                f"this credential belongs to {caller_app_id!r}, not {app_id!r}", code="wrong_miniapp"
+            )
+        self._app(app_id)
+        if not spent or raw is None:
             raise Unauthorized(
                 "the authorisation code is not valid (used, expired or unknown)", code="invalid_grant"
             )
@@ -286,7 +293,7 @@ class MiniAppAuth:
         )
         for r in rows:
             r["scopes"] = r["scopes"] if isinstance(r["scopes"], list) else json.loads(r["scopes"])
-            r["scope_descriptions"] = {s: SCOPES[s] for s in r["scopes"] if s in SCOPES}
+            r["scope_descriptions"] = {s: pick(SCOPES_ZH[s], SCOPES[s]) for s in r["scopes"] if s in SCOPES}
         return rows
 
     async def revoke(self, citizen_id: str, app_id: str, *, ip: str) -> None:

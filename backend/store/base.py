@@ -26,19 +26,29 @@ class Store(ABC):
     async def set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
         """Atomically store ``value`` unless the key exists; True when this call stored it."""
 
+    @abstractmethod
     async def claim(
-        self, key: str, value: bytes | str, ttl: float, *, read: tuple[str, ...] = ()
-    ) -> tuple[bool, bytes | None, list[bytes | None]]:
-        """Set-if-absent plus reads, in one round trip: (claimed, the key's value now, values of ``read``).
+        self, key: str, value: str, ttl: float, *, read: tuple[str, ...] = (), retry_prefix: str = ""
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        """Claim ``key`` for ``value`` and read other keys, atomically and in one round trip:
+        (outcome, the value held before, values of ``read``). The outcome is ``claimed`` (the key was
+        free), ``retry`` (it held a value starting with ``retry_prefix`` — an earlier attempt of the same
+        thing — and now holds ``value`` instead) or ``held`` (someone else holds it; nothing changed).
 
-        The scan path uses it to claim a code's single use and read the account's revocation markers
-        together."""
-        claimed = await self.set_if_absent(key, value, ttl)
-        holder = await self.get(key)
-        return claimed, holder, await self.mget(*read) if read else []
+        The scan path uses it to claim a code's single use and read the account's markers together."""
 
     @abstractmethod
     async def delete(self, *keys: str) -> int: ...
+
+    @abstractmethod
+    async def delete_if_equal(self, key: str, expected: bytes | str) -> bool:
+        """Atomically delete ``key`` only while it holds ``expected`` (release a claim that is still
+        ours, never one another attempt has taken over); True when it did."""
+
+    async def set_many(self, items: dict[str, bytes | str], ttl: dict[str, float | None]) -> None:
+        """Several keys at once, each with its own TTL (None: no expiry); one round trip where possible."""
+        for key, value in items.items():
+            await self.set(key, value, ttl.get(key))
 
     @abstractmethod
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:

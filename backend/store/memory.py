@@ -67,6 +67,30 @@ class MemoryStore(Store):
                 n += 1
         return n
 
+    async def claim(
+        self, key: str, value: str, ttl: float, *, read: tuple[str, ...] = (), retry_prefix: str = ""
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        self._sweep()
+        k = self._k(key)
+        item = self._live(k)
+        before = None if item is None else item[0]
+        if before is None:
+            outcome = "claimed"
+        elif retry_prefix and before.startswith(retry_prefix.encode()):
+            outcome = "retry"
+        else:
+            outcome = "held"
+        if outcome != "held":
+            self._data[k] = (_b(value), self._expiry(ttl))
+        return outcome, before, [await self.get(r) for r in read]
+
+    async def delete_if_equal(self, key: str, expected: bytes | str) -> bool:
+        item = self._live(self._k(key))
+        if item is None or item[0] != _b(expected):
+            return False
+        del self._data[self._k(key)]
+        return True
+
     async def incr(self, key: str, ttl: float, amount: int = 1) -> int:
         self._sweep()
         k = self._k(key)

@@ -2,10 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from backend.store.base import Store, StoreUnavailable
+
+# Lua scripts run atomically on the server.
+# claim: KEYS[1] the key, KEYS[2..] keys to read; ARGV value, ttl ms, retry prefix
+_CLAIM = """
+local before = redis.call('GET', KEYS[1])
+local outcome = 'held'
+if not before then
+  outcome = 'claimed'
+elseif ARGV[3] ~= '' and string.sub(before, 1, string.len(ARGV[3])) == ARGV[3] then
+  outcome = 'retry'
+end
+if outcome ~= 'held' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+local reads = {}
+if #KEYS > 1 then
+  reads = redis.call('MGET', unpack(KEYS, 2))
+end
+return {outcome, before, reads}
+"""
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class RedisStore(Store):
@@ -17,6 +45,7 @@ class RedisStore(Store):
         self._prefix = prefix
         self._timeout = timeout
         self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
 
     @property
     def client(self) -> aioredis.Redis:
@@ -32,6 +61,12 @@ class RedisStore(Store):
             )
             self._client = aioredis.Redis(connection_pool=pool)
         return self._client
+
+    def _script(self, name: str, source: str) -> Any:
+        """A registered Lua script (EVALSHA, loaded again by redis-py if the server forgot it)."""
+        if name not in self._scripts:
+            self._scripts[name] = self.client.register_script(source)
+        return self._scripts[name]
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -65,26 +100,47 @@ class RedisStore(Store):
             raise StoreUnavailable(str(exc)) from exc
 
     async def claim(
-        self, key: str, value: bytes | str, ttl: float, *, read: tuple[str, ...] = ()
-    ) -> tuple[bool, bytes | None, list[bytes | None]]:
-        k = self._k(key)
+        self, key: str, value: str, ttl: float, *, read: tuple[str, ...] = (), retry_prefix: str = ""
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        keys = [self._k(key), *(self._k(r) for r in read)]
         try:
-            # one round trip; no MULTI needed: SET NX is atomic on its own, the reads only report
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.set(k, value, nx=True, px=_ms(ttl))
-                pipe.get(k)
-                if read:
-                    pipe.mget([self._k(r) for r in read])
-                out = await pipe.execute()
+            outcome, before, reads = await self._script("claim", _CLAIM)(
+                keys=keys, args=[value, _ms(ttl), retry_prefix]
+            )
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return bool(out[0]), out[1], list(out[2]) if read else []
+        return (
+            outcome.decode() if isinstance(outcome, bytes) else str(outcome),
+            before or None,
+            [v or None for v in reads] + [None] * (len(read) - len(reads)),
+        )
 
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0
         try:
             return int(await self.client.delete(*(self._k(k) for k in keys)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def delete_if_equal(self, key: str, expected: bytes | str) -> bool:
+        try:
+            done = await self._script("delete_if_equal", _DELETE_IF_EQUAL)(
+                keys=[self._k(key)], args=[expected]
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return bool(done)
+
+    async def set_many(self, items: dict[str, bytes | str], ttl: dict[str, float | None]) -> None:
+        if not items:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    t = ttl.get(key)
+                    pipe.set(self._k(key), value, px=_ms(t) if t is not None else None)
+                await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -141,6 +197,7 @@ class RedisStore(Store):
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
+            self._scripts.clear()
 
     async def delete_prefix(self) -> None:
         """Remove every key under this store's prefix (tests and tear-down)."""

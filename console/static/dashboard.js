@@ -2,10 +2,36 @@
 // the server's channel. Reconnects on its own (EventSource) and shows whether it is live.
 "use strict";
 (() => {
+  const T = {
+    zh: {
+      title: "运管中心 · 盛事通", heading: "盛事通 运管中心", console: "后台", scanner: "扫码模拟",
+      kpiScans: "近30分钟扫码", kpiMinute: "本分钟", kpiDenied: "拒绝", kpiP50: "时延 p50（毫秒）",
+      kpiP99: "时延 p99（毫秒）", kpiBacklog: "待投递通知", scansChart: "每分钟扫码（按小程序）",
+      refusalsTitle: "拒绝原因（30分钟）", paymentsChart: "每小时支付与退款", webhooksTitle: "通知投递",
+      gaugesTitle: "空余车位", none: "暂无", noneYet: "暂无", updated: "更新于", paid: "支付", refunded: "退款",
+      pending: "待投递", outbox: "未分发", dead: "已放弃",
+    },
+    en: {
+      title: "Live dashboard · Shengshitong", heading: "Shengshitong live city dashboard", console: "Console",
+      scanner: "Scanner", kpiScans: "Scans, last 30 min", kpiMinute: "This minute", kpiDenied: "Refused",
+      kpiP50: "Latency p50 (ms)", kpiP99: "Latency p99 (ms)", kpiBacklog: "Webhook backlog",
+      scansChart: "Scans per minute by mini-app", refusalsTitle: "Refusal reasons (30 min)",
+      paymentsChart: "Payments and refunds per hour", webhooksTitle: "Webhook delivery",
+      gaugesTitle: "Free parking spaces", none: "None", noneYet: "None yet", updated: "Updated",
+      paid: "paid", refunded: "refunded", pending: "pending", outbox: "not dispatched", dead: "given up",
+    },
+  };
   const $ = id => document.getElementById(id);
-  const hhmm = s => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const t = key => SSLang.t(T, key);
   const fmt = v => (v === null || v === undefined ? "–" : String(v));
   const yuan = fen => (fen / 100).toFixed(2);
+  const li = (label, value, title) => {
+    const item = document.createElement("li");
+    const a = document.createElement("span"); a.textContent = label; if (title) a.title = title;
+    const b = document.createElement("b"); b.textContent = value;
+    item.append(a, b); return item;
+  };
+  const muted = (tag, key) => Object.assign(document.createElement(tag), { className: "muted", textContent: t(key) });
 
   function render(f) {
     $("kpi-scans").textContent = fmt(f.scans.total);
@@ -14,47 +40,35 @@
     $("kpi-p50").textContent = fmt(f.latency_ms.p50);
     $("kpi-p99").textContent = fmt(f.latency_ms.p99);
     $("kpi-backlog").textContent = fmt(f.webhooks.pending + f.webhooks.outbox);
-    $("updated").textContent = "更新 " + new Date(f.at * 1000).toLocaleTimeString();
+    $("updated").textContent = `${t("updated")} ${SSLang.hhmmss(f.at)}`;
 
-    const series = f.scans.per_app.map(a => ({ name: `${a.name_zh} ${a.name_en}`, values: a.counts }));
-    const labels = f.scans.minutes.map(hhmm);
+    const series = f.scans.per_app.map(a => ({ name: SSLang.pick(a.name_zh, a.name_en), values: a.counts }));
+    const labels = f.scans.minutes.map(SSLang.hhmm);
     SSCharts.lines($("chart-scans"), labels, series.length ? series : [{ name: "—", values: labels.map(() => 0) }]);
     SSCharts.legend($("legend-scans"), series);
 
-    const refusals = $("refusals");
-    refusals.replaceChildren(...(f.refusals.length ? f.refusals.map(r => {
-      const li = document.createElement("li");
-      const name = document.createElement("span"); name.textContent = r.reason;
-      const n = document.createElement("b"); n.textContent = r.count;
-      li.append(name, n); return li;
-    }) : [Object.assign(document.createElement("li"), { className: "muted", textContent: "暂无 None yet" })]));
+    $("refusals").replaceChildren(...(f.refusals.length
+      ? f.refusals.map(r => { const item = li(SSLang.pick(r.label_zh, r.label_en), r.count, r.reason); item.dataset.reason = r.reason; return item; })
+      : [muted("li", "noneYet")]));
 
     const p = f.payments;
     const pay = [
-      { name: "支付 paid", values: p.paid_count, color: "#22c55e" },
-      { name: "退款 refunded", values: p.refund_count, color: "#f59e0b" },
+      { name: t("paid"), values: p.paid_count, color: "#22c55e" },
+      { name: t("refunded"), values: p.refund_count, color: "#f59e0b" },
     ];
-    SSCharts.bars($("chart-payments"), p.hours.map(hhmm), pay);
+    SSCharts.bars($("chart-payments"), p.hours.map(SSLang.hhmm), pay);
     const paidFen = p.paid_fen.reduce((a, b) => a + b, 0), refundFen = p.refund_fen.reduce((a, b) => a + b, 0);
     SSCharts.legend($("legend-payments"), [
-      { ...pay[0], name: `支付 paid ¥${yuan(paidFen)}` }, { ...pay[1], name: `退款 refunded ¥${yuan(refundFen)}` },
+      { ...pay[0], name: `${t("paid")} ¥${yuan(paidFen)}` }, { ...pay[1], name: `${t("refunded")} ¥${yuan(refundFen)}` },
     ]);
 
     const w = f.webhooks;
-    $("webhooks").replaceChildren(...[
-      ["待投递 pending", w.pending], ["未分发 outbox", w.outbox], ["放弃 dead", w.dead],
-    ].map(([label, v]) => {
-      const li = document.createElement("li");
-      const a = document.createElement("span"); a.textContent = label;
-      const b = document.createElement("b"); b.textContent = v;
-      li.append(a, b); return li;
-    }));
+    $("webhooks").replaceChildren(li(t("pending"), w.pending), li(t("outbox"), w.outbox), li(t("dead"), w.dead));
 
-    const gauges = $("gauges");
-    gauges.replaceChildren(...(f.gauges.length ? f.gauges.map(g => {
+    $("gauges").replaceChildren(...(f.gauges.length ? f.gauges.map(g => {
       const div = document.createElement("div"); div.className = "gauge";
       const label = document.createElement("div");
-      label.textContent = `${g.label_zh} · ${g.value}${g.of ? " / " + g.of : ""}`;
+      label.textContent = `${SSLang.pick(g.label_zh, g.label_en)} · ${g.value}${g.of ? " / " + g.of : ""}`;
       div.append(label);
       if (g.of) {
         const track = document.createElement("div"); track.className = "track";
@@ -63,7 +77,7 @@
         track.append(fill); div.append(track);
       }
       return div;
-    }) : [Object.assign(document.createElement("p"), { className: "muted", textContent: "暂无 None" })]));
+    }) : [muted("p", "none")]));
   }
 
   let last = null;
@@ -76,6 +90,9 @@
       fetch("/admin/dashboard/frame").then(r => { if (r.status === 401) location.href = "/admin/"; });
     };
   }
+  $("lang").addEventListener("click", () => SSLang.toggle());
+  SSLang.onChange(() => { SSLang.apply(T); if (last) render(last); });
+  SSLang.apply(T);
   window.addEventListener("resize", () => last && render(last));
   connect();
 })();

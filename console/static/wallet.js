@@ -27,7 +27,8 @@
     },
   };
   const $ = id => document.getElementById(id);
-  let lang = localStorage.getItem("sst.lang") || "zh";  // Chinese first; English on request
+  // the page's language as the server chose it from Accept-Language (Chinese first), or the one picked here
+  let lang = localStorage.getItem("sst.lang") || (document.documentElement.lang === "en" ? "en" : "zh");
   const t = key => (T[lang] && T[lang][key]) || T.zh[key] || key;
   const el = (tag, props = {}, ...children) => { const e = Object.assign(document.createElement(tag), props); e.append(...children); return e; };
 
@@ -53,7 +54,8 @@
   };
 
   async function call(path, opts = {}, retry = true) {
-    const headers = { "Accept": "application/json", ...(opts.headers || {}) };
+    // the server answers (errors) in the page's language
+    const headers = { "Accept": "application/json", "Accept-Language": lang === "en" ? "en" : "zh-CN", ...(opts.headers || {}) };
     const access = store.getItem("sst.access");
     if (access) headers.Authorization = "Bearer " + access;
     if (opts.body !== undefined) headers["Content-Type"] = "application/json";
@@ -204,7 +206,10 @@
     state.home = h;
     const none = () => el("li", { className: "muted", textContent: t("none") });
     const yuan = fen => "¥" + (fen / 100).toFixed(2);
-    const orders = h.orders.items.map(o => el("li", {}, el("span", { textContent: o.description || o.app_id }), el("b", { textContent: yuan(o.amount - o.refunded) })));
+    const apps = Object.fromEntries(h.apps.items.map(a => [a.id, a]));
+    // an order's description is the mini-app's own text, in Chinese: an English screen names the mini-app
+    const what = o => (lang === "zh" ? o.description : "") || (apps[o.app_id] ? (lang === "zh" ? apps[o.app_id].name_zh : apps[o.app_id].name_en) : o.app_id);
+    const orders = h.orders.items.map(o => el("li", {}, el("span", { textContent: what(o) }), el("b", { textContent: yuan(o.amount - o.refunded) })));
     if (h.orders.unpaid_total) orders.push(el("li", {}, el("span", { textContent: t("owed") }), el("b", { textContent: yuan(h.orders.unpaid_total) })));
     $("unpaid").replaceChildren(...(orders.length ? orders : [none()]));
     $("scans").replaceChildren(...(h.scans.items.length ? h.scans.items.map(s => el("li", {},
@@ -212,7 +217,7 @@
       el("span", { className: "pill " + (s.result === "allow" ? "ok" : "no"), textContent: t(s.result), title: s.reason }),
     )) : [none()]));
     $("apps").replaceChildren(...h.apps.items.map(a => el("div", { className: "app-tile" },
-      el("b", { textContent: lang === "zh" ? a.name_zh : a.name_en }), el("span", { className: "muted", textContent: a.description }))));
+      el("b", { textContent: lang === "zh" ? a.name_zh : a.name_en }), el("span", { className: "muted", textContent: lang === "zh" ? a.description_zh : a.description_en }))));
   }
 
   function start() {

@@ -47,6 +47,7 @@ class HospitalApp(MiniApp):
         name_en="Hospital",
         version="1.0.0",
         description="Book a doctor, check in by code, see the doctor first and pay later.",
+        description_zh="预约挂号，刷市民码签到，先看病后付费。",
         scopes=["openid", "profile"],
         entitlements=["medical"],
         scan_contexts={"hospital-checkin": "medical"},
@@ -92,7 +93,11 @@ class HospitalApp(MiniApp):
             return ScanDecision(
                 allow=False,
                 reason="unpaid_bills",
-                display=Display(title="请先支付上次就诊费用", subtitle="Unpaid bill", color="red"),
+                display=Display(
+                    title=scan.text("请先支付上次就诊费用", "Please pay your last bill first"),
+                    subtitle=scan.text("有未付账单", "Unpaid bill"),
+                    color="red",
+                ),
             )
         today = scan.scanned_at.astimezone(CHINA).date()
         start = scan.scanned_at.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -135,14 +140,19 @@ class HospitalApp(MiniApp):
                 reason="ok",
                 data={"visit_id": str(visit_id), "walk_in": True, "day": today.isoformat()},
                 display=Display(
-                    title="请到挂号窗口登记", subtitle="Walk-in: registration desk", color="yellow"
+                    title=scan.text("请到挂号窗口登记", "Please register at the desk"),
+                    subtitle=scan.text("今日无预约", "No appointment today"),
+                    color="yellow",
                 ),
             )
         time = appointment["slot.starts_at"].astimezone(CHINA).strftime("%H:%M")
         return ScanDecision(
             allow=True,
             data={"visit_id": str(visit_id), "walk_in": False},
-            display=Display(title="签到成功", subtitle=f"{time} 就诊"),
+            display=Display(
+                title=scan.text("签到成功", "Checked in"),
+                subtitle=scan.text(f"{time} 就诊", f"Appointment at {time}"),
+            ),
         )
 
     async def on_payment_event(self, event: PaymentEvent) -> None:

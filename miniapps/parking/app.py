@@ -44,6 +44,7 @@ class ParkingApp(MiniApp):
         name_en="Parking",
         version="1.0.0",
         description="Find a space, reserve it, enter and leave by citizen code, pay after leaving.",
+        description_zh="查找并预约车位，刷市民码进出停车场，离场后再付费。",
         scopes=["openid"],
         scan_contexts={"parking-entry": None, "parking-exit": None},
         settings_schema={"grace_minutes": {"type": "integer", "default": 30}},
@@ -154,7 +155,7 @@ class ParkingApp(MiniApp):
 
     async def _enter(self, scan: ScanEvent, park: dict[str, Any], key: str) -> ScanDecision:
         if await ParkingSession.exists().where(ParkingSession.entry_record == key).run():
-            return ScanDecision(allow=True, display=Display(title="欢迎", subtitle=park["name"]))
+            return ScanDecision(allow=True, display=self._welcome(scan, park))
         if (
             await ParkingSession.exists()
             .where(
@@ -165,7 +166,9 @@ class ParkingApp(MiniApp):
             .run()
         ):
             return ScanDecision(
-                allow=False, reason="already_inside", display=Display(title="车辆已在场内", color="red")
+                allow=False,
+                reason="already_inside",
+                display=Display(title=scan.text("车辆已在场内", "Car already inside"), color="red"),
             )
         await self.expire_reservations()
         booking = (
@@ -204,7 +207,9 @@ class ParkingApp(MiniApp):
             )
         if not admitted:
             return ScanDecision(
-                allow=False, reason="car_park_full", display=Display(title="车位已满", color="red")
+                allow=False,
+                reason="car_park_full",
+                display=Display(title=scan.text("车位已满", "Car park full"), color="red"),
             )
         await ParkingSession.insert(
             ParkingSession(
@@ -217,9 +222,14 @@ class ParkingApp(MiniApp):
         ).run()
         return ScanDecision(
             allow=True,
-            display=Display(title="欢迎", subtitle=park["name"]),
+            display=self._welcome(scan, park),
             data={"reserved": booking is not None},
         )
+
+    @staticmethod
+    def _welcome(scan: ScanEvent, park: dict[str, Any]) -> Display:
+        # the demo's car parks have Chinese names only: an English screen names the code
+        return Display(title=scan.text("欢迎", "Welcome"), subtitle=scan.text(park["name"], park["code"]))
 
     async def _leave(self, scan: ScanEvent, park: dict[str, Any], key: str) -> ScanDecision:
         session = await ParkingSession.select().where(ParkingSession.exit_record == key).first().run()
@@ -239,7 +249,10 @@ class ParkingApp(MiniApp):
                 return ScanDecision(
                     allow=False,
                     reason="no_entry_record",
-                    display=Display(title="无入场记录，请联系管理员", color="red"),
+                    display=Display(
+                        title=scan.text("无入场记录，请联系管理员", "No entry record: call the attendant"),
+                        color="red",
+                    ),
                 )
             fee = parking_fee(
                 session["entry_at"],
@@ -284,6 +297,9 @@ class ParkingApp(MiniApp):
             assert session is not None
         return ScanDecision(
             allow=True,
-            display=Display(title="一路顺风", subtitle=f"停车费 {yuan(session['fee'])}"),
+            display=Display(
+                title=scan.text("一路顺风", "Goodbye"),
+                subtitle=scan.text(f"停车费 {yuan(session['fee'])}", f"Parking fee {yuan(session['fee'])}"),
+            ),
             data={"fee": session["fee"], "order_id": session["order_id"]},
         )

@@ -31,6 +31,7 @@ class TourismApp(MiniApp):
         name_en="Tourism",
         version="1.0.0",
         description="Timed tickets, entry by citizen code, hotel check-in by code.",
+        description_zh="分时段购票，刷市民码入园，刷码办理酒店入住。",
         scopes=["openid", "profile"],
         entitlements=["tickets"],
         scan_contexts={"tourism-gate": None, "hotel-checkin": None},
@@ -94,15 +95,19 @@ class TourismApp(MiniApp):
                     left = sum(1 for x in tickets if x["state"] == "paid") - 1
                     return ScanDecision(
                         allow=True,
-                        display=Display(title="欢迎入园", subtitle=t["holder_name"]),
+                        display=Display(title=scan.text("欢迎入园", "Welcome"), subtitle=t["holder_name"]),
                         data={"ticket_id": str(t["id"]), "holder": t["holder_name"], "left": left},
                     )
         if any(t["state"] == "used" for t in tickets):
             return ScanDecision(
-                allow=False, reason="already_used", display=Display(title="门票已使用", color="red")
+                allow=False,
+                reason="already_used",
+                display=Display(title=scan.text("门票已使用", "Ticket already used"), color="red"),
             )
         return ScanDecision(
-            allow=False, reason="no_ticket", display=Display(title="未找到今日门票", color="red")
+            allow=False,
+            reason="no_ticket",
+            display=Display(title=scan.text("未找到今日门票", "No ticket for today"), color="red"),
         )
 
     async def _hotel(self, scan: ScanEvent, today: str) -> ScanDecision:
@@ -118,7 +123,9 @@ class TourismApp(MiniApp):
         )
         if booking is None:
             return ScanDecision(
-                allow=False, reason="no_reservation", display=Display(title="未找到预订", color="red")
+                allow=False,
+                reason="no_reservation",
+                display=Display(title=scan.text("未找到预订", "No booking found"), color="red"),
             )
         done = (
             await HotelBooking.update(
@@ -130,10 +137,12 @@ class TourismApp(MiniApp):
         )
         if not done:
             return ScanDecision(
-                allow=False, reason="already_checked_in", display=Display(title="已入住", color="red")
+                allow=False,
+                reason="already_checked_in",
+                display=Display(title=scan.text("已入住", "Already checked in"), color="red"),
             )
         return ScanDecision(
             allow=True,
-            display=Display(title="入住成功", subtitle=booking["guest_name"]),
+            display=Display(title=scan.text("入住成功", "Checked in"), subtitle=booking["guest_name"]),
             data={"booking_id": str(booking["id"])},
         )

@@ -48,6 +48,7 @@ class TransitApp(MiniApp):
         name_en="Transit",
         version="1.0.0",
         description="Bus and metro by citizen code: ride first, pay after, daily cap, transfers.",
+        description_zh="刷市民码乘公交、地铁：先乘车后付费，每日封顶，换乘优惠。",
         scopes=["openid"],
         entitlements=["transit"],
         scan_contexts={"bus": "transit", "metro-entry": "transit", "metro-exit": None},
@@ -92,7 +93,11 @@ class TransitApp(MiniApp):
                     allow=False,
                     reason="unpaid_fares",
                     data={"unpaid": owed},
-                    display=Display(title="请先补缴车费", subtitle=f"Unpaid fares {yuan(owed)}", color="red"),
+                    display=Display(
+                        title=scan.text("请先补缴车费", "Pay your fares first"),
+                        subtitle=scan.text(f"未付车费 {yuan(owed)}", f"Unpaid fares {yuan(owed)}"),
+                        color="red",
+                    ),
                 )
         if context == "bus":
             line = await TransitLine.select().where(TransitLine.code == scan.scanner.place).first().run()
@@ -136,7 +141,11 @@ class TransitApp(MiniApp):
             )
             return ScanDecision(
                 allow=True,
-                display=Display(title="请进站", subtitle=station["name"]),
+                display=Display(
+                    title=scan.text("请进站", "Please enter"),
+                    # the demo's stations have Chinese names only: an English screen names the code
+                    subtitle=scan.text(station["name"], f"Station {station['code']}"),
+                ),
                 data={"trip_id": str(trip["id"])},
             )
         # metro-exit
@@ -271,10 +280,13 @@ class TransitApp(MiniApp):
     def _allowed(self, trip: dict[str, Any], scan: ScanEvent) -> ScanDecision:
         subtitle = f"{yuan(trip['charged'])}"
         if trip["capped"]:
-            subtitle += " (daily cap)"
+            subtitle += scan.text("（已达当日封顶）", " (daily cap)")
         if trip["discount"]:
-            subtitle += " (transfer)"
-        title = "请通行" if scan.scanner.context != "metro-exit" else "一路顺风"
+            subtitle += scan.text("（换乘优惠）", " (transfer)")
+        if scan.scanner.context == "metro-exit":
+            title = scan.text("一路顺风", "Have a good trip")
+        else:
+            title = scan.text("请通行", "Welcome aboard")
         return ScanDecision(
             allow=True,
             display=Display(title=title, subtitle=subtitle),

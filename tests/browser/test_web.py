@@ -11,6 +11,7 @@ import zxingcpp
 from PIL import Image
 
 pytestmark = [pytest.mark.storage, pytest.mark.browser]
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
 def _decode(png: bytes) -> str:
@@ -72,7 +73,7 @@ def _wallet_sign_in(page, web, phone):
 def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, screenshots):
     scanner = web.scanner("transit", "B42", "bus")
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, locale="zh-CN"
     )
     page = context.new_page()
     outside = _no_internet(page)
@@ -100,10 +101,13 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
     assert (decision["result"], decision["reason"]) == ("allow", "ok")
     assert web.scan(scanner, second)["reason"] == "replayed"
 
-    # the scan shows up in the wallet's recent scans; English on request
+    # the scan shows up in the wallet's recent scans; English on request, and then English only
+    assert CJK.search(page.text_content("#apps"))
     page.click("#lang")
     assert page.text_content("[data-i18n=mycode]") == "My citizen code"
     _until(lambda: page.locator("#scans .pill.ok").count() >= 1, 20, "the scan in recent scans")
+    _until(lambda: "Bus and metro" in page.text_content("#apps"), 10, "the mini-apps described in English")
+    assert not CJK.search(page.text_content("#home-view"))
     assert outside == []
     context.close()
 
@@ -111,7 +115,7 @@ def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, 
 def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
     """The network drops: once the code's validity is over the QR is greyed out and marked expired (a
     gate would refuse it); when the network is back a fresh code comes without a reload."""
-    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
     context.clock.install()  # the page's clock, moved forward below instead of waiting
     page = context.new_page()
     _wallet_sign_in(page, web, "13800138009")
@@ -128,34 +132,116 @@ def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
     context.close()
 
 
-def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_sign_in, screenshots):
-    scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def _fare_orders(web, n: int) -> list[str]:
+    """n bus fares by n citizens, one after the other: their order ids, oldest first."""
+    bus = web.scanner("transit", "B42", "bus", "console bus")
+    ids = []
+    for i in range(n):
+        me = web.citizen(f"1390000000{i}")
+        token = httpx.get(f"{web.url}/api/v1/codes/current", headers=me).json()["token"]
+        assert web.scan(bus, token)["result"] == "allow"
+        ids += [o["order_id"] for o in httpx.get(f"{web.url}/api/v1/me/orders", headers=me).json()["items"]]
+    assert len(ids) == n
+    return ids
+
+
+def _visible(page, selector: str) -> int:
+    return sum(1 for i in range(page.locator(selector).count()) if page.locator(selector).nth(i).is_visible())
+
+
+def _console_as(who, web, browser, console_sign_in, screenshots, older, newer, scanner):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
     outside = _no_internet(page)
-    console_sign_in(page, "watcher")
-    page.goto(f"{web.url}/admin/#/machine_client")
-    page.wait_for_selector(f"text={scanner['client_id']}")  # the list shows the new scanner
-    if screenshots:
+    console_sign_in(page, who)
+    page.goto(f"{web.url}/admin/#/payment_order/")
+    page.wait_for_selector(f"text={newer}")
+    _until(lambda: "支付订单" in page.text_content("body"), 10, "the tables' Chinese names")
+    body = page.text_content("body")
+    assert "payment order" not in body.lower()  # piccolo-admin's own name for the table is gone
+    headers = [h.strip() for h in page.locator("table thead th").all_text_contents()]
+    assert {"金额", "状态", "创建时间", "已退款"} <= set(headers), headers
+    assert not any(h.lower() in ("amount", "created at", "state") for h in headers)
+    # money in yuan: a ¥2 bus fare, nothing refunded
+    amount, refunded = headers.index("金额") + 1, headers.index("已退款") + 1
+    _until(
+        lambda: (
+            page.locator(f"tbody tr:has-text('{newer}') td:nth-child({amount})").text_content() == "¥2.00"
+        ),
+        10,
+        "the fare in yuan",
+    )
+    assert page.locator(f"tbody tr:has-text('{older}') td:nth-child({refunded})").text_content() == "¥0.00"
+    cells = page.locator(f"tbody td:nth-child({amount}), tbody td:nth-child({refunded})").all_text_contents()
+    assert cells and all(re.fullmatch(r"¥\d+\.\d\d", c.strip()) for c in cells), cells
+    # newest first
+    row_text = page.locator("table tbody tr").all_text_contents()
+    assert row_text.index(next(r for r in row_text if newer in r)) < row_text.index(
+        next(r for r in row_text if older in r)
+    )
+    # nothing to add, select or delete: orders change through the payment centre only
+    assert _visible(page, "text=添加行") == 0
+    assert _visible(page, "tbody input[type=checkbox]") == 0
+    if screenshots and who == "chief":
         page.screenshot(path=str(screenshots / "console.png"))
-    page.goto(f"{web.url}/admin/#/machine_client/{scanner['id']}")
+    # an order's page shows it, with the amount in yuan, and offers no save
+    page.goto(f"{web.url}/admin/#/payment_order/{newer}/")
+    page.wait_for_selector("input[name=amount]")
+    _until(lambda: page.text_content(".sst-yuan") == "¥2.00", 10, "the amount in yuan")
+    assert _visible(page, "[data-uitest=save_button]") == 0
+    assert _visible(page, "[data-uitest=delete_row_button]") == 0
+
+    # a credential: an admin may edit its label, place and revocation; a read-only operator may not
+    page.goto(f"{web.url}/admin/#/machine_client/{scanner['id']}/")
     page.wait_for_selector("input[name=name]")
-    page.fill("input[name=name]", "renamed by a read-only operator")
-    with page.expect_response(lambda r: r.request.method == "PATCH") as answer:
-        page.click("[data-uitest=save_button]")
-    assert answer.value.status == 403
-    assert answer.value.json()["code"] == "read_only"
-    if screenshots:
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(screenshots / "console-readonly.png"))
-    row = page.request.get(f"{web.url}/admin/api/tables/machine_client/{scanner['id']}/").json()
-    assert row["name"] == "Xidan barrier"
+    _until(lambda: "客户端编号" in page.text_content("body"), 10, "the columns' Chinese names")
+    if who == "chief":
+        assert _visible(page, "[data-uitest=save_button]") == 1
+    else:
+        _until(
+            lambda: _visible(page, "[data-uitest=save_button]") == 0,
+            10,
+            "no save for a read-only operator",
+        )
+        if screenshots:
+            page.screenshot(path=str(screenshots / "console-readonly.png"))
+        # the server refuses it all the same (a request made by hand)
+        r = page.request.patch(
+            f"{web.url}/admin/api/tables/machine_client/{scanner['id']}/",
+            data={"name": "renamed by a read-only operator"},
+            headers={
+                "X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+            },
+        )
+        assert r.status == 403 and r.json()["code"] == "read_only"
     assert outside == []
     page.close()
 
 
+def test_the_console_shows_tables_in_chinese_money_in_yuan_newest_first_and_no_changes_where_none_are_allowed(
+    web, browser, console_sign_in, screenshots
+):
+    older, newer = _fare_orders(web, 2)
+    scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
+    for who in ("watcher", "chief"):
+        _console_as(who, web, browser, console_sign_in, screenshots, older, newer, scanner)
+
+    # English, picked in piccolo-admin's menu: the same screens in English only
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context.add_init_script("localStorage.setItem('piccoloAdminDefaultLanguage', 'en')")
+    page = context.new_page()
+    console_sign_in(page, "chief")
+    page.goto(f"{web.url}/admin/#/payment_order/")
+    page.wait_for_selector(f"text={newer}")
+    _until(lambda: "Payment orders" in page.text_content("body"), 10, "the tables' English names")
+    headers = [h.strip() for h in page.locator("table thead th").all_text_contents()]
+    assert {"Amount", "State", "Created", "Refunded"} <= set(headers), headers
+    _until(lambda: not CJK.search(page.evaluate("document.body.innerText")), 10, "no Chinese left")
+    context.close()
+
+
 def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in, screenshots):
     scanner = web.scanner("transit", "B7", "bus")
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     outside = _no_internet(page)
     console_sign_in(page, "watcher")
     page.goto(f"{web.url}/admin/dashboard")
@@ -173,7 +259,9 @@ def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in
 
     _until(lambda: int(page.text_content("#kpi-scans")) >= before + 6, 15, "the dashboard to count the scans")
     assert int(page.text_content("#kpi-denied")) >= 3
-    assert "replayed" in page.text_content("#refusals")
+    assert page.locator("#refusals [data-reason=replayed]").count() == 1
+    assert "此码已使用" in page.text_content("#refusals")  # the reason by name, in the page's language
+    assert re.fullmatch(r"更新于 ([01]\d|2[0-3]):[0-5]\d:[0-5]\d", page.text_content("#updated"))
     assert re.fullmatch(r"\d+(\.\d+)?", page.text_content("#kpi-p50").strip())
     assert "空余车位" in page.text_content("#gauges")  # parking's free spaces
     _until(lambda: "¥6.00" in page.text_content("#legend-payments"), 15, "three ¥2 fares paid this hour")
@@ -190,7 +278,7 @@ def test_the_scanner_simulator_reads_an_uploaded_picture(web, browser, console_s
     picture = tmp_path / "code.png"
     picture.write_bytes(png)
 
-    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page = browser.new_page(viewport={"width": 1000, "height": 900}, locale="zh-CN")
     console_sign_in(page, "chief")
     page.goto(f"{web.url}/admin/scanner")
     page.wait_for_selector("#scanner option", state="attached")
@@ -203,5 +291,44 @@ def test_the_scanner_simulator_reads_an_uploaded_picture(web, browser, console_s
     assert "green" in page.get_attribute("#gate", "class")
     page.click("#scan")  # the same code again: the gate refuses it
     _until(lambda: page.get_attribute("#gate", "data-result") == "deny", 10, "the refusal")
-    assert "replayed" in page.text_content("#gate-sub")
+    assert page.get_attribute("#gate", "data-reason") == "replayed"
+    assert (page.text_content("#gate-title"), page.text_content("#gate-sub")) == (
+        "此码已使用",
+        "请刷新市民码",
+    )
+    # in English, the gate's screen is English too (the scan is made in the page's language)
+    page.click("#lang")
+    me = web.citizen("13600000002")
+    page.fill("#code", httpx.get(f"{web.url}/api/v1/codes/current", headers=me).json()["token"])
+    page.click("#scan")
+    _until(lambda: page.get_attribute("#gate", "data-result") == "allow", 10, "the English screen")
+    assert page.text_content("#gate-title") == "Welcome aboard"
+    # everything but the scanners' names (operators' data) and the way back to Chinese is English
+    shown = page.evaluate("document.body.innerText.replace(document.getElementById('scanner').innerText, '')")
+    assert not CJK.search(shown.replace("中文", ""))
     page.close()
+
+
+def test_the_dashboard_in_english_uses_24_hour_times_and_no_chinese(web, browser, console_sign_in):
+    """An English browser (Accept-Language en-US) gets the dashboard in English only, with 24-hour
+    times (en-US would write 7:24:03 AM)."""
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, locale="en-US", timezone_id="Asia/Shanghai"
+    )
+    page = context.new_page()
+    console_sign_in(page, "watcher")
+    page.goto(f"{web.url}/admin/dashboard")
+    page.wait_for_selector("#live.on", timeout=15_000)
+    updated = page.text_content("#updated")
+    assert re.fullmatch(r"Updated ([01]\d|2[0-3]):[0-5]\d:[0-5]\d", updated), updated
+    assert page.text_content("[data-i18n=kpiScans]") == "Scans, last 30 min"
+    text = page.evaluate("document.body.innerText").replace(page.text_content("#lang"), "")
+    assert not CJK.search(text), text
+    assert page.text_content("#lang") == "中文"  # the way back, named in its own language
+    # and back to Chinese, remembered
+    page.click("#lang")
+    assert page.text_content("[data-i18n=kpiScans]") == "近30分钟扫码"
+    page.reload()
+    page.wait_for_selector("#live.on", timeout=15_000)
+    assert re.fullmatch(r"更新于 ([01]\d|2[0-3]):[0-5]\d:[0-5]\d", page.text_content("#updated"))
+    context.close()

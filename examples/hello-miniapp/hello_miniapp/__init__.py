@@ -30,9 +30,13 @@ class HelloApp(MiniApp):
         name_en="Hello door",
         version="0.1.0",
         description="Greets citizens at the door and counts their visits.",
+        description_zh="在门口问候市民并记录来访次数。",
         scopes=["openid", "profile"],
         scan_contexts={"hello-door": None},  # any valid citizen code opens the door
-        settings_schema={"greeting": {"type": "string", "default": "你好"}},
+        settings_schema={
+            "greeting": {"type": "string", "default": "你好"},
+            "greeting_en": {"type": "string", "default": "Hello"},
+        },
     )
 
     def route_handlers(self) -> list[Any]:
@@ -44,6 +48,10 @@ class HelloApp(MiniApp):
         await self.platform.kv_set(key, str(visits))
         return ScanDecision(
             allow=True,
-            display=Display(title=f"{self.platform.config['greeting']}!", subtitle=f"visit no. {visits}"),
+            # the gate's language (scan.locale): one language per screen
+            display=Display(
+                title=scan.text(self.platform.config["greeting"], self.platform.config["greeting_en"]) + "!",
+                subtitle=scan.text(f"第 {visits} 次来访", f"visit no. {visits}"),
+            ),
             data={"visits": visits},
         )

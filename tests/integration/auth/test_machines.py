@@ -60,7 +60,10 @@ async def test_scanner_authenticates_and_is_revocable(probe):
     assert wrong.headers["www-authenticate"].startswith("Basic")
 
     await machines.revoke(cred["client_id"])
-    r = await probe.get("/test/scanner-only", headers=basic(cred["client_id"], cred["client_secret"]))
+    r = await probe.get(
+        "/test/scanner-only",
+        headers={**basic(cred["client_id"], cred["client_secret"]), "Accept-Language": "en"},
+    )
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
     assert await AuditEvent.exists().where(AuditEvent.action == "credential_used_after_revocation").run()
 

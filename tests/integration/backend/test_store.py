@@ -42,6 +42,43 @@ async def test_concurrent_set_if_absent_exactly_one_wins(store):
     assert await store.get("race") == f"task{winner}".encode()
 
 
+async def test_claim_take_over_and_release(store):
+    await store.set("flag", "1")
+    outcome, before, reads = await store.claim("code", "r1#a", 60, read=("flag", "none"), retry_prefix="r1#")
+    assert (outcome, before, reads) == ("claimed", None, [b"1", None])
+    # another record: held, nothing changes
+    assert (await store.claim("code", "r2#b", 60, retry_prefix="r2#"))[:2] == ("held", b"r1#a")
+    # a retry of the same record takes it over
+    assert (await store.claim("code", "r1#c", 30, retry_prefix="r1#"))[:2] == ("retry", b"r1#a")
+    assert await store.get("code") == b"r1#c"
+    assert 29 < await store.ttl("code") <= 30
+    # the first attempt releasing late does not free the claim its retry holds
+    assert await store.delete_if_equal("code", "r1#a") is False
+    assert await store.get("code") == b"r1#c"
+    assert await store.delete_if_equal("code", "r1#c") is True
+    assert await store.get("code") is None
+
+
+async def test_concurrent_claims_of_one_record_and_of_others(store):
+    results = await asyncio.gather(
+        *(store.claim("busy", f"rec{i % 2}#{i}", 60, retry_prefix=f"rec{i % 2}#") for i in range(40))
+    )
+    outcomes = [r[0] for r in results]
+    assert outcomes.count("claimed") == 1
+    winner = f"rec{outcomes.index('claimed') % 2}#"
+    # every other attempt of the winning record took over; every attempt of the other record was refused
+    for i, (outcome, _, _) in enumerate(results):
+        if outcome != "claimed":
+            assert outcome == ("retry" if f"rec{i % 2}#" == winner else "held")
+
+
+async def test_set_many_with_own_ttls(store):
+    await store.set_many({"m:a": "1", "m:b": b"2"}, {"m:a": 60, "m:b": None})
+    assert await store.mget("m:a", "m:b") == [b"1", b"2"]
+    assert 59 < await store.ttl("m:a") <= 60
+    assert await store.ttl("m:b") is None
+
+
 async def test_counter_with_fixed_window(store):
     values = await asyncio.gather(*(store.incr("otp:ip:1", ttl=3600) for _ in range(50)))
     assert sorted(values) == list(range(1, 51))

@@ -95,7 +95,7 @@ async def test_money_and_the_audit_log_never_change_in_the_console(client, conso
         "/admin/api/tables/machine_client/", json={"kind": "scanner", "client_id": "x"}, headers=headers
     )
     assert r.status_code == 405
-    assert "shown once" in r.json()["detail"]
+    assert "密钥只显示一次" in r.json()["detail"]
     r = await client.delete(f"/admin/api/tables/machine_client/{gate['id']}/", headers=headers)
     assert r.status_code == 405
     for table in ("payment_order", "payment_refund", "audit_event", "webhook_delivery", "citizen"):
@@ -201,7 +201,7 @@ async def test_an_admin_enrols_and_revokes_a_scanner_with_the_console_forms(clie
     )
     assert r.status_code == 200, r.text
     message = r.json()["custom_form_success"]
-    client_id, secret = re.search(r"client id (\S+), secret (\S+)", message).groups()
+    client_id, secret = re.search(r"客户端编号 (\S+) ，密钥 (\S+)", message).groups()
     basic = httpx.BasicAuth(client_id, secret)
     r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, auth=basic)
     assert r.status_code == 200  # the scanner is enrolled (and refuses a bad code)
@@ -216,12 +216,12 @@ async def test_an_admin_enrols_and_revokes_a_scanner_with_the_console_forms(clie
         json={"app_id": "nope", "place": "x"},
         headers=headers,
     )
-    assert bad.status_code == 422 and "not enabled" in bad.json()["custom_form_error"]
+    assert bad.status_code == 422 and "小程序 nope 未启用" in bad.json()["custom_form_error"]
 
     r = await client.post(
         f"/admin/api/forms/{forms['吊销凭证']}/", json={"client_id": client_id}, headers=headers
     )
-    assert r.status_code == 200 and "Revoked" in r.json()["custom_form_success"]
+    assert r.status_code == 200 and r.json()["custom_form_success"] == f"已吊销 {client_id}"
     r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, auth=basic)
     assert r.status_code == 401
 
@@ -314,7 +314,7 @@ async def test_an_admin_enrols_a_merchant_and_a_miniapp_credential(client, conso
     r = await client.post(
         f"/admin/api/forms/{slug}/", json={"kind": "merchant", "name": "City Parks Ltd"}, headers=headers
     )
-    assert r.status_code == 200 and "secret" in r.json()["custom_form_success"]
+    assert r.status_code == 200 and "密钥仅显示这一次" in r.json()["custom_form_success"]
     r = await client.post(
         f"/admin/api/forms/{slug}/",
         json={"kind": "miniapp", "name": "gate backend", "app_id": "testgate"},
@@ -368,3 +368,24 @@ async def test_listing_queries_piccolo_cannot_answer_get_400(client, console_log
         "/admin/api/tables/machine_client/", params={"__order": "-created_at", "__page_size": "5"}
     )
     assert ok.status_code == 200 and len(ok.json()["rows"]) == 1
+
+
+async def test_the_console_lists_newest_first_and_tells_its_page_what_each_operator_may_change(
+    client, console_login
+):
+    anonymous = (await client.get("/admin/console/texts")).json()
+    assert anonymous["role"] is None and not any(t["editable"] for t in anonymous["tables"].values())
+    await console_login(client, "watcher", "readonly")
+    texts = (await client.get("/admin/console/texts")).json()
+    assert texts["role"] == "readonly"
+    assert not any(t["editable"] for t in texts["tables"].values())
+    orders = texts["tables"]["payment_order"]
+    assert orders["label"] == ["支付订单", "Payment orders"] and orders["money"] == ["amount", "refunded"]
+    assert texts["columns"]["created_at"] == ["创建时间", "Created"]
+    schema = (await client.get("/admin/api/tables/payment_order/schema/")).json()
+    assert schema["extra"]["order_by"] == [{"column": "created_at", "ascending": False}]
+
+    await console_login(client, "chief", "admin")
+    texts = (await client.get("/admin/console/texts")).json()
+    assert texts["role"] == "admin"
+    assert [n for n, t in texts["tables"].items() if t["editable"]] == ["machine_client"]

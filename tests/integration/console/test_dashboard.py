@@ -58,7 +58,9 @@ async def test_scans_show_on_the_dashboard_by_mini_app_with_refusals_and_latency
     assert frame["scans"]["allowed"] == 3 and frame["scans"]["denied"] == 3
     (app,) = frame["scans"]["per_app"]
     assert app["app_id"] == "testgate" and sum(app["counts"]) == 6 and len(app["counts"]) == 30
-    assert frame["refusals"] == [{"reason": "replayed", "count": 3}]
+    assert frame["refusals"] == [
+        {"reason": "replayed", "label_zh": "此码已使用", "label_en": "Code already used", "count": 3}
+    ]
     assert frame["latency_ms"]["samples"] == 6
     assert 0 < frame["latency_ms"]["p50"] <= frame["latency_ms"]["p99"]
 

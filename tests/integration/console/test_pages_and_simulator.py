@@ -100,7 +100,8 @@ async def test_the_simulator_reads_a_picture_of_the_code(sim, console_login, aut
     blank = io.BytesIO()
     Image.new("L", (200, 200), 255).save(blank, format="PNG")
     r = await client.post("/admin/scanner/decode", content=blank.getvalue(), headers=headers)
-    assert r.status_code == 422 and "no QR code" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["code"] == "no_qr_code"
+    assert r.json()["detail"] == "图片中没有找到二维码"  # Chinese unless the request asks otherwise
 
 
 async def test_the_simulator_refuses_readonly_operators_and_forged_requests(sim, console_login, auth_header):

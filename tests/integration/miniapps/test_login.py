@@ -82,12 +82,19 @@ async def test_a_code_works_once_for_its_own_app_within_five_minutes(world):
 
     late = await _authorize(client, pair, "testgate", ["openid"])
     clock.advance(301)
-    r = await client.post("/api/v1/miniapps/testgate/token", json={"code": late}, headers=creds["testgate"])
+    r = await client.post(
+        "/api/v1/miniapps/testgate/token",
+        json={"code": late},
+        headers={**creds["testgate"], "Accept-Language": "en"},
+    )
     assert r.status_code == 401 and "expired" in r.json()["detail"]
     # one app's credential cannot exchange at another app's endpoint
     code = await _authorize(client, pair, "other", ["openid"])
     r = await client.post("/api/v1/miniapps/other/token", json={"code": code}, headers=creds["testgate"])
-    assert r.status_code == 403
+    assert r.status_code == 403 and r.json()["code"] == "wrong_miniapp"
+    # ... and that refused attempt spent the code too: it is single use, whoever tries it
+    r = await client.post("/api/v1/miniapps/other/token", json={"code": code}, headers=creds["other"])
+    assert r.status_code == 401 and r.json()["code"] == "invalid_grant"
 
 
 async def test_a_token_reads_only_its_scopes(world):

@@ -1,6 +1,8 @@
 """乘车 through HTTP, as a citizen and as scanners: a day of rides up to the cap, a metro trip, the
 stated rules for odd trips, transfers, an offline bus batch uploaded twice, and unpaid fares at the gate."""
 
+import asyncio
+
 import pytest
 
 
@@ -118,3 +120,40 @@ async def test_unpaid_fares_refuse_boarding_until_paid(
         paid = await client.post("/api/v1/apps/transit/fares/pay", headers=me)
         assert paid.status_code == 200 and paid.json()["unpaid"] == 0
         assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
+
+
+@pytest.mark.storage
+async def test_rides_refused_at_the_gate_leave_no_trip_no_fare_and_the_code_usable(
+    make_client, login, new_phone, enrol_scanner, auth_header
+):
+    from miniapps.transit.tables import TransitLine, TransitTrip
+    from payments.tables import PaymentOrder
+
+    async with make_client() as client:
+        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        line = await TransitLine.select(TransitLine.code).where(TransitLine.kind == "bus").first().run()
+        bus = await enrol_scanner(client, "transit", context="bus", place=line["code"])
+        tokens = []
+        for _ in range(8):
+            pair = await login(client, new_phone())
+            tokens.append(
+                (await client.get("/api/v1/codes/current", headers=auth_header(pair))).json()["token"]
+            )
+        router = client.runtime.services["miniapps"].router
+        router.budget = 1e-6  # no fare engine answers in a microsecond: every boarding overruns
+
+        async def board(token):
+            r = await client.post("/api/v1/scans", json={"token": token}, headers=bus["headers"])
+            return r.json()
+
+        refused = await asyncio.gather(*(board(t) for t in tokens))
+        assert {r["reason"] for r in refused} == {"app_unavailable"}
+        await router.settle()  # the abandoned decisions roll back as they finish
+        assert await TransitTrip.count().run() == 0
+        assert await PaymentOrder.count().run() == 0
+
+        router.budget = 30.0
+        boarded = await asyncio.gather(*(board(t) for t in tokens))
+        assert {r["result"] for r in boarded} == {"allow"}
+        assert await TransitTrip.count().run() == 8
+        assert await PaymentOrder.count().where(PaymentOrder.app_id == "transit").run() == 8

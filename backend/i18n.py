@@ -1,0 +1,269 @@
+"""Languages: every text a person reads comes in Simplified Chinese (``zh-CN``, the default) and English
+(``en``), one language per screen.
+
+* :func:`negotiate` picks the language of a request from its ``Accept-Language`` header (RFC 9110
+  §12.5.4: q-values honoured, ``q=0`` refuses, ties keep the header's order); anything that is not
+  English, no header at all, or a header we cannot read gives ``zh-CN``.
+* :func:`locale_middleware` sets the request's language once, outside routing, so every layer that
+  writes text for a person (problem+json, a gate's screen) reads the same answer from
+  :func:`current_locale` without it being passed through every signature; outside a request (the
+  CLI, background work) it is ``zh-CN``.
+* :data:`PROBLEMS` is the catalogue of the API's errors, keyed by their stable ``code``. The ``code``
+  never changes with the language; ``title`` and ``detail`` do. An English answer keeps the detail
+  written where the error was raised (it is English and the most specific); a Chinese answer takes the
+  catalogue's text for the code, and falls back to the raised English detail only for codes whose
+  detail carries specifics the catalogue cannot know (an amount, a list of names).
+
+Parsing the header is a dozen lines; the libraries that do it (werkzeug) are whole web frameworks, so
+it is written here.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+Locale = Literal["zh-CN", "en"]
+LOCALES: tuple[Locale, ...] = ("zh-CN", "en")
+DEFAULT_LOCALE: Locale = "zh-CN"
+_locale_var: ContextVar[Locale] = ContextVar("locale", default=DEFAULT_LOCALE)
+
+
+def _match(tag: str) -> Locale | None:
+    primary = tag.split("-", 1)[0]
+    if primary == "zh":
+        return "zh-CN"
+    if primary == "en":
+        return "en"
+    return None
+
+
+def negotiate(header: str | None) -> Locale:
+    """The language for an ``Accept-Language`` header: the acceptable one with the highest q-value
+    (the earlier on a tie); ``*`` or nothing we speak gives the default, ``zh-CN``."""
+    if not header:
+        return DEFAULT_LOCALE
+    best: tuple[float, Locale] | None = None
+    for part in header.split(",")[:32]:  # a header is short; never let one cost much
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q <= 0 or not tag:
+            continue
+        found = DEFAULT_LOCALE if tag == "*" else _match(tag)
+        if found is not None and (best is None or q > best[0]):
+            best = (q, found)
+    return best[1] if best else DEFAULT_LOCALE
+
+
+def current_locale() -> Locale:
+    """The language of the request being served (``zh-CN`` outside a request)."""
+    return _locale_var.get()
+
+
+def pick(zh: str, en: str, locale: str | None = None) -> str:
+    """One of two texts for the language (the current request's when ``locale`` is not given)."""
+    return en if (locale or current_locale()) == "en" else zh
+
+
+def locale_middleware(app: ASGIApp) -> ASGIApp:
+    """Set the request's language from its ``Accept-Language`` header for everything below."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"accept-language"), b"")
+        token = _locale_var.set(negotiate(header.decode("latin-1")))
+        try:
+            await app(scope, receive, send)
+        finally:
+            _locale_var.reset(token)
+
+    return middleware
+
+
+# ---- problem+json ----------------------------------------------------------------------------------
+# Titles by status (the English ones are the error classes' and Litestar's own).
+TITLES_ZH: dict[int, str] = {
+    400: "请求有误",
+    401: "需要登录认证",
+    403: "无权执行此操作",
+    404: "未找到",
+    405: "不支持该请求方法",
+    409: "与当前状态冲突",
+    410: "已不再可用",
+    413: "请求内容过大",
+    415: "不支持的内容类型",
+    422: "请求内容无效",
+    429: "请求过于频繁",
+    500: "服务器内部错误",
+    503: "服务暂不可用",
+}
+
+# code -> (zh-CN, en). ``{method}`` and ``{path}`` are the request's; other ``{name}``s come from the
+# error's extension members. A code missing here keeps its raised (English) detail in Chinese too: a
+# generic code raised with specifics (``invalid_input``, ``conflict``) or a detail with an amount or a
+# list in it (``refund_exceeds_payment``, ``unknown_channel``, ``order_not_payable``).
+PROBLEMS: dict[str, tuple[str, str]] = {
+    # the HTTP layer
+    "malformed_request": ("无法读取请求内容", "The request could not be read"),
+    "invalid_body": ("请求内容不符合要求，详见 errors", "The request body is not valid; see errors"),
+    "invalid_parameters": (
+        "请求参数不符合要求，详见 errors",
+        "The request parameters are not valid; see errors",
+    ),
+    "unauthorized": ("需要登录认证", "Authentication required"),
+    "forbidden": ("无权执行此操作", "Not allowed"),
+    "not_found": ("未找到所请求的内容", "Not found"),
+    "gone": ("已不再可用", "No longer available"),
+    "method_not_allowed": ("{path} 不支持 {method} 请求", "{method} is not allowed on {path}"),
+    "body_too_large": ("请求内容过大", "The request body is too large"),
+    "unsupported_media_type": ("不支持的内容类型", "Unsupported media type"),
+    "rate_limited": ("请求过于频繁，请稍后再试", "Too many requests; try again later"),
+    "internal_error": (
+        "服务器内部出错；报告问题时请提供请求编号。",
+        "Something went wrong on our side; quote the request id if you report it.",
+    ),
+    "unavailable": ("服务暂不可用，请稍后再试", "Service unavailable; try again shortly"),
+    "store_unavailable": (
+        "后台服务暂无响应，请稍后再试",
+        "A backing service is not answering; try again shortly.",
+    ),
+    "database_unavailable": (
+        "数据库暂无响应，请稍后再试",
+        "The database is not answering; try again shortly.",
+    ),
+    # identity
+    "invalid_phone": ("请输入中国大陆手机号，例如 13812345678", "phone must be a mainland mobile number"),
+    "invalid_id_number": (
+        "身份证号码无效（应为 18 位，出生日期和校验位须正确）",
+        "the ID number is not valid",
+    ),
+    "invalid_name": ("姓名须为 1 至 64 个字", "real_name must be 1-64 letters"),
+    "id_number_taken": ("此身份证号码已属于另一个账户", "this ID number belongs to another account"),
+    "otp_invalid": ("验证码错误或已过期", "the code is wrong or has expired"),
+    "otp_locked": ("验证码错误次数过多，请重新获取", "too many wrong codes; request a new one"),
+    "sms_unavailable": ("短信暂时无法发送，请稍后再试", "the SMS could not be sent; try again shortly"),
+    "no_sms": ("最近没有发往此手机号的短信", "no SMS was sent to this phone recently"),
+    "invalid_token": ("登录已失效（令牌无效、已过期或已退出），请重新登录", "the access token is not valid"),
+    "refresh_token_reused": (
+        "此登录凭据已被使用过，为安全起见该会话已退出，请重新登录",
+        "this refresh token was already used; the session has been signed out",
+    ),
+    "invalid_grant": ("登录凭据无效（已使用、已过期或已撤销），请重新登录", "the grant is not valid"),
+    "account_blocked": ("此账户已被冻结，请联系服务台", "this account is blocked; contact the service desk"),
+    "account_not_found": ("账户不存在", "no such account"),
+    "device_not_found": ("设备不存在", "no such device"),
+    "invalid_client": ("设备或应用凭证无效", "the client credential is not valid"),
+    "wrong_client_kind": ("此接口不接受这类凭证", "this route is for another kind of credential"),
+    "credential_not_found": ("凭证不存在", "no such credential"),
+    # mini-apps
+    "miniapp_not_enabled": (
+        "小程序 {app_id} 未启用（已启用：{enabled}；见 SHENGSHI_MINIAPPS）",
+        "mini-app {app_id} is not enabled (enabled: {enabled}; see SHENGSHI_MINIAPPS)",
+    ),
+    "unknown_scan_context": (
+        "扫码场景须为 {app_id} 的场景之一：{contexts}",
+        "the context must be one of {app_id}'s scan contexts: {contexts}",
+    ),
+    "miniapp_not_found": ("小程序不存在", "no such mini-app"),
+    "wrong_miniapp": ("此凭证属于另一个小程序", "this credential belongs to another mini-app"),
+    "invalid_scope": ("小程序请求了其清单未声明的权限", "the mini-app may not ask for these scopes"),
+    "insufficient_scope": ("此令牌未获授予所需的权限", "this token does not carry the scope"),
+    "grant_revoked": ("市民已撤销对此小程序的授权", "the citizen has revoked this mini-app's access"),
+    "grant_not_found": ("没有对此小程序的有效授权", "no active grant for this mini-app"),
+    "slot_not_found": ("号源不存在", "no such slot"),
+    "slot_full": ("此时段已约满", "this slot is fully booked"),
+    "appointment_not_found": ("未找到此预约", "no booked appointment with that id"),
+    "visit_not_found": ("就诊记录不存在", "no such visit"),
+    "already_billed": ("此次就诊已出账单", "this visit has been billed already"),
+    "already_rated": ("此次就诊已评价", "this visit has been rated already"),
+    "unknown_car_park": ("停车场不存在", "no such car park"),
+    "car_park_full": ("没有可预约的空余车位", "no free space to reserve"),
+    "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
+    "session_not_found": ("场次不存在", "no such session"),
+    "sold_out": ("此场次余票不足", "not enough places left in this session"),
+    "ticket_not_found": ("门票不存在", "no such ticket"),
+    "not_refundable": ("此门票已使用或已退款，不能退款", "this ticket cannot be refunded"),
+    "too_late_to_refund": ("游览日前一天起不能退款", "refunds close the day before the visit"),
+    "hotel_not_found": ("酒店不存在", "no such hotel"),
+    # payments
+    "invalid_amount": ("金额须为正整数（单位：分）", "amount must be a positive number of fen"),
+    "reference_reused": ("此业务单号已用于另一笔订单", "this reference was used for a different order"),
+    "order_not_found": ("订单不存在", "no such order"),
+    "order_expired": ("订单已过期", "the order has expired"),
+    "not_deferred": (
+        "只有先享后付的订单才能按协议扣款",
+        "only a deferred order is charged against the agreement",
+    ),
+    "agreement_unavailable": (
+        "暂无可用的免密支付渠道，请在应用内支付此订单",
+        "no payment-agreement channel is reachable; pay the order in the app instead",
+    ),
+    "channel_unavailable": (
+        "此支付渠道暂不可用，请选择其他渠道",
+        "this payment channel is not available here",
+    ),
+    "openid_not_allowed": ("只有小程序才能用 openid 指定市民", "only a mini-app names a citizen by openid"),
+    "unknown_openid": ("此小程序下没有这个 openid", "unknown openid for this mini-app"),
+    "invalid_date": ("日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD"),
+    "invalid_url": ("Webhook 地址须为 http(s)", "the webhook URL must be http(s)"),
+    # the console
+    "read_only": ("你的后台角色为只读", "your console role is read-only"),
+    "csrf_failed": ("缺少 CSRF 令牌或令牌不符，请刷新页面", "missing or wrong CSRF token"),
+    "console_sign_in": ("请先登录运管后台 /admin/", "sign in to the console at /admin/ first"),
+    "scanner_not_found": ("没有此编号的在用扫码设备", "no active scanner with this id"),
+    "not_a_citizen_code": ("这不是市民码", "this is not a citizen code"),
+    "empty_image": ("请上传图片", "send the image as the request body"),
+    "unreadable_image": ("无法读取此图片", "this is not an image that can be read"),
+    "image_too_large": ("图片过大（最多 1600 万像素）", "the image is too large (at most 16 megapixels)"),
+    "no_qr_code": ("图片中没有找到二维码", "no QR code found in the image"),
+    "table_read_only": ("此表在后台只能查看，不能修改", "this table cannot be changed in the console"),
+    "credential_not_created_here": (
+        "凭证请用表单或 `shengshi scanners|miniapps|merchants add` 登记（密钥只显示一次）",
+        "credentials are created with the form or `shengshi scanners|miniapps|merchants add` "
+        "(the secret is shown once)",
+    ),
+    "credential_not_deleted": (
+        "凭证只能吊销（设置吊销时间），不能删除：其历史须保留",
+        "credentials are revoked (set revoked at), not deleted: their history stays",
+    ),
+    "invalid_query": ("查询参数无效", "the query is not valid"),
+}
+
+
+def message(code: str, locale: Locale | None = None, **params: Any) -> str:
+    """The catalogue's text for ``code`` in ``locale`` (the request's language when not given)."""
+    zh, en = PROBLEMS[code]
+    return (en if (locale or current_locale()) == "en" else zh).format_map(params)
+
+
+def problem_text(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    locale: Locale,
+    params: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """(title, detail) of a problem in ``locale``; ``title`` and ``detail`` are the English ones."""
+    if locale == "en":
+        return title, detail
+    title_zh = TITLES_ZH.get(status, TITLES_ZH.get(status // 100 * 100, "出错了"))
+    entry = PROBLEMS.get(code)
+    if entry is None:
+        return title_zh, detail
+    try:
+        return title_zh, entry[0].format_map(params or {})
+    except (KeyError, IndexError, ValueError):
+        return title_zh, detail
