@@ -24,7 +24,7 @@ class EnrolScanner(BaseModel):
         min_length=1, max_length=32, description="the mini-app that owns the scanner, e.g. transit"
     )
     context: str = Field(default="", max_length=64, description="one of the app's scan contexts, e.g. bus")
-    place: str = Field(min_length=1, max_length=128, description="where it stands, e.g. B42 or P-XIDAN")
+    place: str = Field(min_length=1, max_length=128, description="where it stands, e.g. B113 or P-ZHONGJIE")
     name: str = Field(default="", max_length=128, description="a label for operators")
 
 

@@ -70,7 +70,7 @@ def _wallet_sign_in(page, web, phone):
 
 
 def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, screenshots):
-    scanner = web.scanner("transit", "B42", "bus")
+    scanner = web.scanner("transit", "B113", "bus")
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
     )
@@ -129,7 +129,7 @@ def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
 
 
 def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_sign_in, screenshots):
-    scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
+    scanner = web.scanner("parking", "P-ZHONGJIE", "parking-entry", "Zhongjie barrier")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     outside = _no_internet(page)
     console_sign_in(page, "watcher")
@@ -148,13 +148,13 @@ def test_a_readonly_operator_cannot_edit_in_the_console(web, browser, console_si
         page.wait_for_timeout(500)
         page.screenshot(path=str(screenshots / "console-readonly.png"))
     row = page.request.get(f"{web.url}/admin/api/tables/machine_client/{scanner['id']}/").json()
-    assert row["name"] == "Xidan barrier"
+    assert row["name"] == "Zhongjie barrier"
     assert outside == []
     page.close()
 
 
 def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in, screenshots):
-    scanner = web.scanner("transit", "B7", "bus")
+    scanner = web.scanner("transit", "B136", "bus")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     outside = _no_internet(page)
     console_sign_in(page, "watcher")
@@ -184,7 +184,7 @@ def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in
 
 
 def test_the_scanner_simulator_reads_an_uploaded_picture(web, browser, console_sign_in, tmp_path):
-    sim = web.scanner("transit", "B42", "bus", "sim bus")
+    sim = web.scanner("transit", "B113", "bus", "sim bus")
     me = web.citizen("13600000001")
     png = httpx.get(f"{web.url}/api/v1/codes/current.png", headers=me).content
     picture = tmp_path / "code.png"

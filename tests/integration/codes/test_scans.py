@@ -10,7 +10,7 @@ from codes import format as fmt
 from codes.entitlements import Entitlements
 from codes.tables import ScanRecord
 
-ID_NUMBER = "11010519491231002X"
+ID_NUMBER = "21010219491231018X"
 
 
 @pytest.fixture
