@@ -23,6 +23,7 @@ class CatalogueEntry(msgspec.Struct):
 class Catalogue(msgspec.Struct):
     items: list[CatalogueEntry]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)
 
 
 class AuthorizeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,3 +61,4 @@ class Grant(msgspec.Struct):
 class GrantPage(msgspec.Struct):
     items: list[Grant]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)

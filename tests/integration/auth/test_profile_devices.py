@@ -127,3 +127,10 @@ async def test_a_blocked_account_cannot_log_in(client, login, new_phone, auth_he
     )
     assert r.status_code == 403 and r.json()["code"] == "account_blocked"
     assert await AuditEvent.exists().where(AuditEvent.action == "account_blocked").run()
+
+
+async def test_devices_page_to_the_end(client, login, new_phone, auth_header, walk_pages):
+    phone = new_phone()
+    pairs = [await login(client, phone, device_id=f"device-{i}") for i in range(5)]
+    devices = await walk_pages(client, "/api/v1/me/devices", limit=2, headers=auth_header(pairs[-1]))
+    assert sorted(d["device_id"] for d in devices) == [f"device-{i}" for i in range(5)]

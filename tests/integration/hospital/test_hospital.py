@@ -121,6 +121,8 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
     assert order["amount"] == 23855 and order["deferred"] is True
     visits = (await client.get("/api/v1/apps/hospital/visits", headers=me)).json()["items"]
     assert visits[0]["self_paid"] == 23855 and visits[0]["insured"] == 8991
+    # the bill's items are a JSON list inside the JSON, as posted (not a JSON string)
+    assert visits[0]["items"] == [{"covered": True, **i} for i in items]
 
     # a week and a day later, unpaid: no more "see the doctor first" until it is paid
     clock.advance(8 * 86400)
@@ -165,3 +167,21 @@ def test_the_split_in_exact_fen():
         0,
         1333,
     )
+
+
+async def test_slots_page_to_the_end(hospital, walk_pages):
+    from miniapps.hospital.tables import Slot
+
+    client, clock, _, _, _ = hospital
+    free = await Slot.count().where(Slot.starts_at >= clock.now())
+    assert free > 50  # more than the old fixed page of 50
+    slots = await walk_pages(client, "/api/v1/apps/hospital/slots", limit=20)
+    assert len(slots) == len({s["slot_id"] for s in slots}) == free
+    assert [s["starts_at"] for s in slots] == sorted(s["starts_at"] for s in slots)
+    # a filter travels in the next link
+    one = slots[0]
+    mine = await walk_pages(
+        client, "/api/v1/apps/hospital/slots", limit=7, params={"doctor": one["doctor_code"]}
+    )
+    assert mine and {s["doctor_code"] for s in mine} == {one["doctor_code"]}
+    assert len(mine) == sum(1 for s in slots if s["doctor_code"] == one["doctor_code"])

@@ -166,3 +166,28 @@ async def test_a_reservation_holds_a_space_then_expires(lot):
     assert (await client.delete(f"/api/v1/apps/parking/reservations/{rid}", headers=other)).status_code == 204
     assert await free(client, "P-HOSPITAL") == 1
     assert (await client.delete(f"/api/v1/apps/parking/reservations/{rid}", headers=other)).status_code == 404
+
+
+async def test_car_parks_reservations_and_stays_page_to_the_end(lot, walk_pages):
+    client, citizen, gates, clock = lot
+    parks = await walk_pages(client, "/api/v1/apps/parking/car-parks", limit=4)
+    assert len({p["code"] for p in parks}) == await CarPark.count() > 4
+    in_district = await walk_pages(
+        client, "/api/v1/apps/parking/car-parks", limit=1, params={"district": "和平区"}
+    )
+    assert {p["district"] for p in in_district} == {"和平区"} and len(in_district) == 2
+    me = await citizen()
+    for code in ("P-ZHONGJIE", "P-TAIYUAN", "P-BEILING"):
+        r = await client.post(
+            "/api/v1/apps/parking/reservations",
+            headers=me,
+            json={"car_park": code, "plate": "辽A12345", "starts_at": clock.now().isoformat()},
+        )
+        assert r.status_code == 201, r.text
+    reservations = await walk_pages(client, "/api/v1/apps/parking/reservations", limit=2, headers=me)
+    assert sorted(r["car_park"] for r in reservations) == ["P-BEILING", "P-TAIYUAN", "P-ZHONGJIE"]
+    for _ in range(3):
+        await scan(client, me, gates["gm_in"], clock)
+        await scan(client, me, gates["gm_out"], clock, advance=600)
+    stays = await walk_pages(client, "/api/v1/apps/parking/sessions", limit=2, headers=me)
+    assert len(stays) == 3 and {s["state"] for s in stays} == {"closed"}

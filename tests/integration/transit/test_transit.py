@@ -136,3 +136,18 @@ async def test_unpaid_fares_refuse_boarding_until_paid(
         paid = await client.post("/api/v1/apps/transit/fares/pay", headers=me)
         assert paid.status_code == 200 and paid.json()["unpaid"] == 0
         assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
+
+
+async def test_lines_and_trips_page_to_the_end(city, walk_pages):
+    from miniapps.transit.tables import TransitLine
+
+    client, me, gates, clock = city
+    lines = await walk_pages(client, "/api/v1/apps/transit/lines", limit=2)
+    assert len(lines) == await TransitLine.count()
+    metro = {line["code"]: line for line in lines if line["kind"] == "metro"}
+    assert [s["name"] for s in metro["M1"]["stations"]][:2] == ["十三号街", "中央大街"]
+    assert [s["km"] for s in metro["M2"]["stations"]] == sorted(s["km"] for s in metro["M2"]["stations"])
+    for _ in range(5):
+        await ride(client, me, gates["bus"], clock, minutes=10)
+    trips = await walk_pages(client, "/api/v1/apps/transit/trips", limit=2, headers=me)
+    assert len({t["trip_id"] for t in trips}) == 5
