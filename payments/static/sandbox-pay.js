@@ -34,7 +34,11 @@
       if (await refresh()) return call(path, opts, false);
     }
     const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) { const e = new Error((data && data.detail) || res.statusText); e.status = res.status; throw e; }
+    if (!res.ok) {
+      const e = new Error((data && data.detail) || res.statusText);
+      e.status = res.status; e.retryAfter = res.headers.get("Retry-After");
+      throw e;
+    }
     return data;
   }
 
@@ -67,15 +71,20 @@
     try {
       await call("/api/v1/auth/otp", { method: "POST", body: { phone } });
       say("验证码已发送 Code sent");
-      try {
-        const sms = await call("/api/v1/dev/sms?phone=" + encodeURIComponent(phone));
-        const m = /(\d{6})/.exec(sms.text);
-        $("dev-sms").textContent = m ? m[1] : sms.text;
-        $("dev-inbox").classList.remove("hidden");
-      } catch (e) { $("dev-inbox").classList.add("hidden"); }
-      $("code").focus();
-    } catch (e) { say("发送失败 Could not send the code: " + e.message); }
-    finally { setTimeout(() => { $("send-code").disabled = false; }, 3000); }
+    } catch (e) {
+      // a code sent moments ago (429) is still good: the citizen may have it already
+      say(e.status === 429
+        ? `验证码刚刚已发送，用过了请稍后再获取 A code was sent moments ago; used already? Ask again in ${e.retryAfter || 60} s`
+        : "发送失败 Could not send the code: " + e.message);
+      if (e.status !== 429) return;
+    } finally { setTimeout(() => { $("send-code").disabled = false; }, 3000); }
+    try {  // only where the server runs the development SMS gateway
+      const sms = await call("/api/v1/dev/sms?phone=" + encodeURIComponent(phone));
+      const m = /(\d{6})/.exec(sms.text);
+      $("dev-sms").textContent = m ? m[1] : sms.text;
+      $("dev-inbox").classList.remove("hidden");
+    } catch (e) { $("dev-inbox").classList.add("hidden"); }
+    $("code").focus();
   });
 
   $("login-form").addEventListener("submit", async ev => {
