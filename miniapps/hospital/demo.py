@@ -12,7 +12,12 @@ from miniapps.hospital.tables import Department, Doctor, Hospital, Slot
 
 CHINA = timezone(timedelta(hours=8))
 DAYS = 7  # today and the six days after it
-HOSPITAL = ("H-SHENGJING", "中国医科大学附属盛京医院 Shengjing Hospital of China Medical University", "210100")  # 沈阳市
+# (code, name, administrative region: 沈阳市)
+HOSPITAL = (
+    "H-SHENGJING",
+    "中国医科大学附属盛京医院 Shengjing Hospital of China Medical University",
+    "210100",
+)
 # (department code, name, [(doctor code, name, title)])
 DEPARTMENTS = [
     ("D-CARDIO", "心血管内科 Cardiology", [("DR-ZHAO", "赵医生", "主任医师")]),
