@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from payments.channels.sandbox import Sandbox
 from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
 from payments.services import NotificationService, OrderService
@@ -243,6 +243,7 @@ class MyOrdersController(Controller):
     @get("", summary="The citizen's orders, newest first; unpaid=true lists what is still owed")
     async def mine(
         self,
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
         orders: NamedDependency[OrderService],
         unpaid: FromQuery[bool] = False,
@@ -253,7 +254,11 @@ class MyOrdersController(Controller):
             citizen.citizen_id, unpaid_only=unpaid, limit=limit + 1, offset=offset
         )
         return {
-            "items": [msgspec.to_builtins(msgspec.convert(r, Order)) for r in rows[:limit]],
-            "next_offset": next_offset(offset, limit, len(rows)),
+            **page(
+                request,
+                [msgspec.to_builtins(msgspec.convert(r, Order)) for r in rows],
+                limit=limit,
+                offset=offset,
+            ),
             "unpaid_total": await orders.unpaid_total(citizen.citizen_id),
         }

@@ -28,6 +28,7 @@ from payments.controllers import (
     ReconciliationController,
     SandboxPayController,
 )
+from payments.sandbox_page import sandbox_page_handlers
 from payments.services import NotificationService, OrderService
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
@@ -157,7 +158,7 @@ class PaymentsPlugin(InitPlugin):
             MyOrdersController,
         ]
         if "sandbox" in self.channels:
-            handlers.append(SandboxPayController)
+            handlers.extend([SandboxPayController, *sandbox_page_handlers()])
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(
             {

@@ -292,6 +292,7 @@ class OrderService:
             await PaymentOrder.select()
             .where(where)
             .order_by(PaymentOrder.created_at, ascending=False)
+            .order_by(PaymentOrder.id)
             .limit(limit)
             .offset(offset)
             .run()

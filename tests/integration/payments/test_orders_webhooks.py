@@ -30,7 +30,7 @@ async def test_order_pay_refund_on_the_sandbox(world):
     oid = order["order_id"]
     assert (await client.get(f"/api/v1/payments/orders/{oid}", headers=me)).json()["amount"] == 1500
     pay = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "sandbox"}, headers=me)
-    assert pay.status_code == 200 and pay.json()["pay"]["pay_url"].endswith(f"/sandbox/orders/{oid}/pay")
+    assert pay.status_code == 200 and pay.json()["pay"]["pay_url"].endswith(f"/sandbox/pay/{oid}")
     paid = await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)
     assert paid.json()["state"] == "paid"
 
