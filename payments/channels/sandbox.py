@@ -24,6 +24,7 @@ WINDOW_SECONDS = 300
 
 class Sandbox(Channel):
     name = "sandbox"
+    requests_refunds = True
 
     def __init__(self, key: bytes, public_url: str, now: Callable[[], float] = time.time) -> None:
         self._key = key
