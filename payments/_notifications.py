@@ -50,7 +50,7 @@ class NotificationService:
         if channel is None:
             raise NotFound(f"the {channel_name} channel is not enabled here", code="channel_not_enabled")
         try:
-            notifications = channel.verify(headers, body, self.clock.time())
+            notifications = [n.checked() for n in channel.verify(headers, body, self.clock.time())]
         except NotificationRejected as exc:
             log.warning("callback refused", extra={"channel": channel_name, "reason": exc.reason})
             return channel.failure(str(exc), status=exc.status), [exc.reason]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from backend.errors import ServiceUnavailable
 
@@ -28,26 +29,40 @@ def refund_unavailable(channel: str) -> ServiceUnavailable:
     )
 
 
+# Bounds of what is recorded (the record's columns): a genuine notification with a longer value is
+# refused as unreadable rather than failing in the database.
+Ref = Annotated[str, Meta(max_length=64)]
+Txn = Annotated[str, Meta(max_length=96)]
+
+
 class Notification(msgspec.Struct, frozen=True):
     """A verified callback, reduced to what the payment centre acts on."""
 
-    channel: str
-    notify_id: str  # the channel's id for this notification: the same across resends
+    channel: Annotated[str, Meta(max_length=16)]
+    # the channel's id for this notification: the same across resends
+    notify_id: Annotated[str, Meta(min_length=1, max_length=120)]
     # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which)
     kind: Literal["payment", "refund", "refund_failed", "closed"]
-    order_ref: str  # our order id as the channel knows it (out_trade_no)
+    order_ref: Ref  # our order id as the channel knows it (out_trade_no)
     # fen: the payment's total, or the refund's amount (the total refunded so far when ``cumulative``)
-    amount: int
-    channel_txn: str  # the channel's transaction (or refund) id
-    refund_ref: str = ""  # our refund id (out_refund_no) for refunds
-    payment_txn: str = ""  # for refunds: the channel's id of the payment refunded
+    amount: Annotated[int, Meta(ge=0, le=2_000_000_000)]
+    channel_txn: Txn  # the channel's transaction (or refund) id
+    refund_ref: Ref = ""  # our refund id (out_refund_no) for refunds
+    payment_txn: Txn = ""  # for refunds: the channel's id of the payment refunded
     cumulative: bool = False  # the refund amount is the payment's refunded total (Alipay's refund_fee)
-    currency: str = "CNY"
-    failure: str = ""  # refund_failed: the channel's refund status (CLOSED, ABNORMAL)
+    currency: Annotated[str, Meta(max_length=8)] = "CNY"
+    failure: Annotated[str, Meta(max_length=64)] = ""  # refund_failed: the channel's refund status
     # set by the channel when the genuine notification names another merchant or app: the payment
     # centre records it and refuses it (like an amount that does not match), never applies it
     refusal: str = ""
     summary: dict[str, Any] = msgspec.field(default_factory=dict)  # non-secret fields for the record
+
+    def checked(self) -> Notification:
+        """This notification if it fits what is recorded; else it is refused as unreadable."""
+        try:
+            return msgspec.convert(msgspec.to_builtins(self), Notification)
+        except msgspec.ValidationError as exc:
+            raise NotificationRejected("bad_body", f"a notification field is out of bounds: {exc}") from None
 
 
 class Reply(msgspec.Struct, frozen=True):

@@ -95,6 +95,9 @@ async def test_signed_but_malformed_wechat_bodies_are_refused_and_recorded_nowhe
         "amount a string": {"amount": {"total": "1234", "currency": "CNY"}},
         "amount missing": {"amount": None},
         "out_trade_no a number": {"out_trade_no": 5},
+        "out_trade_no too long for any order": {"out_trade_no": "x" * 200},
+        "transaction_id too long": {"transaction_id": "4" * 200},
+        "amount beyond any order": {"amount": {"total": 2**40, "currency": "CNY"}},
     }.items():
         headers, body = wechat.paid(oid, 1234, resource=data)
         r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
