@@ -7,6 +7,7 @@ that waits for the first to commit, claims nothing and changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -273,10 +274,7 @@ class NotificationService:
             if row is not None:
                 return row
         return (
-            await Refund.select()
-            .where(Refund.order_reference == f"{order['id']}/channel:{n.channel_txn}")
-            .first()
-            .run()
+            await Refund.select().where(Refund.order_reference == _channel_reference(order, n)).first().run()
         )
 
     async def _refunded_on(self, order: dict[str, Any], channel: str, payment_txn: str) -> int:
@@ -306,7 +304,7 @@ class NotificationService:
             )
         if overpayment is None and (
             order["state"] not in PAID_STATES
-            or (n.payment_txn and n.channel == order["channel"] and n.payment_txn != order["channel_txn"])
+            or (n.payment_txn and (n.channel, n.payment_txn) != (order["channel"], order["channel_txn"]))
         ):
             # the refund of a payment whose notice has not come yet (the order's, or a second one):
             # kept, and applied when that payment's notice arrives
@@ -336,7 +334,7 @@ class NotificationService:
                     order=order["id"],
                     amount=n.amount,
                     state="succeeded",
-                    order_reference=f"{order['id']}/channel:{n.channel_txn}",
+                    order_reference=_channel_reference(order, n),
                     reason="refunded at the channel",
                     channel_txn=n.channel_txn,
                     created_at=now,
@@ -442,7 +440,7 @@ class NotificationService:
                     order=order["id"],
                     amount=n.amount,
                     state=state,
-                    order_reference=f"{order['id']}/channel:{n.channel_txn}",
+                    order_reference=_channel_reference(order, n),
                     reason="refunded at the channel",
                     channel_txn=n.channel_txn,
                     failure=n.failure,
@@ -486,6 +484,15 @@ class NotificationService:
             )[0]
             await outbox(closed, "order.closed", now)
         return "applied", ""
+
+
+def _channel_reference(order: Mapping[str, Any], n: Notification) -> str:
+    """The idempotency key of a refund made at the channel's side: its refund id, hashed if the key
+    would not fit (an Alipay trade number with a long out_biz_no)."""
+    key = f"{order['id']}/channel:{n.channel_txn}"
+    if len(key) <= 110:
+        return key
+    return f"{order['id']}/channel#{hashlib.sha256(n.channel_txn.encode()).hexdigest()[:48]}"
 
 
 def _stored(row: Mapping[str, Any]) -> Notification:

@@ -27,7 +27,7 @@ class PaymentOrder(Table, tablename="payment_order", schema=None):
     )
 
 
-ID = "2026-11-28T09:38:56:357548"
+ID = "2026-11-28T09:55:46:062141"
 VERSION = "1.38.0"
 DESCRIPTION = "payments: overpayments held for refund, failed and abnormal refunds, orders claimed through a pay link, whole notifications kept"
 
