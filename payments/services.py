@@ -162,6 +162,8 @@ class OrderService:
         row = await self._row(order_id)
         if row["citizen_id"] is None and row["state"] in PAYABLE_STATES:
             now = self.clock.now()
+            if row["expires_at"] is not None and row["expires_at"] <= now:
+                raise Conflict("the order has expired", code="order_expired")  # nobody claims it now
             claimed = (
                 await PaymentOrder.update(
                     {
