@@ -16,7 +16,6 @@ from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merch
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from payments.channels.sandbox import Sandbox
 from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
 from payments.services import NotificationService, OrderService
 
@@ -39,7 +38,12 @@ class OrdersController(Controller):
     path = "/api/v1/payments/orders"
     tags = ["payments"]
 
-    @post("", guards=[merchant_or_miniapp], summary="Create an order (idempotent on the caller's reference)")
+    @post(
+        "",
+        guards=[merchant_or_miniapp],
+        summary="Create an order (idempotent on the caller's reference); without a citizen it carries a "
+        "pay link for the till's QR code",
+    )
     async def create(
         self,
         data: JSONBody[OrderCreate],
@@ -66,7 +70,12 @@ class OrdersController(Controller):
         )
         return Response(msgspec.convert(order, Order), status_code=201 if created else 200)
 
-    @get("/{order_id:str}", guards=[owner_or_citizen], summary="Order state, amounts and refunds")
+    @get(
+        "/{order_id:str}",
+        guards=[owner_or_citizen],
+        summary="Order state, amounts, refunds and overpayments (a citizen also sees an unclaimed order "
+        "reached through its pay link)",
+    )
     async def get_order(
         self, order_id: FromPath[str], request: Request[Any, Any, Any], orders: NamedDependency[OrderService]
     ) -> Order:
@@ -79,7 +88,8 @@ class OrdersController(Controller):
         "/{order_id:str}/pay",
         status_code=200,
         guards=[citizen_only],
-        summary="What the app needs to pay this order in a channel",
+        summary="What the app needs to pay this order in a channel; an order without a citizen becomes "
+        "this citizen's (the first to pay it)",
     )
     async def pay(
         self,
@@ -112,36 +122,42 @@ class OrdersController(Controller):
         return Response(msgspec.convert(result, RefundAccepted), status_code=202 if created else 200)
 
 
-class NotifyController(Controller):
-    """Channel callbacks: verified over the raw bytes; every reply in the channel's own words."""
+async def _notify(
+    channel: str, request: Request[Any, Any, Any], notifications: NotificationService
+) -> Response[bytes]:
+    body = await request.body()
+    reply, _ = await notifications.handle(channel, dict(request.headers), body)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
-    path = "/api/v1/payments/notify"
-    tags = ["payments: channel callbacks"]
 
-    async def _handle(
-        self, channel: str, request: Request[Any, Any, Any], notifications: NotificationService
-    ) -> Response[bytes]:
-        body = await request.body()
-        reply, _ = await notifications.handle(channel, dict(request.headers), body)
-        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
+NOTIFY_PATH = "/api/v1/payments/notify"
+NOTIFY_TAGS = ["payments: channel callbacks"]
 
-    @post("/wechatpay", summary="WeChat Pay v3 notification")
-    async def wechatpay(
-        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-    ) -> Response[bytes]:
-        return await self._handle("wechatpay", request, notifications)
 
-    @post("/alipay", summary="Alipay asynchronous notification")
-    async def alipay(
-        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-    ) -> Response[bytes]:
-        return await self._handle("alipay", request, notifications)
+# Channel callbacks: verified over the raw bytes; every reply in the channel's own words. Only the
+# enabled channels' routes are registered (see the plugin).
+@post(f"{NOTIFY_PATH}/wechatpay", tags=NOTIFY_TAGS, summary="WeChat Pay v3 notification")
+async def notify_wechatpay(
+    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+) -> Response[bytes]:
+    return await _notify("wechatpay", request, notifications)
 
-    @post("/sandbox", summary="Sandbox channel callback")
-    async def sandbox(
-        self, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-    ) -> Response[bytes]:
-        return await self._handle("sandbox", request, notifications)
+
+@post(f"{NOTIFY_PATH}/alipay", tags=NOTIFY_TAGS, summary="Alipay asynchronous notification")
+async def notify_alipay(
+    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+) -> Response[bytes]:
+    return await _notify("alipay", request, notifications)
+
+
+@post(f"{NOTIFY_PATH}/sandbox", tags=NOTIFY_TAGS, summary="Sandbox channel callback")
+async def notify_sandbox(
+    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+) -> Response[bytes]:
+    return await _notify("sandbox", request, notifications)
+
+
+NOTIFY_HANDLERS = {"wechatpay": notify_wechatpay, "alipay": notify_alipay, "sandbox": notify_sandbox}
 
 
 class SandboxPayController(Controller):
@@ -161,21 +177,8 @@ class SandboxPayController(Controller):
         order_id: FromPath[str],
         citizen: NamedDependency[CitizenPrincipal],
         orders: NamedDependency[OrderService],
-        notifications: NamedDependency[NotificationService],
     ) -> Order:
-        order = await orders.get_for(order_id, citizen_id=citizen.citizen_id)
-        sandbox = notifications.channels["sandbox"]
-        assert isinstance(sandbox, Sandbox)
-        headers, body = sandbox.callback(
-            {
-                "type": "payment.succeeded",
-                "order_id": order_id,  # type: ignore[attr-defined]
-                "amount": order["amount"],
-                "txn_id": "sbx_" + order_id[:8],
-            }
-        )
-        await notifications.handle("sandbox", headers, body)
-        return msgspec.convert(await orders.get_for(order_id, citizen_id=citizen.citizen_id), Order)
+        return msgspec.convert(await orders.pay_in_sandbox(order_id, citizen.citizen_id), Order)
 
 
 class ReconciliationController(Controller):

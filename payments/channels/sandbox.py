@@ -25,6 +25,7 @@ PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order 
 
 class Sandbox(Channel):
     name = "sandbox"
+    requests_refunds = True
 
     def __init__(self, key: bytes, public_url: str, now: Callable[[], float] = time.time) -> None:
         self._key = key
