@@ -249,6 +249,7 @@ class SessionService:
             await Device.select(Device.device_id, Device.name, Device.created_at, Device.last_seen_at)
             .where((Device.citizen == uuid.UUID(principal.citizen_id)) & Device.revoked_at.is_null())
             .order_by(Device.last_seen_at, ascending=False)
+            .order_by(Device.device_id)
             .limit(limit)
             .offset(offset)
             .run()

@@ -77,7 +77,11 @@ def scanners() -> None:
 
 @scanners.command("add")
 @click.option("--app", "app_id", required=True, help="the mini-app that owns this scanner, e.g. transit")
-@click.option("--place", required=True, help="where it stands, e.g. 'bus 42' or 'Metro L1 Xizhimen in'")
+@click.option(
+    "--place",
+    required=True,
+    help="where it stands: the code its mini-app knows, e.g. B113 (a bus line) or M1-14 (a metro station)",
+)
 @click.option(
     "--context",
     default="",

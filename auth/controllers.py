@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
@@ -28,7 +28,7 @@ from auth.schemas import (
 from auth.services import AuthServices
 from auth.sms import DevSmsGateway
 from backend.errors import NotFound
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page_parts
 
 
 class AuthController(Controller):
@@ -117,14 +117,15 @@ class MeController(Controller):
     @get("/devices", summary="Devices signed in to this account")
     async def devices(
         self,
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
         auth: NamedDependency[AuthServices],
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> DevicePage:
         rows = await auth.sessions.list_devices(citizen, limit=limit + 1, offset=offset)
-        items = [msgspec.convert(r, DeviceOut) for r in rows[:limit]]
-        return DevicePage(items=items, next_offset=next_offset(offset, limit, len(rows)))
+        items, after, link = page_parts(request, rows, limit=limit, offset=offset)
+        return DevicePage(items=[msgspec.convert(r, DeviceOut) for r in items], next_offset=after, next=link)
 
     @delete("/devices/{device_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Sign a device out")
     async def revoke_device(

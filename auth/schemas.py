@@ -71,6 +71,7 @@ class DeviceOut(msgspec.Struct):
 class DevicePage(msgspec.Struct):
     items: list[DeviceOut]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)
 
 
 class DevSms(msgspec.Struct):

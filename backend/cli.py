@@ -107,15 +107,36 @@ def seed_demo_command() -> None:
         click.echo(line)
 
 
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - names, not binds
+
+
+def public_url_for(host: str, port: int) -> str:
+    """The base URL of a server started on ``host:port``; an all-interfaces address is shown as this
+    machine's loopback (the one address known to reach it)."""
+    shown = WILDCARD_HOSTS.get(host, host)
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
-    """Serve the API with uvicorn (several workers need Redis: SHENGSHI_REDIS_URL)."""
+    """Serve the API with uvicorn (several workers need Redis: SHENGSHI_REDIS_URL).
+
+    Unless SHENGSHI_PUBLIC_URL is set, the service's public URL (pay pages, callback URLs) is the host
+    and port it is started on."""
     import uvicorn
 
+    if not os.environ.get("SHENGSHI_PUBLIC_URL"):
+        url = os.environ["SHENGSHI_PUBLIC_URL"] = public_url_for(host, port)  # every worker reads it
+        if host in WILDCARD_HOSTS:
+            click.echo(
+                f"serving on all interfaces; links this server hands out say {url}: "
+                "set SHENGSHI_PUBLIC_URL to the address other devices reach it by",
+                err=True,
+            )
     settings = settings_or_exit()
     if workers > 1 and not settings.uses_redis:
         click.echo(

@@ -19,6 +19,7 @@ import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.query.methods.select import Select
 from piccolo.table import Table
 
 from backend.settings import Settings
@@ -102,6 +103,18 @@ def transaction(engine: Engine | None = None) -> Any:
     if isinstance(engine, SQLiteEngine):
         return engine.transaction(transaction_type=TransactionType.immediate)
     return engine.transaction()
+
+
+def for_update(query: Select[Any]) -> Select[Any]:
+    """Lock the rows ``query`` reads until the surrounding transaction ends: ``SELECT … FOR UPDATE`` on
+    PostgreSQL; on SQLite the IMMEDIATE write transaction (:func:`transaction`) already holds the
+    database's one write lock, and Piccolo refuses ``FOR UPDATE`` there."""
+    engine = query.table._meta.db
+    if engine.current_transaction.get() is None:
+        raise RuntimeError("a row lock outside a transaction would be released at once")
+    if isinstance(engine, PostgresEngine):
+        return query.lock_rows()
+    return query
 
 
 async def start(engine: Engine, settings: Settings) -> None:

@@ -193,6 +193,13 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
     "session_not_found": ("场次不存在", "no such session"),
     "sold_out": ("此场次余票不足", "not enough places left in this session"),
+    "deferred_needs_citizen": (
+        "先用后付的订单须指明市民（按其支付协议扣款）",
+        "a deferred order is charged against a citizen's payment agreement: name the citizen",
+    ),
+    "order_claimed": ("另一位市民正在支付此订单", "another citizen is paying this order"),
+    "channel_not_enabled": ("此支付渠道在本部署未启用", "this payment channel is not enabled here"),
+    "session_over": ("该场次已结束，请选择之后的场次", "this session is over; choose a later one"),
     "ticket_not_found": ("门票不存在", "no such ticket"),
     "not_refundable": ("此门票已使用或已退款，不能退款", "this ticket cannot be refunded"),
     "too_late_to_refund": ("游览日前一天起不能退款", "refunds close the day before the visit"),

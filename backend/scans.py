@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from prometheus_client import Counter, Histogram
@@ -26,7 +26,7 @@ from auth.guards import citizen_only, scanner_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend import db
 from backend.i18n import current_locale
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page_parts
 from backend.runtime import ScanObserver, ScanSeen
 from codes.schemas import BatchRequest, BatchResult, ScanRequest, ScanResult
 from codes.services import Checked, ScanService, display_for
@@ -396,6 +396,7 @@ class ScanHistoryItem(msgspec.Struct):
 class ScanHistoryPage(msgspec.Struct):
     items: list[ScanHistoryItem]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)
 
 
 class MyScansController(Controller):
@@ -406,6 +407,7 @@ class MyScansController(Controller):
     @get("", summary="The citizen's scan history: what was scanned, where, by which service, and the result")
     async def my_scans(
         self,
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
         scan_router: NamedDependency[ScanRouter],
         limit: Limit = DEFAULT_LIMIT,
@@ -423,6 +425,7 @@ class MyScansController(Controller):
             )
             .where(ScanRecord.citizen_id == citizen.citizen_id)
             .order_by(ScanRecord.scanned_at, ascending=False)
+            .order_by(ScanRecord.id)
             .limit(limit + 1)
             .offset(offset)
             .run()
@@ -437,7 +440,8 @@ class MyScansController(Controller):
                     app_name_en=app.manifest.name_en if app else r["app_id"],
                 )
             )
+        _, after, link = page_parts(request, rows, limit=limit, offset=offset)
         return Response(
-            ScanHistoryPage(items=items, next_offset=next_offset(offset, limit, len(rows))),
+            ScanHistoryPage(items=items, next_offset=after, next=link),
             headers={"Cache-Control": "no-store"},
         )

@@ -87,6 +87,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechatpay_apiv3_key: str = ""
     wechatpay_platform_keys_dir: str = ""  # <serial>.pem per platform public key (several during rotation)
     alipay_app_id: str = ""
+    alipay_seller_id: str = ""  # the merchant's Alipay user id (2088...): notifications must name it
     alipay_public_key_file: str = ""
     alipay_app_private_key_file: str = ""
     webhook_base_delay: float = 5.0

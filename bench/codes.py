@@ -48,7 +48,7 @@ def offline(rounds: int = 25) -> dict[str, float]:
     key = ec.generate_private_key(ec.SECP256R1())
     kid = os.urandom(6)
     now = int(time.time())
-    ent = Entitlements(medical_region="110000", transit=True, tickets=True, social_security=True)
+    ent = Entitlements(medical_region="210100", transit=True, tickets=True, social_security=True)
     token, _ = fmt.encode(
         private_key=key, alg="ES256", kid=kid, issuer="SST", iat=now, exp=now + 60, entitlements=ent
     )

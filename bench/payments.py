@@ -37,9 +37,11 @@ async def run(n: int, backend: str) -> None:
             "SHENGSHI_LOG_LEVEL": "WARNING",
             "SHENGSHI_PAYMENT_CHANNELS": "sandbox,wechatpay,alipay",
             "SHENGSHI_WECHATPAY_MCHID": "1900000001",
+            "SHENGSHI_WECHATPAY_APPID": "wxd678efh567hg6787",
             "SHENGSHI_WECHATPAY_APIV3_KEY": wechat.apiv3_key,
             "SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR": str(tmp / "wechat"),
             "SHENGSHI_ALIPAY_APP_ID": alipay.app_id,
+            "SHENGSHI_ALIPAY_SELLER_ID": alipay.seller_id,
             "SHENGSHI_ALIPAY_PUBLIC_KEY_FILE": str(alipay.public_file),
         }
     )

@@ -13,14 +13,14 @@ from console.tables import ConsoleOperator
 
 # (mini-app, scan context, place: a code the mini-app's demo data knows, label)
 SCANNERS = [
-    ("transit", "bus", "B42", "demo: 42路 bus front door"),
-    ("transit", "metro-entry", "M1-02", "demo: 地铁1号线 古城 entry gate"),
-    ("transit", "metro-exit", "M1-07", "demo: 地铁1号线 天安门西 exit gate"),
-    ("parking", "parking-entry", "P-XIDAN", "demo: 西单大悦城 barrier in"),
-    ("parking", "parking-exit", "P-XIDAN", "demo: 西单大悦城 barrier out"),
-    ("hospital", "hospital-checkin", "H-CITY1", "demo: 市第一医院 check-in kiosk"),
-    ("tourism", "tourism-gate", "A-PALACE", "demo: 故宫博物院 gate"),
-    ("tourism", "hotel-checkin", "HT-CITY", "demo: 城市酒店 front desk"),
+    ("transit", "bus", "B113", "demo: 113路 bus front door"),
+    ("transit", "metro-entry", "M1-14", "demo: 地铁1号线 沈阳站 entry gate"),
+    ("transit", "metro-exit", "M1-19", "demo: 地铁1号线 中街 exit gate"),
+    ("parking", "parking-entry", "P-ZHONGJIE", "demo: 中街大悦城 barrier in"),
+    ("parking", "parking-exit", "P-ZHONGJIE", "demo: 中街大悦城 barrier out"),
+    ("hospital", "hospital-checkin", "H-SHENGJING", "demo: 盛京医院 check-in kiosk"),
+    ("tourism", "tourism-gate", "A-MUKDEN", "demo: 沈阳故宫 gate"),
+    ("tourism", "hotel-checkin", "HT-ZHONGJIE", "demo: 中街盛京客栈 front desk"),
 ]
 
 

@@ -52,7 +52,7 @@ FORM_TEXTS: dict[str, str] = {
 class EnrolScanner(BaseModel):
     app_id: str = Field(min_length=1, max_length=32, description="扫码设备所属的小程序，例如 transit")
     context: str = Field(default="", max_length=64, description="该小程序的扫码场景之一，例如 bus")
-    place: str = Field(min_length=1, max_length=128, description="设备所在位置，例如 B42 或 P-XIDAN")
+    place: str = Field(min_length=1, max_length=128, description="设备所在位置，例如 B113 或 P-ZHONGJIE")
     name: str = Field(default="", max_length=128, description="供运营人员识别的名称")
 
 

@@ -14,7 +14,7 @@ from auth.guards import citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import Unauthorized
 from backend.i18n import current_locale
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page_parts, window
 from miniapps.schemas import (
     AuthorizeRequest,
     AuthorizeResult,
@@ -45,9 +45,14 @@ class MiniAppsController(Controller):
 
     @get("", summary="The mini-app catalogue (no token needed)")
     async def catalogue(
-        self, miniapp_platform: NamedDependency[Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        self,
+        request: Request[Any, Any, Any],
+        miniapp_platform: NamedDependency[Any],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> Catalogue:
-        apps = list(miniapp_platform.apps.values())
+        apps = window(list(miniapp_platform.apps.values()), limit=limit, offset=offset)
+        shown, after, link = page_parts(request, apps, limit=limit, offset=offset)
         locale = current_locale()
         items = [
             msgspec.convert(
@@ -60,9 +65,9 @@ class MiniAppsController(Controller):
                 CatalogueEntry,
                 strict=False,
             )
-            for a in apps[offset : offset + limit]
+            for a in shown
         ]
-        return Catalogue(items=items, next_offset=offset + limit if len(apps) > offset + limit else None)
+        return Catalogue(items=items, next_offset=after, next=link)
 
     @post(
         "/{app_id:str}/authorize",
@@ -133,16 +138,15 @@ class GrantsController(Controller):
     @get("", summary="Mini-apps this citizen has authorised, with the scopes granted")
     async def grants(
         self,
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
         miniapp_auth: NamedDependency[MiniAppAuth],
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> GrantPage:
         rows = await miniapp_auth.grants(citizen.citizen_id, limit=limit + 1, offset=offset)
-        return GrantPage(
-            items=[msgspec.convert(r, Grant) for r in rows[:limit]],
-            next_offset=next_offset(offset, limit, len(rows)),
-        )
+        items, after, link = page_parts(request, rows, limit=limit, offset=offset)
+        return GrantPage(items=[msgspec.convert(r, Grant) for r in items], next_offset=after, next=link)
 
     @delete("/{app_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a mini-app's access at once")
     async def revoke(

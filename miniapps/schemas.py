@@ -25,6 +25,7 @@ class CatalogueEntry(msgspec.Struct):
 class Catalogue(msgspec.Struct):
     items: list[CatalogueEntry]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)
 
 
 class AuthorizeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,3 +63,4 @@ class Grant(msgspec.Struct):
 class GrantPage(msgspec.Struct):
     items: list[Grant]
     next_offset: int | None
+    next: str | None = None  # the next page's URL (backend/pagination.py)

@@ -287,6 +287,7 @@ class MiniAppAuth:
             )
             .where((MiniAppGrant.citizen == uuid.UUID(citizen_id)) & MiniAppGrant.revoked_at.is_null())
             .order_by(MiniAppGrant.updated_at, ascending=False)
+            .order_by(MiniAppGrant.app_id)
             .limit(limit)
             .offset(offset)
             .run()

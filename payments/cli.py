@@ -42,7 +42,7 @@ def reconcile(day: Any, channel: str, statement: Path, as_json: bool) -> None:
     from rich.progress import Progress
 
     from backend.cli import emit_json, run_with_runtime
-    from payments.reconciliation import StatementError, compare, ledger_day, read_statement
+    from payments.reconciliation import StatementError, compare, ledger_day, read_statement, summary
     from payments.tables import ReconciliationRun
 
     try:
@@ -65,18 +65,18 @@ def reconcile(day: Any, channel: str, statement: Path, as_json: bool) -> None:
                 mismatches=mismatches,
             )
         ).run()
-        click.echo(
-            f"{len(theirs)} statement rows, {len(ours)} ledger rows, {len(mismatches)} mismatches", err=True
-        )
+        click.echo(summary(len(theirs), len(ours), len(mismatches)), err=True)
         return mismatches
 
     for m in run_with_runtime(go):
         if as_json:
             emit_json(m)
         else:
+            theirs_txn = f" theirs_txn={m['their_txn_id']}" if m.get("their_txn_id") else ""
+            count = f" count={m['count']}" if m.get("count", 1) > 1 else ""
             click.echo(
-                f"{m['kind']:<15} {m['type']:<8} {m['txn_id']:<32} "
-                f"ours={m['our_amount']} theirs={m['their_amount']}"
+                f"{m['kind']:<16} {m['type']:<8} {m['txn_id']:<32} "
+                f"ours={m['our_amount']} theirs={m['their_amount']}{theirs_txn}{count}"
             )
 
 

@@ -22,12 +22,13 @@ from payments.channels.base import Channel
 from payments.channels.sandbox import Sandbox
 from payments.channels.wechatpay import WeChatPay
 from payments.controllers import (
+    NOTIFY_HANDLERS,
     MyOrdersController,
-    NotifyController,
     OrdersController,
     ReconciliationController,
     SandboxPayController,
 )
+from payments.sandbox_page import sandbox_page_handlers
 from payments.services import NotificationService, OrderService
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
@@ -50,9 +51,9 @@ def build_channels(s: Settings, now: Callable[[], float]) -> dict[str, Channel]:
             channels[name] = Sandbox(sandbox_key, s.public_url, now)
         elif name == "wechatpay":
             keys_dir = Path(s.wechatpay_platform_keys_dir)
-            if not (s.wechatpay_mchid and s.wechatpay_apiv3_key and keys_dir.is_dir()):
+            if not (s.wechatpay_mchid and s.wechatpay_appid and s.wechatpay_apiv3_key and keys_dir.is_dir()):
                 raise ValueError(
-                    "wechatpay needs SHENGSHI_WECHATPAY_MCHID, _APIV3_KEY and _PLATFORM_KEYS_DIR"
+                    "wechatpay needs SHENGSHI_WECHATPAY_MCHID, _APPID, _APIV3_KEY and _PLATFORM_KEYS_DIR"
                 )
             platform = {
                 p.stem: WeChatPay.load_public_key(p.read_bytes()) for p in sorted(keys_dir.glob("*.pem"))
@@ -69,10 +70,13 @@ def build_channels(s: Settings, now: Callable[[], float]) -> dict[str, Channel]:
                 platform_keys=platform,
             )
         elif name == "alipay":
-            if not (s.alipay_app_id and s.alipay_public_key_file):
-                raise ValueError("alipay needs SHENGSHI_ALIPAY_APP_ID and SHENGSHI_ALIPAY_PUBLIC_KEY_FILE")
+            if not (s.alipay_app_id and s.alipay_seller_id and s.alipay_public_key_file):
+                raise ValueError(
+                    "alipay needs SHENGSHI_ALIPAY_APP_ID, _SELLER_ID and SHENGSHI_ALIPAY_PUBLIC_KEY_FILE"
+                )
             channels[name] = Alipay(
                 app_id=s.alipay_app_id,
+                seller_id=s.alipay_seller_id,
                 alipay_public_key=_pem(s.alipay_public_key_file),
                 app_private_key=_pem(s.alipay_app_private_key_file, True)
                 if s.alipay_app_private_key_file
@@ -89,7 +93,9 @@ class PaymentsPlugin(InitPlugin):
         s = runtime.settings
         self.runtime = runtime
         self.channels = build_channels(s, runtime.clock.time)
-        self.orders = OrderService(runtime.clock, self.channels, order_ttl=s.order_ttl)
+        self.orders = OrderService(
+            runtime.clock, self.channels, order_ttl=s.order_ttl, public_url=s.public_url
+        )
         self.notifications = NotificationService(runtime.clock, self.channels)
         self.orders.callbacks = self.notifications
         self.endpoints = WebhookEndpoints(runtime.clock, Keyring(s.pii_keyring()))
@@ -98,6 +104,8 @@ class PaymentsPlugin(InitPlugin):
             self.endpoints,
             miniapp_handler=self._to_miniapp,
             redis_url=s.redis_url,
+            # the deployment's prefix, like every Redis key: deployments sharing a Redis keep their jobs
+            queue_name=f"{s.store_prefix}webhooks",
             base_delay=s.webhook_base_delay,
             max_attempts=s.webhook_max_attempts,
         )
@@ -150,14 +158,11 @@ class PaymentsPlugin(InitPlugin):
         await self.webhooks.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        handlers: list[Any] = [
-            OrdersController,
-            NotifyController,
-            ReconciliationController,
-            MyOrdersController,
-        ]
+        handlers: list[Any] = [OrdersController, ReconciliationController, MyOrdersController]
+        # a channel that is not enabled has no notify route (its callbacks get the usual 404 problem)
+        handlers.extend(NOTIFY_HANDLERS[name] for name in self.channels)
         if "sandbox" in self.channels:
-            handlers.append(SandboxPayController)
+            handlers.extend([SandboxPayController, *sandbox_page_handlers()])
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(
             {

@@ -2,8 +2,18 @@
 
 The statement is CSV with a header row: ``txn_id,order_id,type,amount_fen`` (``type`` is ``payment`` or
 ``refund``; amounts positive). The day is the channel's business day in China time (UTC+8), as
-channels cut their statements. Mismatches: ``missing_ours`` (on the statement, not in our ledger),
-``missing_theirs`` (in our ledger, not on the statement), ``amount_differs``.
+channels cut their statements. Rows are matched by (type, transaction), then what is left on each side
+is paired by (type, order). Mismatches:
+
+- ``missing_ours``: on the statement, not in our ledger;
+- ``missing_theirs``: in our ledger, not on the statement;
+- ``amount_differs``: one transaction, two amounts;
+- ``txn_differs``: one order's payment (or refund) under one transaction id here and another there
+  (``their_txn_id``), instead of a missing row on each side;
+- ``duplicate_ours`` / ``duplicate_theirs``: one transaction booked ``count`` times (amounts summed).
+
+A payment an order did not need (an overpayment, held for refund) is money the channel took: it is in
+our ledger as a payment of its own transaction and matches its statement row.
 """
 
 from __future__ import annotations
@@ -42,6 +52,14 @@ def read_statement(text: str) -> list[dict[str, Any]]:
     return rows
 
 
+LEDGER_TYPES = {
+    "payment": "payment",
+    "overpayment": "payment",
+    "refund": "refund",
+    "overpay_refund": "refund",
+}
+
+
 async def ledger_day(channel: str, day: date) -> list[dict[str, Any]]:
     start = datetime.combine(day, time(0), CHINA)
     rows = (
@@ -59,11 +77,18 @@ async def ledger_day(channel: str, day: date) -> list[dict[str, Any]]:
         {
             "txn_id": r["channel_txn"],
             "order_id": str(r["order"]),
-            "type": r["kind"],
+            "type": LEDGER_TYPES.get(r["kind"], r["kind"]),
             "amount": abs(r["amount"]),
         }
         for r in rows
     ]
+
+
+def _by(rows: Iterable[dict[str, Any]], *fields: str) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[f] for f in fields), []).append(r)
+    return groups
 
 
 def compare(
@@ -71,41 +96,73 @@ def compare(
     theirs: Iterable[dict[str, Any]],
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    mine = {(r["type"], r["txn_id"]): r for r in ours}
-    mismatches = []
-    seen = set()
-    for r in theirs:
-        key = (r["type"], r["txn_id"])
-        seen.add(key)
-        ours_row = mine.get(key)
-        if ours_row is None:
-            mismatches.append({"kind": "missing_ours", **_pair(None, r)})
-        elif ours_row["amount"] != r["amount"]:
-            mismatches.append({"kind": "amount_differs", **_pair(ours_row, r)})
-        if progress:
-            progress(1)
-    for key, r in mine.items():
-        if key not in seen:
-            mismatches.append({"kind": "missing_theirs", **_pair(r, None)})
+    mine = _by(ours, "type", "txn_id")
+    statement = _by(theirs, "type", "txn_id")
+    mismatches: list[dict[str, Any]] = []
+    lone_ours: list[dict[str, Any]] = []
+    lone_theirs: list[dict[str, Any]] = []
+    for key in [*statement, *(k for k in mine if k not in statement)]:
+        here, there = mine.get(key, []), statement.get(key, [])
+        if len(here) > 1:
+            mismatches.append(_row("duplicate_ours", here, there))
+        if len(there) > 1:
+            mismatches.append(_row("duplicate_theirs", here, there))
+        if not here:
+            lone_theirs.append(there[0])
+        elif not there:
+            lone_ours.append(here[0])
+        elif len(here) == len(there) == 1 and here[0]["amount"] != there[0]["amount"]:
+            mismatches.append(_row("amount_differs", here, there))
+        if progress and there:
+            progress(len(there))
+    # what is left on both sides for one order: the same movement under two transaction ids
+    left = _by(lone_theirs, "type", "order_id")
+    for key, ours_left in _by(lone_ours, "type", "order_id").items():
+        theirs_left = left.get(key, [])
+        for mine_row in list(ours_left):
+            match = next((t for t in theirs_left if t["amount"] == mine_row["amount"]), None)
+            match = match or (theirs_left[0] if theirs_left else None)
+            if match is not None:
+                theirs_left.remove(match)
+                ours_left.remove(mine_row)
+                mismatches.append(_row("txn_differs", [mine_row], [match]))
+        mismatches.extend(_row("missing_theirs", [r], []) for r in ours_left)
+    for theirs_left in left.values():
+        mismatches.extend(_row("missing_ours", [], [r]) for r in theirs_left)
     return mismatches
 
 
-def _pair(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> dict[str, Any]:
-    base = ours or theirs or {}
+def _row(kind: str, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[str, Any]:
+    base = (ours or theirs)[0]
     return {
-        "txn_id": base.get("txn_id", ""),
-        "order_id": base.get("order_id", ""),
-        "type": base.get("type", ""),
-        "our_amount": None if ours is None else ours["amount"],
-        "their_amount": None if theirs is None else theirs["amount"],
+        "kind": kind,
+        "txn_id": base["txn_id"],
+        "their_txn_id": theirs[0]["txn_id"] if kind == "txn_differs" else "",
+        "order_id": base["order_id"],
+        "type": base["type"],
+        "our_amount": sum(r["amount"] for r in ours) if ours else None,
+        "their_amount": sum(r["amount"] for r in theirs) if theirs else None,
+        "count": len(ours) if kind == "duplicate_ours" else len(theirs) if kind == "duplicate_theirs" else 1,
     }
+
+
+def summary(statement_rows: int, ledger_rows: int, mismatches: int) -> str:
+    """``"3 statement rows, 1 ledger row, 1 mismatch"``."""
+
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('ch') else 's'}"
+
+    return (
+        f"{n(statement_rows, 'statement row')}, {n(ledger_rows, 'ledger row')}, {n(mismatches, 'mismatch')}"
+    )
+
+
+CSV_FIELDS = ["kind", "txn_id", "their_txn_id", "order_id", "type", "our_amount", "their_amount", "count"]
 
 
 def to_csv(mismatches: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=["kind", "txn_id", "order_id", "type", "our_amount", "their_amount"]
-    )
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(mismatches)
     return out.getvalue()

@@ -23,10 +23,32 @@ class OrderCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class RefundOut(msgspec.Struct):
     refund_id: str
     amount: int
-    state: str
+    state: str  # pending succeeded failed abnormal
     reason: str
+    failure: str  # the channel's word for a failed or abnormal refund (CLOSED, ABNORMAL)
     created_at: datetime
     succeeded_at: datetime | None
+    failed_at: datetime | None
+
+
+class OverpaymentOut(msgspec.Struct):
+    """A payment the order did not need (a second one, or one after it closed): held until refunded."""
+
+    overpayment_id: str
+    channel: str
+    amount: int
+    reason: str  # already_paid | order_closed
+    state: str  # to_refund | refunded
+    created_at: datetime
+    refunded_at: datetime | None
+
+
+class PayLink(msgspec.Struct):
+    """For an order without a citizen: the till shows ``uri`` as a QR code; the citizen's app opens it
+    (``url`` is the same link over https) and pays, becoming the order's citizen."""
+
+    uri: str
+    url: str
 
 
 class Order(msgspec.Struct):
@@ -46,6 +68,8 @@ class Order(msgspec.Struct):
     closed_at: datetime | None
     expires_at: datetime | None
     refunds: list[RefundOut]
+    overpayments: list[OverpaymentOut]
+    pay_link: PayLink | None
 
 
 class PayRequest(msgspec.Struct, forbid_unknown_fields=True):

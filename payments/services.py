@@ -1,63 +1,101 @@
-"""The payment centre: orders, refunds, the ledger, exactly-once callbacks, the outbox."""
+"""The payment centre: orders, refunds, the ledger, exactly-once callbacks, the outbox.
+
+Orders and refund requests are here; applying the channels' callbacks is
+:mod:`payments._notifications`; the row lock, ledger and outbox every money change shares are
+:mod:`payments._books`.
+"""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from backend import audit, db
 from backend.clock import Clock
-from backend.errors import Conflict, InvalidInput, NotFound
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from backend.errors import AppError, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from payments._books import (
+    ALL_ORDER_COLUMNS,
+    PAID_STATES,
+    PAYABLE_STATES,
+    locked_order,
+    order_uuid,
+    order_view,
+    outbox,
+)
+from payments._notifications import NotificationService
+from payments.channels.base import Channel, refund_unavailable
 from payments.channels.sandbox import Sandbox
-from payments.tables import ChannelNotification, LedgerEntry, OutboxEvent, PaymentOrder, Refund
+from payments.tables import Overpayment, PaymentOrder, Refund
 
-log = logging.getLogger("shengshitong.payments")
-PAID_STATES = ("paid", "partially_refunded", "refunded")
-
-
-def order_view(row: Mapping[str, Any], refunds: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    return {
-        "order_id": str(row["id"]),
-        "reference": row["reference"],
-        "app_id": row["app_id"],
-        "owner": row["owner"],
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "state": row["state"],
-        "deferred": row["deferred"],
-        "channel": row["channel"],
-        "refunded": row["refunded"],
-        "description": row["description"],
-        "created_at": row["created_at"],
-        "paid_at": row["paid_at"],
-        "closed_at": row["closed_at"],
-        "expires_at": row["expires_at"],
-        "refunds": [
-            {
-                "refund_id": str(r["id"]),
-                "amount": r["amount"],
-                "state": r["state"],
-                "reason": r["reason"],
-                "created_at": r["created_at"],
-                "succeeded_at": r["succeeded_at"],
-            }
-            for r in refunds or []
-        ],
-    }
+__all__ = ["PAID_STATES", "PAYABLE_STATES", "NotificationService", "OrderService", "order_view"]
 
 
 class OrderService:
-    def __init__(self, clock: Clock, channels: dict[str, Channel], *, order_ttl: int = 1800) -> None:
+    def __init__(
+        self, clock: Clock, channels: dict[str, Channel], *, order_ttl: int = 1800, public_url: str = ""
+    ) -> None:
         self.clock = clock
         self.channels = channels
         self.order_ttl = order_ttl
+        self.public_url = public_url.rstrip("/")
         # where a channel's immediate callback goes (the sandbox confirms refunds at once)
         self.callbacks: NotificationService | None = None
 
+    # ---- reading ---------------------------------------------------------------------------------
+    def pay_link(self, order_id: str) -> dict[str, str]:
+        """What a till shows as a QR code for an order without a citizen: the app opens ``uri`` (the
+        https ``url`` is the same link for a phone without the app's scheme registered)."""
+        return {
+            "uri": f"shengshitong://pay?order={order_id}",
+            "url": f"{self.public_url}/wallet?pay={order_id}",
+        }
+
+    def _view(
+        self,
+        row: Mapping[str, Any],
+        refunds: Sequence[Mapping[str, Any]] | None = None,
+        overpayments: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        open_to_claim = row["citizen_id"] is None and row["state"] in PAYABLE_STATES
+        return order_view(
+            row, refunds, overpayments, pay_link=self.pay_link(str(row["id"])) if open_to_claim else None
+        )
+
+    async def _full_view(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        refunds = await Refund.select().where(Refund.order == row["id"]).order_by(Refund.created_at).run()
+        overpayments = (
+            await Overpayment.select()
+            .where(Overpayment.order == row["id"])
+            .order_by(Overpayment.created_at)
+            .run()
+        )
+        return self._view(row, refunds, overpayments)
+
+    async def _row(self, order_id: str) -> dict[str, Any]:
+        row = await PaymentOrder.select().where(PaymentOrder.id == order_uuid(order_id)).first().run()
+        if row is None:
+            raise NotFound("no such order", code="order_not_found")
+        return row
+
+    async def get(self, order_id: str) -> dict[str, Any]:
+        return await self._full_view(await self._row(order_id))
+
+    async def get_for(
+        self, order_id: str, *, owner: str | None = None, citizen_id: str | None = None
+    ) -> dict[str, Any]:
+        """One order for its owner, or for its citizen; an order nobody has claimed yet (a merchant's
+        order, reached through its pay link) is shown to any citizen while it can be paid."""
+        row = await self._row(order_id)
+        if owner is not None and row["owner"] != owner:
+            raise NotFound("no such order", code="order_not_found")  # no hint that it exists
+        if citizen_id is not None and row["citizen_id"] != citizen_id:
+            if not (row["citizen_id"] is None and row["state"] in PAYABLE_STATES):
+                raise NotFound("no such order", code="order_not_found")
+        return await self._full_view(row)
+
+    # ---- creating and paying ---------------------------------------------------------------------
     async def create(
         self,
         *,
@@ -69,9 +107,16 @@ class OrderService:
         description: str,
         deferred: bool,
     ) -> tuple[dict[str, Any], bool]:
-        """(order, created): creating the same reference twice returns the first order."""
+        """(order, created): creating the same reference twice returns the first order. An order without
+        a citizen carries a pay link; the first citizen who pays it through the link becomes its
+        citizen."""
         if amount <= 0:
             raise InvalidInput("amount must be a positive number of fen", code="invalid_amount")
+        if deferred and citizen_id is None:
+            raise InvalidInput(
+                "a deferred order is charged against a citizen's payment agreement: name the citizen",
+                code="deferred_needs_citizen",
+            )
         key = f"{owner}/{reference}"
         now = self.clock.now()
         existing = await PaymentOrder.select().where(PaymentOrder.owner_reference == key).first().run()
@@ -100,41 +145,47 @@ class OrderService:
             existing = await PaymentOrder.select().where(PaymentOrder.owner_reference == key).first().run()
             assert existing is not None
             if created:
-                return order_view(existing), True
-        if existing["amount"] != amount or existing["citizen_id"] != citizen_id:
+                return self._view(existing), True
+        # the citizen the order was created for (one who claimed it through its pay link came later)
+        created_for = None if existing["claimed_at"] is not None else existing["citizen_id"]
+        if existing["amount"] != amount or created_for != citizen_id or existing["deferred"] != deferred:
             raise Conflict(
                 "this reference was used for a different order",
                 code="reference_reused",
                 order_id=str(existing["id"]),
             )
-        return order_view(existing, await self._refunds(existing["id"])), False
+        return await self._full_view(existing), False
 
-    async def _refunds(self, order_id: Any) -> list[dict[str, Any]]:
-        return await Refund.select().where(Refund.order == order_id).order_by(Refund.created_at).run()
-
-    async def get(self, order_id: str) -> dict[str, Any]:
+    async def _payable_by(self, order_id: str, citizen_id: str) -> dict[str, Any]:
+        """The order, for its citizen; an order without a citizen is claimed by this one first (a
+        conditional update: of two citizens opening one pay link, one gets it)."""
         row = await self._row(order_id)
-        return order_view(row, await self._refunds(row["id"]))
-
-    async def _row(self, order_id: str) -> dict[str, Any]:
-        try:
-            oid = uuid.UUID(order_id)
-        except ValueError:
-            raise NotFound("no such order", code="order_not_found") from None
-        row = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
-        if row is None:
+        if row["citizen_id"] is None and row["state"] in PAYABLE_STATES:
+            now = self.clock.now()
+            if row["expires_at"] is not None and row["expires_at"] <= now:
+                raise Conflict("the order has expired", code="order_expired")  # nobody claims it now
+            claimed = (
+                await PaymentOrder.update(
+                    {
+                        PaymentOrder.citizen_id: citizen_id,
+                        PaymentOrder.claimed_at: now,
+                        PaymentOrder.updated_at: now,
+                    }
+                )
+                .where(
+                    (PaymentOrder.id == row["id"])
+                    & PaymentOrder.citizen_id.is_null()
+                    & PaymentOrder.state.is_in(list(PAYABLE_STATES))
+                )
+                .returning(*ALL_ORDER_COLUMNS)
+                .run()
+            )
+            row = claimed[0] if claimed else await self._row(order_id)
+        if row["citizen_id"] != citizen_id:
+            if row["claimed_at"] is not None:
+                raise Conflict("another citizen is paying this order", code="order_claimed")
             raise NotFound("no such order", code="order_not_found")
         return row
-
-    async def get_for(
-        self, order_id: str, *, owner: str | None = None, citizen_id: str | None = None
-    ) -> dict[str, Any]:
-        row = await self._row(order_id)
-        if (owner is not None and row["owner"] != owner) or (
-            citizen_id is not None and row["citizen_id"] != citizen_id
-        ):
-            raise NotFound("no such order", code="order_not_found")  # no hint that it exists
-        return order_view(row, await self._refunds(row["id"]))
 
     async def pay(self, order_id: str, citizen_id: str, channel_name: str) -> dict[str, Any]:
         channel = self.channels.get(channel_name)
@@ -143,13 +194,13 @@ class OrderService:
                 f"unknown channel {channel_name!r} (available: {sorted(self.channels)})",
                 code="unknown_channel",
             )
-        row = await self.get_for(order_id, citizen_id=citizen_id)
-        if row["state"] not in ("created", "paying"):
+        row = await self._payable_by(order_id, citizen_id)
+        if row["state"] not in PAYABLE_STATES:
             raise Conflict(f"the order is {row['state']}", code="order_not_payable")
         if row["expires_at"] is not None and row["expires_at"] <= self.clock.now():
             raise Conflict("the order has expired", code="order_expired")
         payload = await channel.start_payment(
-            {"order_ref": row["order_id"], "amount": row["amount"], "description": row["description"]}
+            {"order_ref": str(row["id"]), "amount": row["amount"], "description": row["description"]}
         )
         await (
             PaymentOrder.update(
@@ -159,82 +210,135 @@ class OrderService:
                     PaymentOrder.updated_at: self.clock.now(),
                 }
             )
-            .where((PaymentOrder.id == uuid.UUID(order_id)) & PaymentOrder.state.is_in(["created", "paying"]))
+            .where((PaymentOrder.id == row["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
             .run()
         )
-        return {"order_id": order_id, "channel": channel_name, "amount": row["amount"], "pay": payload}
+        return {"order_id": str(row["id"]), "channel": channel_name, "amount": row["amount"], "pay": payload}
 
+    async def pay_in_sandbox(self, order_id: str, citizen_id: str) -> dict[str, Any]:
+        """The sandbox's payment page: the citizen pays, the sandbox sends its signed callback."""
+        sandbox = self.channels.get("sandbox")
+        if not isinstance(sandbox, Sandbox) or self.callbacks is None:
+            raise NotFound("the sandbox channel is not enabled here", code="channel_not_enabled")
+        row = await self._payable_by(order_id, citizen_id)
+        if row["state"] not in PAID_STATES:
+            if row["state"] not in PAYABLE_STATES:
+                raise Conflict(f"the order is {row['state']}", code="order_not_payable")
+            headers, body = sandbox.callback(
+                {
+                    "type": "payment.succeeded",
+                    "order_id": str(row["id"]),
+                    "amount": row["amount"],
+                    "txn_id": "sbx_" + str(row["id"])[:8],  # the same payment if paid twice
+                }
+            )
+            await self.callbacks.handle(sandbox.name, headers, body)
+        return await self.get_for(order_id, citizen_id=citizen_id)
+
+    # ---- refunds ---------------------------------------------------------------------------------
     async def refund(
         self, order_id: str, *, owner: str, reference: str, amount: int, reason: str
     ) -> tuple[dict[str, Any], bool]:
-        """Ask for a refund (idempotent per order and reference); it completes when the channel confirms."""
+        """Ask for a refund (idempotent per order and reference); it completes when the channel confirms.
+
+        Steps: (1) under the order's lock, check and write the refund as ``pending`` (it holds its room
+        from then on), commit; (2) ask the channel, naming the refund's id as its out_refund_no. A
+        channel that cannot refund here is refused in (1), before anything is written. A channel that
+        refuses in (2) leaves no refund behind. A crash between (1) and (2), or an answer lost in (2),
+        leaves the refund pending: the caller's retry with the same reference asks the channel again,
+        which refunds one out_refund_no once."""
         if amount <= 0:
             raise InvalidInput("amount must be a positive number of fen", code="invalid_amount")
-        row = await self.get_for(order_id, owner=owner)
-        key = f"{order_id}/{reference}"
-        existing = await Refund.select().where(Refund.order_reference == key).first().run()
-        if existing is not None:
-            if existing["amount"] != amount:
-                raise Conflict("this refund reference was used for another amount", code="reference_reused")
-            return {
-                "refund_id": str(existing["id"]),
-                "amount": existing["amount"],
-                "state": existing["state"],
-            }, False
+        oid = order_uuid(order_id)
+        key = f"{oid}/{reference}"
         async with db.transaction():
-            order = await PaymentOrder.select().where(PaymentOrder.id == uuid.UUID(order_id)).first().run()
-            assert order is not None
-            if order["state"] not in ("paid", "partially_refunded"):
-                raise Conflict(
-                    f"only a paid order can be refunded; this one is {order['state']}",
-                    code="order_not_refundable",
+            order = await locked_order(oid)
+            if order is None or order["owner"] != owner:
+                raise NotFound("no such order", code="order_not_found")
+            existing = await Refund.select().where(Refund.order_reference == key).first().run()
+            channel = self.channels.get(order["channel"])
+            if existing is not None:
+                if existing["amount"] != amount:
+                    raise Conflict(
+                        "this refund reference was used for another amount", code="reference_reused"
+                    )
+                refund, created = existing, False
+            else:
+                if order["state"] not in ("paid", "partially_refunded"):
+                    raise Conflict(
+                        f"only a paid order can be refunded; this one is {order['state']}",
+                        code="order_not_refundable",
+                    )
+                held = (
+                    await Refund.select(Refund.amount)
+                    .where((Refund.order == order["id"]) & (Refund.state == "pending"))
+                    .run()
                 )
-            outstanding = (
-                await Refund.select(Refund.amount)
-                .where((Refund.order == order["id"]) & (Refund.state == "pending"))
-                .run()
+                room = order["amount"] - order["refunded"] - sum(r["amount"] for r in held)
+                if amount > room:
+                    raise Conflict(
+                        f"at most {room} fen can still be refunded",
+                        code="refund_exceeds_payment",
+                        refundable=room,
+                    )
+                if channel is None or not channel.requests_refunds:
+                    raise refund_unavailable(order["channel"] or "this channel")  # nothing written
+                refund = {
+                    "id": uuid.uuid4(),
+                    "amount": amount,
+                    "state": "pending",
+                }
+                await Refund.insert(
+                    Refund(
+                        id=refund["id"],
+                        order=order["id"],
+                        order_reference=key,
+                        amount=amount,
+                        reason=reason,
+                        created_at=self.clock.now(),
+                    )
+                ).run()
+                created = True
+        if refund["state"] == "pending" and channel is not None and channel.requests_refunds:
+            await self._ask_channel(channel, order, refund)
+        if created:
+            await audit.record(
+                "refund_requested",
+                actor_kind=owner.split(":", 1)[0],
+                actor_id=owner,
+                subject=str(oid),
+                amount=amount,
             )
-            room = order["amount"] - order["refunded"] - sum(r["amount"] for r in outstanding)
-            if amount > room:
-                raise Conflict(
-                    f"at most {room} fen can still be refunded",
-                    code="refund_exceeds_payment",
-                    refundable=room,
-                )
-            refund_id = uuid.uuid4()
-            await Refund.insert(
-                Refund(
-                    id=refund_id,
-                    order=order["id"],
-                    order_reference=key,
-                    amount=amount,
-                    reason=reason,
-                    created_at=self.clock.now(),
-                )
-            ).run()
-        channel = self.channels.get(row["channel"])
-        if channel is not None and self.callbacks is not None:
+        state = await Refund.select(Refund.state).where(Refund.id == refund["id"]).first().run()
+        return {
+            "refund_id": str(refund["id"]),
+            "amount": amount,
+            "state": state["state"] if state else refund["state"],
+        }, created
+
+    async def _ask_channel(
+        self, channel: Channel, order: Mapping[str, Any], refund: Mapping[str, Any]
+    ) -> None:
+        try:
             callback = await channel.request_refund(
                 {
-                    "order_ref": order_id,
-                    "refund_ref": str(refund_id),
-                    "amount": amount,
+                    "order_ref": str(order["id"]),
+                    "refund_ref": str(refund["id"]),
+                    "amount": refund["amount"],
                     "channel_txn": order["channel_txn"],
                 }
             )
-            if callback is not None:
-                await self.callbacks.handle(channel.name, *callback)
-        await audit.record(
-            "refund_requested",
-            actor_kind=owner.split(":", 1)[0],
-            actor_id=owner,
-            subject=order_id,
-            amount=amount,
-        )
-        return {"refund_id": str(refund_id), "amount": amount, "state": "pending"}, True
+        except AppError:
+            # the channel said no before doing anything: the refund never was, and holds no room
+            await Refund.delete().where((Refund.id == refund["id"]) & (Refund.state == "pending")).run()
+            raise
+        if callback is not None and self.callbacks is not None:
+            await self.callbacks.handle(channel.name, *callback)
 
+    # ---- closing and charging --------------------------------------------------------------------
     async def close_expired(self) -> int:
-        """Close unpaid, non-deferred orders whose payment window has passed."""
+        """Close unpaid, non-deferred orders whose payment window has passed (a conditional update: an
+        order whose payment holds its lock is closed only if it is still unpaid afterwards)."""
         now = self.clock.now()
         async with db.transaction():
             closed = (
@@ -242,61 +346,63 @@ class OrderService:
                     {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
                 )
                 .where(
-                    PaymentOrder.state.is_in(["created", "paying"])
+                    PaymentOrder.state.is_in(list(PAYABLE_STATES))
                     & (PaymentOrder.deferred == False)  # noqa: E712
                     & (PaymentOrder.expires_at <= now)
                 )
-                .returning(PaymentOrder.id)
+                .returning(*ALL_ORDER_COLUMNS)
                 .run()
             )
             for row in closed:
-                await _outbox(row["id"], "order.closed", now)
+                await outbox(row, "order.closed", now)
         return len(closed)
 
     async def charge_deferred(self, order_id: str, *, owner: str) -> dict[str, Any]:
         """Charge a deferred order against the citizen's payment agreement, through the channel of the
-        agreement (the sandbox debits at once and confirms with its signed callback)."""
+        agreement (the sandbox debits at once and confirms with its signed callback). The charge is one
+        transaction of the agreement per order, so charging twice, even at once, charges once."""
         row = await self.get_for(order_id, owner=owner)
         if not row["deferred"]:
             raise Conflict("only a deferred order is charged against the agreement", code="not_deferred")
         if row["state"] in PAID_STATES:
             return row
+        if row["state"] not in PAYABLE_STATES:
+            raise Conflict(f"the order is {row['state']}", code="order_not_payable")
         channel = self.channels.get("sandbox")
-        if channel is None or self.callbacks is None:
-            from backend.errors import ServiceUnavailable
-
+        if not isinstance(channel, Sandbox) or self.callbacks is None:
             raise ServiceUnavailable(
                 "no payment-agreement channel is reachable from this deployment; the "
                 "citizen pays the order in the app instead",
                 code="agreement_unavailable",
             )
-        assert isinstance(channel, Sandbox)
         headers, body = channel.callback(
             {
                 "type": "payment.succeeded",
-                "order_id": order_id,  # type: ignore[attr-defined]
+                "order_id": row["order_id"],
                 "amount": row["amount"],
-                "txn_id": f"sbx_agr_{order_id[:8]}",
+                "txn_id": f"sbx_agr_{row['order_id'][:8]}",
             }
         )
         await self.callbacks.handle(channel.name, headers, body)
         return await self.get(order_id)
 
+    # ---- the citizen's orders --------------------------------------------------------------------
     async def for_citizen(
         self, citizen_id: str, *, unpaid_only: bool, limit: int, offset: int
     ) -> list[dict[str, Any]]:
         where: Any = PaymentOrder.citizen_id == citizen_id
         if unpaid_only:
-            where &= PaymentOrder.state.is_in(["created", "paying"])
+            where &= PaymentOrder.state.is_in(list(PAYABLE_STATES))
         rows = (
             await PaymentOrder.select()
             .where(where)
             .order_by(PaymentOrder.created_at, ascending=False)
+            .order_by(PaymentOrder.id)
             .limit(limit)
             .offset(offset)
             .run()
         )
-        return [order_view(r) for r in rows]
+        return [self._view(r) for r in rows]
 
     async def unpaid_total(self, citizen_id: str) -> int:
         """Deferred orders not yet paid: what scan handlers look at (transit refuses over a limit)."""
@@ -305,285 +411,8 @@ class OrderService:
             .where(
                 (PaymentOrder.citizen_id == citizen_id)
                 & (PaymentOrder.deferred == True)  # noqa: E712
-                & PaymentOrder.state.is_in(["created", "paying"])
+                & PaymentOrder.state.is_in(list(PAYABLE_STATES))
             )
             .run()
         )
         return sum(r["amount"] for r in rows)
-
-
-async def _outbox(order_id: Any, type_: str, now: datetime, **extra: Any) -> None:
-    row = await PaymentOrder.select().where(PaymentOrder.id == order_id).first().run()
-    assert row is not None
-    payload = {
-        k: (v.isoformat() if isinstance(v, datetime) else v)
-        for k, v in order_view(row).items()
-        if k != "refunds"
-    }
-    payload.update(extra)
-    await OutboxEvent.insert(OutboxEvent(order=order_id, type=type_, payload=payload, created_at=now)).run()
-
-
-class NotificationService:
-    """Applies verified channel callbacks exactly once, whatever arrives: duplicates, races, resends,
-    refunds before their payment, mismatches (recorded and refused), forgeries (refused)."""
-
-    def __init__(self, clock: Clock, channels: dict[str, Channel]) -> None:
-        self.clock = clock
-        self.channels = channels
-
-    async def handle(
-        self, channel_name: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[Reply, list[str]]:
-        """(the reply for the channel, what happened to each notification)."""
-        channel = self.channels[channel_name]
-        try:
-            notifications = channel.verify(headers, body, self.clock.time())
-        except NotificationRejected as exc:
-            log.warning("callback refused", extra={"channel": channel_name, "reason": exc.reason})
-            return channel.failure(str(exc), status=exc.status), [exc.reason]
-        outcomes = []
-        for n in notifications:
-            outcomes.append(await self._apply_once(n))
-        refused = [o for o in outcomes if o.startswith("rejected:")]
-        if refused:
-            return channel.failure(refused[0].removeprefix("rejected:")), outcomes
-        return channel.success(), outcomes
-
-    async def _apply_once(self, n: Notification) -> str:
-        key = f"{n.channel}/{n.notify_id}"
-        async with db.transaction():
-            # the unique key is claimed first; a duplicate or a concurrent twin (which waits here for
-            # the first to commit) claims nothing and changes nothing
-            claimed = (
-                await ChannelNotification.insert(
-                    ChannelNotification(
-                        notify_key=key,
-                        channel=n.channel,
-                        kind=n.kind,
-                        order_ref=n.order_ref,
-                        refund_ref=n.refund_ref,
-                        amount=n.amount,
-                        channel_txn=n.channel_txn,
-                        status="applying",
-                        summary=n.summary,
-                        received_at=self.clock.now(),
-                    )
-                )
-                .on_conflict(target=ChannelNotification.notify_key, action="DO NOTHING")
-                .returning(ChannelNotification.id)
-                .run()
-            )
-            if claimed:
-                status, reason = await self._apply(n)
-                await (
-                    ChannelNotification.update(
-                        {
-                            ChannelNotification.status: status,
-                            ChannelNotification.reason: reason,
-                            ChannelNotification.applied_at: self.clock.now(),
-                        }
-                    )
-                    .where(ChannelNotification.notify_key == key)
-                    .run()
-                )
-        if not claimed:
-            return await self._previous(key)
-        if status == "rejected":
-            log.warning(
-                "callback recorded and refused",
-                extra={"channel": n.channel, "reason": reason, "order": n.order_ref},
-            )
-            return f"rejected:{reason}"
-        return status
-
-    async def _previous(self, key: str) -> str:
-        row = (
-            await ChannelNotification.select(ChannelNotification.status, ChannelNotification.reason)
-            .where(ChannelNotification.notify_key == key)
-            .first()
-            .run()
-        )
-        assert row is not None
-        return f"rejected:{row['reason']}" if row["status"] == "rejected" else "duplicate"
-
-    async def _apply(self, n: Notification) -> tuple[str, str]:
-        try:
-            oid = uuid.UUID(n.order_ref)
-        except ValueError:
-            return "rejected", "unknown_order"
-        order = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
-        if order is None:
-            return "rejected", "unknown_order"
-        if n.kind == "payment":
-            return await self._payment(order, n)
-        if n.kind == "refund":
-            return await self._refund(order, n)
-        return await self._closed(order, n)
-
-    async def _payment(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
-        if n.amount != order["amount"]:
-            return "rejected", "amount_mismatch"
-        if order["state"] in PAID_STATES:
-            return "applied", "already_paid"
-        now = self.clock.now()
-        await (
-            PaymentOrder.update(
-                {
-                    PaymentOrder.state: "paid",
-                    PaymentOrder.channel: n.channel,
-                    PaymentOrder.channel_txn: n.channel_txn,
-                    PaymentOrder.paid_at: now,
-                    PaymentOrder.updated_at: now,
-                }
-            )
-            .where(PaymentOrder.id == order["id"])
-            .run()
-        )
-        await LedgerEntry.insert(
-            LedgerEntry(
-                order=order["id"],
-                account=f"channel:{n.channel}",
-                amount=n.amount,
-                kind="payment",
-                channel=n.channel,
-                channel_txn=n.channel_txn,
-                created_at=now,
-            ),
-            LedgerEntry(
-                order=order["id"],
-                account=f"payable:{order['owner']}",
-                amount=-n.amount,
-                kind="payment",
-                channel=n.channel,
-                channel_txn=n.channel_txn,
-                created_at=now,
-            ),
-        ).run()
-        await _outbox(order["id"], "order.paid", now)
-        # refunds whose notice came before this payment's
-        early = (
-            await ChannelNotification.select()
-            .where((ChannelNotification.order_ref == n.order_ref) & (ChannelNotification.status == "pending"))
-            .run()
-        )
-        for e in early:
-            fresh = await PaymentOrder.select().where(PaymentOrder.id == order["id"]).first().run()
-            assert fresh is not None
-            status, reason = await self._refund(
-                fresh,
-                Notification(
-                    channel=e["channel"],
-                    notify_id=e["notify_key"],
-                    kind="refund",
-                    order_ref=e["order_ref"],
-                    amount=e["amount"],
-                    channel_txn=e["channel_txn"],
-                    refund_ref=e["refund_ref"],
-                ),
-            )
-            await (
-                ChannelNotification.update(
-                    {
-                        ChannelNotification.status: status,
-                        ChannelNotification.reason: reason,
-                        ChannelNotification.applied_at: now,
-                    }
-                )
-                .where(ChannelNotification.id == e["id"])
-                .run()
-            )
-        return "applied", ""
-
-    async def _refund(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
-        if order["state"] not in PAID_STATES:
-            return "pending", "refund_before_payment"  # applied when the payment's notice arrives
-        refund = None
-        if n.refund_ref:
-            try:
-                refund = (
-                    await Refund.select()
-                    .where((Refund.id == uuid.UUID(n.refund_ref)) & (Refund.order == order["id"]))
-                    .first()
-                    .run()
-                )
-            except ValueError:
-                refund = None
-        if refund is not None and refund["state"] == "succeeded":
-            return "applied", "already_refunded"
-        if refund is not None and refund["amount"] != n.amount:
-            return "rejected", "amount_mismatch"
-        if order["refunded"] + n.amount > order["amount"]:
-            return "rejected", "refund_exceeds_payment"
-        now = self.clock.now()
-        if refund is None:  # a refund made at the channel's side (e.g. the merchant console): record it
-            refund_id = uuid.uuid4()
-            await Refund.insert(
-                Refund(
-                    id=refund_id,
-                    order=order["id"],
-                    amount=n.amount,
-                    state="succeeded",
-                    order_reference=f"{order['id']}/channel:{n.channel_txn}",
-                    reason="refunded at the channel",
-                    channel_txn=n.channel_txn,
-                    created_at=now,
-                    succeeded_at=now,
-                )
-            ).run()
-        else:
-            refund_id = refund["id"]
-            await (
-                Refund.update(
-                    {Refund.state: "succeeded", Refund.succeeded_at: now, Refund.channel_txn: n.channel_txn}
-                )
-                .where(Refund.id == refund_id)
-                .run()
-            )
-        refunded = order["refunded"] + n.amount
-        state = "refunded" if refunded == order["amount"] else "partially_refunded"
-        await (
-            PaymentOrder.update(
-                {PaymentOrder.refunded: refunded, PaymentOrder.state: state, PaymentOrder.updated_at: now}
-            )
-            .where(PaymentOrder.id == order["id"])
-            .run()
-        )
-        channel = order["channel"] or n.channel
-        await LedgerEntry.insert(
-            LedgerEntry(
-                order=order["id"],
-                refund=refund_id,
-                account=f"channel:{channel}",
-                amount=-n.amount,
-                kind="refund",
-                channel=channel,
-                channel_txn=n.channel_txn,
-                created_at=now,
-            ),
-            LedgerEntry(
-                order=order["id"],
-                refund=refund_id,
-                account=f"payable:{order['owner']}",
-                amount=n.amount,
-                kind="refund",
-                channel=channel,
-                channel_txn=n.channel_txn,
-                created_at=now,
-            ),
-        ).run()
-        await _outbox(order["id"], "order.refunded", now, refund_id=str(refund_id), refund_amount=n.amount)
-        return "applied", ""
-
-    async def _closed(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
-        if order["state"] in ("created", "paying"):
-            now = self.clock.now()
-            await (
-                PaymentOrder.update(
-                    {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
-                )
-                .where(PaymentOrder.id == order["id"])
-                .run()
-            )
-            await _outbox(order["id"], "order.closed", now)
-        return "applied", ""

@@ -12,7 +12,9 @@ class PaymentOrder(Table, tablename="payment_order"):
     app_id = Varchar(length=32, default="", index=True)
     reference = Varchar(length=64)  # the owner's own reference
     owner_reference = Varchar(length=130, unique=True)  # "<owner>/<reference>": creating twice = same order
+    # the citizen; an order made without one (a merchant's) gets the first who pays it through its link
     citizen_id = Varchar(length=36, null=True, default=None, index=True)
+    claimed_at = Timestamptz(null=True, default=None)  # when a citizen took it through its pay link
     description = Varchar(length=128, default="")
     amount = Integer()
     currency = Varchar(length=3, default="CNY")
@@ -36,10 +38,14 @@ class Refund(Table, tablename="payment_refund"):
     order_reference = Varchar(length=110, unique=True)  # "<order>/<caller's reference>": idempotency
     amount = Integer()
     reason = Varchar(length=128, default="")
-    state = Varchar(length=16, default="pending")  # pending succeeded failed
+    # pending (room held) -> succeeded, or failed (closed by the channel) / abnormal (the channel could
+    # not pay it out: an operator must act); failed and abnormal hold no room
+    state = Varchar(length=16, default="pending", index=True)
     channel_txn = Varchar(length=96, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     succeeded_at = Timestamptz(null=True, default=None)
+    failure = Varchar(length=64, default="")  # the channel's word for a failed or abnormal refund
+    failed_at = Timestamptz(null=True, default=None)
 
 
 class LedgerEntry(Table, tablename="ledger_entry"):
@@ -48,9 +54,10 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     id = UUID(primary_key=True)
     order = ForeignKey(references=PaymentOrder, on_delete=OnDelete.restrict, index=True)
     refund = ForeignKey(references=Refund, on_delete=OnDelete.restrict, null=True, default=None)
-    account = Varchar(length=64, index=True)  # channel:wechatpay, payable:miniapp:transit, ...
+    # channel:wechatpay, payable:miniapp:transit, suspense:overpaid (money held for a citizen), ...
+    account = Varchar(length=64, index=True)
     amount = Integer()
-    kind = Varchar(length=16)  # payment | refund
+    kind = Varchar(length=16)  # payment | refund | overpayment | overpay_refund
     channel = Varchar(length=16, default="", index=True)
     channel_txn = Varchar(length=96, default="")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
@@ -70,8 +77,26 @@ class ChannelNotification(Table, tablename="channel_notification"):
     status = Varchar(length=16)  # applied | pending (refund before payment) | rejected
     reason = Varchar(length=64, default="")
     summary = JSON(default="{}")
+    notification = JSON(default="{}")  # the whole verified notification, to apply a pending one later
     received_at = Timestamptz(default=TimestamptzNow())
     applied_at = Timestamptz(null=True, default=None)
+
+
+class Overpayment(Table, tablename="payment_overpayment"):
+    """A real payment the order did not need (a second channel or transaction for a paid order, or a
+    payment of a closed order): money held for the citizen until it is refunded."""
+
+    id = UUID(primary_key=True)
+    order = ForeignKey(references=PaymentOrder, on_delete=OnDelete.restrict, index=True)
+    channel = Varchar(length=16)
+    channel_txn = Varchar(length=96)
+    txn_key = Varchar(length=120, unique=True)  # "<channel>/<transaction>": one record per payment
+    amount = Integer()
+    reason = Varchar(length=24)  # already_paid | order_closed
+    state = Varchar(length=16, default="to_refund", index=True)  # to_refund -> refunded
+    refund_txn = Varchar(length=96, default="")
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    refunded_at = Timestamptz(null=True, default=None)
 
 
 class OutboxEvent(Table, tablename="outbox_event"):
@@ -123,6 +148,7 @@ TABLES = [
     Refund,
     LedgerEntry,
     ChannelNotification,
+    Overpayment,
     OutboxEvent,
     WebhookEndpoint,
     WebhookDelivery,

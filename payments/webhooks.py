@@ -103,8 +103,8 @@ class WebhookDispatcher:
         endpoints: WebhookEndpoints,
         *,
         miniapp_handler: Callable[..., Any] | None,
+        queue_name: str,  # carries the deployment's store prefix (deployments may share one Redis)
         redis_url: str = "",
-        queue_name: str = "shengshitong-webhooks",
         base_delay: float = 5.0,
         max_attempts: int = 12,
         transport: httpx.AsyncBaseTransport | None = None,

@@ -105,6 +105,9 @@ def settings(database_url: str, redis_url: str) -> Settings:
         otp_resend_interval=0,
         otp_per_phone_per_hour=1000,
         otp_per_ip_per_hour=10_000,
+        # tests assert decisions, not speed: a busy CI machine must not turn a slow fare into a refusal
+        # (the budget's own tests set theirs)
+        miniapp_scan_budget=5.0,
         **SECRETS,
     )
 
@@ -449,3 +452,36 @@ def serve() -> Callable[..., Any]:
             time.sleep(0.2)
 
     return start
+
+
+@pytest.fixture
+def walk_pages() -> Callable[..., Any]:
+    """``await walk_pages(client, url, limit=2, headers=..., params=...)`` → every item of a list endpoint,
+    following its ``next`` links to the end; each page is checked against the pagination convention
+    (backend/pagination.py: ``items``, ``next_offset``, ``next``; at most ``limit`` items a page)."""
+
+    async def walk(
+        client: httpx.AsyncClient,
+        url: str,
+        *,
+        limit: int = 2,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        items: list[Any] = []
+        r = await client.get(url, params={**(params or {}), "limit": limit}, headers=headers)
+        for _ in range(1000):
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert {"items", "next_offset", "next"} <= set(body), body
+            assert len(body["items"]) <= limit
+            items.extend(body["items"])
+            if body["next"] is None:
+                assert body["next_offset"] is None
+                return items
+            assert body["next_offset"] == len(items) + (params or {}).get("offset", 0)
+            assert len(body["items"]) == limit  # only the last page is short
+            r = await client.get(body["next"], headers=headers)
+        raise AssertionError(f"{url}: more than 1000 pages")
+
+    return walk

@@ -1,41 +1,73 @@
-"""Demo hospital with departments, doctors and a week of slots."""
+"""Demo hospital: 中国医科大学附属盛京医院 (Shengjing Hospital of China Medical University, 沈阳 Shenyang),
+four departments with a doctor each (the doctors are made up), and half-hour appointment slots for today
+and the next days, China time — made afresh on every ``seed-demo`` so the demo works next week too."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import datetime, time, timedelta, timezone
 
+from backend.seed import tally, upsert_by_code
 from miniapps.hospital.tables import Department, Doctor, Hospital, Slot
 
 CHINA = timezone(timedelta(hours=8))
+DAYS = 7  # today and the six days after it
+# (code, name, administrative region: 沈阳市)
+HOSPITAL = (
+    "H-SHENGJING",
+    "中国医科大学附属盛京医院 Shengjing Hospital of China Medical University",
+    "210100",
+)
+# (department code, name, [(doctor code, name, title)])
+DEPARTMENTS = [
+    ("D-CARDIO", "心血管内科 Cardiology", [("DR-ZHAO", "赵医生", "主任医师")]),
+    ("D-PED", "小儿内科 Paediatrics", [("DR-LI", "李医生", "副主任医师")]),
+    ("D-GASTRO", "消化内科 Gastroenterology", [("DR-SUN", "孙医生", "主治医师")]),
+    ("D-OBGYN", "妇产科 Obstetrics & Gynaecology", [("DR-CHEN", "陈医生", "主任医师")]),
+]
+# surgery hours: 08:00-11:30 and 13:30-16:00, one patient per half hour
+TIMES = [time(m // 60, m % 60) for m in [*range(8 * 60, 12 * 60, 30), *range(13 * 60 + 30, 16 * 60 + 30, 30)]]
+
+
+def slot_times(now: datetime, days: int = DAYS) -> list[datetime]:
+    """Every slot start from today (China time) for ``days`` days, past hours of today included."""
+    today = now.astimezone(CHINA).date()
+    return [datetime.combine(today + timedelta(days=d), t, CHINA) for d in range(days) for t in TIMES]
 
 
 async def seed(now: datetime) -> list[str]:
-    if await Hospital.exists().where(Hospital.code == "H-CITY1").run():
-        return ["hospital: demo data present"]
-    await Hospital.insert(Hospital(code="H-CITY1", name="市第一医院", region="110000")).run()
-    h = await Hospital.select(Hospital.id).where(Hospital.code == "H-CITY1").first().run()  # type: ignore[attr-defined]
-    assert h is not None
-    slots = 0
-    for dcode, dname, doctors in (
-        ("D-IM", "内科", [("DR-WANG", "王医生", "主任医师")]),
-        ("D-PED", "儿科", [("DR-LI", "李医生", "副主任医师")]),
-    ):
-        await Department.insert(Department(hospital=h["id"], code=dcode, name=dname)).run()
+    code, name, region = HOSPITAL
+    done = [await upsert_by_code(Hospital, code, {"name": name, "region": region})]
+    hospital = await Hospital.select(Hospital.id).where(Hospital.code == code).first().run()  # type: ignore[attr-defined]
+    assert hospital is not None
+    starts = slot_times(now)
+    made = doctors = 0
+    for dcode, dname, staff in DEPARTMENTS:
+        done.append(await upsert_by_code(Department, dcode, {"hospital": hospital["id"], "name": dname}))
         dep = await Department.select(Department.id).where(Department.code == dcode).first().run()  # type: ignore[attr-defined]
         assert dep is not None
-        for code, name, title in doctors:
-            await Doctor.insert(Doctor(department=dep["id"], code=code, name=name, title=title)).run()
-            doc = await Doctor.select(Doctor.id).where(Doctor.code == code).first().run()  # type: ignore[attr-defined]
+        for doc_code, doc_name, title in staff:
+            doctors += 1
+            values = {"department": dep["id"], "name": doc_name, "title": title}
+            done.append(await upsert_by_code(Doctor, doc_code, values))
+            doc = await Doctor.select(Doctor.id).where(Doctor.code == doc_code).first().run()  # type: ignore[attr-defined]
             assert doc is not None
-            first = now.astimezone(CHINA).replace(hour=9, minute=0, second=0, microsecond=0)
-            for day in range(7):
-                for half_hour in range(6):
-                    await Slot.insert(
-                        Slot(
-                            doctor=doc["id"],
-                            capacity=1,
-                            starts_at=first + timedelta(days=day, minutes=30 * half_hour),
-                        )
-                    ).run()
-                    slots += 1
-    return [f"hospital: 1 hospital, 2 departments, 2 doctors, {slots} slots"]
+            have = {
+                r["starts_at"]
+                for r in await Slot.select(Slot.starts_at).where(
+                    (Slot.doctor == doc["id"]) & (Slot.starts_at >= starts[0])
+                )
+            }
+            new = [
+                Slot(id=uuid.uuid4(), doctor=doc["id"], capacity=1, starts_at=t)
+                for t in starts
+                if t not in have
+            ]
+            if new:
+                await Slot.insert(*new).run()
+            made += len(new)
+    first, last = starts[0].date(), starts[-1].date()
+    return [
+        f"hospital: {name}, {len(DEPARTMENTS)} departments, {doctors} doctors {tally(done)}; "
+        f"slots {first} to {last}: {made} new"
+    ]

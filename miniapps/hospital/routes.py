@@ -6,12 +6,13 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from backend.errors import Conflict, NotFound
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from miniapps.deps import AppCaller, app_backend, citizen_caller
 from miniapps.hospital.app import split_bill
 from miniapps.hospital.tables import Appointment, Slot, Visit
@@ -57,11 +58,14 @@ def _visit(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def handlers(app: HospitalApp) -> list[Any]:
-    @get("/slots", summary="Free appointment slots (by hospital, department or doctor)")
+    @get("/slots", summary="Free slots from now on, soonest first (by hospital, department or doctor)")
     async def slots(
+        request: Request[Any, Any, Any],
         hospital: FromQuery[str | None] = None,
         department: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        doctor: FromQuery[str | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         query = Slot.select(
             Slot.id,
@@ -78,20 +82,27 @@ def handlers(app: HospitalApp) -> list[Any]:
             query = query.where(Slot.doctor.department.hospital.code == hospital)  # type: ignore[union-attr]
         if department:
             query = query.where(Slot.doctor.department.code == department)  # type: ignore[union-attr]
-        rows = await query.order_by(Slot.starts_at).limit(min(max(limit, 1), 200)).run()
-        return {
-            "items": [
+        if doctor:
+            query = query.where(Slot.doctor.code == doctor)
+        rows = await query.order_by(Slot.starts_at).order_by(Slot.id).limit(limit + 1).offset(offset).run()
+        return page(
+            request,
+            [
                 {
                     "slot_id": str(r["id"]),
                     "starts_at": r["starts_at"],
                     "doctor": r["doctor.name"],
+                    "doctor_code": r["doctor.code"],
                     "department": r["doctor.department.name"],
+                    "department_code": r["doctor.department.code"],
                     "hospital": r["doctor.department.hospital.code"],
                     "free": r["capacity"] - r["booked"],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
     @post(
         "/appointments", guards=[citizen_caller], summary="Book a slot (the last place goes to one citizen)"
@@ -112,8 +123,13 @@ def handlers(app: HospitalApp) -> list[Any]:
         await Appointment.insert(Appointment(id=appointment_id, slot=slot_id, openid=caller.openid)).run()
         return {"appointment_id": str(appointment_id), "slot_id": data.slot_id, "state": "booked"}
 
-    @get("/appointments", guards=[citizen_caller], summary="The caller's appointments")
-    async def appointments(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+    @get("/appointments", guards=[citizen_caller], summary="The caller's appointments, soonest first")
+    async def appointments(
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
         rows = (
             await Appointment.select(
                 Appointment.id,
@@ -123,10 +139,14 @@ def handlers(app: HospitalApp) -> list[Any]:
             )
             .where(Appointment.openid == caller.openid)
             .order_by(Appointment.slot.starts_at)
+            .order_by(Appointment.id)
+            .limit(limit + 1)
+            .offset(offset)
             .run()
         )
-        return {
-            "items": [
+        return page(
+            request,
+            [
                 {
                     "appointment_id": str(r["id"]),
                     "state": r["state"],
@@ -134,8 +154,10 @@ def handlers(app: HospitalApp) -> list[Any]:
                     "doctor": r["slot.doctor.name"],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
     @delete(
         "/appointments/{appointment_id:str}",
@@ -218,15 +240,24 @@ def handlers(app: HospitalApp) -> list[Any]:
             "order_id": order_id,
         }
 
-    @get("/visits", guards=[citizen_caller], summary="The caller's visits and bills")
-    async def visits(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+    @get("/visits", guards=[citizen_caller], summary="The caller's visits and bills, newest first")
+    async def visits(
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
         rows = (
             await Visit.select()
             .where(Visit.openid == caller.openid)
             .order_by(Visit.started_at, ascending=False)
+            .order_by(Visit.id)
+            .limit(limit + 1)
+            .offset(offset)
+            .output(load_json=True)  # the bill's items as a list, not the JSON text they are stored as
             .run()
         )
-        return {"items": [_visit(v) for v in rows]}
+        return page(request, [_visit(v) for v in rows], limit=limit, offset=offset)
 
     @post("/visits/{visit_id:str}/rating", guards=[citizen_caller], summary="Rate a visit once (好差评)")
     async def rate(

@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from backend.errors import Conflict, InvalidInput, NotFound
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
 from miniapps.deps import AppCaller, citizen_caller
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
@@ -29,6 +29,7 @@ class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
 def handlers(app: ParkingApp) -> list[Any]:
     @get("/car-parks", summary="Car parks with live free spaces (by district; only those with space)")
     async def car_parks(
+        request: Request[Any, Any, Any],
         district: FromQuery[str | None] = None,
         available: FromQuery[bool] = False,
         limit: Limit = DEFAULT_LIMIT,
@@ -59,10 +60,7 @@ def handlers(app: ParkingApp) -> list[Any]:
         ]
         if available:
             items = [i for i in items if i["free"] > 0]
-        return {
-            "items": items[offset : offset + limit],
-            "next_offset": next_offset(offset, limit, len(items[offset:])),
-        }
+        return page(request, window(items, limit=limit, offset=offset), limit=limit, offset=offset)
 
     @post(
         "/reservations", guards=[citizen_caller], summary="Hold a space until the start time plus the grace"
@@ -93,17 +91,26 @@ def handlers(app: ParkingApp) -> list[Any]:
         if not ok:
             raise NotFound("no active reservation with that id", code="reservation_not_found")
 
-    @get("/reservations", guards=[citizen_caller], summary="The caller's reservations")
-    async def reservations(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+    @get("/reservations", guards=[citizen_caller], summary="The caller's reservations, newest first")
+    async def reservations(
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
         await app.expire_reservations()
         rows = (
             await Reservation.select(Reservation.all_columns(), Reservation.car_park.code)  # type: ignore[arg-type]
             .where(Reservation.openid == caller.openid)
             .order_by(Reservation.created_at, ascending=False)
+            .order_by(Reservation.id)
+            .limit(limit + 1)
+            .offset(offset)
             .run()
         )
-        return {
-            "items": [
+        return page(
+            request,
+            [
                 {
                     "reservation_id": str(r["id"]),
                     "car_park": r["car_park.code"],
@@ -113,23 +120,30 @@ def handlers(app: ParkingApp) -> list[Any]:
                     "state": r["state"],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
-    @get("/sessions", guards=[citizen_caller], summary="The caller's stays and fees")
+    @get("/sessions", guards=[citizen_caller], summary="The caller's stays and fees, newest first")
     async def sessions(
-        caller: NamedDependency[AppCaller], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         rows = (
             await ParkingSession.select(ParkingSession.all_columns(), ParkingSession.car_park.code)  # type: ignore[arg-type]
             .where(ParkingSession.openid == caller.openid)
             .order_by(ParkingSession.entry_at, ascending=False)
+            .order_by(ParkingSession.id)
             .limit(limit + 1)
             .offset(offset)
             .run()
         )
-        return {
-            "items": [
+        return page(
+            request,
+            [
                 {
                     "car_park": r["car_park.code"],
                     "plate": r["plate"],
@@ -139,9 +153,10 @@ def handlers(app: ParkingApp) -> list[Any]:
                     "order_id": r["order_id"],
                     "state": r["state"],
                 }
-                for r in rows[:limit]
+                for r in rows
             ],
-            "next_offset": next_offset(offset, limit, len(rows)),
-        }
+            limit=limit,
+            offset=offset,
+        )
 
     return [car_parks, reserve, cancel, reservations, sessions]

@@ -3,9 +3,12 @@
 - Buying reserves places in a timed session with one conditional UPDATE (the last ticket goes to one
   buyer), then creates one order for the party through the payment centre; tickets become valid when it
   is paid (the payment event, or the gate's own look at the order, whichever comes first).
+- Timed sessions: a session's window (``09:00-12:00``, China time) closes at its end; from then on it is
+  neither listed nor sold (``session_over``) and its tickets no longer admit anyone.
 - 一码入园: the gate (context ``tourism-gate``, place = attraction code) finds the scanned citizen's paid,
-  unused ticket for today at this attraction and admits one person per scan; when all are used, a further
-  scan is refused ``already_used``; without any, ``no_ticket``.
+  unused ticket for a session of today at this attraction whose window has not closed (the earliest
+  first) and admits one person per scan; when all are used, a further scan is refused ``already_used``;
+  with only tickets of a closed window, ``session_over``; without any, ``no_ticket``.
 - Refunds: a paid ticket is refundable until ``refund_days`` (1) days before its visit day; the place is
   released.
 - Hotels (context ``hotel-checkin``, place = hotel code): the citizen's booking for tonight is checked in
@@ -14,7 +17,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
@@ -22,6 +25,15 @@ from miniapps.tourism.tables import Attraction, HotelBooking, Ticket
 
 CHINA = timezone(timedelta(hours=8))
 PAID_STATES = ("paid", "partially_refunded", "refunded")
+
+
+def window_closes(day: str, window: str) -> datetime:
+    """When a timed session's entry window ends: ``("2026-11-25", "09:00-12:00")`` → 12:00 China time."""
+    return datetime.combine(date.fromisoformat(day), time.fromisoformat(window.rpartition("-")[2]), CHINA)
+
+
+def session_over(day: str, window: str, now: datetime) -> bool:
+    return now >= window_closes(day, window)
 
 
 class TourismApp(MiniApp):
@@ -67,12 +79,15 @@ class TourismApp(MiniApp):
         if attraction is None:
             return ScanDecision(allow=False, reason="unknown_attraction")
         tickets = (
-            await Ticket.select(Ticket.id, Ticket.state, Ticket.order_id, Ticket.holder_name)
+            await Ticket.select(
+                Ticket.id, Ticket.state, Ticket.order_id, Ticket.holder_name, Ticket.session.window
+            )
             .where(
                 (Ticket.openid == scan.openid)
                 & (Ticket.session.attraction == attraction["id"])
                 & (Ticket.session.day == today)
             )
+            .order_by(Ticket.session.window)
             .order_by(Ticket.created_at)
             .run()
         )
@@ -83,6 +98,8 @@ class TourismApp(MiniApp):
                 for t in tickets:
                     if t["order_id"] == order_id and t["state"] == "pending":
                         t["state"] = "paid"
+        closed = [t for t in tickets if session_over(today, t["session.window"], scan.scanned_at)]
+        tickets = [t for t in tickets if t not in closed]
         for t in tickets:
             if t["state"] == "paid":
                 used = (
@@ -103,6 +120,12 @@ class TourismApp(MiniApp):
                 allow=False,
                 reason="already_used",
                 display=Display(title=scan.text("门票已使用", "Ticket already used"), color="red"),
+            )
+        if any(t["state"] == "paid" for t in closed):
+            return ScanDecision(
+                allow=False,
+                reason="session_over",
+                display=Display(title="场次已结束", subtitle="Session window over", color="red"),
             )
         return ScanDecision(
             allow=False,

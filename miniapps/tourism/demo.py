@@ -1,26 +1,63 @@
-"""Demo attractions with a week of timed sessions, and a hotel."""
+"""Demo attractions of 沈阳 Shenyang with timed ticket sessions for today and the next days (China time,
+made afresh on every ``seed-demo`` so the demo works next week too), and a hotel."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
+from backend.seed import tally, upsert_by_code
 from miniapps.tourism.tables import Attraction, Hotel, TicketSession
 
 CHINA = timezone(timedelta(hours=8))
+DAYS = 7  # today and the six days after it
+# (code, name, price in fen per ticket, timed entry windows, places per session)
+ATTRACTIONS = [
+    (
+        "A-MUKDEN",
+        "沈阳故宫博物院 Shenyang Imperial Palace (Mukden Palace)",
+        5000,
+        ["08:30-12:00", "12:00-16:30"],
+        200,
+    ),
+    ("A-ZHAOLING", "北陵公园·清昭陵 Beiling Park (Zhaoling Tomb)", 5000, ["08:00-12:00", "12:00-17:00"], 300),
+    (
+        "A-FANTAWILD",
+        "沈阳方特欢乐世界 Fantawild Adventure Shenyang",
+        26000,
+        ["09:00-13:00", "13:00-17:30"],
+        500,
+    ),
+]
+HOTEL = ("HT-ZHONGJIE", "中街盛京客栈（演示）Zhongjie demo inn")
 
 
 async def seed(now: datetime) -> list[str]:
-    if await Attraction.exists().where(Attraction.code == "A-PALACE").run():
-        return ["tourism: demo data present"]
-    for code, name, price in (("A-PALACE", "故宫博物院", 6000), ("A-ZOO", "动物园", 1500)):
-        await Attraction.insert(Attraction(code=code, name=name, price=price)).run()
+    done = []
+    today = now.astimezone(CHINA).date()
+    days = [(today + timedelta(days=d)).isoformat() for d in range(DAYS)]
+    made = 0
+    for code, name, price, windows, capacity in ATTRACTIONS:
+        done.append(await upsert_by_code(Attraction, code, {"name": name, "price": price}))
         attraction = await Attraction.select(Attraction.id).where(Attraction.code == code).first().run()  # type: ignore[attr-defined]
         assert attraction is not None
-        for day in range(7):
-            date = (now.astimezone(CHINA) + timedelta(days=day)).date().isoformat()
-            for window in ("09:00-12:00", "12:00-17:00"):
-                await TicketSession.insert(
-                    TicketSession(attraction=attraction["id"], day=date, window=window, capacity=200)
-                ).run()
-    await Hotel.insert(Hotel(code="HT-CITY", name="城市酒店")).run()
-    return ["tourism: 2 attractions, 28 timed sessions, 1 hotel"]
+        have = {
+            (r["day"], r["window"])
+            for r in await TicketSession.select(TicketSession.day, TicketSession.window).where(
+                (TicketSession.attraction == attraction["id"]) & (TicketSession.day >= days[0])
+            )
+        }
+        new = [
+            TicketSession(id=uuid.uuid4(), attraction=attraction["id"], day=day, window=w, capacity=capacity)
+            for day in days
+            for w in windows
+            if (day, w) not in have
+        ]
+        if new:
+            await TicketSession.insert(*new).run()
+        made += len(new)
+    done.append(await upsert_by_code(Hotel, HOTEL[0], {"name": HOTEL[1]}))
+    return [
+        f"tourism: {len(ATTRACTIONS)} attractions and 1 hotel in 沈阳 Shenyang {tally(done)}; "
+        f"timed sessions {days[0]} to {days[-1]}: {made} new"
+    ]

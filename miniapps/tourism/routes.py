@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from piccolo.columns.combination import WhereRaw
 
 from backend.errors import Conflict, NotFound
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from miniapps.deps import AppCaller, app_backend, citizen_caller
-from miniapps.tourism.app import CHINA
+from miniapps.tourism.app import CHINA, session_over
 from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
 
 if TYPE_CHECKING:
@@ -43,10 +44,20 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 def handlers(app: TourismApp) -> list[Any]:
-    @get("/sessions", summary="Timed ticket sessions with places left")
+    @get("/sessions", summary="Timed ticket sessions still open, soonest first, with places left")
     async def sessions(
-        attraction: FromQuery[str | None] = None, day: FromQuery[date | None] = None
+        request: Request[Any, Any, Any],
+        attraction: FromQuery[str | None] = None,
+        day: FromQuery[date | None] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
+        now = app.platform.now()
+        today = now.astimezone(CHINA).date().isoformat()
+        todays = await TicketSession.select(TicketSession.id, TicketSession.window).where(
+            TicketSession.day == today
+        )
+        closed = [r["id"] for r in todays if session_over(today, r["window"], now)]
         query = TicketSession.select(
             TicketSession.all_columns(),  # type: ignore[arg-type]
             TicketSession.attraction.code,  # type: ignore[arg-type]
@@ -57,9 +68,19 @@ def handlers(app: TourismApp) -> list[Any]:
             query = query.where(TicketSession.attraction.code == attraction)
         if day:
             query = query.where(TicketSession.day == day.isoformat())
-        rows = await query.order_by(TicketSession.day).limit(200).run()
-        return {
-            "items": [
+        query = query.where(TicketSession.day >= today)
+        if closed:
+            query = query.where(TicketSession.id.not_in(closed))
+        rows = await (
+            query.order_by(TicketSession.day, TicketSession.window)  # type: ignore[arg-type]
+            .order_by(TicketSession.attraction.code)
+            .order_by(TicketSession.id)
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        return page(
+            request,
+            [
                 {
                     "session_id": str(r["id"]),
                     "attraction": r["attraction.code"],
@@ -70,20 +91,28 @@ def handlers(app: TourismApp) -> list[Any]:
                     "left": r["capacity"] - r["sold"],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
     @post("/tickets", guards=[citizen_caller], summary="Buy tickets for oneself and companions (one order)")
     async def buy(data: JSONBody[Purchase], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
         session_id = _uuid(data.session_id)
         row = (
-            await TicketSession.select(TicketSession.id, TicketSession.attraction.price)
+            await TicketSession.select(
+                TicketSession.id, TicketSession.day, TicketSession.window, TicketSession.attraction.price
+            )
             .where(TicketSession.id == session_id)
             .first()
             .run()
         )
         if row is None:
             raise NotFound("no such session", code="session_not_found")
+        if session_over(row["day"], row["window"], app.platform.now()):
+            raise Conflict(
+                f"the {row['day']} {row['window']} session is over; choose a later one", code="session_over"
+            )
         n = len(data.holders)
         held = (
             await TicketSession.update({TicketSession.sold: TicketSession.sold + n})
@@ -117,8 +146,13 @@ def handlers(app: TourismApp) -> list[Any]:
             "tickets": [{"ticket_id": str(t.id), "holder": t.holder_name} for t in tickets],
         }
 
-    @get("/tickets", guards=[citizen_caller], summary="The caller's tickets")
-    async def mine(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+    @get("/tickets", guards=[citizen_caller], summary="The caller's tickets, soonest visit first")
+    async def mine(
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
         rows = (
             await Ticket.select(
                 Ticket.all_columns(),  # type: ignore[arg-type]
@@ -127,6 +161,11 @@ def handlers(app: TourismApp) -> list[Any]:
                 Ticket.session.attraction.code,  # type: ignore[union-attr]
             )
             .where(Ticket.openid == caller.openid)
+            .order_by(Ticket.session.day, Ticket.session.window)  # type: ignore[arg-type]
+            .order_by(Ticket.created_at)
+            .order_by(Ticket.id)
+            .limit(limit + 1)
+            .offset(offset)
             .run()
         )
         for order_id in {r["order_id"] for r in rows if r["state"] == "pending"}:
@@ -135,8 +174,9 @@ def handlers(app: TourismApp) -> list[Any]:
                 for r in rows:
                     if r["order_id"] == order_id and r["state"] == "pending":
                         r["state"] = "paid"
-        return {
-            "items": [
+        return page(
+            request,
+            [
                 {
                     "ticket_id": str(r["id"]),
                     "holder": r["holder_name"],
@@ -147,8 +187,10 @@ def handlers(app: TourismApp) -> list[Any]:
                     "order_id": r["order_id"],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
     @post(
         "/tickets/{ticket_id:str}/refund",
@@ -177,8 +219,6 @@ def handlers(app: TourismApp) -> list[Any]:
             row["state"] = "paid"
         if row["state"] != "paid":
             raise Conflict(f"a {row['state']} ticket cannot be refunded", code="not_refundable")
-        from datetime import date, timedelta
-
         today = app.platform.now().astimezone(CHINA).date()
         if today > date.fromisoformat(row["session.day"]) - timedelta(
             days=row["session.attraction.refund_days"]

@@ -4,8 +4,10 @@ Rules (stated, as the issue asks):
 - Bus: the line's flat fare at boarding.
 - Metro: the entry scan opens a trip; the exit scan closes it and charges by distance between the two
   stations: up to 6 km 3 yuan, 12 km 4, 22 km 5, 32 km 6, then 1 yuan per further 20 km, at most the
-  maximum fare. An exit without an open trip is charged the maximum fare (``no_entry``); an entry while a
-  trip is still open closes that trip at the maximum fare first (``no_exit``).
+  maximum fare. Between two lines the distance runs through the interchange (a station of the same name
+  on both lines) that makes it shortest; lines that do not meet cost the maximum fare. An exit without an
+  open trip is charged the maximum fare (``no_entry``); an entry while a trip is still open closes that
+  trip at the maximum fare first (``no_exit``).
 - Transfer: boarding within ``transfer_minutes`` (90) of the end of a trip of the other mode takes
   ``transfer_discount`` (1 yuan) off, never below zero.
 - Daily cap: what a citizen pays in one China-time day never exceeds ``daily_cap`` (15 yuan); the rest is
@@ -35,6 +37,18 @@ def metro_fare(meters: int, max_fare: int) -> int:
             return min(fare, max_fare)
     extra = -(-(km - 32) // 20)  # ceil
     return int(min(600 + 100 * extra, max_fare))
+
+
+def metro_distance(
+    entry: tuple[str, int], exit_: tuple[str, int], interchanges: list[tuple[int, int]]
+) -> int | None:
+    """Metres ridden from ``entry`` to ``exit_``, each ``(line, metres along it)``: along one line, or
+    through the best interchange, given as ``(metres along the entry line, along the exit line)``; None
+    when the lines do not meet."""
+    (entry_line, a), (exit_line, b) = entry, exit_
+    if entry_line == exit_line:
+        return abs(a - b)
+    return min((abs(a - x) + abs(y - b) for x, y in interchanges), default=None)
 
 
 def yuan(fen: int) -> str:
@@ -160,22 +174,45 @@ class TransitApp(MiniApp):
                 scan=scan,
             )
         else:
-            entry = (
-                await TransitStation.select(TransitStation.meters)
-                .where(TransitStation.code == open_trip["entry_code"])
-                .first()
-                .run()
-            )
-            meters = abs(station["meters"] - (entry["meters"] if entry else 0))
+            meters = await self._ridden(open_trip["entry_code"], station)
             trip = await self._close(
                 open_trip,
                 exit_code=station["code"],
                 ended=scan.scanned_at,
-                fare=metro_fare(meters, self.cfg["metro_max_fare"]),
+                fare=self.cfg["metro_max_fare"]
+                if meters is None
+                else metro_fare(meters, self.cfg["metro_max_fare"]),
                 rule="",
                 scan=scan,
             )
         return self._allowed(trip, scan)
+
+    async def _ridden(self, entry_code: str, exit_station: dict[str, Any]) -> int | None:
+        """Metres from the entry station to the exit station (through an interchange between lines)."""
+        entry = (
+            await TransitStation.select(TransitStation.meters, TransitStation.line.code)
+            .where(TransitStation.code == entry_code)
+            .first()
+            .run()
+        )
+        if entry is None:
+            return None
+        entry_line, exit_line = entry["line.code"], exit_station["line.code"]
+        interchanges: list[tuple[int, int]] = []
+        if entry_line != exit_line:
+            rows = (
+                await TransitStation.select(
+                    TransitStation.name, TransitStation.meters, TransitStation.line.code
+                )
+                .where(TransitStation.line.code.is_in([entry_line, exit_line]))
+                .run()
+            )
+            on_entry = {r["name"]: r["meters"] for r in rows if r["line.code"] == entry_line}
+            on_exit = {r["name"]: r["meters"] for r in rows if r["line.code"] == exit_line}
+            interchanges = [(on_entry[n], on_exit[n]) for n in on_entry.keys() & on_exit.keys()]
+        return metro_distance(
+            (entry_line, entry["meters"]), (exit_line, exit_station["meters"]), interchanges
+        )
 
     async def _new_trip(
         self, scan: ScanEvent, kind: str, line: str, *, entry: str, state: str, fare: int

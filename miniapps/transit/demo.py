@@ -1,34 +1,93 @@
-"""Demo network for the embedded default: two bus lines and one metro line."""
+"""Demo network for the embedded default: Shenyang (沈阳) buses and metro lines 1 and 2.
+
+Station names and their order are the real ones (line 1's first phase, 十三号街–黎明广场, 27.8 km; line 2's
+first phase, 三台子–全运路); the distances from each line's first station are rounded approximations
+(metro fares go by distance). The two lines meet at 青年大街. Bus fares are flat.
+"""
 
 from __future__ import annotations
 
+from backend.seed import tally, upsert_by_code
 from miniapps.transit.tables import TransitLine, TransitStation
 
-LINES = [("B42", "42路", "bus", 200), ("B7", "7路", "bus", 200), ("M1", "地铁1号线", "metro", 0)]
-METRO = [
-    ("M1-01", "苹果园", 0),
-    ("M1-02", "古城", 2500),
-    ("M1-03", "八角游乐园", 5000),
-    ("M1-04", "八宝山", 8000),
-    ("M1-05", "公主坟", 11500),
-    ("M1-06", "木樨地", 15000),
-    ("M1-07", "天安门西", 20000),
-    ("M1-08", "四惠东", 36000),
+# (code, name, kind, flat fare in fen): buses are enrolled with their line code as the place
+LINES = [
+    ("B113", "113路 Bus 113", "bus", 200),
+    ("B136", "136路 Bus 136", "bus", 200),
+    ("B237", "237路 Bus 237", "bus", 200),
+    ("M1", "地铁1号线 Metro Line 1", "metro", 0),
+    ("M2", "地铁2号线 Metro Line 2", "metro", 0),
 ]
+# metro stations in line order: (name, metres from the line's first station); codes are M1-01, M1-02, ...
+METRO = {
+    "M1": [
+        ("十三号街", 0),
+        ("中央大街", 1300),
+        ("七号街", 2500),
+        ("四号街", 3800),
+        ("张士", 5200),
+        ("开发大道", 6700),
+        ("于洪广场", 8100),
+        ("迎宾路", 9400),
+        ("重工街", 10600),
+        ("启工街", 11700),
+        ("保工街", 12800),
+        ("铁西广场", 13900),
+        ("云峰北街", 15200),
+        ("沈阳站", 16600),
+        ("太原街", 17600),
+        ("南市场", 18700),
+        ("青年大街", 20000),
+        ("怀远门", 21300),
+        ("中街", 22300),
+        ("东中街", 23400),
+        ("滂江街", 25400),
+        ("黎明广场", 27800),
+    ],
+    "M2": [
+        ("三台子", 0),
+        ("陵西", 1200),
+        ("新乐遗址", 2300),
+        ("北陵公园", 3400),
+        ("中医药大学", 4400),
+        ("岐山路", 5400),
+        ("沈阳北站", 6800),
+        ("金融中心", 7900),
+        ("市府广场", 8900),
+        ("青年大街", 10100),
+        ("青年公园", 11300),
+        ("工业展览馆", 12200),
+        ("市图书馆", 13100),
+        ("五里河", 14300),
+        ("奥体中心", 15800),
+        ("营盘街", 17300),
+        ("世纪大厦", 18600),
+        ("白塔河路", 20100),
+        ("全运路", 21600),
+    ],
+}
+
+
+def station_code(line: str, index: int) -> str:
+    """``M1-01`` for the first station of line M1."""
+    return f"{line}-{index + 1:02d}"
+
+
+def station(line: str, name: str) -> str:
+    """The code of a named station, e.g. ``station("M1", "中街")`` → ``M1-19``."""
+    return station_code(line, [n for n, _ in METRO[line]].index(name))
 
 
 async def seed() -> list[str]:
-    made = 0
+    done: list[str] = []
     for code, name, kind, fare in LINES:
-        if not await TransitLine.exists().where(TransitLine.code == code).run():
-            await TransitLine.insert(TransitLine(code=code, name=name, kind=kind, flat_fare=fare)).run()
-            made += 1
-    m1 = await TransitLine.select(TransitLine.id).where(TransitLine.code == "M1").first().run()  # type: ignore[attr-defined]
-    assert m1 is not None
-    for code, name, meters in METRO:
-        if not await TransitStation.exists().where(TransitStation.code == code).run():
-            await TransitStation.insert(
-                TransitStation(line=m1["id"], code=code, name=name, meters=meters)
-            ).run()
-            made += 1
-    return [f"transit: {len(LINES)} lines, {len(METRO)} metro stations ({made} new)"]
+        done.append(await upsert_by_code(TransitLine, code, {"name": name, "kind": kind, "flat_fare": fare}))
+    stations = 0
+    for line, names in METRO.items():
+        row = await TransitLine.select(TransitLine.id).where(TransitLine.code == line).first().run()  # type: ignore[attr-defined]
+        assert row is not None
+        for i, (name, meters) in enumerate(names):
+            values = {"line": row["id"], "name": name, "meters": meters}
+            done.append(await upsert_by_code(TransitStation, station_code(line, i), values))
+            stations += 1
+    return [f"transit: {len(LINES)} lines, {stations} metro stations in 沈阳 Shenyang {tally(done)}"]

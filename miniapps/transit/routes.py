@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, next_offset
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from miniapps.deps import AppCaller, citizen_caller
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
@@ -16,16 +16,20 @@ if TYPE_CHECKING:
 
 
 def handlers(app: TransitApp) -> list[Any]:
-    @get("/lines", summary="Lines and stations, with fares")
-    async def lines() -> dict[str, Any]:
-        rows = await TransitLine.select().order_by(TransitLine.code).run()
+    @get("/lines", summary="Lines and their stations in order, with fares")
+    async def lines(
+        request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> dict[str, Any]:
+        rows = await TransitLine.select().order_by(TransitLine.code).limit(limit + 1).offset(offset).run()
         stations = (
             await TransitStation.select(TransitStation.all_columns(), TransitStation.line.code)  # type: ignore[arg-type]
+            .where(TransitStation.line.code.is_in([r["code"] for r in rows] or [""]))
             .order_by(TransitStation.meters)
             .run()
         )
-        return {
-            "items": [
+        return page(
+            request,
+            [
                 {
                     **{k: r[k] for k in ("code", "name", "kind", "flat_fare")},
                     "stations": [
@@ -35,17 +39,23 @@ def handlers(app: TransitApp) -> list[Any]:
                     ],
                 }
                 for r in rows
-            ]
-        }
+            ],
+            limit=limit,
+            offset=offset,
+        )
 
     @get("/trips", guards=[citizen_caller], summary="The caller's trips and fares, newest first")
     async def trips(
-        caller: NamedDependency[AppCaller], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> dict[str, Any]:
         rows = (
             await TransitTrip.select()
             .where(TransitTrip.openid == caller.openid)
             .order_by(TransitTrip.started_at, ascending=False)
+            .order_by(TransitTrip.id)
             .limit(limit + 1)
             .offset(offset)
             .run()
@@ -66,10 +76,12 @@ def handlers(app: TransitApp) -> list[Any]:
             "order_id",
             "day",
         )
-        return {
-            "items": [{"trip_id": str(r["id"]), **{k: r[k] for k in keep}} for r in rows[:limit]],
-            "next_offset": next_offset(offset, limit, len(rows)),
-        }
+        return page(
+            request,
+            [{"trip_id": str(r["id"]), **{k: r[k] for k in keep}} for r in rows],
+            limit=limit,
+            offset=offset,
+        )
 
     @get("/fares", guards=[citizen_caller], summary="Today's spend against the cap, and unpaid fares")
     async def fares(caller: NamedDependency[AppCaller]) -> dict[str, Any]:

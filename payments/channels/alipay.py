@@ -1,9 +1,18 @@
 """Alipay asynchronous notifications (RSA2) and the signed order string the app pays with.
 
-Verification: drop ``sign`` and ``sign_type``, sort the remaining parameters by key, join ``k=v`` with
-``&`` (values as decoded from the form), and verify the base64 ``sign`` with SHA256withRSA against
-Alipay's public key. The reply is the plain text ``success``; anything else makes Alipay resend (about 8
-times over 25 hours, with the same ``notify_id``).
+Alipay has two signing rules, and they differ:
+
+- a **notification** is verified over every parameter but ``sign`` and ``sign_type``, sorted by key,
+  joined ``k=v`` with ``&`` (values as decoded from the form), empty values included (as Alipay's own
+  SDKs do), with SHA256withRSA and Alipay's public key;
+- a **request** (the order string the app hands to the Alipay SDK) is signed over every non-empty
+  parameter but ``sign``, so ``sign_type`` is signed too, with the app's private key.
+
+The reply is the plain text ``success``; anything else makes Alipay resend (about 8 times over 25
+hours, with the same ``notify_id``).
+
+Refund notifications carry ``refund_fee``, the trade's **total** refunded so far (not this refund's
+amount); the payment centre turns it into an increment against what it has already booked.
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
-from urllib.parse import parse_qsl, quote
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote_plus
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from backend.errors import ServiceUnavailable
 from payments.channels.base import Channel, Notification, NotificationRejected, Reply
 
 CHINA = timezone(timedelta(hours=8))
@@ -41,10 +51,14 @@ def fen_to_yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def signing_string(params: Mapping[str, str]) -> str:
-    return "&".join(
-        f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type") and params[k] != ""
-    )
+def notification_signing_string(params: Mapping[str, str]) -> str:
+    """What Alipay signed in a notification: all but ``sign`` and ``sign_type``, empty values kept."""
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type"))
+
+
+def request_signing_string(params: Mapping[str, str]) -> str:
+    """What an app signs in a request: every non-empty parameter but ``sign`` (``sign_type`` included)."""
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] != "")
 
 
 class Alipay(Channel):
@@ -54,11 +68,13 @@ class Alipay(Channel):
         self,
         *,
         app_id: str,
+        seller_id: str,
         alipay_public_key: rsa.RSAPublicKey,
         app_private_key: rsa.RSAPrivateKey | None = None,
         notify_url: str = "",
     ) -> None:
         self.app_id = app_id
+        self.seller_id = seller_id
         self._alipay_key = alipay_public_key
         self._app_key = app_private_key
         self.notify_url = notify_url
@@ -74,7 +90,7 @@ class Alipay(Channel):
         try:
             self._alipay_key.verify(
                 base64.b64decode(sign, validate=True),
-                signing_string(params).encode("utf-8"),
+                notification_signing_string(params).encode("utf-8"),
                 padding.PKCS1v15(),
                 hashes.SHA256(),
             )
@@ -82,55 +98,55 @@ class Alipay(Channel):
             raise NotificationRejected(
                 "bad_signature", "the signature does not match the parameters"
             ) from None
-        if params.get("app_id") != self.app_id:
-            raise NotificationRejected("wrong_app", "the notification is for another Alipay app")
         try:
             notify_id, order_ref, trade_no = params["notify_id"], params["out_trade_no"], params["trade_no"]
             status = params["trade_status"]
         except KeyError:
             raise NotificationRejected("bad_body", "required notification fields are missing") from None
         summary = {"trade_status": status, "gmt_payment": params.get("gmt_payment")}
-        out: list[Notification] = []
-        if params.get("refund_fee") and params.get("out_biz_no"):
-            out.append(
+        # genuine, but for another app or merchant: recorded and refused by the payment centre
+        refusal = ""
+        if params.get("app_id") != self.app_id:
+            refusal = "app_mismatch"
+        elif params.get("seller_id") != self.seller_id:
+            refusal = "merchant_mismatch"
+        refunded = yuan_to_fen(params["refund_fee"]) if params.get("refund_fee") else 0
+        if refunded > 0:  # a refund (a partial one, or TRADE_CLOSED after a full one): the running total
+            out_biz_no = params.get("out_biz_no", "")
+            summary["gmt_refund"] = params.get("gmt_refund")
+            return [
                 Notification(
                     channel=self.name,
                     notify_id=notify_id + "/refund",
                     kind="refund",
                     order_ref=order_ref,
-                    amount=yuan_to_fen(params["refund_fee"]),
-                    channel_txn=trade_no + "/" + params["out_biz_no"],
-                    refund_ref=params["out_biz_no"],
+                    amount=refunded,
+                    cumulative=True,
+                    channel_txn=f"{trade_no}/{out_biz_no or notify_id}",
+                    refund_ref=out_biz_no,
+                    payment_txn=trade_no,
+                    refusal=refusal,
                     summary=summary,
                 )
-            )
-        elif status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-            out.append(
-                Notification(
-                    channel=self.name,
-                    notify_id=notify_id,
-                    kind="payment",
-                    order_ref=order_ref,
-                    amount=yuan_to_fen(params.get("total_amount", "")),
-                    channel_txn=trade_no,
-                    summary=summary,
-                )
-            )
+            ]
+        if status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
+            kind: Literal["payment", "closed"] = "payment"
         elif status == "TRADE_CLOSED":
-            out.append(
-                Notification(
-                    channel=self.name,
-                    notify_id=notify_id,
-                    kind="closed",
-                    order_ref=order_ref,
-                    amount=yuan_to_fen(params.get("total_amount", "0")),
-                    channel_txn=trade_no,
-                    summary=summary,
-                )
-            )
+            kind = "closed"
         else:  # WAIT_BUYER_PAY and the like: acknowledged, nothing to do
             return []
-        return out
+        return [
+            Notification(
+                channel=self.name,
+                notify_id=notify_id,
+                kind=kind,
+                order_ref=order_ref,
+                amount=yuan_to_fen(params.get("total_amount", "0" if kind == "closed" else "")),
+                channel_txn=trade_no,
+                refusal=refusal,
+                summary=summary,
+            )
+        ]
 
     def success(self) -> Reply:
         return Reply(status=200, body=b"success", media_type="text/plain")
@@ -141,8 +157,6 @@ class Alipay(Channel):
     async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
         """The signed order string for alipay.trade.app.pay, which the app passes to the Alipay SDK."""
         if self._app_key is None:
-            from backend.errors import ServiceUnavailable
-
             raise ServiceUnavailable("Alipay is not configured for payments here", code="channel_unavailable")
         biz = {
             "out_trade_no": order["order_ref"],
@@ -160,8 +174,8 @@ class Alipay(Channel):
             "notify_url": self.notify_url,
             "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
         }
-        sign = base64.b64encode(
-            self._app_key.sign(signing_string(params).encode(), padding.PKCS1v15(), hashes.SHA256())
-        ).decode()
-        params["sign"] = sign
-        return {"order_string": "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(params.items()))}
+        signed = request_signing_string(params)
+        sign = base64.b64encode(self._app_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256()))
+        # form-encoded as Alipay's SDKs do: the signed parameters in order, then the signature
+        items = [(k, params[k]) for k in sorted(params) if params[k] != ""] + [("sign", sign.decode())]
+        return {"order_string": "&".join(f"{k}={quote_plus(v)}" for k, v in items)}

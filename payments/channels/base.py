@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
+
+from backend.errors import ServiceUnavailable
 
 
 class NotificationRejected(Exception):
@@ -18,17 +21,48 @@ class NotificationRejected(Exception):
         self.status = status
 
 
+def refund_unavailable(channel: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"refunds through {channel} need its refund API, which this deployment "
+        "cannot reach; refund at the channel's console (its callback is applied here)",
+        code="channel_refund_unavailable",
+    )
+
+
+# Bounds of what is recorded (the record's columns): a genuine notification with a longer value is
+# refused as unreadable rather than failing in the database.
+Ref = Annotated[str, Meta(max_length=64)]
+Txn = Annotated[str, Meta(max_length=96)]
+
+
 class Notification(msgspec.Struct, frozen=True):
     """A verified callback, reduced to what the payment centre acts on."""
 
-    channel: str
-    notify_id: str  # the channel's id for this notification: the same across resends
-    kind: Literal["payment", "refund", "closed"]
-    order_ref: str  # our order id as the channel knows it (out_trade_no)
-    amount: int  # fen: the payment's total, or the refund's amount
-    channel_txn: str  # the channel's transaction (or refund) id
-    refund_ref: str = ""  # our refund id (out_refund_no) for refunds
+    channel: Annotated[str, Meta(max_length=16)]
+    # the channel's id for this notification: the same across resends
+    notify_id: Annotated[str, Meta(min_length=1, max_length=120)]
+    # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which)
+    kind: Literal["payment", "refund", "refund_failed", "closed"]
+    order_ref: Ref  # our order id as the channel knows it (out_trade_no)
+    # fen: the payment's total, or the refund's amount (the total refunded so far when ``cumulative``)
+    amount: Annotated[int, Meta(ge=0, le=2_000_000_000)]
+    channel_txn: Txn  # the channel's transaction (or refund) id
+    refund_ref: Ref = ""  # our refund id (out_refund_no) for refunds
+    payment_txn: Txn = ""  # for refunds: the channel's id of the payment refunded
+    cumulative: bool = False  # the refund amount is the payment's refunded total (Alipay's refund_fee)
+    currency: Annotated[str, Meta(max_length=8)] = "CNY"
+    failure: Annotated[str, Meta(max_length=64)] = ""  # refund_failed: the channel's refund status
+    # set by the channel when the genuine notification names another merchant or app: the payment
+    # centre records it and refuses it (like an amount that does not match), never applies it
+    refusal: str = ""
     summary: dict[str, Any] = msgspec.field(default_factory=dict)  # non-secret fields for the record
+
+    def checked(self) -> Notification:
+        """This notification if it fits what is recorded; else it is refused as unreadable."""
+        try:
+            return msgspec.convert(msgspec.to_builtins(self), Notification)
+        except msgspec.ValidationError as exc:
+            raise NotificationRejected("bad_body", f"a notification field is out of bounds: {exc}") from None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -39,6 +73,9 @@ class Reply(msgspec.Struct, frozen=True):
 
 class Channel(ABC):
     name: str
+    # whether this deployment can ask the channel for refunds (``request_refund``); a refund request on
+    # a channel that cannot is refused before anything is written
+    requests_refunds: bool = False
 
     @abstractmethod
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> list[Notification]:
@@ -55,12 +92,9 @@ class Channel(ABC):
         """What the citizen's app needs to pay this order in this channel."""
 
     async def request_refund(self, refund: dict[str, Any]) -> tuple[dict[str, str], bytes] | None:
-        """Ask the channel to refund. Channels that confirm by a later callback return None; one that
-        confirms at once returns that callback (headers, raw body) for the usual verification path."""
-        from backend.errors import ServiceUnavailable
-
-        raise ServiceUnavailable(
-            f"refunds through {self.name} need its refund API, which this deployment "
-            "cannot reach; refund at the channel's console (its callback is applied here)",
-            code="channel_refund_unavailable",
-        )
+        """Ask the channel to refund (``refund_ref`` is the channel's out_refund_no, so asking twice
+        refunds once). Channels that confirm by a later callback return None; one that confirms at once
+        returns that callback (headers, raw body) for the usual verification path. An :class:`AppError`
+        means the channel refused before doing anything; any other exception leaves the outcome
+        unknown."""
+        raise refund_unavailable(self.name)

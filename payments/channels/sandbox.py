@@ -2,9 +2,9 @@
 
 A sandbox callback is JSON, signed like our outgoing webhooks: header
 ``Sandbox-Signature: t=<unix>,v1=<hex HMAC-SHA256 over "t.raw_body">`` with a key derived from the
-service's secret. ``pay`` returns a payment page reference; paying there (POST
-``/api/v1/payments/sandbox/orders/{id}/pay``) makes the sandbox send a signed callback to the same
-notify endpoint a real channel uses.
+service's secret. ``pay`` returns ``pay_url``, the sandbox's payment page (``GET /sandbox/pay/{id}``,
+payments/sandbox_page.py); paying there (it calls POST ``/api/v1/payments/sandbox/orders/{id}/pay``)
+makes the sandbox send a signed callback to the same notify endpoint a real channel uses.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ from typing import Any
 from payments.channels.base import Channel, Notification, NotificationRejected, Reply
 
 WINDOW_SECONDS = 300
+PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order id>
 
 
 class Sandbox(Channel):
     name = "sandbox"
+    requests_refunds = True
 
     def __init__(self, key: bytes, public_url: str, now: Callable[[], float] = time.time) -> None:
         self._key = key
@@ -98,6 +100,6 @@ class Sandbox(Channel):
     async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
         return {
             "channel": "sandbox",
-            "pay_url": f"{self._public_url}/api/v1/payments/sandbox/orders/{order['order_ref']}/pay",
+            "pay_url": f"{self._public_url}{PAGE_PATH}/{order['order_ref']}",
             "amount": order["amount"],
         }

@@ -13,17 +13,71 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from backend.errors import ServiceUnavailable
 from payments.channels.base import Channel, Notification, NotificationRejected, Reply
 
 WINDOW_SECONDS = 300
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
+# refund events and the refund_status each carries
+REFUND_EVENTS = {"REFUND.SUCCESS": "SUCCESS", "REFUND.ABNORMAL": "ABNORMAL", "REFUND.CLOSED": "CLOSED"}
+
+
+# The notification as WeChat sends it: read into these types, so a body that is signed but malformed
+# (``resource`` not an object, ``nonce`` a number, ...) is refused as ``bad_body``, never a 500.
+class Resource(msgspec.Struct):
+    algorithm: str
+    ciphertext: str
+    nonce: str
+    associated_data: str = ""
+    original_type: str = ""
+
+
+class Envelope(msgspec.Struct):
+    id: str
+    event_type: str
+    resource: Resource
+    create_time: str = ""
+    resource_type: str = ""
+    summary: str = ""
+
+
+class PaymentAmount(msgspec.Struct):
+    total: int
+    currency: str = "CNY"
+
+
+class Transaction(msgspec.Struct):
+    mchid: str
+    out_trade_no: str
+    trade_state: str
+    amount: PaymentAmount
+    appid: str = ""
+    transaction_id: str = ""
+    success_time: str | None = None
+
+
+class RefundAmount(msgspec.Struct):
+    refund: int
+    total: int = 0
+
+
+class RefundResource(msgspec.Struct):
+    mchid: str
+    out_trade_no: str
+    out_refund_no: str
+    refund_id: str
+    refund_status: str
+    amount: RefundAmount
+    transaction_id: str = ""
+    success_time: str | None = None
 
 
 def _json(obj: Any) -> bytes:
@@ -88,63 +142,79 @@ class WeChatPay(Channel):
         except (InvalidSignature, binascii.Error, ValueError):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body") from None
         try:
-            envelope = json.loads(body)
-            resource = envelope["resource"]
-            if resource.get("algorithm") != "AEAD_AES_256_GCM":
-                raise NotificationRejected("bad_algorithm", "resource algorithm must be AEAD_AES_256_GCM")
+            envelope = msgspec.json.decode(body, type=Envelope)
+        except msgspec.DecodeError:
+            raise NotificationRejected("bad_body", "the notification body is not a v3 notification") from None
+        resource = envelope.resource
+        if resource.algorithm != "AEAD_AES_256_GCM":
+            raise NotificationRejected("bad_algorithm", "resource algorithm must be AEAD_AES_256_GCM")
+        try:
             plain = self._aead.decrypt(
-                resource["nonce"].encode(),
-                base64.b64decode(resource["ciphertext"]),
-                (resource.get("associated_data") or "").encode(),
+                resource.nonce.encode(),
+                base64.b64decode(resource.ciphertext, validate=True),
+                resource.associated_data.encode(),
             )
-            data = json.loads(plain)
-        except NotificationRejected:
-            raise
         except InvalidTag:
             raise NotificationRejected(
                 "bad_ciphertext", "the resource does not decrypt with the APIv3 key"
             ) from None
-        except (KeyError, TypeError, ValueError, binascii.Error):
-            raise NotificationRejected("bad_body", "the notification body is not a v3 notification") from None
-        return [self._parse(envelope, data)]
+        except (binascii.Error, ValueError):
+            raise NotificationRejected("bad_body", "the resource is not a v3 encrypted resource") from None
+        return [self._parse(envelope, plain)]
 
-    def _parse(self, envelope: dict[str, Any], data: dict[str, Any]) -> Notification:
-        event = envelope.get("event_type", "")
+    def _parse(self, envelope: Envelope, plain: bytes) -> Notification:
+        event = envelope.event_type
         try:
-            if event == "TRANSACTION.SUCCESS" and data.get("trade_state") == "SUCCESS":
+            if event.startswith("TRANSACTION."):
+                tx = msgspec.json.decode(plain, type=Transaction)
+                if event == "TRANSACTION.SUCCESS" and tx.trade_state == "SUCCESS":
+                    kind: Literal["payment", "closed"] = "payment"
+                elif event == "TRANSACTION.CLOSED" or tx.trade_state == "CLOSED":
+                    kind = "closed"
+                else:
+                    raise NotificationRejected("unsupported_event", f"event {event!r} is not handled")
+                if kind == "payment" and not tx.transaction_id:
+                    raise NotificationRejected("bad_body", "a payment without its transaction_id")
                 return Notification(
                     channel=self.name,
-                    notify_id=str(envelope["id"]),
-                    kind="payment",
-                    order_ref=data["out_trade_no"],
-                    amount=int(data["amount"]["total"]),
-                    channel_txn=data["transaction_id"],
-                    summary={"event_type": event, "success_time": data.get("success_time")},
+                    notify_id=envelope.id,
+                    kind=kind,
+                    order_ref=tx.out_trade_no,
+                    amount=tx.amount.total,
+                    channel_txn=tx.transaction_id,
+                    currency=tx.amount.currency,
+                    refusal=self._refusal(tx.mchid, tx.appid),
+                    summary={"event_type": event, "success_time": tx.success_time},
                 )
-            if event == "REFUND.SUCCESS" and data.get("refund_status") == "SUCCESS":
+            if event in REFUND_EVENTS:
+                rf = msgspec.json.decode(plain, type=RefundResource)
+                status = REFUND_EVENTS[event]
+                if rf.refund_status != status:
+                    raise NotificationRejected("bad_body", f"{event} with refund_status {rf.refund_status!r}")
                 return Notification(
                     channel=self.name,
-                    notify_id=str(envelope["id"]),
-                    kind="refund",
-                    order_ref=data["out_trade_no"],
-                    amount=int(data["amount"]["refund"]),
-                    channel_txn=data["refund_id"],
-                    refund_ref=data["out_refund_no"],
-                    summary={"event_type": event, "success_time": data.get("success_time")},
+                    notify_id=envelope.id,
+                    kind="refund" if status == "SUCCESS" else "refund_failed",
+                    order_ref=rf.out_trade_no,
+                    amount=rf.amount.refund,
+                    channel_txn=rf.refund_id,
+                    refund_ref=rf.out_refund_no,
+                    payment_txn=rf.transaction_id,
+                    failure="" if status == "SUCCESS" else status,
+                    refusal=self._refusal(rf.mchid, None),
+                    summary={"event_type": event, "success_time": rf.success_time},
                 )
-            if event == "TRANSACTION.CLOSED" or data.get("trade_state") == "CLOSED":
-                return Notification(
-                    channel=self.name,
-                    notify_id=str(envelope["id"]),
-                    kind="closed",
-                    order_ref=data["out_trade_no"],
-                    amount=int(data["amount"]["total"]),
-                    channel_txn=data.get("transaction_id", ""),
-                    summary={"event_type": event},
-                )
-        except (KeyError, TypeError, ValueError):
+        except msgspec.DecodeError:
             raise NotificationRejected("bad_body", "the decrypted resource lacks required fields") from None
         raise NotificationRejected("unsupported_event", f"event {event!r} is not handled")
+
+    def _refusal(self, mchid: str, appid: str | None) -> str:
+        """A genuine notification naming another merchant or app is recorded and refused."""
+        if mchid != self.mchid:
+            return "merchant_mismatch"
+        if appid is not None and appid != self.appid:
+            return "app_mismatch"
+        return ""
 
     def success(self) -> Reply:
         return Reply(status=204, body=b"", media_type="application/json")
@@ -157,8 +227,6 @@ class WeChatPay(Channel):
     async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
         """App payment needs a prepay id from WeChat's /v3/pay/transactions/app, a call to WeChat's servers
         that this deployment cannot make; the notification side above is complete."""
-        from backend.errors import ServiceUnavailable
-
         raise ServiceUnavailable(
             "paying by WeChat Pay needs WeChat's prepay API, which this deployment cannot "
             "reach; choose another channel",

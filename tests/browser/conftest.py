@@ -146,6 +146,7 @@ def web(settings: Any, free_port: Any, serve: Any) -> Iterator[WebServer]:
             "SHENGSHI_CODE_VALIDITY": "30",
             "SHENGSHI_CODE_REFRESH_AFTER": str(CODE_REFRESH),
             "SHENGSHI_DASHBOARD_PUSH_INTERVAL": "1",
+            "SHENGSHI_OTP_RESEND_INTERVAL": "0",  # a citizen signs in through the API, then on a page
             "SHENGSHI_LOG_LEVEL": "WARNING",
         }
     )

@@ -71,7 +71,7 @@ def _wallet_sign_in(page, web, phone):
 
 
 def test_the_wallet_shows_a_code_that_rotates_and_scans_at_a_gate(web, browser, screenshots):
-    scanner = web.scanner("transit", "B42", "bus")
+    scanner = web.scanner("transit", "B113", "bus")
     context = browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, locale="zh-CN"
     )
@@ -134,7 +134,7 @@ def test_the_wallet_never_offers_a_code_it_could_not_refresh(web, browser):
 
 def _fare_orders(web, n: int) -> list[str]:
     """n bus fares by n citizens, one after the other: their order ids, oldest first."""
-    bus = web.scanner("transit", "B42", "bus", "console bus")
+    bus = web.scanner("transit", "B113", "bus", "console bus")
     ids = []
     for i in range(n):
         me = web.citizen(f"1390000000{i}")
@@ -221,7 +221,7 @@ def test_the_console_shows_tables_in_chinese_money_in_yuan_newest_first_and_no_c
     web, browser, console_sign_in, screenshots
 ):
     older, newer = _fare_orders(web, 2)
-    scanner = web.scanner("parking", "P-XIDAN", "parking-entry", "Xidan barrier")
+    scanner = web.scanner("parking", "P-ZHONGJIE", "parking-entry", "Zhongjie barrier")
     for who in ("watcher", "chief"):
         _console_as(who, web, browser, console_sign_in, screenshots, older, newer, scanner)
 
@@ -240,7 +240,7 @@ def test_the_console_shows_tables_in_chinese_money_in_yuan_newest_first_and_no_c
 
 
 def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in, screenshots):
-    scanner = web.scanner("transit", "B7", "bus")
+    scanner = web.scanner("transit", "B136", "bus")
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     outside = _no_internet(page)
     console_sign_in(page, "watcher")
@@ -272,7 +272,7 @@ def test_the_dashboard_counts_scans_as_they_happen(web, browser, console_sign_in
 
 
 def test_the_scanner_simulator_reads_an_uploaded_picture(web, browser, console_sign_in, tmp_path):
-    sim = web.scanner("transit", "B42", "bus", "sim bus")
+    sim = web.scanner("transit", "B113", "bus", "sim bus")
     me = web.citizen("13600000001")
     png = httpx.get(f"{web.url}/api/v1/codes/current.png", headers=me).content
     picture = tmp_path / "code.png"

@@ -39,7 +39,7 @@ ES_KID, ED_KID, OTHER_KID, ROOT_KID = (
     b"\xde\xad\xbe\xef",
     "root-01",
 )
-FULL = Entitlements(medical_region="110000", transit=True, health="green", tickets=True, social_security=True)
+FULL = Entitlements(medical_region="210100", transit=True, health="green", tickets=True, social_security=True)
 CTI = bytes.fromhex("00112233445566778899aabb")
 
 

@@ -6,7 +6,7 @@ import httpx
 
 from auth.sms import HttpSmsGateway
 
-ID_NUMBER = "11010519491231002X"
+ID_NUMBER = "21010219491231018X"
 
 
 async def test_whole_flow_logs_nothing_secret(client, login, new_phone, auth_header, caplog):

@@ -5,7 +5,7 @@ import logging
 from auth.tables import Citizen, Device, RefreshToken
 from backend.tables import AuditEvent
 
-ID_NUMBER = "11010519491231002X"  # a valid check digit (GB 11643 example)
+ID_NUMBER = "21010219491231018X"  # 沈阳市和平区, with a valid check digit (GB 11643)
 
 
 async def test_real_name_and_id_number_are_sealed_and_masked(client, login, new_phone, auth_header, caplog):
@@ -18,7 +18,7 @@ async def test_real_name_and_id_number_are_sealed_and_masked(client, login, new_
         )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["id_number"] == "1101**********002X"
+    assert body["id_number"] == "2101**********018X"
     assert body["real_name"] == "张**"
     assert body["real_name_verified"] is True
     assert ID_NUMBER not in r.text and "张三丰" not in r.text
@@ -27,18 +27,18 @@ async def test_real_name_and_id_number_are_sealed_and_masked(client, login, new_
     stored = " ".join(str(v) for v in row.values())
     assert ID_NUMBER not in stored and "张三丰" not in stored and row["id_number_sealed"].startswith("t1.")
     again = await client.get("/api/v1/me", headers=auth_header(pair))
-    assert again.json()["id_number"] == "1101**********002X"
+    assert again.json()["id_number"] == "2101**********018X"
     events = await AuditEvent.select(AuditEvent.data).where(AuditEvent.action == "profile_updated").run()
     assert events and ID_NUMBER not in str(events)
 
 
 async def test_bad_id_numbers_are_refused(client, login, new_phone, auth_header):
     pair = await login(client, new_phone())
-    for bad in ("110105194912310021", "11010519491331002X", "1101051949123100", "abcdefghijklmnopqr"):
+    for bad in ("210102194912310181", "21010219491331018X", "2101021949123101", "abcdefghijklmnopqr"):
         r = await client.patch("/api/v1/me", json={"id_number": bad}, headers=auth_header(pair))
         assert r.status_code in (400, 422), bad
         assert bad not in r.text
-    r = await client.patch("/api/v1/me", json={"id_number": 110105194912310021}, headers=auth_header(pair))
+    r = await client.patch("/api/v1/me", json={"id_number": 210102194912310181}, headers=auth_header(pair))
     assert r.status_code == 400
 
 
@@ -127,3 +127,10 @@ async def test_a_blocked_account_cannot_log_in(client, login, new_phone, auth_he
     )
     assert r.status_code == 403 and r.json()["code"] == "account_blocked"
     assert await AuditEvent.exists().where(AuditEvent.action == "account_blocked").run()
+
+
+async def test_devices_page_to_the_end(client, login, new_phone, auth_header, walk_pages):
+    phone = new_phone()
+    pairs = [await login(client, phone, device_id=f"device-{i}") for i in range(5)]
+    devices = await walk_pages(client, "/api/v1/me/devices", limit=2, headers=auth_header(pairs[-1]))
+    assert sorted(d["device_id"] for d in devices) == [f"device-{i}" for i in range(5)]

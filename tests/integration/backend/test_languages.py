@@ -71,7 +71,7 @@ async def city(make_client, frozen_clock, login, new_phone, enrol_scanner):
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
         gates = {
-            "bus": await enrol_scanner(client, "transit", context="bus", place="B42"),
+            "bus": await enrol_scanner(client, "transit", context="bus", place="B113"),
             "metro": await enrol_scanner(client, "transit", context="metro-entry", place="M1-01"),
         }
         yield client, me, gates, frozen_clock
@@ -109,7 +109,7 @@ async def test_a_gate_shows_one_language_its_scanner_s(city):
 
     # a place whose name is Chinese only: the English screen names its code
     _, zh = await _scan(client, me, gates["metro"], clock)
-    assert (zh["display"]["title"], zh["display"]["subtitle"]) == ("请进站", "苹果园")
+    assert (zh["display"]["title"], zh["display"]["subtitle"]) == ("请进站", "十三号街")
     _, en = await _scan(client, me, gates["metro"], clock, EN)  # a new entry closes the open trip first
     assert (en["display"]["title"], en["display"]["subtitle"]) == ("Please enter", "Station M1-01")
 

@@ -16,7 +16,7 @@ from pycose.messages import Sign1Message
 from codes import format as fmt
 from codes.trustlist import public_key_from_jwk, verify_document
 
-ID_NUMBER = "11010519491231002X"
+ID_NUMBER = "21010219491231018X"
 
 
 def _unb64(s):
@@ -41,7 +41,8 @@ async def test_current_code_shape_and_rotation(make_client, frozen_clock, login,
         assert r.headers["cache-control"] == "no-store"
         code = r.json()
         assert code["token"].startswith("SC1:")
-        assert code["entitlements"]["medical"] == {"insured": True, "region": "110000"}
+        # an ID number of 沈阳 (2101…): insured in the province, Liaoning (210000)
+        assert code["entitlements"]["medical"] == {"insured": True, "region": "210000"}
         assert code["entitlements"]["health"] == {"status": "green"}
         from datetime import datetime
 

@@ -10,7 +10,7 @@ from codes import format as fmt
 from codes.entitlements import Entitlements
 from codes.tables import ScanRecord
 
-ID_NUMBER = "11010519491231002X"
+ID_NUMBER = "21010219491231018X"
 
 
 @pytest.fixture
@@ -172,3 +172,14 @@ async def test_a_blocked_account_is_refused_until_unblocked(
     await sessions.set_blocked(me["id"], False, actor="test")
     frozen_clock.advance(31)
     assert (await _scan(client, gate, await _code(client, pair, auth_header)))["result"] == "allow"
+
+
+async def test_the_scan_history_pages_to_the_end(setup, auth_header, walk_pages, frozen_clock):
+    client, pair, gate = setup
+    for _ in range(5):
+        frozen_clock.advance(31)  # a fresh code each time
+        assert (await _scan(client, gate, await _code(client, pair, auth_header)))["result"] == "allow"
+    await client.runtime.services["codes"].scans.recorder.flush()  # records are written behind the answer
+    scans = await walk_pages(client, "/api/v1/me/scans", limit=2, headers=auth_header(pair))
+    assert len(scans) == 5 and all(s["result"] == "allow" for s in scans)
+    assert [s["scanned_at"] for s in scans] == sorted((s["scanned_at"] for s in scans), reverse=True)

@@ -70,13 +70,13 @@ async def test_free_parking_spaces_come_from_the_parking_mini_app(client, consol
     from miniapps.parking.tables import CarPark
 
     await seed_parking()
-    await CarPark.update({CarPark.occupied: 7}).where(CarPark.code == "P-XIDAN")
+    await CarPark.update({CarPark.occupied: 7}).where(CarPark.code == "P-ZHONGJIE")
     await console_login(client, "watcher", "readonly")
     frame = (await client.get("/admin/dashboard/frame")).json()
     parks = {g["name"]: g for g in frame["gauges"] if g["app_id"] == "parking"}
-    park = await CarPark.select().where(CarPark.code == "P-XIDAN").first()
-    assert parks["free_spaces:P-XIDAN"]["value"] == park["capacity"] - 7 - park["reserved"]
-    assert parks["free_spaces:P-XIDAN"]["of"] == park["capacity"]
+    park = await CarPark.select().where(CarPark.code == "P-ZHONGJIE").first()
+    assert parks["free_spaces:P-ZHONGJIE"]["value"] == park["capacity"] - 7 - park["reserved"]
+    assert parks["free_spaces:P-ZHONGJIE"]["of"] == park["capacity"]
 
 
 async def test_the_dashboard_needs_a_console_session(client):

@@ -9,16 +9,16 @@ import pytest
 from backend.clock import FrozenClock
 from miniapps.hospital.app import split_bill
 
-ID_NUMBER = "11010519491231002X"  # insured in Beijing (110000)
+ID_NUMBER = "21010219491231018X"  # 沈阳市和平区: insured in Liaoning (210000), like the hospital
 
 
 @pytest.fixture
 async def hospital(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 08:30 in Beijing
+    clock = FrozenClock(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 08:30 China time
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
         app = client.runtime.services["miniapps"].apps["hospital"]
         await app.seed_demo()
-        gate = await enrol_scanner(client, "hospital", context="hospital-checkin", place="H-CITY1")
+        gate = await enrol_scanner(client, "hospital", context="hospital-checkin", place="H-SHENGJING")
         cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="hospital")
         backend = {
             "Authorization": "Basic "
@@ -49,9 +49,9 @@ async def checkin(client, clock, gate, me):
 
 
 async def first_slot(client):
-    return (await client.get("/api/v1/apps/hospital/slots", params={"hospital": "H-CITY1"})).json()["items"][
-        0
-    ]
+    return (await client.get("/api/v1/apps/hospital/slots", params={"hospital": "H-SHENGJING"})).json()[
+        "items"
+    ][0]
 
 
 async def test_the_last_slot_is_booked_once(hospital):
@@ -100,7 +100,7 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
         f"/api/v1/apps/hospital/visits/{visit_id}/bill", json={"items": items}, headers=backend
     )
     assert bill.status_code == 201, bill.text
-    # covered items at 70 % for a Beijing-insured patient in a Beijing hospital, whole fen to the insurer
+    # covered items at 70 % for a patient insured in Liaoning at a Shenyang hospital, whole fen to the insurer
     assert bill.json() | {"order_id": None} == {
         "visit_id": visit_id,
         "total": 32846,
@@ -121,6 +121,8 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
     assert order["amount"] == 23855 and order["deferred"] is True
     visits = (await client.get("/api/v1/apps/hospital/visits", headers=me)).json()["items"]
     assert visits[0]["self_paid"] == 23855 and visits[0]["insured"] == 8991
+    # the bill's items are a JSON list inside the JSON, as posted (not a JSON string)
+    assert visits[0]["items"] == [{"covered": True, **i} for i in items]
 
     # a week and a day later, unpaid: no more "see the doctor first" until it is paid
     clock.advance(8 * 86400)
@@ -158,10 +160,28 @@ def test_the_split_in_exact_fen():
         {"amount": 333, "covered": False},
     ]
     assert split_bill(
-        items, insured_region="440000", hospital_region="110000", local_bp=7000, other_bp=5000
+        items, insured_region="440000", hospital_region="210100", local_bp=7000, other_bp=5000
     ) == (1333, 499, 834)
-    assert split_bill(items, insured_region="", hospital_region="110000", local_bp=7000, other_bp=5000) == (
+    assert split_bill(items, insured_region="", hospital_region="210100", local_bp=7000, other_bp=5000) == (
         1333,
         0,
         1333,
     )
+
+
+async def test_slots_page_to_the_end(hospital, walk_pages):
+    from miniapps.hospital.tables import Slot
+
+    client, clock, _, _, _ = hospital
+    free = await Slot.count().where(Slot.starts_at >= clock.now())
+    assert free > 50  # more than the old fixed page of 50
+    slots = await walk_pages(client, "/api/v1/apps/hospital/slots", limit=20)
+    assert len(slots) == len({s["slot_id"] for s in slots}) == free
+    assert [s["starts_at"] for s in slots] == sorted(s["starts_at"] for s in slots)
+    # a filter travels in the next link
+    one = slots[0]
+    mine = await walk_pages(
+        client, "/api/v1/apps/hospital/slots", limit=7, params={"doctor": one["doctor_code"]}
+    )
+    assert mine and {s["doctor_code"] for s in mine} == {one["doctor_code"]}
+    assert len(mine) == sum(1 for s in slots if s["doctor_code"] == one["doctor_code"])

@@ -22,13 +22,13 @@ async def lot(make_client, frozen_clock, login, new_phone, enrol_scanner):
         gates = {
             "in": await enrol_scanner(client, "parking", context="parking-entry", place="P-HOSPITAL"),
             "out": await enrol_scanner(client, "parking", context="parking-exit", place="P-HOSPITAL"),
-            "gm_in": await enrol_scanner(client, "parking", context="parking-entry", place="P-GUOMAO"),
-            "gm_out": await enrol_scanner(client, "parking", context="parking-exit", place="P-GUOMAO"),
+            "gm_in": await enrol_scanner(client, "parking", context="parking-entry", place="P-TAIYUAN"),
+            "gm_out": await enrol_scanner(client, "parking", context="parking-exit", place="P-TAIYUAN"),
         }
         yield client, citizen, gates, frozen_clock
 
 
-async def scan(client, me, gate, clock, plate="京A12345", advance=31):
+async def scan(client, me, gate, clock, plate="辽A12345", advance=31):
     clock.advance(advance)
     token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
     r = await client.post(
@@ -71,23 +71,23 @@ def test_the_tariff():
 async def test_a_stay_across_the_daily_maximum_is_charged_after_leaving(lot):
     client, citizen, gates, clock = lot
     me = await citizen()
-    before = await free(client, "P-GUOMAO")
+    before = await free(client, "P-TAIYUAN")
     entered = await scan(client, me, gates["gm_in"], clock)
-    assert entered["result"] == "allow" and await free(client, "P-GUOMAO") == before - 1
+    assert entered["result"] == "allow" and await free(client, "P-TAIYUAN") == before - 1
     left = await scan(
         client, me, gates["gm_out"], clock, advance=int(timedelta(hours=26, minutes=5).total_seconds())
     )
-    assert left["result"] == "allow" and left["data"]["fee"] == 8000 + 3 * 1000
-    assert left["display"]["subtitle"] == "停车费 ¥110.00"
-    assert await free(client, "P-GUOMAO") == before
+    assert (
+        left["result"] == "allow" and left["data"]["fee"] == 6000 + 3 * 800
+    )  # a day at most ¥60, then ¥8 an hour started
+    assert left["display"]["subtitle"] == "停车费 ¥84.00"
+    assert await free(client, "P-TAIYUAN") == before
     sessions = (await client.get("/api/v1/apps/parking/sessions", headers=me)).json()["items"]
     assert (
-        sessions[0]["plate"] == "京A12345"
-        and sessions[0]["fee"] == 11000
-        and sessions[0]["state"] == "closed"
+        sessions[0]["plate"] == "辽A12345" and sessions[0]["fee"] == 8400 and sessions[0]["state"] == "closed"
     )
     orders = (await client.get("/api/v1/me/orders", params={"unpaid": "true"}, headers=me)).json()
-    assert orders["unpaid_total"] == 11000 and orders["items"][0]["deferred"] is True
+    assert orders["unpaid_total"] == 8400 and orders["items"][0]["deferred"] is True
 
 
 async def test_a_full_car_park_refuses_entry_and_reservations(lot):
@@ -101,7 +101,7 @@ async def test_a_full_car_park_refuses_entry_and_reservations(lot):
     r = await client.post(
         "/api/v1/apps/parking/reservations",
         headers=c,
-        json={"car_park": "P-HOSPITAL", "plate": "京C00001", "starts_at": clock.now().isoformat()},
+        json={"car_park": "P-HOSPITAL", "plate": "辽A0C001", "starts_at": clock.now().isoformat()},
     )
     assert r.status_code == 409 and r.json()["code"] == "car_park_full"
     assert (await scan(client, a, gates["out"], clock))["result"] == "allow"
@@ -132,7 +132,7 @@ async def test_a_reservation_holds_a_space_then_expires(lot):
     r = await client.post(
         "/api/v1/apps/parking/reservations",
         headers=holder,
-        json={"car_park": "P-HOSPITAL", "plate": "京B88888", "starts_at": start.isoformat()},
+        json={"car_park": "P-HOSPITAL", "plate": "辽A88888", "starts_at": start.isoformat()},
     )
     assert r.status_code == 201, r.text
     assert await free(client, "P-HOSPITAL") == 1
@@ -145,7 +145,7 @@ async def test_a_reservation_holds_a_space_then_expires(lot):
     late = await client.post(
         "/api/v1/apps/parking/reservations",
         headers=other,
-        json={"car_park": "P-HOSPITAL", "plate": "京D12345", "starts_at": clock.now().isoformat()},
+        json={"car_park": "P-HOSPITAL", "plate": "辽AD1234", "starts_at": clock.now().isoformat()},
     )
     assert late.status_code == 201 and await free(client, "P-HOSPITAL") == 0
     clock.advance(31 * 60)
@@ -154,15 +154,40 @@ async def test_a_reservation_holds_a_space_then_expires(lot):
         r["plate"]: r["state"]
         for r in (await client.get("/api/v1/apps/parking/reservations", headers=other)).json()["items"]
     }
-    assert states == {"京D12345": "expired"}
+    assert states == {"辽AD1234": "expired"}
     # cancelling frees the space at once
     again = await client.post(
         "/api/v1/apps/parking/reservations",
         headers=other,
-        json={"car_park": "P-HOSPITAL", "plate": "京D12345", "starts_at": clock.now().isoformat()},
+        json={"car_park": "P-HOSPITAL", "plate": "辽AD1234", "starts_at": clock.now().isoformat()},
     )
     assert await free(client, "P-HOSPITAL") == 0
     rid = again.json()["reservation_id"]
     assert (await client.delete(f"/api/v1/apps/parking/reservations/{rid}", headers=other)).status_code == 204
     assert await free(client, "P-HOSPITAL") == 1
     assert (await client.delete(f"/api/v1/apps/parking/reservations/{rid}", headers=other)).status_code == 404
+
+
+async def test_car_parks_reservations_and_stays_page_to_the_end(lot, walk_pages):
+    client, citizen, gates, clock = lot
+    parks = await walk_pages(client, "/api/v1/apps/parking/car-parks", limit=4)
+    assert len({p["code"] for p in parks}) == await CarPark.count() > 4
+    in_district = await walk_pages(
+        client, "/api/v1/apps/parking/car-parks", limit=1, params={"district": "和平区"}
+    )
+    assert {p["district"] for p in in_district} == {"和平区"} and len(in_district) == 2
+    me = await citizen()
+    for code in ("P-ZHONGJIE", "P-TAIYUAN", "P-BEILING"):
+        r = await client.post(
+            "/api/v1/apps/parking/reservations",
+            headers=me,
+            json={"car_park": code, "plate": "辽A12345", "starts_at": clock.now().isoformat()},
+        )
+        assert r.status_code == 201, r.text
+    reservations = await walk_pages(client, "/api/v1/apps/parking/reservations", limit=2, headers=me)
+    assert sorted(r["car_park"] for r in reservations) == ["P-BEILING", "P-TAIYUAN", "P-ZHONGJIE"]
+    for _ in range(3):
+        await scan(client, me, gates["gm_in"], clock)
+        await scan(client, me, gates["gm_out"], clock, advance=600)
+    stays = await walk_pages(client, "/api/v1/apps/parking/sessions", limit=2, headers=me)
+    assert len(stays) == 3 and {s["state"] for s in stays} == {"closed"}

@@ -11,8 +11,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from payments.channels.alipay import signing_string
-
 
 def _rsa():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -36,6 +34,7 @@ class WeChatPlayer:
         for serial, key in self.platform.items():
             (keys_dir / f"{serial}.pem").write_bytes(_pub_pem(key))
         self.serial = next(iter(self.platform))
+        self.transactions = {}  # order id -> its first payment's transaction id
 
     def notification(self, event_type, resource_data, *, event_id=None, ts=None, serial=None, tamper=None):
         nonce = secrets.token_hex(6)  # 12 characters, as WeChat's are
@@ -62,6 +61,10 @@ class WeChatPlayer:
             },
             ensure_ascii=False,
         ).encode()
+        return self.signed(body, ts=ts, serial=serial), body
+
+    def signed(self, body, *, ts=None, serial=None):
+        """The headers WeChat Pay sends with ``body`` (any bytes: the platform key signs what it is given)."""
         ts = str(int(time.time()) if ts is None else ts)
         header_nonce = secrets.token_hex(16)
         serial = serial or self.serial
@@ -75,34 +78,41 @@ class WeChatPlayer:
             "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
             "Content-Type": "application/json",
         }
-        return headers, body
+        return headers
 
-    def paid(self, order_id, amount, **kw):
+    def paid(self, order_id, amount, *, transaction_id=None, resource=None, **kw):
+        """A payment of ``order_id``; WeChat keeps the order's transaction for its refunds' notices."""
+        transaction_id = transaction_id or "4200000" + secrets.token_hex(6)
+        self.transactions.setdefault(order_id, transaction_id)
         return self.notification(
             "TRANSACTION.SUCCESS",
             {
                 "mchid": "1900000001",
                 "appid": "wxd678efh567hg6787",
                 "out_trade_no": order_id,
-                "transaction_id": "4200000" + secrets.token_hex(6),
+                "transaction_id": transaction_id,
                 "trade_type": "APP",
                 "trade_state": "SUCCESS",
                 "success_time": "2026-11-25T16:00:05+08:00",
                 "amount": {"total": amount, "payer_total": amount, "currency": "CNY"},
+                **(resource or {}),
             },
             **kw,
         )
 
-    def refunded(self, order_id, refund_id, amount, total, **kw):
+    def refunded(
+        self, order_id, refund_id, amount, total, *, status="SUCCESS", transaction_id=None, refund=None, **kw
+    ):
+        """A refund's notice: ``status`` SUCCESS, ABNORMAL or CLOSED (the event type follows it)."""
         return self.notification(
-            "REFUND.SUCCESS",
+            f"REFUND.{status}",
             {
                 "mchid": "1900000001",
                 "out_trade_no": order_id,
-                "transaction_id": "4200000000",
+                "transaction_id": transaction_id or self.transactions.get(order_id, "4200000000"),
                 "out_refund_no": refund_id,
-                "refund_id": "50000" + secrets.token_hex(6),
-                "refund_status": "SUCCESS",
+                "refund_id": refund or "50000" + secrets.token_hex(6),
+                "refund_status": status,
                 "success_time": "2026-11-25T16:10:00+08:00",
                 "amount": {"total": total, "refund": amount, "payer_total": total, "payer_refund": amount},
             },
@@ -110,22 +120,49 @@ class WeChatPlayer:
         )
 
 
+def alipay_notification_content(params):
+    """Alipay's rule for what a notification's ``sign`` covers, written out here independently of the
+    code under test: every parameter but ``sign`` and ``sign_type``, sorted, ``k=v`` joined with ``&``,
+    empty values included (python-alipay-sdk's ``verify`` checks the same; a test holds them together)."""
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in ("sign", "sign_type"))
+
+
 class AlipayPlayer:
     def __init__(self, tmp):
         self.key = _rsa()
         self.app_id = "2021000000000001"
+        self.seller_id = "2088101122136241"
         self.public_file = tmp / "alipay_public.pem"
         self.public_file.write_bytes(_pub_pem(self.key))
+        # the app's own key pair: it signs the order strings the app hands to the Alipay SDK
+        self.app_key = _rsa()
+        self.app_private_file = tmp / "app_private.pem"
+        self.app_private_file.write_bytes(
+            self.app_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
 
-    def notify(self, order_id, yuan, *, notify_id=None, status="TRADE_SUCCESS", extra=None, sign_with=None):
+    def notify(
+        self,
+        order_id,
+        yuan,
+        *,
+        notify_id=None,
+        status="TRADE_SUCCESS",
+        extra=None,
+        sign_with=None,
+        trade_no=None,
+    ):
         params = {
             "notify_time": "2026-11-25 16:00:05",
             "notify_type": "trade_status_sync",
             "notify_id": notify_id or "ac05" + secrets.token_hex(8),
             "app_id": self.app_id,
+            "seller_id": self.seller_id,
             "charset": "utf-8",
             "version": "1.0",
-            "trade_no": "2026112522001" + secrets.token_hex(4),
+            "trade_no": trade_no or "2026112522001" + secrets.token_hex(4),
             "out_trade_no": order_id,
             "trade_status": status,
             "total_amount": yuan,
@@ -133,8 +170,9 @@ class AlipayPlayer:
             "gmt_payment": "2026-11-25 16:00:04",
             **(extra or {}),
         }
+        params = {k: v for k, v in params.items() if v is not None}  # extra={"k": None} leaves k out
         sig = (sign_with or self.key).sign(
-            signing_string(params).encode(), padding.PKCS1v15(), hashes.SHA256()
+            alipay_notification_content(params).encode(), padding.PKCS1v15(), hashes.SHA256()
         )
         params.update({"sign": base64.b64encode(sig).decode(), "sign_type": "RSA2"})
         return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, urlencode(
@@ -163,7 +201,9 @@ def pay_client(make_client, channel_keys, testgate_app):
             wechatpay_apiv3_key=wechat.apiv3_key,
             wechatpay_platform_keys_dir=str(keys_dir),
             alipay_app_id=alipay.app_id,
+            alipay_seller_id=alipay.seller_id,
             alipay_public_key_file=str(alipay.public_file),
+            alipay_app_private_key_file=str(alipay.app_private_file),
             webhook_interval=0,
             background=True,
             **overrides,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import secrets
 import time
 
 import pytest
@@ -147,12 +148,13 @@ async def test_a_refund_notice_before_its_payment(env, players, make_client):
     from payments.tables import Refund
 
     refund_id = uuid.uuid4()
-    r = await _post_wechat(client, *wechat.refunded(oid, str(refund_id), 2000, 5000))
+    txn = "4200000" + secrets.token_hex(6)
+    r = await _post_wechat(client, *wechat.refunded(oid, str(refund_id), 2000, 5000, transaction_id=txn))
     assert r.status_code == 204  # kept, not lost: applied when the payment arrives
     assert (await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run())[
         "state"
     ] == "created"
-    assert (await _post_wechat(client, *wechat.paid(oid, 5000))).status_code == 204
+    assert (await _post_wechat(client, *wechat.paid(oid, 5000, transaction_id=txn))).status_code == 204
     row = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
     assert row["state"] == "partially_refunded" and row["refunded"] == 2000
     assert await _ledger_sum(oid) == (0, 4)

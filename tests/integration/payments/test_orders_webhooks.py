@@ -30,7 +30,7 @@ async def test_order_pay_refund_on_the_sandbox(world):
     oid = order["order_id"]
     assert (await client.get(f"/api/v1/payments/orders/{oid}", headers=me)).json()["amount"] == 1500
     pay = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "sandbox"}, headers=me)
-    assert pay.status_code == 200 and pay.json()["pay"]["pay_url"].endswith(f"/sandbox/orders/{oid}/pay")
+    assert pay.status_code == 200 and pay.json()["pay"]["pay_url"].endswith(f"/sandbox/pay/{oid}")
     paid = await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)
     assert paid.json()["state"] == "paid"
 
@@ -238,6 +238,7 @@ async def test_an_event_left_undelivered_by_a_crash_is_sent_by_the_next_worker(w
         clock,
         payments.endpoints,
         miniapp_handler=None,
+        queue_name="unused-without-redis",
         transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200)),
     )
     try:
@@ -248,3 +249,42 @@ async def test_an_event_left_undelivered_by_a_crash_is_sent_by_the_next_worker(w
     assert verify_signature(
         received[0].headers[SIGNATURE_HEADER], received[0].read(), endpoint["secret"], now=clock.time()
     )
+
+
+async def test_deployments_sharing_a_redis_keep_their_webhook_jobs(
+    pay_client, paying_citizen, settings, frozen_clock
+):
+    """The webhook queue's name carries ``SHENGSHI_STORE_PREFIX`` like every Redis key: a worker of another
+    deployment on the same Redis never takes this deployment's jobs."""
+    sent = {"a": [], "b": []}
+
+    def recorder(name):
+        return httpx.MockTransport(lambda r: sent[name].append(r) or httpx.Response(200))
+
+    async with pay_client(store_prefix=f"{settings.store_prefix}dep-b:", clock=frozen_clock) as other:
+        b = other.runtime.services["payments"].webhooks
+        await b._http.aclose()
+        b._http = httpx.AsyncClient(transport=recorder("b"))
+        async with pay_client(store_prefix=f"{settings.store_prefix}dep-a:", clock=frozen_clock) as client:
+            a = client.runtime.services["payments"].webhooks
+            assert a._queue_name == f"{settings.store_prefix}dep-a:webhooks"
+            assert b._queue_name == f"{settings.store_prefix}dep-b:webhooks"
+            await a._http.aclose()
+            a._http = httpx.AsyncClient(transport=recorder("a"))
+            app_auth, me, openid = await paying_citizen(client)
+            await client.runtime.services["payments"].endpoints.add("miniapp:testgate", "https://m.example/h")
+            for n in range(4):
+                oid = (
+                    await client.post(
+                        "/api/v1/payments/orders",
+                        json={"reference": f"dep-{n}", "amount": 100, "openid": openid},
+                        headers=app_auth,
+                    )
+                ).json()["order_id"]
+                await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)
+            await a.tick()
+            await a.drain()
+            await b.drain()
+            if settings.uses_redis:
+                assert a._queue.name == a._queue_name
+    assert len(sent["a"]) == 4 and sent["b"] == []

@@ -95,3 +95,76 @@ async def test_reconcile_lists_every_kind_of_mismatch(
         )
         assert bad.status_code == 400  # a query parameter that is not a date, named
         assert [(e["key"], e["source"]) for e in bad.json()["errors"]] == [("date", "query")]
+
+
+def test_duplicates_and_one_order_under_two_transactions():
+    """The comparison itself: a transaction booked twice on either side is reported (not hidden by a
+    dictionary keyed on it), and one order's payment under another transaction id is one mismatch."""
+    from payments.reconciliation import compare
+
+    ours = [
+        {"txn_id": "T1", "order_id": "o1", "type": "payment", "amount": 1000},
+        {"txn_id": "T1", "order_id": "o1", "type": "payment", "amount": 1000},  # credited twice
+        {"txn_id": "T2", "order_id": "o2", "type": "payment", "amount": 500},
+        {"txn_id": "T3", "order_id": "o3", "type": "payment", "amount": 700},
+        {"txn_id": "R9", "order_id": "o9", "type": "refund", "amount": 100},
+    ]
+    theirs = [
+        {"txn_id": "T1", "order_id": "o1", "type": "payment", "amount": 1000},
+        {"txn_id": "T2", "order_id": "o2", "type": "payment", "amount": 500},
+        {"txn_id": "T2", "order_id": "o2", "type": "payment", "amount": 500},  # listed twice
+        {"txn_id": "T3-other", "order_id": "o3", "type": "payment", "amount": 700},
+        {"txn_id": "T4", "order_id": "o4", "type": "payment", "amount": 300},
+    ]
+    found = sorted(
+        (
+            m["kind"],
+            m["order_id"],
+            m["txn_id"],
+            m["their_txn_id"],
+            m["our_amount"],
+            m["their_amount"],
+            m["count"],
+        )
+        for m in compare(ours, theirs)
+    )
+    assert found == [
+        ("duplicate_ours", "o1", "T1", "", 2000, 1000, 2),
+        ("duplicate_theirs", "o2", "T2", "", 500, 1000, 2),
+        ("missing_ours", "o4", "T4", "", None, 300, 1),
+        ("missing_theirs", "o9", "R9", "", 100, None, 1),
+        ("txn_differs", "o3", "T3", "T3-other", 700, 700, 1),
+    ]
+
+
+async def test_one_mismatch_is_reported_as_such(pay_client, merchant_of, players, shengshi_cli, tmp_path):
+    wechat, _ = players
+    async with pay_client() as client:
+        merchant = await merchant_of(client)
+        r = await client.post(
+            "/api/v1/payments/orders",
+            json={"reference": f"one-{time.time_ns()}", "amount": 100},
+            headers=merchant,
+        )
+        oid = r.json()["order_id"]
+        headers, body = wechat.paid(oid, 100, transaction_id="4200000111")
+        assert (
+            await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        ).status_code == 204
+        statement = tmp_path / "one.csv"
+        statement.write_text(f"txn_id,order_id,type,amount_fen\n4200000222,{oid},payment,100\n")
+        day = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+        out = await asyncio.to_thread(
+            shengshi_cli,
+            "payments",
+            "reconcile",
+            "--date",
+            day,
+            "--channel",
+            "wechatpay",
+            "--statement",
+            str(statement),
+        )
+        assert out.returncode == 0, out.stderr
+        assert "1 statement row, 1 ledger row, 1 mismatch" in out.stderr
+        assert "txn_differs" in out.stdout and "theirs_txn=4200000222" in out.stdout

@@ -11,11 +11,11 @@ from backend.clock import FrozenClock
 
 @pytest.fixture
 async def park(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 09:00 in Beijing
+    clock = FrozenClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 09:00 China time
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
         await client.runtime.services["miniapps"].apps["tourism"].seed_demo()
-        gate = await enrol_scanner(client, "tourism", context="tourism-gate", place="A-PALACE")
-        desk = await enrol_scanner(client, "tourism", context="hotel-checkin", place="HT-CITY")
+        gate = await enrol_scanner(client, "tourism", context="tourism-gate", place="A-MUKDEN")
+        desk = await enrol_scanner(client, "tourism", context="hotel-checkin", place="HT-ZHONGJIE")
 
         async def visitor():
             pair = await login(client, new_phone())
@@ -26,7 +26,7 @@ async def park(make_client, login, new_phone, enrol_scanner):
 
 async def session(client, day):
     items = (
-        await client.get("/api/v1/apps/tourism/sessions", params={"attraction": "A-PALACE", "day": day})
+        await client.get("/api/v1/apps/tourism/sessions", params={"attraction": "A-MUKDEN", "day": day})
     ).json()
     return items["items"][0]
 
@@ -48,7 +48,7 @@ async def test_a_party_enters_one_by_one_and_a_used_ticket_is_refused(park):
     )
     assert r.status_code == 201, r.text
     purchase = r.json()
-    assert purchase["amount"] == 2 * 6000 and len(purchase["tickets"]) == 2
+    assert purchase["amount"] == 2 * 5000  # ¥50 a ticket at 沈阳故宫 and len(purchase["tickets"]) == 2
     unpaid = await enter(client, clock, gate, me)
     assert unpaid["result"] == "deny" and unpaid["reason"] == "no_ticket"
     paid = await client.post(f"/api/v1/payments/sandbox/orders/{purchase['order_id']}/pay", headers=me)
@@ -102,7 +102,7 @@ async def test_refund_before_the_visit_day_only(park):
     assert r.status_code == 201, r.text
     assert r.json()["state"] == "refunded"
     order = (await client.get(f"/api/v1/payments/orders/{purchase['order_id']}", headers=me)).json()
-    assert order["state"] == "refunded" and order["refunded"] == 6000
+    assert order["state"] == "refunded" and order["refunded"] == 5000
     assert (await session(client, "2026-11-28"))["left"] == later["left"]
     again = await client.post(f"/api/v1/apps/tourism/tickets/{ticket_id}/refund", headers=me)
     assert again.status_code == 409
@@ -140,16 +140,68 @@ async def test_hotel_check_in_by_code_once(park):
     r = await client.post(
         "/api/v1/apps/tourism/hotel-bookings",
         headers=hotel,
-        json={"hotel": "HT-CITY", "openid": openid, "night": night, "guest_name": "王十一"},
+        json={"hotel": "HT-ZHONGJIE", "openid": openid, "night": night, "guest_name": "王十一"},
     )
     assert r.status_code == 201, r.text
     assert (
         await client.post(
             "/api/v1/apps/tourism/hotel-bookings",
             headers=me,
-            json={"hotel": "HT-CITY", "openid": openid, "night": night, "guest_name": "x"},
+            json={"hotel": "HT-ZHONGJIE", "openid": openid, "night": night, "guest_name": "x"},
         )
     ).status_code == 401
     checked = await enter(client, clock, desk, me)
     assert checked["result"] == "allow" and checked["display"]["title"] == "入住成功"
     assert (await enter(client, clock, desk, me))["reason"] == "already_checked_in"
+
+
+async def test_a_session_whose_window_is_over_is_neither_listed_sold_nor_admitted(park):
+    client, clock, gate, _, visitor = park
+    me = await visitor()
+    morning = await session(client, "2026-11-25")  # the earliest window today, open at 09:00
+    bought = await client.post(
+        "/api/v1/apps/tourism/tickets",
+        json={"session_id": morning["session_id"], "holders": ["冯一"]},
+        headers=me,
+    )
+    assert bought.status_code == 201, bought.text
+    paid = await client.post(f"/api/v1/payments/sandbox/orders/{bought.json()['order_id']}/pay", headers=me)
+    assert paid.json()["state"] == "paid"
+
+    # the window closes: China time at its end, plus a minute
+    end = morning["window"].split("-")[1]
+    closes = datetime.fromisoformat(f"2026-11-25T{end}:00+08:00")
+    clock.advance((closes - clock.now()).total_seconds() + 60)
+    listed = (
+        await client.get("/api/v1/apps/tourism/sessions", params={"attraction": "A-MUKDEN", "limit": 100})
+    ).json()["items"]
+    assert morning["session_id"] not in {s["session_id"] for s in listed}
+    assert all(s["day"] >= "2026-11-25" for s in listed)
+    late = await client.post(
+        "/api/v1/apps/tourism/tickets",
+        json={"session_id": morning["session_id"], "holders": ["冯二"]},
+        headers=await visitor(),
+    )
+    assert late.status_code == 409 and late.json()["code"] == "session_over"
+    at_gate = await enter(client, clock, gate, me)
+    assert at_gate["result"] == "deny" and at_gate["reason"] == "session_over"
+    assert at_gate["display"]["title"] == "场次已结束"
+
+
+async def test_sessions_and_tickets_page_to_the_end(park, walk_pages):
+    from miniapps.tourism.tables import TicketSession
+
+    client, _, _, _, visitor = park
+    sessions = await walk_pages(client, "/api/v1/apps/tourism/sessions", limit=5)
+    assert len(sessions) == len({s["session_id"] for s in sessions}) == await TicketSession.count()
+    assert [(s["day"], s["window"]) for s in sessions] == sorted((s["day"], s["window"]) for s in sessions)
+    me = await visitor()
+    for s in sessions[:3]:
+        r = await client.post(
+            "/api/v1/apps/tourism/tickets",
+            json={"session_id": s["session_id"], "holders": ["卫一", "卫二"]},
+            headers=me,
+        )
+        assert r.status_code == 201, r.text
+    tickets = await walk_pages(client, "/api/v1/apps/tourism/tickets", limit=4, headers=me)
+    assert len({t["ticket_id"] for t in tickets}) == 6

@@ -15,10 +15,11 @@ async def city(make_client, frozen_clock, login, new_phone, enrol_scanner, monke
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
         gates = {
-            "bus42": await enrol_scanner(client, "transit", context="bus", place="B42"),
+            "bus": await enrol_scanner(client, "transit", context="bus", place="B113"),
+            # 地铁1号线 十三号街 in; out at 迎宾路 (9.4 km on line 1) or 全运路 (line 2, via 青年大街)
             "in1": await enrol_scanner(client, "transit", context="metro-entry", place="M1-01"),
-            "out5": await enrol_scanner(client, "transit", context="metro-exit", place="M1-05"),
-            "out8": await enrol_scanner(client, "transit", context="metro-exit", place="M1-08"),
+            "out_near": await enrol_scanner(client, "transit", context="metro-exit", place="M1-08"),
+            "out_far": await enrol_scanner(client, "transit", context="metro-exit", place="M2-19"),
         }
         yield client, me, gates, frozen_clock
 
@@ -33,9 +34,7 @@ async def ride(client, me, gate, clock, minutes=1):
 
 async def test_a_day_of_bus_rides_hits_the_daily_cap(city):
     client, me, gates, clock = city
-    charged = [
-        (await ride(client, me, gates["bus42"], clock, minutes=20))["data"]["charged"] for _ in range(9)
-    ]
+    charged = [(await ride(client, me, gates["bus"], clock, minutes=20))["data"]["charged"] for _ in range(9)]
     assert charged == [200] * 7 + [100, 0]
     fares = (await client.get("/api/v1/apps/transit/fares", headers=me)).json()
     assert fares["spent_today"] == 1500 and fares["unpaid"] == 1500
@@ -47,18 +46,37 @@ async def test_a_metro_trip_is_charged_by_distance_at_the_exit(city):
     client, me, gates, clock = city
     entry = await ride(client, me, gates["in1"], clock)
     assert entry["result"] == "allow" and entry["display"]["title"] == "请进站"
-    out = await ride(client, me, gates["out5"], clock, minutes=25)
-    assert (
-        out["result"] == "allow" and out["data"]["fare"] == 400 and out["data"]["charged"] == 400
-    )  # 11.5 km
+    out = await ride(client, me, gates["out_near"], clock, minutes=25)
+    assert out["result"] == "allow" and out["data"]["fare"] == 400 and out["data"]["charged"] == 400  # 9.4 km
     far = await ride(client, me, gates["in1"], clock)
-    far = await ride(client, me, gates["out8"], clock, minutes=50)
-    assert far["data"]["fare"] == 700  # 36 km: 6 yuan to 32 km, 1 more per 20 km started
+    far = await ride(client, me, gates["out_far"], clock, minutes=50)
+    # to 青年大街 on line 1 (20.0 km), then line 2 from 青年大街 to 全运路 (11.5 km): 31.5 km, 6 yuan
+    assert far["data"]["fare"] == 600
+
+
+def test_metro_fares_and_distances_between_lines():
+    from miniapps.transit.app import metro_distance, metro_fare
+
+    assert [metro_fare(m, 1000) for m in (0, 6000, 6001, 12000, 22000, 32000, 36000, 52001)] == [
+        300,
+        300,
+        400,
+        400,
+        500,
+        600,
+        700,
+        800,
+    ]
+    assert metro_fare(200_000, 1000) == 1000  # at most the maximum fare
+    assert metro_distance(("M1", 0), ("M1", 9400), []) == 9400
+    # two interchanges: the shorter way counts
+    assert metro_distance(("M1", 0), ("M2", 21600), [(20000, 10100), (5000, 2000)]) == 5000 + 19600
+    assert metro_distance(("M1", 0), ("M3", 100), []) is None  # lines that do not meet
 
 
 async def test_odd_trips_follow_the_stated_rules(city):
     client, me, gates, clock = city
-    no_entry = await ride(client, me, gates["out5"], clock)
+    no_entry = await ride(client, me, gates["out_near"], clock)
     assert no_entry["result"] == "allow" and no_entry["data"]["rule"] == "no_entry"
     assert no_entry["data"]["fare"] == 1000
     await ride(client, me, gates["in1"], clock, minutes=120)
@@ -71,9 +89,9 @@ async def test_odd_trips_follow_the_stated_rules(city):
 
 async def test_a_transfer_from_bus_to_metro_is_discounted(city):
     client, me, gates, clock = city
-    await ride(client, me, gates["bus42"], clock)
+    await ride(client, me, gates["bus"], clock)
     await ride(client, me, gates["in1"], clock, minutes=30)
-    out = await ride(client, me, gates["out5"], clock, minutes=20)
+    out = await ride(client, me, gates["out_near"], clock, minutes=20)
     assert out["data"]["discount"] == 100 and out["data"]["charged"] == 300
 
 
@@ -83,13 +101,13 @@ async def test_an_offline_bus_batch_uploaded_twice_is_charged_once(city):
     for i in range(3):
         clock.advance(600)
         token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
-        records.append({"record_id": f"bus42-{i}", "token": token, "scanned_at": int(clock.time())})
+        records.append({"record_id": f"bus113-{i}", "token": token, "scanned_at": int(clock.time())})
     clock.advance(3600)  # the bus comes back to the depot
     first = await client.post(
-        "/api/v1/scans/batch", json={"records": records[::-1]}, headers=gates["bus42"]["headers"]
+        "/api/v1/scans/batch", json={"records": records[::-1]}, headers=gates["bus"]["headers"]
     )
     second = await client.post(
-        "/api/v1/scans/batch", json={"records": records}, headers=gates["bus42"]["headers"]
+        "/api/v1/scans/batch", json={"records": records}, headers=gates["bus"]["headers"]
     )
     assert [r["result"] for r in first.json()["results"]] == ["allow"] * 3
     assert {r["record_id"]: r["data"] for r in first.json()["results"]} == {
@@ -109,8 +127,8 @@ async def test_unpaid_fares_refuse_boarding_until_paid(
         await client.runtime.services["miniapps"].apps["transit"].seed_demo()
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
-        bus = await enrol_scanner(client, "transit", context="bus", place="B42")
-        out = await enrol_scanner(client, "transit", context="metro-exit", place="M1-05")
+        bus = await enrol_scanner(client, "transit", context="bus", place="B237")
+        out = await enrol_scanner(client, "transit", context="metro-exit", place="M2-04")  # 北陵公园
         assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
         assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
         refused = await ride(client, me, bus, frozen_clock)
@@ -157,3 +175,18 @@ async def test_rides_refused_at_the_gate_leave_no_trip_no_fare_and_the_code_usab
         assert {r["result"] for r in boarded} == {"allow"}
         assert await TransitTrip.count().run() == 8
         assert await PaymentOrder.count().where(PaymentOrder.app_id == "transit").run() == 8
+
+
+async def test_lines_and_trips_page_to_the_end(city, walk_pages):
+    from miniapps.transit.tables import TransitLine
+
+    client, me, gates, clock = city
+    lines = await walk_pages(client, "/api/v1/apps/transit/lines", limit=2)
+    assert len(lines) == await TransitLine.count()
+    metro = {line["code"]: line for line in lines if line["kind"] == "metro"}
+    assert [s["name"] for s in metro["M1"]["stations"]][:2] == ["十三号街", "中央大街"]
+    assert [s["km"] for s in metro["M2"]["stations"]] == sorted(s["km"] for s in metro["M2"]["stations"])
+    for _ in range(5):
+        await ride(client, me, gates["bus"], clock, minutes=10)
+    trips = await walk_pages(client, "/api/v1/apps/transit/trips", limit=2, headers=me)
+    assert len({t["trip_id"] for t in trips}) == 5

@@ -26,15 +26,15 @@ def test_bad_phones(raw):
 
 
 def test_id_number_check_digit_and_masks():
-    assert id_check_digit("11010519491231002") == "X"
-    assert normalise_id_number("11010519491231002x") == "11010519491231002X"
-    assert mask_id_number("11010519491231002X") == "1101**********002X"
+    assert id_check_digit("21010219491231018") == "X"
+    assert normalise_id_number("21010219491231018x") == "21010219491231018X"
+    assert mask_id_number("21010219491231018X") == "2101**********018X"
     assert mask_phone("+8613812345678") == "138****5678"
     assert mask_name("欧阳修") == "欧**" and mask_name("Li") == "L*"
 
 
 @pytest.mark.parametrize(
-    "raw", ["110105194912310021", "110105194902300020", "110105209912310021", "1101051949"]
+    "raw", ["210102194912310181", "210102194902300180", "210102209912310181", "2101021949"]
 )
 def test_bad_id_numbers(raw):
     with pytest.raises(InvalidInput):
@@ -43,9 +43,9 @@ def test_bad_id_numbers(raw):
 
 def test_keyring_rotates_and_binds_context():
     old = Keyring([("k1", b"\x01" * 32)])
-    sealed = old.encrypt("11010519491231002X", "citizen:1:id_number")
+    sealed = old.encrypt("21010219491231018X", "citizen:1:id_number")
     rotated = Keyring([("k2", b"\x02" * 32), ("k1", b"\x01" * 32)])
-    assert rotated.decrypt(sealed, "citizen:1:id_number") == "11010519491231002X"
+    assert rotated.decrypt(sealed, "citizen:1:id_number") == "21010219491231018X"
     assert rotated.needs_rotation(sealed)
     assert rotated.encrypt("x", "c").startswith("k2.")
     with pytest.raises(DecryptionError):

@@ -7,12 +7,12 @@ from backend.logs import JSONFormatter, RequestIdFilter, mask_text
 
 def test_mask_text_hides_phone_id_number_and_tokens():
     text = (
-        "phone 13812345678 / +8613812345678 id 11010519491231002X "
+        "phone 13812345678 / +8613812345678 id 21010219491231018X "
         "auth Bearer abc.def.ghijklmnop jwt eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl"
     )
     masked = mask_text(text)
     assert "13812345678" not in masked and "138****5678" in masked
-    assert "11010519491231002X" not in masked and "1101**********002X" in masked
+    assert "21010219491231018X" not in masked and "2101**********018X" in masked
     assert "abc.def.ghijklmnop" not in masked
     assert "eyJhbGciOi.eyJzdWIiOiIx" not in masked
 

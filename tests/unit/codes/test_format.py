@@ -48,7 +48,7 @@ def test_entitlements_round_trip_and_grants():
     [
         Entitlements(),
         Entitlements(transit=True),
-        Entitlements(medical_region="110000", transit=True, tickets=True, social_security=True),
+        Entitlements(medical_region="210100", transit=True, tickets=True, social_security=True),
     ],
 )
 def test_codes_fit_qr_version_8_at_level_m(ent):

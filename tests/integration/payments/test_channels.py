@@ -1,0 +1,205 @@
+"""The channels' edges: disabled channels, signed-but-malformed bodies, notices for another merchant,
+and Alipay's two signing rules checked against python-alipay-sdk."""
+
+import base64
+import json
+import secrets
+import time
+from urllib.parse import parse_qsl
+
+import pytest
+from alipay import AliPay
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from payments.tables import ChannelNotification, LedgerEntry, OutboxEvent, PaymentOrder
+
+
+@pytest.fixture
+async def env(pay_client, merchant_of):
+    async with pay_client() as client:
+        yield client, await merchant_of(client)
+
+
+async def _order(client, headers, amount=1234, **extra):
+    r = await client.post(
+        "/api/v1/payments/orders",
+        json={"reference": f"ch-{time.time_ns()}", "amount": amount, "description": "停车费", **extra},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["order_id"]
+
+
+async def _untouched(oid):
+    row = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
+    assert row["state"] == "created"
+    assert await LedgerEntry.count().where(LedgerEntry.order == oid).run() == 0
+    assert await OutboxEvent.count().where(OutboxEvent.order == oid).run() == 0
+
+
+async def test_a_disabled_channels_notify_route_is_a_404_problem(client, players):
+    """The default deployment enables the sandbox only: WeChat's and Alipay's routes are not there."""
+    wechat, alipay = players
+    for path, (headers, body) in (
+        ("wechatpay", wechat.paid("1f0c0000-0000-4000-8000-000000000000", 100)),
+        ("alipay", alipay.notify("1f0c0000-0000-4000-8000-000000000000", "1.00")),
+    ):
+        r = await client.post(f"/api/v1/payments/notify/{path}", content=body, headers=headers)
+        assert r.status_code == 404, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == "not_found"
+    # the enabled one is there (and refuses an unsigned body in its own words)
+    r = await client.post("/api/v1/payments/notify/sandbox", content=b"{}")
+    assert r.status_code == 400 and r.json()["ok"] is False
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    assert "/api/v1/payments/notify/sandbox" in paths
+    assert "/api/v1/payments/notify/wechatpay" not in paths
+
+
+def _envelope(resource, **over):
+    return json.dumps(
+        {
+            "id": "EV-" + secrets.token_hex(6),
+            "event_type": "TRANSACTION.SUCCESS",
+            "resource": resource,
+            **over,
+        }
+    ).encode()
+
+
+async def test_signed_but_malformed_wechat_bodies_are_refused_and_recorded_nowhere(env, players):
+    client, merchant = env
+    wechat, _ = players
+    oid = await _order(client, merchant)
+    good_headers, good = wechat.paid(oid, 1234)
+    resource = json.loads(good)["resource"]
+    bodies = {
+        "resource a string": _envelope("not an object"),
+        "resource a list": _envelope([1, 2]),
+        "nonce a number": _envelope({**resource, "nonce": 123456789012}),
+        "ciphertext a number": _envelope({**resource, "ciphertext": 7}),
+        "ciphertext not base64": _envelope({**resource, "ciphertext": "%%%"}),
+        "nonce too long": _envelope({**resource, "nonce": "x" * 40}),
+        "no resource": json.dumps({"id": "EV-1", "event_type": "TRANSACTION.SUCCESS"}).encode(),
+        "id an object": _envelope(resource, id={"a": 1}),
+        "a JSON list": b"[1, 2, 3]",
+        "JSON null": b"null",
+    }
+    for name, body in bodies.items():
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=wechat.signed(body))
+        assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+        assert r.json()["code"] == "FAIL", name
+    # decrypted, but not a transaction: fields missing or of the wrong type
+    for name, data in {
+        "amount a string": {"amount": {"total": "1234", "currency": "CNY"}},
+        "amount missing": {"amount": None},
+        "out_trade_no a number": {"out_trade_no": 5},
+        "out_trade_no too long for any order": {"out_trade_no": "x" * 200},
+        "transaction_id too long": {"transaction_id": "4" * 200},
+        "amount beyond any order": {"amount": {"total": 2**40, "currency": "CNY"}},
+    }.items():
+        headers, body = wechat.paid(oid, 1234, resource=data)
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert r.status_code == 400 and r.json()["code"] == "FAIL", (name, r.text)
+    assert await ChannelNotification.count().run() == 0
+    await _untouched(oid)
+    # and the genuine one still pays
+    r = await client.post("/api/v1/payments/notify/wechatpay", content=good, headers=good_headers)
+    assert r.status_code == 204
+
+
+async def test_notices_for_another_merchant_app_or_currency_are_recorded_and_refused(env, players):
+    client, merchant = env
+    wechat, alipay = players
+    oid = await _order(client, merchant, 1000)
+    cases = {
+        "merchant_mismatch": wechat.paid(oid, 1000, resource={"mchid": "1900000999"}),
+        "app_mismatch": wechat.paid(oid, 1000, resource={"appid": "wx0000000000000000"}),
+        "currency_mismatch": wechat.paid(
+            oid, 1000, resource={"amount": {"total": 1000, "payer_total": 1000, "currency": "USD"}}
+        ),
+    }
+    for reason, (headers, body) in cases.items():
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert r.status_code == 400 and r.json() == {"code": "FAIL", "message": reason}
+        # WeChat's resend is answered the same, and changes nothing more
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert r.status_code == 400 and r.json()["message"] == reason
+    for reason, extra in {
+        "merchant_mismatch": {"seller_id": "2088000000000000"},
+        "app_mismatch": {"app_id": "2021000000009999"},
+    }.items():
+        headers, body = alipay.notify(oid, "10.00", extra=extra)
+        r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+        assert r.content == b"fail", reason
+    refused = (
+        await ChannelNotification.select(ChannelNotification.channel, ChannelNotification.reason)
+        .where(ChannelNotification.status == "rejected")
+        .run()
+    )
+    assert sorted((r["channel"], r["reason"]) for r in refused) == [
+        ("alipay", "app_mismatch"),
+        ("alipay", "merchant_mismatch"),
+        ("wechatpay", "app_mismatch"),
+        ("wechatpay", "currency_mismatch"),
+        ("wechatpay", "merchant_mismatch"),
+    ]
+    await _untouched(oid)
+
+
+async def test_the_alipay_order_string_is_signed_as_python_alipay_sdk_signs_it(
+    pay_client, paying_citizen, players
+):
+    _, alipay_player = players
+    async with pay_client() as client:
+        app_auth, me, openid = await paying_citizen(client)
+        oid = await _order(client, app_auth, 1999, openid=openid)
+        r = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "alipay"}, headers=me)
+        assert r.status_code == 200, r.text
+        order_string = r.json()["pay"]["order_string"]
+    ours = dict(parse_qsl(order_string, keep_blank_values=True, strict_parsing=True))
+    assert ours["sign_type"] == "RSA2" and ours["method"] == "alipay.trade.app.pay"
+    assert json.loads(ours["biz_content"])["total_amount"] == "19.99"
+    sdk = AliPay(
+        appid=alipay_player.app_id,
+        app_notify_url=None,
+        app_private_key_string=alipay_player.app_private_file.read_text(),
+        alipay_public_key_string=alipay_player.public_file.read_text(),
+        sign_type="RSA2",
+    )
+    data = sdk.build_body(
+        "alipay.trade.app.pay",
+        biz_content=ours["biz_content"],
+        notify_url=ours["notify_url"],
+        timestamp=ours["timestamp"],
+    )
+    assert sdk.sign_data(data) == order_string  # byte for byte, signature included
+    # Alipay checks the signature over every parameter but sign: sign_type is part of it
+    app_public = alipay_player.app_key.public_key()
+    signed = "&".join(f"{k}={v}" for k, v in sorted(ours.items()) if k != "sign")
+    app_public.verify(base64.b64decode(ours["sign"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+
+
+async def test_alipay_notifications_are_verified_as_alipays_sdk_does_empty_values_included(env, players):
+    client, merchant = env
+    _, alipay = players
+    oid = await _order(client, merchant, 1000)
+    # an empty parameter is part of what Alipay signed
+    headers, body = alipay.notify(oid, "10.00", extra={"body": "", "passback_params": ""})
+    params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    assert params["body"] == ""
+    sdk = AliPay(
+        appid=alipay.app_id,
+        app_notify_url=None,
+        app_private_key_string=alipay.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        alipay_public_key_string=alipay.public_file.read_text(),
+    )
+    signature = params.pop("sign")
+    assert sdk.verify(dict(params), signature)  # the SDK's own rule accepts what the player signed
+    r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+    assert r.content == b"success"
+    row = await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run()
+    assert row["state"] == "paid"
