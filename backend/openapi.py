@@ -6,7 +6,8 @@
   is guarded, 404 where the path names something, 409/413/422 where it changes state, 422 where it
   takes parameters, and whatever a handler adds in ``opt={"problems": [status, ...]}`` (or a mapping
   of status to description);
-  ``default`` covers any other error, problem+json too.
+  ``default`` covers any other error, problem+json too. A route that speaks another protocol says so with
+  ``opt={"own_format": "..."}``: its answers are then documented as that protocol's, any media type.
 - Security requirements come from the guards: a guard says which scheme it checks with
   :func:`requires`; alternatives (a bearer token *or* HTTP Basic) are listed as such, guards stacked on
   one route are all required.
@@ -127,7 +128,23 @@ def _takes_parameters(handler: HTTPRouteHandler) -> bool:
     return any(name not in injected for name in handler.parsed_fn_signature.parameters)
 
 
+def own_format(handler: HTTPRouteHandler, description: str) -> dict[Any, ResponseSpec]:
+    """A route that answers in another protocol's format (a payment channel's callback): its success and
+    any other status in whatever media type that protocol says; the edge's own refusals are
+    problem+json."""
+
+    def anything(text: str) -> ResponseSpec:
+        return ResponseSpec(data_container=Any, media_type="*/*", description=text, generate_examples=False)
+
+    return {
+        handler.status_code: anything(description),
+        "default": anything(f"{description}; a request the edge refuses gets problem+json"),
+    }
+
+
 def problems_for(handler: HTTPRouteHandler, *, secured: bool, path_params: bool) -> dict[Any, ResponseSpec]:
+    if description := handler.opt.get("own_format"):
+        return own_format(handler, str(description))
     statuses = {400}
     if handler.opt.get("storage", True):
         statuses.add(503)

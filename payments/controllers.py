@@ -139,16 +139,17 @@ async def _notify(
 
 NOTIFY_PATH = "/api/v1/payments/notify"
 NOTIFY_TAGS = ["payments: channel callbacks"]
+NOTIFY_OPT = {"own_format": "The channel's own acknowledgement or refusal (docs/payments.md)"}
 
 
 # Channel callbacks: verified over the raw bytes; every reply in the channel's own words. Only the
-# enabled channels' routes are registered (see the plugin). They follow the channels' protocols
-# (docs/payments.md), not this API's: their answers are not problem+json, so the OpenAPI document leaves
-# them out rather than describe them wrongly.
+# enabled channels' routes are registered (see the plugin). They follow the channels' protocols, not
+# this API's: the OpenAPI document says their answers are in the channel's own format.
 @post(
     f"{NOTIFY_PATH}/wechatpay",
+    status_code=200,
     tags=NOTIFY_TAGS,
-    include_in_schema=False,
+    opt=NOTIFY_OPT,
     summary="WeChat Pay v3 notification",
 )
 async def notify_wechatpay(
@@ -159,8 +160,9 @@ async def notify_wechatpay(
 
 @post(
     f"{NOTIFY_PATH}/alipay",
+    status_code=200,
     tags=NOTIFY_TAGS,
-    include_in_schema=False,
+    opt=NOTIFY_OPT,
     summary="Alipay asynchronous notification",
 )
 async def notify_alipay(
@@ -169,7 +171,13 @@ async def notify_alipay(
     return await _notify("alipay", request, notifications)
 
 
-@post(f"{NOTIFY_PATH}/sandbox", tags=NOTIFY_TAGS, include_in_schema=False, summary="Sandbox channel callback")
+@post(
+    f"{NOTIFY_PATH}/sandbox",
+    status_code=200,
+    tags=NOTIFY_TAGS,
+    opt=NOTIFY_OPT,
+    summary="Sandbox channel callback",
+)
 async def notify_sandbox(
     request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
 ) -> Response[bytes]:
