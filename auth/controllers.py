@@ -35,7 +35,12 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["citizens: auth"]
 
-    @post("/otp", status_code=HTTP_202_ACCEPTED, summary="Send a 6-digit login code by SMS")
+    @post(
+        "/otp",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Send a 6-digit login code by SMS",
+        opt={"problems": [429]},  # per phone and per address (the OpenAPI document says so)
+    )
     async def send_otp(
         self, data: JSONBody[OtpRequest], auth: NamedDependency[AuthServices], ip: NamedDependency[str]
     ) -> OtpSent:

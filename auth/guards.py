@@ -10,6 +10,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from auth._tokens import invalid_token
 from auth.services import AuthServices
+from backend.openapi import requires
 
 PRINCIPAL = "principal"
 
@@ -22,6 +23,7 @@ def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else ""
 
 
+@requires({"citizenToken": []})
 async def citizen_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     header = connection.headers.get("authorization", "")
     scheme, _sep, token = header.partition(" ")
@@ -37,7 +39,7 @@ def machine_only(*kinds: str) -> Any:
         )
 
     guard.__name__ = f"machine_only_{'_'.join(kinds)}"
-    return guard
+    return requires({"machineCredential": []})(guard)
 
 
 scanner_only = machine_only("scanner")

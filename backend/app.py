@@ -55,7 +55,15 @@ def create_app(
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.
-    app = Litestar(route_handlers=[], plugins=plugins, debug=False, logging_config=None)
+    # The body limit is given here: Litestar's app router takes it from its constructor's argument, not
+    # from the AppConfig that plugins see.
+    app = Litestar(
+        route_handlers=[],
+        plugins=plugins,
+        debug=False,
+        logging_config=None,
+        request_max_body_size=settings.max_body_bytes,
+    )
     # The request id wraps the whole ASGI handler, outside routing, so a 404 or 405 carries one too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     # The request's language (Accept-Language, zh-CN by default) for every text a person reads.

@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sqlite3
+import traceback
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -22,15 +25,51 @@ from piccolo.table import Table
 from backend.settings import Settings
 
 PICCOLO_CONF = "backend.piccolo_conf"
+CONNECT_TIMEOUT = 5.0
 
 
 def create_engine(settings: Settings) -> Engine:
     if settings.uses_postgres:
-        return PostgresEngine(config={"dsn": settings.database_url}, extensions=())
+        # timeout: seconds to open a connection; a server that does not answer at all (a cut network)
+        # gives a 503 after this instead of asyncpg's default minute
+        config = {"dsn": settings.database_url, "timeout": CONNECT_TIMEOUT}
+        return PostgresEngine(config=config, extensions=())
     path = Path(settings.sqlite_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # timeout: how long a writer waits for the lock (sqlite3's busy timeout), instead of failing at once.
     return SQLiteEngine(path=str(path), timeout=30, check_same_thread=False)
+
+
+# What a database that does not answer raises, as opposed to a query that is wrong. Handlers for these
+# classes ask :func:`unavailable` about the exception itself (an OSError or an OperationalError may be
+# something else).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed, was refused or dropped
+    asyncpg.CannotConnectNowError,  # 57P03: the server is starting or stopping
+    asyncpg.AdminShutdownError,  # 57P01
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    OSError,  # refused, reset or timed out while asyncpg connects (TimeoutError is an OSError)
+    sqlite3.OperationalError,  # "database is locked" after the busy timeout
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is not answering (now), rather than that a query is wrong."""
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc)
+        return "database is locked" in message or "database is busy" in message
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc) or "closing" in str(exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        return isinstance(exc, UNAVAILABLE_ERRORS)
+    if isinstance(exc, OSError):  # only when asyncpg raised it: files and other sockets are not ours
+        return any(
+            frame.f_globals.get("__name__", "").startswith("asyncpg")
+            for frame, _ in traceback.walk_tb(exc.__traceback__)
+        )
+    return False
 
 
 def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:

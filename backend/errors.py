@@ -8,12 +8,15 @@ unexpected becomes a 500 problem that names only the request id — never the ex
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from backend import db
 from backend.context import request_id_var
 from backend.i18n import Locale, current_locale, negotiate, problem_text
 from backend.store.base import StoreUnavailable
@@ -97,6 +100,26 @@ _HTTP_CODES = {
 }
 
 
+class ProblemError(msgspec.Struct):
+    message: str
+    key: str | None = None  # the field (``records[0].token``) or parameter (``day``)
+    source: str | None = None  # body, query, path, header
+
+
+class Problem(msgspec.Struct):
+    """The problem+json document (RFC 9457) every error answer is, as the OpenAPI document shows it;
+    some carry more members (``retry_after``, ``checks``, the resource's id)."""
+
+    type: str
+    code: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemError] | None = None
+
+
 def problem_body(
     status: int,
     code: str,
@@ -164,17 +187,46 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
     )
 
 
+_PARAMETER_SOURCES = frozenset({"query", "path", "header", "cookie"})
+# Litestar says a required parameter is missing only in words: "Missing required query parameter 'day'"
+_MISSING = re.compile(r"Missing required (?P<source>\w+) parameter '(?P<key>[^']*)'")
+
+
+def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
+    """Each error as ``{key, message, source}``: which field or parameter, and where it was."""
+    raw = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        {k: v for k, v in e.items() if k in ("key", "message", "source")} for e in raw if isinstance(e, dict)
+    ]
+    if not errors and (m := _MISSING.search(exc.detail or "")):
+        errors = [{"key": m.group("key"), "message": "is required", "source": m.group("source")}]
+    for e in errors:
+        if "source" in e:  # Litestar's ParamType is a str enum: its value, not "ParamType.QUERY"
+            e["source"] = getattr(e["source"], "value", e["source"])
+        if e.get("source") == "body" and isinstance(e.get("key"), str):
+            if e["key"] == "data":  # Litestar's name for the body itself: it is missing
+                del e["key"]
+                e["message"] = "a JSON body is required"
+            elif e["key"].startswith("data."):
+                e["key"] = e["key"][len("data.") :]
+    return errors
+
+
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     code, title = _HTTP_CODES.get(status, ("http_error", "HTTP error"))
     extra: dict[str, Any] = {}
     detail = exc.detail or title
     if isinstance(exc, ValidationException):
-        errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
-        sources = {e.get("source") for e in errors}
-        code = "invalid_body" if sources <= {"body"} else "invalid_parameters"
+        errors = _validation_errors(exc)
+        # a query, path or header value that is wrong is the caller's parameter; anything else, its body
+        in_parameters = any(e.get("source") in _PARAMETER_SOURCES for e in errors)
+        code = "invalid_parameters" if in_parameters else "invalid_body"
         title = "The request is not valid"
-        extra["errors"] = [{k: v for k, v in e.items() if k in ("key", "message", "source")} for e in errors]
+        extra["errors"] = errors
+        named = [f"{e['key']} ({e['source']})" for e in errors if "key" in e and "source" in e]
+        if named and detail.startswith("Validation failed for"):  # Litestar's words name no field
+            detail = "not valid: " + ", ".join(named)
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
     elif status == 404:
@@ -211,9 +263,25 @@ def store_unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -
     )
 
 
+def database_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """PostgreSQL not answering, or SQLite still locked after its busy timeout: 503, try again."""
+    if not db.unavailable(exc):
+        return internal_error_handler(request, exc)
+    log.error("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is not answering; try again shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     AppError: app_error_handler,
     StoreUnavailable: store_unavailable_handler,
+    **dict.fromkeys(db.UNAVAILABLE_ERRORS, database_error_handler),
     HTTPException: http_exception_handler,
     Exception: internal_error_handler,
 }

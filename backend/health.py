@@ -18,7 +18,13 @@ log = logging.getLogger("shengshitong.health")
 CHECK_TIMEOUT = 2.0
 
 
-@get("/healthz", tags=["service"], summary="Liveness: 200 while the process runs", sync_to_thread=False)
+@get(
+    "/healthz",
+    tags=["service"],
+    summary="Liveness: 200 while the process runs",
+    sync_to_thread=False,
+    opt={"storage": False},
+)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins import InitPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from backend import db
+from backend.apidocs import docs_router, render_plugins
 from backend.clock import Clock
+from backend.edge import EdgeMiddleware, StrictRequest
 from backend.errors import EXCEPTION_HANDLERS
 from backend.health import MetricsController, healthz, readyz
+from backend.openapi import OpenAPITruthPlugin, components, replace_struct_schema_plugin
 from backend.runtime import Runtime
 from backend.settings import Settings
 from backend.store import Store
+
+DOCS = "/schema"
 
 
 class CorePlugin(InitPlugin):
@@ -48,19 +52,24 @@ class CorePlugin(InitPlugin):
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
         app_config.on_startup.insert(0, self._startup)
         app_config.on_shutdown.append(self._shutdown)
-        app_config.request_max_body_size = rt.settings.max_body_bytes
         prometheus = PrometheusConfig(
             app_name="shengshitong",
             prefix="shengshitong",
             group_path=True,
             exclude=["^/metrics", "^/healthz", "^/readyz"],
         )
-        app_config.middleware.insert(0, prometheus.middleware)
+        # outermost first: metrics, then the edge checks (before any guard or handler sees the request)
+        app_config.middleware[:0] = [prometheus.middleware, EdgeMiddleware()]
+        app_config.request_class = StrictRequest
+        app_config.plugins.append(OpenAPITruthPlugin())
+        replace_struct_schema_plugin(app_config.plugins)
         app_config.openapi_config = OpenAPIConfig(
             title="Shengshitong (盛事通) API",
             version="1",
             description="The backend of a city super app: one citizen code, mini-apps, unified payments.",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/"), ScalarRenderPlugin(path="/scalar")],
+            path=DOCS,
+            render_plugins=render_plugins(DOCS),
+            openapi_router=docs_router(DOCS),
+            components=components(),
         )
         return app_config

@@ -21,6 +21,7 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 from auth.guards import client_ip
 from backend.errors import Forbidden, InvalidInput, Unauthorized
 from backend.i18n import current_locale
+from backend.openapi import requires
 from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
@@ -61,6 +62,7 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator 
     return await operators_of(connection).from_token(connection.cookies.get("id"))
 
 
+@requires({"consoleSession": []})
 async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     operator = await signed_in(connection)
     if operator is None:
@@ -68,12 +70,14 @@ async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
     connection.state[OPERATOR] = operator
 
 
+@requires({"consoleSession": []})
 async def console_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     await console_operator(connection, handler)
     if not connection.state[OPERATOR].can_change:
         raise Forbidden("your console role is read-only", code="read_only")
 
 
+@requires({"consoleCsrf": []})
 async def same_site_post(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Cookie-authenticated POSTs carry the console's CSRF token (cookie ``csrftoken`` repeated in the
     ``X-CSRFToken`` header, as piccolo-admin's own requests do)."""

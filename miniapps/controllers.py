@@ -105,6 +105,7 @@ class MiniAppsController(Controller):
     @get(
         "/{app_id:str}/userinfo",
         summary="What the granted scopes allow the mini-app to know (mini-app token)",
+        security=[{"miniappToken": []}],
     )
     async def userinfo(
         self,
@@ -117,6 +118,7 @@ class MiniAppsController(Controller):
     @get(
         "/{app_id:str}/userinfo/{scope_name:str}",
         summary="One scope's claims; 403 insufficient_scope without it",
+        security=[{"miniappToken": []}],
     )
     async def userinfo_scope(
         self,

@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from auth.guards import PRINCIPAL, citizen_only
 from auth.principals import CitizenPrincipal
+from backend.openapi import requires
 
 APP_CALLER = "miniapp_caller"
 
@@ -23,6 +24,7 @@ class AppCaller(msgspec.Struct, frozen=True):
     openid: str
 
 
+@requires({"citizenToken": []})
 async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard for mini-app routes: a citizen's platform access token, turned into this app's openid."""
     await citizen_only(connection, handler)
@@ -44,6 +46,7 @@ def provide_caller(request: Request[Any, Any, Any]) -> AppCaller:
 DEPENDENCIES = {"caller": Provide(provide_caller, sync_to_thread=False)}
 
 
+@requires({"machineCredential": []})
 async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard for a mini-app's back-office routes: its own backend's credential (HTTP Basic), no other's."""
     from auth.guards import miniapp_only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -10,11 +11,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
+from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
 from payments.services import NotificationService, OrderService
@@ -24,6 +27,7 @@ def owner_of(machine: MachinePrincipal) -> str:
     return f"miniapp:{machine.app_id}" if machine.kind == "miniapp" else f"merchant:{machine.client_id}"
 
 
+@requires({"machineCredential": []}, {"citizenToken": []})
 async def owner_or_citizen(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Orders are read by their owner (HTTP Basic) or by their citizen (bearer token)."""
     if connection.headers.get("authorization", "").lower().startswith("basic "):
@@ -43,6 +47,7 @@ class OrdersController(Controller):
         guards=[merchant_or_miniapp],
         summary="Create an order (idempotent on the caller's reference); without a citizen it carries a "
         "pay link for the till's QR code",
+        responses={200: ResponseSpec(Order, description="The order already made with this reference")},
     )
     async def create(
         self,
@@ -102,8 +107,10 @@ class OrdersController(Controller):
 
     @post(
         "/{order_id:str}/refunds",
+        status_code=202,
         guards=[merchant_or_miniapp],
         summary="Refund (partial allowed; idempotent)",
+        responses={200: ResponseSpec(RefundAccepted, description="The refund asked with this reference")},
     )
     async def refund(
         self,
@@ -132,25 +139,45 @@ async def _notify(
 
 NOTIFY_PATH = "/api/v1/payments/notify"
 NOTIFY_TAGS = ["payments: channel callbacks"]
+NOTIFY_OPT = {"own_format": "The channel's own acknowledgement or refusal (docs/payments.md)"}
 
 
 # Channel callbacks: verified over the raw bytes; every reply in the channel's own words. Only the
-# enabled channels' routes are registered (see the plugin).
-@post(f"{NOTIFY_PATH}/wechatpay", tags=NOTIFY_TAGS, summary="WeChat Pay v3 notification")
+# enabled channels' routes are registered (see the plugin). They follow the channels' protocols, not
+# this API's: the OpenAPI document says their answers are in the channel's own format.
+@post(
+    f"{NOTIFY_PATH}/wechatpay",
+    status_code=200,
+    tags=NOTIFY_TAGS,
+    opt=NOTIFY_OPT,
+    summary="WeChat Pay v3 notification",
+)
 async def notify_wechatpay(
     request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
 ) -> Response[bytes]:
     return await _notify("wechatpay", request, notifications)
 
 
-@post(f"{NOTIFY_PATH}/alipay", tags=NOTIFY_TAGS, summary="Alipay asynchronous notification")
+@post(
+    f"{NOTIFY_PATH}/alipay",
+    status_code=200,
+    tags=NOTIFY_TAGS,
+    opt=NOTIFY_OPT,
+    summary="Alipay asynchronous notification",
+)
 async def notify_alipay(
     request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
 ) -> Response[bytes]:
     return await _notify("alipay", request, notifications)
 
 
-@post(f"{NOTIFY_PATH}/sandbox", tags=NOTIFY_TAGS, summary="Sandbox channel callback")
+@post(
+    f"{NOTIFY_PATH}/sandbox",
+    status_code=200,
+    tags=NOTIFY_TAGS,
+    opt=NOTIFY_OPT,
+    summary="Sandbox channel callback",
+)
 async def notify_sandbox(
     request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
 ) -> Response[bytes]:
@@ -189,21 +216,16 @@ class ReconciliationController(Controller):
     @get("", summary="The latest reconciliation of a day and channel: mismatches as JSON or CSV")
     async def report(
         self,
-        date: FromQuery[str],
+        date: FromQuery[datetime.date],
         channel: FromQuery[str],
         request: Request[Any, Any, Any],
         format: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        from datetime import date as date_type
-
         from backend.errors import NotFound
         from payments.reconciliation import to_csv
         from payments.tables import ReconciliationRun
 
-        try:
-            day = date_type.fromisoformat(date)
-        except ValueError:
-            raise InvalidInput("date must be YYYY-MM-DD", code="invalid_date") from None
+        day = date
         run = (
             await ReconciliationRun.select()
             .where((ReconciliationRun.day == day.isoformat()) & (ReconciliationRun.channel == channel))

@@ -48,7 +48,7 @@ def handlers(app: TourismApp) -> list[Any]:
     async def sessions(
         request: Request[Any, Any, Any],
         attraction: FromQuery[str | None] = None,
-        day: FromQuery[str | None] = None,
+        day: FromQuery[date | None] = None,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def handlers(app: TourismApp) -> list[Any]:
         if attraction:
             query = query.where(TicketSession.attraction.code == attraction)
         if day:
-            query = query.where(TicketSession.day == day)
+            query = query.where(TicketSession.day == day.isoformat())
         query = query.where(TicketSession.day >= today)
         if closed:
             query = query.where(TicketSession.id.not_in(closed))

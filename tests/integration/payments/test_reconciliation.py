@@ -93,7 +93,8 @@ async def test_reconcile_lists_every_kind_of_mismatch(
         bad = await client.get(
             "/api/v1/payments/reconciliation", params={"date": "yesterday", "channel": "x"}, headers=op
         )
-        assert bad.status_code == 422
+        assert bad.status_code == 400  # a query parameter that is not a date, named
+        assert [(e["key"], e["source"]) for e in bad.json()["errors"]] == [("date", "query")]
 
 
 def test_duplicates_and_one_order_under_two_transactions():
