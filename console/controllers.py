@@ -22,6 +22,7 @@ from auth.guards import client_ip
 from backend.errors import Forbidden, InvalidInput, Unauthorized
 from backend.i18n import current_locale
 from backend.openapi import requires
+from backend.pages import PAGE_HEADERS
 from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
@@ -29,17 +30,6 @@ from console.simulator import ScannerSimulator
 
 STATIC = Path(__file__).parent / "static"
 OPERATOR = "console_operator"
-# our pages load nothing from elsewhere (they must work with no internet) and run no inline script
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 MAX_IMAGE = 8 * 1024 * 1024
 
 
