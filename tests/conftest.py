@@ -485,3 +485,31 @@ def walk_pages() -> Callable[..., Any]:
         raise AssertionError(f"{url}: more than 1000 pages")
 
     return walk
+
+
+class ServedApp:
+    """A real ``shengshi serve`` started by a test (see the ``serve`` fixture) and its environment:
+    ``cli`` runs the real ``shengshi`` command against the same storage and returns its JSON answer."""
+
+    def __init__(self, url: str, env: dict[str, str]) -> None:
+        self.url = url
+        self.env = env
+
+    def cli(self, *args: str, input: str | None = None) -> Any:
+        import json
+        import subprocess
+        import sys
+
+        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
+        r = subprocess.run(
+            [shengshi, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            input=input,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        lines = [line for line in r.stdout.strip().splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else None

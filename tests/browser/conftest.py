@@ -10,12 +10,10 @@ failure, not a skip.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import httpx
 import pytest
 
 from backend.settings import new_key
+from tests.conftest import ServedApp
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -50,26 +49,7 @@ def chromium_path() -> str:
     return path
 
 
-class WebServer:
-    def __init__(self, url: str, env: dict[str, str]) -> None:
-        self.url = url
-        self.env = env
-
-    def cli(self, *args: str, input: str | None = None) -> Any:
-        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
-        r = subprocess.run(
-            [shengshi, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            input=input,
-            check=False,
-        )
-        assert r.returncode == 0, r.stderr
-        lines = [line for line in r.stdout.strip().splitlines() if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else None
-
+class WebServer(ServedApp):
     def scanner(self, app_id: str, place: str, context: str, name: str = "") -> dict[str, Any]:
         """Enrol a scanner with the real command; its credential (the secret shown once)."""
         return dict(

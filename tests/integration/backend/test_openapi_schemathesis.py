@@ -7,12 +7,10 @@ one backend (the SQLite pass). Operations that end the citizen's session run las
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from backend.settings import new_key
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, ServedApp
 
 pytestmark = [
     pytest.mark.storage,
@@ -55,29 +53,8 @@ SKIP = {("GET", "/admin/dashboard/stream")}
 LAST = [("POST", "/api/v1/auth/logout")]
 
 
-class Server:
-    def __init__(self, url: str, env: dict[str, str]) -> None:
-        self.url = url
-        self.env = env
-
-    def cli(self, *args: str, input: str | None = None) -> Any:
-        shengshi = os.path.join(os.path.dirname(sys.executable), "shengshi")
-        r = subprocess.run(
-            [shengshi, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            input=input,
-            check=False,
-        )
-        assert r.returncode == 0, r.stderr
-        lines = [line for line in r.stdout.strip().splitlines() if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else None
-
-
 @pytest.fixture(scope="module")
-def server(free_port, serve) -> Iterator[Server]:
+def server(free_port, serve) -> Iterator[ServedApp]:
     data_dir = Path(tempfile.mkdtemp(prefix="shengshi-schemathesis-"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENGSHI_")}
@@ -94,7 +71,7 @@ def server(free_port, serve) -> Iterator[Server]:
             "SHENGSHI_OTP_RESEND_INTERVAL": "0",
         }
     )
-    s = Server(f"http://127.0.0.1:{port}", env)
+    s = ServedApp(f"http://127.0.0.1:{port}", env)
     s.cli("migrate")
     s.cli("seed-demo")
     proc = serve(env, port, log=data_dir / "server.log")
@@ -117,7 +94,7 @@ def _basic(cred: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def credentials(server: Server) -> dict[str, Any]:
+def credentials(server: ServedApp) -> dict[str, Any]:
     """Real credentials of every kind, so generated requests reach past the guards."""
     cli = server.cli
     creds: dict[str, Any] = {
