@@ -60,6 +60,35 @@ async def test_a_party_enters_one_by_one_and_a_used_ticket_is_refused(park):
     assert third["result"] == "deny" and third["reason"] == "already_used"
 
 
+@pytest.mark.storage
+async def test_a_retried_scan_does_not_admit_the_companion(park):
+    """A gate that did not hear the answer sends the same record again: it gets the same answer, and the
+    companion's ticket stays unused (concurrent retries on PostgreSQL too)."""
+    from miniapps.tourism.tables import Ticket
+
+    client, clock, gate, _, visitor = park
+    me = await visitor()
+    today = await session(client, "2026-11-25")
+    r = await client.post(
+        "/api/v1/apps/tourism/tickets",
+        json={"session_id": today["session_id"], "holders": ["郑一", "郑小一"]},
+        headers=me,
+    )
+    purchase = r.json()
+    await client.post(f"/api/v1/payments/sandbox/orders/{purchase['order_id']}/pay", headers=me)
+    clock.advance(31)
+    token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
+    body = {"token": token, "record_id": "gate3-000117"}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/scans", json=body, headers=gate["headers"]) for _ in range(4))
+    )
+    answers.append(await client.post("/api/v1/scans", json=body, headers=gate["headers"]))
+    assert {a.json()["result"] for a in answers} == {"allow"}
+    assert len({a.json()["data"]["ticket_id"] for a in answers}) == 1
+    states = await Ticket.select(Ticket.state).where(Ticket.order_id == purchase["order_id"]).run()
+    assert sorted(t["state"] for t in states) == ["paid", "used"]  # the companion can still enter
+
+
 async def test_the_last_ticket_goes_to_one_buyer(park):
     client, _, _, _, visitor = park
     from miniapps.tourism.tables import TicketSession
