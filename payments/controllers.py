@@ -19,7 +19,14 @@ from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from payments.schemas import Order, OrderCreate, PayRequest, RefundAccepted, RefundCreate
+from payments.schemas import (
+    Order,
+    OrderCreate,
+    PaymentChannels,
+    PayRequest,
+    RefundAccepted,
+    RefundCreate,
+)
 from payments.services import NotificationService, OrderService
 
 
@@ -127,6 +134,15 @@ class OrdersController(Controller):
             reason=data.reason,
         )
         return Response(msgspec.convert(result, RefundAccepted), status_code=202 if created else 200)
+
+
+@get(
+    "/api/v1/payments/channels",
+    tags=["payments"],
+    summary="The payment channels enabled here, in the configured order (no sign-in needed)",
+)
+async def enabled_channels(orders: NamedDependency[OrderService]) -> PaymentChannels:
+    return PaymentChannels(channels=list(orders.channels))
 
 
 async def _notify(

@@ -27,6 +27,7 @@ from payments.controllers import (
     OrdersController,
     ReconciliationController,
     SandboxPayController,
+    enabled_channels,
 )
 from payments.sandbox_page import sandbox_page_handlers
 from payments.services import NotificationService, OrderService
@@ -158,7 +159,12 @@ class PaymentsPlugin(InitPlugin):
         await self.webhooks.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        handlers: list[Any] = [OrdersController, ReconciliationController, MyOrdersController]
+        handlers: list[Any] = [
+            OrdersController,
+            ReconciliationController,
+            MyOrdersController,
+            enabled_channels,
+        ]
         # a channel that is not enabled has no notify route (its callbacks get the usual 404 problem)
         handlers.extend(NOTIFY_HANDLERS[name] for name in self.channels)
         if "sandbox" in self.channels:

@@ -72,6 +72,13 @@ class Order(msgspec.Struct):
     pay_link: PayLink | None
 
 
+class PaymentChannels(msgspec.Struct):
+    """The channels this deployment takes payments through, in the configured order
+    (``SHENGSHI_PAYMENT_CHANNELS``): what a citizen's app or the web wallet offers."""
+
+    channels: list[str]
+
+
 class PayRequest(msgspec.Struct, forbid_unknown_fields=True):
     channel: Literal["wechatpay", "alipay", "sandbox"]
 

@@ -1,5 +1,7 @@
 // The citizen web wallet: SMS login, the rotating citizen code, entitlements, unpaid orders, recent
 // scans and the mini-app catalogue. Tokens stay in this tab (sessionStorage) and rotate on refresh.
+// /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
+// app): after signing in the order is shown and paid through one of the enabled channels.
 "use strict";
 (() => {
   const T = {
@@ -12,6 +14,22 @@
       yes: "可用", no: "不可用", green: "绿码", yellow: "黄码", red: "红码", allow: "通过", deny: "未通过",
       owed: "合计待付", offline: "离线", refreshing: "正在刷新…", failed: "网络不可用，正在重试",
       badphone: "请输入正确的手机号", badcode: "请输入6位验证码", unpaidfares: "有未支付车费", expired: "已过期",
+      // a pay link
+      paysignin: "登录后即可查看并支付这笔订单", paytitle: "付款", payee: "收款方", item: "商品", status: "状态",
+      orderno: "订单号", paywith: "选择支付方式", close: "关闭", openapp: "在盛事通 App 中打开", merchant: "商户",
+      st_created: "待支付", st_paying: "支付中", st_paid: "已支付", st_partially_refunded: "部分退款",
+      st_refunded: "已退款", st_closed: "已关闭", st_expired: "已过期",
+      ch_sandbox: "沙箱支付（测试）", ch_wechatpay: "微信支付", ch_alipay: "支付宝",
+      paiddone: "支付成功", alreadypaid: "这笔订单已支付", loadingorder: "正在加载订单…",
+      app_wechatpay: "微信", app_alipay: "支付宝",
+      inapp: "{channel}须在{app} App 中完成支付，网页无法直接调起。请在手机上的盛事通 App 中打开这笔订单，由它转到{app}；支付完成后本页会更新。",
+      gone: "这笔订单已无法支付：它已由其他市民支付或已关闭，或链接有误。",
+      claimed: "这笔订单已由另一位市民认领支付，你不能再支付它。",
+      orderexpired: "这笔订单已过期，不能再支付。请向商户索取新的付款码。",
+      orderclosed: "这笔订单已关闭，不能再支付。请向商户索取新的付款码。",
+      notpayable: "这笔订单当前不能支付。", badorder: "付款链接中的订单号无效。",
+      nochannels: "本服务暂未开通任何支付方式。", nochannel: "此支付方式在本服务未开通，请选择其他方式。",
+      neterror: "网络不可用，请稍后再试", colon: "：",
     },
     en: {
       title: "Shengshitong · Citizen code", login: "Sign in with your phone", phone: "Mobile number",
@@ -24,12 +42,31 @@
       allow: "Passed", deny: "Refused", owed: "Total owed", offline: "offline", refreshing: "Refreshing…",
       failed: "Network unavailable, retrying", badphone: "Enter a valid mobile number", badcode: "Enter the 6-digit code",
       unpaidfares: "unpaid fares", expired: "expired",
+      paysignin: "Sign in to see and pay this order", paytitle: "Payment", payee: "Payee", item: "Item",
+      status: "Status", orderno: "Order no.", paywith: "Choose how to pay", close: "Close",
+      openapp: "Open in the Shengshitong app", merchant: "Merchant",
+      st_created: "Unpaid", st_paying: "Payment started", st_paid: "Paid", st_partially_refunded: "Partly refunded",
+      st_refunded: "Refunded", st_closed: "Closed", st_expired: "Expired",
+      ch_sandbox: "Sandbox (test)", ch_wechatpay: "WeChat Pay", ch_alipay: "Alipay",
+      paiddone: "Payment received", alreadypaid: "This order is paid", loadingorder: "Loading the order…",
+      app_wechatpay: "WeChat", app_alipay: "Alipay",
+      inapp: "Paying with {channel} is finished in the {app} app, which a web page cannot open. Open this order in the Shengshitong app on your phone; it takes you to {app}. This page updates once the order is paid.",
+      gone: "This order can no longer be paid: another citizen has paid it or it has closed, or the link is wrong.",
+      claimed: "Another citizen has taken this order to pay it; you cannot pay it.",
+      orderexpired: "This order has expired and can no longer be paid. Ask the merchant for a new payment code.",
+      orderclosed: "This order is closed and can no longer be paid. Ask the merchant for a new payment code.",
+      notpayable: "This order cannot be paid now.", badorder: "The order number in this payment link is not valid.",
+      nochannels: "No way to pay is enabled on this service yet.",
+      nochannel: "This way to pay is not enabled here; choose another.", neterror: "Network unavailable; try again shortly",
+      colon: ": ",
     },
   };
   const $ = id => document.getElementById(id);
   // the page's language as the server chose it from Accept-Language (Chinese first), or the one picked here
   let lang = localStorage.getItem("sst.lang") || (document.documentElement.lang === "en" ? "en" : "zh");
   const t = key => (T[lang] && T[lang][key]) || T.zh[key] || key;
+  const tf = (key, args) => t(key).replace(/\{(\w+)\}/g, (_, name) => args[name]);
+  const yuan = fen => `¥${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, "0")}`;  // fen are integers
   const el = (tag, props = {}, ...children) => { const e = Object.assign(document.createElement(tag), props); e.append(...children); return e; };
 
   function applyLang() {
@@ -39,9 +76,13 @@
     document.title = t("title");
     if (state.code) renderCode(state.code, false);
     if (state.home) renderHome(state.home);
+    renderPay();
   }
 
-  const state = { code: null, home: null, skew: 0, timer: null, tick: null };
+  // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
+  const payParam = new URLSearchParams(location.search).get("pay");
+  const newPay = id => ({ id, order: null, channels: null, apps: null, note: null, error: null, busy: false, poll: null });
+  const state = { code: null, home: null, skew: 0, timer: null, tick: null, pay: payParam === null ? null : newPay(payParam) };
   const store = sessionStorage;
   const deviceId = () => {
     let id = localStorage.getItem("sst.device");
@@ -84,6 +125,11 @@
     store.removeItem("sst.access"); store.removeItem("sst.refresh");
     clearTimeout(state.timer); clearInterval(state.tick);
     state.code = state.home = null;
+    if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
+      clearTimeout(state.pay.poll);
+      state.pay = newPay(state.pay.id);
+    }
+    $("pay-signin").classList.toggle("hidden", !state.pay);
     $("home-view").classList.add("hidden"); $("logout").classList.add("hidden");
     $("login-view").classList.remove("hidden");
   }
@@ -205,7 +251,6 @@
   function renderHome(h) {
     state.home = h;
     const none = () => el("li", { className: "muted", textContent: t("none") });
-    const yuan = fen => "¥" + (fen / 100).toFixed(2);
     const apps = Object.fromEntries(h.apps.items.map(a => [a.id, a]));
     // an order's description is the mini-app's own text, in Chinese: an English screen names the mini-app
     const what = o => (lang === "zh" ? o.description : "") || (apps[o.app_id] ? (lang === "zh" ? apps[o.app_id].name_zh : apps[o.app_id].name_en) : o.app_id);
@@ -220,9 +265,137 @@
       el("b", { textContent: lang === "zh" ? a.name_zh : a.name_en }), el("span", { className: "muted", textContent: lang === "zh" ? a.description_zh : a.description_en }))));
   }
 
+  // ---- a pay link: /wallet?pay=<order id> ------------------------------------------------------------
+  const OPEN = ["created", "paying"];
+  const PAID = ["paid", "partially_refunded", "refunded"];
+  const orderPath = id => "/api/v1/payments/orders/" + encodeURIComponent(id);
+  const channelName = name => (T.zh["ch_" + name] ? t("ch_" + name) : name);
+  const channelApp = name => (T.zh["app_" + name] ? t("app_" + name) : channelName(name));
+  const expiredOrder = o => o.expires_at !== null && Date.parse(o.expires_at) / 1000 <= serverNow();
+  // what the payment centre's refusals mean for the citizen, in the page's own words
+  const PAY_PROBLEMS = {
+    order_claimed: "claimed", order_expired: "orderexpired", order_not_payable: "notpayable",
+    order_not_found: "gone", channel_not_enabled: "nochannel", unknown_channel: "nochannel",
+  };
+  function payProblem(e, channel) {
+    const code = e.problem && e.problem.code;
+    if (PAY_PROBLEMS[code]) return { key: PAY_PROBLEMS[code] };
+    if (e.status === 404) return { key: "gone" };
+    if (!e.status) return { key: "neterror" };  // fetch itself failed
+    // anything else in the server's words, which come in the page's language (WeChat Pay's
+    // channel_unavailable: the app pays there, this deployment cannot start it)
+    return { text: (channel ? channelName(channel) + t("colon") : "") + e.message, lang };
+  }
+
+  async function loadPay() {
+    const p = state.pay;
+    if (!p || !store.getItem("sst.access")) return;
+    clearTimeout(p.poll);
+    if (!/^[0-9a-fA-F-]{8,64}$/.test(p.id)) { p.error = { key: "badorder" }; renderPay(); return; }
+    try {
+      const [order, channels, apps] = await Promise.all([
+        call(orderPath(p.id)),
+        p.channels || call("/api/v1/payments/channels").then(c => c.channels).catch(() => null),
+        p.apps || call("/api/v1/miniapps?limit=100").then(a => a.items).catch(() => null),
+      ]);
+      if (state.pay !== p) return;  // signed out meanwhile
+      Object.assign(p, { order, channels, apps, error: null });
+    } catch (e) {
+      if (e.status === 401) { signedOut(); return; }
+      if (state.pay !== p) return;
+      p.order = null;
+      p.error = payProblem(e);
+    }
+    // paying in another app: this page shows the payment once the payment centre has it
+    if (p.note && p.note.key === "inapp" && p.order && OPEN.includes(p.order.state) && !expiredOrder(p.order)) {
+      p.poll = setTimeout(loadPay, 5000);
+    }
+    renderPay();
+  }
+
+  async function payWith(channel) {
+    const p = state.pay;
+    if (!p || p.busy) return;
+    p.busy = true; p.error = p.note = null;
+    renderPay();
+    try {
+      // the channel's start: claims the order for this citizen (the first to pay it)
+      await call(orderPath(p.id) + "/pay", { method: "POST", body: { channel } });
+      if (channel === "sandbox") {  // what the sandbox's payment page does with its one button
+        p.order = await call(`/api/v1/payments/sandbox/orders/${encodeURIComponent(p.id)}/pay`, { method: "POST" });
+        if (p.order.state === "paid") p.note = { key: "paiddone" };
+        loadHome();
+      } else {
+        // WeChat Pay's and Alipay's app payments (Alipay's answer is the signed order string) are
+        // finished by the channel's SDK inside the Shengshitong app: a browser cannot do it
+        p.note = { key: "inapp", channel };
+      }
+    } catch (e) {
+      if (e.status === 401) { signedOut(); return; }
+      p.error = payProblem(e, channel);
+    } finally { p.busy = false; }
+    // show the order as it is now (claimed by someone else, closed, paying), keeping what was said
+    const said = p.error;
+    await loadPay();
+    if (state.pay === p && said) { p.error = said; renderPay(); }
+  }
+
+  function renderPay() {
+    const p = state.pay;
+    $("pay-card").classList.toggle("hidden", !p);
+    if (!p) return;
+    const o = p.order;
+    $("pay-order").classList.toggle("hidden", !o);
+    const payable = !!o && OPEN.includes(o.state) && !expiredOrder(o);
+    if (o) {
+      const app = (p.apps || []).find(a => a.id === o.app_id);
+      $("pay-amount").textContent = yuan(o.amount);
+      $("pay-payee").textContent = app ? (lang === "zh" ? app.name_zh : app.name_en)
+        : o.owner.startsWith("merchant:") ? t("merchant") : o.app_id;
+      $("pay-description").textContent = o.description || "–";  // the payee's own words
+      const shown = OPEN.includes(o.state) && expiredOrder(o) ? "expired" : o.state;
+      $("pay-state").textContent = T.zh["st_" + shown] ? t("st_" + shown) : shown;
+      $("pay-state").className = "pill " + (PAID.includes(shown) ? "ok" : OPEN.includes(shown) ? "warn" : "no");
+      $("pay-state").dataset.state = shown;
+      $("pay-id").textContent = o.order_id;
+      const channels = p.channels || [];
+      $("pay-channels").replaceChildren(...channels.map(name => {
+        const b = el("button", { type: "button", textContent: channelName(name), disabled: p.busy });
+        b.dataset.channel = name;
+        b.addEventListener("click", () => payWith(name));
+        return b;
+      }));
+    }
+    $("pay-choose").classList.toggle("hidden", !payable);
+    const ch = p.note && p.note.channel;
+    let note = p.note ? tf(p.note.key, { channel: ch ? channelName(ch) : "", app: ch ? channelApp(ch) : "" }) : "";
+    if (!note && o && PAID.includes(o.state)) note = t("alreadypaid");
+    if (!note && o && o.state === "closed" && !p.error) note = t("orderclosed");
+    if (!note && o && OPEN.includes(o.state) && expiredOrder(o) && !p.error) note = t("orderexpired");
+    if (!note && !o && !p.error) note = t("loadingorder");
+    $("pay-message").textContent = note;
+    $("pay-message").classList.toggle("hidden", !note);
+    $("pay-message").classList.toggle("ok", !!o && o.state === "paid");
+    // a channel paid inside the app: the app's own link to this order (a phone with the app opens it)
+    const inApp = !!p.note && p.note.key === "inapp" && payable;
+    $("pay-app").classList.toggle("hidden", !inApp);
+    if (inApp) $("pay-app").href = "shengshitong://pay?order=" + encodeURIComponent(p.id);
+    // an error the server worded stays in the language it came in: shown only in that language
+    const err = p.error || (payable && p.channels && !p.channels.length ? { key: "nochannels" } : null);
+    $("pay-error").textContent = !err ? "" : err.key ? t(err.key) : err.lang === lang ? err.text : "";
+  }
+
+  $("pay-close").addEventListener("click", () => {
+    if (state.pay) clearTimeout(state.pay.poll);
+    state.pay = null;
+    history.replaceState(null, "", location.pathname);  // the wallet without the pay link
+    renderPay();
+  });
+
   function start() {
     $("login-view").classList.add("hidden");
     $("home-view").classList.remove("hidden"); $("logout").classList.remove("hidden");
+    renderPay(); loadPay();
     loadCode(); loadHome();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (store.getItem("sst.access")) loadHome(); }, 15000);

@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.settings import new_key
 from tests.conftest import ServedApp
@@ -90,6 +92,35 @@ class WebServer(ServedApp):
         return dict(r.json())
 
 
+def _channel_keys(where: Path) -> dict[str, str]:
+    """WeChat Pay and Alipay enabled next to the sandbox, with keys made for this server: the wallet
+    offers every enabled channel, and the browser sees what each one answers (no notice is sent)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    wechat = where / "wechat"
+    wechat.mkdir()
+    (wechat / "5157F09EFDC096DE15EBE81A47057A7232F1B8E1.pem").write_bytes(public)
+    (where / "alipay_public.pem").write_bytes(public)
+    (where / "app_private.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return {
+        "SHENGSHI_PAYMENT_CHANNELS": "sandbox,wechatpay,alipay",
+        "SHENGSHI_WECHATPAY_MCHID": "1900000001",
+        "SHENGSHI_WECHATPAY_APPID": "wxd678efh567hg6787",
+        "SHENGSHI_WECHATPAY_APIV3_KEY": "0123456789abcdef0123456789abcdef",
+        "SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR": str(wechat),
+        "SHENGSHI_ALIPAY_APP_ID": "2021000000000001",
+        "SHENGSHI_ALIPAY_SELLER_ID": "2088101122136241",
+        "SHENGSHI_ALIPAY_PUBLIC_KEY_FILE": str(where / "alipay_public.pem"),
+        "SHENGSHI_ALIPAY_APP_PRIVATE_KEY_FILE": str(where / "app_private.pem"),
+    }
+
+
 async def _pg(sql: str, admin_url: str) -> None:
     import asyncpg
 
@@ -128,6 +159,7 @@ def web(settings: Any, free_port: Any, serve: Any) -> Iterator[WebServer]:
             "SHENGSHI_DASHBOARD_PUSH_INTERVAL": "1",
             "SHENGSHI_OTP_RESEND_INTERVAL": "0",  # a citizen signs in through the API, then on a page
             "SHENGSHI_LOG_LEVEL": "WARNING",
+            **_channel_keys(data_dir),
         }
     )
     server = WebServer(f"http://127.0.0.1:{port}", env)

@@ -3,6 +3,7 @@ operator failing to edit in the console, the dashboard counting scans live, the 
 
 import io
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
@@ -332,3 +333,133 @@ def test_the_dashboard_in_english_uses_24_hour_times_and_no_chinese(web, browser
     page.wait_for_selector("#live.on", timeout=15_000)
     assert re.fullmatch(r"更新于 ([01]\d|2[0-3]):[0-5]\d:[0-5]\d", page.text_content("#updated"))
     context.close()
+
+
+def _merchant_order(web, merchant, amount: int, description: str) -> tuple[str, str]:
+    """A partner merchant's till makes an order without a citizen: (its pay link's https url, order id)."""
+    r = httpx.post(
+        f"{web.url}/api/v1/payments/orders",
+        json={"reference": f"till-{uuid.uuid4().hex[:12]}", "amount": amount, "description": description},
+        auth=(merchant["client_id"], merchant["client_secret"]),
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["pay_link"]["url"] == f"{web.url}/wallet?pay={order['order_id']}"
+    return order["pay_link"]["url"], order["order_id"]
+
+
+def _merchants_view(web, merchant, order_id: str) -> dict:
+    r = httpx.get(
+        f"{web.url}/api/v1/payments/orders/{order_id}",
+        auth=(merchant["client_id"], merchant["client_secret"]),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _sign_in_here(page, phone: str) -> None:
+    """The wallet's own SMS sign-in on the page as it is (its address is kept)."""
+    page.wait_for_selector("#login-view:not(.hidden)")
+    page.fill("#phone", phone)
+    page.click("#send-code")
+    page.wait_for_selector("#dev-inbox:not(.hidden)")
+    page.fill("#code", page.text_content("#dev-sms"))
+    page.click("#login")
+
+
+def test_a_merchants_pay_link_opens_in_the_wallet_and_is_paid_by_one_citizen(web, browser, screenshots):
+    """The till's QR code opened on a phone without the app: the wallet asks the citizen to sign in, keeps
+    the order through the SMS sign-in, shows it in yuan and pays it in the sandbox. A second citizen who
+    opened the same link meanwhile is told it is taken; opened again, it is no longer payable."""
+    merchant = web.cli("merchants", "add", "沈阳老边饺子馆", "--json")
+    url, order_id = _merchant_order(web, merchant, 4850, "饺子 两盘")
+
+    alice_ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    alice = alice_ctx.new_page()
+    outside = _no_internet(alice)
+    alice.goto(url)  # not signed in: the order waits while the citizen signs in
+    alice.wait_for_selector("#pay-signin:not(.hidden)")
+    assert alice.text_content("#pay-signin") == "登录后即可查看并支付这笔订单"
+    _sign_in_here(alice, "13500000001")
+    alice.wait_for_selector("#pay-order:not(.hidden)")
+    assert alice.url == url  # still the pay link
+    assert alice.text_content("#pay-amount") == "¥48.50"
+    assert alice.text_content("#pay-payee") == "商户"
+    assert alice.text_content("#pay-description") == "饺子 两盘"
+    assert alice.text_content("#pay-state") == "待支付"
+    channels = alice.locator("#pay-channels button")
+    assert [channels.nth(i).get_attribute("data-channel") for i in range(channels.count())] == [
+        "sandbox",
+        "wechatpay",
+        "alipay",
+    ]
+    assert channels.all_text_contents() == ["沙箱支付（测试）", "微信支付", "支付宝"]
+
+    # a second citizen, in an English browser, opens the same link before Alice pays: it is still open
+    bob_ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
+    bob = bob_ctx.new_page()
+    outside += _no_internet(bob)
+    bob.goto(url)
+    _sign_in_here(bob, "13500000002")
+    bob.wait_for_selector("#pay-order:not(.hidden)")
+    assert (bob.text_content("#pay-amount"), bob.text_content("#pay-state")) == ("¥48.50", "Unpaid")
+    assert bob.text_content("#pay-payee") == "Merchant"
+
+    if screenshots:
+        alice.locator("#pay-card").screenshot(path=str(screenshots / "wallet-pay.png"))
+    alice.click("#pay-channels button[data-channel=sandbox]")
+    alice.wait_for_selector("#pay-state[data-state=paid]")
+    assert alice.text_content("#pay-state") == "已支付"
+    assert alice.text_content("#pay-message") == "支付成功"
+    assert alice.is_hidden("#pay-choose") and alice.text_content("#pay-error") == ""
+    assert alice.is_visible("#qr svg")  # the rest of the wallet is there as before
+    seen = _merchants_view(web, merchant, order_id)
+    assert (seen["state"], seen["channel"], seen["amount"]) == ("paid", "sandbox", 4850)
+
+    # Bob's page still offers it; paying is refused: the order is Alice's
+    bob.click("#pay-channels button[data-channel=sandbox]")
+    bob.wait_for_selector("#pay-error:has-text('Another citizen')")
+    taken = "Another citizen has taken this order to pay it; you cannot pay it."
+    assert bob.text_content("#pay-error") == taken
+    assert bob.is_hidden("#pay-order")
+    # opened again: no longer payable, said in English only
+    bob.reload()
+    bob.wait_for_selector("#pay-error:has-text('no longer')")
+    assert bob.text_content("#pay-error") == (
+        "This order can no longer be paid: another citizen has paid it or it has closed, "
+        "or the link is wrong."
+    )
+    assert bob.is_hidden("#pay-order") and bob.is_visible("#qr svg")
+    assert not CJK.search(bob.evaluate("document.getElementById('pay-card').innerText"))
+    assert _merchants_view(web, merchant, order_id)["state"] == "paid"
+    bob_ctx.close()
+
+    # WeChat Pay and Alipay cannot be finished in a browser: the page says so, in its language
+    url, order_id = _merchant_order(web, merchant, 1200, "锅包肉")
+    alice.goto(url)  # signed in already in this tab
+    alice.wait_for_selector("#pay-order:not(.hidden)")
+    alice.click("#pay-channels button[data-channel=wechatpay]")
+    alice.wait_for_selector("#pay-error:has-text('微信支付')")
+    # the server's 503 channel_unavailable, in the page's language
+    assert alice.text_content("#pay-error").startswith("微信支付：此支付渠道暂不可用")
+    assert alice.is_visible("#pay-choose")  # another channel may still be chosen
+    alice.click("#pay-channels button[data-channel=alipay]")
+    alice.wait_for_selector("#pay-message:has-text('支付宝 App')")
+    assert alice.text_content("#pay-error") == ""
+    assert alice.get_attribute("#pay-app", "href") == f"shengshitong://pay?order={order_id}"
+    _until(lambda: alice.text_content("#pay-state") == "支付中", 10, "the order to show the payment started")
+    seen = _merchants_view(web, merchant, order_id)
+    assert (seen["state"], seen["channel"]) == ("paying", "alipay")
+    # English: the same card in English only
+    alice.click("#lang")
+    assert alice.text_content("#pay-state") == "Payment started"
+    assert "Alipay app" in alice.text_content("#pay-message")
+    card = alice.evaluate("document.getElementById('pay-card').innerText")
+    assert not CJK.search(card.replace("锅包肉", ""))  # but the merchant's own words
+    # closed: the wallet as before, without the pay link
+    alice.click("#pay-close")
+    assert alice.is_hidden("#pay-card") and alice.url == f"{web.url}/wallet"
+    assert outside == []
+    alice_ctx.close()

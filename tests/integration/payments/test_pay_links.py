@@ -84,3 +84,17 @@ async def test_what_a_merchant_cannot_ask_for(shop):
         headers=merchant,
     )
     assert r.status_code == 422 and r.json()["code"] == "deferred_needs_citizen"
+
+
+async def test_the_enabled_channels_are_public_and_in_the_configured_order(pay_client, make_client):
+    """What the wallet offers on a pay link: the deployment's channels, asked without signing in."""
+    async with pay_client() as client:  # SHENGSHI_PAYMENT_CHANNELS=sandbox,wechatpay,alipay
+        r = await client.get("/api/v1/payments/channels")
+        assert r.status_code == 200, r.text
+        assert r.json() == {"channels": ["sandbox", "wechatpay", "alipay"]}
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+        assert list(paths["/api/v1/payments/channels"]) == ["get"]
+    async with make_client() as client:  # the default: the sandbox only
+        assert (await client.get("/api/v1/payments/channels")).json() == {"channels": ["sandbox"]}
+    async with make_client(payment_channels="") as client:
+        assert (await client.get("/api/v1/payments/channels")).json() == {"channels": []}
