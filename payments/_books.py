@@ -31,6 +31,7 @@ def order_view(
     overpayments: Sequence[Mapping[str, Any]] | None = None,
     *,
     pay_link: dict[str, str] | None = None,
+    merchant_name: str | None = None,
 ) -> dict[str, Any]:
     return {
         "order_id": str(row["id"]),
@@ -74,6 +75,7 @@ def order_view(
             for o in overpayments or []
         ],
         "pay_link": pay_link,
+        "merchant_name": merchant_name,
     }
 
 
@@ -97,7 +99,7 @@ async def outbox(order: Mapping[str, Any], type_: str, now: datetime, **extra: A
     payload = {
         k: (v.isoformat() if isinstance(v, datetime) else v)
         for k, v in order_view(order).items()
-        if k not in ("refunds", "overpayments", "pay_link")
+        if k not in ("refunds", "overpayments", "pay_link", "merchant_name")
     }
     payload.update(extra)
     await OutboxEvent.insert(

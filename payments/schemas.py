@@ -70,6 +70,7 @@ class Order(msgspec.Struct):
     refunds: list[RefundOut]
     overpayments: list[OverpaymentOut]
     pay_link: PayLink | None
+    merchant_name: str | None = None  # whom the citizen pays, for a merchant's order
 
 
 class PaymentChannels(msgspec.Struct):

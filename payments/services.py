@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from auth.tables import MachineClient
 from backend import audit, db
 from backend.clock import Clock
 from backend.errors import AppError, Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -57,11 +58,31 @@ class OrderService:
         row: Mapping[str, Any],
         refunds: Sequence[Mapping[str, Any]] | None = None,
         overpayments: Sequence[Mapping[str, Any]] | None = None,
+        merchant_name: str | None = None,
     ) -> dict[str, Any]:
         open_to_claim = row["citizen_id"] is None and row["state"] in PAYABLE_STATES
         return order_view(
-            row, refunds, overpayments, pay_link=self.pay_link(str(row["id"])) if open_to_claim else None
+            row,
+            refunds,
+            overpayments,
+            pay_link=self.pay_link(str(row["id"])) if open_to_claim else None,
+            merchant_name=merchant_name,
         )
+
+    @staticmethod
+    async def _merchant_name(owner: str) -> str | None:
+        """The name a merchant was registered under (``shengshi merchants add NAME``): whom the citizen
+        pays, shown beside the amount."""
+        kind, _, client_id = owner.partition(":")
+        if kind != "merchant":
+            return None
+        row = (
+            await MachineClient.select(MachineClient.name)
+            .where((MachineClient.client_id == client_id) & (MachineClient.kind == "merchant"))
+            .first()
+            .run()
+        )
+        return str(row["name"]) if row and row["name"] else None
 
     async def _full_view(self, row: Mapping[str, Any]) -> dict[str, Any]:
         refunds = await Refund.select().where(Refund.order == row["id"]).order_by(Refund.created_at).run()
@@ -71,7 +92,7 @@ class OrderService:
             .order_by(Overpayment.created_at)
             .run()
         )
-        return self._view(row, refunds, overpayments)
+        return self._view(row, refunds, overpayments, await self._merchant_name(row["owner"]))
 
     async def _row(self, order_id: str) -> dict[str, Any]:
         row = await PaymentOrder.select().where(PaymentOrder.id == order_uuid(order_id)).first().run()

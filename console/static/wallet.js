@@ -351,7 +351,7 @@
       const app = (p.apps || []).find(a => a.id === o.app_id);
       $("pay-amount").textContent = yuan(o.amount);
       $("pay-payee").textContent = app ? (lang === "zh" ? app.name_zh : app.name_en)
-        : o.owner.startsWith("merchant:") ? t("merchant") : o.app_id;
+        : o.owner.startsWith("merchant:") ? (o.merchant_name || t("merchant")) : o.app_id;
       $("pay-description").textContent = o.description || "–";  // the payee's own words
       const shown = OPEN.includes(o.state) && expiredOrder(o) ? "expired" : o.state;
       $("pay-state").textContent = T.zh["st_" + shown] ? t("st_" + shown) : shown;

@@ -386,7 +386,7 @@ def test_a_merchants_pay_link_opens_in_the_wallet_and_is_paid_by_one_citizen(web
     alice.wait_for_selector("#pay-order:not(.hidden)")
     assert alice.url == url  # still the pay link
     assert alice.text_content("#pay-amount") == "¥48.50"
-    assert alice.text_content("#pay-payee") == "商户"
+    assert alice.text_content("#pay-payee") == "沈阳老边饺子馆"  # the name the merchant was registered under
     assert alice.text_content("#pay-description") == "饺子 两盘"
     assert alice.text_content("#pay-state") == "待支付"
     channels = alice.locator("#pay-channels button")
@@ -405,7 +405,7 @@ def test_a_merchants_pay_link_opens_in_the_wallet_and_is_paid_by_one_citizen(web
     _sign_in_here(bob, "13500000002")
     bob.wait_for_selector("#pay-order:not(.hidden)")
     assert (bob.text_content("#pay-amount"), bob.text_content("#pay-state")) == ("¥48.50", "Unpaid")
-    assert bob.text_content("#pay-payee") == "Merchant"
+    assert bob.text_content("#pay-payee") == "沈阳老边饺子馆"  # a name is not translated
 
     if screenshots:
         alice.locator("#pay-card").screenshot(path=str(screenshots / "wallet-pay.png"))
@@ -457,7 +457,8 @@ def test_a_merchants_pay_link_opens_in_the_wallet_and_is_paid_by_one_citizen(web
     assert alice.text_content("#pay-state") == "Payment started"
     assert "Alipay app" in alice.text_content("#pay-message")
     card = alice.evaluate("document.getElementById('pay-card').innerText")
-    assert not CJK.search(card.replace("锅包肉", ""))  # but the merchant's own words
+    # but the merchant's own words: its name and the item
+    assert not CJK.search(card.replace("锅包肉", "").replace("沈阳老边饺子馆", ""))
     # closed: the wallet as before, without the pay link
     alice.click("#pay-close")
     assert alice.is_hidden("#pay-card") and alice.url == f"{web.url}/wallet"

@@ -32,6 +32,7 @@ async def test_a_merchants_order_is_paid_through_its_pay_link(shop):
     # the citizen's app opens the link: the order is shown, then paid
     seen = await client.get(f"/api/v1/payments/orders/{oid}", headers=alice)
     assert seen.status_code == 200 and seen.json()["amount"] == 4800
+    assert seen.json()["merchant_name"] == "沈阳老边饺子馆"  # whom she pays
     pay = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "sandbox"}, headers=alice)
     assert pay.status_code == 200, pay.text
     paid = await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=alice)
