@@ -122,7 +122,8 @@ class PaymentsPlugin(InitPlugin):
         if app is None:
             raise RuntimeError(f"mini-app {app_id!r} is not enabled")
         data = event["data"]
-        citizen = data.get("citizen_id")
+        # events carry no citizen id (merchants get them too): the app's openid comes from the order
+        citizen = await self.orders.citizen_of(data["order_id"])
         openid = await platform.pairwise.issue(app_id, citizen) if citizen else ""
         await app.on_payment_event(
             PaymentEvent(

@@ -100,6 +100,16 @@ class OrderService:
             raise NotFound("no such order", code="order_not_found")
         return row
 
+    async def citizen_of(self, order_id: str) -> str | None:
+        """The citizen an order belongs to (None: nobody has claimed a merchant's order yet)."""
+        row = (
+            await PaymentOrder.select(PaymentOrder.citizen_id)
+            .where(PaymentOrder.id == order_uuid(order_id))
+            .first()
+            .run()
+        )
+        return None if row is None or row["citizen_id"] is None else str(row["citizen_id"])
+
     async def get(self, order_id: str) -> dict[str, Any]:
         return await self._full_view(await self._row(order_id))
 
