@@ -50,7 +50,7 @@ from backend.tables import AuditEvent
 from console.forms import FORM_TEXTS, console_forms
 from console.operators import OperatorService, session_token
 from console.tables import ConsoleOperator, ConsoleSession
-from payments.tables import PaymentOrder, Refund, WebhookDelivery
+from payments.tables import ChannelNotification, Overpayment, PaymentOrder, Refund, WebhookDelivery
 
 log = logging.getLogger("shengshitong.console")
 
@@ -146,9 +146,27 @@ VIEWS: tuple[TableView, ...] = (
         Refund,
         ("退款", "Refunds"),
         "支付",
-        ("id", "order", "amount", "state", "reason", "created_at", "succeeded_at"),
+        ("id", "order", "amount", "state", "reason", "failure", "created_at", "succeeded_at", "failed_at"),
         ("state", "order"),
         newest="created_at",
+        money=("amount",),
+    ),
+    TableView(
+        Overpayment,  # money a citizen paid that an order did not need: to be refunded at the channel
+        ("多付款项", "Overpayments"),
+        "支付",
+        ("id", "order", "channel", "channel_txn", "amount", "reason", "state", "created_at", "refunded_at"),
+        ("state", "channel", "reason", "order"),
+        newest="created_at",
+        money=("amount",),
+    ),
+    TableView(
+        ChannelNotification,  # every verified channel callback, and why one was refused (mismatches)
+        ("渠道通知", "Channel notifications"),
+        "支付",
+        ("channel", "kind", "order_ref", "amount", "channel_txn", "status", "reason", "received_at"),
+        ("status", "reason", "channel", "kind", "order_ref"),
+        newest="received_at",
         money=("amount",),
     ),
     TableView(
@@ -209,6 +227,16 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "order_reference": ("退款单号", "Refund reference"),
     "reason": ("原因", "Reason"),
     "succeeded_at": ("退款成功时间", "Succeeded"),
+    "failure": ("渠道失败原因", "Channel's failure"),
+    "failed_at": ("失败时间", "Failed"),
+    "txn_key": ("渠道与交易号", "Channel and transaction"),
+    "refund_txn": ("退款交易号", "Refund transaction"),
+    "notify_key": ("通知编号", "Notification key"),
+    "order_ref": ("订单号", "Order"),
+    "refund_ref": ("退款编号", "Refund"),
+    "received_at": ("收到时间", "Received"),
+    "applied_at": ("处理时间", "Applied"),
+    "summary": ("摘要", "Summary"),
     "event": ("事件", "Event"),
     "target": ("投递目标", "Target"),
     "event_target": ("事件与目标", "Event and target"),

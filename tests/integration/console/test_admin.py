@@ -389,3 +389,75 @@ async def test_the_console_lists_newest_first_and_tells_its_page_what_each_opera
     texts = (await client.get("/admin/console/texts")).json()
     assert texts["role"] == "admin"
     assert [n for n, t in texts["tables"].items() if t["editable"]] == ["machine_client"]
+
+
+async def test_operators_see_overpayments_failed_refunds_and_refused_notices(client, console_login):
+    """What the payment centre holds for operators to act on: money to refund, refunds the channel
+    could not make, callbacks refused for not matching the order."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from payments.tables import ChannelNotification, Overpayment, PaymentOrder, Refund
+
+    now = datetime.now(UTC)
+    oid = uuid.uuid4()
+    await PaymentOrder.insert(
+        PaymentOrder(
+            id=oid,
+            owner="miniapp:testgate",
+            app_id="testgate",
+            reference="op-1",
+            owner_reference="miniapp:testgate/op-1",
+            amount=1000,
+            state="paid",
+            channel="wechatpay",
+        )
+    ).run()
+    await Overpayment.insert(
+        Overpayment(
+            order=oid,
+            channel="alipay",
+            channel_txn="2026112822001",
+            txn_key="alipay/2026112822001",
+            amount=1000,
+            reason="already_paid",
+            created_at=now,
+        )
+    ).run()
+    await Refund.insert(
+        Refund(order=oid, order_reference=f"{oid}/rf-1", amount=300, state="abnormal", failure="ABNORMAL")
+    ).run()
+    await ChannelNotification.insert(
+        ChannelNotification(
+            notify_key="wechatpay/EV-1",
+            channel="wechatpay",
+            kind="payment",
+            order_ref=str(oid),
+            amount=1000,
+            status="rejected",
+            reason="currency_mismatch",
+            received_at=now,
+        )
+    ).run()
+    headers = await console_login(client, "watcher", "readonly")
+    over = (
+        await client.get("/admin/api/tables/payment_overpayment/?state=to_refund", headers=headers)
+    ).json()
+    assert [(r["amount"], r["reason"], r["channel"]) for r in over["rows"]] == [
+        (1000, "already_paid", "alipay")
+    ]
+    refunds = (await client.get("/admin/api/tables/payment_refund/?state=abnormal", headers=headers)).json()
+    assert [(r["amount"], r["failure"]) for r in refunds["rows"]] == [(300, "ABNORMAL")]
+    refused = (
+        await client.get("/admin/api/tables/channel_notification/?status=rejected", headers=headers)
+    ).json()
+    assert [r["reason"] for r in refused["rows"]] == ["currency_mismatch"]
+    texts = (await client.get("/admin/console/texts", headers=headers)).json()
+    assert texts["tables"]["payment_overpayment"]["label"] == ["多付款项", "Overpayments"]
+    assert texts["tables"]["payment_overpayment"]["money"] == ["amount"]
+    assert texts["tables"]["channel_notification"]["label"] == ["渠道通知", "Channel notifications"]
+    # nothing here is changed from the console: the payment centre and the channels own it
+    admin = await console_login(client, "chief", "admin")
+    for table in ("payment_overpayment", "channel_notification"):
+        r = await client.post(f"/admin/api/tables/{table}/", json={}, headers=admin)
+        assert r.status_code == 405, (table, r.text)
