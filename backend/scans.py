@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -179,12 +178,13 @@ class ScanRouter:
             locale=current_locale(),  # the gate's language: its request's Accept-Language
         )
 
-        def final(answer: ScanDecision) -> tuple[dict[str, Any], dict[str, Any]]:
-            out = self._answer(decision, answer)
-            return out, self.scans.record(scanner, out, checked, at=at, offline=offline, final=True)
-
+        # the record's final row, written first in the transaction: a concurrent attempt of the same
+        # record waits at its own insert for this one to commit (then answers from it) or roll back
+        record = self.scans.record(scanner, decision, checked, at=at, offline=offline, final=True)
         run = _Run()
-        task = asyncio.create_task(self._in_transaction(app, event, final, run), name=f"scan:{app_id}")
+        task = asyncio.create_task(
+            self._in_transaction(app, event, decision, record, run), name=f"scan:{app_id}"
+        )
         try:
             over = await self._wait(task, run, budget)
         except asyncio.CancelledError:
@@ -229,14 +229,12 @@ class ScanRouter:
         return True
 
     async def _in_transaction(
-        self,
-        app: MiniApp,
-        event: ScanEvent,
-        final: Callable[[ScanDecision], tuple[dict[str, Any], dict[str, Any]]],
-        run: _Run,
+        self, app: MiniApp, event: ScanEvent, decision: dict[str, Any], record: dict[str, Any], run: _Run
     ) -> dict[str, Any]:
         async with db.transaction():
             run.started.set()
+            if not await self.scans.save(record):  # another attempt of this record has decided
+                raise _DecidedElsewhere
             started = time.perf_counter()
             try:
                 answer = await app.on_scan(event)
@@ -246,9 +244,8 @@ class ScanRouter:
                 raise TypeError(f"on_scan returned {type(answer).__name__}, not ScanDecision")
             if not run.commit():
                 raise _Abandoned
-            decision, record = final(answer)
-            if not await self.scans.save(record):
-                raise _DecidedElsewhere
+            decision = self._answer(decision, answer)
+            await self.scans.decided(record["scanner_record"], decision)
         return decision
 
     def _abandon(self, task: asyncio.Task[dict[str, Any]], app_id: str) -> None:
@@ -259,7 +256,7 @@ class ScanRouter:
         def done(t: asyncio.Task[dict[str, Any]]) -> None:
             timer.cancel()
             self._abandoned.discard(t)
-            if not t.cancelled() and not isinstance(t.exception(), _Abandoned):
+            if not t.cancelled() and not isinstance(t.exception(), _Abandoned | _DecidedElsewhere):
                 log.error(
                     "an abandoned scan decision failed while rolling back",
                     exc_info=t.exception(),

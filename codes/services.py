@@ -385,8 +385,13 @@ class ScanService:
         return None, claim
 
     async def release(self, claim: Claim) -> None:
-        """Give a code's single use back: nothing was decided for the scan that claimed it."""
-        if claim.value:
+        """Give a code's single use back: nothing was decided for the scan that claimed it.
+
+        Only a record's first attempt gives it back, and only while the claim is still its own. A retry
+        of the record (which took the claim over) never does: an earlier attempt of the same record may
+        still be deciding, and its decision needs the claim; the code then stays held for this record,
+        whose next retry may still pass."""
+        if claim.value and not claim.retry:
             await self.store.delete_if_equal(claim.key, claim.value)
 
     async def check(
@@ -461,6 +466,20 @@ class ScanService:
             .run()
         )
         return bool(inserted)
+
+    async def decided(self, scanner_record: str, decision: dict[str, Any]) -> None:
+        """Write a decision into the record's final row (inserted first in the same transaction)."""
+        await (
+            ScanRecord.update(
+                {
+                    ScanRecord.result: decision["result"],
+                    ScanRecord.reason: decision["reason"],
+                    ScanRecord.display: {**decision["display"], "data": decision.get("data", {})},
+                }
+            )
+            .where(ScanRecord.scanner_record == scanner_record)
+            .run()
+        )
 
     async def stored(self, scanner: MachinePrincipal, record_id: str) -> dict[str, Any] | None:
         """The final answer of a record, if it has one."""

@@ -190,3 +190,48 @@ async def test_lines_and_trips_page_to_the_end(city, walk_pages):
         await ride(client, me, gates["bus"], clock, minutes=10)
     trips = await walk_pages(client, "/api/v1/apps/transit/trips", limit=2, headers=me)
     assert len({t["trip_id"] for t in trips}) == 5
+
+
+@pytest.mark.storage
+async def test_twin_attempts_of_one_record_take_effect_once_and_keep_the_code_used(
+    make_client, login, new_phone, enrol_scanner, auth_header
+):
+    """A terminal that sends one record twice at once (an upload, or an online scan and its retry): one
+    trip, one fare, the same answer to both, and the code still used up for every other bus."""
+    from miniapps.transit.tables import TransitLine, TransitTrip
+
+    async with make_client() as client:
+        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        lines = await TransitLine.select(TransitLine.code).where(TransitLine.kind == "bus").run()
+        bus = await enrol_scanner(client, "transit", context="bus", place=lines[0]["code"])
+        other_bus = await enrol_scanner(client, "transit", context="bus", place=lines[1]["code"])
+
+        async def code():
+            pair = await login(client, new_phone())
+            return (await client.get("/api/v1/codes/current", headers=auth_header(pair))).json()["token"]
+
+        # an offline upload sent twice at once
+        token, now = await code(), int(client.runtime.clock.time())
+        upload = {"records": [{"record_id": "up-0", "token": token, "scanned_at": now}]}
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/scans/batch", json=upload, headers=bus["headers"]) for _ in range(2))
+        )
+        assert [a.json()["results"][0]["reason"] for a in answers] == ["ok", "ok"]
+        later = await client.post("/api/v1/scans", json={"token": token}, headers=other_bus["headers"])
+        assert later.json()["reason"] == "replayed"
+
+        # an online scan sent three times at once, for several riders
+        for i in range(5):
+            token = await code()
+            body = {"token": token, "record_id": f"on-{i}"}
+            answers = await asyncio.gather(
+                *(client.post("/api/v1/scans", json=body, headers=bus["headers"]) for _ in range(3))
+            )
+            assert {a.json()["reason"] for a in answers} == {"ok"}
+            assert len({a.json()["data"]["trip_id"] for a in answers}) == 1
+            other = await client.post("/api/v1/scans", json={"token": token}, headers=other_bus["headers"])
+            assert other.json()["reason"] == "replayed"
+            again = await client.post("/api/v1/scans", json=body, headers=bus["headers"])
+            assert again.json() == answers[0].json()
+        await client.runtime.services["miniapps"].router.settle()
+        assert await TransitTrip.count().run() == 6
