@@ -283,7 +283,11 @@ class ScanRouter:
         now = self.scans.clock.time()
         at = request.scanned_at or now
         record_id = request.record_id or uuid.uuid4().hex
-        checked = await self.scans.check(scanner, request.token, at=now, record_id=record_id, offline=False)
+        checked = (
+            Checked("bad_scan_time", None, None, None)
+            if self.scans.scan_time_refused(at, offline=False)
+            else await self.scans.check(scanner, request.token, at=now, record_id=record_id, offline=False)
+        )
         decision: dict[str, Any] | None = None
         if checked.claim is not None and checked.claim.retry:
             decision = await self.scans.stored(scanner, record_id)  # a retry gets the record's answer
@@ -328,7 +332,7 @@ class ScanRouter:
         at = float(rec["scanned_at"])
         checked = (
             Checked("bad_scan_time", None, None, None)
-            if self.scans.scan_time_refused(at)
+            if self.scans.scan_time_refused(at, offline=True)
             else await self.scans.check(scanner, rec["token"], at=at, record_id=record_id, offline=True)
         )
         flagged = checked.reason == "replayed"

@@ -13,6 +13,8 @@ Meta_ = Annotated[
     dict[Annotated[str, Meta(max_length=32)], Annotated[str, Meta(max_length=64)]], Meta(max_length=8)
 ]
 RecordId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+# Unix seconds up to 2100-01-01: a time beyond any code's life is refused as a bad body, not computed with
+ScanTime = Annotated[int, Meta(ge=0, le=4_102_444_800)]
 
 
 class CurrentCode(msgspec.Struct):
@@ -31,7 +33,8 @@ class CurrentCode(msgspec.Struct):
 
 class ScanRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token: Token
-    scanned_at: Annotated[int, Meta(ge=0)] | None = None
+    # when the gate read the code (its clock); an online scan must come within the code's validity
+    scanned_at: ScanTime | None = None
     record_id: RecordId | None = None
     meta: Meta_ = msgspec.field(default_factory=dict)  # e.g. the licence plate a barrier camera read
 
@@ -56,7 +59,7 @@ class ScanResult(msgspec.Struct):
 class BatchRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     record_id: RecordId
     token: Token
-    scanned_at: Annotated[int, Meta(ge=0)]
+    scanned_at: ScanTime
     meta: Meta_ = msgspec.field(default_factory=dict)
 
 

@@ -501,10 +501,13 @@ class ScanService:
             **_unpack_display(row["display"]),
         }
 
-    def scan_time_refused(self, at: float) -> bool:
-        """An uploaded scan from the future or older than the batch window."""
+    def scan_time_refused(self, at: float, *, offline: bool) -> bool:
+        """A scan time from the future, or older than an upload may be (the batch window) or than an
+        online scan may have taken to arrive (a code's validity): the time a mini-app charges and
+        admits by is the gate's, so it must be one the code could really have been scanned at."""
         now = self.clock.time()
-        return at > now + self.s.code_skew or at < now - self.s.code_batch_window
+        oldest = self.s.code_batch_window if offline else self.s.code_validity + self.s.code_skew
+        return at > now + self.s.code_skew or at < now - oldest
 
 
 def _unpack_display(stored: Any) -> dict[str, Any]:

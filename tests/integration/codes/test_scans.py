@@ -183,3 +183,22 @@ async def test_the_scan_history_pages_to_the_end(setup, auth_header, walk_pages,
     scans = await walk_pages(client, "/api/v1/me/scans", limit=2, headers=auth_header(pair))
     assert len(scans) == 5 and all(s["result"] == "allow" for s in scans)
     assert [s["scanned_at"] for s in scans] == sorted((s["scanned_at"] for s in scans), reverse=True)
+
+
+async def test_an_online_scan_time_must_be_one_the_code_could_have_been_scanned_at(setup, auth_header):
+    """A gate's clock decides what a mini-app charges (a parking stay, the day of a ticket): an online
+    scan dated far from now is refused, before the code is used."""
+    client, pair, gate = setup
+    token = await _code(client, pair, auth_header)
+    now = int(client.runtime.clock.time())
+    for at in (now + 3600, now - 5 * 86400, 100_000_000_000 // 100):
+        answer = await _scan(client, gate, token, scanned_at=at)
+        assert (answer["result"], answer["reason"]) == ("deny", "bad_scan_time"), at
+    # beyond any code's life, it is not even a readable request
+    for at in (253_402_300_800, 10**400):
+        r = await client.post(
+            "/api/v1/scans", json={"token": token, "scanned_at": at}, headers=gate["headers"]
+        )
+        assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    # the code was not used by any of that: a gate a few seconds behind is fine
+    assert (await _scan(client, gate, token, scanned_at=now - 5))["result"] == "allow"
