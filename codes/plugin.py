@@ -30,9 +30,11 @@ class CodesPlugin(InitPlugin):
     async def _startup(self) -> None:
         await self.keys.ensure()
         await self.scans.recorder.start()
+        await self.issuer.mappings.start()
 
     async def _shutdown(self) -> None:
         await self.scans.recorder.stop()
+        await self.issuer.mappings.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend([CodesController])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -14,7 +13,7 @@ from typing import Any, NamedTuple
 
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from auth.revocations import Revocations
-from backend import db
+from backend.batch import BatchWriter
 from backend.clock import Clock
 from backend.i18n import current_locale
 from backend.keystore import KeyStore, LoadedKey
@@ -23,7 +22,7 @@ from backend.store import Store
 from codes import format as fmt
 from codes.entitlements import Entitlements
 from codes.sources import EntitlementSource
-from codes.tables import ScanRecord
+from codes.tables import IssuedCode, ScanRecord
 from codes.trustlist import TrustedKey, TrustList, build_document, sign_document
 from codes.verifier import verify
 
@@ -194,6 +193,8 @@ class CodeIssuer:
         self.store = store
         self.keys = keys
         self.entitlements = entitlements
+        # the durable copy of every code's mapping, written in batches off the request's path
+        self.mappings = BatchWriter(IssuedCode, clock, unique="cti", purge=IssuedCode.expires_at)
 
     @property
     def mapping_ttl(self) -> int:
@@ -223,6 +224,15 @@ class CodeIssuer:
         )
         mapping = {"c": principal.citizen_id, "s": principal.session_id, "d": principal.device_id}
         await self.store.set(f"code:cti:{cti.hex()}", json.dumps(mapping), ttl=self.mapping_ttl)
+        self.mappings.add(
+            {
+                "cti": cti.hex(),
+                "citizen_id": principal.citizen_id,
+                "session_id": principal.session_id,
+                "device_id": principal.device_id[:128],
+                "expires_at": iso(now + self.mapping_ttl),
+            }
+        )
         issued = {
             "token": token,
             "issued_at": now,
@@ -233,63 +243,6 @@ class CodeIssuer:
         }
         await self.store.set(cache_key, json.dumps(issued), ttl=self.s.code_refresh_after)
         return issued
-
-
-class ScanRecorder:
-    """Writes online scan records in batches, off the scan path: the gate has its answer already, and one
-    multi-row insert every ``interval`` seconds costs far less than a transaction per scan. Records still
-    queued are written at shutdown; a crash can lose at most one interval of history (never a decision,
-    which the store holds, and never a batch upload, which is written before it is answered)."""
-
-    def __init__(self, clock: Clock, *, interval: float = 0.2, max_batch: int = 500) -> None:
-        self.clock = clock
-        self.interval = interval
-        self.max_batch = max_batch
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=50_000)
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, record: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except asyncio.QueueFull:
-            log.error(
-                "scan history queue full: a record was dropped", extra={"scanner": record["scanner_id"]}
-            )
-
-    async def start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=50_000)  # bound to the running loop
-        self._task = asyncio.create_task(self._run(), name="scan-recorder")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:  # keep recording; the failed batch is logged and retried next time
-                log.exception("writing scan history failed")
-
-    async def flush(self) -> int:
-        written = 0
-        while not self._queue.empty():
-            batch = [self._queue.get_nowait() for _ in range(min(self.max_batch, self._queue.qsize()))]
-            now = self.clock.now()
-            rows = [{**r, "received_at": now} for r in batch]
-            try:
-                await db.bulk_insert(ScanRecord, rows, on_conflict_do_nothing="scanner_record")
-            except Exception:
-                for r in batch:  # put them back for the next round
-                    self.add(r)
-                raise
-            written += len(rows)
-        return written
 
 
 class Claim(NamedTuple):
@@ -326,7 +279,7 @@ class ScanService:
         self.store = store
         self.keys = keys
         self.revocations = revocations
-        self.recorder = ScanRecorder(clock)
+        self.recorder = BatchWriter(ScanRecord, clock, unique="scanner_record", stamp="received_at")
         # what a scanner's context requires of the code; the mini-app platform replaces this with its
         # manifests' scan contexts
         self.requirement: Callable[[MachinePrincipal], str | None] = lambda m: DEFAULT_REQUIREMENTS.get(
@@ -353,9 +306,26 @@ class ScanService:
             return res.reason, res, None
         assert res.cti is not None
         raw = await self.store.get(f"code:cti:{res.cti.hex()}")
-        if raw is None:
-            return "unknown_code", res, None
-        return None, res, dict(json.loads(raw))
+        if raw is not None:
+            return None, res, dict(json.loads(raw))
+        mapping = await self._mapping_from_database(res.cti.hex())
+        return (None, res, mapping) if mapping is not None else ("unknown_code", res, None)
+
+    async def _mapping_from_database(self, cti: str) -> dict[str, Any] | None:
+        """A code the store does not know: issued before the store lost its data, or not ours. The
+        database's copy answers, and the store learns it again."""
+        row = (
+            await IssuedCode.select()
+            .where((IssuedCode.cti == cti) & (IssuedCode.expires_at > self.clock.now()))
+            .first()
+            .run()
+        )
+        if row is None:
+            return None
+        mapping = {"c": row["citizen_id"], "s": row["session_id"], "d": row["device_id"]}
+        left = (row["expires_at"] - self.clock.now()).total_seconds()
+        await self.store.set(f"code:cti:{cti}", json.dumps(mapping), ttl=max(1.0, left))
+        return mapping
 
     async def _claim(
         self, context: str, cti: bytes, mapping: dict[str, Any], record_key: str, *, offline: bool
