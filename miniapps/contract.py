@@ -148,6 +148,12 @@ class Platform(Protocol):
 
     async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool: ...
 
+    def transaction(self) -> Any:
+        """``async with platform.transaction():`` — the app's writes (its tables, and orders it makes
+        through ``payments``) commit together or not at all. ``on_scan`` already runs in one; a route that
+        changes several rows needs its own, so a failure half-way (the database gone, an error) leaves
+        nothing half-written."""
+
     @property
     def payments(self) -> Any:
         """``create_order(openid=, reference=, amount=, description=, deferred=)``, ``unpaid_total(openid)``,

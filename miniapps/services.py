@@ -71,6 +71,9 @@ class AppPlatform:
     async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
         return await self._store.set_if_absent(self._prefix + key, value, ttl)
 
+    def transaction(self) -> Any:
+        return db.transaction()
+
 
 class Pairwise:
     """OIDC-style pairwise subject: HMAC(secret, app id, citizen id) — stable for the pair, different in
