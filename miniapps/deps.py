@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from auth.guards import PRINCIPAL, citizen_only
 from auth.principals import CitizenPrincipal
+from backend.i18n import pick
 from backend.openapi import requires
 
 APP_CALLER = "miniapp_caller"
@@ -34,6 +35,15 @@ async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler
     connection.state[APP_CALLER] = AppCaller(
         app_id=app_id, openid=await platform.pairwise.issue(app_id, principal.citizen_id)
     )
+
+
+def names(zh: str, en: str, field: str = "name") -> dict[str, str]:
+    """A name a person reads, in a route's answer the way the catalogue gives its descriptions: ``field``
+    in the request's language (``Accept-Language``, Chinese by default), and ``field_zh`` and ``field_en``
+    for an app that switches language without asking again. A name missing in one language is given in
+    the other (never both in one string)."""
+    zh, en = zh or en, en or zh
+    return {field: pick(zh, en), f"{field}_zh": zh, f"{field}_en": en}
 
 
 def provide_caller(request: Request[Any, Any, Any]) -> AppCaller:

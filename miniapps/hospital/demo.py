@@ -12,18 +12,20 @@ from miniapps.hospital.tables import Department, Doctor, Hospital, Slot
 
 CHINA = timezone(timedelta(hours=8))
 DAYS = 7  # today and the six days after it
-# (code, name, administrative region: 沈阳市)
+# (code, Chinese name, English name (the hospital's own), administrative region: 沈阳市)
 HOSPITAL = (
     "H-SHENGJING",
-    "中国医科大学附属盛京医院 Shengjing Hospital of China Medical University",
+    "中国医科大学附属盛京医院",
+    "Shengjing Hospital of China Medical University",
     "210100",
 )
-# (department code, name, [(doctor code, name, title)])
+# (department code, Chinese name, English name, [(doctor code, name, title)]): a doctor's name is the
+# same in every language
 DEPARTMENTS = [
-    ("D-CARDIO", "心血管内科 Cardiology", [("DR-ZHAO", "赵医生", "主任医师")]),
-    ("D-PED", "小儿内科 Paediatrics", [("DR-LI", "李医生", "副主任医师")]),
-    ("D-GASTRO", "消化内科 Gastroenterology", [("DR-SUN", "孙医生", "主治医师")]),
-    ("D-OBGYN", "妇产科 Obstetrics & Gynaecology", [("DR-CHEN", "陈医生", "主任医师")]),
+    ("D-CARDIO", "心血管内科", "Cardiology", [("DR-ZHAO", "赵医生", "主任医师")]),
+    ("D-PED", "小儿内科", "Paediatrics", [("DR-LI", "李医生", "副主任医师")]),
+    ("D-GASTRO", "消化内科", "Gastroenterology", [("DR-SUN", "孙医生", "主治医师")]),
+    ("D-OBGYN", "妇产科", "Obstetrics and Gynaecology", [("DR-CHEN", "陈医生", "主任医师")]),
 ]
 # surgery hours: 08:00-11:30 and 13:30-16:00, one patient per half hour
 TIMES = [time(m // 60, m % 60) for m in [*range(8 * 60, 12 * 60, 30), *range(13 * 60 + 30, 16 * 60 + 30, 30)]]
@@ -36,14 +38,15 @@ def slot_times(now: datetime, days: int = DAYS) -> list[datetime]:
 
 
 async def seed(now: datetime) -> list[str]:
-    code, name, region = HOSPITAL
-    done = [await upsert_by_code(Hospital, code, {"name": name, "region": region})]
+    code, name, name_en, region = HOSPITAL
+    done = [await upsert_by_code(Hospital, code, {"name": name, "name_en": name_en, "region": region})]
     hospital = await Hospital.select(Hospital.id).where(Hospital.code == code).first().run()  # type: ignore[attr-defined]
     assert hospital is not None
     starts = slot_times(now)
     made = doctors = 0
-    for dcode, dname, staff in DEPARTMENTS:
-        done.append(await upsert_by_code(Department, dcode, {"hospital": hospital["id"], "name": dname}))
+    for dcode, dname, dname_en, staff in DEPARTMENTS:
+        values = {"hospital": hospital["id"], "name": dname, "name_en": dname_en}
+        done.append(await upsert_by_code(Department, dcode, values))
         dep = await Department.select(Department.id).where(Department.code == dcode).first().run()  # type: ignore[attr-defined]
         assert dep is not None
         for doc_code, doc_name, title in staff:
@@ -68,6 +71,6 @@ async def seed(now: datetime) -> list[str]:
             made += len(new)
     first, last = starts[0].date(), starts[-1].date()
     return [
-        f"hospital: {name}, {len(DEPARTMENTS)} departments, {doctors} doctors {tally(done)}; "
+        f"hospital: {name_en}, {len(DEPARTMENTS)} departments, {doctors} doctors {tally(done)}; "
         f"slots {first} to {last}: {made} new"
     ]

@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from backend.errors import Conflict, NotFound
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, app_backend, citizen_caller
+from miniapps.deps import AppCaller, app_backend, citizen_caller, names
 from miniapps.hospital.app import split_bill
 from miniapps.hospital.tables import Appointment, Slot, Visit
 
@@ -58,7 +58,11 @@ def _visit(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def handlers(app: HospitalApp) -> list[Any]:
-    @get("/slots", summary="Free slots from now on, soonest first (by hospital, department or doctor)")
+    @get(
+        "/slots",
+        summary="Free slots from now on, soonest first (by hospital, department or doctor); "
+        "names in the request's language",
+    )
     async def slots(
         request: Request[Any, Any, Any],
         hospital: FromQuery[str | None] = None,
@@ -76,6 +80,7 @@ def handlers(app: HospitalApp) -> list[Any]:
             Slot.doctor.name,
             Slot.doctor.department.code,  # type: ignore[union-attr]
             Slot.doctor.department.name,  # type: ignore[union-attr]
+            Slot.doctor.department.name_en,  # type: ignore[union-attr]
             Slot.doctor.department.hospital.code,  # type: ignore[union-attr]
         ).where((Slot.starts_at >= app.platform.now()) & (Slot.booked < Slot.capacity))
         if hospital:
@@ -91,9 +96,9 @@ def handlers(app: HospitalApp) -> list[Any]:
                 {
                     "slot_id": str(r["id"]),
                     "starts_at": r["starts_at"],
-                    "doctor": r["doctor.name"],
+                    "doctor": r["doctor.name"],  # a person's name, the same in every language
                     "doctor_code": r["doctor.code"],
-                    "department": r["doctor.department.name"],
+                    **names(r["doctor.department.name"], r["doctor.department.name_en"], "department"),
                     "department_code": r["doctor.department.code"],
                     "hospital": r["doctor.department.hospital.code"],
                     "free": r["capacity"] - r["booked"],
@@ -136,6 +141,9 @@ def handlers(app: HospitalApp) -> list[Any]:
                 Appointment.state,
                 Appointment.slot.starts_at,
                 Appointment.slot.doctor.name,  # type: ignore[union-attr]
+                Appointment.slot.doctor.department.code,  # type: ignore[union-attr]
+                Appointment.slot.doctor.department.name,  # type: ignore[union-attr]
+                Appointment.slot.doctor.department.name_en,  # type: ignore[union-attr]
             )
             .where(Appointment.openid == caller.openid)
             .order_by(Appointment.slot.starts_at)
@@ -152,6 +160,10 @@ def handlers(app: HospitalApp) -> list[Any]:
                     "state": r["state"],
                     "starts_at": r["slot.starts_at"],
                     "doctor": r["slot.doctor.name"],
+                    **names(
+                        r["slot.doctor.department.name"], r["slot.doctor.department.name_en"], "department"
+                    ),
+                    "department_code": r["slot.doctor.department.code"],
                 }
                 for r in rows
             ],
@@ -187,7 +199,7 @@ def handlers(app: HospitalApp) -> list[Any]:
     @post("/visits/{visit_id:str}/bill", guards=[app_backend], summary="The hospital posts a visit's bill")
     async def bill(visit_id: FromPath[str], data: JSONBody[BillRequest]) -> dict[str, Any]:
         visit = (
-            await Visit.select(Visit.all_columns(), Visit.hospital.region)  # type: ignore[arg-type]
+            await Visit.select(Visit.all_columns(), Visit.hospital.region, Visit.hospital.name)  # type: ignore[arg-type]
             .where(  # type: ignore[arg-type]
                 Visit.id == _uuid(visit_id)
             )
@@ -214,7 +226,7 @@ def handlers(app: HospitalApp) -> list[Any]:
                 reference=f"visit-{visit['id']}",
                 amount=self_paid,
                 deferred=True,
-                description="就诊费用（自付）",
+                description=f"{visit['hospital.name']} 就诊费用（自付）",  # the merchant's own words, Chinese
             )
             order_id = order["order_id"]
         await (

@@ -8,20 +8,22 @@ from piccolo.table import Table
 
 class Hospital(Table, tablename="hospital"):
     code = Varchar(length=16, unique=True)  # check-in scanners are enrolled with it as their place
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese
+    name_en = Varchar(length=128, default="")
     region = Varchar(length=6)  # administrative region: insurance covers more for citizens insured here
 
 
 class Department(Table, tablename="hospital_department"):
     hospital = ForeignKey(references=Hospital, on_delete=OnDelete.cascade)
     code = Varchar(length=16, unique=True)
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese
+    name_en = Varchar(length=128, default="")
 
 
 class Doctor(Table, tablename="hospital_doctor"):
     department = ForeignKey(references=Department, on_delete=OnDelete.cascade)
     code = Varchar(length=16, unique=True)
-    name = Varchar(length=32)
+    name = Varchar(length=32)  # a person's name, the same in every language
     title = Varchar(length=32, default="")
 
 

@@ -61,15 +61,16 @@ class ParkingApp(MiniApp):
         return seed()
 
     async def gauges(self) -> list[Gauge]:
-        """Free spaces per car park, for the operators' dashboard."""
+        """Free spaces per car park, for the operators' dashboard: each label in one language (a car
+        park without an English name is named by its code on the English screen)."""
         rows = await CarPark.select(
-            CarPark.code, CarPark.name, CarPark.capacity, CarPark.occupied, CarPark.reserved
+            CarPark.code, CarPark.name, CarPark.name_en, CarPark.capacity, CarPark.occupied, CarPark.reserved
         ).order_by(CarPark.code)
         return [
             Gauge(
                 name=f"free_spaces:{r['code']}",
                 label_zh=f"{r['name']} 空余车位",
-                label_en=f"{r['code']} free spaces",
+                label_en=f"{r['name_en'] or r['code']}: free spaces",
                 value=max(0, r["capacity"] - r["occupied"] - r["reserved"]),
                 of=r["capacity"],
             )
@@ -228,8 +229,11 @@ class ParkingApp(MiniApp):
 
     @staticmethod
     def _welcome(scan: ScanEvent, park: dict[str, Any]) -> Display:
-        # the demo's car parks have Chinese names only: an English screen names the code
-        return Display(title=scan.text("欢迎", "Welcome"), subtitle=scan.text(park["name"], park["code"]))
+        # a car park without an English name: an English screen names its code, never Chinese
+        return Display(
+            title=scan.text("欢迎", "Welcome"),
+            subtitle=scan.text(park["name"], park["name_en"] or park["code"]),
+        )
 
     async def _leave(self, scan: ScanEvent, park: dict[str, Any], key: str) -> ScanDecision:
         session = await ParkingSession.select().where(ParkingSession.exit_record == key).first().run()
@@ -286,7 +290,7 @@ class ParkingApp(MiniApp):
                         reference=f"parking-{session['id']}",
                         amount=fee,
                         deferred=True,
-                        description=f"{park['name']} 停车费",
+                        description=f"{park['name']} 停车费",  # the merchant's own words, Chinese
                     )
                     await (
                         ParkingSession.update({ParkingSession.order_id: order["order_id"]})

@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
-from miniapps.deps import AppCaller, citizen_caller
+from miniapps.deps import AppCaller, citizen_caller, names
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 if TYPE_CHECKING:
@@ -27,7 +27,10 @@ class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def handlers(app: ParkingApp) -> list[Any]:
-    @get("/car-parks", summary="Car parks with live free spaces (by district; only those with space)")
+    @get(
+        "/car-parks",
+        summary="Car parks with live free spaces (by district, in either language; only those with space)",
+    )
     async def car_parks(
         request: Request[Any, Any, Any],
         district: FromQuery[str | None] = None,
@@ -38,22 +41,14 @@ def handlers(app: ParkingApp) -> list[Any]:
         await app.expire_reservations()
         query = CarPark.select().order_by(CarPark.code)
         if district:
-            query = query.where(CarPark.district == district)
+            query = query.where((CarPark.district == district) | (CarPark.district_en == district))
         rows = await query.run()
         items = [
             {
-                **{
-                    k: r[k]
-                    for k in (
-                        "code",
-                        "name",
-                        "district",
-                        "capacity",
-                        "free_minutes",
-                        "hourly_rate",
-                        "daily_max",
-                    )
-                },
+                "code": r["code"],
+                **names(r["name"], r["name_en"]),
+                **names(r["district"], r["district_en"], "district"),
+                **{k: r[k] for k in ("capacity", "free_minutes", "hourly_rate", "daily_max")},
                 "free": max(0, r["capacity"] - r["occupied"] - r["reserved"]),
             }
             for r in rows
@@ -100,7 +95,12 @@ def handlers(app: ParkingApp) -> list[Any]:
     ) -> dict[str, Any]:
         await app.expire_reservations()
         rows = (
-            await Reservation.select(Reservation.all_columns(), Reservation.car_park.code)  # type: ignore[arg-type]
+            await Reservation.select(
+                Reservation.all_columns(),  # type: ignore[arg-type]
+                Reservation.car_park.code,
+                Reservation.car_park.name,
+                Reservation.car_park.name_en,
+            )
             .where(Reservation.openid == caller.openid)
             .order_by(Reservation.created_at, ascending=False)
             .order_by(Reservation.id)
@@ -114,6 +114,7 @@ def handlers(app: ParkingApp) -> list[Any]:
                 {
                     "reservation_id": str(r["id"]),
                     "car_park": r["car_park.code"],
+                    **names(r["car_park.name"], r["car_park.name_en"]),
                     "plate": r["plate"],
                     "starts_at": r["starts_at"],
                     "expires_at": r["expires_at"],
@@ -133,7 +134,12 @@ def handlers(app: ParkingApp) -> list[Any]:
         offset: Offset = 0,
     ) -> dict[str, Any]:
         rows = (
-            await ParkingSession.select(ParkingSession.all_columns(), ParkingSession.car_park.code)  # type: ignore[arg-type]
+            await ParkingSession.select(
+                ParkingSession.all_columns(),  # type: ignore[arg-type]
+                ParkingSession.car_park.code,
+                ParkingSession.car_park.name,
+                ParkingSession.car_park.name_en,
+            )
             .where(ParkingSession.openid == caller.openid)
             .order_by(ParkingSession.entry_at, ascending=False)
             .order_by(ParkingSession.id)
@@ -146,6 +152,7 @@ def handlers(app: ParkingApp) -> list[Any]:
             [
                 {
                     "car_park": r["car_park.code"],
+                    **names(r["car_park.name"], r["car_park.name_en"]),
                     "plate": r["plate"],
                     "entry_at": r["entry_at"],
                     "exit_at": r["exit_at"],

@@ -8,8 +8,10 @@ from piccolo.table import Table
 
 class CarPark(Table, tablename="parking_car_park"):
     code = Varchar(length=16, unique=True)  # barrier scanners are enrolled with it as their place
-    name = Varchar(length=64)
-    district = Varchar(length=32, index=True)
+    name = Varchar(length=64)  # Chinese
+    name_en = Varchar(length=128, default="")
+    district = Varchar(length=32, index=True)  # Chinese: 和平区
+    district_en = Varchar(length=64, default="")  # Heping District
     capacity = Integer()
     occupied = Integer(default=0)  # cars inside
     reserved = Integer(default=0)  # spaces held by active reservations

@@ -125,7 +125,11 @@ class TourismApp(MiniApp):
             return ScanDecision(
                 allow=False,
                 reason="session_over",
-                display=Display(title="场次已结束", subtitle="Session window over", color="red"),
+                display=Display(
+                    title=scan.text("场次已结束", "Session over"),
+                    subtitle=scan.text("入园时段已过", "The entry window has closed"),
+                    color="red",
+                ),
             )
         return ScanDecision(
             allow=False,

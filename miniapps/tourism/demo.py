@@ -11,25 +11,34 @@ from miniapps.tourism.tables import Attraction, Hotel, TicketSession
 
 CHINA = timezone(timedelta(hours=8))
 DAYS = 7  # today and the six days after it
-# (code, name, price in fen per ticket, timed entry windows, places per session)
+# (code, Chinese name, English name, price in fen per ticket, timed entry windows, places per session)
 ATTRACTIONS = [
     (
         "A-MUKDEN",
-        "沈阳故宫博物院 Shenyang Imperial Palace (Mukden Palace)",
+        "沈阳故宫博物院",
+        "Shenyang Palace Museum (Mukden Palace)",
         5000,
         ["08:30-12:00", "12:00-16:30"],
         200,
     ),
-    ("A-ZHAOLING", "北陵公园·清昭陵 Beiling Park (Zhaoling Tomb)", 5000, ["08:00-12:00", "12:00-17:00"], 300),
+    (
+        "A-ZHAOLING",
+        "北陵公园·清昭陵",
+        "Beiling Park (Zhaoling Tomb)",
+        5000,
+        ["08:00-12:00", "12:00-17:00"],
+        300,
+    ),
     (
         "A-FANTAWILD",
-        "沈阳方特欢乐世界 Fantawild Adventure Shenyang",
+        "沈阳方特欢乐世界",
+        "Fantawild Adventure Shenyang",
         26000,
         ["09:00-13:00", "13:00-17:30"],
         500,
     ),
 ]
-HOTEL = ("HT-ZHONGJIE", "中街盛京客栈（演示）Zhongjie demo inn")
+HOTEL = ("HT-ZHONGJIE", "中街盛京客栈（演示）", "Zhongjie Shengjing Inn (demo)")
 
 
 async def seed(now: datetime) -> list[str]:
@@ -37,8 +46,9 @@ async def seed(now: datetime) -> list[str]:
     today = now.astimezone(CHINA).date()
     days = [(today + timedelta(days=d)).isoformat() for d in range(DAYS)]
     made = 0
-    for code, name, price, windows, capacity in ATTRACTIONS:
-        done.append(await upsert_by_code(Attraction, code, {"name": name, "price": price}))
+    for code, name, name_en, price, windows, capacity in ATTRACTIONS:
+        values = {"name": name, "name_en": name_en, "price": price}
+        done.append(await upsert_by_code(Attraction, code, values))
         attraction = await Attraction.select(Attraction.id).where(Attraction.code == code).first().run()  # type: ignore[attr-defined]
         assert attraction is not None
         have = {
@@ -56,8 +66,9 @@ async def seed(now: datetime) -> list[str]:
         if new:
             await TicketSession.insert(*new).run()
         made += len(new)
-    done.append(await upsert_by_code(Hotel, HOTEL[0], {"name": HOTEL[1]}))
+    code, name, name_en = HOTEL
+    done.append(await upsert_by_code(Hotel, code, {"name": name, "name_en": name_en}))
     return [
-        f"tourism: {len(ATTRACTIONS)} attractions and 1 hotel in 沈阳 Shenyang {tally(done)}; "
+        f"tourism: {len(ATTRACTIONS)} attractions and 1 hotel in Shenyang {tally(done)}; "
         f"timed sessions {days[0]} to {days[-1]}: {made} new"
     ]

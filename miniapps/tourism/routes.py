@@ -14,7 +14,7 @@ from piccolo.columns.combination import WhereRaw
 
 from backend.errors import Conflict, NotFound
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, app_backend, citizen_caller
+from miniapps.deps import AppCaller, app_backend, citizen_caller, names
 from miniapps.tourism.app import CHINA, session_over
 from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
 
@@ -44,7 +44,11 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 def handlers(app: TourismApp) -> list[Any]:
-    @get("/sessions", summary="Timed ticket sessions still open, soonest first, with places left")
+    @get(
+        "/sessions",
+        summary="Timed ticket sessions still open, soonest first, with places left; names in the request's "
+        "language",
+    )
     async def sessions(
         request: Request[Any, Any, Any],
         attraction: FromQuery[str | None] = None,
@@ -62,6 +66,7 @@ def handlers(app: TourismApp) -> list[Any]:
             TicketSession.all_columns(),  # type: ignore[arg-type]
             TicketSession.attraction.code,  # type: ignore[arg-type]
             TicketSession.attraction.name,
+            TicketSession.attraction.name_en,
             TicketSession.attraction.price,
         )
         if attraction:
@@ -84,7 +89,7 @@ def handlers(app: TourismApp) -> list[Any]:
                 {
                     "session_id": str(r["id"]),
                     "attraction": r["attraction.code"],
-                    "name": r["attraction.name"],
+                    **names(r["attraction.name"], r["attraction.name_en"]),
                     "price": r["attraction.price"],
                     "day": r["day"],
                     "window": r["window"],
@@ -101,7 +106,11 @@ def handlers(app: TourismApp) -> list[Any]:
         session_id = _uuid(data.session_id)
         row = (
             await TicketSession.select(
-                TicketSession.id, TicketSession.day, TicketSession.window, TicketSession.attraction.price
+                TicketSession.id,
+                TicketSession.day,
+                TicketSession.window,
+                TicketSession.attraction.name,
+                TicketSession.attraction.price,
             )
             .where(TicketSession.id == session_id)
             .first()
@@ -127,7 +136,7 @@ def handlers(app: TourismApp) -> list[Any]:
             openid=caller.openid,
             reference=f"tickets-{purchase}",
             amount=row["attraction.price"] * n,
-            description=f"门票 x{n}",
+            description=f"{row['attraction.name']} 门票 x{n}",  # the merchant's own words, Chinese
         )
         tickets = [
             Ticket(
@@ -159,6 +168,8 @@ def handlers(app: TourismApp) -> list[Any]:
                 Ticket.session.day,
                 Ticket.session.window,  # type: ignore[arg-type]
                 Ticket.session.attraction.code,  # type: ignore[union-attr]
+                Ticket.session.attraction.name,  # type: ignore[union-attr]
+                Ticket.session.attraction.name_en,  # type: ignore[union-attr]
             )
             .where(Ticket.openid == caller.openid)
             .order_by(Ticket.session.day, Ticket.session.window)  # type: ignore[arg-type]
@@ -184,6 +195,7 @@ def handlers(app: TourismApp) -> list[Any]:
                     "day": r["session.day"],
                     "window": r["session.window"],
                     "attraction": r["session.attraction.code"],
+                    **names(r["session.attraction.name"], r["session.attraction.name_en"]),
                     "order_id": r["order_id"],
                 }
                 for r in rows

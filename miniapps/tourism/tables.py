@@ -8,7 +8,8 @@ from piccolo.table import Table
 
 class Attraction(Table, tablename="tourism_attraction"):
     code = Varchar(length=16, unique=True)  # gates are enrolled with it as their place
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese
+    name_en = Varchar(length=128, default="")
     price = Integer()  # fen per ticket
     refund_days = Integer(default=1)  # refundable until this many days before the visit day
 
@@ -35,7 +36,8 @@ class Ticket(Table, tablename="tourism_ticket"):
 
 class Hotel(Table, tablename="tourism_hotel"):
     code = Varchar(length=16, unique=True)
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese
+    name_en = Varchar(length=128, default="")
 
 
 class HotelBooking(Table, tablename="tourism_hotel_booking"):

@@ -120,7 +120,7 @@ class TransitApp(MiniApp):
             trip = await self._new_trip(
                 scan, "bus", line["code"], entry="", state="done", fare=line["flat_fare"]
             )
-            return self._allowed(await self._charge(trip, scan), scan)
+            return self._allowed(await self._charge(trip, scan, line_name=line["name"]), scan)
         station = (
             await TransitStation.select(TransitStation.all_columns(), TransitStation.line.code)  # type: ignore[arg-type]
             .where(TransitStation.code == scan.scanner.place)
@@ -157,8 +157,8 @@ class TransitApp(MiniApp):
                 allow=True,
                 display=Display(
                     title=scan.text("请进站", "Please enter"),
-                    # the demo's stations have Chinese names only: an English screen names the code
-                    subtitle=scan.text(station["name"], f"Station {station['code']}"),
+                    # a station without an English name: an English screen names its code, never Chinese
+                    subtitle=scan.text(station["name"], station["name_en"] or station["code"]),
                 ),
                 data={"trip_id": str(trip["id"])},
             )
@@ -260,7 +260,10 @@ class TransitApp(MiniApp):
         assert row is not None
         return await self._charge(row, scan)
 
-    async def _charge(self, trip: dict[str, Any], scan: ScanEvent) -> dict[str, Any]:
+    async def _charge(self, trip: dict[str, Any], scan: ScanEvent, line_name: str = "") -> dict[str, Any]:
+        """Price a finished trip (transfer, daily cap) and charge it as a deferred order. The order's
+        description is the merchant's own words, in Chinese, stored once: the bus line's name, or the
+        metro (priced by distance over the whole network, not by line)."""
         cfg = self.cfg
         window_start = trip["started_at"] - timedelta(minutes=cfg["transfer_minutes"])
         other = "metro" if trip["kind"] == "bus" else "bus"
@@ -295,7 +298,7 @@ class TransitApp(MiniApp):
                 reference=f"trip-{trip['id']}",
                 amount=charged,
                 deferred=True,
-                description=f"{trip['line_code']} 车费",
+                description=f"{line_name or trip['line_code']} 车费" if trip["kind"] == "bus" else "地铁车费",
             )
             order_id = order["order_id"]
         await (

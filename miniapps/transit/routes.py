@@ -8,7 +8,7 @@ from litestar import Request, get, post
 from litestar.di import NamedDependency
 
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, citizen_caller
+from miniapps.deps import AppCaller, citizen_caller, names
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def handlers(app: TransitApp) -> list[Any]:
-    @get("/lines", summary="Lines and their stations in order, with fares")
+    @get("/lines", summary="Lines and their stations in order, with fares; names in the request's language")
     async def lines(
         request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> dict[str, Any]:
@@ -31,9 +31,11 @@ def handlers(app: TransitApp) -> list[Any]:
             request,
             [
                 {
-                    **{k: r[k] for k in ("code", "name", "kind", "flat_fare")},
+                    "code": r["code"],
+                    **names(r["name"], r["name_en"]),
+                    **{k: r[k] for k in ("kind", "flat_fare")},
                     "stations": [
-                        {"code": s["code"], "name": s["name"], "km": s["meters"] / 1000}
+                        {"code": s["code"], **names(s["name"], s["name_en"]), "km": s["meters"] / 1000}
                         for s in stations
                         if s["line.code"] == r["code"]
                     ],

@@ -8,7 +8,8 @@ from piccolo.table import Table
 
 class TransitLine(Table, tablename="transit_line"):
     code = Varchar(length=16, unique=True)  # B42, M1
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese: 113路, 地铁1号线
+    name_en = Varchar(length=128, default="")  # English: Bus 113, Metro Line 1
     kind = Varchar(length=8)  # bus | metro
     flat_fare = Integer(default=0)  # fen, buses
 
@@ -16,7 +17,8 @@ class TransitLine(Table, tablename="transit_line"):
 class TransitStation(Table, tablename="transit_station"):
     line = ForeignKey(references=TransitLine, on_delete=OnDelete.cascade)
     code = Varchar(length=16, unique=True)  # M1-03: metro gates are enrolled with it as their place
-    name = Varchar(length=64)
+    name = Varchar(length=64)  # Chinese: 十三号街 (stations of one name on two lines are an interchange)
+    name_en = Varchar(length=128, default="")  # English, as on the signs: Shisanhao Jie
     meters = Integer()  # distance from the line's first station
 
 

@@ -64,7 +64,7 @@ def test_a_citizen_opens_pay_url_signs_in_and_pays(web, browser):
 
     assert amount == 2 * 5000
     assert page.text_content("#amount") == "¥100.00"
-    assert page.text_content("#description") == "门票 x2"
+    assert page.text_content("#description") == "沈阳故宫博物院 门票 x2"
     assert page.text_content("#payee") == "好游玩 Tourism"
     assert page.text_content("#state") == "待支付 Unpaid"
     assert page.is_visible("#pay") and "¥100.00" in page.text_content("#pay")

@@ -107,11 +107,11 @@ async def test_a_gate_shows_one_language_its_scanner_s(city):
     _, again = await _scan(client, me, gates["bus"], clock, EN, token=token)
     assert again["display"] == {"color": "red", "title": "Code already used", "subtitle": "Refresh it"}
 
-    # a place whose name is Chinese only: the English screen names its code
+    # a place's name: the station's Chinese name, or its English one (Shenyang Metro's pinyin)
     _, zh = await _scan(client, me, gates["metro"], clock)
     assert (zh["display"]["title"], zh["display"]["subtitle"]) == ("请进站", "十三号街")
     _, en = await _scan(client, me, gates["metro"], clock, EN)  # a new entry closes the open trip first
-    assert (en["display"]["title"], en["display"]["subtitle"]) == ("Please enter", "Station M1-01")
+    assert (en["display"]["title"], en["display"]["subtitle"]) == ("Please enter", "Shisanhao Jie")
 
     # an unreadable code
     r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, headers={**gates["bus"]["headers"], **EN})

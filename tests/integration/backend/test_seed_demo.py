@@ -1,19 +1,24 @@
 """``seed-demo``: a Shenyang demo city, idempotent for static data, and slots and ticket sessions made for
 today and the coming days on every run (so the demo still works next week)."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from auth.tables import MachineClient
 from backend.clock import FrozenClock
 from backend.seed import seed_demo
-from console.demo import SCANNERS
-from miniapps.hospital.tables import Hospital, Slot
+from console.demo import FORMERLY, SCANNERS
+from miniapps.hospital.tables import Department, Hospital, Slot
 from miniapps.parking.tables import CarPark
 from miniapps.tourism.tables import Attraction, Hotel, TicketSession
 from miniapps.transit.tables import TransitLine, TransitStation
 
 CHINA = timedelta(hours=8)
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+LATIN = re.compile(r"[A-Za-z]")
+NAMED = (TransitLine, TransitStation, CarPark, Hospital, Department, Attraction, Hotel)
 
 
 async def counts() -> dict[str, int]:
@@ -100,4 +105,50 @@ async def test_static_demo_data_is_brought_back_to_the_demo_values(city):
     lines = await seed_demo(client.app)
     assert any(line.startswith("parking:") and "(0 new, 1 updated)" in line for line in lines)
     park = await CarPark.select().where(CarPark.code == "P-ZHONGJIE").first()
-    assert park["name"].startswith("中街大悦城") and park["capacity"] == 300
+    assert park["name"] == "中街大悦城停车场" and park["capacity"] == 300
+
+
+async def test_every_demo_name_is_in_one_language_and_seeding_refreshes_an_older_city(city):
+    """A database seeded by an earlier version (names in both languages in one string, no English
+    column filled, scanners labelled half in English) is brought to one language per name; a second run
+    changes nothing."""
+    client, _ = city
+    await seed_demo(client.app)
+    # the demo city as an earlier version left it
+    await CarPark.update({CarPark.name: "北陵公园停车场 Beiling Park", CarPark.name_en: ""}).where(
+        CarPark.code == "P-BEILING"
+    )
+    await TransitStation.update({TransitStation.name_en: ""}, force=True)
+    await Hospital.update(
+        {Hospital.name: "中国医科大学附属盛京医院 Shengjing Hospital of China Medical University"}
+    ).where(Hospital.code == "H-SHENGJING")
+    for name, old in FORMERLY.items():
+        await MachineClient.update({MachineClient.name: old}).where(MachineClient.name == name)
+    scanners = await MachineClient.count().where(MachineClient.kind == "scanner")
+
+    lines = await seed_demo(client.app)
+    assert any(line.startswith("transit:") and "(0 new, 41 updated)" in line for line in lines), lines
+    assert any(line.startswith("parking:") and "(0 new, 1 updated)" in line for line in lines), lines
+    assert any(line.startswith("hospital:") and "(0 new, 1 updated)" in line for line in lines), lines
+    assert f"console: {len(SCANNERS)} demo scanners for /admin/scanner (0 new, 8 renamed)" in lines
+    for table in NAMED:
+        for row in await table.select(table.code, table.name, table.name_en):
+            assert CJK.search(row["name"]) and not LATIN.search(row["name"]), row
+            assert LATIN.search(row["name_en"]) and not CJK.search(row["name_en"]), row
+    park = await CarPark.select().where(CarPark.code == "P-BEILING").first()
+    assert (park["name"], park["name_en"]) == ("北陵公园停车场", "Beiling Park Car Park")
+    assert (park["district"], park["district_en"]) == ("皇姑区", "Huanggu District")
+    names = {
+        r["name"]
+        for r in await MachineClient.select(MachineClient.name).where(MachineClient.kind == "scanner")
+    }
+    assert names == {name for *_, name in SCANNERS}  # renamed in place: no second set
+    assert all(CJK.search(n) and not LATIN.search(n) for n in names), names
+    assert await MachineClient.count().where(MachineClient.kind == "scanner") == scanners
+
+    again = await seed_demo(client.app)
+    for line in again:
+        if line.startswith(("transit:", "parking:", "hospital:", "tourism:")):
+            assert "(0 new, 0 updated)" in line, line
+    assert f"console: {len(SCANNERS)} demo scanners for /admin/scanner (0 new)" in again
+    assert await MachineClient.count().where(MachineClient.kind == "scanner") == scanners

@@ -3,12 +3,17 @@ and the channel that carries every worker's ticks to every viewer."""
 
 import asyncio
 import json
+import re
 
 import pytest
 
 from console.dashboard import BUCKETS_MS, ScanTally, quantile
+from miniapps.parking.demo import seed as seed_parking_demo
 
 pytestmark = pytest.mark.storage
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+LATIN = re.compile(r"[A-Za-z]")
 
 
 def test_quantiles_come_from_the_buckets():
@@ -77,6 +82,24 @@ async def test_free_parking_spaces_come_from_the_parking_mini_app(client, consol
     park = await CarPark.select().where(CarPark.code == "P-ZHONGJIE").first()
     assert parks["free_spaces:P-ZHONGJIE"]["value"] == park["capacity"] - 7 - park["reserved"]
     assert parks["free_spaces:P-ZHONGJIE"]["of"] == park["capacity"]
+
+
+async def test_each_free_spaces_label_is_in_one_language(client, console_login):
+    """The Chinese screen reads 北陵公园停车场 空余车位, the English one Beiling Park Car Park: free spaces —
+    never both languages in one label."""
+    await seed_parking_demo()
+    await console_login(client, "watcher", "readonly")
+    frame = (await client.get("/admin/dashboard/frame")).json()
+    gauges = {g["name"]: g for g in frame["gauges"] if g["app_id"] == "parking"}
+    assert len(gauges) == 6
+    for g in gauges.values():
+        assert CJK.search(g["label_zh"]) and not LATIN.search(g["label_zh"]), g
+        assert LATIN.search(g["label_en"]) and not CJK.search(g["label_en"]), g
+    beiling = gauges["free_spaces:P-BEILING"]
+    assert (beiling["label_zh"], beiling["label_en"]) == (
+        "北陵公园停车场 空余车位",
+        "Beiling Park Car Park: free spaces",
+    )
 
 
 async def test_the_dashboard_needs_a_console_session(client):
