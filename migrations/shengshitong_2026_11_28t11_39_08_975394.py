@@ -6,7 +6,7 @@ from piccolo.columns.indexes import IndexMethod
 
 ID = "2026-11-28T11:39:08:975394"
 VERSION = "1.38.0"
-DESCRIPTION = "True"
+DESCRIPTION = "issued codes: the durable copy of each code's mapping (survives a store that loses its data)"
 
 
 async def forwards():
