@@ -114,18 +114,19 @@ def handlers(app: HospitalApp) -> list[Any]:
     )
     async def book(data: JSONBody[BookRequest], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
         slot_id = _uuid(data.slot_id)
-        taken = (
-            await Slot.update({Slot.booked: Slot.booked + 1})
-            .where((Slot.id == slot_id) & (Slot.booked < Slot.capacity))
-            .returning(Slot.id)
-            .run()
-        )
-        if not taken:
-            if not await Slot.exists().where(Slot.id == slot_id).run():
-                raise NotFound("no such slot", code="slot_not_found")
-            raise Conflict("this slot is fully booked", code="slot_full")
         appointment_id = uuid.uuid4()
-        await Appointment.insert(Appointment(id=appointment_id, slot=slot_id, openid=caller.openid)).run()
+        async with app.platform.transaction():  # the place and the appointment, or neither
+            taken = (
+                await Slot.update({Slot.booked: Slot.booked + 1})
+                .where((Slot.id == slot_id) & (Slot.booked < Slot.capacity))
+                .returning(Slot.id)
+                .run()
+            )
+            if not taken:
+                if not await Slot.exists().where(Slot.id == slot_id).run():
+                    raise NotFound("no such slot", code="slot_not_found")
+                raise Conflict("this slot is fully booked", code="slot_full")
+            await Appointment.insert(Appointment(id=appointment_id, slot=slot_id, openid=caller.openid)).run()
         return {"appointment_id": str(appointment_id), "slot_id": data.slot_id, "state": "booked"}
 
     @get("/appointments", guards=[citizen_caller], summary="The caller's appointments, soonest first")
@@ -219,31 +220,36 @@ def handlers(app: HospitalApp) -> list[Any]:
             local_bp=cfg["local_rate_bp"],
             other_bp=cfg["other_rate_bp"],
         )
-        order_id = ""
-        if self_paid > 0:
-            order = await app.platform.payments.create_order(
-                openid=visit["openid"],
-                reference=f"visit-{visit['id']}",
-                amount=self_paid,
-                deferred=True,
-                description=f"{visit['hospital.name']} 就诊费用（自付）",  # the merchant's own words, Chinese
+        # the visit billed once (a concurrent second bill finds it billed), with its order, or not at all
+        async with app.platform.transaction():
+            billed = (
+                await Visit.update(
+                    {
+                        Visit.items: items,
+                        Visit.total: total,
+                        Visit.insured: insured,
+                        Visit.self_paid: self_paid,
+                        Visit.billed_at: app.platform.now(),
+                        Visit.state: "billed" if self_paid > 0 else "paid",
+                    }
+                )
+                .where((Visit.id == visit["id"]) & (Visit.state == "open"))
+                .returning(Visit.id)
+                .run()
             )
-            order_id = order["order_id"]
-        await (
-            Visit.update(
-                {
-                    Visit.items: items,
-                    Visit.total: total,
-                    Visit.insured: insured,
-                    Visit.self_paid: self_paid,
-                    Visit.order_id: order_id,
-                    Visit.billed_at: app.platform.now(),
-                    Visit.state: "billed" if self_paid > 0 else "paid",
-                }
-            )
-            .where((Visit.id == visit["id"]) & (Visit.state == "open"))
-            .run()
-        )
+            if not billed:
+                raise Conflict("this visit has been billed already", code="already_billed")
+            order_id = ""
+            if self_paid > 0:
+                order = await app.platform.payments.create_order(
+                    openid=visit["openid"],
+                    reference=f"visit-{visit['id']}",
+                    amount=self_paid,
+                    deferred=True,
+                    description=f"{visit['hospital.name']} 就诊费用（自付）",  # the merchant's own words
+                )
+                order_id = order["order_id"]
+                await Visit.update({Visit.order_id: order_id}).where(Visit.id == visit["id"]).run()
         return {
             "visit_id": visit_id,
             "total": total,

@@ -79,18 +79,19 @@ class ParkingApp(MiniApp):
 
     async def expire_reservations(self) -> int:
         now = self.platform.now()
-        stale = (
-            await Reservation.update({Reservation.state: "expired"})
-            .where((Reservation.state == "active") & (Reservation.expires_at < now))
-            .returning(Reservation.car_park)
-            .run()
-        )
-        for row in stale:
-            await (
-                CarPark.update({CarPark.reserved: CarPark.reserved - 1})
-                .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+        async with self.platform.transaction():  # expired and their spaces given back together
+            stale = (
+                await Reservation.update({Reservation.state: "expired"})
+                .where((Reservation.state == "active") & (Reservation.expires_at < now))
+                .returning(Reservation.car_park)
                 .run()
             )
+            for row in stale:
+                await (
+                    CarPark.update({CarPark.reserved: CarPark.reserved - 1})
+                    .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+                    .run()
+                )
         return len(stale)
 
     async def reserve(self, openid: str, code: str, plate: str, starts_at: datetime) -> dict[str, Any]:
@@ -98,25 +99,26 @@ class ParkingApp(MiniApp):
         park = await CarPark.select(CarPark.id).where(CarPark.code == code).first().run()  # type: ignore[attr-defined]
         if park is None:
             return {"error": "unknown_car_park"}
-        held = (
-            await CarPark.update({CarPark.reserved: CarPark.reserved + 1})
-            .where((CarPark.id == park["id"]) & WhereRaw("occupied + reserved < capacity"))  # type: ignore[attr-defined]
-            .returning(CarPark.id)  # type: ignore[attr-defined]
-            .run()
-        )
-        if not held:
-            return {"error": "car_park_full"}
         rid = uuid.uuid4()
-        await Reservation.insert(
-            Reservation(
-                id=rid,
-                car_park=park["id"],
-                openid=openid,
-                plate=plate,
-                starts_at=starts_at,
-                expires_at=starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
+        async with self.platform.transaction():  # the space held and the reservation, or neither
+            held = (
+                await CarPark.update({CarPark.reserved: CarPark.reserved + 1})
+                .where((CarPark.id == park["id"]) & WhereRaw("occupied + reserved < capacity"))  # type: ignore[attr-defined]
+                .returning(CarPark.id)  # type: ignore[attr-defined]
+                .run()
             )
-        ).run()
+            if not held:
+                return {"error": "car_park_full"}
+            await Reservation.insert(
+                Reservation(
+                    id=rid,
+                    car_park=park["id"],
+                    openid=openid,
+                    plate=plate,
+                    starts_at=starts_at,
+                    expires_at=starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
+                )
+            ).run()
         return {
             "reservation_id": str(rid),
             "car_park": code,
@@ -127,22 +129,23 @@ class ParkingApp(MiniApp):
         }
 
     async def cancel(self, openid: str, reservation_id: str) -> bool:
-        rows = (
-            await Reservation.update({Reservation.state: "cancelled"})
-            .where(
-                (Reservation.id == uuid.UUID(reservation_id))
-                & (Reservation.openid == openid)
-                & (Reservation.state == "active")
-            )
-            .returning(Reservation.car_park)
-            .run()
-        )
-        for row in rows:
-            await (
-                CarPark.update({CarPark.reserved: CarPark.reserved - 1})
-                .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+        async with self.platform.transaction():  # cancelled and its space given back, or neither
+            rows = (
+                await Reservation.update({Reservation.state: "cancelled"})
+                .where(
+                    (Reservation.id == uuid.UUID(reservation_id))
+                    & (Reservation.openid == openid)
+                    & (Reservation.state == "active")
+                )
+                .returning(Reservation.car_park)
                 .run()
             )
+            for row in rows:
+                await (
+                    CarPark.update({CarPark.reserved: CarPark.reserved - 1})
+                    .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
+                    .run()
+                )
         return bool(rows)
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:

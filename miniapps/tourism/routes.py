@@ -123,32 +123,35 @@ def handlers(app: TourismApp) -> list[Any]:
                 f"the {row['day']} {row['window']} session is over; choose a later one", code="session_over"
             )
         n = len(data.holders)
-        held = (
-            await TicketSession.update({TicketSession.sold: TicketSession.sold + n})
-            .where((TicketSession.id == session_id) & WhereRaw("sold + {} <= capacity", n))
-            .returning(TicketSession.id)
-            .run()
-        )
-        if not held:
-            raise Conflict("not enough places left in this session", code="sold_out")
-        purchase = uuid.uuid4()
-        order = await app.platform.payments.create_order(
-            openid=caller.openid,
-            reference=f"tickets-{purchase}",
-            amount=row["attraction.price"] * n,
-            description=f"{row['attraction.name']} 门票 x{n}",  # the merchant's own words, Chinese
-        )
-        tickets = [
-            Ticket(
-                id=uuid.uuid4(),
-                session=session_id,
-                openid=caller.openid,
-                holder_name=name,
-                order_id=order["order_id"],
+        # the places, the order and the tickets together, or none of them (a failure half-way used to
+        # keep the places sold with no ticket and no order)
+        async with app.platform.transaction():
+            held = (
+                await TicketSession.update({TicketSession.sold: TicketSession.sold + n})
+                .where((TicketSession.id == session_id) & WhereRaw("sold + {} <= capacity", n))
+                .returning(TicketSession.id)
+                .run()
             )
-            for name in data.holders
-        ]
-        await Ticket.insert(*tickets).run()
+            if not held:
+                raise Conflict("not enough places left in this session", code="sold_out")
+            purchase = uuid.uuid4()
+            order = await app.platform.payments.create_order(
+                openid=caller.openid,
+                reference=f"tickets-{purchase}",
+                amount=row["attraction.price"] * n,
+                description=f"{row['attraction.name']} 门票 x{n}",  # the merchant's own words, Chinese
+            )
+            tickets = [
+                Ticket(
+                    id=uuid.uuid4(),
+                    session=session_id,
+                    openid=caller.openid,
+                    holder_name=name,
+                    order_id=order["order_id"],
+                )
+                for name in data.holders
+            ]
+            await Ticket.insert(*tickets).run()
         return {
             "order_id": order["order_id"],
             "amount": order["amount"],

@@ -185,3 +185,28 @@ async def test_slots_page_to_the_end(hospital, walk_pages):
     )
     assert mine and {s["doctor_code"] for s in mine} == {one["doctor_code"]}
     assert len(mine) == sum(1 for s in slots if s["doctor_code"] == one["doctor_code"])
+
+
+@pytest.mark.storage
+async def test_a_bill_that_fails_half_way_leaves_the_visit_open_to_bill_again(hospital, monkeypatch):
+    from backend.errors import ServiceUnavailable
+    from payments.facade import MiniAppPayments
+
+    client, clock, gate, backend, patient = hospital
+    me = await patient()
+    slot = await first_slot(client)
+    await client.post("/api/v1/apps/hospital/appointments", json={"slot_id": slot["slot_id"]}, headers=me)
+    visit_id = (await checkin(client, clock, gate, me))["data"]["visit_id"]
+    items = [{"name": "自费检查", "amount": 20001, "covered": False}]
+    real = MiniAppPayments.create_order
+
+    async def down(*args, **kwargs):
+        raise ServiceUnavailable("the database is not answering", code="database_unavailable")
+
+    monkeypatch.setattr(MiniAppPayments, "create_order", down)
+    url = f"/api/v1/apps/hospital/visits/{visit_id}/bill"
+    assert (await client.post(url, json={"items": items}, headers=backend)).status_code == 503
+    monkeypatch.setattr(MiniAppPayments, "create_order", real)
+    again = await client.post(url, json={"items": items}, headers=backend)
+    assert again.status_code == 201, again.text
+    assert again.json()["self_paid"] == 20001 and again.json()["order_id"]

@@ -234,3 +234,32 @@ async def test_sessions_and_tickets_page_to_the_end(park, walk_pages):
         assert r.status_code == 201, r.text
     tickets = await walk_pages(client, "/api/v1/apps/tourism/tickets", limit=4, headers=me)
     assert len({t["ticket_id"] for t in tickets}) == 6
+
+
+@pytest.mark.storage
+async def test_a_purchase_that_fails_half_way_leaves_the_places_unsold(park, monkeypatch):
+    """The database gone (here: the payment centre failing) after the places were held: nothing stays
+    sold without a ticket and an order."""
+    from backend.errors import ServiceUnavailable
+    from miniapps.tourism.tables import Ticket, TicketSession
+    from payments.facade import MiniAppPayments
+
+    client, _, _, _, visitor = park
+    me = await visitor()
+    today = await session(client, "2026-11-25")
+
+    async def down(*args, **kwargs):
+        raise ServiceUnavailable("the database is not answering", code="database_unavailable")
+
+    monkeypatch.setattr(MiniAppPayments, "create_order", down)
+    r = await client.post(
+        "/api/v1/apps/tourism/tickets",
+        json={"session_id": today["session_id"], "holders": ["钱七", "孙八"]},
+        headers=me,
+    )
+    assert r.status_code == 503
+    row = (
+        await TicketSession.select(TicketSession.sold).where(TicketSession.id == today["session_id"]).first()
+    )
+    assert row["sold"] == 0
+    assert await Ticket.count().run() == 0
