@@ -148,6 +148,10 @@ class Platform(Protocol):
 
     async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool: ...
 
+    async def knows(self, openid: str) -> bool:
+        """Whether ``openid`` is a citizen's pairwise id for this mini-app (one another app was given, or
+        a made-up one, is not)."""
+
     def transaction(self) -> Any:
         """``async with platform.transaction():`` — the app's writes (its tables, and orders it makes
         through ``payments``) commit together or not at all. ``on_scan`` already runs in one; a route that

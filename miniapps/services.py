@@ -71,6 +71,9 @@ class AppPlatform:
     async def kv_set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
         return await self._store.set_if_absent(self._prefix + key, value, ttl)
 
+    async def knows(self, openid: str) -> bool:
+        return await self._services["miniapps"].pairwise.citizen(self.app_id, openid) is not None
+
     def transaction(self) -> Any:
         return db.transaction()
 

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from piccolo.columns.combination import WhereRaw
 
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, InvalidInput, NotFound
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from miniapps.deps import AppCaller, app_backend, citizen_caller, names
 from miniapps.tourism.app import CHINA, session_over
@@ -265,6 +265,8 @@ def handlers(app: TourismApp) -> list[Any]:
         hotel = await Hotel.select(Hotel.id).where(Hotel.code == data.hotel).first().run()  # type: ignore[attr-defined]
         if hotel is None:
             raise NotFound("no such hotel", code="hotel_not_found")
+        if not await app.platform.knows(data.openid):  # an id another mini-app was given is not a guest
+            raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
         booking_id = uuid.uuid4()
         await HotelBooking.insert(
             HotelBooking(

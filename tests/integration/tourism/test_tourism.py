@@ -151,6 +151,10 @@ async def test_refund_before_the_visit_day_only(park):
     assert late.status_code == 409 and late.json()["code"] == "too_late_to_refund"
 
 
+async def _me(client, me) -> str:
+    return str((await client.get("/api/v1/me", headers=me)).json()["id"])
+
+
 async def test_hotel_check_in_by_code_once(park):
     client, clock, _, desk, visitor = park
     me = await visitor()
@@ -172,6 +176,18 @@ async def test_hotel_check_in_by_code_once(park):
         json={"hotel": "HT-ZHONGJIE", "openid": openid, "night": night, "guest_name": "王十一"},
     )
     assert r.status_code == 201, r.text
+    # an openid another mini-app was given (or a made-up one) is not a guest of this one
+    parking = await client.runtime.services["miniapps"].pairwise.issue(
+        "parking", me_id := await _me(client, me)
+    )
+    assert parking != openid and me_id
+    for stranger in (parking, "o_madeup"):
+        r = await client.post(
+            "/api/v1/apps/tourism/hotel-bookings",
+            headers=hotel,
+            json={"hotel": "HT-ZHONGJIE", "openid": stranger, "night": night, "guest_name": "x"},
+        )
+        assert r.status_code == 422 and r.json()["code"] == "unknown_openid", r.text
     assert (
         await client.post(
             "/api/v1/apps/tourism/hotel-bookings",
