@@ -125,6 +125,8 @@ class NotificationService:
         """Decide and apply under the order's row lock, in the notification's transaction."""
         if n.refusal:  # genuine, but for another merchant or app
             return "rejected", n.refusal
+        if n.kind == "status":  # a trade's state that is neither a payment nor a close
+            return "applied", "not_a_payment"
         try:
             oid = uuid.UUID(n.order_ref)
         except ValueError:
@@ -472,17 +474,35 @@ class NotificationService:
 
     # ---- closing ---------------------------------------------------------------------------------
     async def _closed(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
-        if order["state"] in PAYABLE_STATES:
-            now = self.clock.now()
-            closed = (
-                await PaymentOrder.update(
-                    {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+        """A channel closed ITS trade for this order (Alipay's TRADE_CLOSED when an unpaid trade times
+        out): that channel's payment attempt is over, not the order. The order is payable again
+        (``created``, no channel) unless its own payment window has passed (then closed, as
+        close-expired would close it); a deferred order is a debt and has no window, so a channel never
+        closes it; a close from a channel the order is not being paid in changes nothing."""
+        if order["state"] not in PAYABLE_STATES:
+            return "applied", "nothing_to_close"  # paid already, or closed
+        if order["channel"] != n.channel:
+            return "applied", "not_paying_there"
+        now = self.clock.now()
+        expired = not order["deferred"] and order["expires_at"] is not None and order["expires_at"] <= now
+        if not expired:
+            await (
+                PaymentOrder.update(
+                    {PaymentOrder.state: "created", PaymentOrder.channel: "", PaymentOrder.updated_at: now}
                 )
                 .where(PaymentOrder.id == order["id"])
-                .returning(*ALL_ORDER_COLUMNS)
                 .run()
-            )[0]
-            await outbox(closed, "order.closed", now)
+            )
+            return "applied", "payment_attempt_ended"
+        closed = (
+            await PaymentOrder.update(
+                {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+            )
+            .where(PaymentOrder.id == order["id"])
+            .returning(*ALL_ORDER_COLUMNS)
+            .run()
+        )[0]
+        await outbox(closed, "order.closed", now)
         return "applied", ""
 
 

@@ -41,8 +41,10 @@ class Notification(msgspec.Struct, frozen=True):
     channel: Annotated[str, Meta(max_length=16)]
     # the channel's id for this notification: the same across resends
     notify_id: Annotated[str, Meta(min_length=1, max_length=120)]
-    # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which)
-    kind: Literal["payment", "refund", "refund_failed", "closed"]
+    # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which);
+    # closed: the channel closed its trade for the order (that channel's payment attempt ended);
+    # status: the channel tells a trade's state that changes nothing here (recorded, acknowledged)
+    kind: Literal["payment", "refund", "refund_failed", "closed", "status"]
     order_ref: Ref  # our order id as the channel knows it (out_trade_no)
     # fen: the payment's total, or the refund's amount (the total refunded so far when ``cumulative``)
     amount: Annotated[int, Meta(ge=0, le=2_000_000_000)]

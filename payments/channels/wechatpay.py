@@ -28,6 +28,11 @@ WINDOW_SECONDS = 300
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 # refund events and the refund_status each carries
 REFUND_EVENTS = {"REFUND.SUCCESS": "SUCCESS", "REFUND.ABNORMAL": "ABNORMAL", "REFUND.CLOSED": "CLOSED"}
+# transaction events and what each one is
+TRANSACTION_EVENTS: dict[str, Literal["payment", "closed"]] = {
+    "TRANSACTION.SUCCESS": "payment",
+    "TRANSACTION.CLOSED": "closed",
+}
 
 
 # The notification as WeChat sends it: read into these types, so a body that is signed but malformed
@@ -165,14 +170,14 @@ class WeChatPay(Channel):
     def _parse(self, envelope: Envelope, plain: bytes) -> Notification:
         event = envelope.event_type
         try:
-            if event.startswith("TRANSACTION."):
+            if event in TRANSACTION_EVENTS:
                 tx = msgspec.json.decode(plain, type=Transaction)
-                if event == "TRANSACTION.SUCCESS" and tx.trade_state == "SUCCESS":
-                    kind: Literal["payment", "closed"] = "payment"
-                elif event == "TRANSACTION.CLOSED" or tx.trade_state == "CLOSED":
-                    kind = "closed"
-                else:
-                    raise NotificationRejected("unsupported_event", f"event {event!r} is not handled")
+                # the event type says what the notice is; the trade state only confirms it: a
+                # TRANSACTION.SUCCESS whose trade is not paid (NOTPAY, CLOSED, REFUND, ...) is neither a
+                # payment nor a close, and is recorded and acknowledged
+                kind: Literal["payment", "closed", "status"] = TRANSACTION_EVENTS[event]
+                if kind == "payment" and tx.trade_state != "SUCCESS":
+                    kind = "status"
                 if kind == "payment" and not tx.transaction_id:
                     raise NotificationRejected("bad_body", "a payment without its transaction_id")
                 return Notification(
@@ -184,7 +189,11 @@ class WeChatPay(Channel):
                     channel_txn=tx.transaction_id,
                     currency=tx.amount.currency,
                     refusal=self._refusal(tx.mchid, tx.appid),
-                    summary={"event_type": event, "success_time": tx.success_time},
+                    summary={
+                        "event_type": event,
+                        "trade_state": tx.trade_state,
+                        "success_time": tx.success_time,
+                    },
                 )
             if event in REFUND_EVENTS:
                 rf = msgspec.json.decode(plain, type=RefundResource)
