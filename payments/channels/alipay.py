@@ -20,9 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote_plus
 
@@ -36,15 +36,16 @@ from payments.channels.base import Channel, Notification, NotificationRejected, 
 CHINA = timezone(timedelta(hours=8))
 
 
+# an amount as Alipay writes one: yuan, at most two decimals (``10``, ``10.5``, ``10.50``); nothing else
+# (no sign, exponent, NaN, Infinity, digits of another script) is an amount
+YUAN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,2}))?")
+
+
 def yuan_to_fen(value: str) -> int:
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError):
-        raise NotificationRejected("bad_amount", f"not an amount: {value!r}") from None
-    fen = amount * 100
-    if fen != fen.to_integral_value() or fen < 0:
-        raise NotificationRejected("bad_amount", f"not a whole number of fen: {value!r}")
-    return int(fen)
+    m = YUAN.fullmatch(value)
+    if m is None:
+        raise NotificationRejected("bad_amount", f"not an amount in yuan: {value[:32]!r}")
+    return int(m.group(1)) * 100 + int((m.group(2) or "").ljust(2, "0"))
 
 
 def fen_to_yuan(fen: int) -> str:

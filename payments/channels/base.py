@@ -29,18 +29,22 @@ def refund_unavailable(channel: str) -> ServiceUnavailable:
     )
 
 
-# Bounds of what is recorded (the record's columns): a genuine notification with a longer value is
-# refused as unreadable rather than failing in the database.
-Ref = Annotated[str, Meta(max_length=64)]
-Txn = Annotated[str, Meta(max_length=96)]
+# What a notification's text may hold, checked once for every channel (:meth:`Notification.checked`):
+# printable text, no control character (Unicode's category Cc: C0, DEL, C1; PostgreSQL cannot store
+# NUL at all) and no lone surrogate, in lengths that fit the record's columns. A genuine notification
+# with anything else is refused as unreadable rather than failing in the database.
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
+Ref = Annotated[str, Meta(max_length=64, pattern=PRINTABLE)]
+Txn = Annotated[str, Meta(max_length=96, pattern=PRINTABLE)]
+Word = Annotated[str, Meta(max_length=64, pattern=PRINTABLE)]  # a status, a time, as the channel writes it
 
 
 class Notification(msgspec.Struct, frozen=True):
     """A verified callback, reduced to what the payment centre acts on."""
 
-    channel: Annotated[str, Meta(max_length=16)]
+    channel: Annotated[str, Meta(max_length=16, pattern=PRINTABLE)]
     # the channel's id for this notification: the same across resends
-    notify_id: Annotated[str, Meta(min_length=1, max_length=120)]
+    notify_id: Annotated[str, Meta(min_length=1, max_length=120, pattern=PRINTABLE)]
     # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which);
     # closed: the channel closed its trade for the order (that channel's payment attempt ended);
     # status: the channel tells a trade's state that changes nothing here (recorded, acknowledged)
@@ -52,12 +56,13 @@ class Notification(msgspec.Struct, frozen=True):
     refund_ref: Ref = ""  # our refund id (out_refund_no) for refunds
     payment_txn: Txn = ""  # for refunds: the channel's id of the payment refunded
     cumulative: bool = False  # the refund amount is the payment's refunded total (Alipay's refund_fee)
-    currency: Annotated[str, Meta(max_length=8)] = "CNY"
-    failure: Annotated[str, Meta(max_length=64)] = ""  # refund_failed: the channel's refund status
+    currency: Annotated[str, Meta(max_length=8, pattern=PRINTABLE)] = "CNY"
+    failure: Word = ""  # refund_failed: the channel's refund status
     # set by the channel when the genuine notification names another merchant or app: the payment
     # centre records it and refuses it (like an amount that does not match), never applies it
     refusal: str = ""
-    summary: dict[str, Any] = msgspec.field(default_factory=dict)  # non-secret fields for the record
+    # non-secret fields for the record (the channel's status and times, as it wrote them)
+    summary: dict[Word, Word | None] = msgspec.field(default_factory=dict)
 
     def checked(self) -> Notification:
         """This notification if it fits what is recorded; else it is refused as unreadable."""

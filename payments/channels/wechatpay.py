@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
 from payments.channels.base import Channel, Notification, NotificationRejected, Reply
 
@@ -128,24 +129,25 @@ class WeChatPay(Channel):
             raise NotificationRejected("missing_headers", "Wechatpay-* signature headers are missing")
         if h.get("wechatpay-signature-type", "WECHATPAY2-SHA256-RSA2048") != "WECHATPAY2-SHA256-RSA2048":
             raise NotificationRejected("bad_signature_type", "unsupported Wechatpay-Signature-Type")
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise NotificationRejected("bad_timestamp", "Wechatpay-Timestamp is not a number") from None
-        if abs(now - sent_at) > WINDOW_SECONDS:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise NotificationRejected("bad_timestamp", "Wechatpay-Timestamp is not a number")
+        if abs(now - int(timestamp)) > WINDOW_SECONDS:
             raise NotificationRejected(
                 "stale_timestamp", "the notification's timestamp is more than 5 minutes off"
             )
         key = self._platform.get(serial)
         if key is None:
             raise NotificationRejected("unknown_serial", f"no platform key with serial {serial}")
-        message = timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n"
+        # the headers as they came (Litestar reads them as latin-1): non-ASCII ones simply do not verify
+        message = timestamp.encode() + b"\n" + nonce.encode("utf-8", "replace") + b"\n" + body + b"\n"
         try:
             key.verify(
                 base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256()
             )
         except (InvalidSignature, binascii.Error, ValueError):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body") from None
+        if json_too_deep(body):  # the decoder would recurse until Python's limit
+            raise NotificationRejected("bad_body", "the notification body is not a v3 notification")
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         except msgspec.DecodeError:
@@ -165,6 +167,8 @@ class WeChatPay(Channel):
             ) from None
         except (binascii.Error, ValueError):
             raise NotificationRejected("bad_body", "the resource is not a v3 encrypted resource") from None
+        if json_too_deep(plain):
+            raise NotificationRejected("bad_body", "the decrypted resource is not a v3 resource")
         return [self._parse(envelope, plain)]
 
     def _parse(self, envelope: Envelope, plain: bytes) -> Notification:

@@ -203,3 +203,101 @@ async def test_alipay_notifications_are_verified_as_alipays_sdk_does_empty_value
     assert r.content == b"success"
     row = await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run()
     assert row["state"] == "paid"
+
+
+async def test_malformed_signature_headers_get_the_channels_failure_reply(env, players):
+    """A signature header no channel would send (non-ASCII, digits of another script) is a clean
+    refusal in the channel's own format, never a 500; nothing is recorded."""
+    client, merchant = env
+    wechat, _ = players
+    oid = await _order(client, merchant)
+    now = str(int(time.time()))
+    sandbox_headers = {
+        "non-ASCII v1 (latin-1)": f"t={now},v1=é".encode("latin-1"),
+        "non-ASCII v1 (UTF-8)": f"t={now},v1=签名".encode(),
+        "Arabic-Indic digits in t": f"t={now.translate(str.maketrans('0123456789', '٠١٢٣٤٥٦٧٨٩'))},v1=00".encode(),
+        "a huge t": b"t=" + b"9" * 5000 + b",v1=00",
+        "t a float": b"t=1e999,v1=00",
+    }
+    for name, value in sandbox_headers.items():
+        r = await client.post(
+            "/api/v1/payments/notify/sandbox",
+            content=b"{}",
+            headers=[(b"Sandbox-Signature", value), (b"Content-Type", b"application/json")],
+        )
+        assert 400 <= r.status_code < 500, (name, r.status_code, r.text)
+        assert r.json()["ok"] is False, name
+    headers, body = wechat.paid(oid, 1234)
+    for name, (key, value) in {
+        "timestamp in Arabic-Indic digits": (
+            "Wechatpay-Timestamp",
+            headers["Wechatpay-Timestamp"].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")).encode(),
+        ),
+        "timestamp with a sign": ("Wechatpay-Timestamp", b"+" + headers["Wechatpay-Timestamp"].encode()),
+        "non-ASCII serial": ("Wechatpay-Serial", "序列".encode()),
+        "non-ASCII nonce": ("Wechatpay-Nonce", "随机".encode()),
+        "non-ASCII signature": ("Wechatpay-Signature", "签名".encode()),
+    }.items():
+        sent = [(k.encode(), v.encode()) for k, v in headers.items() if k != key] + [(key.encode(), value)]
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=sent)
+        assert 400 <= r.status_code < 500 and r.json()["code"] == "FAIL", (name, r.status_code, r.text)
+    assert await ChannelNotification.count().run() == 0
+    await _untouched(oid)
+
+
+async def test_signed_notices_with_values_nothing_could_record_are_refused(env, players):
+    """Genuinely signed, but holding what no channel sends: a control character in an id (PostgreSQL
+    cannot store NUL), an amount that is not one (Infinity, NaN, 1e999999999), JSON nested 50,000 deep.
+    Each is the channel's failure reply with a 4xx, recorded nowhere, and the order is untouched."""
+    client, merchant = env
+    wechat, alipay = players
+    oid = await _order(client, merchant, 1000)
+
+    async def refused_by_wechat(name, headers, body):
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert 400 <= r.status_code < 500 and r.json()["code"] == "FAIL", (name, r.status_code, r.text)
+
+    for name, resource in {
+        "NUL in out_trade_no": {"out_trade_no": oid + "\x00"},
+        "NUL in transaction_id": {"transaction_id": "4200\x00"},
+        "a control character in transaction_id": {"transaction_id": "4200\x1b[31m"},
+        "NUL in success_time": {"success_time": "\x00"},
+    }.items():
+        await refused_by_wechat(name, *wechat.paid(oid, 1000, resource=resource))
+    await refused_by_wechat("NUL in the notification id", *wechat.paid(oid, 1000, event_id="EV\x00"))
+    await refused_by_wechat(
+        "NUL in a refund's out_refund_no", *wechat.refunded(oid, "rf\x00", 100, 1000, transaction_id="42")
+    )
+    deep = b'{"id":"EV-1","event_type":"TRANSACTION.SUCCESS","z":' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    await refused_by_wechat("50,000 nested arrays", wechat.signed(deep), deep)
+
+    async def refused_by_alipay(name, headers, body):
+        r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+        assert 400 <= r.status_code < 500 and r.content == b"fail", (name, r.status_code, r.content)
+
+    for name, (yuan, kw) in {
+        "NUL in notify_id": ("10.00", {"notify_id": "\x00nid"}),
+        "NUL in trade_no": ("10.00", {"trade_no": "2026\x00"}),
+        "NUL in gmt_payment": ("10.00", {"extra": {"gmt_payment": "\x00"}}),
+        "total_amount Infinity": ("Infinity", {}),
+        "total_amount 1e999999999": ("1e999999999", {}),
+        "total_amount NaN": ("NaN", {}),
+        "total_amount sNaN": ("sNaN", {}),
+        "total_amount -0": ("-0", {}),
+        "total_amount in full-width digits": ("１０.００", {}),
+        "total_amount 1e3": ("1e3", {}),
+        "total_amount with three decimals": ("10.001", {}),
+        "refund_fee sNaN": ("10.00", {"extra": {"refund_fee": "sNaN", "out_biz_no": "RF-1"}}),
+        "refund_fee NaN": ("10.00", {"extra": {"refund_fee": "NaN", "out_biz_no": "RF-1"}}),
+        "refund_fee Infinity": ("10.00", {"extra": {"refund_fee": "Infinity", "out_biz_no": "RF-1"}}),
+    }.items():
+        await refused_by_alipay(name, *alipay.notify(oid, yuan, **kw))
+    await refused_by_alipay("NUL in out_trade_no", *alipay.notify(oid + "\x00", "10.00"))
+    assert await ChannelNotification.count().run() == 0
+    await _untouched(oid)
+    # amounts as Alipay writes them still pay
+    headers, body = alipay.notify(oid, "10")
+    r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+    assert r.content == b"success"
+    row = await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run()
+    assert row["state"] == "paid"
