@@ -173,7 +173,9 @@ class Alipay(Channel):
             "timestamp": datetime.now(UTC).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
             "version": "1.0",
             "notify_url": self.notify_url,
-            "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
+            # written as Alipay's SDKs write it (python-alipay-sdk: json.dumps with ensure_ascii, so
+            # a Chinese subject travels as \uXXXX escapes): the order string is then theirs byte for byte
+            "biz_content": json.dumps(biz, separators=(",", ":")),
         }
         signed = request_signing_string(params)
         sign = base64.b64encode(self._app_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256()))

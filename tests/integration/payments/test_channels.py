@@ -154,13 +154,15 @@ async def test_the_alipay_order_string_is_signed_as_python_alipay_sdk_signs_it(
     _, alipay_player = players
     async with pay_client() as client:
         app_auth, me, openid = await paying_citizen(client)
-        oid = await _order(client, app_auth, 1999, openid=openid)
+        # a Chinese subject, with characters that mean something in a form and in JSON
+        oid = await _order(client, app_auth, 1999, openid=openid, description='停车费 & more=1 "沈阳"')
         r = await client.post(f"/api/v1/payments/orders/{oid}/pay", json={"channel": "alipay"}, headers=me)
         assert r.status_code == 200, r.text
         order_string = r.json()["pay"]["order_string"]
     ours = dict(parse_qsl(order_string, keep_blank_values=True, strict_parsing=True))
     assert ours["sign_type"] == "RSA2" and ours["method"] == "alipay.trade.app.pay"
-    assert json.loads(ours["biz_content"])["total_amount"] == "19.99"
+    biz = json.loads(ours["biz_content"])
+    assert biz["total_amount"] == "19.99" and biz["subject"] == '停车费 & more=1 "沈阳"'
     sdk = AliPay(
         appid=alipay_player.app_id,
         app_notify_url=None,
@@ -170,7 +172,7 @@ async def test_the_alipay_order_string_is_signed_as_python_alipay_sdk_signs_it(
     )
     data = sdk.build_body(
         "alipay.trade.app.pay",
-        biz_content=ours["biz_content"],
+        biz_content=biz,  # the SDK writes the JSON itself (with ensure_ascii: 停 is \u505c)
         notify_url=ours["notify_url"],
         timestamp=ours["timestamp"],
     )
