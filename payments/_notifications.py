@@ -34,6 +34,10 @@ from payments.tables import ChannelNotification, LedgerEntry, Overpayment, Payme
 
 log = logging.getLogger("shengshitong.payments")
 
+# refusals caused by this deployment's configuration (the merchant or app id the channel names is not
+# the one configured here), not by the notification: decided again when the channel resends it
+CONFIGURATION_REFUSALS = frozenset({"merchant_mismatch", "app_mismatch"})
+
 
 class NotificationService:
     """Applies verified channel callbacks exactly once, whatever arrives: duplicates, races, resends,
@@ -102,7 +106,7 @@ class NotificationService:
                     .run()
                 )
         if not claimed:
-            return await self._previous(key)
+            return await self._again(key, n)
         if status == "rejected":
             log.warning(
                 "callback recorded and refused",
@@ -111,14 +115,36 @@ class NotificationService:
             return f"rejected:{reason}"
         return status
 
-    async def _previous(self, key: str) -> str:
-        row = (
-            await ChannelNotification.select(ChannelNotification.status, ChannelNotification.reason)
-            .where(ChannelNotification.notify_key == key)
-            .first()
-            .run()
-        )
-        assert row is not None
+    async def _again(self, key: str, n: Notification) -> str:
+        """A notification seen before: the answer its record holds. One refused because of OUR
+        configuration (:data:`CONFIGURATION_REFUSALS`) is decided again, under its record's row lock,
+        since the configuration may have been mended and the money was really paid; every other answer
+        (an amount that does not match, above all) stands."""
+        row = await _record(key)
+        if row["status"] == "rejected" and row["reason"] in CONFIGURATION_REFUSALS:
+            async with db.transaction():
+                row = await _record(key, lock=True)
+                if row["status"] == "rejected" and row["reason"] in CONFIGURATION_REFUSALS:
+                    status, reason = await self._apply(n)
+                    await (
+                        ChannelNotification.update(
+                            {
+                                ChannelNotification.status: status,
+                                ChannelNotification.reason: reason,
+                                ChannelNotification.applied_at: self.clock.now(),
+                                ChannelNotification.notification: msgspec.to_builtins(n),
+                            }
+                        )
+                        .where(ChannelNotification.notify_key == key)
+                        .run()
+                    )
+                    if status != "rejected":
+                        log.info(
+                            "a notice refused for our configuration is applied on its resend",
+                            extra={"channel": n.channel, "order": n.order_ref, "was": row["reason"]},
+                        )
+                        return status
+                    return f"rejected:{reason}"
         return f"rejected:{row['reason']}" if row["status"] == "rejected" else "duplicate"
 
     async def _apply(self, n: Notification) -> tuple[str, str]:
@@ -504,6 +530,16 @@ class NotificationService:
         )[0]
         await outbox(closed, "order.closed", now)
         return "applied", ""
+
+
+async def _record(key: str, *, lock: bool = False) -> dict[str, Any]:
+    """The status and reason recorded for a notification key (locked: until the transaction ends)."""
+    query = ChannelNotification.select(ChannelNotification.status, ChannelNotification.reason).where(
+        ChannelNotification.notify_key == key
+    )
+    row = await (db.for_update(query) if lock else query).first().run()
+    assert row is not None  # the key was claimed by a committed transaction
+    return dict(row)
 
 
 def _channel_reference(order: Mapping[str, Any], n: Notification) -> str:

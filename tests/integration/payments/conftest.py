@@ -193,20 +193,23 @@ def pay_client(make_client, channel_keys, testgate_app):
     wechat, alipay, keys_dir = channel_keys
 
     def make(**overrides):
-        overrides.setdefault("miniapps", [testgate_app])
+        """The channels configured as the players play them; ``overrides`` may change any of it."""
         return make_client(
-            payment_channels="sandbox,wechatpay,alipay",
-            wechatpay_mchid="1900000001",
-            wechatpay_appid="wxd678efh567hg6787",
-            wechatpay_apiv3_key=wechat.apiv3_key,
-            wechatpay_platform_keys_dir=str(keys_dir),
-            alipay_app_id=alipay.app_id,
-            alipay_seller_id=alipay.seller_id,
-            alipay_public_key_file=str(alipay.public_file),
-            alipay_app_private_key_file=str(alipay.app_private_file),
-            webhook_interval=0,
-            background=True,
-            **overrides,
+            **{
+                "miniapps": [testgate_app],
+                "payment_channels": "sandbox,wechatpay,alipay",
+                "wechatpay_mchid": "1900000001",
+                "wechatpay_appid": "wxd678efh567hg6787",
+                "wechatpay_apiv3_key": wechat.apiv3_key,
+                "wechatpay_platform_keys_dir": str(keys_dir),
+                "alipay_app_id": alipay.app_id,
+                "alipay_seller_id": alipay.seller_id,
+                "alipay_public_key_file": str(alipay.public_file),
+                "alipay_app_private_key_file": str(alipay.app_private_file),
+                "webhook_interval": 0,
+                "background": True,
+                **overrides,
+            }
         )
 
     return make

@@ -1,6 +1,7 @@
 """The channels' edges: disabled channels, signed-but-malformed bodies, notices for another merchant,
 and Alipay's two signing rules checked against python-alipay-sdk."""
 
+import asyncio
 import base64
 import json
 import secrets
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from payments.tables import ChannelNotification, LedgerEntry, OutboxEvent, PaymentOrder
+from tests.integration.payments.conftest import basic
 
 
 @pytest.fixture
@@ -303,3 +305,56 @@ async def test_signed_notices_with_values_nothing_could_record_are_refused(env, 
     assert r.content == b"success"
     row = await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run()
     assert row["state"] == "paid"
+
+
+async def test_a_notice_refused_for_our_configuration_is_decided_again_on_resend(pay_client, players):
+    """A real payment refused because OUR merchant or app id was configured wrong is applied when the
+    channel resends it after the configuration is mended (refusing it forever would lose the money);
+    a notice whose amount does not match stays refused on every resend."""
+    wechat, alipay = players
+    # the same database, served first with a wrong configuration, then with the mended one
+    async with (
+        pay_client(wechatpay_mchid="1900000999", alipay_app_id="2021000000009999") as wrong,
+        pay_client() as mended,
+    ):
+        merchant = basic(await mended.runtime.services["auth"].machines.create("miniapp", app_id="testgate"))
+        paid_by_wechat = await _order(mended, merchant, 1000)
+        paid_by_alipay = await _order(mended, merchant, 1000)
+        wx = wechat.paid(paid_by_wechat, 1000)
+        ali = alipay.notify(paid_by_alipay, "10.00")
+        forged = wechat.paid(await _order(mended, merchant, 1000), 1)
+
+        async def send(client, channel, notice):
+            headers, body = notice
+            return await client.post(f"/api/v1/payments/notify/{channel}", content=body, headers=headers)
+
+        for _ in range(2):  # refused, and so is the channel's resend while the configuration is wrong
+            r = await send(wrong, "wechatpay", wx)
+            assert r.status_code == 400 and r.json() == {"code": "FAIL", "message": "merchant_mismatch"}
+            assert (await send(wrong, "alipay", ali)).content == b"fail"
+        r = await send(mended, "wechatpay", forged)
+        assert r.status_code == 400 and r.json()["message"] == "amount_mismatch"
+
+        # the configuration is mended; the channels resend (WeChat's resends may even arrive at once)
+        replies = await asyncio.gather(*(send(mended, "wechatpay", wx) for _ in range(5)))
+        assert [r.status_code for r in replies] == [204] * 5
+        assert (await send(mended, "alipay", ali)).content == b"success"
+        assert (await send(mended, "alipay", ali)).content == b"success"
+        for oid, channel in ((paid_by_wechat, "wechatpay"), (paid_by_alipay, "alipay")):
+            row = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
+            assert (row["state"], row["channel"]) == ("paid", channel)
+            events = await OutboxEvent.select(OutboxEvent.type).where(OutboxEvent.order == oid).run()
+            assert [e["type"] for e in events] == ["order.paid"]
+            ledger = await LedgerEntry.select(LedgerEntry.amount).where(LedgerEntry.order == oid).run()
+            assert sorted(e["amount"] for e in ledger) == [-1000, 1000]
+        # the amount that does not match stays refused
+        r = await send(mended, "wechatpay", forged)
+        assert r.status_code == 400 and r.json()["message"] == "amount_mismatch"
+        records = await ChannelNotification.select(
+            ChannelNotification.channel, ChannelNotification.status, ChannelNotification.reason
+        ).run()
+        assert sorted((r["channel"], r["status"], r["reason"]) for r in records) == [
+            ("alipay", "applied", ""),
+            ("wechatpay", "applied", ""),
+            ("wechatpay", "rejected", "amount_mismatch"),
+        ]
