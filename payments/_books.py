@@ -67,6 +67,7 @@ def order_view(
                 "overpayment_id": str(o["id"]),
                 "channel": o["channel"],
                 "amount": o["amount"],
+                "refunded": o["refunded"],
                 "reason": o["reason"],
                 "state": o["state"],
                 "created_at": o["created_at"],

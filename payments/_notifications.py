@@ -414,17 +414,35 @@ class NotificationService:
     async def _refund_overpayment(
         self, order: dict[str, Any], overpayment: dict[str, Any], n: Notification
     ) -> tuple[str, str]:
+        """A refund of a payment the order did not need. A channel's console refunds any part of a
+        payment, so it may come in parts: each is booked, the overpayment's ``refunded`` grows, and it
+        is ``refunded`` once all of it is. One refund (the channel's refund id) is booked once, whatever
+        notices tell it; more than is left of the overpayment is refused."""
         if overpayment["state"] == "refunded":
             return "applied", "already_refunded"
-        if n.amount != overpayment["amount"]:
-            return "rejected", "amount_mismatch"
+        told = (
+            await LedgerEntry.exists()
+            .where(
+                (LedgerEntry.order == order["id"])
+                & (LedgerEntry.kind == "overpay_refund")
+                & (LedgerEntry.channel_txn == n.channel_txn)
+            )
+            .run()
+        )
+        if told:
+            return "applied", "already_refunded"
+        refunded = overpayment["refunded"] + n.amount
+        if refunded > overpayment["amount"]:
+            return "rejected", "refund_exceeds_payment"
+        state = "refunded" if refunded == overpayment["amount"] else overpayment["state"]
         now = self.clock.now()
         await (
             Overpayment.update(
                 {
-                    Overpayment.state: "refunded",
+                    Overpayment.refunded: refunded,
+                    Overpayment.state: state,
                     Overpayment.refund_txn: n.channel_txn,
-                    Overpayment.refunded_at: now,
+                    Overpayment.refunded_at: now if state == "refunded" else None,
                 }
             )
             .where(Overpayment.id == overpayment["id"])
@@ -445,8 +463,11 @@ class NotificationService:
             "order.overpayment_refunded",
             now,
             overpayment_id=str(overpayment["id"]),
-            overpaid_amount=n.amount,
+            overpaid_amount=overpayment["amount"],
             overpaid_channel=n.channel,
+            refund_amount=n.amount,
+            overpayment_refunded=refunded,
+            overpayment_state=state,
         )
         return "applied", ""
 

@@ -93,8 +93,10 @@ class Overpayment(Table, tablename="payment_overpayment"):
     txn_key = Varchar(length=120, unique=True)  # "<channel>/<transaction>": one record per payment
     amount = Integer()
     reason = Varchar(length=24)  # already_paid | order_closed
-    state = Varchar(length=16, default="to_refund", index=True)  # to_refund -> refunded
-    refund_txn = Varchar(length=96, default="")
+    # to_refund -> refunded (when all of it is: a channel's console may refund it in parts)
+    state = Varchar(length=16, default="to_refund", index=True)
+    refunded = Integer(default=0)  # fen refunded so far
+    refund_txn = Varchar(length=96, default="")  # the channel's id of the latest refund
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     refunded_at = Timestamptz(null=True, default=None)
 
