@@ -211,6 +211,7 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(paid, "order.paid", now)
         await self._apply_early(paid, now)
@@ -270,6 +271,7 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(
             order,
@@ -406,6 +408,7 @@ class NotificationService:
             channel=channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
             refund=refund_id,
         )
         await outbox(changed, "order.refunded", now, refund_id=str(refund_id), refund_amount=n.amount)
@@ -457,6 +460,7 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(
             order,

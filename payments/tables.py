@@ -60,7 +60,10 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     kind = Varchar(length=16)  # payment | refund | overpayment | overpay_refund
     channel = Varchar(length=16, default="", index=True)
     channel_txn = Varchar(length=96, default="")
-    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)  # when we booked it
+    # when the channel says the money moved (its payment or refund time): the business day its
+    # statement lists it under; null when the channel told none (the booking time counts then)
+    channel_time = Timestamptz(null=True, default=None, index=True)
 
 
 class ChannelNotification(Table, tablename="channel_notification"):

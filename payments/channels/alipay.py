@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import Channel, Notification, NotificationRejected, Reply, channel_time
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -126,6 +126,7 @@ class Alipay(Channel):
                     channel_txn=f"{trade_no}/{out_biz_no or notify_id}",
                     refund_ref=out_biz_no,
                     payment_txn=trade_no,
+                    channel_time=channel_time(params.get("gmt_refund"), default_tz=CHINA),
                     refusal=refusal,
                     summary=summary,
                 )
@@ -144,6 +145,7 @@ class Alipay(Channel):
                 order_ref=order_ref,
                 amount=yuan_to_fen(params.get("total_amount", "0" if kind == "closed" else "")),
                 channel_txn=trade_no,
+                channel_time=channel_time(params.get("gmt_payment"), default_tz=CHINA),
                 refusal=refusal,
                 summary=summary,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -58,6 +59,9 @@ class Notification(msgspec.Struct, frozen=True):
     cumulative: bool = False  # the refund amount is the payment's refunded total (Alipay's refund_fee)
     currency: Annotated[str, Meta(max_length=8, pattern=PRINTABLE)] = "CNY"
     failure: Word = ""  # refund_failed: the channel's refund status
+    # when the channel says the money moved (WeChat's success_time, Alipay's gmt_payment or gmt_refund),
+    # UTC: the channel's business day, by which its statement lists it; None when it tells none
+    channel_time: Annotated[datetime, Meta(tz=True)] | None = None
     # set by the channel when the genuine notification names another merchant or app: the payment
     # centre records it and refuses it (like an amount that does not match), never applies it
     refusal: str = ""
@@ -70,6 +74,22 @@ class Notification(msgspec.Struct, frozen=True):
             return msgspec.convert(msgspec.to_builtins(self), Notification)
         except msgspec.ValidationError as exc:
             raise NotificationRejected("bad_body", f"a notification field is out of bounds: {exc}") from None
+
+
+def channel_time(value: str | None, *, default_tz: tzinfo | None = None) -> datetime | None:
+    """A channel's time as it wrote it (ISO 8601; without an offset, in ``default_tz``), in UTC; None when
+    it tells none or nothing readable (the booking time is used then: the money is real either way)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            if default_tz is None:
+                return None
+            when = when.replace(tzinfo=default_tz)
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 class Reply(msgspec.Struct, frozen=True):

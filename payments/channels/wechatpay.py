@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import Channel, Notification, NotificationRejected, Reply, channel_time
 
 WINDOW_SECONDS = 300
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
@@ -192,6 +192,7 @@ class WeChatPay(Channel):
                     amount=tx.amount.total,
                     channel_txn=tx.transaction_id,
                     currency=tx.amount.currency,
+                    channel_time=channel_time(tx.success_time),
                     refusal=self._refusal(tx.mchid, tx.appid),
                     summary={
                         "event_type": event,
@@ -214,6 +215,7 @@ class WeChatPay(Channel):
                     refund_ref=rf.out_refund_no,
                     payment_txn=rf.transaction_id,
                     failure="" if status == "SUCCESS" else status,
+                    channel_time=channel_time(rf.success_time),
                     refusal=self._refusal(rf.mchid, None),
                     summary={"event_type": event, "success_time": rf.success_time},
                 )
