@@ -12,6 +12,11 @@ from msgspec import Meta
 
 from backend.errors import ServiceUnavailable
 
+# How deep a channel's JSON may nest before it is refused undecoded (a decoder recurses per level, up to
+# Python's limit). WeChat's notices are 3 levels deep; a channel's fields the payment centre ignores
+# may nest a little more, and are not held to the API's own limit (backend.edge.MAX_JSON_DEPTH).
+CALLBACK_MAX_DEPTH = 100
+
 
 class NotificationRejected(Exception):
     """The callback is not genuine or not readable: answer the channel's failure reply, change nothing."""

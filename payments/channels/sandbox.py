@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from backend.edge import json_too_deep
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import CALLBACK_MAX_DEPTH, Channel, Notification, NotificationRejected, Reply
 
 WINDOW_SECONDS = 300
 PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order id>
@@ -56,7 +56,7 @@ class Sandbox(Channel):
         # compared as bytes: a header holding non-ASCII text is a wrong signature, not an error
         if not hmac.compare_digest(expected.encode(), parts.get("v1", "").encode("utf-8", "replace")):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body")
-        if json_too_deep(body):
+        if json_too_deep(body, CALLBACK_MAX_DEPTH):
             raise NotificationRejected("bad_body", "not a sandbox callback")
         try:
             event = json.loads(body)

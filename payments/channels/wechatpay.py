@@ -23,7 +23,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply, channel_time
+from payments.channels.base import (
+    CALLBACK_MAX_DEPTH,
+    Channel,
+    Notification,
+    NotificationRejected,
+    Reply,
+    channel_time,
+)
 
 WINDOW_SECONDS = 300
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
@@ -146,7 +153,7 @@ class WeChatPay(Channel):
             )
         except (InvalidSignature, binascii.Error, ValueError):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body") from None
-        if json_too_deep(body):  # the decoder would recurse until Python's limit
+        if json_too_deep(body, CALLBACK_MAX_DEPTH):  # the decoder would recurse until Python's limit
             raise NotificationRejected("bad_body", "the notification body is not a v3 notification")
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
@@ -167,7 +174,7 @@ class WeChatPay(Channel):
             ) from None
         except (binascii.Error, ValueError):
             raise NotificationRejected("bad_body", "the resource is not a v3 encrypted resource") from None
-        if json_too_deep(plain):
+        if json_too_deep(plain, CALLBACK_MAX_DEPTH):
             raise NotificationRejected("bad_body", "the decrypted resource is not a v3 resource")
         return [self._parse(envelope, plain)]
 
