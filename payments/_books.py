@@ -67,6 +67,7 @@ def order_view(
                 "overpayment_id": str(o["id"]),
                 "channel": o["channel"],
                 "amount": o["amount"],
+                "refunded": o["refunded"],
                 "reason": o["reason"],
                 "state": o["state"],
                 "created_at": o["created_at"],
@@ -117,9 +118,11 @@ async def ledger(
     channel: str,
     channel_txn: str,
     now: datetime,
+    channel_time: datetime | None = None,
     refund: Any = None,
 ) -> None:
-    """One movement: ``amount`` debited to ``debit`` and credited to ``credit`` (two rows summing to 0)."""
+    """One movement: ``amount`` debited to ``debit`` and credited to ``credit`` (two rows summing to 0),
+    booked ``now``, moved at the channel at ``channel_time`` (if it told)."""
     await LedgerEntry.insert(
         *(
             LedgerEntry(
@@ -131,6 +134,7 @@ async def ledger(
                 channel=channel,
                 channel_txn=channel_txn,
                 created_at=now,
+                channel_time=channel_time,
             )
             for account, signed in ((debit, amount), (credit, -amount))
         )

@@ -34,6 +34,10 @@ from payments.tables import ChannelNotification, LedgerEntry, Overpayment, Payme
 
 log = logging.getLogger("shengshitong.payments")
 
+# refusals caused by this deployment's configuration (the merchant or app id the channel names is not
+# the one configured here), not by the notification: decided again when the channel resends it
+CONFIGURATION_REFUSALS = frozenset({"merchant_mismatch", "app_mismatch"})
+
 
 class NotificationService:
     """Applies verified channel callbacks exactly once, whatever arrives: duplicates, races, resends,
@@ -102,7 +106,7 @@ class NotificationService:
                     .run()
                 )
         if not claimed:
-            return await self._previous(key)
+            return await self._again(key, n)
         if status == "rejected":
             log.warning(
                 "callback recorded and refused",
@@ -111,20 +115,44 @@ class NotificationService:
             return f"rejected:{reason}"
         return status
 
-    async def _previous(self, key: str) -> str:
-        row = (
-            await ChannelNotification.select(ChannelNotification.status, ChannelNotification.reason)
-            .where(ChannelNotification.notify_key == key)
-            .first()
-            .run()
-        )
-        assert row is not None
+    async def _again(self, key: str, n: Notification) -> str:
+        """A notification seen before: the answer its record holds. One refused because of OUR
+        configuration (:data:`CONFIGURATION_REFUSALS`) is decided again, under its record's row lock,
+        since the configuration may have been mended and the money was really paid; every other answer
+        (an amount that does not match, above all) stands."""
+        row = await _record(key)
+        if row["status"] == "rejected" and row["reason"] in CONFIGURATION_REFUSALS:
+            async with db.transaction():
+                row = await _record(key, lock=True)
+                if row["status"] == "rejected" and row["reason"] in CONFIGURATION_REFUSALS:
+                    status, reason = await self._apply(n)
+                    await (
+                        ChannelNotification.update(
+                            {
+                                ChannelNotification.status: status,
+                                ChannelNotification.reason: reason,
+                                ChannelNotification.applied_at: self.clock.now(),
+                                ChannelNotification.notification: msgspec.to_builtins(n),
+                            }
+                        )
+                        .where(ChannelNotification.notify_key == key)
+                        .run()
+                    )
+                    if status != "rejected":
+                        log.info(
+                            "a notice refused for our configuration is applied on its resend",
+                            extra={"channel": n.channel, "order": n.order_ref, "was": row["reason"]},
+                        )
+                        return status
+                    return f"rejected:{reason}"
         return f"rejected:{row['reason']}" if row["status"] == "rejected" else "duplicate"
 
     async def _apply(self, n: Notification) -> tuple[str, str]:
         """Decide and apply under the order's row lock, in the notification's transaction."""
         if n.refusal:  # genuine, but for another merchant or app
             return "rejected", n.refusal
+        if n.kind == "status":  # a trade's state that is neither a payment nor a close
+            return "applied", "not_a_payment"
         try:
             oid = uuid.UUID(n.order_ref)
         except ValueError:
@@ -183,6 +211,7 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(paid, "order.paid", now)
         await self._apply_early(paid, now)
@@ -242,6 +271,7 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(
             order,
@@ -378,6 +408,7 @@ class NotificationService:
             channel=channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
             refund=refund_id,
         )
         await outbox(changed, "order.refunded", now, refund_id=str(refund_id), refund_amount=n.amount)
@@ -386,17 +417,35 @@ class NotificationService:
     async def _refund_overpayment(
         self, order: dict[str, Any], overpayment: dict[str, Any], n: Notification
     ) -> tuple[str, str]:
+        """A refund of a payment the order did not need. A channel's console refunds any part of a
+        payment, so it may come in parts: each is booked, the overpayment's ``refunded`` grows, and it
+        is ``refunded`` once all of it is. One refund (the channel's refund id) is booked once, whatever
+        notices tell it; more than is left of the overpayment is refused."""
         if overpayment["state"] == "refunded":
             return "applied", "already_refunded"
-        if n.amount != overpayment["amount"]:
-            return "rejected", "amount_mismatch"
+        told = (
+            await LedgerEntry.exists()
+            .where(
+                (LedgerEntry.order == order["id"])
+                & (LedgerEntry.kind == "overpay_refund")
+                & (LedgerEntry.channel_txn == n.channel_txn)
+            )
+            .run()
+        )
+        if told:
+            return "applied", "already_refunded"
+        refunded = overpayment["refunded"] + n.amount
+        if refunded > overpayment["amount"]:
+            return "rejected", "refund_exceeds_payment"
+        state = "refunded" if refunded == overpayment["amount"] else overpayment["state"]
         now = self.clock.now()
         await (
             Overpayment.update(
                 {
-                    Overpayment.state: "refunded",
+                    Overpayment.refunded: refunded,
+                    Overpayment.state: state,
                     Overpayment.refund_txn: n.channel_txn,
-                    Overpayment.refunded_at: now,
+                    Overpayment.refunded_at: now if state == "refunded" else None,
                 }
             )
             .where(Overpayment.id == overpayment["id"])
@@ -411,14 +460,18 @@ class NotificationService:
             channel=n.channel,
             channel_txn=n.channel_txn,
             now=now,
+            channel_time=n.channel_time,
         )
         await outbox(
             order,
             "order.overpayment_refunded",
             now,
             overpayment_id=str(overpayment["id"]),
-            overpaid_amount=n.amount,
+            overpaid_amount=overpayment["amount"],
             overpaid_channel=n.channel,
+            refund_amount=n.amount,
+            overpayment_refunded=refunded,
+            overpayment_state=state,
         )
         return "applied", ""
 
@@ -472,18 +525,46 @@ class NotificationService:
 
     # ---- closing ---------------------------------------------------------------------------------
     async def _closed(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
-        if order["state"] in PAYABLE_STATES:
-            now = self.clock.now()
-            closed = (
-                await PaymentOrder.update(
-                    {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+        """A channel closed ITS trade for this order (Alipay's TRADE_CLOSED when an unpaid trade times
+        out): that channel's payment attempt is over, not the order. The order is payable again
+        (``created``, no channel) unless its own payment window has passed (then closed, as
+        close-expired would close it); a deferred order is a debt and has no window, so a channel never
+        closes it; a close from a channel the order is not being paid in changes nothing."""
+        if order["state"] not in PAYABLE_STATES:
+            return "applied", "nothing_to_close"  # paid already, or closed
+        if order["channel"] != n.channel:
+            return "applied", "not_paying_there"
+        now = self.clock.now()
+        expired = not order["deferred"] and order["expires_at"] is not None and order["expires_at"] <= now
+        if not expired:
+            await (
+                PaymentOrder.update(
+                    {PaymentOrder.state: "created", PaymentOrder.channel: "", PaymentOrder.updated_at: now}
                 )
                 .where(PaymentOrder.id == order["id"])
-                .returning(*ALL_ORDER_COLUMNS)
                 .run()
-            )[0]
-            await outbox(closed, "order.closed", now)
+            )
+            return "applied", "payment_attempt_ended"
+        closed = (
+            await PaymentOrder.update(
+                {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+            )
+            .where(PaymentOrder.id == order["id"])
+            .returning(*ALL_ORDER_COLUMNS)
+            .run()
+        )[0]
+        await outbox(closed, "order.closed", now)
         return "applied", ""
+
+
+async def _record(key: str, *, lock: bool = False) -> dict[str, Any]:
+    """The status and reason recorded for a notification key (locked: until the transaction ends)."""
+    query = ChannelNotification.select(ChannelNotification.status, ChannelNotification.reason).where(
+        ChannelNotification.notify_key == key
+    )
+    row = await (db.for_update(query) if lock else query).first().run()
+    assert row is not None  # the key was claimed by a committed transaction
+    return dict(row)
 
 
 def _channel_reference(order: Mapping[str, Any], n: Notification) -> str:

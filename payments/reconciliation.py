@@ -2,8 +2,10 @@
 
 The statement is CSV with a header row: ``txn_id,order_id,type,amount_fen`` (``type`` is ``payment`` or
 ``refund``; amounts positive). The day is the channel's business day in China time (UTC+8), as
-channels cut their statements. Rows are matched by (type, transaction), then what is left on each side
-is paired by (type, order). Mismatches:
+channels cut their statements: a ledger movement belongs to the day the channel says the money moved
+(``ledger_entry.channel_time``: WeChat's success_time, Alipay's gmt_payment / gmt_refund), or, when the
+channel told no time, the day we booked it. Rows are matched by (type, transaction), then what is left
+on each side is paired by (type, order). Mismatches:
 
 - ``missing_ours``: on the statement, not in our ledger;
 - ``missing_theirs``: in our ledger, not on the statement;
@@ -61,15 +63,24 @@ LEDGER_TYPES = {
 
 
 async def ledger_day(channel: str, day: date) -> list[dict[str, Any]]:
+    """Our side of ``day`` (China time) for ``channel``: the movements the channel made that day by its
+    own time (``channel_time``), or, when it told none, the ones we booked that day."""
     start = datetime.combine(day, time(0), CHINA)
+    end = start + timedelta(days=1)
     rows = (
         await LedgerEntry.select(
             LedgerEntry.order, LedgerEntry.amount, LedgerEntry.kind, LedgerEntry.channel_txn
         )
         .where(
             (LedgerEntry.account == f"channel:{channel}")
-            & (LedgerEntry.created_at >= start)
-            & (LedgerEntry.created_at < start + timedelta(days=1))
+            & (
+                ((LedgerEntry.channel_time >= start) & (LedgerEntry.channel_time < end))
+                | (
+                    LedgerEntry.channel_time.is_null()
+                    & (LedgerEntry.created_at >= start)
+                    & (LedgerEntry.created_at < end)
+                )
+            )
         )
         .run()
     )

@@ -37,10 +37,11 @@ class OverpaymentOut(msgspec.Struct):
     overpayment_id: str
     channel: str
     amount: int
+    refunded: int  # fen refunded so far (a channel's console may refund it in parts)
     reason: str  # already_paid | order_closed
-    state: str  # to_refund | refunded
+    state: str  # to_refund | refunded (all of it)
     created_at: datetime
-    refunded_at: datetime | None
+    refunded_at: datetime | None  # when all of it was
 
 
 class PayLink(msgspec.Struct):

@@ -60,7 +60,10 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     kind = Varchar(length=16)  # payment | refund | overpayment | overpay_refund
     channel = Varchar(length=16, default="", index=True)
     channel_txn = Varchar(length=96, default="")
-    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)  # when we booked it
+    # when the channel says the money moved (its payment or refund time): the business day its
+    # statement lists it under; null when the channel told none (the booking time counts then)
+    channel_time = Timestamptz(null=True, default=None, index=True)
 
 
 class ChannelNotification(Table, tablename="channel_notification"):
@@ -93,8 +96,10 @@ class Overpayment(Table, tablename="payment_overpayment"):
     txn_key = Varchar(length=120, unique=True)  # "<channel>/<transaction>": one record per payment
     amount = Integer()
     reason = Varchar(length=24)  # already_paid | order_closed
-    state = Varchar(length=16, default="to_refund", index=True)  # to_refund -> refunded
-    refund_txn = Varchar(length=96, default="")
+    # to_refund -> refunded (when all of it is: a channel's console may refund it in parts)
+    state = Varchar(length=16, default="to_refund", index=True)
+    refunded = Integer(default=0)  # fen refunded so far
+    refund_txn = Varchar(length=96, default="")  # the channel's id of the latest refund
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     refunded_at = Timestamptz(null=True, default=None)
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote_plus
 
@@ -31,20 +31,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import Channel, Notification, NotificationRejected, Reply, channel_time
 
 CHINA = timezone(timedelta(hours=8))
 
 
+# an amount as Alipay writes one: yuan, at most two decimals (``10``, ``10.5``, ``10.50``); nothing else
+# (no sign, exponent, NaN, Infinity, digits of another script) is an amount
+YUAN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,2}))?")
+
+
 def yuan_to_fen(value: str) -> int:
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, TypeError):
-        raise NotificationRejected("bad_amount", f"not an amount: {value!r}") from None
-    fen = amount * 100
-    if fen != fen.to_integral_value() or fen < 0:
-        raise NotificationRejected("bad_amount", f"not a whole number of fen: {value!r}")
-    return int(fen)
+    m = YUAN.fullmatch(value)
+    if m is None:
+        raise NotificationRejected("bad_amount", f"not an amount in yuan: {value[:32]!r}")
+    return int(m.group(1)) * 100 + int((m.group(2) or "").ljust(2, "0"))
 
 
 def fen_to_yuan(fen: int) -> str:
@@ -125,6 +126,7 @@ class Alipay(Channel):
                     channel_txn=f"{trade_no}/{out_biz_no or notify_id}",
                     refund_ref=out_biz_no,
                     payment_txn=trade_no,
+                    channel_time=channel_time(params.get("gmt_refund"), default_tz=CHINA),
                     refusal=refusal,
                     summary=summary,
                 )
@@ -143,6 +145,7 @@ class Alipay(Channel):
                 order_ref=order_ref,
                 amount=yuan_to_fen(params.get("total_amount", "0" if kind == "closed" else "")),
                 channel_txn=trade_no,
+                channel_time=channel_time(params.get("gmt_payment"), default_tz=CHINA),
                 refusal=refusal,
                 summary=summary,
             )
@@ -172,7 +175,9 @@ class Alipay(Channel):
             "timestamp": datetime.now(UTC).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
             "version": "1.0",
             "notify_url": self.notify_url,
-            "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":")),
+            # written as Alipay's SDKs write it (python-alipay-sdk: json.dumps with ensure_ascii, so
+            # a Chinese subject travels as \uXXXX escapes): the order string is then theirs byte for byte
+            "biz_content": json.dumps(biz, separators=(",", ":")),
         }
         signed = request_signing_string(params)
         sign = base64.b64encode(self._app_key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256()))

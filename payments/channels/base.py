@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from backend.errors import ServiceUnavailable
+
+# How deep a channel's JSON may nest before it is refused undecoded (a decoder recurses per level, up to
+# Python's limit). WeChat's notices are 3 levels deep; a channel's fields the payment centre ignores
+# may nest a little more, and are not held to the API's own limit (backend.edge.MAX_JSON_DEPTH).
+CALLBACK_MAX_DEPTH = 100
 
 
 class NotificationRejected(Exception):
@@ -29,20 +35,26 @@ def refund_unavailable(channel: str) -> ServiceUnavailable:
     )
 
 
-# Bounds of what is recorded (the record's columns): a genuine notification with a longer value is
-# refused as unreadable rather than failing in the database.
-Ref = Annotated[str, Meta(max_length=64)]
-Txn = Annotated[str, Meta(max_length=96)]
+# What a notification's text may hold, checked once for every channel (:meth:`Notification.checked`):
+# printable text, no control character (Unicode's category Cc: C0, DEL, C1; PostgreSQL cannot store
+# NUL at all) and no lone surrogate, in lengths that fit the record's columns. A genuine notification
+# with anything else is refused as unreadable rather than failing in the database.
+PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
+Ref = Annotated[str, Meta(max_length=64, pattern=PRINTABLE)]
+Txn = Annotated[str, Meta(max_length=96, pattern=PRINTABLE)]
+Word = Annotated[str, Meta(max_length=64, pattern=PRINTABLE)]  # a status, a time, as the channel writes it
 
 
 class Notification(msgspec.Struct, frozen=True):
     """A verified callback, reduced to what the payment centre acts on."""
 
-    channel: Annotated[str, Meta(max_length=16)]
+    channel: Annotated[str, Meta(max_length=16, pattern=PRINTABLE)]
     # the channel's id for this notification: the same across resends
-    notify_id: Annotated[str, Meta(min_length=1, max_length=120)]
-    # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which)
-    kind: Literal["payment", "refund", "refund_failed", "closed"]
+    notify_id: Annotated[str, Meta(min_length=1, max_length=120, pattern=PRINTABLE)]
+    # refund_failed: the channel closed a refund or could not pay it out (``failure`` says which);
+    # closed: the channel closed its trade for the order (that channel's payment attempt ended);
+    # status: the channel tells a trade's state that changes nothing here (recorded, acknowledged)
+    kind: Literal["payment", "refund", "refund_failed", "closed", "status"]
     order_ref: Ref  # our order id as the channel knows it (out_trade_no)
     # fen: the payment's total, or the refund's amount (the total refunded so far when ``cumulative``)
     amount: Annotated[int, Meta(ge=0, le=2_000_000_000)]
@@ -50,12 +62,16 @@ class Notification(msgspec.Struct, frozen=True):
     refund_ref: Ref = ""  # our refund id (out_refund_no) for refunds
     payment_txn: Txn = ""  # for refunds: the channel's id of the payment refunded
     cumulative: bool = False  # the refund amount is the payment's refunded total (Alipay's refund_fee)
-    currency: Annotated[str, Meta(max_length=8)] = "CNY"
-    failure: Annotated[str, Meta(max_length=64)] = ""  # refund_failed: the channel's refund status
+    currency: Annotated[str, Meta(max_length=8, pattern=PRINTABLE)] = "CNY"
+    failure: Word = ""  # refund_failed: the channel's refund status
+    # when the channel says the money moved (WeChat's success_time, Alipay's gmt_payment or gmt_refund),
+    # UTC: the channel's business day, by which its statement lists it; None when it tells none
+    channel_time: Annotated[datetime, Meta(tz=True)] | None = None
     # set by the channel when the genuine notification names another merchant or app: the payment
     # centre records it and refuses it (like an amount that does not match), never applies it
     refusal: str = ""
-    summary: dict[str, Any] = msgspec.field(default_factory=dict)  # non-secret fields for the record
+    # non-secret fields for the record (the channel's status and times, as it wrote them)
+    summary: dict[Word, Word | None] = msgspec.field(default_factory=dict)
 
     def checked(self) -> Notification:
         """This notification if it fits what is recorded; else it is refused as unreadable."""
@@ -63,6 +79,22 @@ class Notification(msgspec.Struct, frozen=True):
             return msgspec.convert(msgspec.to_builtins(self), Notification)
         except msgspec.ValidationError as exc:
             raise NotificationRejected("bad_body", f"a notification field is out of bounds: {exc}") from None
+
+
+def channel_time(value: str | None, *, default_tz: tzinfo | None = None) -> datetime | None:
+    """A channel's time as it wrote it (ISO 8601; without an offset, in ``default_tz``), in UTC; None when
+    it tells none or nothing readable (the booking time is used then: the money is real either way)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            if default_tz is None:
+                return None
+            when = when.replace(tzinfo=default_tz)
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 class Reply(msgspec.Struct, frozen=True):

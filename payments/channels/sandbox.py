@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from backend.edge import json_too_deep
+from payments.channels.base import CALLBACK_MAX_DEPTH, Channel, Notification, NotificationRejected, Reply
 
 WINDOW_SECONDS = 300
 PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order id>
@@ -44,17 +45,19 @@ class Sandbox(Channel):
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> list[Notification]:
         h = {k.lower(): v for k, v in headers.items()}
         parts = dict(p.split("=", 1) for p in h.get("sandbox-signature", "").split(",") if "=" in p)
-        try:
-            t = int(parts["t"])
-        except (KeyError, ValueError):
-            raise NotificationRejected("missing_signature", "Sandbox-Signature is missing") from None
-        if abs(now - t) > WINDOW_SECONDS:
+        t = parts.get("t", "")
+        if not (t.isascii() and t.isdigit() and len(t) <= 12):
+            raise NotificationRejected("missing_signature", "Sandbox-Signature is missing or malformed")
+        if abs(now - int(t)) > WINDOW_SECONDS:
             raise NotificationRejected(
                 "stale_timestamp", "the callback's timestamp is more than 5 minutes off"
             )
         expected = hmac.new(self._key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, parts.get("v1", "")):
+        # compared as bytes: a header holding non-ASCII text is a wrong signature, not an error
+        if not hmac.compare_digest(expected.encode(), parts.get("v1", "").encode("utf-8", "replace")):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body")
+        if json_too_deep(body, CALLBACK_MAX_DEPTH):
+            raise NotificationRejected("bad_body", "not a sandbox callback")
         try:
             event = json.loads(body)
             kind = {"payment.succeeded": "payment", "refund.succeeded": "refund", "payment.closed": "closed"}[

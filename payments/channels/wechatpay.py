@@ -21,13 +21,26 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import (
+    CALLBACK_MAX_DEPTH,
+    Channel,
+    Notification,
+    NotificationRejected,
+    Reply,
+    channel_time,
+)
 
 WINDOW_SECONDS = 300
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
 # refund events and the refund_status each carries
 REFUND_EVENTS = {"REFUND.SUCCESS": "SUCCESS", "REFUND.ABNORMAL": "ABNORMAL", "REFUND.CLOSED": "CLOSED"}
+# transaction events and what each one is
+TRANSACTION_EVENTS: dict[str, Literal["payment", "closed"]] = {
+    "TRANSACTION.SUCCESS": "payment",
+    "TRANSACTION.CLOSED": "closed",
+}
 
 
 # The notification as WeChat sends it: read into these types, so a body that is signed but malformed
@@ -123,24 +136,25 @@ class WeChatPay(Channel):
             raise NotificationRejected("missing_headers", "Wechatpay-* signature headers are missing")
         if h.get("wechatpay-signature-type", "WECHATPAY2-SHA256-RSA2048") != "WECHATPAY2-SHA256-RSA2048":
             raise NotificationRejected("bad_signature_type", "unsupported Wechatpay-Signature-Type")
-        try:
-            sent_at = int(timestamp)
-        except ValueError:
-            raise NotificationRejected("bad_timestamp", "Wechatpay-Timestamp is not a number") from None
-        if abs(now - sent_at) > WINDOW_SECONDS:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise NotificationRejected("bad_timestamp", "Wechatpay-Timestamp is not a number")
+        if abs(now - int(timestamp)) > WINDOW_SECONDS:
             raise NotificationRejected(
                 "stale_timestamp", "the notification's timestamp is more than 5 minutes off"
             )
         key = self._platform.get(serial)
         if key is None:
             raise NotificationRejected("unknown_serial", f"no platform key with serial {serial}")
-        message = timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n"
+        # the headers as they came (Litestar reads them as latin-1): non-ASCII ones simply do not verify
+        message = timestamp.encode() + b"\n" + nonce.encode("utf-8", "replace") + b"\n" + body + b"\n"
         try:
             key.verify(
                 base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), hashes.SHA256()
             )
         except (InvalidSignature, binascii.Error, ValueError):
             raise NotificationRejected("bad_signature", "the signature does not match the raw body") from None
+        if json_too_deep(body, CALLBACK_MAX_DEPTH):  # the decoder would recurse until Python's limit
+            raise NotificationRejected("bad_body", "the notification body is not a v3 notification")
         try:
             envelope = msgspec.json.decode(body, type=Envelope)
         except msgspec.DecodeError:
@@ -160,19 +174,21 @@ class WeChatPay(Channel):
             ) from None
         except (binascii.Error, ValueError):
             raise NotificationRejected("bad_body", "the resource is not a v3 encrypted resource") from None
+        if json_too_deep(plain, CALLBACK_MAX_DEPTH):
+            raise NotificationRejected("bad_body", "the decrypted resource is not a v3 resource")
         return [self._parse(envelope, plain)]
 
     def _parse(self, envelope: Envelope, plain: bytes) -> Notification:
         event = envelope.event_type
         try:
-            if event.startswith("TRANSACTION."):
+            if event in TRANSACTION_EVENTS:
                 tx = msgspec.json.decode(plain, type=Transaction)
-                if event == "TRANSACTION.SUCCESS" and tx.trade_state == "SUCCESS":
-                    kind: Literal["payment", "closed"] = "payment"
-                elif event == "TRANSACTION.CLOSED" or tx.trade_state == "CLOSED":
-                    kind = "closed"
-                else:
-                    raise NotificationRejected("unsupported_event", f"event {event!r} is not handled")
+                # the event type says what the notice is; the trade state only confirms it: a
+                # TRANSACTION.SUCCESS whose trade is not paid (NOTPAY, CLOSED, REFUND, ...) is neither a
+                # payment nor a close, and is recorded and acknowledged
+                kind: Literal["payment", "closed", "status"] = TRANSACTION_EVENTS[event]
+                if kind == "payment" and tx.trade_state != "SUCCESS":
+                    kind = "status"
                 if kind == "payment" and not tx.transaction_id:
                     raise NotificationRejected("bad_body", "a payment without its transaction_id")
                 return Notification(
@@ -183,8 +199,13 @@ class WeChatPay(Channel):
                     amount=tx.amount.total,
                     channel_txn=tx.transaction_id,
                     currency=tx.amount.currency,
+                    channel_time=channel_time(tx.success_time),
                     refusal=self._refusal(tx.mchid, tx.appid),
-                    summary={"event_type": event, "success_time": tx.success_time},
+                    summary={
+                        "event_type": event,
+                        "trade_state": tx.trade_state,
+                        "success_time": tx.success_time,
+                    },
                 )
             if event in REFUND_EVENTS:
                 rf = msgspec.json.decode(plain, type=RefundResource)
@@ -201,6 +222,7 @@ class WeChatPay(Channel):
                     refund_ref=rf.out_refund_no,
                     payment_txn=rf.transaction_id,
                     failure="" if status == "SUCCESS" else status,
+                    channel_time=channel_time(rf.success_time),
                     refusal=self._refusal(rf.mchid, None),
                     summary={"event_type": event, "success_time": rf.success_time},
                 )

@@ -4,12 +4,23 @@ import base64
 import json
 import secrets
 import time
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def _now_in_china(sep="T"):
+    """The channels' own time of a payment or refund, as they write it (WeChat: RFC 3339 with the
+    offset; Alipay: ``yyyy-MM-dd HH:mm:ss`` in China time). The players pay and refund now, so what
+    they do lands on today's statement."""
+    now = datetime.now(CHINA).replace(microsecond=0)
+    return now.isoformat() if sep == "T" else now.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _rsa():
@@ -47,7 +58,7 @@ class WeChatPlayer:
         body = json.dumps(
             {
                 "id": event_id or "EV-" + secrets.token_hex(8),
-                "create_time": "2026-11-25T16:00:00+08:00",
+                "create_time": _now_in_china(),
                 "resource_type": "encrypt-resource",
                 "event_type": event_type,
                 "summary": "支付成功",
@@ -93,7 +104,7 @@ class WeChatPlayer:
                 "transaction_id": transaction_id,
                 "trade_type": "APP",
                 "trade_state": "SUCCESS",
-                "success_time": "2026-11-25T16:00:05+08:00",
+                "success_time": _now_in_china(),
                 "amount": {"total": amount, "payer_total": amount, "currency": "CNY"},
                 **(resource or {}),
             },
@@ -113,7 +124,7 @@ class WeChatPlayer:
                 "out_refund_no": refund_id,
                 "refund_id": refund or "50000" + secrets.token_hex(6),
                 "refund_status": status,
-                "success_time": "2026-11-25T16:10:00+08:00",
+                "success_time": _now_in_china(),
                 "amount": {"total": total, "refund": amount, "payer_total": total, "payer_refund": amount},
             },
             **kw,
@@ -155,7 +166,7 @@ class AlipayPlayer:
         trade_no=None,
     ):
         params = {
-            "notify_time": "2026-11-25 16:00:05",
+            "notify_time": _now_in_china(" "),
             "notify_type": "trade_status_sync",
             "notify_id": notify_id or "ac05" + secrets.token_hex(8),
             "app_id": self.app_id,
@@ -167,7 +178,7 @@ class AlipayPlayer:
             "trade_status": status,
             "total_amount": yuan,
             "subject": "盛事通 订单",
-            "gmt_payment": "2026-11-25 16:00:04",
+            "gmt_payment": _now_in_china(" "),
             **(extra or {}),
         }
         params = {k: v for k, v in params.items() if v is not None}  # extra={"k": None} leaves k out
@@ -193,20 +204,23 @@ def pay_client(make_client, channel_keys, testgate_app):
     wechat, alipay, keys_dir = channel_keys
 
     def make(**overrides):
-        overrides.setdefault("miniapps", [testgate_app])
+        """The channels configured as the players play them; ``overrides`` may change any of it."""
         return make_client(
-            payment_channels="sandbox,wechatpay,alipay",
-            wechatpay_mchid="1900000001",
-            wechatpay_appid="wxd678efh567hg6787",
-            wechatpay_apiv3_key=wechat.apiv3_key,
-            wechatpay_platform_keys_dir=str(keys_dir),
-            alipay_app_id=alipay.app_id,
-            alipay_seller_id=alipay.seller_id,
-            alipay_public_key_file=str(alipay.public_file),
-            alipay_app_private_key_file=str(alipay.app_private_file),
-            webhook_interval=0,
-            background=True,
-            **overrides,
+            **{
+                "miniapps": [testgate_app],
+                "payment_channels": "sandbox,wechatpay,alipay",
+                "wechatpay_mchid": "1900000001",
+                "wechatpay_appid": "wxd678efh567hg6787",
+                "wechatpay_apiv3_key": wechat.apiv3_key,
+                "wechatpay_platform_keys_dir": str(keys_dir),
+                "alipay_app_id": alipay.app_id,
+                "alipay_seller_id": alipay.seller_id,
+                "alipay_public_key_file": str(alipay.public_file),
+                "alipay_app_private_key_file": str(alipay.app_private_file),
+                "webhook_interval": 0,
+                "background": True,
+                **overrides,
+            }
         )
 
     return make

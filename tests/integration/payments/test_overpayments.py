@@ -111,3 +111,74 @@ async def test_a_second_payment_is_held_for_refund_and_reconciles(
                 out.stderr,
                 out.stdout,
             )
+
+
+async def test_an_overpayment_refunded_in_parts_at_the_channel(pay_client, merchant_of, players):
+    """A channel's console refunds any part of a payment: refunding an overpayment in parts is recorded
+    part by part (its refunded amount grows, it is refunded when all of it is), never refused."""
+    wechat, alipay = players
+    async with pay_client() as client:
+        merchant = await merchant_of(client)
+        r = await client.post(
+            "/api/v1/payments/orders",
+            json={"reference": f"opp-{time.time_ns()}", "amount": 1000},
+            headers=merchant,
+        )
+        oid = r.json()["order_id"]
+
+        async def wx(headers, body, status=204):
+            r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+            assert r.status_code == status, r.text
+
+        async def ali(headers, body):
+            r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+            assert r.content == b"success", r.content
+
+        async def overpayments():
+            order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=merchant)).json()
+            assert order["state"] == "paid" and order["refunded"] == 0 and order["refunds"] == []
+            return [(o["channel"], o["amount"], o["refunded"], o["state"]) for o in order["overpayments"]]
+
+        await wx(*wechat.paid(oid, 1000, transaction_id="4200000101"))
+        await wx(*wechat.paid(oid, 1000, transaction_id="4200000102"))  # paid twice with WeChat
+        await ali(*alipay.notify(oid, "10.00", trade_no="2026112522001101"))  # and once with Alipay
+        # WeChat: 400 of the second payment refunded at the console, then the rest
+        first = wechat.refunded(oid, "OP-W-1", 400, 1000, transaction_id="4200000102", refund="5000000401")
+        await wx(*first)
+        await wx(*first)  # WeChat's resend
+        # the same refund told under another notification id changes nothing either
+        await wx(*wechat.refunded(oid, "OP-W-1", 400, 1000, transaction_id="4200000102", refund="5000000401"))
+        assert await overpayments() == [
+            ("wechatpay", 1000, 400, "to_refund"),
+            ("alipay", 1000, 0, "to_refund"),
+        ]
+        # more than is left of it is refused (recorded)
+        await wx(*wechat.refunded(oid, "OP-W-X", 700, 1000, transaction_id="4200000102"), status=400)
+        await wx(*wechat.refunded(oid, "OP-W-2", 600, 1000, transaction_id="4200000102", refund="5000000402"))
+        # Alipay: its running total, 3.00 then all of it
+        for total, out_biz_no in (("3.00", "OP-A-1"), ("10.00", "OP-A-2")):
+            await ali(
+                *alipay.notify(
+                    oid,
+                    "10.00",
+                    trade_no="2026112522001101",
+                    extra={"refund_fee": total, "out_biz_no": out_biz_no},
+                )
+            )
+        assert await overpayments() == [
+            ("wechatpay", 1000, 1000, "refunded"),
+            ("alipay", 1000, 1000, "refunded"),
+        ]
+        assert await Overpayment.count().where(Overpayment.state == "to_refund").run() == 0
+        events = [(t, p) for t, p in await _events(oid) if t == "order.overpayment_refunded"]
+        assert [
+            (p["overpaid_channel"], p["refund_amount"], p["overpayment_refunded"]) for _, p in events
+        ] == [
+            ("wechatpay", 400, 400),
+            ("wechatpay", 600, 1000),
+            ("alipay", 300, 300),
+            ("alipay", 700, 1000),
+        ]
+        ledger = await LedgerEntry.select().where(LedgerEntry.order == oid).run()
+        assert sum(e["amount"] for e in ledger) == 0
+        assert sum(e["amount"] for e in ledger if e["account"] == "suspense:overpaid") == 0

@@ -168,3 +168,96 @@ async def test_one_mismatch_is_reported_as_such(pay_client, merchant_of, players
         assert out.returncode == 0, out.stderr
         assert "1 statement row, 1 ledger row, 1 mismatch" in out.stderr
         assert "txn_differs" in out.stdout and "theirs_txn=4200000222" in out.stdout
+
+
+async def test_a_day_is_the_channels_business_day_not_our_booking_time(
+    pay_client, merchant_of, players, shengshi_cli, tmp_path, frozen_clock
+):
+    """Channels cut their statements by their own transaction time. A WeChat payment made at 23:59:58 on
+    the 27th whose notice reaches us after midnight, and an Alipay refund likewise, belong to the 27th
+    (WeChat's success_time, Alipay's gmt_refund); a payment whose channel tells no time (the sandbox)
+    belongs to the day we booked it."""
+    wechat, alipay = players
+    china = timezone(timedelta(hours=8))
+    frozen_clock.set(datetime(2026, 11, 28, 0, 0, 3, tzinfo=china))  # just after midnight in Shenyang
+    async with pay_client(clock=frozen_clock) as client:
+        merchant = await merchant_of(client)
+
+        async def order(amount):
+            r = await client.post(
+                "/api/v1/payments/orders",
+                json={"reference": f"day-{time.time_ns()}", "amount": amount},
+                headers=merchant,
+            )
+            return r.json()["order_id"]
+
+        late_wx, late_ali = await order(900), await order(500)
+        headers, body = wechat.paid(
+            late_wx,
+            900,
+            transaction_id="4200000900",
+            resource={"success_time": "2026-11-27T23:59:58+08:00"},
+            ts=int(frozen_clock.time()),
+        )
+        r = await client.post("/api/v1/payments/notify/wechatpay", content=body, headers=headers)
+        assert r.status_code == 204, r.text
+        for extra in (
+            {"gmt_payment": "2026-11-27 23:50:00"},
+            {
+                "gmt_payment": "2026-11-27 23:50:00",
+                "refund_fee": "2.00",
+                "out_biz_no": "RF-LATE",
+                "gmt_refund": "2026-11-27 23:59:59.500",
+            },
+        ):
+            headers, body = alipay.notify(late_ali, "5.00", trade_no="2026112722001500", extra=extra)
+            r = await client.post("/api/v1/payments/notify/alipay", content=body, headers=headers)
+            assert r.content == b"success"
+        frozen_clock.advance(60)
+        # the sandbox tells no time of its own: the day we booked it
+        sandbox_paid = await order(300)
+        sandbox = client.runtime.services["payments"].notifications.channels["sandbox"]
+        reply, _ = await client.runtime.services["payments"].notifications.handle(
+            "sandbox",
+            *sandbox.callback(
+                {"type": "payment.succeeded", "order_id": sandbox_paid, "amount": 300, "txn_id": "sbx_day"},
+                ts=int(frozen_clock.time()),
+            ),
+        )
+        assert reply.status == 200
+
+    async def reconcile(day, channel, rows):
+        path = tmp_path / f"{channel}-{day}.csv"
+        path.write_text("txn_id,order_id,type,amount_fen\n" + "".join(f"{r}\n" for r in rows))
+        out = await asyncio.to_thread(
+            shengshi_cli,
+            "payments",
+            "reconcile",
+            "--date",
+            day,
+            "--channel",
+            channel,
+            "--statement",
+            str(path),
+        )
+        assert out.returncode == 0, out.stderr
+        return out
+
+    for day, channel, rows in (
+        ("2026-11-27", "wechatpay", [f"4200000900,{late_wx},payment,900"]),
+        ("2026-11-28", "wechatpay", []),
+        (
+            "2026-11-27",
+            "alipay",
+            [f"2026112722001500,{late_ali},payment,500", f"2026112722001500/RF-LATE,{late_ali},refund,200"],
+        ),
+        ("2026-11-28", "alipay", []),
+        ("2026-11-28", "sandbox", [f"sbx_day,{sandbox_paid},payment,300"]),
+    ):
+        out = await reconcile(day, channel, rows)
+        assert f"{len(rows)} statement row" in out.stderr and "0 mismatches" in out.stderr, (
+            day,
+            channel,
+            out.stderr,
+            out.stdout,
+        )
