@@ -6,10 +6,6 @@ strict Content-Security-Policy says so to the browser (the console's pages use t
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from litestar import Response
-
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -20,8 +16,3 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-def html_page(path: Path) -> Response[bytes]:
-    """The HTML file at ``path`` with the pages' security headers."""
-    return Response(path.read_bytes(), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)

@@ -1,2 +1,2 @@
 """The web faces: the operators' console (piccolo-admin at /admin, the live dashboard, the scanner
-simulator) and the citizen web wallet at /wallet."""
+simulator), the citizen web wallet at /wallet and the sandbox's payment page at /sandbox/pay/{id}."""

@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import client_ip
@@ -27,6 +27,7 @@ from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
 from console.simulator import ScannerSimulator
+from payments.channels.sandbox import PAGE_PATH
 
 STATIC = Path(__file__).parent / "static"
 OPERATOR = "console_operator"
@@ -108,6 +109,19 @@ class Pages(Controller):
         return Response(
             console_texts(operator.role if operator else None), headers={"Cache-Control": "no-store"}
         )
+
+
+class SandboxPayPage(Controller):
+    """The sandbox's payment page, what a sandbox payment's ``pay_url`` opens: the citizen signs in (the
+    wallet's session), sees the order and pays it through the sandbox pay API. Mounted only while the
+    sandbox channel is enabled (console/plugin.py)."""
+
+    path = PAGE_PATH
+    include_in_schema = False
+
+    @get("/{order_id:str}", summary="The sandbox payment page (a person opens pay_url here)")
+    async def pay(self, order_id: FromPath[str]) -> Response[bytes]:
+        return page("sandbox-pay.html")  # the page reads the order id from its address
 
 
 class DashboardController(Controller):

@@ -1,5 +1,6 @@
 """How the web faces plug in: the console (piccolo-admin behind our gate) mounted at /admin, the live
-dashboard with its channel, the scanner simulator, the wallet page and the static assets."""
+dashboard with its channel, the scanner simulator, the wallet page, the sandbox's payment page (while the
+payment centre has the sandbox channel) and the static assets."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from litestar.types import Receive, Scope, Send
 from backend.runtime import Runtime
 from console.admin import PREFIX, ConsoleGate
 from console.channels import ResilientRedisPubSub
-from console.controllers import STATIC, DashboardController, Pages, ScannerController
+from console.controllers import STATIC, DashboardController, Pages, SandboxPayPage, ScannerController
 from console.dashboard import Dashboard
 from console.operators import OperatorService
 from console.simulator import ScannerSimulator
@@ -76,6 +77,10 @@ class ConsolePlugin(InitPlugin):
                 path="/static/web", directories=[STATIC], include_in_schema=False, send_as_attachment=False
             ),
         ]
+        # the sandbox's pay_url: a page only while the payment centre has the sandbox (never in production)
+        payments = self.runtime.services.get("payments")
+        if payments is not None and "sandbox" in payments.channels:
+            handlers.append(SandboxPayPage)
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(
             {

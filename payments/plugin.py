@@ -29,7 +29,6 @@ from payments.controllers import (
     SandboxPayController,
     enabled_channels,
 )
-from payments.sandbox_page import sandbox_page_handlers
 from payments.services import NotificationService, OrderService
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
@@ -168,8 +167,8 @@ class PaymentsPlugin(InitPlugin):
         ]
         # a channel that is not enabled has no notify route (its callbacks get the usual 404 problem)
         handlers.extend(NOTIFY_HANDLERS[name] for name in self.channels)
-        if "sandbox" in self.channels:
-            handlers.extend([SandboxPayController, *sandbox_page_handlers()])
+        if "sandbox" in self.channels:  # its payment page (pay_url) is the web faces' (console/)
+            handlers.append(SandboxPayController)
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(
             {

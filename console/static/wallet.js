@@ -1,5 +1,7 @@
 // The citizen web wallet: SMS login, the rotating citizen code, entitlements, unpaid orders, recent
-// scans and the mini-app catalogue. Tokens stay in this tab (sessionStorage) and rotate on refresh.
+// scans and the mini-app catalogue, in the page's language (lang.js). The citizen's session (SMS sign-in,
+// tokens in this tab's sessionStorage, rotated on refresh) is citizen.js, shared with the sandbox's
+// payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
 // app): after signing in the order is shown and paid through one of the enabled channels.
 "use strict";
@@ -62,18 +64,15 @@
     },
   };
   const $ = id => document.getElementById(id);
-  // the page's language as the server chose it from Accept-Language (Chinese first), or the one picked here
-  let lang = localStorage.getItem("sst.lang") || (document.documentElement.lang === "en" ? "en" : "zh");
-  const t = key => (T[lang] && T[lang][key]) || T.zh[key] || key;
+  // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
+  const t = key => SSLang.t(T, key);
   const tf = (key, args) => t(key).replace(/\{(\w+)\}/g, (_, name) => args[name]);
   const yuan = fen => `¥${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, "0")}`;  // fen are integers
   const el = (tag, props = {}, ...children) => { const e = Object.assign(document.createElement(tag), props); e.append(...children); return e; };
+  const call = SSCitizen.call;  // the citizen's session in this tab (citizen.js)
 
   function applyLang() {
-    document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-    document.querySelectorAll("[data-i18n]").forEach(n => { n.textContent = t(n.dataset.i18n); });
-    $("lang").textContent = lang === "zh" ? "EN" : "中文";
-    document.title = t("title");
+    SSLang.apply(T);
     if (state.code) renderCode(state.code, false);
     if (state.home) renderHome(state.home);
     renderPay();
@@ -83,46 +82,8 @@
   const payParam = new URLSearchParams(location.search).get("pay");
   const newPay = id => ({ id, order: null, channels: null, apps: null, note: null, error: null, busy: false, poll: null });
   const state = { code: null, home: null, skew: 0, timer: null, tick: null, pay: payParam === null ? null : newPay(payParam) };
-  const store = sessionStorage;
-  const deviceId = () => {
-    let id = localStorage.getItem("sst.device");
-    if (!id) {  // getRandomValues works on plain http too (a phone on the LAN), randomUUID does not
-      const bytes = crypto.getRandomValues(new Uint8Array(16));
-      id = "web-" + Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
-      localStorage.setItem("sst.device", id);
-    }
-    return id;
-  };
-
-  async function call(path, opts = {}, retry = true) {
-    // the server answers (errors) in the page's language
-    const headers = { "Accept": "application/json", "Accept-Language": lang === "en" ? "en" : "zh-CN", ...(opts.headers || {}) };
-    const access = store.getItem("sst.access");
-    if (access) headers.Authorization = "Bearer " + access;
-    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
-    const res = await fetch(path, { ...opts, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-    if (res.status === 401 && retry && store.getItem("sst.refresh")) {
-      if (await refresh()) return call(path, opts, false);
-    }
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) { const e = new Error((data && data.detail) || res.statusText); e.status = res.status; e.problem = data; throw e; }
-    return data;
-  }
-
-  let refreshing = null;
-  function refresh() {  // one refresh at a time: a refresh token is spent once
-    refreshing = refreshing || (async () => {
-      try {
-        const pair = await call("/api/v1/auth/refresh", { method: "POST", body: { refresh_token: store.getItem("sst.refresh") } }, false);
-        store.setItem("sst.access", pair.access_token); store.setItem("sst.refresh", pair.refresh_token);
-        return true;
-      } catch (e) { signedOut(); return false; } finally { refreshing = null; }
-    })();
-    return refreshing;
-  }
 
   function signedOut() {
-    store.removeItem("sst.access"); store.removeItem("sst.refresh");
     clearTimeout(state.timer); clearInterval(state.tick);
     state.code = state.home = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
@@ -134,50 +95,11 @@
     $("login-view").classList.remove("hidden");
   }
 
-  // ---- login ---------------------------------------------------------------------------------------
-  $("otp-form").addEventListener("submit", async ev => {
-    ev.preventDefault();
-    const phone = $("phone").value.trim();
-    $("login-error").textContent = "";
-    if (!/^\+?\d{5,20}$/.test(phone.replace(/[\s-]/g, ""))) { $("login-error").textContent = t("badphone"); return; }
-    $("send-code").disabled = true;
-    try {
-      await call("/api/v1/auth/otp", { method: "POST", body: { phone } });
-      $("login-error").textContent = t("sent");
-      showDevInbox(phone);
-      $("code").focus();
-    } catch (e) { $("login-error").textContent = e.message; }
-    finally { setTimeout(() => { $("send-code").disabled = false; }, 3000); }
-  });
-
-  async function showDevInbox(phone) {  // only where the server runs the development SMS gateway
-    try {
-      const sms = await call("/api/v1/dev/sms?phone=" + encodeURIComponent(phone));
-      const m = /(\d{6})/.exec(sms.text);
-      $("dev-sms").textContent = m ? m[1] : sms.text;
-      $("dev-inbox").classList.remove("hidden");
-    } catch (e) { $("dev-inbox").classList.add("hidden"); }
-  }
-
-  $("login-form").addEventListener("submit", async ev => {
-    ev.preventDefault();
-    const code = $("code").value.trim();
-    if (!/^\d{6}$/.test(code)) { $("login-error").textContent = t("badcode"); return; }
-    try {
-      const pair = await call("/api/v1/auth/login", { method: "POST", body: {
-        phone: $("phone").value.trim(), code, device_id: deviceId(), device_name: "Web wallet",
-      } });
-      store.setItem("sst.access", pair.access_token); store.setItem("sst.refresh", pair.refresh_token);
-      $("code").value = ""; $("login-error").textContent = "";
-      start();
-    } catch (e) { $("login-error").textContent = e.message; }
-  });
-
-  $("logout").addEventListener("click", async () => {
-    try { await call("/api/v1/auth/logout", { method: "POST" }, false); } catch (e) { /* signed out anyway */ }
-    signedOut();
-  });
-  $("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sst.lang", lang); applyLang(); });
+  // ---- login (citizen.js: the SMS sign-in, the tokens, signing out) ---------------------------------
+  SSCitizen.onEnd(signedOut);
+  SSCitizen.signInCard(T, () => start());
+  $("lang").addEventListener("click", () => SSLang.toggle());
+  SSLang.onChange(applyLang);
 
   // ---- the code --------------------------------------------------------------------------------------
   const serverNow = () => Date.now() / 1000 + state.skew;
@@ -194,7 +116,7 @@
       const wait = Math.max(1, Date.parse(code.refresh_after) / 1000 - serverNow());
       state.timer = setTimeout(loadCode, wait * 1000);
     } catch (e) {
-      if (e.status === 401 || e.status === 403) { $("code-error").textContent = e.message; if (e.status === 401) signedOut(); return; }
+      if (e.status === 401 || e.status === 403) { $("code-error").textContent = e.message; if (e.status === 401) SSCitizen.end(); return; }
       $("code-error").textContent = t("failed");
       state.timer = setTimeout(loadCode, 3000);
     } finally { state.loading = false; }
@@ -202,7 +124,7 @@
 
   // a phone wakes up or the tab comes back: timers were throttled, fetch a fresh code at once
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && state.code && store.getItem("sst.access")
+    if (!document.hidden && state.code && SSCitizen.signedIn()
         && serverNow() >= Date.parse(state.code.refresh_after) / 1000) loadCode();
   });
 
@@ -245,7 +167,7 @@
         call("/api/v1/me/orders?unpaid=true&limit=10"), call("/api/v1/me/scans?limit=8"), call("/api/v1/miniapps"),
       ]);
       renderHome({ orders, scans, apps });
-    } catch (e) { if (e.status === 401) signedOut(); }
+    } catch (e) { if (e.status === 401) SSCitizen.end(); }
   }
 
   function renderHome(h) {
@@ -253,16 +175,16 @@
     const none = () => el("li", { className: "muted", textContent: t("none") });
     const apps = Object.fromEntries(h.apps.items.map(a => [a.id, a]));
     // an order's description is the mini-app's own text, in Chinese: an English screen names the mini-app
-    const what = o => (lang === "zh" ? o.description : "") || (apps[o.app_id] ? (lang === "zh" ? apps[o.app_id].name_zh : apps[o.app_id].name_en) : o.app_id);
+    const what = o => (SSLang.get() === "zh" ? o.description : "") || (apps[o.app_id] ? SSLang.pick(apps[o.app_id].name_zh, apps[o.app_id].name_en) : o.app_id);
     const orders = h.orders.items.map(o => el("li", {}, el("span", { textContent: what(o) }), el("b", { textContent: yuan(o.amount - o.refunded) })));
     if (h.orders.unpaid_total) orders.push(el("li", {}, el("span", { textContent: t("owed") }), el("b", { textContent: yuan(h.orders.unpaid_total) })));
     $("unpaid").replaceChildren(...(orders.length ? orders : [none()]));
     $("scans").replaceChildren(...(h.scans.items.length ? h.scans.items.map(s => el("li", {},
-      el("span", { textContent: `${lang === "zh" ? s.app_name_zh : s.app_name_en} · ${s.place || s.context}${s.offline ? " · " + t("offline") : ""}` }),
+      el("span", { textContent: `${SSLang.pick(s.app_name_zh, s.app_name_en)} · ${s.place || s.context}${s.offline ? " · " + t("offline") : ""}` }),
       el("span", { className: "pill " + (s.result === "allow" ? "ok" : "no"), textContent: t(s.result), title: s.reason }),
     )) : [none()]));
     $("apps").replaceChildren(...h.apps.items.map(a => el("div", { className: "app-tile" },
-      el("b", { textContent: lang === "zh" ? a.name_zh : a.name_en }), el("span", { className: "muted", textContent: lang === "zh" ? a.description_zh : a.description_en }))));
+      el("b", { textContent: SSLang.pick(a.name_zh, a.name_en) }), el("span", { className: "muted", textContent: SSLang.pick(a.description_zh, a.description_en) }))));
   }
 
   // ---- a pay link: /wallet?pay=<order id> ------------------------------------------------------------
@@ -284,12 +206,12 @@
     if (!e.status) return { key: "neterror" };  // fetch itself failed
     // anything else in the server's words, which come in the page's language (WeChat Pay's
     // channel_unavailable: the app pays there, this deployment cannot start it)
-    return { text: (channel ? channelName(channel) + t("colon") : "") + e.message, lang };
+    return { text: (channel ? channelName(channel) + t("colon") : "") + e.message, lang: SSLang.get() };
   }
 
   async function loadPay() {
     const p = state.pay;
-    if (!p || !store.getItem("sst.access")) return;
+    if (!p || !SSCitizen.signedIn()) return;
     clearTimeout(p.poll);
     if (!/^[0-9a-fA-F-]{8,64}$/.test(p.id)) { p.error = { key: "badorder" }; renderPay(); return; }
     try {
@@ -301,7 +223,7 @@
       if (state.pay !== p) return;  // signed out meanwhile
       Object.assign(p, { order, channels, apps, error: null });
     } catch (e) {
-      if (e.status === 401) { signedOut(); return; }
+      if (e.status === 401) { SSCitizen.end(); return; }
       if (state.pay !== p) return;
       p.order = null;
       p.error = payProblem(e);
@@ -331,7 +253,7 @@
         p.note = { key: "inapp", channel };
       }
     } catch (e) {
-      if (e.status === 401) { signedOut(); return; }
+      if (e.status === 401) { SSCitizen.end(); return; }
       p.error = payProblem(e, channel);
     } finally { p.busy = false; }
     // show the order as it is now (claimed by someone else, closed, paying), keeping what was said
@@ -350,7 +272,7 @@
     if (o) {
       const app = (p.apps || []).find(a => a.id === o.app_id);
       $("pay-amount").textContent = yuan(o.amount);
-      $("pay-payee").textContent = app ? (lang === "zh" ? app.name_zh : app.name_en)
+      $("pay-payee").textContent = app ? SSLang.pick(app.name_zh, app.name_en)
         : o.owner.startsWith("merchant:") ? (o.merchant_name || t("merchant")) : o.app_id;
       $("pay-description").textContent = o.description || "–";  // the payee's own words
       const shown = OPEN.includes(o.state) && expiredOrder(o) ? "expired" : o.state;
@@ -382,7 +304,7 @@
     if (inApp) $("pay-app").href = "shengshitong://pay?order=" + encodeURIComponent(p.id);
     // an error the server worded stays in the language it came in: shown only in that language
     const err = p.error || (payable && p.channels && !p.channels.length ? { key: "nochannels" } : null);
-    $("pay-error").textContent = !err ? "" : err.key ? t(err.key) : err.lang === lang ? err.text : "";
+    $("pay-error").textContent = !err ? "" : err.key ? t(err.key) : err.lang === SSLang.get() ? err.text : "";
   }
 
   $("pay-close").addEventListener("click", () => {
@@ -398,9 +320,9 @@
     renderPay(); loadPay();
     loadCode(); loadHome();
     clearInterval(state.homeTimer);
-    state.homeTimer = setInterval(() => { if (store.getItem("sst.access")) loadHome(); }, 15000);
+    state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);
   }
 
   applyLang();
-  if (store.getItem("sst.access")) start(); else signedOut();
+  if (SSCitizen.signedIn()) start(); else signedOut();
 })();

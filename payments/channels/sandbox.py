@@ -3,7 +3,7 @@
 A sandbox callback is JSON, signed like our outgoing webhooks: header
 ``Sandbox-Signature: t=<unix>,v1=<hex HMAC-SHA256 over "t.raw_body">`` with a key derived from the
 service's secret. ``pay`` returns ``pay_url``, the sandbox's payment page (``GET /sandbox/pay/{id}``,
-payments/sandbox_page.py); paying there (it calls POST ``/api/v1/payments/sandbox/orders/{id}/pay``)
+a web face: console/); paying there (it calls POST ``/api/v1/payments/sandbox/orders/{id}/pay``)
 makes the sandbox send a signed callback to the same notify endpoint a real channel uses.
 """
 

@@ -1,10 +1,13 @@
-"""The sandbox's pay_url is a page a person opens and pays on (the browser test drives it in chromium)."""
+"""The sandbox's pay_url is a page a person opens and pays on (the browser test drives it in chromium).
+The page is one of the web faces (console/static): their headers, their language, their script."""
 
 import re
 
 import pytest
 
-from payments.sandbox_page import STATIC
+from console.controllers import STATIC
+
+PAGE_FILES = ("sandbox-pay.html", "sandbox-pay.js", "citizen.js", "lang.js", "web.css")
 
 
 @pytest.fixture
@@ -27,16 +30,26 @@ async def test_pay_url_is_the_page_and_the_page_pays_through_the_api(world):
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp
     html = page.text
-    assert "沙箱支付" in html and "Sandbox payment" in html
-    assert "确认支付 <small>Pay</small>" in html  # Chinese first, with English
-    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
-        assert asset.startswith("/static/payments/"), asset  # nothing from elsewhere
-        r = await client.get(asset)
+    # Chinese when the browser asks for no language, in one language: the script switches
+    assert page.headers["content-language"] == "zh-CN" and '<html lang="zh-CN">' in html
+    assert "<title>沙箱支付 · 盛事通</title>" in html and "Sandbox payment" not in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    # the web faces' own stylesheet, languages and citizen session, then the page's script
+    assert assets == [
+        f"/static/web/{name}" for name in ("web.css", "lang.js", "citizen.js", "sandbox-pay.js")
+    ]
+    for asset in assets:
+        r = await client.get(asset)  # nothing from elsewhere
         assert r.status_code == 200, asset
-    script = (await client.get("/static/payments/sandbox-pay.js")).text
+    script = (await client.get("/static/web/sandbox-pay.js")).text
     # the calls the page makes: the order as its citizen sees it, then the sandbox's pay API
     assert "/api/v1/payments/orders/" in script and "/api/v1/payments/sandbox/orders/" in script
-    assert "sessionStorage" in script and "sst.access" in script  # the web wallet's token, this tab
+    session = (await client.get("/static/web/citizen.js")).text
+    assert "sessionStorage" in session and "sst.access" in session  # the web wallet's token, this tab
+
+    english = await client.get(f"/sandbox/pay/{oid}", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert english.headers["content-language"] == "en" and '<html lang="en">' in english.text
+    assert "Accept-Language" in english.headers["vary"]
 
     seen = await client.get(f"/api/v1/payments/orders/{oid}", headers=me)
     assert seen.json()["amount"] == 12345 and seen.json()["state"] == "paying"
@@ -45,13 +58,15 @@ async def test_pay_url_is_the_page_and_the_page_pays_through_the_api(world):
 
 
 def test_the_page_loads_nothing_from_elsewhere():
-    for path in STATIC.iterdir():
-        text = path.read_text(encoding="utf-8")
-        assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", text), path.name
+    for name in PAGE_FILES:
+        text = (STATIC / name).read_text(encoding="utf-8")
+        assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", text), name
         assert "<script>" not in text and " style=" not in text and "onclick" not in text.lower()
 
 
 async def test_no_page_without_the_sandbox_channel(make_client):
     async with make_client(payment_channels="") as client:
         assert (await client.get("/sandbox/pay/00000000-0000-0000-0000-000000000000")).status_code == 404
-        assert (await client.get("/static/payments/sandbox-pay.js")).status_code == 404
+        # and nothing to pay it with: the sandbox pay API is not there either
+        r = await client.post("/api/v1/payments/sandbox/orders/00000000-0000-0000-0000-000000000000/pay")
+        assert r.status_code == 404
