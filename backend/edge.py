@@ -90,8 +90,20 @@ def _where_control(value: Any, path: str = "") -> str | None:
     return None
 
 
-def check_json_text(body: bytes) -> None:
-    """Refuse, before decoding, JSON that nests too deep or carries a control character in a string."""
+def not_utf8() -> ClientException:
+    """JSON text is UTF-8 (RFC 8259 section 8.1): other bytes are not JSON at all."""
+    return ClientException("the request body is not valid JSON: it is not UTF-8 text")
+
+
+def check_json_text(body: bytes, *, utf8: bool = False) -> None:
+    """Refuse, before decoding, JSON that nests too deep or carries a control character in a string;
+    with ``utf8``, also bytes that are not UTF-8 (for a reader other than ours, which checks that
+    itself while it decodes)."""
+    if utf8:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise not_utf8() from None
     if json_too_deep(body):
         raise ValidationException(
             detail=f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
@@ -100,6 +112,8 @@ def check_json_text(body: bytes) -> None:
     if json_has_control_character(body):
         try:  # only on this error path: find the field to name it
             key = _where_control(msgspec.json.decode(body))
+        except UnicodeDecodeError:
+            raise not_utf8() from None
         except (msgspec.DecodeError, RecursionError):
             key = None
         error: dict[str, Any] = {"message": "contains a control character", "source": "body"}
@@ -142,6 +156,8 @@ def decode_json_body(body: bytes, target: Any = Any, type_decoders: Any = None) 
         raise _validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ClientException(f"the request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec's decoder raises it for bytes that are not UTF-8
+        raise not_utf8() from None
 
 
 class StrictRequest(Request[Any, Any, Any]):
@@ -248,7 +264,7 @@ class EdgeMiddleware(ASGIMiddleware):
                 limit = limit if isinstance(limit, int) and limit > 0 else _NO_LIMIT
                 body = await _read_body(receive, limit)
                 if body:
-                    check_json_text(body)
+                    check_json_text(body, utf8=True)
                 receive = _replay(body, receive)
         await next_app(scope, receive, send)
 
