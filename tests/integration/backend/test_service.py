@@ -44,3 +44,32 @@ async def test_caller_request_id_is_echoed_and_bad_ones_replaced(client):
     assert r.headers["x-request-id"] == "gate-7-000123"
     r = await client.get("/healthz", headers={"x-request-id": "bad id\twith spaces"})
     assert r.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_the_access_log_masks_numbers_written_in_a_path(client):
+    """The access log writes each request's path: a phone or ID number in it, however grouped, is
+    masked on the line that leaves the process."""
+    import io
+    import logging
+
+    from backend.logs import JSONFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JSONFormatter())
+    access = logging.getLogger("shengshitong.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    paths = ["13912345678", "139-1234-5678", "139%201234%205678", "+86-139-1234-5678", "210102-19491231-018X"]
+    try:
+        for path in paths:
+            assert (await client.get(f"/api/v1/nope/{path}")).status_code == 404
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    lines = out.getvalue()
+    assert lines.count("/api/v1/nope/") == len(paths)
+    for secret in ["12345678", "1234-5678", "1234 5678", "19491231"]:
+        assert secret not in lines
+    assert lines.count("139****5678") == 4 and "2101**********018X" in lines
