@@ -1,5 +1,8 @@
 """Service endpoints: liveness, readiness, metrics, OpenAPI, request ids."""
 
+import asyncio
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -73,3 +76,29 @@ async def test_the_access_log_masks_numbers_written_in_a_path(client):
     for secret in ["12345678", "1234-5678", "1234 5678", "19491231"]:
         assert secret not in lines
     assert lines.count("139****5678") == 4 and "2101**********018X" in lines
+
+
+@pytest.mark.storage
+async def test_readyz_answers_within_its_timeout_when_a_probe_hangs(client, monkeypatch):
+    """A probe stuck past its timeout, even one that does not end when cancelled (asyncpg hands a
+    cancelled connection back to its pool, which waits for the server), fails the check in time."""
+    from backend import db, health
+
+    monkeypatch.setattr(health, "CHECK_TIMEOUT", 0.2)
+    release = asyncio.Event()
+
+    async def stuck(engine):
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
+
+    monkeypatch.setattr(db, "ping", stuck)
+    task = asyncio.ensure_future(client.get("/readyz"))
+    done, _ = await asyncio.wait({task}, timeout=10)
+    release.set()
+    assert done, "/readyz hangs"
+    r = task.result()
+    assert r.status_code == 503
+    assert r.json()["checks"] == {"database": "failed", "store": "ok"}
