@@ -144,11 +144,14 @@ class KeyStore:
             await self.load()
 
     def _signing(self) -> LoadedKey | None:
-        """The key that signs now: the newest one whose time has come (and not gone)."""
+        """The key that signs now: the newest one whose time has come (and not gone). A clock behind
+        the first key's start (another machine's made it a moment ago) gets the first key."""
         now = self._clock.now()
-        return max(
-            (k for k in self._keys.values() if k.signs_at(now)), key=lambda k: k.active_from, default=None
-        )
+        live = [k for k in self._keys.values() if k.signs_at(now)]
+        if live:
+            return max(live, key=lambda k: k.active_from)
+        waiting = [k for k in self._keys.values() if k.retired_at is None or now < k.retired_at]
+        return min(waiting, key=lambda k: k.active_from, default=None)
 
     async def ensure(self) -> LoadedKey:
         """Load the keys; create the first one, signing at once, if none signs (idempotent)."""

@@ -153,3 +153,17 @@ async def test_the_trust_list_says_when_a_new_code_key_starts_signing(
     assert by_kid[new_key.kid]["valid_from"] == starts
     assert by_kid[new_key.kid]["valid_until"] is None
     assert by_kid[old_kid]["valid_until"] == starts  # the old key signs until the new one takes over
+
+
+@pytest.mark.storage
+async def test_a_worker_whose_clock_is_behind_the_first_key_still_signs(make_client, frozen_clock):
+    """Another machine made the first key a moment ago, by its clock: this worker signs with it."""
+    async with make_client(clock=frozen_clock) as client:
+        keys = client.runtime.services["codes"].keys.issuer
+        first = await keys.active()
+        frozen_clock.advance(-5)
+        assert (await keys.active()).kid == first.kid
+        # and an access-token rotation (no delay) signs from the moment it is made
+        tokens = client.runtime.services["auth"].keys
+        new = await tokens.rotate()
+        assert (await tokens.active()).kid == new.kid
