@@ -84,7 +84,9 @@ class MachineCredentials:
         actor: str = "operator",
     ) -> dict[str, Any]:
         if kind not in KINDS:
-            raise InvalidInput(f"kind must be one of {sorted(KINDS)}")
+            raise InvalidInput(
+                f"kind must be one of {sorted(KINDS)}", code="unknown_client_kind", kinds=sorted(KINDS)
+            )
         client_id = f"{KINDS[kind]}_{secrets.token_hex(8)}"
         secret = "sk_" + secrets.token_urlsafe(32)
         row = MachineClient(

@@ -179,7 +179,10 @@ def _keystore(app: Litestar, codes: bool, trust_root: bool) -> Any:
 @click.option("--trust-root", is_flag=True, help="rotate the trust list's root key (scanners must re-pin it)")
 @click.option("--alg", type=click.Choice(["ES256", "EdDSA"]), default=None, help="algorithm of the new key")
 def keys_rotate(codes: bool, trust_root: bool, alg: str | None) -> None:
-    """Add a new signing key; the old public key stays published while what it signed can still be used."""
+    """Add a new signing key; the old public key stays published while what it signed can still be used.
+
+    A citizen-code key is published at once and signs from `active_from` on, a trust-list refresh period
+    later (SHENGSHI_TRUST_LIST_REFRESH + 60 s): offline scanners must hold it before they meet it."""
     from backend import audit
     from backend.cli import emit_json, run_with_runtime
 
@@ -189,7 +192,7 @@ def keys_rotate(codes: bool, trust_root: bool, alg: str | None) -> None:
         await audit.record(
             "keys_rotated", actor_kind="operator", actor_id=_operator(), subject=f"{store.purpose}:{key.kid}"
         )
-        return {"purpose": store.purpose, "kid": key.kid, "alg": key.alg}
+        return {"purpose": store.purpose, "kid": key.kid, "alg": key.alg, "active_from": key.active_from}
 
     emit_json(run_with_runtime(go))
 
@@ -210,6 +213,7 @@ def keys_list() -> None:
                         "kid": k.kid,
                         "alg": k.alg,
                         "active": k.kid == active.kid,
+                        "active_from": k.active_from,
                         "retired_at": k.retired_at,
                         "publish_until": k.publish_until,
                     }

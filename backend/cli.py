@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import msgspec
 from litestar.cli._utils import LitestarEnv, LitestarGroup
 from litestar.cli.commands import core, schema
 
@@ -40,6 +41,11 @@ def settings_or_exit() -> Settings:
         sys.exit(2)
 
 
+# An operator's command may read far more than a request does (a day's ledger to reconcile): its
+# statements get this long, not the API's few seconds (SHENGSHI_DB_COMMAND_TIMEOUT).
+CLI_COMMAND_TIMEOUT = 600.0
+
+
 def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | None = None) -> T:
     """Run ``fn(app)`` inside a started app (engine and store open), then shut down cleanly."""
     from backend.app import create_app
@@ -48,7 +54,9 @@ def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | 
     async def main() -> T:
         from backend.app import build_runtime
 
-        runtime = build_runtime(settings or settings_or_exit())
+        base = settings or settings_or_exit()
+        timeout = max(base.db_command_timeout, CLI_COMMAND_TIMEOUT)
+        runtime = build_runtime(msgspec.structs.replace(base, db_command_timeout=timeout))
         runtime.background = False
         app = create_app(runtime=runtime)
         async with app.lifespan():

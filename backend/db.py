@@ -28,6 +28,20 @@ PICCOLO_CONF = "backend.piccolo_conf"
 CONNECT_TIMEOUT = 5.0
 
 
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool, whose ``acquire`` waits at most ``acquire_timeout`` seconds when the caller names
+    no timeout (Piccolo names none, so a request waited without end for a connection while the server
+    did not answer). asyncpg applies the same bound to giving the connection back, which waits for a
+    cancelled statement's CancelRequest and the connection's reset: past it the connection is dropped."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
 def create_engine(settings: Settings) -> Engine:
     if settings.uses_postgres:
         # timeout: seconds to open a connection; a server that does not answer at all (a cut network)
@@ -50,7 +64,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,  # 57P02
     asyncpg.TooManyConnectionsError,  # 53300
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
-    OSError,  # refused, reset or timed out while asyncpg connects (TimeoutError is an OSError)
+    # refused, reset or timed out while asyncpg connects; and TimeoutError (an OSError) from a statement
+    # past the pool's command_timeout or from waiting for a pooled connection
+    OSError,
     sqlite3.OperationalError,  # "database is locked" after the busy timeout
 )
 
@@ -119,7 +135,21 @@ def for_update(query: Select[Any]) -> Select[Any]:
 
 async def start(engine: Engine, settings: Settings) -> None:
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        # Piccolo's start_connection_pool makes asyncpg's own pool; this one bounds acquire. Only the
+        # pool's connections get the statement timeout: migrations run on connections of their own.
+        pool = BoundedPool(
+            **engine.config,
+            command_timeout=settings.db_command_timeout,
+            acquire_timeout=settings.db_acquire_timeout,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            max_queries=50_000,  # asyncpg's defaults (create_pool's), which Pool itself does not have
+            max_inactive_connection_lifetime=300.0,
+            loop=None,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
+        )
+        engine.pool = await pool
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers work while one writer commits; it is a property of the file, set once.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

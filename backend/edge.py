@@ -11,6 +11,12 @@
   parameters: PostgreSQL cannot store NUL in text at all, and no field of this API means any of them.
   Free text in bodies (a description, a name) may hold TAB, LF and CR; nothing else of Unicode's
   category Cc (C0 controls, DEL, C1 controls). Query and path parameters hold none at all.
+- Query parameters are read strictly too: an integer parameter is decimal digits (``1.0``, ``1e2``,
+  `` 1`` are not integers, though Litestar's loose conversion takes them), and a parameter the handler
+  takes once may not come twice (Litestar would silently use the last one).
+- ``OPTIONS`` is answered here with every method the path takes: Litestar 2 builds its automatic
+  OPTIONS handler when a path's first handler is registered and keeps it when more handlers join the
+  path, so its ``Allow`` named only the first ones (litestar-org/litestar#4169, fixed in 3.0).
 
 Raw bodies are not touched: channel callbacks (WeChat Pay's JSON, Alipay's form) read ``request.body()``
 and verify their signatures over exactly the bytes that came.
@@ -19,17 +25,22 @@ and verify their signatures over exactly the bytes that came.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 import msgspec
-from litestar import Request
+from litestar import Litestar, Request
+from litestar._parsers import parse_query_string
 from litestar.exceptions import ClientException, HTTPException, ValidationException
-from litestar.handlers import ASGIRouteHandler
+from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
+from litestar.response.base import ASGIResponse
+from litestar.routes import HTTPRoute
 from litestar.serialization import default_deserializer
 from litestar.types import ASGIApp, Empty, Receive, Scope, Send
+from litestar.typing import FieldDefinition
 
 MAX_JSON_DEPTH = 32
 """Arrays and objects nested deeper than this are refused (this API's deepest body is 4 levels)."""
@@ -90,8 +101,20 @@ def _where_control(value: Any, path: str = "") -> str | None:
     return None
 
 
-def check_json_text(body: bytes) -> None:
-    """Refuse, before decoding, JSON that nests too deep or carries a control character in a string."""
+def not_utf8() -> ClientException:
+    """JSON text is UTF-8 (RFC 8259 section 8.1): other bytes are not JSON at all."""
+    return ClientException("the request body is not valid JSON: it is not UTF-8 text")
+
+
+def check_json_text(body: bytes, *, utf8: bool = False) -> None:
+    """Refuse, before decoding, JSON that nests too deep or carries a control character in a string;
+    with ``utf8``, also bytes that are not UTF-8 (for a reader other than ours, which checks that
+    itself while it decodes)."""
+    if utf8:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise not_utf8() from None
     if json_too_deep(body):
         raise ValidationException(
             detail=f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
@@ -100,6 +123,8 @@ def check_json_text(body: bytes) -> None:
     if json_has_control_character(body):
         try:  # only on this error path: find the field to name it
             key = _where_control(msgspec.json.decode(body))
+        except UnicodeDecodeError:
+            raise not_utf8() from None
         except (msgspec.DecodeError, RecursionError):
             key = None
         error: dict[str, Any] = {"message": "contains a control character", "source": "body"}
@@ -142,6 +167,8 @@ def decode_json_body(body: bytes, target: Any = Any, type_decoders: Any = None) 
         raise _validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ClientException(f"the request body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec's decoder raises it for bytes that are not UTF-8
+        raise not_utf8() from None
 
 
 class StrictRequest(Request[Any, Any, Any]):
@@ -187,6 +214,74 @@ def check_parameters(scope: Scope) -> None:
     for param, text in (scope.get("path_params") or {}).items():
         if isinstance(text, str) and _ANY_CONTROL.search(text):
             raise _bad_parameter(param, "path")
+
+
+# ---- what the edge knows of the app's routes ---------------------------------------------------------
+_INTEGER = re.compile(r"-?[0-9]+")
+_AUTOMATIC_OPTIONS = HTTPRoute.create_options_handler.__qualname__ + ".<locals>.options_handler"
+
+
+@dataclass(frozen=True)
+class QueryRules:
+    once: frozenset[str]  # parameters the handler takes one value of
+    integers: frozenset[str]  # parameters whose values are integers
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """Read from the app's final routes, once per app (at its first request)."""
+
+    allow: dict[str, str]  # path template -> the Allow header of its OPTIONS answer
+    query: dict[int, QueryRules]  # id of a route handler -> its query parameters' rules
+
+
+def _is_integer(field: FieldDefinition) -> bool:
+    if field.is_non_string_sequence and field.inner_types:
+        field = field.inner_types[0]
+    kinds = [t for t in (field.inner_types if field.is_union else (field,)) if not t.is_none_type]
+    return bool(kinds) and all(t.annotation is int for t in kinds)
+
+
+def route_facts(app: Litestar) -> RouteFacts:
+    allow: dict[str, str] = {}
+    query: dict[int, QueryRules] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        allow[route.path_format] = ", ".join(sorted(route.methods))
+        for handler, kwargs_model in route.route_handler_map.values():
+            signature = handler.parsed_fn_signature.parameters
+            params = kwargs_model.expected_query_params
+            query[id(handler)] = QueryRules(
+                once=frozenset(p.field_alias for p in params if not p.is_sequence),
+                integers=frozenset(
+                    p.field_alias
+                    for p in params
+                    if p.field_name in signature and _is_integer(signature[p.field_name])
+                ),
+            )
+    return RouteFacts(allow, query)
+
+
+def _query_problem(key: str, message: str) -> ValidationException:
+    return ValidationException(
+        detail=f"the query parameter {key!r} {message}",
+        extra=[{"key": key, "message": message, "source": "query"}],
+    )
+
+
+def check_query(scope: Scope, rules: QueryRules) -> None:
+    """Refuse a parameter taken once that comes twice, and an integer that is not decimal digits."""
+    pairs = parse_query_string(scope.get("query_string", b""))
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in rules.once:
+            if key in seen:
+                raise _query_problem(key, "is given more than once")
+            seen.add(key)
+    for key, value in pairs:
+        if key in rules.integers and not _INTEGER.fullmatch(value):
+            raise _query_problem(key, "must be a whole number written in decimal digits")
 
 
 _JSON_TYPE = re.compile(rb"^application/(?:[\w.+-]+\+)?json\b", re.I)
@@ -236,11 +331,30 @@ class EdgeMiddleware(ASGIMiddleware):
     (the console's piccolo-admin) reads its body itself, so here its JSON bodies are read (up to the
     app's size limit), checked like ours, and handed on unchanged."""
 
+    def __init__(self) -> None:
+        self._facts: tuple[Litestar, RouteFacts] | None = None
+
+    def _route_facts(self, app: Litestar) -> RouteFacts:
+        if self._facts is None or self._facts[0] is not app:
+            self._facts = (app, route_facts(app))
+        return self._facts[1]
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope["type"] == "http":
             check_parameters(scope)
+            handler = scope.get("route_handler")
+            if isinstance(handler, HTTPRouteHandler):
+                facts = self._route_facts(scope["litestar_app"])
+                if scope.get("method") == "OPTIONS" and handler.fn.__qualname__ == _AUTOMATIC_OPTIONS:
+                    allow = facts.allow.get(scope.get("path_template", ""))
+                    if allow is not None:
+                        await ASGIResponse(status_code=204, headers={"Allow": allow})(scope, receive, send)
+                        return
+                rules = facts.query.get(id(handler))
+                if rules is not None and scope.get("query_string") and (rules.once or rules.integers):
+                    check_query(scope, rules)
             if (
-                isinstance(scope.get("route_handler"), ASGIRouteHandler)
+                isinstance(handler, ASGIRouteHandler)
                 and scope.get("method") in _WITH_BODY
                 and _json_content(scope)
             ):
@@ -248,7 +362,7 @@ class EdgeMiddleware(ASGIMiddleware):
                 limit = limit if isinstance(limit, int) and limit > 0 else _NO_LIMIT
                 body = await _read_body(receive, limit)
                 if body:
-                    check_json_text(body)
+                    check_json_text(body, utf8=True)
                 receive = _replay(body, receive)
         await next_app(scope, receive, send)
 

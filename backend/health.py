@@ -16,6 +16,8 @@ from backend.runtime import Runtime
 
 log = logging.getLogger("shengshitong.health")
 CHECK_TIMEOUT = 2.0
+# Probes that ran past their timeout, still finishing in the background (see _check).
+_abandoned: set[asyncio.Task[Any]] = set()
 
 
 @get(
@@ -29,10 +31,31 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _forget(task: asyncio.Task[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure of an abandoned probe is not worth a warning
+
+
 async def _check(name: str, probe: Any) -> tuple[str, str | None]:
-    try:
-        await asyncio.wait_for(probe, CHECK_TIMEOUT)
-    except Exception as exc:  # readiness reports any failure, whatever its kind
+    """Run ``probe``; a failure, or no answer within CHECK_TIMEOUT, fails the check.
+
+    The timeout is hard: ``asyncio.wait_for`` would cancel the probe and then wait for it to finish,
+    and a probe cancelled inside asyncpg first gives its connection back to the pool, which waits for
+    the cancellation to reach a server that does not answer (the pool's own timeouts bound that, not
+    this check's). So the probe runs as a task of its own, and one that is late is cancelled and left
+    to finish in the background."""
+    task = asyncio.ensure_future(probe)
+    done, _ = await asyncio.wait({task}, timeout=CHECK_TIMEOUT)
+    if not done:
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_forget)
+        log.warning("readiness: %s did not answer within %s s", name, CHECK_TIMEOUT)
+        return name, f"no answer within {CHECK_TIMEOUT} s"
+    if task.cancelled():
+        return name, "cancelled"
+    if (exc := task.exception()) is not None:  # readiness reports any failure, whatever its kind
         log.warning("readiness: %s failed: %s", name, type(exc).__name__)
         return name, f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
     return name, None

@@ -11,8 +11,9 @@
 * :data:`PROBLEMS` is the catalogue of the API's errors, keyed by their stable ``code``. The ``code``
   never changes with the language; ``title`` and ``detail`` do. An English answer keeps the detail
   written where the error was raised (it is English and the most specific); a Chinese answer takes the
-  catalogue's text for the code, and falls back to the raised English detail only for codes whose
-  detail carries specifics the catalogue cannot know (an amount, a list of names).
+  catalogue's text for the code. Specifics (an amount, a state, a channel, a day) are the error's named
+  values, which the templates take: ``{refundable}``, and ``{state:order_state}`` for a value written
+  as a term of :data:`TERMS` (the order's state in words). A list is written with 、 between items.
 
 Parsing the header is a dozen lines; the libraries that do it (werkzeug) are whole web frameworks, so
 it is written here.
@@ -20,6 +21,7 @@ it is written here.
 
 from __future__ import annotations
 
+import string
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -110,11 +112,28 @@ TITLES_ZH: dict[int, str] = {
     503: "服务暂不可用",
 }
 
+# Values an error names that a Chinese text writes in words: ``{state:order_state}``.
+TERMS: dict[str, dict[str, str]] = {
+    "order_state": {
+        "created": "尚未支付",
+        "paying": "正在支付",
+        "paid": "已支付",
+        "partially_refunded": "已部分退款",
+        "refunded": "已全额退款",
+        "closed": "已关闭",
+        "failed": "支付失败",
+    },
+    "channel": {"wechatpay": "微信支付", "alipay": "支付宝", "sandbox": "沙箱支付", "this channel": "该渠道"},
+}
+
 # code -> (zh-CN, en). ``{method}`` and ``{path}`` are the request's; other ``{name}``s come from the
-# error's extension members. A code missing here keeps its raised (English) detail in Chinese too: a
-# generic code raised with specifics (``invalid_input``, ``conflict``) or a detail with an amount or a
-# list in it (``refund_exceeds_payment``, ``unknown_channel``, ``order_not_payable``).
+# error's extension members (a raise names its specifics: ``Conflict(..., state=row["state"])``). A
+# code whose template names a member the error does not carry keeps its raised (English) detail.
 PROBLEMS: dict[str, tuple[str, str]] = {
+    # the generic codes: what a raise without a code of its own says
+    "bad_request": ("请求有误", "Bad request"),
+    "invalid_input": ("请求内容无效", "The request is not valid"),
+    "conflict": ("与当前状态冲突", "Conflicts with the current state"),
     # the HTTP layer
     "malformed_request": ("无法读取请求内容", "The request could not be read"),
     "invalid_body": ("请求内容不符合要求，详见 errors", "The request body is not valid; see errors"),
@@ -167,6 +186,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "invalid_client": ("设备或应用凭证无效", "the client credential is not valid"),
     "wrong_client_kind": ("此接口不接受这类凭证", "this route is for another kind of credential"),
     "credential_not_found": ("凭证不存在", "no such credential"),
+    "unknown_client_kind": ("凭证类型须为以下之一：{kinds}", "kind must be one of {kinds}"),
     # mini-apps
     "miniapp_not_enabled": (
         "小程序 {app_id} 未启用（已启用：{enabled}；见 SHENGSHI_MINIAPPS）",
@@ -199,6 +219,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "order_claimed": ("另一位市民正在支付此订单", "another citizen is paying this order"),
     "channel_not_enabled": ("此支付渠道在本部署未启用", "this payment channel is not enabled here"),
+    "time_zone_required": (
+        "{field} 须带时区（RFC 3339，例如 2030-01-01T08:00:00+08:00）",
+        "{field} needs a time zone (RFC 3339)",
+    ),
     "session_over": ("该场次已结束，请选择之后的场次", "this session is over; choose a later one"),
     "ticket_not_found": ("门票不存在", "no such ticket"),
     "not_refundable": ("此门票已使用或已退款，不能退款", "this ticket cannot be refunded"),
@@ -209,6 +233,28 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "reference_reused": ("此业务单号已用于另一笔订单", "this reference was used for a different order"),
     "order_not_found": ("订单不存在", "no such order"),
     "order_expired": ("订单已过期", "the order has expired"),
+    "order_not_payable": ("此订单{state:order_state}，不能再支付", "the order is {state}"),
+    "order_not_refundable": (
+        "只有已支付的订单才能退款；此订单{state:order_state}",
+        "only a paid order can be refunded; this one is {state}",
+    ),
+    "refund_exceeds_payment": (
+        "此订单最多还能退款 {refundable} 分",
+        "at most {refundable} fen can still be refunded",
+    ),
+    "unknown_channel": (
+        "本部署未开通{channel:channel}（可用：{available:channel}）",
+        "unknown channel {channel!r} (available: {available})",
+    ),
+    "channel_refund_unavailable": (
+        "本部署无法调用{channel:channel}的退款接口；请在该渠道的商户平台退款（其回调会在此生效）",
+        "refunds through {channel} need its refund API, which this deployment cannot reach; refund at "
+        "the channel's console (its callback is applied here)",
+    ),
+    "no_reconciliation": (
+        "{channel:channel} {day} 尚未对账；请先运行 shengshi payments reconcile",
+        "no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
+    ),
     "not_deferred": (
         "只有先享后付的订单才能按协议扣款",
         "only a deferred order is charged against the agreement",
@@ -227,6 +273,13 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "invalid_url": ("Webhook 地址须为 http(s)", "the webhook URL must be http(s)"),
     # the console
     "read_only": ("你的后台角色为只读", "your console role is read-only"),
+    "invalid_role": ("后台角色须为以下之一：{roles}", "role must be one of {roles}"),
+    "invalid_username": ("用户名须为 1 至 100 个字符", "a username of 1 to 100 characters is required"),
+    "operator_exists": ("后台账号 {username} 已存在", "operator {username!r} exists"),
+    "invalid_password": (
+        "密码须为 {min_length} 至 {max_length} 个字符，且不能是已加密的密码",
+        "the password must be {min_length} to {max_length} characters and not a hashed one",
+    ),
     "csrf_failed": ("缺少 CSRF 令牌或令牌不符，请刷新页面", "missing or wrong CSRF token"),
     "console_sign_in": ("请先登录运管后台 /admin/", "sign in to the console at /admin/ first"),
     "scanner_not_found": ("没有此编号的在用扫码设备", "no active scanner with this id"),
@@ -249,10 +302,32 @@ PROBLEMS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Formatter(string.Formatter):
+    """``str.format_map`` for the catalogue: ``{name:glossary}`` writes a value as its term in
+    :data:`TERMS` (in Chinese; English keeps the value), and a list is written item by item."""
+
+    def __init__(self, locale: Locale) -> None:
+        self.locale = locale
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, list | tuple):
+            sep = ", " if self.locale == "en" else "、"
+            return sep.join(self.format_field(item, format_spec) for item in value)
+        if format_spec in TERMS:
+            text = str(value)
+            return text if self.locale == "en" else TERMS[format_spec].get(text, text)
+        return str(super().format_field(value, format_spec))
+
+
+def _fill(template: str, locale: Locale, params: dict[str, Any]) -> str:
+    return _Formatter(locale).vformat(template, (), params)
+
+
 def message(code: str, locale: Locale | None = None, **params: Any) -> str:
     """The catalogue's text for ``code`` in ``locale`` (the request's language when not given)."""
     zh, en = PROBLEMS[code]
-    return (en if (locale or current_locale()) == "en" else zh).format_map(params)
+    locale = locale or current_locale()
+    return _fill(en if locale == "en" else zh, locale, params)
 
 
 def problem_text(
@@ -271,6 +346,6 @@ def problem_text(
     if entry is None:
         return title_zh, detail
     try:
-        return title_zh, entry[0].format_map(params or {})
-    except (KeyError, IndexError, ValueError):
+        return title_zh, _fill(entry[0], locale, params or {})
+    except (KeyError, IndexError, ValueError, AttributeError):
         return title_zh, detail

@@ -2,7 +2,9 @@
 
 Masking here is the last line of defence: code masks phone and ID numbers itself before logging, and
 this filter rewrites anything that still looks like a mainland mobile number, an 18-character resident
-ID number or a bearer token before a line leaves the process.
+ID number or a bearer token before a line leaves the process. Numbers are caught as people write them
+too: a mobile number grouped 3-4-4 with spaces or dashes, behind +86 / 0086 / 86; an ID number grouped
+6-8-4 or 6-4-4-4. Digits that run on into more digits (a timestamp, a longer id) are not masked.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ from typing import Any
 
 from backend.context import request_id_var
 
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_SEP = r"[ \-]?"  # how people group digits: nothing, a space or a dash
+# 18 characters, optionally grouped 6-8-4 or 6-4-4-4: the first four and the last four stay readable
+_ID_NUMBER = re.compile(
+    rf"(?<![0-9A-Za-z])(\d{{4}})\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{4}}{_SEP}(\d{{3}}[\dXx])(?![0-9A-Za-z])"
+)
+# 11 digits from 13x-19x, optionally grouped 3-4-4 and behind a country code (+86, 0086, 86)
+_PHONE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86{_SEP})?1[3-9]\d){_SEP}\d{{4}}{_SEP}(\d{{4}})(?!\d)")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 

@@ -44,6 +44,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     data_dir: str = "var"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # PostgreSQL: seconds a statement may run, and a request may wait for a pooled connection, before it
+    # is given up and answered 503 database_unavailable (a server that stops answering without refusing,
+    # e.g. behind a dead network path, would otherwise hold the request for ever). The API's statements
+    # take milliseconds; operators' commands (`shengshi ...`: a day's reconciliation) allow 10 minutes.
+    db_command_timeout: float = 5.0
+    db_acquire_timeout: float = 5.0
     # Secrets (never committed; generated for dev/test only).
     secret_key: str = ""
     key_encryption_key: str = ""
@@ -227,6 +233,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     for name in ("dashboard_flush_interval", "dashboard_push_interval"):
         if not 0.1 <= getattr(settings, name) <= 60:
             problems.append(f"{PREFIX}{name.upper()}: must be 0.1 to 60 seconds")
+    for name in ("db_command_timeout", "db_acquire_timeout"):
+        if not 0 < getattr(settings, name) <= 3600:
+            problems.append(f"{PREFIX}{name.upper()}: must be more than 0 and at most 3600 seconds")
     if not 1 <= settings.shutdown_grace <= 600:
         problems.append(f"{PREFIX}SHUTDOWN_GRACE: must be 1 to 600 seconds")
     if settings.max_body_bytes < 1024:

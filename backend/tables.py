@@ -30,8 +30,11 @@ class SigningKey(Table, tablename="signing_key"):
     alg = Varchar(length=8)  # ES256 | EdDSA
     private_sealed = Varchar(length=512, secret=True)
     public_jwk = JSON()
-    created_at = Timestamptz(default=TimestamptzNow())
-    # When a newer key took over signing; the public key stays published until ``publish_until``.
+    created_at = Timestamptz(default=TimestamptzNow())  # added, and published from then on
+    # When it starts signing (null: at created_at). A new citizen-code key is published a while before
+    # it signs, so every offline scanner's trust list holds it by then (backend/keystore.py).
+    active_from = Timestamptz(null=True, default=None)
+    # When a newer key takes over signing; the public key stays published until ``publish_until``.
     retired_at = Timestamptz(null=True, default=None)
     publish_until = Timestamptz(null=True, default=None)
 

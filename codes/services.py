@@ -16,7 +16,7 @@ from auth.revocations import Revocations
 from backend.batch import BatchWriter
 from backend.clock import Clock
 from backend.i18n import current_locale
-from backend.keystore import KeyStore, LoadedKey
+from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
 from codes import format as fmt
@@ -112,13 +112,17 @@ class CodeKeys:
         kek = settings.secret_bytes("key_encryption_key")
         self.settings = settings
         self.clock = clock
-        # a retired issuer key stays published while any code it signed may still be uploaded in a batch
+        # A retired issuer key stays published while any code it signed may still be uploaded in a batch.
+        # A new one is published a refresh period (plus a worker's key reload) before it signs: by then
+        # every worker's trust list holds it and every scanner has fetched such a list, so no scanner
+        # meets a code signed by a key it cannot know (docs/citizen-code.md, "Rotation").
         self.issuer = KeyStore(
             "code",
             kek,
             clock,
             default_alg=settings.code_alg,
             publish_overlap=settings.code_validity + settings.code_skew + settings.code_batch_window,
+            activation_delay=settings.trust_list_refresh + RELOAD_INTERVAL,
         )
         self.root = KeyStore("trust-root", kek, clock, default_alg="ES256", publish_overlap=30 * 86400)
         self._trust: TrustList | None = None
@@ -134,14 +138,14 @@ class CodeKeys:
             kid=key.kid_bytes,
             alg_id=fmt.ALG_IDS[key.alg],
             public_key=key.public,
-            valid_from=int(key.created_at.timestamp()),
+            valid_from=int(key.active_from.timestamp()),
             valid_until=int(key.retired_at.timestamp()) if key.retired_at else None,
         )
 
     async def trust_list(self) -> TrustList:
         """The server's own trust list (rebuilt when the key set changes)."""
         keys = await self.issuer.published()
-        ident = tuple(f"{k.kid}:{k.retired_at}" for k in keys)
+        ident = tuple(f"{k.kid}:{k.active_from}:{k.retired_at}" for k in keys)
         if self._trust is None or ident != self._trust_source:
             self._trust = TrustList(
                 [self._trusted(k) for k in keys],

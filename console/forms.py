@@ -172,6 +172,13 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
                 f"New {store.purpose} key {key.kid} ({key.alg}) is active."
                 " Scanners must re-pin the root key.",
             )
+        if key.active_from > key.created_at:  # a code key: published now, signing later
+            when = key.active_from.isoformat(timespec="seconds")
+            return pick(
+                f"新的 {store.purpose} 密钥 {key.kid}（{key.alg}）已发布到信任列表，将于 {when} 起签发。",
+                f"New {store.purpose} key {key.kid} ({key.alg}) is published in the trust list;"
+                f" it signs from {when}.",
+            )
         return pick(
             f"新的 {store.purpose} 密钥 {key.kid}（{key.alg}）已启用。",
             f"New {store.purpose} key {key.kid} ({key.alg}) is active.",

@@ -16,6 +16,8 @@ from backend.errors import Conflict, InvalidInput, NotFound
 from console.tables import ROLES, ConsoleOperator, ConsoleSession
 
 SESSION_COOKIE = "id"  # piccolo-api's session cookie
+# piccolo's password rules (BaseUser), named in the error a refused password gets
+PASSWORD_LENGTHS = (ConsoleOperator._min_password_length, ConsoleOperator._max_password_length)
 
 
 class Operator(msgspec.Struct, frozen=True):
@@ -30,7 +32,12 @@ class Operator(msgspec.Struct, frozen=True):
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role", roles=list(ROLES))
+
+
+def _bad_password(exc: ValueError) -> InvalidInput:
+    low, high = PASSWORD_LENGTHS
+    return InvalidInput(str(exc), code="invalid_password", min_length=low, max_length=high)
 
 
 def session_token(scope_or_headers: Any) -> str | None:
@@ -55,9 +62,9 @@ class OperatorService:
         _check_role(role)
         username = username.strip()
         if not username or len(username) > 100:
-            raise InvalidInput("a username of 1 to 100 characters is required")
+            raise InvalidInput("a username of 1 to 100 characters is required", code="invalid_username")
         if await ConsoleOperator.exists().where(ConsoleOperator.username == username).run():
-            raise Conflict(f"operator {username!r} exists")
+            raise Conflict(f"operator {username!r} exists", code="operator_exists", username=username)
         try:
             user = await ConsoleOperator.create_user(
                 username=username,
@@ -69,7 +76,7 @@ class OperatorService:
                 role=role,
             )
         except ValueError as exc:  # piccolo's password rules (length, not hashed-looking)
-            raise InvalidInput(str(exc)) from exc
+            raise _bad_password(exc) from exc
         await audit.record(
             "console.operator_added", actor_kind="operator", actor_id=actor, subject=username, role=role
         )
@@ -102,7 +109,7 @@ class OperatorService:
         try:
             await ConsoleOperator.update_password(row["id"], password)
         except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+            raise _bad_password(exc) from exc
         ended = (
             await ConsoleSession.delete()
             .where(ConsoleSession.user_id == row["id"])

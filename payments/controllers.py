@@ -253,6 +253,8 @@ class ReconciliationController(Controller):
             raise NotFound(
                 f"no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
                 code="no_reconciliation",
+                channel=channel,
+                day=day.isoformat(),
             )
         mismatches = (
             run["mismatches"] if isinstance(run["mismatches"], list) else json.loads(run["mismatches"])

@@ -224,10 +224,12 @@ class OrderService:
             raise InvalidInput(
                 f"unknown channel {channel_name!r} (available: {sorted(self.channels)})",
                 code="unknown_channel",
+                channel=channel_name,
+                available=sorted(self.channels),
             )
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAYABLE_STATES:
-            raise Conflict(f"the order is {row['state']}", code="order_not_payable")
+            raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
         if row["expires_at"] is not None and row["expires_at"] <= self.clock.now():
             raise Conflict("the order has expired", code="order_expired")
         payload = await channel.start_payment(
@@ -254,7 +256,7 @@ class OrderService:
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAID_STATES:
             if row["state"] not in PAYABLE_STATES:
-                raise Conflict(f"the order is {row['state']}", code="order_not_payable")
+                raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
             headers, body = sandbox.callback(
                 {
                     "type": "payment.succeeded",
@@ -299,6 +301,7 @@ class OrderService:
                     raise Conflict(
                         f"only a paid order can be refunded; this one is {order['state']}",
                         code="order_not_refundable",
+                        state=order["state"],
                     )
                 held = (
                     await Refund.select(Refund.amount)
@@ -398,7 +401,7 @@ class OrderService:
         if row["state"] in PAID_STATES:
             return row
         if row["state"] not in PAYABLE_STATES:
-            raise Conflict(f"the order is {row['state']}", code="order_not_payable")
+            raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
         channel = self.channels.get("sandbox")
         if not isinstance(channel, Sandbox) or self.callbacks is None:
             raise ServiceUnavailable(

@@ -64,7 +64,9 @@ def handlers(app: ParkingApp) -> list[Any]:
         data: JSONBody[ReservationCreate], caller: NamedDependency[AppCaller]
     ) -> dict[str, Any]:
         if data.starts_at.tzinfo is None:
-            raise InvalidInput("starts_at needs a time zone (RFC 3339)")
+            raise InvalidInput(
+                "starts_at needs a time zone (RFC 3339)", code="time_zone_required", field="starts_at"
+            )
         made = await app.reserve(caller.openid, data.car_park, data.plate.upper(), data.starts_at)
         if made.get("error") == "unknown_car_park":
             raise NotFound("no such car park", code="unknown_car_park")

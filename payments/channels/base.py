@@ -32,6 +32,7 @@ def refund_unavailable(channel: str) -> ServiceUnavailable:
         f"refunds through {channel} need its refund API, which this deployment "
         "cannot reach; refund at the channel's console (its callback is applied here)",
         code="channel_refund_unavailable",
+        channel=channel,
     )
 
 

@@ -293,3 +293,67 @@ async def test_signed_callbacks_reach_their_channel_byte_for_byte(edge):
     assert r.json() == {"ok": True}
     order = await edge.get(f"/api/v1/payments/orders/{order_id}", headers=edge.headers_app)
     assert order.json()["state"] == "paid"
+
+
+# ---- bytes that are not UTF-8 are not JSON (RFC 8259 §8.1): 400, never a 500 -------------------------
+NOT_UTF8 = [
+    b'{"phone":"\xff"}',  # a byte no UTF-8 text holds
+    b'{"\xfe\xff":"13912345678"}',  # in a key
+    b'{"phone":"\xed\xa0\x80"}',  # an encoded surrogate
+    b'{"phone":"139\xc2"}',  # a sequence cut short
+]
+
+
+@pytest.mark.parametrize("body", NOT_UTF8)
+async def test_a_body_that_is_not_utf8_is_refused_unauthenticated(edge, body, caplog):
+    with caplog.at_level(logging.ERROR):
+        r = await edge.post("/api/v1/auth/otp", content=body, headers={"content-type": "application/json"})
+    problem = assert_problem(r, 400, "malformed_request")
+    english = {"content-type": "application/json", "Accept-Language": "en"}
+    assert "UTF-8" in (await edge.post("/api/v1/auth/otp", content=body, headers=english)).json()["detail"]
+    assert problem["request_id"] == r.headers["x-request-id"]
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+@pytest.mark.storage
+async def test_a_body_that_is_not_utf8_is_refused_on_every_kind_of_route(edge, enrol_scanner):
+    bad = {"content": b'{"reference":"r-\xff","amount":100}', "headers": {"content-type": "application/json"}}
+    r = await edge.post(
+        "/api/v1/payments/orders", content=bad["content"], headers={**bad["headers"], **edge.headers_app}
+    )
+    assert_problem(r, 400, "malformed_request")
+    assert await PaymentOrder.count().run() == 0
+    scanner = await enrol_scanner(edge)
+    r = await edge.post(
+        "/api/v1/scans",
+        content=b'{"token":"SC1:\xff\xfe"}',
+        headers={"content-type": "application/json", **scanner["headers"]},
+    )
+    assert_problem(r, 400, "malformed_request")
+    assert_problem(await edge.post("/test/echo", **bad), 400, "malformed_request")
+    # with a control-character escape too (the edge's own check decodes the body to name the field)
+    assert_problem(
+        await edge.post("/test/echo", content=b'{"a\\u0000":"\xff"}', headers=bad["headers"]),
+        400,
+        "malformed_request",
+    )
+
+
+@pytest.mark.storage
+async def test_the_mounted_console_refuses_a_body_that_is_not_utf8(make_client, console_login):
+    async with make_client() as client:
+        csrf = await console_login(client, "utf8-admin", "admin")
+        client.cookies.delete("id")
+        body = b'{"username":"utf8-\xffadmin","password":"a-long-test-password"}'
+        r = await client.post(LOGIN, content=body, headers={**csrf, "content-type": "application/json"})
+        assert_problem(r, 400, "malformed_request")
+        assert not client.cookies.get("id")
+        # signed in: a console form's body
+        csrf = await console_login(client, "utf8-admin-2", "admin")
+        forms = (await client.get("/admin/api/forms/")).json()
+        slug = next(f["slug"] for f in forms if f["name"].startswith("冻结或解冻市民账户"))
+        body = b'{"citizen_id":"\xff","blocked":true}'
+        r = await client.post(
+            f"/admin/api/forms/{slug}/", content=body, headers={**csrf, "content-type": "application/json"}
+        )
+        assert_problem(r, 400, "malformed_request")

@@ -1,5 +1,6 @@
 """Bad input gets problem+json with the right status, never a 500 with internals."""
 
+import asyncio
 import logging
 
 import msgspec
@@ -29,6 +30,11 @@ def boom() -> None:
     raise RuntimeError("database password is hunter2")
 
 
+@get("/test/timeout")
+async def timeout() -> None:
+    await asyncio.wait_for(asyncio.sleep(10), 0.01)  # a timeout of its own, not the database's
+
+
 @get("/test/conflict", sync_to_thread=False)
 def conflict() -> None:
     raise Conflict("the thing is already there", thing_id="t1")
@@ -36,7 +42,7 @@ def conflict() -> None:
 
 class ProbePlugin(InitPlugin):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([create_thing, boom, conflict])
+        app_config.route_handlers.extend([create_thing, boom, conflict, timeout])
         return app_config
 
 
@@ -100,6 +106,10 @@ async def test_ten_megabyte_body(probe):
 
 async def test_app_error_maps_to_its_status_with_extra_fields(probe):
     body = assert_problem(await probe.get("/test/conflict"), 409, "conflict")
+    assert body["detail"] == "与当前状态冲突"  # a generic code's Chinese text: one language per answer
+    assert body["thing_id"] == "t1"
+    english = await probe.get("/test/conflict", headers={"Accept-Language": "en"})
+    body = assert_problem(english, 409, "conflict")
     assert body["detail"] == "the thing is already there"
     assert body["thing_id"] == "t1"
 
@@ -111,3 +121,10 @@ async def test_unexpected_error_is_a_500_problem_without_internals(probe, caplog
     assert "hunter2" not in r.text
     assert body["request_id"]
     assert any(rec.getMessage() == "unhandled error" for rec in caplog.records)
+
+
+async def test_a_timeout_that_is_not_the_database_s_is_a_500(probe, caplog):
+    """Only a timeout raised in the database driver means the database is not answering."""
+    with caplog.at_level(logging.ERROR, logger="shengshitong.errors"):
+        r = await probe.get("/test/timeout")
+    assert_problem(r, 500, "internal_error")

@@ -131,3 +131,56 @@ async def test_the_catalogue_describes_each_mini_app_in_both_languages(client):
     items = (await client.get("/api/v1/miniapps", headers=EN)).json()["items"]
     transit = next(i for i in items if i["id"] == "transit")
     assert transit["description"] == transit["description_en"]
+
+
+async def test_payment_errors_with_specifics_come_in_one_language(client, login, new_phone):
+    """An error whose detail names a state, an amount, a channel or a day: in Chinese the catalogue's
+    words with those values in them, in English the detail as it always was; the values are members."""
+    import base64
+
+    machines = client.runtime.services["auth"].machines
+
+    def basic(cred):
+        raw = f"{cred['client_id']}:{cred['client_secret']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    app = basic(await machines.create("miniapp", app_id="testgate"))
+    operator = basic(await machines.create("operator", name="ops"))
+    me = {"Authorization": f"Bearer {(await login(client, new_phone()))['access_token']}"}
+
+    async def both(method, path, body=None, headers=None):
+        zh = await client.request(method, path, json=body, headers=headers)
+        en = await client.request(method, path, json=body, headers={**(headers or {}), **EN})
+        assert (zh.status_code, zh.json()["code"]) == (en.status_code, en.json()["code"]), en.text
+        assert zh.headers["content-language"] == "zh-CN" and en.headers["content-language"] == "en"
+        return zh.json(), en.json()
+
+    r = await client.post(
+        "/api/v1/payments/orders", json={"reference": "lang-1", "amount": 1000}, headers=app
+    )
+    oid = r.json()["order_id"]
+    zh, en = await both(
+        "POST", f"/api/v1/payments/orders/{oid}/refunds", {"reference": "r", "amount": 1}, app
+    )
+    assert zh["code"] == "order_not_refundable" and zh["state"] == "created"
+    assert zh["detail"] == "只有已支付的订单才能退款；此订单尚未支付"
+    assert en["detail"] == "only a paid order can be refunded; this one is created"
+
+    zh, en = await both("POST", f"/api/v1/payments/orders/{oid}/pay", {"channel": "wechatpay"}, me)
+    assert zh["code"] == "unknown_channel" and chinese_only(zh["detail"])
+    assert "沙箱支付" in zh["detail"] and zh["available"] == ["sandbox"]
+    assert en["detail"] == "unknown channel 'wechatpay' (available: ['sandbox'])"
+
+    assert (await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)).status_code == 200
+    zh, en = await both("POST", f"/api/v1/payments/orders/{oid}/pay", {"channel": "sandbox"}, me)
+    assert zh["code"] == "order_not_payable" and zh["detail"] == "此订单已支付，不能再支付"
+    assert en["detail"] == "the order is paid"
+    refund = {"reference": "r-big", "amount": 2000}
+    zh, en = await both("POST", f"/api/v1/payments/orders/{oid}/refunds", refund, app)
+    assert zh["code"] == "refund_exceeds_payment" and zh["detail"] == "此订单最多还能退款 1000 分"
+    assert en["detail"] == "at most 1000 fen can still be refunded" and en["refundable"] == 1000
+
+    query = "?date=2026-11-27&channel=sandbox"
+    zh, en = await both("GET", f"/api/v1/payments/reconciliation{query}", headers=operator)
+    assert zh["code"] == "no_reconciliation" and zh["detail"].startswith("沙箱支付 2026-11-27 尚未对账")
+    assert en["detail"] == "no reconciliation of sandbox for 2026-11-27; run 'shengshi payments reconcile'"

@@ -116,3 +116,16 @@ def test_dashboard_and_shutdown_timings_are_checked(tmp_path):
         assert f"SHENGSHI_{var}" in text
     ok = load_settings({"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_SHUTDOWN_GRACE": "2.5"})
     assert ok.shutdown_grace == 2.5 and ok.dashboard_push_interval == 2.0
+
+
+def test_database_timeouts_are_checked(tmp_path):
+    env = {
+        "SHENGSHI_DATA_DIR": str(tmp_path),
+        "SHENGSHI_DB_COMMAND_TIMEOUT": "0",
+        "SHENGSHI_DB_ACQUIRE_TIMEOUT": "-1",
+    }
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    assert "SHENGSHI_DB_COMMAND_TIMEOUT" in str(err.value) and "SHENGSHI_DB_ACQUIRE_TIMEOUT" in str(err.value)
+    ok = load_settings({"SHENGSHI_DATA_DIR": str(tmp_path), "SHENGSHI_DB_COMMAND_TIMEOUT": "2.5"})
+    assert ok.db_command_timeout == 2.5 and ok.db_acquire_timeout == 5.0
