@@ -13,9 +13,9 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -24,7 +24,7 @@ log = logging.getLogger("shengshitong.settings")
 
 # Secrets the service needs; each is 32 random bytes in URL-safe base64 unless said otherwise.
 SECRET_FIELDS = ("secret_key", "key_encryption_key", "pii_keys")
-HIDDEN_FIELDS = (*SECRET_FIELDS, "wechatpay_apiv3_key", "sms_http_token")
+HIDDEN_FIELDS = (*SECRET_FIELDS, "sms_http_token")
 
 
 class SettingsError(Exception):
@@ -85,17 +85,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
     miniapps: str = "transit,parking,hospital,tourism"
     miniapp_scan_budget: float = 0.3
-    # Payments: enabled channels, and each channel's keys (files hold PEM keys; never in the repo)
+    # Payments: the enabled channels, in order (comma-separated names; each channel reads and checks
+    # its own settings, SHENGSHI_<CHANNEL>_*: see payments/registry.py)
     payment_channels: str = "sandbox"
     order_ttl: int = 1800
-    wechatpay_mchid: str = ""
-    wechatpay_appid: str = ""
-    wechatpay_apiv3_key: str = ""
-    wechatpay_platform_keys_dir: str = ""  # <serial>.pem per platform public key (several during rotation)
-    alipay_app_id: str = ""
-    alipay_seller_id: str = ""  # the merchant's Alipay user id (2088...): notifications must name it
-    alipay_public_key_file: str = ""
-    alipay_app_private_key_file: str = ""
     webhook_base_delay: float = 5.0
     webhook_max_attempts: int = 12
     webhook_interval: float = 1.0
@@ -107,6 +100,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Live dashboard: how often each worker publishes its scan counts, and how often viewers get a frame
     dashboard_flush_interval: float = 1.0
     dashboard_push_interval: float = 2.0
+    # The SHENGSHI_* variables no field above reads: plugins' own settings (a payment channel's keys),
+    # each read and checked by its plugin with :func:`load_section`. Not a variable of its own.
+    plugin_env: dict[str, str] = msgspec.field(default_factory=dict)
 
     # ---- derived values -------------------------------------------------------------------------
     @property
@@ -191,7 +187,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     environ = os.environ if environ is None else environ
     problems: list[str] = []
     values: dict[str, Any] = {}
+    names = {field.name for field in msgspec.structs.fields(Settings)}
+    # plugins' settings: the environment's, then the caller's (``wechatpay_mchid=...`` is
+    # SHENGSHI_WECHATPAY_MCHID, as a core field's override is its variable)
+    values["plugin_env"] = {
+        **{
+            k: v for k, v in environ.items() if k.startswith(PREFIX) and k[len(PREFIX) :].lower() not in names
+        },
+        **overrides.get("plugin_env", {}),
+        **{PREFIX + k.upper(): str(v) for k, v in overrides.items() if k not in names},
+    }
     for field in msgspec.structs.fields(Settings):
+        if field.name == "plugin_env":
+            continue
         var = PREFIX + field.name.upper()
         if field.name in overrides:
             values[field.name] = overrides[field.name]
@@ -249,10 +257,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             problems.append(f"{PREFIX}DATABASE_URL must point at PostgreSQL in prod (SQLite is for dev)")
         if settings.sms_gateway == "dev":
             problems.append(f"{PREFIX}SMS_GATEWAY=dev is the development gateway; prod needs 'http'")
-        if "sandbox" in settings.payment_channels.split(","):
-            problems.append(
-                f"{PREFIX}PAYMENT_CHANNELS names sandbox: anyone could 'pay' through it; not in prod"
-            )
         dev_file = Path(settings.data_dir) / "dev-secrets.json"
         if dev_file.exists():
             dev_values = json.loads(dev_file.read_text())
@@ -266,3 +270,31 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 def _shown(name: str, raw: str) -> str:
     return "<hidden>" if name in HIDDEN_FIELDS or "token" in name else repr(raw)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def load_section(
+    cls: type[S], prefix: str, source: Mapping[str, str], *, hidden: Collection[str] = ()
+) -> tuple[S | None, list[str]]:
+    """A plugin's own settings: each field of ``cls`` from ``<prefix><FIELD>`` in ``source`` (a
+    Settings' ``plugin_env``), converted from text like the core's. Returns the settings, or None and one
+    line per bad or missing value, each naming its variable (``hidden`` fields' values never shown)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(cls):
+        var = prefix + field.name.upper()
+        raw = source.get(var)
+        if raw is None or (raw == "" and field.required):
+            if field.required:
+                problems.append(f"{var} is required")
+            continue
+        try:
+            values[field.name] = msgspec.convert(raw, field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            shown = "<hidden>" if field.name in hidden else repr(raw)
+            problems.append(f"{var}={shown}: {exc}")
+    if problems:
+        return None, problems
+    return cls(**values), []

@@ -79,7 +79,7 @@ class ConsolePlugin(InitPlugin):
         ]
         # the sandbox's pay_url: a page only while the payment centre has the sandbox (never in production)
         payments = self.runtime.services.get("payments")
-        if payments is not None and "sandbox" in payments.channels:
+        if payments is not None and payments.page_channel is not None:
             handlers.append(SandboxPayPage)
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(

@@ -9,9 +9,21 @@ from typing import Any
 import click
 from litestar import Litestar
 
+from payments.registry import discover
+
 
 def _payments(app: Litestar) -> Any:
     return app.state.runtime.services["payments"]
+
+
+def _installed_channel(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A channel installed here (enabled or not: a statement may come after a channel is switched off)."""
+    installed = sorted(discover())
+    if value not in installed:
+        raise click.BadParameter(
+            f"{value!r} is not an installed payment channel (installed: {', '.join(installed)})"
+        )
+    return value
 
 
 @click.group("payments")
@@ -27,7 +39,9 @@ def payments() -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="business day (China time)",
 )
-@click.option("--channel", required=True, type=click.Choice(["wechatpay", "alipay", "sandbox"]))
+@click.option(
+    "--channel", required=True, callback=_installed_channel, help="an installed payment channel's name"
+)
 @click.option(
     "--statement",
     "statement",

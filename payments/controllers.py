@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import InvalidInput
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
+from payments.registry import NOTIFY_PATH
 from payments.schemas import (
     Order,
     OrderCreate,
@@ -145,62 +148,36 @@ async def enabled_channels(orders: NamedDependency[OrderService]) -> PaymentChan
     return PaymentChannels(channels=list(orders.channels))
 
 
-async def _notify(
-    channel: str, request: Request[Any, Any, Any], notifications: NotificationService
-) -> Response[bytes]:
-    body = await request.body()
-    reply, _ = await notifications.handle(channel, dict(request.headers), body)
-    return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
-
-
-NOTIFY_PATH = "/api/v1/payments/notify"
 NOTIFY_TAGS = ["payments: channel callbacks"]
 NOTIFY_OPT = {"own_format": "The channel's own acknowledgement or refusal (docs/payments.md)"}
 
 
-# Channel callbacks: verified over the raw bytes; every reply in the channel's own words. Only the
-# enabled channels' routes are registered (see the plugin). They follow the channels' protocols, not
-# this API's: the OpenAPI document says their answers are in the channel's own format.
-@post(
-    f"{NOTIFY_PATH}/wechatpay",
-    status_code=200,
-    tags=NOTIFY_TAGS,
-    opt=NOTIFY_OPT,
-    summary="WeChat Pay v3 notification",
-)
-async def notify_wechatpay(
-    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-) -> Response[bytes]:
-    return await _notify("wechatpay", request, notifications)
+def notify_route(enabled: list[str]) -> HTTPRouteHandler:
+    """The channels' callbacks, one route for all: ``POST /api/v1/payments/notify/{channel}``, verified
+    over the raw bytes by the channel and answered in its own words. The OpenAPI document lists the
+    enabled channels; any other name is the usual 404 problem (as a path that is not there)."""
 
+    async def notify(
+        channel: str, request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
+    ) -> Response[bytes]:
+        if channel not in notifications.channels:
+            raise NotFoundException()  # the same answer as a path that is not there
+        body = await request.body()
+        reply, _ = await notifications.handle(channel, dict(request.headers), body)
+        return Response(reply.body, status_code=reply.status, media_type=reply.media_type)
 
-@post(
-    f"{NOTIFY_PATH}/alipay",
-    status_code=200,
-    tags=NOTIFY_TAGS,
-    opt=NOTIFY_OPT,
-    summary="Alipay asynchronous notification",
-)
-async def notify_alipay(
-    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-) -> Response[bytes]:
-    return await _notify("alipay", request, notifications)
-
-
-@post(
-    f"{NOTIFY_PATH}/sandbox",
-    status_code=200,
-    tags=NOTIFY_TAGS,
-    opt=NOTIFY_OPT,
-    summary="Sandbox channel callback",
-)
-async def notify_sandbox(
-    request: Request[Any, Any, Any], notifications: NamedDependency[NotificationService]
-) -> Response[bytes]:
-    return await _notify("sandbox", request, notifications)
-
-
-NOTIFY_HANDLERS = {"wechatpay": notify_wechatpay, "alipay": notify_alipay, "sandbox": notify_sandbox}
+    # the document lists this deployment's channels (an annotation made here, not a name to resolve)
+    notify.__annotations__["channel"] = Annotated[
+        str, Parameter(description="the channel's name", schema_extra={"enum": list(enabled)})
+    ]
+    return post(
+        f"{NOTIFY_PATH}/{{channel:str}}",
+        status_code=200,
+        tags=NOTIFY_TAGS,
+        opt=NOTIFY_OPT,
+        summary="A payment channel's notification (in that channel's own protocol)",
+        description="Enabled here: " + ", ".join(enabled) + ". See docs/payments.md for each one's format.",
+    )(notify)
 
 
 class SandboxPayController(Controller):
@@ -221,7 +198,7 @@ class SandboxPayController(Controller):
         citizen: NamedDependency[CitizenPrincipal],
         orders: NamedDependency[OrderService],
     ) -> Order:
-        return msgspec.convert(await orders.pay_in_sandbox(order_id, citizen.citizen_id), Order)
+        return msgspec.convert(await orders.pay_on_page(order_id, citizen.citizen_id), Order)
 
 
 class ReconciliationController(Controller):

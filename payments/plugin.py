@@ -1,91 +1,33 @@
-"""How the payment centre plugs in: channels from settings, orders, callbacks, the webhook dispatcher."""
+"""How the payment centre plugs in: channels from the registry and settings, orders, callbacks, the
+webhook dispatcher."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
-from backend.crypto import Keyring, keyed_hash
+from backend.crypto import Keyring
 from backend.runtime import Runtime
-from backend.settings import Settings, decode_key
-from payments.channels.alipay import Alipay
-from payments.channels.base import Channel
-from payments.channels.sandbox import Sandbox
-from payments.channels.wechatpay import WeChatPay
+from payments.channels.base import Capability
 from payments.controllers import (
-    NOTIFY_HANDLERS,
     MyOrdersController,
     OrdersController,
     ReconciliationController,
     SandboxPayController,
     enabled_channels,
+    notify_route,
 )
+from payments.registry import build_channels
 from payments.services import NotificationService, OrderService
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
 log = logging.getLogger("shengshitong.payments")
-
-
-def _pem(path: str, private: bool = False) -> Any:
-    data = Path(path).read_bytes()
-    return (
-        serialization.load_pem_private_key(data, None) if private else serialization.load_pem_public_key(data)
-    )
-
-
-def build_channels(s: Settings, now: Callable[[], float]) -> dict[str, Channel]:
-    """Each enabled channel from its settings; a missing key names the setting."""
-    channels: dict[str, Channel] = {}
-    for name in [c.strip() for c in s.payment_channels.split(",") if c.strip()]:
-        if name == "sandbox":
-            sandbox_key = bytes.fromhex(keyed_hash(s.secret_bytes("secret_key"), "sandbox-channel", "v1"))
-            channels[name] = Sandbox(sandbox_key, s.public_url, now)
-        elif name == "wechatpay":
-            keys_dir = Path(s.wechatpay_platform_keys_dir)
-            if not (s.wechatpay_mchid and s.wechatpay_appid and s.wechatpay_apiv3_key and keys_dir.is_dir()):
-                raise ValueError(
-                    "wechatpay needs SHENGSHI_WECHATPAY_MCHID, _APPID, _APIV3_KEY and _PLATFORM_KEYS_DIR"
-                )
-            platform = {
-                p.stem: WeChatPay.load_public_key(p.read_bytes()) for p in sorted(keys_dir.glob("*.pem"))
-            }
-            key = (
-                s.wechatpay_apiv3_key.encode()
-                if len(s.wechatpay_apiv3_key) == 32
-                else decode_key(s.wechatpay_apiv3_key)
-            )
-            channels[name] = WeChatPay(
-                mchid=s.wechatpay_mchid,
-                appid=s.wechatpay_appid,
-                apiv3_key=key,
-                platform_keys=platform,
-            )
-        elif name == "alipay":
-            if not (s.alipay_app_id and s.alipay_seller_id and s.alipay_public_key_file):
-                raise ValueError(
-                    "alipay needs SHENGSHI_ALIPAY_APP_ID, _SELLER_ID and SHENGSHI_ALIPAY_PUBLIC_KEY_FILE"
-                )
-            channels[name] = Alipay(
-                app_id=s.alipay_app_id,
-                seller_id=s.alipay_seller_id,
-                alipay_public_key=_pem(s.alipay_public_key_file),
-                app_private_key=_pem(s.alipay_app_private_key_file, True)
-                if s.alipay_app_private_key_file
-                else None,
-                notify_url=f"{s.public_url}/api/v1/payments/notify/alipay",
-            )
-        else:
-            raise ValueError(f"unknown payment channel {name!r} in SHENGSHI_PAYMENT_CHANNELS")
-    return channels
 
 
 class PaymentsPlugin(InitPlugin):
@@ -93,6 +35,10 @@ class PaymentsPlugin(InitPlugin):
         s = runtime.settings
         self.runtime = runtime
         self.channels = build_channels(s, runtime.clock.time)
+        # the channel whose payment page this service serves (the sandbox's), if one is enabled
+        self.page_channel = next(
+            (name for name, c in self.channels.items() if Capability.PAY_PAGE in c.capabilities), None
+        )
         self.orders = OrderService(
             runtime.clock, self.channels, order_ttl=s.order_ttl, public_url=s.public_url
         )
@@ -165,9 +111,9 @@ class PaymentsPlugin(InitPlugin):
             MyOrdersController,
             enabled_channels,
         ]
-        # a channel that is not enabled has no notify route (its callbacks get the usual 404 problem)
-        handlers.extend(NOTIFY_HANDLERS[name] for name in self.channels)
-        if "sandbox" in self.channels:  # its payment page (pay_url) is the web faces' (console/)
+        if self.channels:  # one route for every channel; one that is not enabled gets the usual 404
+            handlers.append(notify_route(list(self.channels)))
+        if self.page_channel is not None:  # its payment page (pay_url) is the web faces' (console/)
             handlers.append(SandboxPayController)
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(

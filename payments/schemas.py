@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from payments.channels.base import ChannelName
 
 Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 Fen = Annotated[int, Meta(gt=0, le=100_000_000)]
@@ -82,7 +84,8 @@ class PaymentChannels(msgspec.Struct):
 
 
 class PayRequest(msgspec.Struct, forbid_unknown_fields=True):
-    channel: Literal["wechatpay", "alipay", "sandbox"]
+    # one of the enabled channels (GET /api/v1/payments/channels); another name is 422 unknown_channel
+    channel: ChannelName
 
 
 class RefundCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

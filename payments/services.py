@@ -26,8 +26,7 @@ from payments._books import (
     outbox,
 )
 from payments._notifications import NotificationService
-from payments.channels.base import Channel, refund_unavailable
-from payments.channels.sandbox import Sandbox
+from payments.channels.base import Capability, Channel, refund_unavailable
 from payments.tables import Overpayment, PaymentOrder, Refund
 
 __all__ = ["PAID_STATES", "PAYABLE_STATES", "NotificationService", "OrderService", "order_view"]
@@ -248,24 +247,22 @@ class OrderService:
         )
         return {"order_id": str(row["id"]), "channel": channel_name, "amount": row["amount"], "pay": payload}
 
-    async def pay_in_sandbox(self, order_id: str, citizen_id: str) -> dict[str, Any]:
-        """The sandbox's payment page: the citizen pays, the sandbox sends its signed callback."""
-        sandbox = self.channels.get("sandbox")
-        if not isinstance(sandbox, Sandbox) or self.callbacks is None:
+    def _able(self, capability: Capability) -> Channel | None:
+        """The first enabled channel (in the configured order) that can do ``capability``."""
+        return next((c for c in self.channels.values() if capability in c.capabilities), None)
+
+    async def pay_on_page(self, order_id: str, citizen_id: str) -> dict[str, Any]:
+        """The payment page this service serves (the sandbox's): the citizen pays, the channel sends its
+        signed callback."""
+        channel = self._able(Capability.PAY_PAGE)
+        if channel is None or self.callbacks is None:
             raise NotFound("the sandbox channel is not enabled here", code="channel_not_enabled")
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAID_STATES:
             if row["state"] not in PAYABLE_STATES:
                 raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
-            headers, body = sandbox.callback(
-                {
-                    "type": "payment.succeeded",
-                    "order_id": str(row["id"]),
-                    "amount": row["amount"],
-                    "txn_id": "sbx_" + str(row["id"])[:8],  # the same payment if paid twice
-                }
-            )
-            await self.callbacks.handle(sandbox.name, headers, body)
+            headers, body = await channel.pay_on_page({"order_ref": str(row["id"]), "amount": row["amount"]})
+            await self.callbacks.handle(channel.name, headers, body)
         return await self.get_for(order_id, citizen_id=citizen_id)
 
     # ---- refunds ---------------------------------------------------------------------------------
@@ -392,9 +389,10 @@ class OrderService:
         return len(closed)
 
     async def charge_deferred(self, order_id: str, *, owner: str) -> dict[str, Any]:
-        """Charge a deferred order against the citizen's payment agreement, through the channel of the
-        agreement (the sandbox debits at once and confirms with its signed callback). The charge is one
-        transaction of the agreement per order, so charging twice, even at once, charges once."""
+        """Charge a deferred order against the citizen's payment agreement, through the first enabled
+        channel that can (:attr:`Capability.DEFERRED_CHARGE`: the sandbox debits at once and confirms with
+        its signed callback). The charge is one transaction of the agreement per order, so charging
+        twice, even at once, charges once."""
         row = await self.get_for(order_id, owner=owner)
         if not row["deferred"]:
             raise Conflict("only a deferred order is charged against the agreement", code="not_deferred")
@@ -402,20 +400,15 @@ class OrderService:
             return row
         if row["state"] not in PAYABLE_STATES:
             raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
-        channel = self.channels.get("sandbox")
-        if not isinstance(channel, Sandbox) or self.callbacks is None:
+        channel = self._able(Capability.DEFERRED_CHARGE)
+        if channel is None or self.callbacks is None:
             raise ServiceUnavailable(
                 "no payment-agreement channel is reachable from this deployment; the "
                 "citizen pays the order in the app instead",
                 code="agreement_unavailable",
             )
-        headers, body = channel.callback(
-            {
-                "type": "payment.succeeded",
-                "order_id": row["order_id"],
-                "amount": row["amount"],
-                "txn_id": f"sbx_agr_{row['order_id'][:8]}",
-            }
+        headers, body = await channel.charge_agreement(
+            {"order_ref": row["order_id"], "amount": row["amount"]}
         )
         await self.callbacks.handle(channel.name, headers, body)
         return await self.get(order_id)

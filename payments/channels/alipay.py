@@ -23,15 +23,26 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote_plus
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from backend.errors import ServiceUnavailable
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply, channel_time
+from payments.channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelPlugin,
+    Notification,
+    NotificationRejected,
+    Reply,
+    SettingsProblem,
+    channel_time,
+)
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -184,3 +195,57 @@ class Alipay(Channel):
         # form-encoded as Alipay's SDKs do: the signed parameters in order, then the signature
         items = [(k, params[k]) for k in sorted(params) if params[k] != ""] + [("sign", sign.decode())]
         return {"order_string": "&".join(f"{k}={quote_plus(v)}" for k, v in items)}
+
+
+class AlipaySettings(msgspec.Struct, frozen=True):
+    """SHENGSHI_ALIPAY_*: the app, the merchant, Alipay's public key and the app's private key (files
+    holding PEM keys; never in the repo)."""
+
+    app_id: str
+    seller_id: str  # the merchant's Alipay user id (2088...): notifications must name it
+    public_key_file: str
+    app_private_key_file: str = ""  # without it, paying by Alipay is refused (notifications still work)
+
+
+def _key_file(var: str, path: str, private: bool) -> Any:
+    try:
+        data = Path(path).read_bytes()
+        key = (
+            serialization.load_pem_private_key(data, None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
+    except OSError as exc:
+        raise SettingsProblem(f"{var}: cannot read {path!r}: {exc.strerror}") from None
+    except (ValueError, TypeError):
+        raise SettingsProblem(
+            f"{var}: {path!r} is not a PEM {'private' if private else 'public'} key"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey if private else rsa.RSAPublicKey):
+        raise SettingsProblem(f"{var}: {path!r} is not an RSA key")
+    return key
+
+
+def _build(s: AlipaySettings, platform: ChannelContext) -> Alipay:
+    problems: list[str] = []
+    keys: list[Any] = []
+    for var, path, private in (
+        ("SHENGSHI_ALIPAY_PUBLIC_KEY_FILE", s.public_key_file, False),
+        ("SHENGSHI_ALIPAY_APP_PRIVATE_KEY_FILE", s.app_private_key_file, True),
+    ):
+        try:
+            keys.append(_key_file(var, path, private) if path else None)
+        except SettingsProblem as exc:
+            problems += exc.problems
+    if problems:
+        raise SettingsProblem(*problems)
+    return Alipay(
+        app_id=s.app_id,
+        seller_id=s.seller_id,
+        alipay_public_key=keys[0],
+        app_private_key=keys[1],
+        notify_url=platform.notify_url,
+    )
+
+
+PLUGIN = ChannelPlugin(channel=Alipay, settings=AlipaySettings, build=_build)

@@ -1,11 +1,19 @@
-"""What every payment channel adapter provides."""
+"""What every payment channel provides, and how a channel package declares itself.
+
+A channel is one module and one entry point in the ``shengshitong.payment_channels`` group naming its
+:class:`ChannelPlugin`: its :class:`Channel` class (name, capabilities), its settings (a msgspec Struct
+read from ``SHENGSHI_<NAME>_<FIELD>``) and how it is built from them and the :class:`ChannelContext`
+the platform gives every channel. See docs/payments.md, "Adding a payment channel".
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -104,11 +112,40 @@ class Reply(msgspec.Struct, frozen=True):
     media_type: str
 
 
+# A channel's name: the notify route's last segment, the ledger's ``channel:<name>`` account, and (upper
+# case) its settings' prefix
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,15}\Z"
+ChannelName = Annotated[str, Meta(min_length=1, max_length=16, pattern=NAME_PATTERN)]
+# a stored callback of this form: an immediate answer a channel gives (headers, raw body), verified
+# like any notification
+Callback = tuple[dict[str, str], bytes]
+
+
+class Capability(StrEnum):
+    """What the payment centre may ask of a channel beyond taking its notifications (every channel
+    verifies its callbacks and starts payments)."""
+
+    # the platform asks the channel for refunds (:meth:`Channel.request_refund`); without it a refund
+    # request is refused (503 channel_refund_unavailable) before anything is written, and refunds made
+    # at the channel's own console still arrive as its notifications
+    REFUNDS = "refunds"
+    # charges a deferred order against the citizen's payment agreement (:meth:`Channel.charge_agreement`)
+    DEFERRED_CHARGE = "deferred_charge"
+    # has a payment page on this service (the web faces' /sandbox/pay/{id}), paid through
+    # :meth:`Channel.pay_on_page`
+    PAY_PAGE = "pay_page"
+
+
 class Channel(ABC):
-    name: str
-    # whether this deployment can ask the channel for refunds (``request_refund``); a refund request on
-    # a channel that cannot is refused before anything is written
-    requests_refunds: bool = False
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # False for a channel that moves no real money (the sandbox): refused when SHENGSHI_ENV=prod
+    for_production: ClassVar[bool] = True
+
+    @property
+    def requests_refunds(self) -> bool:
+        """Whether this deployment can ask the channel for refunds (``request_refund``)."""
+        return Capability.REFUNDS in self.capabilities
 
     @abstractmethod
     def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> list[Notification]:
@@ -131,3 +168,63 @@ class Channel(ABC):
         means the channel refused before doing anything; any other exception leaves the outcome
         unknown."""
         raise refund_unavailable(self.name)
+
+    async def charge_agreement(self, order: dict[str, Any]) -> Callback:
+        """(:attr:`Capability.DEFERRED_CHARGE`) Charge a deferred order (``order_ref``, ``amount``) against
+        the citizen's agreement, once per order; returns the channel's callback confirming it."""
+        raise NotImplementedError(f"{self.name} cannot charge an agreement")
+
+    async def pay_on_page(self, order: dict[str, Any]) -> Callback:
+        """(:attr:`Capability.PAY_PAGE`) The citizen paid on this channel's page (``order_ref``,
+        ``amount``): the channel's callback for it (the same payment if paid twice)."""
+        raise NotImplementedError(f"{self.name} has no payment page")
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the platform gives every channel it builds."""
+
+    name: str
+    public_url: str  # the service's base URL, no trailing slash
+    notify_url: str  # where the channel sends its notifications: {public_url}/api/v1/payments/notify/<name>
+    now: Callable[[], float]  # the clock, Unix seconds
+    # 32 bytes derived from the platform's secret for this channel alone (a channel that signs its own
+    # callbacks, like the sandbox, needs no key of its own)
+    derived_key: bytes = field(repr=False)
+    env: str = "dev"  # dev, test or prod (SHENGSHI_ENV)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class SettingsProblem(Exception):
+    """Raised by a channel's ``build`` (or its settings' ``check``) for a value it cannot use: each
+    argument is one problem, naming its variable. Start-up lists them with every other bad setting."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class ChannelPlugin(Generic[S]):
+    """What a channel package declares through the ``shengshitong.payment_channels`` entry point."""
+
+    channel: type[Channel]
+    # its settings: each field is SHENGSHI_<NAME>_<FIELD> (a field with no default is required)
+    settings: type[S]
+    build: Callable[[S, ChannelContext], Channel]
+    # settings fields whose values are never shown (in start-up errors, logs or dumps)
+    secret_settings: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return self.channel.name
+
+    @property
+    def env_prefix(self) -> str:
+        return f"SHENGSHI_{self.name.upper()}_"
+
+
+class NoSettings(msgspec.Struct, frozen=True):
+    """The settings of a channel that has none."""

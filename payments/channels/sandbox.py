@@ -18,7 +18,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from backend.edge import json_too_deep
-from payments.channels.base import CALLBACK_MAX_DEPTH, Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import (
+    CALLBACK_MAX_DEPTH,
+    Callback,
+    Capability,
+    Channel,
+    ChannelContext,
+    ChannelPlugin,
+    NoSettings,
+    Notification,
+    NotificationRejected,
+    Reply,
+)
 
 WINDOW_SECONDS = 300
 PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order id>
@@ -26,7 +37,8 @@ PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order 
 
 class Sandbox(Channel):
     name = "sandbox"
-    requests_refunds = True
+    capabilities = frozenset({Capability.REFUNDS, Capability.DEFERRED_CHARGE, Capability.PAY_PAGE})
+    for_production = False  # anyone could 'pay' through it
 
     def __init__(self, key: bytes, public_url: str, now: Callable[[], float] = time.time) -> None:
         self._key = key
@@ -106,3 +118,31 @@ class Sandbox(Channel):
             "pay_url": f"{self._public_url}{PAGE_PATH}/{order['order_ref']}",
             "amount": order["amount"],
         }
+
+    async def pay_on_page(self, order: dict[str, Any]) -> Callback:
+        return self.callback(
+            {
+                "type": "payment.succeeded",
+                "order_id": order["order_ref"],
+                "amount": order["amount"],
+                "txn_id": "sbx_" + order["order_ref"][:8],  # the same payment if paid twice
+            }
+        )
+
+    async def charge_agreement(self, order: dict[str, Any]) -> Callback:
+        """The sandbox debits at once: one transaction of the agreement per order."""
+        return self.callback(
+            {
+                "type": "payment.succeeded",
+                "order_id": order["order_ref"],
+                "amount": order["amount"],
+                "txn_id": f"sbx_agr_{order['order_ref'][:8]}",
+            }
+        )
+
+
+def _build(settings: NoSettings, platform: ChannelContext) -> Sandbox:
+    return Sandbox(platform.derived_key, platform.public_url, platform.now)
+
+
+PLUGIN = ChannelPlugin(channel=Sandbox, settings=NoSettings, build=_build)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -23,12 +24,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
+from backend.settings import decode_key
 from payments.channels.base import (
     CALLBACK_MAX_DEPTH,
     Channel,
+    ChannelContext,
+    ChannelPlugin,
     Notification,
     NotificationRejected,
     Reply,
+    SettingsProblem,
     channel_time,
 )
 
@@ -254,3 +259,58 @@ class WeChatPay(Channel):
             "reach; choose another channel",
             code="channel_unavailable",
         )
+
+
+class WeChatPaySettings(msgspec.Struct, frozen=True):
+    """SHENGSHI_WECHATPAY_*: the merchant, its app, the APIv3 key, and WeChat's platform keys."""
+
+    mchid: str
+    appid: str
+    # 32 characters as WeChat's console shows it, or the 32 bytes in URL-safe base64 (never shown)
+    apiv3_key: str
+    platform_keys_dir: str  # <serial>.pem per platform public key (several during rotation)
+
+
+def _apiv3_key(value: str) -> bytes:
+    if len(value) == 32:
+        return value.encode()
+    try:
+        key = decode_key(value)
+    except (ValueError, UnicodeError):
+        key = b""
+    if len(key) != 32:
+        raise SettingsProblem(
+            "SHENGSHI_WECHATPAY_APIV3_KEY: must be the 32-character APIv3 key "
+            "(or its 32 bytes in URL-safe base64)"
+        )
+    return key
+
+
+def _build(s: WeChatPaySettings, platform: ChannelContext) -> WeChatPay:
+    problems = []
+    try:
+        key = _apiv3_key(s.apiv3_key)
+    except SettingsProblem as exc:
+        problems += exc.problems
+    keys_dir = Path(s.platform_keys_dir)
+    keys: dict[str, rsa.RSAPublicKey] = {}
+    if not keys_dir.is_dir():
+        problems.append(f"SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR: {s.platform_keys_dir!r} is not a directory")
+    else:
+        for path in sorted(keys_dir.glob("*.pem")):
+            try:
+                keys[path.stem] = WeChatPay.load_public_key(path.read_bytes())
+            except ValueError as exc:
+                problems.append(f"SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR: {path.name}: {exc}")
+        if not keys and not problems:
+            problems.append(
+                f"SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR: no <serial>.pem in {s.platform_keys_dir!r}"
+            )
+    if problems:
+        raise SettingsProblem(*problems)
+    return WeChatPay(mchid=s.mchid, appid=s.appid, apiv3_key=key, platform_keys=keys)
+
+
+PLUGIN = ChannelPlugin(
+    channel=WeChatPay, settings=WeChatPaySettings, build=_build, secret_settings=frozenset({"apiv3_key"})
+)
