@@ -8,11 +8,16 @@ PORT   ?= 8000
 
 .PHONY: install browser run test test-sqlite test-postgres lint bench screenshots clean
 
-$(STAMP): pyproject.toml
+# Packages that plug in from outside (examples/), installed editable next to the platform as any
+# third-party package would be: the tests enable and use them. One line each.
+EXAMPLES :=
+EXAMPLES += examples/example-channel
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' $(addprefix -e ,$(EXAMPLES))
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from pathlib import Path
 from typing import IO
 
 from litestar import Litestar
 
 from backend.app import create_app
-from backend.settings import load_settings
+from backend.settings import SettingsError, load_settings
 
 _lock_file: IO[str] | None = None
 
@@ -41,11 +42,16 @@ def _hold_inprocess_lock(data_dir: str) -> None:
 
 
 def serve_app() -> Litestar:
-    """Factory every server worker calls."""
-    settings = load_settings()
-    if not settings.uses_redis:
-        _hold_inprocess_lock(settings.data_dir)
-    return create_app(settings)
+    """Factory every server worker calls. Bad settings (the core's, or a plugin's own, checked as the
+    app is built) stop it with their list, not a traceback."""
+    try:
+        settings = load_settings()
+        if not settings.uses_redis:
+            _hold_inprocess_lock(settings.data_dir)
+        return create_app(settings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
 
 
 def cli_app() -> Litestar:

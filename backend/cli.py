@@ -64,6 +64,9 @@ def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | 
 
     try:
         return asyncio.run(main())
+    except SettingsError as exc:  # a plugin's own settings, checked as the app is built
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     except AppError as exc:
         click.echo(f"error: {exc.detail}", err=True)
         sys.exit(1)

@@ -104,6 +104,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # each read and checked by its plugin with :func:`load_section`. Not a variable of its own.
     plugin_env: dict[str, str] = msgspec.field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Secrets, and plugins' values (a channel's keys among them), never shown: names only."""
+        shown = []
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "plugin_env":
+                shown.append(f"plugin_env=<{', '.join(sorted(value)) or 'none'}: values hidden>")
+            else:
+                shown.append(f"{field.name}={'<hidden>' if field.name in HIDDEN_FIELDS else repr(value)}")
+        return f"Settings({', '.join(shown)})"
+
     # ---- derived values -------------------------------------------------------------------------
     @property
     def sqlite_path(self) -> str:

@@ -14,13 +14,14 @@ import binascii
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from msgspec import Meta
 
 from backend.edge import json_too_deep
 from backend.errors import ServiceUnavailable
@@ -267,31 +268,17 @@ class WeChatPaySettings(msgspec.Struct, frozen=True):
     mchid: str
     appid: str
     # 32 characters as WeChat's console shows it, or the 32 bytes in URL-safe base64 (never shown)
-    apiv3_key: str
+    apiv3_key: Annotated[str, Meta(pattern=r"^(?:.{32}|[A-Za-z0-9_-]{43}=?)\Z")]
     platform_keys_dir: str  # <serial>.pem per platform public key (several during rotation)
 
 
 def _apiv3_key(value: str) -> bytes:
-    if len(value) == 32:
-        return value.encode()
-    try:
-        key = decode_key(value)
-    except (ValueError, UnicodeError):
-        key = b""
-    if len(key) != 32:
-        raise SettingsProblem(
-            "SHENGSHI_WECHATPAY_APIV3_KEY: must be the 32-character APIv3 key "
-            "(or its 32 bytes in URL-safe base64)"
-        )
-    return key
+    """The key as WeChat's console shows it (32 characters), or its bytes in URL-safe base64."""
+    return value.encode() if len(value) == 32 else decode_key(value)
 
 
 def _build(s: WeChatPaySettings, platform: ChannelContext) -> WeChatPay:
     problems = []
-    try:
-        key = _apiv3_key(s.apiv3_key)
-    except SettingsProblem as exc:
-        problems += exc.problems
     keys_dir = Path(s.platform_keys_dir)
     keys: dict[str, rsa.RSAPublicKey] = {}
     if not keys_dir.is_dir():
@@ -308,7 +295,7 @@ def _build(s: WeChatPaySettings, platform: ChannelContext) -> WeChatPay:
             )
     if problems:
         raise SettingsProblem(*problems)
-    return WeChatPay(mchid=s.mchid, appid=s.appid, apiv3_key=key, platform_keys=keys)
+    return WeChatPay(mchid=s.mchid, appid=s.appid, apiv3_key=_apiv3_key(s.apiv3_key), platform_keys=keys)
 
 
 PLUGIN = ChannelPlugin(
