@@ -22,6 +22,7 @@ it is written here.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -123,8 +124,15 @@ TERMS: dict[str, dict[str, str]] = {
         "closed": "已关闭",
         "failed": "支付失败",
     },
-    "channel": {"wechatpay": "微信支付", "alipay": "支付宝", "sandbox": "沙箱支付", "this channel": "该渠道"},
+    # a payment channel's name in Chinese comes from the channel (payments/registry.py adds them)
+    "channel": {"this channel": "该渠道"},
 }
+
+
+def add_terms(kind: str, words: Mapping[str, str]) -> None:
+    """Terms a plugin brings (a payment channel's Chinese name): ``{value:kind}`` writes them."""
+    TERMS.setdefault(kind, {}).update(words)
+
 
 # code -> (zh-CN, en). ``{method}`` and ``{path}`` are the request's; other ``{name}``s come from the
 # error's extension members (a raise names its specifics: ``Conflict(..., state=row["state"])``). A

@@ -138,6 +138,8 @@ def own_format(handler: HTTPRouteHandler, description: str) -> dict[Any, Respons
 
     return {
         handler.status_code: anything(description),
+        # the protocol's refusal (a channel's failure reply is a 400), or the edge's problem+json
+        400: anything(f"{description}: a refusal; a request the edge refuses gets problem+json"),
         "default": anything(f"{description}; a request the edge refuses gets problem+json"),
     }
 

@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from backend.crypto import keyed_hash
+from backend.i18n import add_terms
 from backend.settings import PREFIX, Settings, SettingsError, load_section
 from payments.channels.base import NAME_PATTERN, Channel, ChannelContext, ChannelPlugin, SettingsProblem
 
@@ -61,6 +62,11 @@ def discover(extra: list[ChannelPlugin[Any]] | None = None) -> dict[str, Channel
     return {name: plugin for name, (plugin, _) in found.items()}
 
 
+def add_channel_terms(installed: dict[str, ChannelPlugin[Any]]) -> None:
+    """Each installed channel's Chinese name, for the errors that name a channel (``{channel:channel}``)."""
+    add_terms("channel", {name: p.channel.title_zh for name, p in installed.items() if p.channel.title_zh})
+
+
 def wanted(settings: Settings) -> list[str]:
     return [c.strip() for c in settings.payment_channels.split(",") if c.strip()]
 
@@ -87,6 +93,7 @@ def build_channels(
     :class:`SettingsError` naming every problem of every enabled channel (an unknown name lists the
     installed ones; a development-only channel is refused in prod)."""
     installed = discover() if installed is None else installed
+    add_channel_terms(installed)
     names = wanted(settings)
     var = f"{PREFIX}PAYMENT_CHANNELS"
     problems: list[str] = []

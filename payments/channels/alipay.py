@@ -75,6 +75,7 @@ def request_signing_string(params: Mapping[str, str]) -> str:
 
 class Alipay(Channel):
     name = "alipay"
+    title_zh = "支付宝"
 
     def __init__(
         self,

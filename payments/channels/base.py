@@ -138,6 +138,7 @@ class Capability(StrEnum):
 
 class Channel(ABC):
     name: ClassVar[str]
+    title_zh: ClassVar[str] = ""  # its name as a Chinese text writes it (微信支付); the name when empty
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     # False for a channel that moves no real money (the sandbox): refused when SHENGSHI_ENV=prod
     for_production: ClassVar[bool] = True

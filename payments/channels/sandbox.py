@@ -37,6 +37,7 @@ PAGE_PATH = "/sandbox/pay"  # the payment page a person opens: PAGE_PATH/<order 
 
 class Sandbox(Channel):
     name = "sandbox"
+    title_zh = "沙箱支付"
     capabilities = frozenset({Capability.REFUNDS, Capability.DEFERRED_CHARGE, Capability.PAY_PAGE})
     for_production = False  # anyone could 'pay' through it
 

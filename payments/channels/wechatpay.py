@@ -105,6 +105,7 @@ def _json(obj: Any) -> bytes:
 
 class WeChatPay(Channel):
     name = "wechatpay"
+    title_zh = "微信支付"
 
     def __init__(
         self,

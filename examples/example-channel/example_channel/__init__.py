@@ -94,6 +94,7 @@ def sign(key: bytes, timestamp: int | str, body: bytes) -> str:
 
 class ExampleBank(Channel):
     name = NAME
+    title_zh = "示例银行"
     capabilities = frozenset({Capability.REFUNDS})
 
     def __init__(
