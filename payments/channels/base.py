@@ -18,7 +18,32 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
-from backend.errors import ServiceUnavailable
+from backend.edge import json_too_deep
+from backend.errors import InvalidInput, ServiceUnavailable
+from backend.settings import decode_key
+
+# The contract a channel package imports (nothing else of the platform): the names below, and what
+# the platform's errors and helpers a channel needs are re-exported here.
+__all__ = [
+    "CALLBACK_MAX_DEPTH",
+    "Callback",
+    "Capability",
+    "Channel",
+    "ChannelContext",
+    "ChannelName",
+    "ChannelPlugin",
+    "InvalidInput",
+    "NoSettings",
+    "Notification",
+    "NotificationRejected",
+    "Reply",
+    "ServiceUnavailable",
+    "SettingsProblem",
+    "channel_time",
+    "decode_key",
+    "json_too_deep",
+    "refund_unavailable",
+]
 
 # How deep a channel's JSON may nest before it is refused undecoded (a decoder recurses per level, up to
 # Python's limit). WeChat's notices are 3 levels deep; a channel's fields the payment centre ignores

@@ -30,20 +30,22 @@ import httpx
 import msgspec
 from msgspec import Meta
 
-from backend.edge import json_too_deep
-from backend.errors import InvalidInput, ServiceUnavailable
-from backend.settings import decode_key
+# the channel contract is all it imports from the platform
 from payments.channels.base import (
     CALLBACK_MAX_DEPTH,
     Capability,
     Channel,
     ChannelContext,
     ChannelPlugin,
+    InvalidInput,
     Notification,
     NotificationRejected,
     Reply,
+    ServiceUnavailable,
     SettingsProblem,
     channel_time,
+    decode_key,
+    json_too_deep,
 )
 
 log = logging.getLogger("example_channel")
