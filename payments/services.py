@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from auth.tables import MachineClient
 from backend import audit, db
 from backend.clock import Clock
 from backend.errors import AppError, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.runtime import Slot
 from payments._books import (
     ALL_ORDER_COLUMNS,
     PAID_STATES,
@@ -27,21 +29,37 @@ from payments._books import (
 )
 from payments._notifications import NotificationService
 from payments.channels.base import Capability, Channel, refund_unavailable
+from payments.events import OwnerSubscribers
 from payments.tables import Overpayment, PaymentOrder, Refund
+from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
-__all__ = ["PAID_STATES", "PAYABLE_STATES", "NotificationService", "OrderService", "order_view"]
+__all__ = [
+    "PAID_STATES",
+    "PAYABLE_STATES",
+    "PAYMENTS",
+    "NotificationService",
+    "OrderService",
+    "PaymentServices",
+    "order_view",
+]
 
 
 class OrderService:
     def __init__(
-        self, clock: Clock, channels: dict[str, Channel], *, order_ttl: int = 1800, public_url: str = ""
+        self,
+        clock: Clock,
+        channels: dict[str, Channel],
+        *,
+        callbacks: NotificationService,
+        order_ttl: int = 1800,
+        public_url: str = "",
     ) -> None:
         self.clock = clock
         self.channels = channels
         self.order_ttl = order_ttl
         self.public_url = public_url.rstrip("/")
         # where a channel's immediate callback goes (the sandbox confirms refunds at once)
-        self.callbacks: NotificationService | None = None
+        self.callbacks = callbacks
 
     # ---- reading ---------------------------------------------------------------------------------
     def pay_link(self, order_id: str) -> dict[str, str]:
@@ -255,7 +273,7 @@ class OrderService:
         """The payment page this service serves (the sandbox's): the citizen pays, the channel sends its
         signed callback."""
         channel = self._able(Capability.PAY_PAGE)
-        if channel is None or self.callbacks is None:
+        if channel is None:
             raise NotFound("the sandbox channel is not enabled here", code="channel_not_enabled")
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAID_STATES:
@@ -363,7 +381,7 @@ class OrderService:
             # the channel said no before doing anything: the refund never was, and holds no room
             await Refund.delete().where((Refund.id == refund["id"]) & (Refund.state == "pending")).run()
             raise
-        if callback is not None and self.callbacks is not None:
+        if callback is not None:
             await self.callbacks.handle(channel.name, *callback)
 
     # ---- closing and charging --------------------------------------------------------------------
@@ -401,7 +419,7 @@ class OrderService:
         if row["state"] not in PAYABLE_STATES:
             raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
         channel = self._able(Capability.DEFERRED_CHARGE)
-        if channel is None or self.callbacks is None:
+        if channel is None:
             raise ServiceUnavailable(
                 "no payment-agreement channel is reachable from this deployment; the "
                 "citizen pays the order in the app instead",
@@ -443,3 +461,24 @@ class OrderService:
             .run()
         )
         return sum(r["amount"] for r in rows)
+
+
+@dataclass(frozen=True)
+class PaymentServices:
+    """The payment centre as the rest of the platform uses it (built in ``payments.plugin``)."""
+
+    channels: dict[str, Channel]
+    orders: OrderService
+    notifications: NotificationService
+    endpoints: WebhookEndpoints
+    webhooks: WebhookDispatcher
+    # the platform's handlers of order events (the mini-app platform subscribes for its apps' orders)
+    subscribers: OwnerSubscribers
+
+    @property
+    def page_channel(self) -> str | None:
+        """The enabled channel paid on this service's own payment page (the sandbox), if any."""
+        return next((n for n, c in self.channels.items() if Capability.PAY_PAGE in c.capabilities), None)
+
+
+PAYMENTS = Slot[PaymentServices]("payments")

@@ -127,7 +127,7 @@ async def _events(oid):
 
 async def test_an_order_paid_and_refunded_through_the_example_channel(world, bank, frozen_clock):
     client, app_auth, me, openid = world
-    payments = client.runtime.services["payments"]
+    payments = client.services.payments
     assert (await client.get("/api/v1/payments/channels")).json() == {"channels": ["sandbox", "examplebank"]}
     endpoint = await payments.endpoints.add("miniapp:testgate", "https://merchant.example/hooks")
     seen = []
