@@ -85,14 +85,14 @@ def emit_json(obj: Any) -> None:
 
 @cli.command("migrate")
 def migrate_command() -> None:
-    """Apply every pending database migration."""
-    from backend import db
+    """Apply every pending database migration: the platform's, then each enabled mini-app's."""
+    from backend import db, piccolo_conf
 
     settings = settings_or_exit()
 
     async def main() -> str:
         engine = db.create_engine(settings)
-        return await db.migrate(engine, quiet=True)
+        return await db.migrate(engine, piccolo_conf.app_configs(settings), quiet=True)
 
     report = asyncio.run(main())
     click.echo(report.strip() or "migrations applied")

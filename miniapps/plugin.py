@@ -15,7 +15,7 @@ from backend.scans import MyScansController, ScanRouter, ScansController
 from miniapps.contract import MiniApp
 from miniapps.controllers import GrantsController, MiniAppsController
 from miniapps.deps import DEPENDENCIES, AppCaller, citizen_caller
-from miniapps.registry import MiniAppError, discover, enabled, load_config
+from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
 from miniapps.services import AppPlatform, MiniAppAuth, Pairwise
 
 
@@ -23,10 +23,12 @@ class MiniAppsPlugin(InitPlugin):
     def __init__(self, runtime: Runtime, extra: list[type[MiniApp]] | None = None) -> None:
         self.runtime = runtime
         s = runtime.settings
-        wanted = [a.strip() for a in s.miniapps.split(",") if a.strip()]
+        named = wanted(s.miniapps)
         classes = enabled(
-            wanted + [c.manifest.id for c in extra or [] if c.manifest.id not in wanted], discover(extra)
+            named + [c.manifest.id for c in extra or [] if c.manifest.id not in named], discover(extra)
         )
+        # each one's Piccolo app is checked at start-up (and its tables loaded, so the engine binds them)
+        piccolo_apps(classes)
         self.apps: dict[str, MiniApp] = {}
         for cls in classes:
             platform = AppPlatform(

@@ -42,7 +42,7 @@ os.environ.update(
 import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
 
-from backend import db  # noqa: E402
+from backend import db, piccolo_conf  # noqa: E402
 from backend.app import build_runtime, create_app  # noqa: E402
 from backend.clock import Clock, FrozenClock  # noqa: E402
 from backend.runtime import Runtime  # noqa: E402
@@ -115,7 +115,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def migrated(settings: Settings) -> AsyncIterator[None]:
     engine = db.create_engine(settings)
-    await db.migrate(engine, quiet=True)
+    await db.migrate(engine, piccolo_conf.app_configs(settings), quiet=True)
     yield
     if settings.uses_redis:
         store = RedisStore(settings.redis_url, prefix=settings.store_prefix)
@@ -124,10 +124,8 @@ async def migrated(settings: Settings) -> AsyncIterator[None]:
 
 
 async def _truncate(settings: Settings) -> None:
-    from backend.piccolo_app import APP_CONFIG
-
     engine = db.current_engine()
-    names = [t._meta.tablename for t in APP_CONFIG.table_classes]
+    names = [t._meta.tablename for app in piccolo_conf.app_configs(settings) for t in app.table_classes]
     if not names:
         return
     if settings.uses_postgres:
