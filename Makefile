@@ -8,11 +8,16 @@ PORT   ?= 8000
 
 .PHONY: install browser run test test-sqlite test-postgres lint bench screenshots clean
 
-$(STAMP): pyproject.toml
+# The packages in examples/ plug in from outside: each is installed as a package of its own, the way a
+# third party's would be (the tests use them end to end).
+EXAMPLES := examples/hello-miniapp
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(addprefix -e ,$(EXAMPLES))
 	@touch $(STAMP)
 
 install: $(STAMP)

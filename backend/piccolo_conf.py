@@ -6,8 +6,9 @@ when unset).
 
 ``APP_REGISTRY`` holds the platform's Piccolo app and each enabled mini-app's (``SHENGSHI_MINIAPPS``,
 found through the mini-apps' entry points: none is named here), so Piccolo's CLI works for any of them:
-``piccolo migrations new shengshitong --auto``, ``SHENGSHI_MINIAPPS=hello piccolo migrations new hello
---auto``. ``shengshi migrate`` applies the same apps (:func:`app_configs`).
+``piccolo migrations new shengshitong --auto`` for the platform, ``SHENGSHI_MINIAPPS=<id> piccolo
+migrations new <id> --auto`` for a mini-app (see docs/miniapps.md). ``shengshi migrate`` applies the
+same apps (:func:`app_configs`).
 """
 
 from __future__ import annotations

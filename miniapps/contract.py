@@ -188,7 +188,7 @@ class MiniApp(ABC):
     """Subclass this, set ``manifest``, and implement :meth:`on_scan`."""
 
     manifest: ClassVar[Manifest]
-    # The module holding this mini-app's Piccolo app (``APP_CONFIG``), e.g. "hello_miniapp.piccolo_app";
+    # The module holding this mini-app's Piccolo app (``APP_CONFIG``), e.g. "my_miniapp.piccolo_app";
     # None: the mini-app keeps no tables. See the module's docstring.
     piccolo_app: ClassVar[str | None] = None
     # Scanners ``shengshi seed-demo`` enrols for this mini-app (at places of its demo data).
