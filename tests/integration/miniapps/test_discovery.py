@@ -71,3 +71,13 @@ def test_an_unknown_enabled_app_stops_start_up(make_runtime):
 
     with pytest.raises(MiniAppError, match="'nosuchapp', which is not installed"):
         create_app(runtime=make_runtime(miniapps="nosuchapp"))
+
+
+async def test_its_tables_use_the_apps_database_engine(hello_installed, make_client):
+    from hello_miniapp.tables import HelloDoor, HelloVisit
+    from piccolo.conf.apps import Finder
+
+    async with make_client(miniapps=[], miniapps_enabled="hello") as client:
+        engine = client.runtime.engine
+        assert HelloDoor._meta.db is engine and HelloVisit._meta.db is engine
+        assert Finder().get_engine() is engine  # Piccolo's own lookup (its migrations use it)
