@@ -10,6 +10,7 @@ live under a per-run prefix that is deleted afterwards. An unreachable server is
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import tempfile
@@ -123,9 +124,16 @@ async def migrated(settings: Settings) -> AsyncIterator[None]:
         await store.close()
 
 
+@functools.cache
+def _table_names(miniapps: str) -> list[str]:
+    """Every table of the platform and of the mini-apps ``miniapps`` enables."""
+    apps = piccolo_conf.app_configs(load_settings(miniapps=miniapps, **SECRETS))
+    return [t._meta.tablename for app in apps for t in app.table_classes]
+
+
 async def _truncate(settings: Settings) -> None:
     engine = db.current_engine()
-    names = [t._meta.tablename for app in piccolo_conf.app_configs(settings) for t in app.table_classes]
+    names = _table_names(settings.miniapps)
     if not names:
         return
     if settings.uses_postgres:
