@@ -196,12 +196,14 @@ async def migrate(engine: Engine, apps: Sequence[AppConfig], *, quiet: bool = Fa
     platform = apps[0]
     out = io.StringIO()
     with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
-        await ForwardsMigrationManager(app_name=platform.app_name).create_migration_table()
+        manager = ForwardsMigrationManager(app_name=platform.app_name)
+        await manager.create_migration_table()
+        platform_ids = set(manager.get_migration_modules(platform.resolved_migrations_folder_path))
         for app in ordered:
             print(f"== {app.app_name}")
             manager = ForwardsMigrationManager(app_name=app.app_name)
             if app is not platform:
-                await _adopt(manager, app, platform)
+                await _adopt(manager, app, platform.app_name, platform_ids)
             result = await manager.run_migrations(app)
             if not result.success:
                 raise RuntimeError(f"migrations of {app.app_name} failed: {result.message}")
@@ -225,18 +227,19 @@ def _in_dependency_order(apps: Sequence[AppConfig]) -> list[AppConfig]:
     return ordered
 
 
-async def _adopt(manager: ForwardsMigrationManager, app: AppConfig, platform: AppConfig) -> None:
+async def _adopt(
+    manager: ForwardsMigrationManager, app: AppConfig, platform: str, platform_ids: set[str]
+) -> None:
     """Record as run under ``app``'s name its migrations that a database ran under the platform's name,
     when they were the platform's (before mini-apps had migrations of their own). Copies the records
     (with the time they ran); nothing else is read or written."""
-    ids = set(manager.get_migration_modules(app.resolved_migrations_folder_path))
-    ids -= set(manager.get_migration_modules(platform.resolved_migrations_folder_path))
+    ids = set(manager.get_migration_modules(app.resolved_migrations_folder_path)) - platform_ids
     ids -= set(await Migration.get_migrations_which_ran(app_name=app.app_name))
     if not ids:
         return
     moved = (
         await Migration.select(Migration.name, Migration.ran_on)
-        .where((Migration.app_name == platform.app_name) & Migration.name.is_in(sorted(ids)))
+        .where((Migration.app_name == platform) & Migration.name.is_in(sorted(ids)))
         .run()
     )
     if moved:
