@@ -33,7 +33,7 @@ PICCOLO_CONF = "backend.piccolo_conf"
 CONNECT_TIMEOUT = 5.0
 
 
-class BoundedPool(asyncpg.Pool):
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type information
     """asyncpg's pool, whose ``acquire`` waits at most ``acquire_timeout`` seconds when the caller names
     no timeout (Piccolo names none, so a request waited without end for a connection while the server
     did not answer). asyncpg applies the same bound to giving the connection back, which waits for a
@@ -47,7 +47,7 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 
-def create_engine(settings: Settings) -> Engine:
+def create_engine(settings: Settings) -> Engine[Any]:
     if settings.uses_postgres:
         # timeout: seconds to open a connection; a server that does not answer at all (a cut network)
         # gives a 503 after this instead of asyncpg's default minute
@@ -101,10 +101,10 @@ def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:
     return found
 
 
-_bound: Engine | None = None
+_bound: Engine[Any] | None = None
 
 
-def bind_engine(engine: Engine) -> None:
+def bind_engine(engine: Engine[Any]) -> None:
     """Make ``engine`` the one Piccolo uses everywhere in this process: every table class loaded now
     (the platform's and the mini-apps'), and through ``PICCOLO_CONF`` every one loaded later and
     Piccolo's migrations."""
@@ -115,18 +115,18 @@ def bind_engine(engine: Engine) -> None:
         table._meta.db = engine
 
 
-def bound_engine() -> Engine | None:
+def bound_engine() -> Engine[Any] | None:
     """The engine :func:`bind_engine` bound in this process, if any."""
     return _bound
 
 
-def current_engine() -> Engine:
+def current_engine() -> Engine[Any]:
     if _bound is None:
         raise RuntimeError("no database engine is bound in this process (backend.db.bind_engine)")
     return _bound
 
 
-def transaction(engine: Engine | None = None) -> Any:
+def transaction(engine: Engine[Any] | None = None) -> Any:
     """A write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN, so two writers
     never both read and then fail to upgrade (the convention's rule for SQLite writes)."""
     engine = engine or current_engine()
@@ -147,7 +147,7 @@ def for_update(query: Select[Any]) -> Select[Any]:
     return query
 
 
-async def start(engine: Engine, settings: Settings) -> None:
+async def start(engine: Engine[Any], settings: Settings) -> None:
     if isinstance(engine, PostgresEngine):
         # Piccolo's start_connection_pool makes asyncpg's own pool; this one bounds acquire. Only the
         # pool's connections get the statement timeout: migrations run on connections of their own.
@@ -169,16 +169,16 @@ async def start(engine: Engine, settings: Settings) -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
-async def stop(engine: Engine) -> None:
+async def stop(engine: Engine[Any]) -> None:
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
 
 
-async def ping(engine: Engine) -> None:
+async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 
-async def migrate(engine: Engine, apps: Sequence[AppConfig], *, quiet: bool = False) -> str:
+async def migrate(engine: Engine[Any], apps: Sequence[AppConfig], *, quiet: bool = False) -> str:
     """Apply every migration not yet applied of each Piccolo app in ``apps``, each app after the ones
     it depends on (``migration_dependencies``), otherwise in the order given; return Piccolo's report.
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import secrets
 
+from auth.services import AuthServices
 from auth.tables import MachineClient
-from backend.runtime import Runtime
 from console.operators import OperatorService
 from console.tables import ConsoleOperator
+from miniapps.contract import MiniApp
 
 
-async def seed(runtime: Runtime, operators: OperatorService) -> list[str]:
-    apps = runtime.services["miniapps"].apps
-    auth = runtime.services["auth"]
+async def seed(auth: AuthServices, apps: dict[str, MiniApp], operators: OperatorService) -> list[str]:
     made = renamed = 0
     scanners = [(app_id, demo) for app_id, app in apps.items() for demo in app.demo_scanners]
     for app_id, demo in scanners:

@@ -10,8 +10,10 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 
-from auth.guards import PRINCIPAL, citizen_only
+from auth.guards import PRINCIPAL, citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal
+from auth.services import AUTH
+from backend.errors import Forbidden
 from backend.i18n import pick
 from backend.openapi import requires
 
@@ -31,9 +33,9 @@ async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler
     await citizen_only(connection, handler)
     principal: CitizenPrincipal = connection.state[PRINCIPAL]
     app_id = str(handler.opt.get("miniapp_id") or connection.path_params.get("app_id") or "")
-    platform = connection.app.state.runtime.services["miniapps"]
+    pairwise = AUTH.of(connection.app).pairwise
     connection.state[APP_CALLER] = AppCaller(
-        app_id=app_id, openid=await platform.pairwise.issue(app_id, principal.citizen_id)
+        app_id=app_id, openid=await pairwise.issue(app_id, principal.citizen_id)
     )
 
 
@@ -59,9 +61,6 @@ DEPENDENCIES = {"caller": Provide(provide_caller, sync_to_thread=False)}
 @requires({"machineCredential": []})
 async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard for a mini-app's back-office routes: its own backend's credential (HTTP Basic), no other's."""
-    from auth.guards import miniapp_only
-    from backend.errors import Forbidden
-
     await miniapp_only(connection, handler)
     app_id = str(handler.opt.get("miniapp_id") or "")
     if connection.state[PRINCIPAL].app_id != app_id:
