@@ -9,8 +9,9 @@ PORT   ?= 8000
 .PHONY: install browser run test test-sqlite test-postgres lint bench screenshots clean
 
 # Packages that plug in from outside (examples/), installed editable next to the platform as any
-# third-party package would be: the tests enable and use them. One line each.
+# third-party package would be: the tests enable and use them end to end. One line each.
 EXAMPLES :=
+EXAMPLES += examples/hello-miniapp
 EXAMPLES += examples/example-channel
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))

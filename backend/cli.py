@@ -25,7 +25,7 @@ from litestar import Litestar
 from litestar.cli._utils import LitestarEnv, LitestarGroup
 from litestar.cli.commands import core, schema
 
-from backend import db
+from backend import db, piccolo_conf
 from backend.errors import AppError
 from backend.runtime import Runtime, build_runtime
 from backend.seed import seed_demo
@@ -103,12 +103,12 @@ def emit_json(obj: Any) -> None:
 
 @click.command("migrate")
 def migrate_command() -> None:
-    """Apply every pending database migration."""
+    """Apply every pending database migration: the platform's, then each enabled mini-app's."""
     settings = settings_or_exit()
 
     async def main() -> str:
         engine = db.create_engine(settings)
-        return await db.migrate(engine, quiet=True)
+        return await db.migrate(engine, piccolo_conf.app_configs(settings), quiet=True)
 
     report = asyncio.run(main())
     click.echo(report.strip() or "migrations applied")

@@ -1,8 +1,9 @@
 """Database wiring: the Piccolo engine chosen by settings, transactions, migrations, health.
 
-Piccolo finds its engine through ``PICCOLO_CONF`` (here ``backend.piccolo_conf``) and caches it on each
-table class. :func:`bind_engine` points both at the engine built from settings, so one process serves
-either SQLite or PostgreSQL without a second configuration file.
+Piccolo finds its engine through ``PICCOLO_CONF`` (here ``backend.piccolo_conf``, whose ``DB`` is the
+engine bound here) and caches it on each table class. :func:`bind_engine` points both at the engine built
+from settings, so one process serves either SQLite or PostgreSQL without a second configuration file.
+This module knows no Piccolo app: :func:`migrate` is given the ones to apply.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import io
 import os
 import sqlite3
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
+from piccolo.apps.migrations.tables import Migration
+from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -96,20 +101,29 @@ def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:
     return found
 
 
-def bind_engine(engine: Engine[Any]) -> None:
-    """Make ``engine`` the one Piccolo uses everywhere in this process (tables and migrations)."""
-    os.environ["PICCOLO_CONF"] = PICCOLO_CONF
-    from backend import piccolo_conf
+_bound: Engine[Any] | None = None
 
-    piccolo_conf.DB = engine
+
+def bind_engine(engine: Engine[Any]) -> None:
+    """Make ``engine`` the one Piccolo uses everywhere in this process: every table class loaded now
+    (the platform's and the mini-apps'), and through ``PICCOLO_CONF`` every one loaded later and
+    Piccolo's migrations."""
+    global _bound
+    os.environ["PICCOLO_CONF"] = PICCOLO_CONF
+    _bound = engine
     for table in _all_table_classes():
         table._meta.db = engine
 
 
-def current_engine() -> Engine[Any]:
-    from backend import piccolo_conf
+def bound_engine() -> Engine[Any] | None:
+    """The engine :func:`bind_engine` bound in this process, if any."""
+    return _bound
 
-    return piccolo_conf.DB
+
+def current_engine() -> Engine[Any]:
+    if _bound is None:
+        raise RuntimeError("no database engine is bound in this process (backend.db.bind_engine)")
+    return _bound
 
 
 def transaction(engine: Engine[Any] | None = None) -> Any:
@@ -164,19 +178,75 @@ async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 
-async def migrate(engine: Engine[Any], *, quiet: bool = False) -> str:
-    """Apply every migration not yet applied; return Piccolo's report."""
-    from piccolo.apps.migrations.commands.forwards import run_forwards
+async def migrate(engine: Engine[Any], apps: Sequence[AppConfig], *, quiet: bool = False) -> str:
+    """Apply every migration not yet applied of each Piccolo app in ``apps``, each app after the ones
+    it depends on (``migration_dependencies``), otherwise in the order given; return Piccolo's report.
 
-    from backend.piccolo_app import APP_NAME
-
+    The first app is the platform's. A migration that moved out of its history into another app's keeps
+    its ID: a database that ran it under the platform's name has it recorded under the other app's name
+    before that app's are applied (:func:`_adopt`), so it is not applied twice.
+    """
+    if not apps:
+        return ""
     bind_engine(engine)
+    ordered = _in_dependency_order(apps)
+    names = [app.app_name for app in ordered]
+    if len(set(names)) != len(names):
+        raise RuntimeError(f"two Piccolo apps share a name: {names}")
+    platform = apps[0]
     out = io.StringIO()
     with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
-        result = await run_forwards(app_name=APP_NAME)
-    if not result.success:
-        raise RuntimeError(f"migrations failed: {result.message}")
+        manager = ForwardsMigrationManager(app_name=platform.app_name)
+        await manager.create_migration_table()
+        platform_ids = set(manager.get_migration_modules(platform.resolved_migrations_folder_path))
+        for app in ordered:
+            print(f"== {app.app_name}")
+            manager = ForwardsMigrationManager(app_name=app.app_name)
+            if app is not platform:
+                await _adopt(manager, app, platform.app_name, platform_ids)
+            result = await manager.run_migrations(app)
+            if not result.success:
+                raise RuntimeError(f"migrations of {app.app_name} failed: {result.message}")
     return out.getvalue()
+
+
+def _in_dependency_order(apps: Sequence[AppConfig]) -> list[AppConfig]:
+    ordered: list[AppConfig] = []
+
+    def visit(app: AppConfig, path: tuple[str, ...]) -> None:
+        if app.app_name in path:
+            raise RuntimeError(f"Piccolo apps depend on each other in a circle: {' -> '.join(path)}")
+        if any(a.app_name == app.app_name for a in ordered):
+            return
+        for dependency in app.migration_dependency_app_configs:
+            visit(dependency, (*path, app.app_name))
+        ordered.append(app)
+
+    for app in apps:
+        visit(app, ())
+    return ordered
+
+
+async def _adopt(
+    manager: ForwardsMigrationManager, app: AppConfig, platform: str, platform_ids: set[str]
+) -> None:
+    """Record as run under ``app``'s name its migrations that a database ran under the platform's name,
+    when they were the platform's (before mini-apps had migrations of their own). Copies the records
+    (with the time they ran); nothing else is read or written."""
+    ids = set(manager.get_migration_modules(app.resolved_migrations_folder_path)) - platform_ids
+    ids -= set(await Migration.get_migrations_which_ran(app_name=app.app_name))
+    if not ids:
+        return
+    moved = (
+        await Migration.select(Migration.name, Migration.ran_on)
+        .where((Migration.app_name == platform) & Migration.name.is_in(sorted(ids)))
+        .run()
+    )
+    if moved:
+        await Migration.insert(
+            *[Migration(name=row["name"], app_name=app.app_name, ran_on=row["ran_on"]) for row in moved]
+        ).run()
+        print(f"  {len(moved)} migration(s) of {app.app_name} ran before as the platform's: recorded")
 
 
 async def bulk_insert(

@@ -1,4 +1,8 @@
-"""The one Piccolo app that owns the platform's tables and the migrations in ``migrations/``."""
+"""The platform's Piccolo app: the platform packages' tables and the migrations in ``migrations/``.
+
+Mini-apps are not here: each has a Piccolo app of its own (``MiniApp.piccolo_app``), which
+``backend.piccolo_conf`` adds for the enabled ones.
+"""
 
 from pathlib import Path
 
@@ -9,11 +13,7 @@ from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
 from console.tables import TABLES as CONSOLE_TABLES
-from miniapps.hospital.tables import TABLES as HOSPITAL_TABLES
-from miniapps.parking.tables import TABLES as PARKING_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
-from miniapps.tourism.tables import TABLES as TOURISM_TABLES
-from miniapps.transit.tables import TABLES as TRANSIT_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
 
 APP_NAME = "shengshitong"
@@ -27,10 +27,6 @@ APP_CONFIG = AppConfig(
         *CODES_TABLES,
         *MINIAPP_TABLES,
         *PAYMENT_TABLES,
-        *TRANSIT_TABLES,
-        *PARKING_TABLES,
-        *HOSPITAL_TABLES,
-        *TOURISM_TABLES,
         *CONSOLE_TABLES,
     ],
     migration_dependencies=[],

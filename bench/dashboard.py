@@ -63,14 +63,14 @@ async def store_and_frames(backend: str, rounds: int) -> dict[str, float]:
             "SHENGSHI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
         )
         os.environ["SHENGSHI_STORE_PREFIX"] = f"dashbench:{os.getpid()}:"
-    from backend import db
+    from backend import db, piccolo_conf
     from backend.app import create_app, services_of
     from backend.runtime import ScanSeen
     from backend.settings import load_settings
     from miniapps.parking.demo import seed as seed_parking
 
     settings = load_settings()
-    await db.migrate(db.create_engine(settings), quiet=True)
+    await db.migrate(db.create_engine(settings), piccolo_conf.app_configs(settings), quiet=True)
     app = create_app(settings)
     runtime = app.state.runtime
     runtime.background = False

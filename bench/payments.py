@@ -55,12 +55,12 @@ async def run(n: int, backend: str) -> None:
         os.environ["SHENGSHI_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{dbname}"
         os.environ["SHENGSHI_REDIS_URL"] = "redis://127.0.0.1:6379/0"
         os.environ["SHENGSHI_STORE_PREFIX"] = f"paybench:{os.getpid()}:"
-    from backend import db
+    from backend import db, piccolo_conf
     from backend.app import build_runtime, create_app, services_of
     from backend.settings import load_settings
 
     settings = load_settings()
-    await db.migrate(db.create_engine(settings), quiet=True)
+    await db.migrate(db.create_engine(settings), piccolo_conf.app_configs(settings), quiet=True)
     runtime = build_runtime(settings)
     runtime.background = False  # measure the callbacks, not the webhook sender
     app = create_app(runtime=runtime)

@@ -4,6 +4,16 @@ A mini-app is a Python package that declares a :class:`Manifest` and subclasses 
 found through the ``shengshitong.miniapps`` entry-point group and enabled by ``SHENGSHI_MINIAPPS``.
 It never imports the platform's tables or another mini-app; it gets what it needs through the
 :class:`Platform` handed to it, and answers the platform through the methods below.
+
+What a mini-app owns comes with it, so enabling one is a setting and never an edit of the platform:
+
+- its tables and migrations: a Piccolo app of its own, named by :attr:`MiniApp.piccolo_app` (a module
+  whose ``APP_CONFIG`` is a ``piccolo.conf.apps.AppConfig`` with ``app_name`` = the manifest's id, its
+  table classes and its own migrations folder). ``shengshi migrate`` applies the platform's migrations,
+  then each enabled mini-app's; the running app binds its tables to the platform's database engine.
+- its settings: the manifest's ``settings_schema``, read from ``SHENGSHI_MINIAPP_<ID>``.
+- its demo data: :meth:`MiniApp.seed_demo`, and the scanners the demo enrols for it,
+  :attr:`MiniApp.demo_scanners` (``shengshi seed-demo``).
 """
 
 from __future__ import annotations
@@ -122,6 +132,16 @@ class Gauge(msgspec.Struct, frozen=True):
     of: float | None = None  # the whole it is part of (capacity), drawn as a bar when given
 
 
+class DemoScanner(msgspec.Struct, frozen=True):
+    """A scanner ``shengshi seed-demo`` enrols for the mini-app, so the console's scanner simulator works
+    out of the box: at ``place`` (a code of the app's demo data), for one of its scan contexts."""
+
+    context: str
+    place: str
+    name: str  # what operators read in the console (its default language is Chinese)
+    formerly: str = ""  # the name an earlier version gave it: renamed, not enrolled a second time
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -168,6 +188,11 @@ class MiniApp(ABC):
     """Subclass this, set ``manifest``, and implement :meth:`on_scan`."""
 
     manifest: ClassVar[Manifest]
+    # The module holding this mini-app's Piccolo app (``APP_CONFIG``), e.g. "my_miniapp.piccolo_app";
+    # None: the mini-app keeps no tables. See the module's docstring.
+    piccolo_app: ClassVar[str | None] = None
+    # Scanners ``shengshi seed-demo`` enrols for this mini-app (at places of its demo data).
+    demo_scanners: ClassVar[tuple[DemoScanner, ...]] = ()
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform

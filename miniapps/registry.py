@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
 import msgspec
+from piccolo.conf.apps import AppConfig
 
 from backend.errors import InvalidInput
 from miniapps.contract import Manifest, MiniApp
@@ -31,6 +33,8 @@ def _check_class(cls: Any, where: str) -> type[MiniApp]:
         raise MiniAppError(f"{where}: bad manifest: {exc}") from None
     if problems := manifest.problems():
         raise MiniAppError(f"{where}: bad manifest: " + "; ".join(problems))
+    if not isinstance(cls.piccolo_app, str | None):
+        raise MiniAppError(f"{where}: piccolo_app must name a module (a string), not {cls.piccolo_app!r}")
     return cls
 
 
@@ -56,6 +60,11 @@ def discover(extra: list[type[MiniApp]] | None = None) -> dict[str, type[MiniApp
     return {k: v[0] for k, v in found.items()}
 
 
+def wanted(setting: str) -> list[str]:
+    """The ids ``SHENGSHI_MINIAPPS`` names, in its order."""
+    return [a.strip() for a in setting.split(",") if a.strip()]
+
+
 def enabled(wanted: list[str], discovered: dict[str, type[MiniApp]]) -> list[type[MiniApp]]:
     """The mini-apps named in settings, in that order; unknown names and clashing scan contexts stop
     start-up."""
@@ -78,6 +87,38 @@ def enabled(wanted: list[str], discovered: dict[str, type[MiniApp]]) -> list[typ
                 )
             owner[context] = app.manifest.id
     return apps
+
+
+def piccolo_app(cls: type[MiniApp]) -> AppConfig | None:
+    """The mini-app's own Piccolo app (its tables and migrations), checked: the module it names holds an
+    ``APP_CONFIG`` whose app is named after the mini-app's id. None when it keeps no tables."""
+    if cls.piccolo_app is None:
+        return None
+    app_id = cls.manifest.id
+    try:
+        module = import_module(cls.piccolo_app)
+    except Exception as exc:
+        raise MiniAppError(
+            f"mini-app {app_id!r}: its Piccolo app {cls.piccolo_app} cannot be loaded: {exc}"
+        ) from exc
+    config = getattr(module, "APP_CONFIG", None)
+    if not isinstance(config, AppConfig):
+        raise MiniAppError(f"mini-app {app_id!r}: {cls.piccolo_app} has no APP_CONFIG (a Piccolo AppConfig)")
+    if config.app_name != app_id:
+        raise MiniAppError(
+            f"mini-app {app_id!r}: its Piccolo app is named {config.app_name!r}; name it {app_id!r}, "
+            "after the mini-app (its migrations are recorded under that name)"
+        )
+    return config
+
+
+def piccolo_apps(classes: list[type[MiniApp]]) -> list[str]:
+    """The modules of the given mini-apps' Piccolo apps, in their order (apps without tables left out)."""
+    modules = []
+    for cls in classes:
+        if cls.piccolo_app is not None and piccolo_app(cls) is not None:
+            modules.append(cls.piccolo_app)
+    return modules
 
 
 def load_config(manifest: Manifest, environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from codes.services import ScanService
 from miniapps._payments import MiniAppPayments
 from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp, PaymentEvent
 from miniapps.gate import Gate
-from miniapps.registry import MiniAppError, discover, enabled, load_config
+from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
 from miniapps.tables import MiniAppGrant
 from payments.events import OrderEvent
 from payments.services import PaymentServices
@@ -291,9 +291,12 @@ MINIAPPS = Slot[MiniAppServices]("miniapps")
 
 
 def _enabled_classes(settings: Settings, extra: list[type[MiniApp]] | None) -> list[type[MiniApp]]:
-    wanted = [a.strip() for a in settings.miniapps.split(",") if a.strip()]
-    wanted += [c.manifest.id for c in extra or [] if c.manifest.id not in wanted]
-    return enabled(wanted, discover(extra))
+    named = wanted(settings.miniapps)
+    named += [c.manifest.id for c in extra or [] if c.manifest.id not in named]
+    classes = enabled(named, discover(extra))
+    # each one's Piccolo app is checked at start-up (and its tables loaded, so the engine binds them)
+    piccolo_apps(classes)
+    return classes
 
 
 def build_miniapp_services(

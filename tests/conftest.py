@@ -10,6 +10,7 @@ live under a per-run prefix that is deleted afterwards. An unreachable server is
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import tempfile
@@ -42,7 +43,7 @@ os.environ.update(
 import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
 
-from backend import db  # noqa: E402
+from backend import db, piccolo_conf  # noqa: E402
 from backend.app import Services, build_runtime, create_app, services_of  # noqa: E402
 from backend.clock import Clock, FrozenClock  # noqa: E402
 from backend.runtime import Runtime  # noqa: E402
@@ -115,7 +116,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def migrated(settings: Settings) -> AsyncIterator[None]:
     engine = db.create_engine(settings)
-    await db.migrate(engine, quiet=True)
+    await db.migrate(engine, piccolo_conf.app_configs(settings), quiet=True)
     yield
     if settings.uses_redis:
         store = RedisStore(settings.redis_url, prefix=settings.store_prefix)
@@ -123,11 +124,16 @@ async def migrated(settings: Settings) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _truncate(settings: Settings) -> None:
-    from backend.piccolo_app import APP_CONFIG
+@functools.cache
+def _table_names(miniapps: str) -> list[str]:
+    """Every table of the platform and of the mini-apps ``miniapps`` enables."""
+    apps = piccolo_conf.app_configs(load_settings(miniapps=miniapps, **SECRETS))
+    return [t._meta.tablename for app in apps for t in app.table_classes]
 
+
+async def _truncate(settings: Settings) -> None:
     engine = db.current_engine()
-    names = [t._meta.tablename for t in APP_CONFIG.table_classes]
+    names = _table_names(settings.miniapps)
     if not names:
         return
     if settings.uses_postgres:

@@ -20,6 +20,7 @@ from datetime import timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
+from miniapps.hospital.demo import SCANNERS as DEMO_SCANNERS
 from miniapps.hospital.tables import Appointment, Hospital, Visit
 
 CHINA = timezone(timedelta(hours=8))
@@ -41,6 +42,8 @@ def split_bill(
 
 
 class HospitalApp(MiniApp):
+    piccolo_app = "miniapps.hospital.piccolo_app"  # its tables and migrations
+    demo_scanners = DEMO_SCANNERS
     manifest = Manifest(
         id="hospital",
         name_zh="好就医",

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, time, timedelta, timezone
 
 from backend.seed import tally, upsert_by_code
+from miniapps.contract import DemoScanner
 from miniapps.hospital.tables import Department, Doctor, Hospital, Slot
 
 CHINA = timezone(timedelta(hours=8))
@@ -74,3 +75,15 @@ async def seed(now: datetime) -> list[str]:
         f"hospital: {name_en}, {len(DEPARTMENTS)} departments, {doctors} doctors {tally(done)}; "
         f"slots {first} to {last}: {made} new"
     ]
+
+
+# The scanners `shengshi seed-demo` enrols, one at each kind of gate (their names are in Chinese, the
+# console's language; ``formerly``: the name an earlier version gave them, both languages in one).
+SCANNERS = (
+    DemoScanner(
+        "hospital-checkin",
+        "H-SHENGJING",
+        "演示：盛京医院 自助签到机",
+        formerly="demo: 盛京医院 check-in kiosk",
+    ),
+)

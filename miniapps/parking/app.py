@@ -20,6 +20,7 @@ from typing import Any
 from piccolo.columns.combination import WhereRaw
 
 from miniapps.contract import Display, Gauge, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.parking.demo import SCANNERS as DEMO_SCANNERS
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 
@@ -38,6 +39,8 @@ def yuan(fen: int) -> str:
 
 
 class ParkingApp(MiniApp):
+    piccolo_app = "miniapps.parking.piccolo_app"  # its tables and migrations
+    demo_scanners = DEMO_SCANNERS
     manifest = Manifest(
         id="parking",
         name_zh="好停车",

@@ -4,6 +4,7 @@ purpose (two spaces), so a full car park is easy to see."""
 from __future__ import annotations
 
 from backend.seed import tally, upsert_by_code
+from miniapps.contract import DemoScanner
 from miniapps.parking.tables import CarPark
 
 HEPING = ("和平区", "Heping District")
@@ -58,3 +59,21 @@ async def seed() -> list[str]:
         for code, (name, name_en), (district, district_en), capacity, free, rate, daily in PARKS
     ]
     return [f"parking: {len(PARKS)} car parks in Shenyang {tally(done)}"]
+
+
+# The scanners `shengshi seed-demo` enrols, one at each kind of gate (their names are in Chinese, the
+# console's language; ``formerly``: the name an earlier version gave them, both languages in one).
+SCANNERS = (
+    DemoScanner(
+        "parking-entry",
+        "P-ZHONGJIE",
+        "演示：中街大悦城停车场 入口道闸",
+        formerly="demo: 中街大悦城 barrier in",
+    ),
+    DemoScanner(
+        "parking-exit",
+        "P-ZHONGJIE",
+        "演示：中街大悦城停车场 出口道闸",
+        formerly="demo: 中街大悦城 barrier out",
+    ),
+)

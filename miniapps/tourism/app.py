@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
+from miniapps.tourism.demo import SCANNERS as DEMO_SCANNERS
 from miniapps.tourism.tables import Attraction, HotelBooking, Ticket
 
 CHINA = timezone(timedelta(hours=8))
@@ -37,6 +38,8 @@ def session_over(day: str, window: str, now: datetime) -> bool:
 
 
 class TourismApp(MiniApp):
+    piccolo_app = "miniapps.tourism.piccolo_app"  # its tables and migrations
+    demo_scanners = DEMO_SCANNERS
     manifest = Manifest(
         id="tourism",
         name_zh="好游玩",

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from backend.seed import tally, upsert_by_code
+from miniapps.contract import DemoScanner
 from miniapps.tourism.tables import Attraction, Hotel, TicketSession
 
 CHINA = timezone(timedelta(hours=8))
@@ -72,3 +73,13 @@ async def seed(now: datetime) -> list[str]:
         f"tourism: {len(ATTRACTIONS)} attractions and 1 hotel in Shenyang {tally(done)}; "
         f"timed sessions {days[0]} to {days[-1]}: {made} new"
     ]
+
+
+# The scanners `shengshi seed-demo` enrols, one at each kind of gate (their names are in Chinese, the
+# console's language; ``formerly``: the name an earlier version gave them, both languages in one).
+SCANNERS = (
+    DemoScanner("tourism-gate", "A-MUKDEN", "演示：沈阳故宫 检票闸机", formerly="demo: 沈阳故宫 gate"),
+    DemoScanner(
+        "hotel-checkin", "HT-ZHONGJIE", "演示：中街盛京客栈 前台", formerly="demo: 中街盛京客栈 front desk"
+    ),
+)

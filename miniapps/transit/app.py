@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.transit.demo import SCANNERS as DEMO_SCANNERS
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
 CHINA = timezone(timedelta(hours=8))
@@ -56,6 +57,8 @@ def yuan(fen: int) -> str:
 
 
 class TransitApp(MiniApp):
+    piccolo_app = "miniapps.transit.piccolo_app"  # its tables and migrations
+    demo_scanners = DEMO_SCANNERS
     manifest = Manifest(
         id="transit",
         name_zh="乘车",

@@ -10,6 +10,7 @@ Chinese and in English: Shenyang Metro's English names are the stations' pinyin,
 from __future__ import annotations
 
 from backend.seed import tally, upsert_by_code
+from miniapps.contract import DemoScanner
 from miniapps.transit.tables import TransitLine, TransitStation
 
 # (code, Chinese name, English name, kind, flat fare in fen): buses are enrolled with their line code as
@@ -96,3 +97,19 @@ async def seed() -> list[str]:
             done.append(await upsert_by_code(TransitStation, station_code(line, i), values))
             stations += 1
     return [f"transit: {len(LINES)} lines, {stations} metro stations in Shenyang {tally(done)}"]
+
+
+# The scanners `shengshi seed-demo` enrols, one at each kind of gate (their names are in Chinese, the
+# console's language; ``formerly``: the name an earlier version gave them, both languages in one).
+SCANNERS = (
+    DemoScanner("bus", "B113", "演示：113路公交 前门", formerly="demo: 113路 bus front door"),
+    DemoScanner(
+        "metro-entry",
+        "M1-14",
+        "演示：地铁1号线 沈阳站 进站闸机",
+        formerly="demo: 地铁1号线 沈阳站 entry gate",
+    ),
+    DemoScanner(
+        "metro-exit", "M1-19", "演示：地铁1号线 中街 出站闸机", formerly="demo: 地铁1号线 中街 exit gate"
+    ),
+)

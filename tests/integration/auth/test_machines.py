@@ -2,8 +2,6 @@
 
 import base64
 import json
-import os
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -117,21 +115,15 @@ async def test_revocation_reaches_a_cached_worker_within_the_cache_time(make_cli
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 401
 
 
-HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello-miniapp"
+async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli):
+    # the example mini-app is installed as a package of its own (make install); enabling it is a setting
+    hello_env = {"SHENGSHI_MINIAPPS": "hello"}
 
+    def _cli(*args, hello=False):
+        return shengshi_cli(*args, env=hello_env if hello else None)
 
-async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli, tmp_path):
-    hello_env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{HELLO}", "SHENGSHI_MINIAPPS": "hello"}
-
-    def _cli(*args, plugins_dir=None):
-        return shengshi_cli(*args, env=hello_env if plugins_dir is not None else None)
-
-    dist = tmp_path / "hello_miniapp-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-miniapp\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text("[shengshitong.miniapps]\nhello = hello_miniapp:HelloApp\n")
     async with make_client(extra_plugins=[Probe()], machine_auth_cache_seconds=0) as probe:
-        unknown = _cli("scanners", "add", "--app", "transit", "--place", "x", "--json", plugins_dir=tmp_path)
+        unknown = _cli("scanners", "add", "--app", "transit", "--place", "x", "--json", hello=True)
         assert unknown.returncode != 0 and "'transit' is not enabled" in unknown.stderr
         wrong = _cli(
             "scanners",
@@ -142,7 +134,7 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli, tmp_p
             "back-door",
             "--place",
             "x",
-            plugins_dir=tmp_path,
+            hello=True,
         )
         assert wrong.returncode != 0 and "hello-door" in wrong.stderr
         added = _cli(
@@ -153,7 +145,7 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli, tmp_p
             "--place",
             "Front door",
             "--json",
-            plugins_dir=tmp_path,
+            hello=True,
         )
         assert added.returncode == 0, added.stderr
         cred = json.loads(added.stdout)
@@ -170,7 +162,7 @@ async def test_cli_enrols_and_revokes_a_scanner(make_client, shengshi_cli, tmp_p
         assert missing.returncode != 0
 
         merchant = json.loads(_cli("merchants", "add", "City Parks Ltd", "--json").stdout)
-        app = json.loads(_cli("miniapps", "credentials", "hello", "--json", plugins_dir=tmp_path).stdout)
+        app = json.loads(_cli("miniapps", "credentials", "hello", "--json", hello=True).stdout)
         assert merchant["client_id"].startswith("mch_") and app["client_id"].startswith("app_")
         for cred in (merchant, app):
             r = await probe.get(

@@ -9,16 +9,28 @@ import pytest
 from auth.tables import MachineClient
 from backend.clock import FrozenClock
 from backend.seed import seed_demo
-from console.demo import FORMERLY, SCANNERS
+from miniapps.hospital import HospitalApp
 from miniapps.hospital.tables import Department, Hospital, Slot
+from miniapps.parking import ParkingApp
 from miniapps.parking.tables import CarPark
+from miniapps.tourism import TourismApp
 from miniapps.tourism.tables import Attraction, Hotel, TicketSession
+from miniapps.transit import TransitApp
 from miniapps.transit.tables import TransitLine, TransitStation
 
 CHINA = timedelta(hours=8)
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 LATIN = re.compile(r"[A-Za-z]")
 NAMED = (TransitLine, TransitStation, CarPark, Hospital, Department, Attraction, Hotel)
+# the scanners each built-in mini-app asks the demo for, and the names earlier versions gave them
+SCANNERS = [
+    (app.manifest.id, s.context, s.place, s.name)
+    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp)
+    for s in app.demo_scanners
+]
+FORMERLY = {
+    s.name: s.formerly for app in (TransitApp, ParkingApp, HospitalApp, TourismApp) for s in app.demo_scanners
+}
 
 
 async def counts() -> dict[str, int]:

@@ -1,26 +1,21 @@
 """A package outside miniapps/, registered through the entry point, is discovered, mounted, gets scans
 routed to it and its routes served; removing it from settings removes it."""
 
-import sys
-from pathlib import Path
+from importlib.metadata import entry_points
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "hello-miniapp"
+from miniapps.registry import ENTRY_POINT_GROUP
 
 
 @pytest.fixture
-def hello_installed(tmp_path, monkeypatch):
-    """Install the example the way pip would, as far as discovery is concerned: a dist-info with its
-    entry point on sys.path, and the package importable."""
-    dist = tmp_path / "hello_miniapp-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-miniapp\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text("[shengshitong.miniapps]\nhello = hello_miniapp:HelloApp\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    yield
-    sys.modules.pop("hello_miniapp", None)
+def hello_installed(hello_migrated):
+    """The example is installed as a package of its own (``make install``: pip install -e
+    examples/hello-miniapp), so its entry point is there; its migrations are applied (its on_scan keeps
+    visits in its table)."""
+    (hello,) = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == "hello"]
+    assert hello.value == "hello_miniapp:HelloApp" and hello.dist is not None
+    assert hello.dist.name == "hello-miniapp"
 
 
 async def _code(client, login, new_phone):
@@ -76,3 +71,13 @@ def test_an_unknown_enabled_app_stops_start_up(make_runtime):
 
     with pytest.raises(MiniAppError, match="'nosuchapp', which is not installed"):
         create_app(runtime=make_runtime(miniapps="nosuchapp"))
+
+
+async def test_its_tables_use_the_apps_database_engine(hello_installed, make_client):
+    from hello_miniapp.tables import HelloDoor, HelloVisit
+    from piccolo.conf.apps import Finder
+
+    async with make_client(miniapps=[], miniapps_enabled="hello") as client:
+        engine = client.runtime.engine
+        assert HelloDoor._meta.db is engine and HelloVisit._meta.db is engine
+        assert Finder().get_engine() is engine  # Piccolo's own lookup (its migrations use it)

@@ -72,3 +72,31 @@ def test_settings_schema():
     ):
         with pytest.raises(MiniAppError, match=message):
             load_config(m, {"SHENGSHI_MINIAPP_CFG": bad})
+
+
+def test_a_mini_app_declares_its_piccolo_app_by_module():
+    from miniapps.registry import piccolo_apps
+    from miniapps.transit import TransitApp
+
+    nothing = make("notables")
+    assert piccolo_apps([TransitApp, nothing]) == ["miniapps.transit.piccolo_app"]
+
+
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        ("no_such_module_here", "its Piccolo app no_such_module_here cannot be loaded"),
+        ("miniapps.contract", "miniapps.contract has no APP_CONFIG"),
+        ("miniapps.parking.piccolo_app", "its Piccolo app is named 'parking'; name it 'badname'"),
+    ],
+)
+def test_a_piccolo_app_that_does_not_fit_stops_start_up(module, message):
+    from miniapps.registry import piccolo_apps
+
+    app = make("badname")
+    app.piccolo_app = module
+    with pytest.raises(MiniAppError, match=message):
+        piccolo_apps([app])
+    app.piccolo_app = 42
+    with pytest.raises(MiniAppError, match="piccolo_app must name a module"):
+        discover([app])
