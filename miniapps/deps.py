@@ -1,4 +1,7 @@
-"""What a mini-app's own routes may declare: the calling citizen as a pairwise id of this mini-app."""
+"""What a mini-app's own routes may declare: the calling citizen as a pairwise id of this mini-app.
+
+Mini-apps take these from :mod:`miniapps.contract`, which re-exports them; the platform's plugin mounts
+:data:`DEPENDENCIES`."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 
-from auth.guards import PRINCIPAL, citizen_only
+from auth.guards import PRINCIPAL, citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal
+from backend.errors import Forbidden
 from backend.i18n import pick
 from backend.openapi import requires
 
@@ -59,9 +63,6 @@ DEPENDENCIES = {"caller": Provide(provide_caller, sync_to_thread=False)}
 @requires({"machineCredential": []})
 async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard for a mini-app's back-office routes: its own backend's credential (HTTP Basic), no other's."""
-    from auth.guards import miniapp_only
-    from backend.errors import Forbidden
-
     await miniapp_only(connection, handler)
     app_id = str(handler.opt.get("miniapp_id") or "")
     if connection.state[PRINCIPAL].app_id != app_id:
