@@ -1,5 +1,5 @@
 """An example mini-app, written the way a third party writes one: a separate package that depends on
-``shengshitong`` and uses only ``miniapps.contract`` and ``miniapps.deps``."""
+``shengshitong`` and uses nothing of it but ``miniapps.contract``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 from litestar import get
 from litestar.di import NamedDependency
 
-from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
-from miniapps.deps import AppCaller, citizen_caller
+from miniapps.contract import AppCaller, Display, Manifest, MiniApp, ScanDecision, ScanEvent, citizen_caller
 
 
 @get("/ping", sync_to_thread=False)
