@@ -15,8 +15,9 @@ What the platform offers here, besides the types of a scan and a payment:
 - pagination, the one convention of every list: ``limit: Limit = DEFAULT_LIMIT, offset: Offset = 0``,
   fetch ``limit + 1`` rows and answer :func:`page` (or :func:`window` of a list held in memory);
 - the caller: the guard :func:`citizen_caller` and ``caller: NamedDependency[AppCaller]`` (the calling
-  citizen's pairwise id for this app), the guard :func:`app_backend` for the app's own backend, and
-  :func:`names` for a name in two languages;
+  citizen's pairwise id for this app), the guard :func:`app_backend` for the app's own backend,
+  :func:`requires` to say in the OpenAPI document what a guard of the app's own checks, and :func:`names`
+  for a name in two languages;
 - the transaction: ``async with self.platform.transaction():`` (:meth:`Platform.transaction`);
 - demo data: :func:`upsert_by_code` and :func:`tally` for an idempotent ``seed_demo``.
 """
@@ -42,6 +43,7 @@ from backend.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
 from backend.seed import tally, upsert_by_code
 from miniapps.deps import AppCaller, app_backend, citizen_caller, names
@@ -79,6 +81,7 @@ __all__ = [
     "citizen_caller",
     "names",
     "page",
+    "requires",
     "tally",
     "upsert_by_code",
     "window",
