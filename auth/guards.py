@@ -9,14 +9,14 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from auth._tokens import invalid_token
-from auth.services import AuthServices
+from auth.services import AUTH, AuthServices
 from backend.openapi import requires
 
 PRINCIPAL = "principal"
 
 
 def auth_services(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthServices:
-    return connection.app.state.runtime.services["auth"]  # type: ignore[no-any-return]
+    return AUTH.of(connection.app)
 
 
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from litestar.config.app import AppConfig
+from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
 from auth.controllers import AuthController, DevSmsController, JwksController, MeController
 from auth.deps import DEPENDENCIES
+from auth.pairwise import Pairwise
 from auth.principals import CitizenPrincipal, MachinePrincipal
-from auth.services import AuthServices, build_auth_services
+from auth.services import AUTH, AuthServices
 from auth.sms import HttpSmsGateway
 from backend.runtime import Runtime
 
 
 class AuthPlugin(InitPlugin):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, services: AuthServices) -> None:
         self.runtime = runtime
-        self.services = build_auth_services(runtime)
-        runtime.services["auth"] = self.services
+        self.services = services
 
     async def _startup(self) -> None:
         await self.services.keys.ensure()
@@ -32,10 +33,15 @@ class AuthPlugin(InitPlugin):
         if self.runtime.settings.sms_gateway == "dev" and self.runtime.settings.env != "prod":
             handlers.append(DevSmsController)
         app_config.route_handlers.extend(handlers)
-        app_config.dependencies.update(DEPENDENCIES)
+        AUTH.put(app_config.state, self.services)
+        pairwise = self.services.pairwise
+        app_config.dependencies.update(
+            {**DEPENDENCIES, "pairwise": Provide(lambda: pairwise, sync_to_thread=False, use_cache=True)}
+        )
         app_config.signature_namespace.update(
             {
                 "AuthServices": AuthServices,
+                "Pairwise": Pairwise,
                 "CitizenPrincipal": CitizenPrincipal,
                 "MachinePrincipal": MachinePrincipal,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth._machines import MachineCredentials, parse_basic
@@ -9,14 +10,16 @@ from auth._otp import OtpService
 from auth._profile import ProfileService
 from auth._sessions import SessionService, TokenPair
 from auth._tokens import AUDIENCE, AccessTokens
+from auth.pairwise import Pairwise
 from auth.revocations import Revocations
 from auth.sms import DevSmsGateway, HttpSmsGateway, SmsGateway
 from backend.crypto import Keyring
 from backend.keystore import KeyStore
-from backend.runtime import Runtime
+from backend.runtime import Runtime, Slot
 
 __all__ = [
     "AUDIENCE",
+    "AUTH",
     "AccessTokens",
     "AuthServices",
     "MachineCredentials",
@@ -42,11 +45,15 @@ class AuthServices:
     sessions: SessionService
     profile: ProfileService
     machines: MachineCredentials
+    pairwise: Pairwise
+
+
+AUTH = Slot[AuthServices]("auth")
 
 
 def create_sms_gateway(runtime: Runtime) -> SmsGateway:
     s = runtime.settings
-    gateways = {
+    gateways: dict[str, Callable[[], SmsGateway]] = {
         "dev": lambda: DevSmsGateway(runtime.store),
         "http": lambda: HttpSmsGateway(s.sms_http_url, s.sms_http_token),
     }
@@ -72,4 +79,5 @@ def build_auth_services(runtime: Runtime) -> AuthServices:
         sessions=SessionService(s, clock, otp, tokens, pii),
         profile=ProfileService(s, clock, pii),
         machines=MachineCredentials(s, clock, store),
+        pairwise=Pairwise(s.secret_bytes("secret_key")),
     )

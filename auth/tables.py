@@ -62,4 +62,12 @@ class MachineClient(Table, tablename="machine_client"):
     revoked_at = Timestamptz(null=True, default=None)
 
 
-TABLES = [Citizen, Device, RefreshToken, MachineClient]
+class PairwiseSubject(Table, tablename="pairwise_subject"):
+    """Which citizen a mini-app's openid stands for (the platform's side of the pairwise mapping)."""
+
+    id = UUID(primary_key=True)
+    app_openid = Varchar(length=80, unique=True)  # "<app_id>/<openid>"
+    citizen_id = Varchar(length=36, index=True)
+
+
+TABLES = [Citizen, Device, RefreshToken, MachineClient, PairwiseSubject]

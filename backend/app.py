@@ -1,37 +1,65 @@
 """The one composition root: ``create_app(settings) -> Litestar``.
 
-It builds the runtime (engine, store, clock) and lists the plugins; each package knows its own insides.
+It builds the runtime (engine, store, clock), then each package's services from the services they depend
+on, passed in, in the order of the layers (identity, codes, payments, the mini-app platform and its gate,
+the web faces), and lists the plugins that mount them. It is the only module that imports every package.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from litestar import Litestar
 from litestar.plugins import PluginProtocol
 
 from auth.plugin import AuthPlugin
-from backend import db
-from backend.clock import Clock, SystemClock
+from auth.services import AuthServices, build_auth_services
 from backend.i18n import locale_middleware
 from backend.logs import configure_logging
 from backend.middleware import request_id_middleware
 from backend.plugin import CorePlugin
-from backend.runtime import Runtime
+from backend.runtime import Runtime, Slot, build_runtime
 from backend.settings import Settings, load_settings
-from backend.store import Store, create_store
 from codes.plugin import CodesPlugin
+from codes.services import CodeServices, build_code_services
 from console.plugin import ConsolePlugin
+from console.services import ConsoleServices, build_console_services
 from miniapps.contract import MiniApp
 from miniapps.plugin import MiniAppsPlugin
-from payments.plugin import PaymentsPlugin
+from miniapps.services import MiniAppServices, build_miniapp_services
+from payments.plugin import PaymentsPlugin, build_payment_services
+from payments.services import PaymentServices
+
+__all__ = ["SERVICES", "Services", "build_runtime", "create_app", "services_of"]
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Runtime:
-    return Runtime(
-        settings=settings,
-        engine=db.create_engine(settings),
-        store=store or create_store(settings.redis_url, settings.store_prefix),
-        clock=clock or SystemClock(),
+@dataclass(frozen=True)
+class Services:
+    """Every package's services of one app, typed (tests, benchmarks and embedding read them here)."""
+
+    auth: AuthServices
+    codes: CodeServices
+    payments: PaymentServices
+    miniapps: MiniAppServices
+    console: ConsoleServices
+
+
+SERVICES = Slot[Services]("all")
+
+
+def services_of(app: Litestar) -> Services:
+    return SERVICES.of(app)
+
+
+def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None = None) -> Services:
+    auth = build_auth_services(runtime)
+    codes = build_code_services(runtime, auth.revocations)
+    payments = build_payment_services(runtime)
+    miniapps = build_miniapp_services(
+        runtime, auth=auth, scans=codes.scans, payments=payments, extra=extra_miniapps
     )
+    console = build_console_services(runtime, auth=auth, codes=codes, payments=payments, miniapps=miniapps)
+    return Services(auth=auth, codes=codes, payments=payments, miniapps=miniapps, console=console)
 
 
 def create_app(
@@ -45,13 +73,14 @@ def create_app(
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or build_runtime(settings)
     configure_logging(settings.log_level, settings.log_json)
+    services = build_services(runtime, extra_miniapps)
     plugins: list[PluginProtocol] = [
         CorePlugin(runtime),
-        AuthPlugin(runtime),
-        CodesPlugin(runtime),
-        MiniAppsPlugin(runtime, extra_miniapps),
-        PaymentsPlugin(runtime),
-        ConsolePlugin(runtime),
+        AuthPlugin(runtime, services.auth),
+        CodesPlugin(services.codes),
+        PaymentsPlugin(runtime, services.payments),
+        MiniAppsPlugin(services.miniapps),
+        ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),
     ]
     # Logging is ours (JSON lines, masked, request id): Litestar's own dictConfig would replace it.
@@ -69,4 +98,5 @@ def create_app(
     # The request's language (Accept-Language, zh-CN by default) for every text a person reads.
     app.asgi_handler = locale_middleware(app.asgi_handler)
     app.state.runtime = runtime
+    SERVICES.put(app.state, services)
     return app

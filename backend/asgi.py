@@ -1,4 +1,5 @@
-"""Entry points for ASGI servers (``uvicorn --factory backend.asgi:serve_app``) and the CLI."""
+"""Entry points for ASGI servers (``uvicorn --factory backend.asgi:serve_app``) and the command line
+(``shengshi``, :func:`main`): the composition root's doors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import IO
 
 from litestar import Litestar
 
+from backend import cli
 from backend.app import create_app
+from backend.runtime import Runtime
 from backend.settings import load_settings
 
 _lock_file: IO[str] | None = None
@@ -51,3 +54,12 @@ def serve_app() -> Litestar:
 def cli_app() -> Litestar:
     """Factory for the inspection commands (routes, schema): never serves, takes no lock."""
     return create_app(load_settings())
+
+
+def _app_for(runtime: Runtime) -> Litestar:
+    return create_app(runtime=runtime)
+
+
+def main() -> None:
+    """``shengshi``: the command line, with this app's factory for commands that need a started app."""
+    cli.main(_app_for)

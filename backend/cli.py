@@ -1,4 +1,10 @@
-"""``shengshi``: the operators' command line (Litestar's commands plus ours)."""
+"""``shengshi``: the operators' command line (Litestar's commands plus ours).
+
+The core commands (migrate, seed-demo, serve) are here; every package contributes its own through the
+``shengshitong.commands`` entry-point group (a click command or group per entry), so this module imports
+no package, and an installed package's commands appear without an edit here. The composition root hands
+in how to build the app (:func:`main`); commands run inside a started app with :func:`run_with_runtime`.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,27 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import msgspec
+import uvicorn
+from litestar import Litestar
 from litestar.cli._utils import LitestarEnv, LitestarGroup
 from litestar.cli.commands import core, schema
 
+from backend import db
+from backend.errors import AppError
+from backend.runtime import Runtime, build_runtime
+from backend.seed import seed_demo
 from backend.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
+COMMANDS_GROUP = "shengshitong.commands"
+AppFactory = Callable[[Runtime], Litestar]
+_factory: list[AppFactory] = []  # the composition root's, given to main()
 
 
 @click.group(cls=LitestarGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,17 +64,16 @@ CLI_COMMAND_TIMEOUT = 600.0
 
 def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | None = None) -> T:
     """Run ``fn(app)`` inside a started app (engine and store open), then shut down cleanly."""
-    from backend.app import create_app
-    from backend.errors import AppError
+    if not _factory:
+        raise RuntimeError("the CLI was started without the app's factory (start it with backend.cli.main)")
+    create_app = _factory[0]
 
     async def main() -> T:
-        from backend.app import build_runtime
-
         base = settings or settings_or_exit()
         timeout = max(base.db_command_timeout, CLI_COMMAND_TIMEOUT)
         runtime = build_runtime(msgspec.structs.replace(base, db_command_timeout=timeout))
         runtime.background = False
-        app = create_app(runtime=runtime)
+        app = create_app(runtime)
         async with app.lifespan():
             return await fn(app)
 
@@ -83,11 +98,9 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, default=str))
 
 
-@cli.command("migrate")
+@click.command("migrate")
 def migrate_command() -> None:
     """Apply every pending database migration."""
-    from backend import db
-
     settings = settings_or_exit()
 
     async def main() -> str:
@@ -103,11 +116,9 @@ def migrate_command() -> None:
     run_with_runtime(ensure_keys, settings=settings)
 
 
-@cli.command("seed-demo")
+@click.command("seed-demo")
 def seed_demo_command() -> None:
     """Load demo data (idempotent: running it twice changes nothing the second time)."""
-    from backend.seed import seed_demo
-
     results = run_with_runtime(seed_demo)
     if not results:
         click.echo("nothing to seed")
@@ -125,7 +136,7 @@ def public_url_for(host: str, port: int) -> str:
     return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
 
 
-@cli.command("serve")
+@click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -135,7 +146,6 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
 
     Unless SHENGSHI_PUBLIC_URL is set, the service's public URL (pay pages, callback URLs) is the host
     and port it is started on."""
-    import uvicorn
 
     if not os.environ.get("SHENGSHI_PUBLIC_URL"):
         url = os.environ["SHENGSHI_PUBLIC_URL"] = public_url_for(host, port)  # every worker reads it
@@ -173,21 +183,23 @@ def serve_command(host: str, port: int, workers: int, reload: bool) -> None:
     )
 
 
-def _register_package_commands() -> None:
-    from auth.cli import COMMANDS as AUTH_COMMANDS
-    from console.cli import COMMANDS as CONSOLE_COMMANDS
-    from payments.cli import COMMANDS as PAYMENT_COMMANDS
-
-    for command in [*AUTH_COMMANDS, *PAYMENT_COMMANDS, *CONSOLE_COMMANDS]:
-        cli.add_command(command)  # type: ignore[arg-type]
+for ours in (migrate_command, seed_demo_command, serve_command):
+    cli.add_command(ours)  # type: ignore[arg-type]  # LitestarGroup's annotation names rich-click's class
 
 
-_register_package_commands()
+def add_package_commands(group: click.Group) -> None:
+    """Every installed package's commands (the ``shengshitong.commands`` entry points), by name."""
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        command = ep.load()
+        if not isinstance(command, click.Command):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a click command")
+        if command.name in group.commands:
+            raise click.UsageError(f"two packages add the command {command.name!r} (one is {ep.value})")
+        group.add_command(command)
 
 
-def main() -> None:
+def main(factory: AppFactory) -> None:
+    """Run the command line with the composition root's app factory."""
+    _factory[:] = [factory]
+    add_package_commands(cli)
     cli(prog_name="shengshi")
-
-
-if __name__ == "__main__":
-    main()

@@ -28,7 +28,7 @@ PICCOLO_CONF = "backend.piccolo_conf"
 CONNECT_TIMEOUT = 5.0
 
 
-class BoundedPool(asyncpg.Pool):
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type information
     """asyncpg's pool, whose ``acquire`` waits at most ``acquire_timeout`` seconds when the caller names
     no timeout (Piccolo names none, so a request waited without end for a connection while the server
     did not answer). asyncpg applies the same bound to giving the connection back, which waits for a
@@ -42,7 +42,7 @@ class BoundedPool(asyncpg.Pool):
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 
-def create_engine(settings: Settings) -> Engine:
+def create_engine(settings: Settings) -> Engine[Any]:
     if settings.uses_postgres:
         # timeout: seconds to open a connection; a server that does not answer at all (a cut network)
         # gives a 503 after this instead of asyncpg's default minute
@@ -96,7 +96,7 @@ def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:
     return found
 
 
-def bind_engine(engine: Engine) -> None:
+def bind_engine(engine: Engine[Any]) -> None:
     """Make ``engine`` the one Piccolo uses everywhere in this process (tables and migrations)."""
     os.environ["PICCOLO_CONF"] = PICCOLO_CONF
     from backend import piccolo_conf
@@ -106,13 +106,13 @@ def bind_engine(engine: Engine) -> None:
         table._meta.db = engine
 
 
-def current_engine() -> Engine:
+def current_engine() -> Engine[Any]:
     from backend import piccolo_conf
 
     return piccolo_conf.DB
 
 
-def transaction(engine: Engine | None = None) -> Any:
+def transaction(engine: Engine[Any] | None = None) -> Any:
     """A write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN, so two writers
     never both read and then fail to upgrade (the convention's rule for SQLite writes)."""
     engine = engine or current_engine()
@@ -133,7 +133,7 @@ def for_update(query: Select[Any]) -> Select[Any]:
     return query
 
 
-async def start(engine: Engine, settings: Settings) -> None:
+async def start(engine: Engine[Any], settings: Settings) -> None:
     if isinstance(engine, PostgresEngine):
         # Piccolo's start_connection_pool makes asyncpg's own pool; this one bounds acquire. Only the
         # pool's connections get the statement timeout: migrations run on connections of their own.
@@ -155,16 +155,16 @@ async def start(engine: Engine, settings: Settings) -> None:
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
-async def stop(engine: Engine) -> None:
+async def stop(engine: Engine[Any]) -> None:
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
 
 
-async def ping(engine: Engine) -> None:
+async def ping(engine: Engine[Any]) -> None:
     await engine.run_ddl("SELECT 1")
 
 
-async def migrate(engine: Engine, *, quiet: bool = False) -> str:
+async def migrate(engine: Engine[Any], *, quiet: bool = False) -> str:
     """Apply every migration not yet applied; return Piccolo's report."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 

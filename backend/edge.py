@@ -33,6 +33,7 @@ from urllib.parse import unquote
 import msgspec
 from litestar import Litestar, Request
 from litestar._parsers import parse_query_string
+from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
@@ -340,7 +341,7 @@ class EdgeMiddleware(ASGIMiddleware):
         return self._facts[1]
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             check_parameters(scope)
             handler = scope.get("route_handler")
             if isinstance(handler, HTTPRouteHandler):

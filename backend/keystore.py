@@ -15,6 +15,7 @@ at the same moment, without telling each other.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from backend import db
 from backend.clock import Clock
-from backend.crypto import b64u, open_sealed, seal
+from backend.crypto import b64u, open_sealed, seal, unb64u
 from backend.tables import SigningKey
 
 Alg = Literal["ES256", "EdDSA"]
@@ -75,7 +76,6 @@ class LoadedKey:
 
     @property
     def kid_bytes(self) -> bytes:
-        from backend.crypto import unb64u
 
         return unb64u(self.kid)
 
@@ -230,7 +230,5 @@ class KeyStore:
 
 def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
-        import json
-
         return dict(json.loads(value))
     return dict(value)

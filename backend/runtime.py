@@ -1,16 +1,24 @@
-"""The long-lived objects one app instance shares: settings, engine, store, clock."""
+"""The long-lived objects one app instance shares: settings, engine, store, clock.
+
+Packages build their services on top of these in the composition root (``backend.app``), each from the
+services it depends on, passed in. A package finds its own services on a running app through its
+:class:`Slot` (guards, CLI commands): typed, defined once beside the services' type.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
+from litestar import Litestar
+from litestar.datastructures import State
 from piccolo.engine.base import Engine
 
+from backend import db
 from backend.clock import Clock, SystemClock
 from backend.settings import Settings
-from backend.store import Store
+from backend.store import Store, create_store
 
 
 class ScanSeen(NamedTuple):
@@ -29,12 +37,39 @@ ScanObserver = Callable[[ScanSeen], None]
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
+    engine: Engine[Any]
     store: Store
     clock: Clock = field(default_factory=SystemClock)
-    # Services built by package plugins, by name (e.g. "auth.tokens"); read through deps, not directly.
-    services: dict[str, Any] = field(default_factory=dict)
     # Background work (webhook delivery, order closing) runs in servers, not in one-off CLI commands.
     background: bool = True
     # Called synchronously for every decided scan; must be cheap and must not raise (count, not await).
     scan_observers: list[ScanObserver] = field(default_factory=list)
+
+
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """Where one package's services sit on an app: ``AUTH = Slot[AuthServices]("auth")`` beside the type,
+    ``AUTH.put(app_config.state, services)`` in the package's plugin, ``AUTH.of(app)`` wherever the
+    package needs them without dependency injection (a guard, a CLI command)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, name: str) -> None:
+        self.key = f"services.{name}"
+
+    def put(self, state: State, services: T) -> None:
+        state[self.key] = services
+
+    def of(self, app: Litestar) -> T:
+        return cast(T, app.state[self.key])
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Runtime:
+    return Runtime(
+        settings=settings,
+        engine=db.create_engine(settings),
+        store=store or create_store(settings.redis_url, settings.store_prefix),
+        clock=clock or SystemClock(),
+    )

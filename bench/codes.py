@@ -180,12 +180,12 @@ async def _prepare(port: int, citizens: int, scanners: list[dict[str, str]]) -> 
 def _enrol_scanners(env: dict[str, str], contexts: int) -> list[dict[str, str]]:
     code = (
         "import asyncio, json\n"
-        "from backend.app import create_app\n"
+        "from backend.app import create_app, services_of\n"
         "async def main():\n"
         "    app = create_app()\n"
         "    out = []\n"
         "    async with app.lifespan():\n"
-        "        m = app.state.runtime.services['auth'].machines\n"
+        "        m = services_of(app).auth.machines\n"
         f"        for i in range({contexts}):\n"
         "            out.append(await m.create('scanner', app_id='benchgate', place=f'gate {i}', context=f'bench-{i}'))\n"
         "    print(json.dumps(out))\n"
@@ -237,7 +237,7 @@ def online(citizens: int, contexts: int, connections: int, backend: str) -> dict
         env["SHENGSHI_STORE_PREFIX"] = f"bench:{os.getpid()}:"
     try:
         subprocess.run(
-            [sys.executable, "-m", "backend.cli", "migrate"],
+            [sys.executable, "-m", "backend", "migrate"],
             cwd=ROOT,
             env=env,
             check=True,

@@ -64,7 +64,7 @@ async def store_and_frames(backend: str, rounds: int) -> dict[str, float]:
         )
         os.environ["SHENGSHI_STORE_PREFIX"] = f"dashbench:{os.getpid()}:"
     from backend import db
-    from backend.app import create_app
+    from backend.app import create_app, services_of
     from backend.runtime import ScanSeen
     from backend.settings import load_settings
     from miniapps.parking.demo import seed as seed_parking
@@ -76,7 +76,7 @@ async def store_and_frames(backend: str, rounds: int) -> dict[str, float]:
     runtime.background = False
     async with app.lifespan():
         await seed_parking()
-        dash = runtime.services["console"].dashboard
+        dash = services_of(app).console.dashboard
         store = runtime.store
         now_minute = int(runtime.clock.time() // 60)
         # 30 minutes of a busy city: 4 mini-apps, a few refusal reasons, latency buckets

@@ -96,7 +96,7 @@ end
 
 PREPARE = r"""
 import asyncio, json, sys, uuid
-from backend.app import create_app
+from backend.app import create_app, services_of
 from auth.principals import CitizenPrincipal
 from miniapps.transit.tables import TransitLine
 
@@ -105,12 +105,12 @@ async def main(gates, codes):
     async with app.lifespan():
         rt = app.state.runtime
         line = await TransitLine.select(TransitLine.code).where(TransitLine.kind == "bus").first().run()
-        machines = rt.services["auth"].machines
+        machines = services_of(app).auth.machines
         scanners = [
             await machines.create("scanner", app_id="transit", place=line["code"], context="bus", name=f"bus gate {i}")
             for i in range(gates)
         ]
-        issuer = rt.services["codes"].issuer
+        issuer = services_of(app).codes.issuer
         tokens = []
         for i in range(codes):
             p = CitizenPrincipal(citizen_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), device_id="bench", token_id="")
@@ -210,7 +210,7 @@ def main() -> None:
     try:
         for cmd in (["migrate"], ["seed-demo"]):
             subprocess.run(
-                [sys.executable, "-m", "backend.cli", *cmd],
+                [sys.executable, "-m", "backend", *cmd],
                 cwd=ROOT,
                 env=env,
                 check=True,

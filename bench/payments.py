@@ -56,7 +56,7 @@ async def run(n: int, backend: str) -> None:
         os.environ["SHENGSHI_REDIS_URL"] = "redis://127.0.0.1:6379/0"
         os.environ["SHENGSHI_STORE_PREFIX"] = f"paybench:{os.getpid()}:"
     from backend import db
-    from backend.app import build_runtime, create_app
+    from backend.app import build_runtime, create_app, services_of
     from backend.settings import load_settings
 
     settings = load_settings()
@@ -66,7 +66,7 @@ async def run(n: int, backend: str) -> None:
     app = create_app(runtime=runtime)
     try:
         async with app.lifespan():
-            payments = runtime.services["payments"]
+            payments = services_of(app).payments
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://bench"
             ) as client:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -15,76 +15,19 @@ from auth.principals import CitizenPrincipal, MachinePrincipal
 from auth.revocations import Revocations
 from backend.batch import BatchWriter
 from backend.clock import Clock
-from backend.i18n import current_locale
+from backend.crypto import Keyring, b64u
 from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
+from backend.runtime import Runtime, Slot
 from backend.settings import Settings
 from backend.store import Store
 from codes import format as fmt
 from codes.entitlements import Entitlements
-from codes.sources import EntitlementSource
-from codes.tables import IssuedCode, ScanRecord
+from codes.sources import EntitlementSource, HealthStatusSource, RealNameInsuranceSource
+from codes.tables import IssuedCode
 from codes.trustlist import TrustedKey, TrustList, build_document, sign_document
-from codes.verifier import verify
+from codes.verifier import Result, verify
 
 log = logging.getLogger("shengshitong.codes")
-
-# What a scan context needs of the code, until mini-apps declare it in their manifests.
-DEFAULT_REQUIREMENTS: dict[str, str | None] = {
-    "transit": "transit",
-    "bus": "transit",
-    "metro": "transit",
-    "metro-entry": "transit",
-    "metro-exit": "transit",
-    "hospital": "medical",
-    "tourism": None,
-    "hotel": None,
-    "parking": None,
-}
-
-# What the gate screen shows for each outcome: colour, then (title, subtitle) in Chinese and in English;
-# a screen shows one language, the scanner's (its request's Accept-Language, zh-CN by default).
-DISPLAY: dict[str, tuple[str, tuple[str, str], tuple[str, str]]] = {
-    "ok": ("green", ("请通行", ""), ("Welcome", "")),
-    "bad_format": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "bad_prefix": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "bad_base45": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "oversized": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "unknown_kid": ("red", ("无效的码", "签发密钥未知"), ("Invalid code", "Unknown issuer key")),
-    "wrong_alg": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "wrong_issuer": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
-    "bad_signature": ("red", ("无效的码", "签名不符"), ("Invalid code", "Signature does not match")),
-    "key_not_valid": ("red", ("无效的码", "签发密钥已失效"), ("Invalid code", "Issuer key not valid")),
-    "expired": ("red", ("码已过期", "请刷新市民码"), ("Code expired", "Refresh it")),
-    "not_yet_valid": (
-        "red",
-        ("码尚未生效", "请校准手机时间"),
-        ("Code not yet valid", "Check the phone's clock"),
-    ),
-    "replayed": ("red", ("此码已使用", "请刷新市民码"), ("Code already used", "Refresh it")),
-    "not_entitled": (
-        "red",
-        ("无此项权限", "此处需要相应权益"),
-        ("Not entitled here", "This gate needs an entitlement"),
-    ),
-    "unknown_code": ("red", ("无效的码", "未知的码"), ("Invalid code", "Unknown code")),
-    "account_deleted": ("red", ("账户已注销", ""), ("Account closed", "")),
-    "account_blocked": (
-        "red",
-        ("账户已冻结", "请联系服务台"),
-        ("Account blocked", "Contact the service desk"),
-    ),
-    "device_revoked": ("red", ("设备已退出登录", "请重新登录"), ("Device signed out", "Sign in again")),
-    "bad_scan_time": ("red", ("扫码时间异常", ""), ("Scan time out of range", "")),
-    "app_unavailable": ("red", ("服务暂不可用", "请稍后再试"), ("Service unavailable", "Try again shortly")),
-}
-REFUSED = ("red", ("无法通行", ""), ("Refused", ""))
-
-
-def display_for(reason: str | None, locale: str | None = None) -> dict[str, str]:
-    """What the gate shows for a platform outcome, in ``locale`` (the request's language by default)."""
-    colour, zh, en = DISPLAY.get(reason or "ok", REFUSED)
-    title, subtitle = en if (locale or current_locale()) == "en" else zh
-    return {"color": colour, "title": title, "subtitle": subtitle}
 
 
 def iso(ts: float) -> datetime:
@@ -159,8 +102,6 @@ class CodeKeys:
         """As :meth:`trust_list`, reloading once when a code names a kid we do not know yet."""
         trust = await self.trust_list()
         if kid is not None and kid not in trust.keys:
-            from backend.crypto import b64u
-
             if await self.issuer.find(b64u(kid)) is not None:
                 return await self.trust_list()
         return trust
@@ -257,18 +198,38 @@ class Claim(NamedTuple):
     retry: bool  # an earlier attempt of the same record held it (this one has taken it over)
 
 
+class CodeHolder(NamedTuple):
+    """Whom a verified code stands for: the citizen, the session (sign-in) and the device it was issued to."""
+
+    citizen_id: str
+    session_id: str
+    device_id: str
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> CodeHolder:
+        return cls(str(mapping["c"]), str(mapping["s"]), str(mapping.get("d") or ""))
+
+
 class Checked(NamedTuple):
     """A scanned code after verification and the single-use claim."""
 
     reason: str | None  # the refusal, or None: the scan goes on to the mini-app
-    result: Any  # the verifier's result (None when the scan time was refused first)
-    mapping: dict[str, Any] | None  # the code's citizen, session and device
+    result: Result | None  # the verifier's result (None when the scan time was refused first)
+    holder: CodeHolder | None  # the code's citizen, session and device
     claim: Claim | None  # held when the scan may go on (release it if nothing is decided)
+
+    @property
+    def code_id(self) -> str:
+        """Hex of the code's cti (never the token itself), or "" before verification."""
+        return self.result.cti.hex() if self.result is not None and self.result.cti else ""
+
+
+REFUSED_SCAN_TIME = Checked("bad_scan_time", None, None, None)
 
 
 class ScanService:
-    """Verification of scanned codes (signature, time window, entitlement, single use, account state) and
-    the scan records; deciding a scan is the mini-app router's (``backend.scans``)."""
+    """Verification of scanned codes: signature, time window, entitlement, single use, account state.
+    Deciding a scan and keeping its record is the gate's (``miniapps.gate``)."""
 
     def __init__(
         self,
@@ -283,12 +244,6 @@ class ScanService:
         self.store = store
         self.keys = keys
         self.revocations = revocations
-        self.recorder = BatchWriter(ScanRecord, clock, unique="scanner_record", stamp="received_at")
-        # what a scanner's context requires of the code; the mini-app platform replaces this with its
-        # manifests' scan contexts
-        self.requirement: Callable[[MachinePrincipal], str | None] = lambda m: DEFAULT_REQUIREMENTS.get(
-            m.context
-        )
 
     @property
     def replay_ttl(self) -> int:
@@ -296,10 +251,9 @@ class ScanService:
         return self.s.code_validity + self.s.code_skew + self.s.code_batch_window
 
     async def _verify(
-        self, token: str, at: float, scanner: MachinePrincipal
-    ) -> tuple[str | None, Any, dict[str, Any] | None]:
+        self, token: str, at: float, requirement: str | None
+    ) -> tuple[str | None, Result, dict[str, Any] | None]:
         """(refusal reason or None, verifier result, the cti mapping)."""
-        requirement = self.requirement(scanner)
         res = verify(
             token, await self.keys.trust_list(), now=at, skew=self.s.code_skew, requirement=requirement
         )
@@ -369,111 +323,26 @@ class ScanService:
             await self.store.delete_if_equal(claim.key, claim.value)
 
     async def check(
-        self, scanner: MachinePrincipal, token: str, *, at: float, record_id: str, offline: bool
+        self,
+        scanner: MachinePrincipal,
+        token: str,
+        *,
+        at: float,
+        record_id: str,
+        offline: bool,
+        requirement: str | None,
     ) -> Checked:
-        """Verify a scanned code at time ``at`` and claim its single use for this record."""
-        reason, res, mapping = await self._verify(token, at, scanner)
+        """Verify a scanned code at time ``at`` (it must carry the entitlement ``requirement`` names, if
+        any) and claim its single use for this record in the scanner's context."""
+        reason, res, mapping = await self._verify(token, at, requirement)
+        holder = CodeHolder.from_mapping(mapping) if mapping is not None else None
         if reason is not None:
-            return Checked(reason, res, mapping, None)
+            return Checked(reason, res, holder, None)
         assert res.cti is not None and mapping is not None
         reason, claim = await self._claim(
             scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}", offline=offline
         )
-        return Checked(reason, res, mapping, claim if reason is None else None)
-
-    def decision(
-        self, scanner: MachinePrincipal, reason: str | None, *, record_id: str, flagged: bool = False
-    ) -> dict[str, Any]:
-        return {
-            "result": "allow" if reason is None else "deny",
-            "reason": reason or "ok",
-            "app_id": scanner.app_id,
-            "context": scanner.context,
-            "record_id": record_id,
-            "flagged": flagged,
-            "display": display_for(reason),
-            "data": {},
-        }
-
-    def record(
-        self,
-        scanner: MachinePrincipal,
-        decision: dict[str, Any],
-        checked: Checked | None,
-        *,
-        at: float,
-        offline: bool,
-        final: bool,
-    ) -> dict[str, Any]:
-        """The scan record of a decision. A *final* record is the record's answer for good (a mini-app's
-        decision, a batch upload's refusal) and holds the record's idempotency key; any other (a refusal
-        at the gate, an undecided scan) is history only, under a key of its own, so it never stands in
-        for the answer a retry of the record gets."""
-        key = f"{scanner.client_id}/{decision['record_id']}"
-        res = checked.result if checked is not None else None
-        mapping = checked.mapping if checked is not None else None
-        return {
-            "scanner_id": scanner.client_id,
-            "record_id": decision["record_id"],
-            "scanner_record": key if final else f"{key}#{secrets.token_hex(4)}",
-            "app_id": scanner.app_id,
-            "context": scanner.context,
-            "place": scanner.place,
-            "citizen_id": mapping["c"] if mapping else None,
-            "code_id": res.cti.hex() if res is not None and res.cti else "",
-            "result": decision["result"],
-            "reason": decision["reason"],
-            "flagged": decision["flagged"],
-            "offline": offline,
-            "scanned_at": iso(at),
-            "display": {**decision["display"], "data": decision.get("data", {})},
-        }
-
-    async def save(self, record: dict[str, Any]) -> bool:
-        """Store a scan record; False when this (scanner, record id) was stored already (also by a
-        concurrent upload of the same record: the unique key decides, without an error). Inside a
-        transaction, a concurrent twin's insert waits here for this one to commit or roll back."""
-        inserted = (
-            await ScanRecord.insert(ScanRecord(**record, received_at=self.clock.now()))
-            .on_conflict(target=ScanRecord.scanner_record, action="DO NOTHING")
-            .returning(ScanRecord.id)
-            .run()
-        )
-        return bool(inserted)
-
-    async def decided(self, scanner_record: str, decision: dict[str, Any]) -> None:
-        """Write a decision into the record's final row (inserted first in the same transaction)."""
-        await (
-            ScanRecord.update(
-                {
-                    ScanRecord.result: decision["result"],
-                    ScanRecord.reason: decision["reason"],
-                    ScanRecord.display: {**decision["display"], "data": decision.get("data", {})},
-                }
-            )
-            .where(ScanRecord.scanner_record == scanner_record)
-            .run()
-        )
-
-    async def stored(self, scanner: MachinePrincipal, record_id: str) -> dict[str, Any] | None:
-        """The final answer of a record, if it has one."""
-        row = (
-            await ScanRecord.select()
-            .where(ScanRecord.scanner_record == f"{scanner.client_id}/{record_id}")
-            .first()
-            .run()
-        )
-        if row is None:
-            return None
-        return {
-            "result": row["result"],
-            "reason": row["reason"],
-            "app_id": row["app_id"],
-            "context": row["context"],
-            "record_id": record_id,
-            "flagged": row["flagged"],
-            **_unpack_display(row["display"]),
-        }
+        return Checked(reason, res, holder, claim if reason is None else None)
 
     def scan_time_refused(self, at: float, *, offline: bool) -> bool:
         """A scan time from the future, or older than an upload may be (the batch window) or than an
@@ -484,7 +353,27 @@ class ScanService:
         return at > now + self.s.code_skew or at < now - oldest
 
 
-def _unpack_display(stored: Any) -> dict[str, Any]:
-    value = dict(stored if isinstance(stored, dict) else json.loads(stored))
-    data = value.pop("data", {})
-    return {"display": value, "data": data}
+@dataclass(frozen=True)
+class CodeServices:
+    keys: CodeKeys
+    health: HealthStatusSource
+    entitlements: EntitlementService
+    issuer: CodeIssuer
+    scans: ScanService
+
+
+CODES = Slot[CodeServices]("codes")
+
+
+def build_code_services(runtime: Runtime, revocations: Revocations) -> CodeServices:
+    s = runtime.settings
+    keys = CodeKeys(s, runtime.clock)
+    health = HealthStatusSource(runtime.store)
+    entitlements = EntitlementService([RealNameInsuranceSource(Keyring(s.pii_keyring())), health])
+    return CodeServices(
+        keys=keys,
+        health=health,
+        entitlements=entitlements,
+        issuer=CodeIssuer(s, runtime.clock, runtime.store, keys, entitlements),
+        scans=ScanService(s, runtime.clock, runtime.store, keys, revocations),
+    )

@@ -26,13 +26,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from piccolo.columns import JSON, Column
 from piccolo.table import Table
-from piccolo_admin.endpoints import TableConfig, create_admin
+from piccolo_admin.endpoints import FormConfig, TableConfig, create_admin
 from piccolo_admin.translations.data import ENGLISH, SIMPLIFIED_CHINESE
 from piccolo_api.crud.endpoints import OrderBy
 from piccolo_api.crud.hooks import Hook, HookType
@@ -47,7 +48,7 @@ from backend.i18n import current_locale, message
 from backend.runtime import Runtime
 from backend.store import StoreUnavailable
 from backend.tables import AuditEvent
-from console.forms import FORM_TEXTS, console_forms
+from console.forms import FORM_TEXTS
 from console.operators import OperatorService, session_token
 from console.tables import ConsoleOperator, ConsoleSession
 from payments.tables import ChannelNotification, Overpayment, PaymentOrder, Refund, WebhookDelivery
@@ -328,9 +329,12 @@ def _problem(status: int, code: str, detail: str) -> tuple[int, list[tuple[bytes
 class ConsoleGate:
     """The ASGI app mounted at /admin: our rules around piccolo-admin (see the module docstring)."""
 
-    def __init__(self, runtime: Runtime, operators: OperatorService) -> None:
+    def __init__(
+        self, runtime: Runtime, operators: OperatorService, forms: Callable[[], list[FormConfig]]
+    ) -> None:
         self.runtime = runtime
         self.operators = operators
+        self._forms = forms  # the console's forms, made with the piccolo-admin they belong to
 
     @functools.cached_property
     def admin(self) -> Any:
@@ -339,7 +343,7 @@ class ConsoleGate:
         s = self.runtime.settings
         admin = create_admin(
             tables=table_configs(),
-            forms=console_forms(self.runtime),
+            forms=self._forms(),
             auth_table=ConsoleOperator,
             session_table=ConsoleSession,
             site_name=SITE_NAME[0],

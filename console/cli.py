@@ -8,18 +8,19 @@ from typing import Any
 import click
 from litestar import Litestar
 
+from auth.cli import operator_name
+from backend.cli import emit_json, run_with_runtime
 from console.operators import OperatorService
+from console.services import CONSOLE
 from console.tables import ROLES
 
 
 def _ops(app: Litestar) -> OperatorService:
-    return app.state.runtime.services["console"].operators  # type: ignore[no-any-return]
+    return CONSOLE.of(app).operators
 
 
 def _actor() -> str:
-    from auth.cli import _operator
-
-    return _operator()
+    return operator_name()
 
 
 @click.group("console")
@@ -34,7 +35,6 @@ def console() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input (scripts)")
 def add_operator(username: str, role: str, email: str, password_stdin: bool) -> None:
     """Create a console operator; asks for the password (never taken as an argument)."""
-    from backend.cli import emit_json, run_with_runtime
 
     password = _password(password_stdin)
 
@@ -55,7 +55,6 @@ def _password(from_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input (scripts)")
 def reset_password(username: str, password_stdin: bool) -> None:
     """Give an operator a new password; their sessions end."""
-    from backend.cli import emit_json, run_with_runtime
 
     password = _password(password_stdin)
 
@@ -70,7 +69,6 @@ def reset_password(username: str, password_stdin: bool) -> None:
 @click.argument("role", type=click.Choice(ROLES))
 def set_role(username: str, role: str) -> None:
     """Change an operator's role (takes effect on their next request)."""
-    from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> dict[str, Any]:
         return await _ops(app).set_role(username, role, actor=_actor())
@@ -82,7 +80,6 @@ def set_role(username: str, role: str) -> None:
 @click.argument("username")
 def disable_operator(username: str) -> None:
     """Disable an operator and end their sessions at once."""
-    from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> dict[str, Any]:
         return await _ops(app).disable(username, actor=_actor())
@@ -93,13 +90,9 @@ def disable_operator(username: str) -> None:
 @console.command("list-operators")
 def list_operators() -> None:
     """Console operators, one JSON line each."""
-    from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> list[dict[str, Any]]:
         return await _ops(app).list()
 
     for row in run_with_runtime(go):
         emit_json(row)
-
-
-COMMANDS = [console]

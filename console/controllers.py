@@ -26,7 +26,9 @@ from backend.pages import PAGE_HEADERS
 from console.admin import console_texts
 from console.dashboard import Dashboard
 from console.operators import Operator, OperatorService
+from console.services import CONSOLE
 from console.simulator import ScannerSimulator
+from miniapps.schemas import ScanResult
 from payments.channels.sandbox import PAGE_PATH
 
 STATIC = Path(__file__).parent / "static"
@@ -46,7 +48,7 @@ def page(name: str) -> Response[bytes]:
 
 
 def operators_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OperatorService:
-    return connection.app.state.runtime.services["console"].operators  # type: ignore[no-any-return]
+    return CONSOLE.of(connection.app).operators
 
 
 async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator | None:
@@ -194,6 +196,6 @@ class ScannerController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[SimulatedScan],
         scanner_simulator: NamedDependency[ScannerSimulator],
-    ) -> dict[str, Any]:
+    ) -> ScanResult:
         operator = provide_operator(request)
         return await scanner_simulator.scan(operator, data.scanner_id, data.code, ip=client_ip(request))

@@ -32,7 +32,8 @@ from piccolo.query.functions.aggregate import Count, Sum
 
 from backend.runtime import Runtime, ScanSeen
 from backend.store import StoreUnavailable
-from codes.services import DISPLAY
+from miniapps.contract import MiniApp
+from miniapps.gate import DISPLAY
 from payments.tables import OutboxEvent, PaymentOrder, Refund, WebhookDelivery
 
 log = logging.getLogger("shengshitong.dashboard")
@@ -88,8 +89,11 @@ def quantile(buckets: list[int], q: float) -> float | None:
 
 
 class Dashboard:
-    def __init__(self, runtime: Runtime, channels: ChannelsPlugin, channel: str) -> None:
+    def __init__(
+        self, runtime: Runtime, channels: ChannelsPlugin, channel: str, apps: dict[str, MiniApp]
+    ) -> None:
         self.runtime = runtime
+        self.apps = apps
         self.channels = channels
         self.channel = channel
         self.tally = ScanTally()
@@ -239,10 +243,7 @@ class Dashboard:
         }
 
     def _app_names(self) -> dict[str, tuple[str, str]]:
-        platform = self.runtime.services.get("miniapps")
-        if platform is None:
-            return {}
-        return {a: (app.manifest.name_zh, app.manifest.name_en) for a, app in platform.apps.items()}
+        return {a: (app.manifest.name_zh, app.manifest.name_en) for a, app in self.apps.items()}
 
     async def _hourly(self, now: float) -> dict[str, Any]:
         current = datetime.fromtimestamp(now - now % 3600).astimezone()
@@ -287,11 +288,8 @@ class Dashboard:
         return {"pending": pending, "dead": dead, "outbox": undispatched}
 
     async def _gauges(self) -> list[dict[str, Any]]:
-        platform = self.runtime.services.get("miniapps")
         out: list[dict[str, Any]] = []
-        if platform is None:
-            return out
-        for app_id, app in platform.apps.items():
+        for app_id, app in self.apps.items():
             try:
                 gauges = await asyncio.wait_for(app.gauges(), 1.0)
             except Exception:  # a slow or failing mini-app leaves a gap, not a broken dashboard

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import secrets
 
+from auth.services import AuthServices
 from auth.tables import MachineClient
-from backend.runtime import Runtime
 from console.operators import OperatorService
 from console.tables import ConsoleOperator
+from miniapps.contract import MiniApp
 
 # (mini-app, scan context, place: a code the mini-app's demo data knows, name). Operators read the name in
 # the console, whose default language is Chinese: one language, Chinese.
@@ -37,9 +38,7 @@ FORMERLY = {
 }
 
 
-async def seed(runtime: Runtime, operators: OperatorService) -> list[str]:
-    apps = runtime.services["miniapps"].apps
-    auth = runtime.services["auth"]
+async def seed(auth: AuthServices, apps: dict[str, MiniApp], operators: OperatorService) -> list[str]:
     made = renamed = 0
     for app_id, context, place, name in SCANNERS:
         if app_id not in apps:

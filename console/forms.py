@@ -15,10 +15,12 @@ from piccolo_admin.endpoints import FormConfig
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 
+from auth.services import AuthServices
 from backend import audit
 from backend.errors import AppError
 from backend.i18n import current_locale, pick, problem_text
-from backend.runtime import Runtime
+from codes.services import CodeServices
+from miniapps.contract import MiniApp
 from miniapps.registry import credential_fields
 
 GROUP = "凭证与密钥"
@@ -97,9 +99,9 @@ def _refused(exc: AppError) -> ValueError:
     )
 
 
-def console_forms(runtime: Runtime) -> list[FormConfig]:
-    def services() -> tuple[Any, dict[str, Any]]:
-        return runtime.services["auth"], runtime.services["miniapps"].apps
+def console_forms(auth: AuthServices, codes: CodeServices, apps: dict[str, MiniApp]) -> list[FormConfig]:
+    def services() -> tuple[AuthServices, dict[str, MiniApp]]:
+        return auth, apps
 
     async def enrol_scanner(request: Request, data: EnrolScanner) -> str:
         auth, apps = services()
@@ -154,11 +156,11 @@ def console_forms(runtime: Runtime) -> list[FormConfig]:
 
     async def rotate(request: Request, data: RotateKey) -> str:
         if data.purpose == "access":
-            store = runtime.services["auth"].keys
+            store = auth.keys
         elif data.purpose == "code":
-            store = runtime.services["codes"].keys.issuer
+            store = codes.keys.issuer
         else:
-            store = runtime.services["codes"].keys.root
+            store = codes.keys.root
         key = await store.rotate(data.alg)
         await audit.record(
             "keys_rotated",

@@ -8,61 +8,51 @@ from typing import Any
 
 from litestar import asgi
 from litestar.channels import ChannelsPlugin
-from litestar.channels.backends.base import ChannelsBackend
-from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import Receive, Scope, Send
 
+from auth.services import AuthServices
 from backend.runtime import Runtime
-from console.admin import PREFIX, ConsoleGate
-from console.channels import ResilientRedisPubSub
+from console.admin import PREFIX
 from console.controllers import STATIC, DashboardController, Pages, SandboxPayPage, ScannerController
 from console.dashboard import Dashboard
-from console.operators import OperatorService
+from console.demo import seed
+from console.services import CONSOLE, ConsoleServices
 from console.simulator import ScannerSimulator
-
-
-def _channels_backend(runtime: Runtime) -> ChannelsBackend:
-    if runtime.settings.uses_redis:
-        import redis.asyncio as aioredis
-
-        # its own connection: a pub/sub subscription holds one for as long as the app runs
-        return ResilientRedisPubSub(redis=aioredis.Redis.from_url(runtime.settings.redis_url))
-    return MemoryChannelsBackend()
+from miniapps.contract import MiniApp
 
 
 class ConsolePlugin(InitPlugin):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, services: ConsoleServices, *, auth: AuthServices, apps: dict[str, MiniApp]
+    ) -> None:
         self.runtime = runtime
-        self.channel = f"{runtime.settings.store_prefix}dashboard"
-        self.channels = ChannelsPlugin(backend=_channels_backend(runtime), channels=[self.channel])
-        self.operators = OperatorService()
-        self.dashboard = Dashboard(runtime, self.channels, self.channel)
-        self.simulator = ScannerSimulator(runtime)
-        self.gate = ConsoleGate(runtime, self.operators)
-        runtime.services["console"] = self
+        self.services = services
+        # the simulator's demo scanners: machine credentials of the enabled mini-apps
+        self._auth = auth
+        self._apps = apps
 
     async def seed_demo(self) -> list[str]:
         """Demo scanners for the simulator and a demo console operator, outside production only."""
         if self.runtime.settings.env == "prod":
             return []
-        from console.demo import seed
-
-        return await seed(self.runtime, self.operators)
+        return await seed(self._auth, self._apps, self.services.operators)
 
     async def _startup(self) -> None:
         if self.runtime.background:
-            await self.dashboard.start()
+            await self.services.dashboard.start()
 
     async def _shutdown(self) -> None:
-        await self.dashboard.stop()
+        await self.services.dashboard.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        self.channels.on_app_init(app_config)
-        gate = self.gate
+        services = self.services
+        CONSOLE.put(app_config.state, services)
+        services.channels.on_app_init(app_config)
+        gate = services.admin
 
         @asgi(PREFIX, is_mount=True, copy_scope=True, include_in_schema=False)
         async def console(scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,14 +68,15 @@ class ConsolePlugin(InitPlugin):
             ),
         ]
         # the sandbox's pay_url: a page only while the payment centre has the sandbox (never in production)
-        payments = self.runtime.services.get("payments")
-        if payments is not None and "sandbox" in payments.channels:
+        if services.sandbox_page:
             handlers.append(SandboxPayPage)
         app_config.route_handlers.extend(handlers)
         app_config.dependencies.update(
             {
-                "dashboard": Provide(lambda: self.dashboard, sync_to_thread=False, use_cache=True),
-                "scanner_simulator": Provide(lambda: self.simulator, sync_to_thread=False, use_cache=True),
+                "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False, use_cache=True),
+                "scanner_simulator": Provide(
+                    lambda: services.simulator, sync_to_thread=False, use_cache=True
+                ),
             }
         )
         app_config.signature_namespace.update(

@@ -17,16 +17,16 @@ from auth.principals import MachinePrincipal
 from auth.tables import MachineClient
 from backend import audit
 from backend.errors import InvalidInput, NotFound
-from backend.runtime import Runtime
-from codes.schemas import ScanRequest
 from console.operators import Operator
+from miniapps.gate import Gate
+from miniapps.schemas import ScanRequest, ScanResult
 
 MAX_PIXELS = 16_000_000  # a phone photo; larger images are refused before decoding
 
 
 class ScannerSimulator:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
 
     async def scanners(self) -> list[dict[str, Any]]:
         return await (
@@ -43,7 +43,7 @@ class ScannerSimulator:
             .run()
         )
 
-    async def scan(self, operator: Operator, scanner_id: str, code: str, *, ip: str = "") -> dict[str, Any]:
+    async def scan(self, operator: Operator, scanner_id: str, code: str, *, ip: str = "") -> ScanResult:
         row = (
             await MachineClient.select()
             .where(
@@ -76,15 +76,15 @@ class ScannerSimulator:
             place=row["place"],
             context=row["context"],
         )
-        decision = await self.runtime.services["miniapps"].router.scan(scanner, request)
+        decision = await self.gate.scan(scanner, request)
         await audit.record(
             "console.simulated_scan",
             actor_kind="operator",
             actor_id=operator.username,
             subject=f"scanner:{scanner_id}",
             ip=ip,
-            result=decision["result"],
-            reason=decision["reason"],
+            result=decision.result,
+            reason=decision.reason,
         )
         return decision
 

@@ -1,31 +1,40 @@
-"""Mini-app platform HTTP handlers (thin): catalogue, authorisation, token exchange, userinfo, grants."""
+"""Mini-app platform HTTP handlers (thin): catalogue, authorisation, token exchange, userinfo, grants, and
+the gate's (scans online and uploaded, a citizen's scan history)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from auth.guards import citizen_only, miniapp_only
+from auth.guards import citizen_only, miniapp_only, scanner_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.errors import Unauthorized
 from backend.i18n import current_locale
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page_parts, window
+from miniapps.gate import Gate
 from miniapps.schemas import (
     AuthorizeRequest,
     AuthorizeResult,
+    BatchRequest,
+    BatchResult,
     Catalogue,
     CatalogueEntry,
     Grant,
     GrantPage,
+    ScanHistoryItem,
+    ScanHistoryPage,
+    ScanRequest,
+    ScanResult,
     TokenRequest,
     TokenResult,
 )
-from miniapps.services import MiniAppAuth
+from miniapps.services import MiniAppAuth, MiniAppServices
+from miniapps.tables import ScanRecord
 
 
 def _bearer(request: Request[Any, Any, Any]) -> str:
@@ -47,11 +56,11 @@ class MiniAppsController(Controller):
     async def catalogue(
         self,
         request: Request[Any, Any, Any],
-        miniapp_platform: NamedDependency[Any],
+        miniapps: NamedDependency[MiniAppServices],
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> Catalogue:
-        apps = window(list(miniapp_platform.apps.values()), limit=limit, offset=offset)
+        apps = window(list(miniapps.apps.values()), limit=limit, offset=offset)
         shown, after, link = page_parts(request, apps, limit=limit, offset=offset)
         locale = current_locale()
         items = [
@@ -157,3 +166,75 @@ class GrantsController(Controller):
         ip: NamedDependency[str],
     ) -> None:
         await miniapp_auth.revoke(citizen.citizen_id, app_id, ip=ip)
+
+
+class ScansController(Controller):
+    path = "/api/v1/scans"
+    tags = ["scanners"]
+    guards = [scanner_only]
+
+    @post("", status_code=200, summary="Verify a scanned code online and route it to the scanner's mini-app")
+    async def scan(
+        self,
+        data: JSONBody[ScanRequest],
+        machine: NamedDependency[MachinePrincipal],
+        gate: NamedDependency[Gate],
+    ) -> ScanResult:
+        return await gate.scan(machine, data)
+
+    @post("/batch", status_code=200, summary="Upload scans from an offline terminal (idempotent per record)")
+    async def batch(
+        self,
+        data: JSONBody[BatchRequest],
+        machine: NamedDependency[MachinePrincipal],
+        gate: NamedDependency[Gate],
+    ) -> BatchResult:
+        return BatchResult(results=await gate.batch(machine, data.records))
+
+
+class MyScansController(Controller):
+    path = "/api/v1/me/scans"
+    tags = ["citizens: profile"]
+    guards = [citizen_only]
+
+    @get("", summary="The citizen's scan history: what was scanned, where, by which service, and the result")
+    async def my_scans(
+        self,
+        request: Request[Any, Any, Any],
+        citizen: NamedDependency[CitizenPrincipal],
+        miniapps: NamedDependency[MiniAppServices],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> Response[ScanHistoryPage]:
+        rows = (
+            await ScanRecord.select(
+                ScanRecord.scanned_at,
+                ScanRecord.app_id,
+                ScanRecord.place,
+                ScanRecord.context,
+                ScanRecord.result,
+                ScanRecord.reason,
+                ScanRecord.offline,
+            )
+            .where(ScanRecord.citizen_id == citizen.citizen_id)
+            .order_by(ScanRecord.scanned_at, ascending=False)
+            .order_by(ScanRecord.id)
+            .limit(limit + 1)
+            .offset(offset)
+            .run()
+        )
+        items = []
+        for r in rows[:limit]:
+            app = miniapps.apps.get(r["app_id"])
+            items.append(
+                ScanHistoryItem(
+                    **r,
+                    app_name_zh=app.manifest.name_zh if app else r["app_id"],
+                    app_name_en=app.manifest.name_en if app else r["app_id"],
+                )
+            )
+        _, after, link = page_parts(request, rows, limit=limit, offset=offset)
+        return Response(
+            ScanHistoryPage(items=items, next_offset=after, next=link),
+            headers={"Cache-Control": "no-store"},
+        )

@@ -15,6 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from auth.guards import PRINCIPAL, citizen_only, miniapp_only
 from auth.principals import CitizenPrincipal
+from auth.services import AUTH
 from backend.errors import Forbidden
 from backend.i18n import pick
 from backend.openapi import requires
@@ -35,9 +36,9 @@ async def citizen_caller(connection: ASGIConnection[Any, Any, Any, Any], handler
     await citizen_only(connection, handler)
     principal: CitizenPrincipal = connection.state[PRINCIPAL]
     app_id = str(handler.opt.get("miniapp_id") or connection.path_params.get("app_id") or "")
-    platform = connection.app.state.runtime.services["miniapps"]
+    pairwise = AUTH.of(connection.app).pairwise
     connection.state[APP_CALLER] = AppCaller(
-        app_id=app_id, openid=await platform.pairwise.issue(app_id, principal.citizen_id)
+        app_id=app_id, openid=await pairwise.issue(app_id, principal.citizen_id)
     )
 
 

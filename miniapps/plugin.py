@@ -1,5 +1,5 @@
-"""How the mini-app platform plugs in: discover and enable mini-apps, mount their routes under
-/api/v1/apps/{id}, route scans to them, and offer them login and payments."""
+"""How the mini-app platform plugs in: mount the enabled mini-apps' routes under /api/v1/apps/{id},
+the gate's scan routes, the catalogue and the mini-app login."""
 
 from __future__ import annotations
 
@@ -10,56 +10,31 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
-from backend.runtime import Runtime
-from backend.scans import MyScansController, ScanRouter, ScansController
-from miniapps.contract import MiniApp
-from miniapps.controllers import GrantsController, MiniAppsController
+from miniapps.controllers import GrantsController, MiniAppsController, MyScansController, ScansController
 from miniapps.deps import DEPENDENCIES, AppCaller, citizen_caller
-from miniapps.registry import MiniAppError, discover, enabled, load_config
-from miniapps.services import AppPlatform, MiniAppAuth, Pairwise
+from miniapps.gate import Gate
+from miniapps.services import MINIAPPS, MiniAppAuth, MiniAppServices
 
 
 class MiniAppsPlugin(InitPlugin):
-    def __init__(self, runtime: Runtime, extra: list[type[MiniApp]] | None = None) -> None:
-        self.runtime = runtime
-        s = runtime.settings
-        wanted = [a.strip() for a in s.miniapps.split(",") if a.strip()]
-        classes = enabled(
-            wanted + [c.manifest.id for c in extra or [] if c.manifest.id not in wanted], discover(extra)
-        )
-        self.apps: dict[str, MiniApp] = {}
-        for cls in classes:
-            platform = AppPlatform(
-                cls.manifest.id, load_config(cls.manifest), runtime.store, runtime.clock, runtime.services
-            )
-            try:
-                self.apps[cls.manifest.id] = cls(platform)
-            except Exception as exc:
-                raise MiniAppError(f"mini-app {cls.manifest.id!r} failed to start: {exc}") from exc
-        self.pairwise = Pairwise(s)
-        self.auth = MiniAppAuth(s, runtime.clock, runtime.store, self.pairwise, self.apps)
-        codes = runtime.services["codes"]
-        self.router = ScanRouter(
-            codes.scans,
-            self.apps,
-            self.pairwise,
-            budget=s.miniapp_scan_budget,
-            observers=runtime.scan_observers,
-        )
-        runtime.services["miniapps"] = self
+    def __init__(self, services: MiniAppServices) -> None:
+        self.services = services
 
     async def _startup(self) -> None:
-        for app in self.apps.values():
+        await self.services.gate.start()
+        for app in self.services.apps.values():
             await app.startup()
 
     async def _shutdown(self) -> None:
-        await self.router.settle()
-        for app in reversed(list(self.apps.values())):
+        await self.services.gate.stop()
+        for app in reversed(list(self.services.apps.values())):
             await app.shutdown()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        services = self.services
+        MINIAPPS.put(app_config.state, services)
         handlers: list[Any] = [MiniAppsController, GrantsController, ScansController, MyScansController]
-        for app_id, app in self.apps.items():
+        for app_id, app in services.apps.items():
             routes = app.route_handlers()
             if routes:
                 handlers.append(
@@ -74,13 +49,18 @@ class MiniAppsPlugin(InitPlugin):
         app_config.dependencies.update(
             {
                 **DEPENDENCIES,
-                "miniapp_platform": Provide(lambda: self, sync_to_thread=False, use_cache=True),
-                "miniapp_auth": Provide(lambda: self.auth, sync_to_thread=False, use_cache=True),
-                "scan_router": Provide(lambda: self.router, sync_to_thread=False, use_cache=True),
+                "miniapps": Provide(lambda: services, sync_to_thread=False, use_cache=True),
+                "miniapp_auth": Provide(lambda: services.auth, sync_to_thread=False, use_cache=True),
+                "gate": Provide(lambda: services.gate, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(
-            {"AppCaller": AppCaller, "MiniAppAuth": MiniAppAuth, "ScanRouter": ScanRouter}
+            {
+                "AppCaller": AppCaller,
+                "MiniAppAuth": MiniAppAuth,
+                "Gate": Gate,
+                "MiniAppServices": MiniAppServices,
+            }
         )
         app_config.on_startup.append(self._startup)
         app_config.on_shutdown.insert(0, self._shutdown)
@@ -88,7 +68,7 @@ class MiniAppsPlugin(InitPlugin):
 
     async def seed_demo(self) -> list[str]:
         lines: list[str] = []
-        for app in self.apps.values():
+        for app in self.services.apps.values():
             seeding = app.seed_demo()
             if seeding is not None:
                 lines.extend(await seeding or [])

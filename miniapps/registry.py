@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from backend.errors import InvalidInput
 from miniapps.contract import Manifest, MiniApp
 
 ENTRY_POINT_GROUP = "shengshitong.miniapps"
@@ -114,7 +115,6 @@ def credential_fields(apps: dict[str, Any], kind: str, app_id: str, context: str
     """Check a scanner or mini-app credential against the enabled mini-apps: a scanner belongs to one of
     them and to one of the scan contexts it declares (the only one, when it has one). Returns the
     fields to store (the context a scanner gets)."""
-    from backend.errors import InvalidInput
 
     if app_id not in apps:
         enabled = ", ".join(apps) or "-"

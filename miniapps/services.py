@@ -1,35 +1,45 @@
-"""The mini-app platform's services: the per-app Platform, pairwise ids, authorisation and tokens."""
+"""The mini-app platform's services: the enabled mini-apps with the Platform each gets, the gate that
+routes scans to them, their citizens' authorisations and tokens, and their payment events."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from auth.pairwise import Pairwise
 from auth.pii import mask_name
+from auth.services import AuthServices
 from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
-from backend.crypto import Keyring, keyed_hash
+from backend.crypto import Keyring
 from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from backend.i18n import pick
+from backend.runtime import Runtime, Slot
 from backend.settings import Settings
 from backend.store import Store
-from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp
-from miniapps.tables import MiniAppGrant, PairwiseSubject
+from codes.services import ScanService
+from miniapps._payments import MiniAppPayments
+from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp, PaymentEvent
+from miniapps.gate import Gate
+from miniapps.registry import MiniAppError, discover, enabled, load_config
+from miniapps.tables import MiniAppGrant
+from payments.events import OrderEvent
+from payments.services import PaymentServices
 
 CODE_TTL = 300
 TOKEN_TTL = 3600
 
 
 class AppPlatform:
-    """The :class:`miniapps.contract.Platform` one mini-app gets: its config, a logger, the clock, and a
-    key-value namespace of its own in the shared store."""
+    """The :class:`miniapps.contract.Platform` one mini-app gets: its config, a logger, the clock, a
+    key-value namespace of its own in the shared store, and the payment centre as it may use it."""
 
     def __init__(
         self,
@@ -37,30 +47,21 @@ class AppPlatform:
         config: dict[str, Any],
         store: Store,
         clock: Clock,
-        services: dict[str, Any] | None = None,
+        *,
+        payments: MiniAppPayments,
+        pairwise: Pairwise,
     ) -> None:
         self.app_id = app_id
-        self._services = services if services is not None else {}
-        self._payments: Any = None
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
+        self.payments = payments
+        self._pairwise = pairwise
         self._store = store
         self._clock = clock
         self._prefix = f"app:{app_id}:"
 
     def now(self) -> datetime:
         return self._clock.now()
-
-    @property
-    def payments(self) -> Any:
-        """Orders and unpaid totals for this mini-app (see ``payments.facade.MiniAppPayments``)."""
-        if self._payments is None:
-            from payments.facade import MiniAppPayments
-
-            self._payments = MiniAppPayments(
-                self.app_id, self._services["payments"].orders, self._services["miniapps"].pairwise
-            )
-        return self._payments
 
     async def kv_get(self, key: str) -> bytes | None:
         return await self._store.get(self._prefix + key)
@@ -72,48 +73,10 @@ class AppPlatform:
         return await self._store.set_if_absent(self._prefix + key, value, ttl)
 
     async def knows(self, openid: str) -> bool:
-        return await self._services["miniapps"].pairwise.citizen(self.app_id, openid) is not None
+        return await self._pairwise.citizen(self.app_id, openid) is not None
 
     def transaction(self) -> Any:
         return db.transaction()
-
-
-class Pairwise:
-    """OIDC-style pairwise subject: HMAC(secret, app id, citizen id) — stable for the pair, different in
-    every mini-app, and not reversible by a mini-app. The platform remembers which citizen an openid
-    stands for, so a mini-app can name the citizen by openid when it creates an order."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._key = settings.secret_bytes("secret_key")
-        self._remembered: set[str] = set()
-
-    def openid(self, app_id: str, citizen_id: str) -> str:
-        digest = bytes.fromhex(keyed_hash(self._key, "pairwise-sub", f"{app_id}:{citizen_id}"))
-        return "o_" + base64.urlsafe_b64encode(digest[:18]).decode()
-
-    async def issue(self, app_id: str, citizen_id: str) -> str:
-        """The openid, remembered for :meth:`citizen` (one insert per pair, then an in-process cache)."""
-        openid = self.openid(app_id, citizen_id)
-        key = f"{app_id}/{openid}"
-        if key not in self._remembered:
-            await (
-                PairwiseSubject.insert(PairwiseSubject(app_openid=key, citizen_id=citizen_id))
-                .on_conflict(target=PairwiseSubject.app_openid, action="DO NOTHING")
-                .run()
-            )
-            if len(self._remembered) > 200_000:
-                self._remembered.clear()
-            self._remembered.add(key)
-        return openid
-
-    async def citizen(self, app_id: str, openid: str) -> str | None:
-        row = (
-            await PairwiseSubject.select(PairwiseSubject.citizen_id)
-            .where(PairwiseSubject.app_openid == f"{app_id}/{openid}")
-            .first()
-            .run()
-        )
-        return None if row is None else str(row["citizen_id"])
 
 
 def _h(value: str) -> str:
@@ -314,4 +277,91 @@ class MiniAppAuth:
             raise NotFound(f"no active grant for {app_id!r}", code="grant_not_found")
         await audit.record(
             "miniapp_revoked", actor_kind="citizen", actor_id=citizen_id, subject=app_id, ip=ip
+        )
+
+
+@dataclass(frozen=True)
+class MiniAppServices:
+    apps: dict[str, MiniApp]  # the enabled mini-apps by id, in settings order
+    auth: MiniAppAuth
+    gate: Gate
+
+
+MINIAPPS = Slot[MiniAppServices]("miniapps")
+
+
+def _enabled_classes(settings: Settings, extra: list[type[MiniApp]] | None) -> list[type[MiniApp]]:
+    wanted = [a.strip() for a in settings.miniapps.split(",") if a.strip()]
+    wanted += [c.manifest.id for c in extra or [] if c.manifest.id not in wanted]
+    return enabled(wanted, discover(extra))
+
+
+def build_miniapp_services(
+    runtime: Runtime,
+    *,
+    auth: AuthServices,
+    scans: ScanService,
+    payments: PaymentServices,
+    extra: list[type[MiniApp]] | None = None,
+) -> MiniAppServices:
+    """Start the enabled mini-apps (``SHENGSHI_MINIAPPS``, and ``extra`` ones for tests and embedding),
+    each with its own Platform; build the gate over them; take the payment centre's events of their
+    orders."""
+    s = runtime.settings
+    apps: dict[str, MiniApp] = {}
+    for cls in _enabled_classes(s, extra):
+        app_id = cls.manifest.id
+        platform = AppPlatform(
+            app_id,
+            load_config(cls.manifest),
+            runtime.store,
+            runtime.clock,
+            payments=MiniAppPayments(app_id, payments.orders, auth.pairwise),
+            pairwise=auth.pairwise,
+        )
+        try:
+            apps[app_id] = cls(platform)
+        except Exception as exc:
+            raise MiniAppError(f"mini-app {app_id!r} failed to start: {exc}") from exc
+    gate = Gate(
+        scans,
+        apps,
+        auth.pairwise,
+        clock=runtime.clock,
+        budget=s.miniapp_scan_budget,
+        observers=runtime.scan_observers,
+    )
+    payments.subscribers.subscribe("miniapp", PaymentEvents(apps, payments, auth.pairwise))
+    return MiniAppServices(
+        apps=apps, auth=MiniAppAuth(s, runtime.clock, runtime.store, auth.pairwise, apps), gate=gate
+    )
+
+
+class PaymentEvents:
+    """The payment centre's events of a mini-app's orders, handed to the mini-app as the contract's
+    :class:`PaymentEvent` with the citizen's openid for that app (the payment centre's events name no
+    citizen: merchants get them too)."""
+
+    def __init__(self, apps: dict[str, MiniApp], payments: PaymentServices, pairwise: Pairwise) -> None:
+        self._apps = apps
+        self._orders = payments.orders
+        self._pairwise = pairwise
+
+    async def __call__(self, app_id: str, event: OrderEvent) -> None:
+        app = self._apps.get(app_id)
+        if app is None:
+            raise RuntimeError(f"mini-app {app_id!r} is not enabled")
+        citizen = await self._orders.citizen_of(event.order_id)
+        openid = await self._pairwise.issue(app_id, citizen) if citizen else ""
+        await app.on_payment_event(
+            PaymentEvent(
+                type=event.type,  # type: ignore[arg-type]
+                order_id=event.order_id,
+                reference=event.reference,
+                openid=openid,
+                amount=event.amount,
+                refunded=event.refunded,
+                at=event.at,
+                data=event.data,
+            )
         )

@@ -1,6 +1,6 @@
 """Platform tables of the mini-app platform (mini-apps keep their own data in their own tables)."""
 
-from piccolo.columns import JSON, UUID, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, Boolean, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -21,12 +21,25 @@ class MiniAppGrant(Table, tablename="miniapp_grant"):
     revoked_at = Timestamptz(null=True, default=None)
 
 
-class PairwiseSubject(Table, tablename="pairwise_subject"):
-    """Which citizen a mini-app's openid stands for (the platform's side of the pairwise mapping)."""
+class ScanRecord(Table, tablename="scan_record"):
+    """Every decision at a gate on a citizen code, online or uploaded later by an offline terminal."""
 
     id = UUID(primary_key=True)
-    app_openid = Varchar(length=80, unique=True)  # "<app_id>/<openid>"
-    citizen_id = Varchar(length=36, index=True)
+    scanner_id = Varchar(length=40, index=True)  # the scanner's client id
+    record_id = Varchar(length=64)  # the terminal's own id for this scan; unique per scanner
+    scanner_record = Varchar(length=110, unique=True)  # "<scanner_id>/<record_id>": the idempotency key
+    app_id = Varchar(length=64, index=True)
+    context = Varchar(length=64)
+    place = Varchar(length=128, default="")
+    citizen_id = Varchar(length=36, null=True, default=None, index=True)
+    code_id = Varchar(length=32, default="")  # hex of the code's cti (never the token itself)
+    result = Varchar(length=8)  # allow | deny
+    reason = Varchar(length=32, default="")
+    flagged = Boolean(default=False, index=True)  # e.g. one code seen on two different scanners
+    offline = Boolean(default=False)
+    scanned_at = Timestamptz()
+    received_at = Timestamptz(default=TimestamptzNow())
+    display = JSON(default="{}")
 
 
-TABLES = [MiniAppGrant, PairwiseSubject]
+TABLES = [MiniAppGrant, ScanRecord]

@@ -318,7 +318,7 @@ class NotificationService:
             )
             .run()
         )
-        return -sum(r["amount"] for r in rows if r["channel_txn"].startswith(f"{payment_txn}/"))
+        return -sum(int(r["amount"]) for r in rows if r["channel_txn"].startswith(f"{payment_txn}/"))
 
     async def _refund(self, order: dict[str, Any], n: Notification) -> tuple[str, str]:
         overpayment = None

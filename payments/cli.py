@@ -8,10 +8,17 @@ from typing import Any
 
 import click
 from litestar import Litestar
+from rich.console import Console
+from rich.progress import Progress
+
+from backend.cli import emit_json, run_with_runtime
+from payments.reconciliation import StatementError, compare, ledger_day, read_statement, summary
+from payments.services import PAYMENTS, PaymentServices
+from payments.tables import ReconciliationRun
 
 
-def _payments(app: Litestar) -> Any:
-    return app.state.runtime.services["payments"]
+def _payments(app: Litestar) -> PaymentServices:
+    return PAYMENTS.of(app)
 
 
 @click.group("payments")
@@ -38,12 +45,6 @@ def payments() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the mismatches as JSON lines")
 def reconcile(day: Any, channel: str, statement: Path, as_json: bool) -> None:
     """Compare the ledger with a channel's statement for one day; list and store the mismatches."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    from backend.cli import emit_json, run_with_runtime
-    from payments.reconciliation import StatementError, compare, ledger_day, read_statement, summary
-    from payments.tables import ReconciliationRun
 
     try:
         theirs = read_statement(statement.read_text(encoding="utf-8-sig"))
@@ -83,7 +84,6 @@ def reconcile(day: Any, channel: str, statement: Path, as_json: bool) -> None:
 @payments.command("close-expired")
 def close_expired() -> None:
     """Close unpaid orders whose payment window has passed (servers also do this every minute)."""
-    from backend.cli import run_with_runtime
 
     async def go(app: Litestar) -> int:
         return int(await _payments(app).orders.close_expired())
@@ -102,7 +102,6 @@ def webhooks() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def webhooks_add(owner: str, url: str, as_json: bool) -> None:
     """Add an endpoint for OWNER (miniapp:<app_id> or merchant:<client_id>); prints its secret once."""
-    from backend.cli import emit_json, run_with_runtime
 
     if not owner.startswith(("miniapp:", "merchant:")):
         raise click.BadParameter("OWNER is miniapp:<app_id> or merchant:<client_id>")
@@ -120,12 +119,8 @@ def webhooks_add(owner: str, url: str, as_json: bool) -> None:
 @click.argument("endpoint_id")
 def webhooks_rotate(endpoint_id: str) -> None:
     """A new signing secret; the previous one keeps signing alongside until the next rotation."""
-    from backend.cli import emit_json, run_with_runtime
 
     async def go(app: Litestar) -> dict[str, Any]:
         return dict(await _payments(app).endpoints.rotate(endpoint_id))
 
     emit_json(run_with_runtime(go))
-
-
-COMMANDS = [payments, webhooks]

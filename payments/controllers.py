@@ -15,10 +15,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from auth.guards import PRINCIPAL, auth_services, citizen_only, client_ip, merchant_or_miniapp, operator_only
+from auth.pairwise import Pairwise
 from auth.principals import CitizenPrincipal, MachinePrincipal
-from backend.errors import InvalidInput
+from backend.errors import InvalidInput, NotFound
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
+from payments.reconciliation import to_csv
 from payments.schemas import (
     Order,
     OrderCreate,
@@ -28,6 +30,7 @@ from payments.schemas import (
     RefundCreate,
 )
 from payments.services import NotificationService, OrderService
+from payments.tables import ReconciliationRun
 
 
 def owner_of(machine: MachinePrincipal) -> str:
@@ -61,13 +64,13 @@ class OrdersController(Controller):
         data: JSONBody[OrderCreate],
         machine: NamedDependency[MachinePrincipal],
         orders: NamedDependency[OrderService],
+        pairwise: NamedDependency[Pairwise],
         request: Request[Any, Any, Any],
     ) -> Response[Order]:
         citizen_id = None
         if data.openid is not None:
             if machine.kind != "miniapp":
                 raise InvalidInput("only a mini-app names a citizen by openid", code="openid_not_allowed")
-            pairwise = request.app.state.runtime.services["miniapps"].pairwise
             citizen_id = await pairwise.citizen(machine.app_id, data.openid)
             if citizen_id is None:
                 raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
@@ -237,9 +240,6 @@ class ReconciliationController(Controller):
         request: Request[Any, Any, Any],
         format: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        from backend.errors import NotFound
-        from payments.reconciliation import to_csv
-        from payments.tables import ReconciliationRun
 
         day = date
         run = (

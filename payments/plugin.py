@@ -29,7 +29,8 @@ from payments.controllers import (
     SandboxPayController,
     enabled_channels,
 )
-from payments.services import NotificationService, OrderService
+from payments.events import OwnerSubscribers
+from payments.services import PAYMENTS, NotificationService, OrderService, PaymentServices
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
 log = logging.getLogger("shengshitong.payments")
@@ -88,54 +89,41 @@ def build_channels(s: Settings, now: Callable[[], float]) -> dict[str, Channel]:
     return channels
 
 
-class PaymentsPlugin(InitPlugin):
-    def __init__(self, runtime: Runtime) -> None:
-        s = runtime.settings
-        self.runtime = runtime
-        self.channels = build_channels(s, runtime.clock.time)
-        self.orders = OrderService(
-            runtime.clock, self.channels, order_ttl=s.order_ttl, public_url=s.public_url
-        )
-        self.notifications = NotificationService(runtime.clock, self.channels)
-        self.orders.callbacks = self.notifications
-        self.endpoints = WebhookEndpoints(runtime.clock, Keyring(s.pii_keyring()))
-        self.webhooks = WebhookDispatcher(
+def build_payment_services(runtime: Runtime) -> PaymentServices:
+    s = runtime.settings
+    channels = build_channels(s, runtime.clock.time)
+    notifications = NotificationService(runtime.clock, channels)
+    endpoints = WebhookEndpoints(runtime.clock, Keyring(s.pii_keyring()))
+    subscribers = OwnerSubscribers()
+    return PaymentServices(
+        channels=channels,
+        orders=OrderService(
+            runtime.clock, channels, callbacks=notifications, order_ttl=s.order_ttl, public_url=s.public_url
+        ),
+        notifications=notifications,
+        endpoints=endpoints,
+        webhooks=WebhookDispatcher(
             runtime.clock,
-            self.endpoints,
-            miniapp_handler=self._to_miniapp,
+            endpoints,
+            subscribers=subscribers,
             redis_url=s.redis_url,
             # the deployment's prefix, like every Redis key: deployments sharing a Redis keep their jobs
             queue_name=f"{s.store_prefix}webhooks",
             base_delay=s.webhook_base_delay,
             max_attempts=s.webhook_max_attempts,
-        )
+        ),
+        subscribers=subscribers,
+    )
+
+
+class PaymentsPlugin(InitPlugin):
+    def __init__(self, runtime: Runtime, services: PaymentServices) -> None:
+        self.runtime = runtime
+        self.services = services
+        self.channels = services.channels
+        self.orders = services.orders
+        self.webhooks = services.webhooks
         self._closer: asyncio.Task[None] | None = None
-        runtime.services["payments"] = self
-
-    async def _to_miniapp(self, app_id: str, event: dict[str, Any]) -> None:
-        """A mini-app's payment-event handler, called through the same queue as webhooks."""
-        from miniapps.contract import PaymentEvent
-
-        platform = self.runtime.services["miniapps"]
-        app = platform.apps.get(app_id)
-        if app is None:
-            raise RuntimeError(f"mini-app {app_id!r} is not enabled")
-        data = event["data"]
-        # events carry no citizen id (merchants get them too): the app's openid comes from the order
-        citizen = await self.orders.citizen_of(data["order_id"])
-        openid = await platform.pairwise.issue(app_id, citizen) if citizen else ""
-        await app.on_payment_event(
-            PaymentEvent(
-                type=event["type"],
-                order_id=data["order_id"],
-                reference=data["reference"],
-                openid=openid,
-                amount=data["amount"],
-                refunded=data["refunded"],
-                at=WebhookDispatcher.event_time(event),
-                data=data,
-            )
-        )
 
     async def _close_expired_loop(self) -> None:
         while True:
@@ -170,10 +158,14 @@ class PaymentsPlugin(InitPlugin):
         if "sandbox" in self.channels:  # its payment page (pay_url) is the web faces' (console/)
             handlers.append(SandboxPayController)
         app_config.route_handlers.extend(handlers)
+        PAYMENTS.put(app_config.state, self.services)
+        services = self.services
         app_config.dependencies.update(
             {
-                "orders": Provide(lambda: self.orders, sync_to_thread=False, use_cache=True),
-                "notifications": Provide(lambda: self.notifications, sync_to_thread=False, use_cache=True),
+                "orders": Provide(lambda: services.orders, sync_to_thread=False, use_cache=True),
+                "notifications": Provide(
+                    lambda: services.notifications, sync_to_thread=False, use_cache=True
+                ),
             }
         )
         app_config.signature_namespace.update(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from auth.tables import MachineClient
 from backend import audit, db
 from backend.clock import Clock
 from backend.errors import AppError, Conflict, InvalidInput, NotFound, ServiceUnavailable
+from backend.runtime import Slot
 from payments._books import (
     ALL_ORDER_COLUMNS,
     PAID_STATES,
@@ -28,21 +30,37 @@ from payments._books import (
 from payments._notifications import NotificationService
 from payments.channels.base import Channel, refund_unavailable
 from payments.channels.sandbox import Sandbox
+from payments.events import OwnerSubscribers
 from payments.tables import Overpayment, PaymentOrder, Refund
+from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
-__all__ = ["PAID_STATES", "PAYABLE_STATES", "NotificationService", "OrderService", "order_view"]
+__all__ = [
+    "PAID_STATES",
+    "PAYABLE_STATES",
+    "PAYMENTS",
+    "NotificationService",
+    "OrderService",
+    "PaymentServices",
+    "order_view",
+]
 
 
 class OrderService:
     def __init__(
-        self, clock: Clock, channels: dict[str, Channel], *, order_ttl: int = 1800, public_url: str = ""
+        self,
+        clock: Clock,
+        channels: dict[str, Channel],
+        *,
+        callbacks: NotificationService,
+        order_ttl: int = 1800,
+        public_url: str = "",
     ) -> None:
         self.clock = clock
         self.channels = channels
         self.order_ttl = order_ttl
         self.public_url = public_url.rstrip("/")
         # where a channel's immediate callback goes (the sandbox confirms refunds at once)
-        self.callbacks: NotificationService | None = None
+        self.callbacks = callbacks
 
     # ---- reading ---------------------------------------------------------------------------------
     def pay_link(self, order_id: str) -> dict[str, str]:
@@ -251,7 +269,7 @@ class OrderService:
     async def pay_in_sandbox(self, order_id: str, citizen_id: str) -> dict[str, Any]:
         """The sandbox's payment page: the citizen pays, the sandbox sends its signed callback."""
         sandbox = self.channels.get("sandbox")
-        if not isinstance(sandbox, Sandbox) or self.callbacks is None:
+        if not isinstance(sandbox, Sandbox):
             raise NotFound("the sandbox channel is not enabled here", code="channel_not_enabled")
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAID_STATES:
@@ -366,7 +384,7 @@ class OrderService:
             # the channel said no before doing anything: the refund never was, and holds no room
             await Refund.delete().where((Refund.id == refund["id"]) & (Refund.state == "pending")).run()
             raise
-        if callback is not None and self.callbacks is not None:
+        if callback is not None:
             await self.callbacks.handle(channel.name, *callback)
 
     # ---- closing and charging --------------------------------------------------------------------
@@ -403,7 +421,7 @@ class OrderService:
         if row["state"] not in PAYABLE_STATES:
             raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
         channel = self.channels.get("sandbox")
-        if not isinstance(channel, Sandbox) or self.callbacks is None:
+        if not isinstance(channel, Sandbox):
             raise ServiceUnavailable(
                 "no payment-agreement channel is reachable from this deployment; the "
                 "citizen pays the order in the app instead",
@@ -450,3 +468,19 @@ class OrderService:
             .run()
         )
         return sum(r["amount"] for r in rows)
+
+
+@dataclass(frozen=True)
+class PaymentServices:
+    """The payment centre as the rest of the platform uses it (built in ``payments.plugin``)."""
+
+    channels: dict[str, Channel]
+    orders: OrderService
+    notifications: NotificationService
+    endpoints: WebhookEndpoints
+    webhooks: WebhookDispatcher
+    # the platform's handlers of order events (the mini-app platform subscribes for its apps' orders)
+    subscribers: OwnerSubscribers
+
+
+PAYMENTS = Slot[PaymentServices]("payments")

@@ -19,17 +19,18 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import msgspec
+from saq import Queue, Worker
 
 from backend import db
 from backend.clock import Clock
 from backend.crypto import Keyring
 from backend.errors import InvalidInput, NotFound
+from payments.events import OrderEvent, OwnerSubscribers
 from payments.tables import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger("shengshitong.webhooks")
@@ -102,7 +103,7 @@ class WebhookDispatcher:
         clock: Clock,
         endpoints: WebhookEndpoints,
         *,
-        miniapp_handler: Callable[..., Any] | None,
+        subscribers: OwnerSubscribers,
         queue_name: str,  # carries the deployment's store prefix (deployments may share one Redis)
         redis_url: str = "",
         base_delay: float = 5.0,
@@ -111,7 +112,7 @@ class WebhookDispatcher:
     ) -> None:
         self.clock = clock
         self.endpoints = endpoints
-        self.miniapp_handler = miniapp_handler  # (app_id, event type, payload) -> awaitable
+        self.subscribers = subscribers  # the platform's handlers of order events, by owner kind
         self.base_delay = base_delay
         self.max_attempts = max_attempts
         self._http = httpx.AsyncClient(timeout=10, transport=transport, follow_redirects=False)
@@ -133,7 +134,6 @@ class WebhookDispatcher:
         (the app starts and reports it in /readyz rather than refusing to start)."""
         if not self._redis_url or self._queue is not None:
             return True
-        from saq import Queue, Worker
 
         queue = Queue.from_url(self._redis_url, name=self._queue_name)
         try:
@@ -199,7 +199,7 @@ class WebhookDispatcher:
                 .where((WebhookEndpoint.owner == owner) & WebhookEndpoint.revoked_at.is_null())
                 .run()
             ]
-            if owner.startswith("miniapp:") and self.miniapp_handler is not None:
+            if self.subscribers.handler(owner.partition(":")[0]) is not None:
                 targets.append(owner)
             async with db.transaction():
                 for target in targets:
@@ -322,9 +322,12 @@ class WebhookDispatcher:
 
     async def _send(self, target: str, event: dict[str, Any]) -> tuple[bool, int, str]:
         kind, _, ident = target.partition(":")
-        if kind == "miniapp":
+        if kind != "endpoint":
+            handler = self.subscribers.handler(kind)
+            if handler is None:
+                return False, 0, f"no handler of {kind} events"
             try:
-                await asyncio.wait_for(self.miniapp_handler(ident, event), 30)  # type: ignore[misc]
+                await asyncio.wait_for(handler(ident, OrderEvent.from_outbox(event)), 30)
             except Exception as exc:
                 return False, 0, f"{type(exc).__name__}: {exc}"
             return True, 0, ""
@@ -347,9 +350,3 @@ class WebhookDispatcher:
             r.status_code,
             "" if r.status_code < 300 else f"HTTP {r.status_code}",
         )
-
-    @staticmethod
-    def event_time(event: dict[str, Any]) -> datetime:
-        from datetime import UTC
-
-        return datetime.fromtimestamp(event["created"], UTC)

@@ -43,7 +43,7 @@ import httpx  # noqa: E402
 from litestar import Litestar  # noqa: E402
 
 from backend import db  # noqa: E402
-from backend.app import build_runtime, create_app  # noqa: E402
+from backend.app import Services, build_runtime, create_app, services_of  # noqa: E402
 from backend.clock import Clock, FrozenClock  # noqa: E402
 from backend.runtime import Runtime  # noqa: E402
 from backend.settings import Settings, load_settings, new_key  # noqa: E402
@@ -165,6 +165,7 @@ def _fields(s: Settings) -> dict[str, Any]:
 class AppClient(httpx.AsyncClient):
     app: Litestar
     runtime: Runtime
+    services: Services
 
 
 @asynccontextmanager
@@ -224,6 +225,7 @@ def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Cal
             async with AppClient(transport=transport, base_url="http://testserver") as client:
                 client.app = app
                 client.runtime = rt
+                client.services = services_of(app)
                 yield client
 
     return make
@@ -337,7 +339,7 @@ def enrol_scanner() -> Callable[..., Any]:
     async def enrol(
         client: AppClient, app_id: str = "testgate", *, context: str = "", place: str = "gate 1"
     ) -> dict[str, Any]:
-        cred = await client.runtime.services["auth"].machines.create(
+        cred = await client.services.auth.machines.create(
             "scanner", app_id=app_id, place=place, context=context or app_id, name=place
         )
         return {**cred, "headers": basic_auth(cred)}
@@ -391,7 +393,7 @@ def console_login():
     async def sign_in(
         client: AppClient, username: str, role: str, password: str = "a-long-test-password"
     ) -> dict[str, str]:
-        ops = client.runtime.services["console"].operators
+        ops = client.services.console.operators
         await ops.add(username, password, role, actor="test")
         await client.get("/admin/")  # piccolo-admin sets its CSRF cookie
         csrf = client.cookies.get("csrftoken")

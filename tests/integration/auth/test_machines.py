@@ -45,7 +45,7 @@ async def probe(make_client):
 
 
 async def test_scanner_authenticates_and_is_revocable(probe):
-    machines = probe.runtime.services["auth"].machines
+    machines = probe.services.auth.machines
     cred = await machines.create("scanner", app_id="transit", place="bus 42", context="transit")
     r = await probe.get("/test/scanner-only", headers=basic(cred["client_id"], cred["client_secret"]))
     assert r.status_code == 200
@@ -69,7 +69,7 @@ async def test_scanner_authenticates_and_is_revocable(probe):
 
 
 async def test_a_route_admits_only_its_caller_kinds(probe):
-    machines = probe.runtime.services["auth"].machines
+    machines = probe.services.auth.machines
     scanner = await machines.create("scanner", app_id="parking", place="P1 barrier")
     merchant = await machines.create("merchant", name="City Parks Ltd")
     app = await machines.create("miniapp", app_id="parking")
@@ -100,7 +100,7 @@ async def test_malformed_basic_headers(probe):
 
 async def test_revocation_reaches_a_cached_worker_within_the_cache_time(make_client):
     async with make_client(extra_plugins=[Probe()], machine_auth_cache_seconds=0.2) as probe:
-        machines = probe.runtime.services["auth"].machines
+        machines = probe.services.auth.machines
         cred = await machines.create("scanner", app_id="transit", place="gate 1")
         headers = basic(cred["client_id"], cred["client_secret"])
         assert (await probe.get("/test/scanner-only", headers=headers)).status_code == 200

@@ -119,7 +119,7 @@ async def test_a_blocked_account_cannot_log_in(client, login, new_phone, auth_he
     phone = new_phone()
     pair = await login(client, phone)
     me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
-    await client.runtime.services["auth"].sessions.set_blocked(me["id"], True, actor="test")
+    await client.services.auth.sessions.set_blocked(me["id"], True, actor="test")
     await client.post("/api/v1/auth/otp", json={"phone": phone})
     text = (await client.get("/api/v1/dev/sms", params={"phone": phone})).json()["text"]
     r = await client.post(

@@ -38,7 +38,7 @@ async def test_a_signed_out_device_stays_signed_out_after_the_store_loses_its_da
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
     assert (await client.get("/api/v1/me", headers=auth_header(kept))).status_code == 200
     # the cache is rebuilt from the database in the background: the marker is back
-    revocations = client.runtime.services["auth"].revocations
+    revocations = client.services.auth.revocations
     await revocations._rebuild
     assert await client.runtime.store.get("auth:revocations:loaded") is not None
     r = await client.get("/api/v1/codes/current", headers=auth_header(gone))
@@ -52,7 +52,7 @@ async def test_a_blocked_account_stays_blocked_at_the_gate_after_the_store_loses
     me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
     assert me["status"] == "active"
     gate = await enrol_scanner(client)
-    await client.runtime.services["auth"].sessions.set_blocked(me["id"], True, actor="test")
+    await client.services.auth.sessions.set_blocked(me["id"], True, actor="test")
     await lose_everything(client.runtime.store)
 
     token = await code_for(client, pair, auth_header)
@@ -80,7 +80,7 @@ async def test_codes_issued_before_the_store_lost_its_data_still_scan_and_upload
     online = await enrol_scanner(client, place="gate 1")
     offline = await enrol_scanner(client, place="bus 9")
     codes = [await code_for(client, await login(client, new_phone()), auth_header) for _ in range(2)]
-    await client.runtime.services["codes"].issuer.mappings.flush()
+    await client.services.codes.issuer.mappings.flush()
     await lose_everything(client.runtime.store)
 
     r = await client.post("/api/v1/scans", json={"token": codes[0]}, headers=online["headers"])

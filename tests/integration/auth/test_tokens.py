@@ -96,7 +96,7 @@ async def test_expired_token_is_rejected(make_client, frozen_clock, login, new_p
         )
         assert r.status_code == 401 and "expired" in r.json()["detail"]
         # an exp in the past signed with the real key is refused too
-        key = await client.runtime.services["auth"].keys.active()
+        key = await client.services.auth.keys.active()
         claims = pyjwt.decode(pair["access_token"], options={"verify_signature": False})
         old = pyjwt.encode(
             {**claims, "exp": int(frozen_clock.time()) - 3600}, key.private, "ES256", headers={"kid": key.kid}
@@ -109,7 +109,7 @@ async def test_expired_token_is_rejected(make_client, frozen_clock, login, new_p
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 async def test_key_rotation_keeps_old_tokens_valid_and_publishes_both(client, login, new_phone):
     before = await login(client, new_phone())
-    keys = client.runtime.services["auth"].keys
+    keys = client.services.auth.keys
     old_kid = (await keys.active()).kid
     new = await keys.rotate("EdDSA")
     after = await login(client, new_phone())

@@ -139,8 +139,8 @@ async def test_a_postgres_outage_is_a_503_and_readyz_names_the_database(make_cli
     through_proxy = urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{proxy.port}"))
     try:
         async with make_client(database_url=through_proxy) as client:
-            await client.runtime.services["miniapps"].apps["parking"].seed_demo()
-            cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="testgate")
+            await client.services.miniapps.apps["parking"].seed_demo()
+            cred = await client.services.auth.machines.create("miniapp", app_id="testgate")
             order = {"reference": "during-outage", "amount": 100}
             assert (await client.get("/api/v1/apps/parking/car-parks")).status_code == 200
             assert (await client.get("/readyz")).status_code == 200
@@ -172,7 +172,7 @@ async def test_a_sqlite_file_locked_past_the_busy_timeout_is_a_503(make_client, 
     path = settings.sqlite_path
     runtime.engine = SQLiteEngine(path=path, timeout=0.2, check_same_thread=False)
     async with make_client(runtime=runtime) as client:
-        cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="testgate")
+        cred = await client.services.auth.machines.create("miniapp", app_id="testgate")
         order = {"reference": "while-locked", "amount": 100}
         holder = sqlite3.connect(path, isolation_level=None)
         try:
@@ -216,7 +216,7 @@ async def test_a_database_that_stops_answering_is_a_503_not_a_hang(
         async with make_client(
             database_url=through_proxy, db_command_timeout=1.0, db_acquire_timeout=1.0
         ) as client:
-            await client.runtime.services["miniapps"].apps["tourism"].seed_demo()
+            await client.services.miniapps.apps["tourism"].seed_demo()
             me = {"Authorization": f"Bearer {(await login(client, new_phone()))['access_token']}"}
             scanner = await enrol_scanner(client)
             token = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]

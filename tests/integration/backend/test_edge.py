@@ -35,7 +35,7 @@ class EchoPlugin(InitPlugin):
 @pytest.fixture
 async def edge(make_client, testgate_app):
     async with make_client(extra_plugins=[EchoPlugin()], miniapps=[testgate_app]) as client:
-        cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="testgate")
+        cred = await client.services.auth.machines.create("miniapp", app_id="testgate")
         client.headers_app = basic_auth(cred)  # type: ignore[attr-defined]
         yield client
 
@@ -190,7 +190,7 @@ async def test_an_escaped_backslash_before_u0000_is_text(edge):
 @pytest.mark.storage
 async def test_nul_in_a_plate_is_refused(make_client, login, new_phone):
     async with make_client() as client:
-        await client.runtime.services["miniapps"].apps["parking"].seed_demo()
+        await client.services.miniapps.apps["parking"].seed_demo()
         me = {"Authorization": f"Bearer {(await login(client, new_phone()))['access_token']}"}
         body = {"car_park": "P-GUOMAO", "plate": "辽A\u000012345", "starts_at": "2030-01-01T00:00:00Z"}
         r = await client.post("/api/v1/apps/parking/reservations", json=body, headers=me)
@@ -209,7 +209,7 @@ async def test_a_bad_date_in_the_query_is_named(edge, day):
 @pytest.mark.storage
 async def test_a_good_date_in_the_query_still_filters(make_client):
     async with make_client() as client:
-        await client.runtime.services["miniapps"].apps["tourism"].seed_demo()
+        await client.services.miniapps.apps["tourism"].seed_demo()
         every = (await client.get("/api/v1/apps/tourism/sessions")).json()["items"]
         day = every[0]["day"]
         r = await client.get("/api/v1/apps/tourism/sessions", params={"day": day})
@@ -281,7 +281,7 @@ async def test_signed_callbacks_reach_their_channel_byte_for_byte(edge):
         "/api/v1/payments/orders", json={"reference": "cb-raw", "amount": 100}, headers=edge.headers_app
     )
     order_id = r.json()["order_id"]
-    sandbox = edge.runtime.services["payments"].notifications.channels["sandbox"]
+    sandbox = edge.services.payments.notifications.channels["sandbox"]
     nested = "[" * 40 + "]" * 40
     body = (
         f'{{"id":"sbx_edge1","type":"payment.succeeded","order_id":"{order_id}","amount":100,"txn_id":"t1",'

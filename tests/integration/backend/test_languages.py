@@ -67,7 +67,7 @@ async def test_routing_errors_come_in_the_request_s_language(client):
 @pytest.fixture
 async def city(make_client, frozen_clock, login, new_phone, enrol_scanner):
     async with make_client(clock=frozen_clock) as client:
-        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        await client.services.miniapps.apps["transit"].seed_demo()
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
         gates = {
@@ -138,7 +138,7 @@ async def test_payment_errors_with_specifics_come_in_one_language(client, login,
     words with those values in them, in English the detail as it always was; the values are members."""
     import base64
 
-    machines = client.runtime.services["auth"].machines
+    machines = client.services.auth.machines
 
     def basic(cred):
         raw = f"{cred['client_id']}:{cred['client_secret']}".encode()

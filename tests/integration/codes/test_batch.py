@@ -3,7 +3,7 @@ scanners is flagged, not accepted twice."""
 
 import pytest
 
-from codes.tables import ScanRecord
+from miniapps.tables import ScanRecord
 
 
 @pytest.fixture

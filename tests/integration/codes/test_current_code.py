@@ -105,7 +105,7 @@ async def test_trust_list_is_signed_and_etag_aware(client):
     cached = await client.get("/api/v1/codes/trust-list", headers={"If-None-Match": etag})
     assert cached.status_code == 304 and cached.content == b""
     # a rotation changes the list: the old ETag no longer matches, both keys are listed
-    await client.runtime.services["codes"].keys.issuer.rotate("EdDSA")
+    await client.services.codes.keys.issuer.rotate("EdDSA")
     changed = await client.get("/api/v1/codes/trust-list", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert len(json.loads(_unb64(changed.json()["payload"]))["keys"]) == 2

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app import create_app
+from backend.app import create_app, services_of
 from backend.keystore import RELOAD_INTERVAL
 from codes.trustlist import public_key_from_jwk, verify_document
 from codes.verifier import TrustList, verify
@@ -37,7 +37,7 @@ async def workers(make_client, make_runtime, settings, frozen_clock) -> AsyncIte
         app = create_app(runtime=runtime, extra_miniapps=[TestGate])
         async with running(app):
             async with AppClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as b:
-                b.app, b.runtime = app, runtime
+                b.app, b.runtime, b.services = app, runtime, services_of(app)
                 yield a, b
 
 
@@ -110,7 +110,7 @@ async def test_no_worker_signs_with_a_code_key_a_trust_list_does_not_publish(
     assert scanner.kids == {old_kid}
 
     # the operator rotates; worker A sees it at once, worker B keeps its copy of the keys for a while
-    new_key = await a.runtime.services["codes"].keys.issuer.rotate()
+    new_key = await a.services.codes.keys.issuer.rotate()
     assert await every_code_verifies_with_every_list() == {old_kid}  # nobody signs with the new key yet
     assert await scanner.refresh(b) == 304  # B does not know the new key yet, and that is harmless
 
@@ -145,7 +145,7 @@ async def test_the_trust_list_says_when_a_new_code_key_starts_signing(
 ):
     a, _ = workers
     old_kid = (await new_code(a, login, new_phone()))["kid"]
-    new_key = await a.runtime.services["codes"].keys.issuer.rotate()
+    new_key = await a.services.codes.keys.issuer.rotate()
     scanner = Scanner()
     await scanner.refresh(a)
     by_kid = {k["kid"]: k for k in scanner.document["keys"]}
@@ -159,11 +159,11 @@ async def test_the_trust_list_says_when_a_new_code_key_starts_signing(
 async def test_a_worker_whose_clock_is_behind_the_first_key_still_signs(make_client, frozen_clock):
     """Another machine made the first key a moment ago, by its clock: this worker signs with it."""
     async with make_client(clock=frozen_clock) as client:
-        keys = client.runtime.services["codes"].keys.issuer
+        keys = client.services.codes.keys.issuer
         first = await keys.active()
         frozen_clock.advance(-5)
         assert (await keys.active()).kid == first.kid
         # and an access-token rotation (no delay) signs from the moment it is made
-        tokens = client.runtime.services["auth"].keys
+        tokens = client.services.auth.keys
         new = await tokens.rotate()
         assert (await tokens.active()).kid == new.kid

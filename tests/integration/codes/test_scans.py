@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from codes import format as fmt
 from codes.entitlements import Entitlements
-from codes.tables import ScanRecord
+from miniapps.tables import ScanRecord
 
 ID_NUMBER = "21010219491231018X"
 
@@ -138,7 +138,7 @@ async def test_only_scanners_may_scan(setup, auth_header):
     token = await _code(client, pair, auth_header)
     r = await client.post("/api/v1/scans", json={"token": token}, headers=auth_header(pair))
     assert r.status_code == 401
-    merchant = await client.runtime.services["auth"].machines.create("merchant", name="m")
+    merchant = await client.services.auth.machines.create("merchant", name="m")
     import base64
 
     header = (
@@ -154,7 +154,7 @@ async def test_scans_are_recorded(setup, auth_header):
     r = await _scan(client, gate, token, record_id="bus42-0001")
     again = await _scan(client, gate, token, record_id="bus42-0001")
     assert again == r  # a retried request returns the first answer, not "replayed"
-    await client.runtime.services["codes"].scans.recorder.flush()
+    await client.services.miniapps.gate.records.history.flush()
     rows = await ScanRecord.select().where(ScanRecord.scanner_id == gate["client_id"]).run()
     assert len(rows) == 1 and rows[0]["result"] == "allow" and rows[0]["citizen_id"]
     assert token not in str(rows)
@@ -164,7 +164,7 @@ async def test_a_blocked_account_is_refused_until_unblocked(
     setup, auth_header, login, new_phone, frozen_clock
 ):
     client, pair, gate = setup
-    sessions = client.runtime.services["auth"].sessions
+    sessions = client.services.auth.sessions
     me = (await client.get("/api/v1/me", headers=auth_header(pair))).json()
     token = await _code(client, pair, auth_header)
     await sessions.set_blocked(me["id"], True, actor="test")
@@ -179,7 +179,7 @@ async def test_the_scan_history_pages_to_the_end(setup, auth_header, walk_pages,
     for _ in range(5):
         frozen_clock.advance(31)  # a fresh code each time
         assert (await _scan(client, gate, await _code(client, pair, auth_header)))["result"] == "allow"
-    await client.runtime.services["codes"].scans.recorder.flush()  # records are written behind the answer
+    await client.services.miniapps.gate.records.history.flush()  # records are written behind the answer
     scans = await walk_pages(client, "/api/v1/me/scans", limit=2, headers=auth_header(pair))
     assert len(scans) == 5 and all(s["result"] == "allow" for s in scans)
     assert [s["scanned_at"] for s in scans] == sorted((s["scanned_at"] for s in scans), reverse=True)

@@ -83,7 +83,7 @@ async def test_an_admin_revokes_a_scanner_from_the_console(client, console_login
         headers=headers,
     )
     assert r.status_code == 200, r.text
-    client.runtime.services["auth"].machines._cache.clear()  # what the 5-second cache does by itself
+    client.services.auth.machines._cache.clear()  # what the 5-second cache does by itself
     r = await client.post("/api/v1/scans", json={"token": "SC1:x"}, headers=gate["headers"])
     assert r.status_code == 401
 
@@ -160,7 +160,7 @@ async def test_sign_ins_are_audited_and_limited_per_address(client, console_logi
 async def test_a_disabled_operator_is_signed_out_at_once(client, console_login):
     await console_login(client, "chief", "admin")
     assert (await client.get("/admin/dashboard/frame")).status_code == 200
-    await client.runtime.services["console"].operators.disable("chief", actor="test")
+    await client.services.console.operators.disable("chief", actor="test")
     assert (await client.get("/admin/dashboard/frame")).status_code == 401
     assert (await client.get("/admin/api/tables/machine_client/")).status_code == 401
 
@@ -264,7 +264,7 @@ async def test_seed_demo_gives_the_simulator_scanners_and_the_console_an_operato
     again = shengshi_cli("seed-demo")
     assert "8 demo scanners for /admin/scanner (0 new)" in again.stdout
     assert password not in again.stdout + again.stderr
-    scanners = await client.runtime.services["console"].simulator.scanners()
+    scanners = await client.services.console.simulator.scanners()
     assert {(s["app_id"], s["context"]) for s in scanners} >= {
         ("transit", "bus"),
         ("parking", "parking-exit"),

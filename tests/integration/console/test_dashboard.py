@@ -56,8 +56,8 @@ async def test_scans_show_on_the_dashboard_by_mini_app_with_refusals_and_latency
     before = (await client.get("/admin/dashboard/frame")).json()
     assert before["scans"]["total"] == 0
     assert await _scans(client, login, new_phone, auth_header, gate, 3) == ["allow", "replayed"] * 3
-    await client.runtime.services["console"].dashboard.flush()
-    client.runtime.services["console"].dashboard._frame = None  # not the cached frame of a second ago
+    await client.services.console.dashboard.flush()
+    client.services.console.dashboard._frame = None  # not the cached frame of a second ago
     frame = (await client.get("/admin/dashboard/frame")).json()
     assert frame["scans"]["total"] == 6
     assert frame["scans"]["allowed"] == 3 and frame["scans"]["denied"] == 3
@@ -131,11 +131,11 @@ async def test_every_workers_ticks_reach_every_viewer(
 
 
 async def _ticks(a, b, gate, console_login, login, new_phone, auth_header):
-    viewer = b.runtime.services["console"]
-    async with viewer.channels.start_subscription([viewer.channel]) as subscriber:
+    viewer = b.services.console
+    async with viewer.channels.start_subscription([viewer.dashboard.channel]) as subscriber:
         await asyncio.sleep(0.2)  # the subscription is registered with Redis
         await _scans(a, login, new_phone, auth_header, gate, 2)
-        await a.runtime.services["console"].dashboard.flush()
+        await a.services.console.dashboard.flush()
         tick = await asyncio.wait_for(anext(subscriber.iter_events()), 5)
     assert json.loads(tick)["scans"] == 4
     await console_login(b, "viewer", "readonly")
@@ -147,7 +147,7 @@ async def test_a_stream_sends_frames_and_ends_when_the_session_does(client, monk
     from console import dashboard
 
     monkeypatch.setattr(dashboard, "SESSION_RECHECK", 0.0)
-    console = client.runtime.services["console"]
+    console = client.services.console
     signed_in = [True]
 
     async def check():

@@ -16,10 +16,10 @@ ID_NUMBER = "21010219491231018X"  # 沈阳市和平区: insured in Liaoning (210
 async def hospital(make_client, login, new_phone, enrol_scanner):
     clock = FrozenClock(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 08:30 China time
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
-        app = client.runtime.services["miniapps"].apps["hospital"]
+        app = client.services.miniapps.apps["hospital"]
         await app.seed_demo()
         gate = await enrol_scanner(client, "hospital", context="hospital-checkin", place="H-SHENGJING")
-        cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="hospital")
+        cred = await client.services.auth.machines.create("miniapp", app_id="hospital")
         backend = {
             "Authorization": "Basic "
             + base64.b64encode(f"{cred['client_id']}:{cred['client_secret']}".encode()).decode()
@@ -190,7 +190,7 @@ async def test_slots_page_to_the_end(hospital, walk_pages):
 @pytest.mark.storage
 async def test_a_bill_that_fails_half_way_leaves_the_visit_open_to_bill_again(hospital, monkeypatch):
     from backend.errors import ServiceUnavailable
-    from payments.facade import MiniAppPayments
+    from miniapps._payments import MiniAppPayments
 
     client, clock, gate, backend, patient = hospital
     me = await patient()

@@ -26,7 +26,7 @@ def _basic(cred):
 @pytest.fixture
 async def world(make_client, frozen_clock, login, new_phone, testgate_app):
     async with make_client(miniapps=[testgate_app, OtherApp], clock=frozen_clock) as client:
-        machines = client.runtime.services["auth"].machines
+        machines = client.services.auth.machines
         creds = {a: _basic(await machines.create("miniapp", app_id=a)) for a in ("testgate", "other")}
         pair = await login(client, new_phone())
         await client.patch(

@@ -38,7 +38,7 @@ def check_names(item: dict, english: bool, field: str = "name") -> None:
 async def city(make_client, login, new_phone, enrol_scanner):
     clock = FrozenClock(datetime(2026, 11, 25, 0, 30, tzinfo=UTC))  # 08:30 in Shenyang
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
-        apps = client.runtime.services["miniapps"].apps
+        apps = client.services.miniapps.apps
         for app_id in ("transit", "parking", "hospital", "tourism"):
             await apps[app_id].seed_demo()
         pair = await login(client, new_phone())

@@ -4,7 +4,7 @@
 async def test_the_catalogue_and_the_grants_page_to_the_end(
     client, login, new_phone, auth_header, walk_pages
 ):
-    enabled = list(client.runtime.services["miniapps"].apps)
+    enabled = list(client.services.miniapps.apps)
     catalogue = await walk_pages(client, "/api/v1/miniapps", limit=2)
     assert [a["id"] for a in catalogue] == enabled and len(enabled) > 2
     me = auth_header(await login(client, new_phone()))

@@ -107,7 +107,7 @@ async def test_scan_history_for_the_citizen(apps):
     token = await _fresh_code(client, pair)
     await client.post("/api/v1/scans", json={"token": token}, headers=gates["testgate"]["headers"])
     await client.post("/api/v1/scans", json={"token": token}, headers=gates["picky"]["headers"])
-    await client.runtime.services["codes"].scans.recorder.flush()
+    await client.services.miniapps.gate.records.history.flush()
     r = await client.get("/api/v1/me/scans", headers={"Authorization": f"Bearer {pair['access_token']}"})
     assert r.status_code == 200
     items = r.json()["items"]

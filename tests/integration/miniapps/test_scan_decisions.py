@@ -10,8 +10,8 @@ import pytest
 from piccolo.engine.postgres import PostgresEngine
 
 from backend import db
-from codes.schemas import ScanRequest
 from miniapps.contract import Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.schemas import ScanRequest
 from payments.tables import PaymentOrder
 
 pytestmark = pytest.mark.storage
@@ -73,7 +73,7 @@ async def orders() -> int:
 
 async def settled(client) -> None:
     """Wait until every abandoned decision has rolled back (they finish on their own)."""
-    await asyncio.wait_for(client.runtime.services["miniapps"].router.settle(), timeout=30)
+    await asyncio.wait_for(client.services.miniapps.gate.settle(), timeout=30)
 
 
 async def test_a_decision_the_gate_did_not_get_leaves_nothing_and_the_code_stays_usable(gate):
@@ -204,8 +204,8 @@ async def test_a_scan_cancelled_before_its_decision_commits_leaves_nothing(gate)
     # a server stopping, say: the request's task is cancelled while the mini-app decides
     client, scanner, new_code = gate
     token = await new_code()
-    router = client.runtime.services["miniapps"].router
-    machine = await client.runtime.services["auth"].machines.authenticate(
+    router = client.services.miniapps.gate
+    machine = await client.services.auth.machines.authenticate(
         scanner["headers"]["Authorization"], ("scanner",)
     )
     ChargingApp.mode, ChargingApp.deciding = "slow", asyncio.Event()

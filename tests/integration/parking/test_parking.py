@@ -13,7 +13,7 @@ from miniapps.parking.tables import CarPark
 @pytest.fixture
 async def lot(make_client, frozen_clock, login, new_phone, enrol_scanner):
     async with make_client(clock=frozen_clock, access_token_ttl=7 * 86400) as client:
-        await client.runtime.services["miniapps"].apps["parking"].seed_demo()
+        await client.services.miniapps.apps["parking"].seed_demo()
 
         async def citizen():
             pair = await login(client, new_phone())

@@ -241,7 +241,7 @@ def basic(cred):
 @pytest.fixture
 def merchant_of():
     async def make(client, app_id="testgate"):
-        cred = await client.runtime.services["auth"].machines.create("miniapp", app_id=app_id)
+        cred = await client.services.auth.machines.create("miniapp", app_id=app_id)
         return basic(cred)
 
     return make

@@ -208,7 +208,7 @@ async def test_the_paying_channels_close_racing_another_channels_payment(world, 
     oids = [await _order(client, app_auth, 700, openid=openid) for _ in range(6)]
     for oid in oids:
         await _start_alipay(client, me, oid)
-    notifications = client.runtime.services["payments"].notifications
+    notifications = client.services.payments.notifications
     calls = []
     for n, oid in enumerate(oids):
         close = notifications.handle("alipay", *alipay.notify(oid, "7.00", status="TRADE_CLOSED"))

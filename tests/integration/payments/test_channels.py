@@ -318,7 +318,7 @@ async def test_a_notice_refused_for_our_configuration_is_decided_again_on_resend
         pay_client(wechatpay_mchid="1900000999", alipay_app_id="2021000000009999") as wrong,
         pay_client() as mended,
     ):
-        merchant = basic(await mended.runtime.services["auth"].machines.create("miniapp", app_id="testgate"))
+        merchant = basic(await mended.services.auth.machines.create("miniapp", app_id="testgate"))
         paid_by_wechat = await _order(mended, merchant, 1000)
         paid_by_alipay = await _order(mended, merchant, 1000)
         wx = wechat.paid(paid_by_wechat, 1000)

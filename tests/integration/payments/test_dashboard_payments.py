@@ -25,7 +25,7 @@ async def test_paid_and_refunded_this_hour_and_the_backlog(pay_client, paying_ci
         )
         assert r.status_code == 202
 
-        client.runtime.services["console"].dashboard._frame = None  # not the cached frame of a second ago
+        client.services.console.dashboard._frame = None  # not the cached frame of a second ago
         frame = (await client.get("/admin/dashboard/frame")).json()
         pay = frame["payments"]
         assert len(pay["hours"]) == 24

@@ -51,7 +51,7 @@ async def test_rides_are_charged_later_and_unpaid_fares_refuse_boarding(ride):
     mine = (await client.get("/api/v1/me/orders", params={"unpaid": "true"}, headers=me)).json()
     assert mine["unpaid_total"] == 1200 and len(mine["items"]) == 3
     # charged against the agreement (the sandbox debits at once): the gate lets the citizen on again
-    app = client.runtime.services["miniapps"].apps["ride"]
+    app = client.services.miniapps.apps["ride"]
     for item in mine["items"]:
         assert (await app.platform.payments.charge(item["order_id"]))["state"] == "paid"
     assert (await client.get("/api/v1/me/orders", params={"unpaid": "true"}, headers=me)).json()[

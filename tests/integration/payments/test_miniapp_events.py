@@ -42,7 +42,7 @@ async def test_a_payment_event_names_the_citizen_by_the_apps_openid(
         assert (
             await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)
         ).status_code == 200
-        dispatcher = client.runtime.services["payments"].webhooks
+        dispatcher = client.services.payments.webhooks
         await dispatcher.tick()
         await dispatcher.drain()
         assert [(e.type, e.order_id, e.reference, e.openid, e.amount) for e in Listening.heard] == [

@@ -5,8 +5,9 @@ import json
 import httpx
 import pytest
 
+from payments.events import OwnerSubscribers
 from payments.tables import LedgerEntry, WebhookAttempt, WebhookDelivery
-from payments.webhooks import SIGNATURE_HEADER, verify_signature
+from payments.webhooks import SIGNATURE_HEADER, WebhookDispatcher, verify_signature
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ async def test_strangers_see_no_order(world, login, new_phone, merchant_of):
             f"/api/v1/payments/orders/{oid}", headers={"Authorization": f"Bearer {other['access_token']}"}
         )
     ).status_code == 404
-    merchant = await client.runtime.services["auth"].machines.create("merchant", name="another")
+    merchant = await client.services.auth.machines.create("merchant", name="another")
     import base64
 
     m = {
@@ -84,7 +85,7 @@ async def test_strangers_see_no_order(world, login, new_phone, merchant_of):
 
 async def test_a_failing_receiver_gets_the_event_on_the_third_attempt(world):
     client, app_auth, me, openid, clock = world
-    payments = client.runtime.services["payments"]
+    payments = client.services.payments
     endpoint = await payments.endpoints.add("miniapp:testgate", "https://merchant.example/hooks")
     seen = []
 
@@ -162,7 +163,7 @@ async def test_a_failing_receiver_gets_the_event_on_the_third_attempt(world):
 
 async def test_rotating_a_secret_signs_with_both(world):
     client, *_ = world
-    payments = client.runtime.services["payments"]
+    payments = client.services.payments
     endpoint = await payments.endpoints.add("merchant:m1", "https://merchant.example/hooks")
     rotated = await payments.endpoints.rotate(endpoint["endpoint_id"])
     from payments.tables import WebhookEndpoint
@@ -189,7 +190,7 @@ async def test_unpaid_orders_close_after_their_window(
         openid = (
             await client.post("/api/v1/miniapps/testgate/token", json={"code": code}, headers=app_auth)
         ).json()["openid"]
-        orders = client.runtime.services["payments"].orders
+        orders = client.services.payments.orders
 
         async def order(reference, **extra):
             r = await client.post(
@@ -218,7 +219,7 @@ async def test_unpaid_orders_close_after_their_window(
 
 async def test_an_event_left_undelivered_by_a_crash_is_sent_by_the_next_worker(world):
     client, app_auth, me, openid, clock = world
-    payments = client.runtime.services["payments"]
+    payments = client.services.payments
     endpoint = await payments.endpoints.add("miniapp:testgate", "https://merchant.example/hooks")
     oid = (
         await client.post(
@@ -231,13 +232,11 @@ async def test_an_event_left_undelivered_by_a_crash_is_sent_by_the_next_worker(w
         f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me
     )  # committed: paid + outbox event
     # the process dies here, before any delivery; another worker starts with its own dispatcher
-    from payments.webhooks import WebhookDispatcher
-
     received = []
     fresh = WebhookDispatcher(
         clock,
         payments.endpoints,
-        miniapp_handler=None,
+        subscribers=OwnerSubscribers(),  # a worker of the payment centre alone: webhooks only
         queue_name="unused-without-redis",
         transport=httpx.MockTransport(lambda r: received.append(r) or httpx.Response(200)),
     )
@@ -262,17 +261,17 @@ async def test_deployments_sharing_a_redis_keep_their_webhook_jobs(
         return httpx.MockTransport(lambda r: sent[name].append(r) or httpx.Response(200))
 
     async with pay_client(store_prefix=f"{settings.store_prefix}dep-b:", clock=frozen_clock) as other:
-        b = other.runtime.services["payments"].webhooks
+        b = other.services.payments.webhooks
         await b._http.aclose()
         b._http = httpx.AsyncClient(transport=recorder("b"))
         async with pay_client(store_prefix=f"{settings.store_prefix}dep-a:", clock=frozen_clock) as client:
-            a = client.runtime.services["payments"].webhooks
+            a = client.services.payments.webhooks
             assert a._queue_name == f"{settings.store_prefix}dep-a:webhooks"
             assert b._queue_name == f"{settings.store_prefix}dep-b:webhooks"
             await a._http.aclose()
             a._http = httpx.AsyncClient(transport=recorder("a"))
             app_auth, me, openid = await paying_citizen(client)
-            await client.runtime.services["payments"].endpoints.add("miniapp:testgate", "https://m.example/h")
+            await client.services.payments.endpoints.add("miniapp:testgate", "https://m.example/h")
             for n in range(4):
                 oid = (
                     await client.post(

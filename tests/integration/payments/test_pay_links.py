@@ -12,7 +12,7 @@ from tests.integration.payments.conftest import basic
 @pytest.fixture
 async def shop(pay_client, login, new_phone):
     async with pay_client() as client:
-        cred = await client.runtime.services["auth"].machines.create("merchant", name="沈阳老边饺子馆")
+        cred = await client.services.auth.machines.create("merchant", name="沈阳老边饺子馆")
         citizens = []
         for _ in range(2):
             pair = await login(client, new_phone())

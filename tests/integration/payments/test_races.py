@@ -137,7 +137,7 @@ async def _paid_on_sandbox(client, app_auth, me, openid, amount=1000):
 async def test_refund_requests_racing_refund_requests(sandbox_world):
     client, app_auth, me, openid, _ = sandbox_world
     oid = await _paid_on_sandbox(client, app_auth, me, openid)
-    orders = client.runtime.services["payments"].orders
+    orders = client.services.payments.orders
 
     def ask(reference, amount=600):
         return client.post(
@@ -180,7 +180,7 @@ async def test_deferred_charges_at_once_charge_once(pay_client, paying_citizen):
     async with pay_client() as client:
         app_auth, _me, openid = await paying_citizen(client)
         oid = await _order(client, app_auth, 800, openid=openid, deferred=True)
-        app = client.runtime.services["miniapps"].apps["testgate"]
+        app = client.services.miniapps.apps["testgate"]
         results = await asyncio.gather(*(app.platform.payments.charge(oid) for _ in range(8)))
         assert {r["state"] for r in results} == {"paid"}
         order, ledger, events, _ = await _books(oid)
@@ -194,11 +194,11 @@ async def test_payment_racing_close(sandbox_world, players):
     closed) or the close wins (closed, and the money is booked as an overpayment to refund)."""
     client, app_auth, _me, openid, clock = sandbox_world
     wechat, _ = players
-    orders = client.runtime.services["payments"].orders
+    orders = client.services.payments.orders
     oids = [await _order(client, app_auth, 500, openid=openid) for _ in range(6)]
     clock.advance(301)
     notices = [wechat.paid(oid, 500, ts=int(clock.time())) for oid in oids]
-    notifications = client.runtime.services["payments"].notifications
+    notifications = client.services.payments.notifications
     half = len(oids) // 2
     # straight at the service, so neither side has HTTP work first; the closer starts before some of
     # the notices and after the others
@@ -227,7 +227,7 @@ async def test_a_closed_order_is_not_paid_by_a_late_notice(sandbox_world, player
     wechat, _ = players
     oid = await _order(client, app_auth, 500, openid=openid)
     clock.advance(301)
-    assert await client.runtime.services["payments"].orders.close_expired() == 1
+    assert await client.services.payments.orders.close_expired() == 1
     assert (await _wechat(client, *wechat.paid(oid, 500, ts=int(clock.time())))).status_code == 204
     order, ledger, events, _ = await _books(oid)
     assert order["state"] == "closed" and events == ["order.closed", "order.overpaid"]

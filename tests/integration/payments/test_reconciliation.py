@@ -60,7 +60,7 @@ async def test_reconcile_lists_every_kind_of_mismatch(
         }
         assert "3 statement rows, 3 ledger rows, 3 mismatches" in out.stderr
 
-        operator = await client.runtime.services["auth"].machines.create("operator", name="finance")
+        operator = await client.services.auth.machines.create("operator", name="finance")
         op = {
             "Authorization": "Basic "
             + base64.b64encode(f"{operator['client_id']}:{operator['client_secret']}".encode()).decode()
@@ -216,8 +216,8 @@ async def test_a_day_is_the_channels_business_day_not_our_booking_time(
         frozen_clock.advance(60)
         # the sandbox tells no time of its own: the day we booked it
         sandbox_paid = await order(300)
-        sandbox = client.runtime.services["payments"].notifications.channels["sandbox"]
-        reply, _ = await client.runtime.services["payments"].notifications.handle(
+        sandbox = client.services.payments.notifications.channels["sandbox"]
+        reply, _ = await client.services.payments.notifications.handle(
             "sandbox",
             *sandbox.callback(
                 {"type": "payment.succeeded", "order_id": sandbox_paid, "amount": 300, "txn_id": "sbx_day"},

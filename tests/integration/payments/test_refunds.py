@@ -93,7 +93,7 @@ async def sandbox_paid(pay_client, paying_citizen):
 
 async def test_a_refund_request_the_channel_refuses_is_not_kept(sandbox_paid, monkeypatch):
     client, app_auth, oid = sandbox_paid
-    sandbox = client.runtime.services["payments"].channels["sandbox"]
+    sandbox = client.services.payments.channels["sandbox"]
 
     async def refuse(refund):
         raise ServiceUnavailable("the sandbox's refund desk is closed", code="channel_refund_unavailable")

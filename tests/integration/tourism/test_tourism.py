@@ -13,7 +13,7 @@ from backend.clock import FrozenClock
 async def park(make_client, login, new_phone, enrol_scanner):
     clock = FrozenClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 09:00 China time
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
-        await client.runtime.services["miniapps"].apps["tourism"].seed_demo()
+        await client.services.miniapps.apps["tourism"].seed_demo()
         gate = await enrol_scanner(client, "tourism", context="tourism-gate", place="A-MUKDEN")
         desk = await enrol_scanner(client, "tourism", context="hotel-checkin", place="HT-ZHONGJIE")
 
@@ -158,7 +158,7 @@ async def _me(client, me) -> str:
 async def test_hotel_check_in_by_code_once(park):
     client, clock, _, desk, visitor = park
     me = await visitor()
-    app_cred = await client.runtime.services["auth"].machines.create("miniapp", app_id="tourism")
+    app_cred = await client.services.auth.machines.create("miniapp", app_id="tourism")
     hotel = {
         "Authorization": "Basic "
         + base64.b64encode(f"{app_cred['client_id']}:{app_cred['client_secret']}".encode()).decode()
@@ -177,7 +177,7 @@ async def test_hotel_check_in_by_code_once(park):
     )
     assert r.status_code == 201, r.text
     # an openid another mini-app was given (or a made-up one) is not a guest of this one
-    parking = await client.runtime.services["miniapps"].pairwise.issue(
+    parking = await client.services.auth.pairwise.issue(
         "parking", me_id := await _me(client, me)
     )
     assert parking != openid and me_id
@@ -257,8 +257,8 @@ async def test_a_purchase_that_fails_half_way_leaves_the_places_unsold(park, mon
     """The database gone (here: the payment centre failing) after the places were held: nothing stays
     sold without a ticket and an order."""
     from backend.errors import ServiceUnavailable
+    from miniapps._payments import MiniAppPayments
     from miniapps.tourism.tables import Ticket, TicketSession
-    from payments.facade import MiniAppPayments
 
     client, _, _, _, visitor = park
     me = await visitor()

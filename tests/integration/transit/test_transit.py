@@ -10,7 +10,7 @@ import pytest
 async def city(make_client, frozen_clock, login, new_phone, enrol_scanner, monkeypatch):
     monkeypatch.setenv("SHENGSHI_MINIAPP_TRANSIT", '{"unpaid_limit": 100000}')
     async with make_client(clock=frozen_clock, access_token_ttl=86400) as client:
-        app = client.runtime.services["miniapps"].apps["transit"]
+        app = client.services.miniapps.apps["transit"]
         await app.seed_demo()
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
@@ -124,7 +124,7 @@ async def test_unpaid_fares_refuse_boarding_until_paid(
 ):
     monkeypatch.setenv("SHENGSHI_MINIAPP_TRANSIT", '{"unpaid_limit": 400}')
     async with make_client(clock=frozen_clock, access_token_ttl=86400) as client:
-        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        await client.services.miniapps.apps["transit"].seed_demo()
         pair = await login(client, new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
         bus = await enrol_scanner(client, "transit", context="bus", place="B237")
@@ -148,7 +148,7 @@ async def test_rides_refused_at_the_gate_leave_no_trip_no_fare_and_the_code_usab
     from payments.tables import PaymentOrder
 
     async with make_client() as client:
-        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        await client.services.miniapps.apps["transit"].seed_demo()
         line = await TransitLine.select(TransitLine.code).where(TransitLine.kind == "bus").first().run()
         bus = await enrol_scanner(client, "transit", context="bus", place=line["code"])
         tokens = []
@@ -157,7 +157,7 @@ async def test_rides_refused_at_the_gate_leave_no_trip_no_fare_and_the_code_usab
             tokens.append(
                 (await client.get("/api/v1/codes/current", headers=auth_header(pair))).json()["token"]
             )
-        router = client.runtime.services["miniapps"].router
+        router = client.services.miniapps.gate
         router.budget = 1e-6  # no fare engine answers in a microsecond: every boarding overruns
 
         async def board(token):
@@ -201,7 +201,7 @@ async def test_twin_attempts_of_one_record_take_effect_once_and_keep_the_code_us
     from miniapps.transit.tables import TransitLine, TransitTrip
 
     async with make_client() as client:
-        await client.runtime.services["miniapps"].apps["transit"].seed_demo()
+        await client.services.miniapps.apps["transit"].seed_demo()
         lines = await TransitLine.select(TransitLine.code).where(TransitLine.kind == "bus").run()
         bus = await enrol_scanner(client, "transit", context="bus", place=lines[0]["code"])
         other_bus = await enrol_scanner(client, "transit", context="bus", place=lines[1]["code"])
@@ -233,5 +233,5 @@ async def test_twin_attempts_of_one_record_take_effect_once_and_keep_the_code_us
             assert other.json()["reason"] == "replayed"
             again = await client.post("/api/v1/scans", json=body, headers=bus["headers"])
             assert again.json() == answers[0].json()
-        await client.runtime.services["miniapps"].router.settle()
+        await client.services.miniapps.gate.settle()
         assert await TransitTrip.count().run() == 6

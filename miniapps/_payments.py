@@ -1,16 +1,18 @@
-"""What a mini-app sees of the payment centre (through its Platform): orders for the citizens it knows
-by openid, and their unpaid deferred totals."""
+"""What a mini-app sees of the payment centre (``platform.payments``): orders for the citizens it knows
+by openid, and their unpaid deferred totals. The mini-app platform's side of the seam: it uses the payment
+centre's services; the payment centre knows nothing of mini-apps but the owner names of their orders."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from auth.pairwise import Pairwise
 from backend.errors import InvalidInput
 from payments.services import OrderService
 
 
 class MiniAppPayments:
-    def __init__(self, app_id: str, orders: OrderService, pairwise: Any) -> None:
+    def __init__(self, app_id: str, orders: OrderService, pairwise: Pairwise) -> None:
         self.app_id = app_id
         self._orders = orders
         self._pairwise = pairwise
@@ -19,7 +21,7 @@ class MiniAppPayments:
         citizen = await self._pairwise.citizen(self.app_id, openid)
         if citizen is None:
             raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
-        return str(citizen)
+        return citizen
 
     async def create_order(
         self, *, openid: str, reference: str, amount: int, description: str = "", deferred: bool = False

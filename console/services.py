@@ -1,0 +1,65 @@
+"""The web faces' services: console operators, the live dashboard, the scanner simulator and the
+console's ASGI gate around piccolo-admin, built from the services below them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.base import ChannelsBackend
+from litestar.channels.backends.memory import MemoryChannelsBackend
+
+from auth.services import AuthServices
+from backend.runtime import Runtime, Slot
+from codes.services import CodeServices
+from console.admin import ConsoleGate
+from console.channels import ResilientRedisPubSub
+from console.dashboard import Dashboard
+from console.forms import console_forms
+from console.operators import OperatorService
+from console.simulator import ScannerSimulator
+from miniapps.services import MiniAppServices
+from payments.services import PaymentServices
+
+
+@dataclass(frozen=True)
+class ConsoleServices:
+    operators: OperatorService
+    channels: ChannelsPlugin  # the dashboard's live channel (Redis pub/sub reaches every worker)
+    dashboard: Dashboard
+    simulator: ScannerSimulator
+    admin: ConsoleGate
+    # the sandbox channel's payment page is served while the payment centre has the sandbox
+    sandbox_page: bool
+
+
+CONSOLE = Slot[ConsoleServices]("console")
+
+
+def _channels_backend(runtime: Runtime) -> ChannelsBackend:
+    if runtime.settings.uses_redis:
+        # its own connection: a pub/sub subscription holds one for as long as the app runs
+        return ResilientRedisPubSub(redis=aioredis.Redis.from_url(runtime.settings.redis_url))
+    return MemoryChannelsBackend()
+
+
+def build_console_services(
+    runtime: Runtime,
+    *,
+    auth: AuthServices,
+    codes: CodeServices,
+    payments: PaymentServices,
+    miniapps: MiniAppServices,
+) -> ConsoleServices:
+    channel = f"{runtime.settings.store_prefix}dashboard"
+    channels = ChannelsPlugin(backend=_channels_backend(runtime), channels=[channel])
+    operators = OperatorService()
+    return ConsoleServices(
+        operators=operators,
+        channels=channels,
+        dashboard=Dashboard(runtime, channels, channel, miniapps.apps),
+        simulator=ScannerSimulator(miniapps.gate),
+        admin=ConsoleGate(runtime, operators, lambda: console_forms(auth, codes, miniapps.apps)),
+        sandbox_page="sandbox" in payments.channels,
+    )

@@ -1,0 +1,539 @@
+"""The gate: every scan of a citizen code, verified by the codes package and decided by the mini-app
+that owns the scanner, within a time budget.
+
+The codes package verifies (signature, time, entitlement, single use, account state); the gate hands an
+allowed scan to the scanner's mini-app as a :class:`ScanEvent` with the citizen's pairwise id, and the
+mini-app's :class:`ScanDecision` goes back to the scanner as a :class:`ScanResult`, built one way for
+every outcome (:func:`result_for`). A mini-app that raises or overruns its budget yields ``deny`` /
+``app_unavailable`` for that scan only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from prometheus_client import Counter, Histogram
+
+from auth.pairwise import Pairwise
+from auth.principals import MachinePrincipal
+from backend import db
+from backend.batch import BatchWriter
+from backend.clock import Clock
+from backend.i18n import current_locale
+from backend.runtime import ScanObserver, ScanSeen
+from codes.services import REFUSED_SCAN_TIME, Checked, ScanService
+from miniapps.contract import Display, MiniApp, ScanDecision, ScanEvent, Scanner
+from miniapps.schemas import BatchRecord, ScanRequest, ScanResult
+from miniapps.tables import ScanRecord
+
+log = logging.getLogger("shengshitong.scans")
+SCANS = Counter("shengshitong_scans", "Scan decisions", ["app_id", "result", "reason"])
+APP_LATENCY = Histogram(
+    "shengshitong_miniapp_scan_seconds",
+    "Time a mini-app took to decide a scan",
+    ["app_id"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+)
+
+# What the gate screen shows for each outcome: colour, then (title, subtitle) in Chinese and in English;
+# a screen shows one language, the scanner's (its request's Accept-Language, zh-CN by default).
+DISPLAY: dict[str, tuple[str, tuple[str, str], tuple[str, str]]] = {
+    "ok": ("green", ("请通行", ""), ("Welcome", "")),
+    "bad_format": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_prefix": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_base45": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "oversized": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "unknown_kid": ("red", ("无效的码", "签发密钥未知"), ("Invalid code", "Unknown issuer key")),
+    "wrong_alg": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "wrong_issuer": ("red", ("无效的码", "这不是市民码"), ("Invalid code", "Not a citizen code")),
+    "bad_signature": ("red", ("无效的码", "签名不符"), ("Invalid code", "Signature does not match")),
+    "key_not_valid": ("red", ("无效的码", "签发密钥已失效"), ("Invalid code", "Issuer key not valid")),
+    "expired": ("red", ("码已过期", "请刷新市民码"), ("Code expired", "Refresh it")),
+    "not_yet_valid": (
+        "red",
+        ("码尚未生效", "请校准手机时间"),
+        ("Code not yet valid", "Check the phone's clock"),
+    ),
+    "replayed": ("red", ("此码已使用", "请刷新市民码"), ("Code already used", "Refresh it")),
+    "not_entitled": (
+        "red",
+        ("无此项权限", "此处需要相应权益"),
+        ("Not entitled here", "This gate needs an entitlement"),
+    ),
+    "unknown_code": ("red", ("无效的码", "未知的码"), ("Invalid code", "Unknown code")),
+    "account_deleted": ("red", ("账户已注销", ""), ("Account closed", "")),
+    "account_blocked": (
+        "red",
+        ("账户已冻结", "请联系服务台"),
+        ("Account blocked", "Contact the service desk"),
+    ),
+    "device_revoked": ("red", ("设备已退出登录", "请重新登录"), ("Device signed out", "Sign in again")),
+    "bad_scan_time": ("red", ("扫码时间异常", ""), ("Scan time out of range", "")),
+    "app_unavailable": ("red", ("服务暂不可用", "请稍后再试"), ("Service unavailable", "Try again shortly")),
+}
+REFUSED = ("red", ("无法通行", ""), ("Refused", ""))
+
+
+def display_for(reason: str | None, locale: str | None = None) -> Display:
+    """What the gate shows for a platform outcome, in ``locale`` (the request's language by default)."""
+    colour, zh, en = DISPLAY.get(reason or "ok", REFUSED)
+    title, subtitle = en if (locale or current_locale()) == "en" else zh
+    return Display(title=title, subtitle=subtitle, color=colour)  # type: ignore[arg-type]
+
+
+def result_for(
+    scanner: MachinePrincipal,
+    record_id: str,
+    *,
+    refusal: str | None = None,
+    answer: ScanDecision | None = None,
+    flagged: bool = False,
+) -> ScanResult:
+    """The scanner's answer: a platform refusal (``refusal``), or the mini-app's decision (``answer``)."""
+    if answer is None:
+        allow, reason, display, data = refusal is None, refusal or "ok", display_for(refusal), {}
+    else:
+        allow = answer.allow
+        reason = "ok" if allow else (answer.reason if answer.reason != "ok" else "") or "denied"
+        display = answer.display or display_for(None if allow else reason)
+        data = answer.data
+    return ScanResult(
+        result="allow" if allow else "deny",
+        reason=reason,
+        app_id=scanner.app_id,
+        context=scanner.context,
+        record_id=record_id,
+        flagged=flagged,
+        display=display,
+        data=data,
+    )
+
+
+def unavailable(result: ScanResult) -> ScanResult:
+    return msgspec.structs.replace(
+        result, result="deny", reason="app_unavailable", display=display_for("app_unavailable"), data={}
+    )
+
+
+class ScanRecords:
+    """The gate's records: a decided scan's *final* row is the record's answer for good (a mini-app's
+    decision, a batch upload's refusal) and holds the record's idempotency key (scanner, record id);
+    any other (a refusal at the gate, an undecided scan) is history only, written in batches behind the
+    answer under a key of its own, so it never stands in for the answer a retry of the record gets."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.history = BatchWriter(ScanRecord, clock, unique="scanner_record", stamp="received_at")
+
+    @staticmethod
+    def key(scanner: MachinePrincipal, record_id: str) -> str:
+        return f"{scanner.client_id}/{record_id}"
+
+    def row(
+        self,
+        scanner: MachinePrincipal,
+        result: ScanResult,
+        checked: Checked,
+        *,
+        at: float,
+        offline: bool,
+        final: bool,
+    ) -> dict[str, Any]:
+        key = self.key(scanner, result.record_id)
+        return {
+            "scanner_id": scanner.client_id,
+            "record_id": result.record_id,
+            "scanner_record": key if final else f"{key}#{secrets.token_hex(4)}",
+            "app_id": scanner.app_id,
+            "context": scanner.context,
+            "place": scanner.place,
+            "citizen_id": checked.holder.citizen_id if checked.holder else None,
+            "code_id": checked.code_id,
+            "result": result.result,
+            "reason": result.reason,
+            "flagged": result.flagged,
+            "offline": offline,
+            "scanned_at": datetime.fromtimestamp(at, UTC),
+            "display": _shown(result),
+        }
+
+    def keep(self, row: dict[str, Any]) -> None:
+        """History only: written in the next batch, off the gate's critical path."""
+        self.history.add(row)
+
+    async def save(self, row: dict[str, Any]) -> bool:
+        """Store a final row; False when this (scanner, record id) was stored already (also by a
+        concurrent attempt of the same record: the unique key decides, without an error). Inside a
+        transaction, a concurrent twin's insert waits here for this one to commit or roll back."""
+        inserted = (
+            await ScanRecord.insert(ScanRecord(**row, received_at=self.clock.now()))
+            .on_conflict(target=ScanRecord.scanner_record, action="DO NOTHING")
+            .returning(ScanRecord.id)
+            .run()
+        )
+        return bool(inserted)
+
+    async def decided(self, scanner_record: str, result: ScanResult) -> None:
+        """Write a decision into the record's final row (inserted first in the same transaction)."""
+        await (
+            ScanRecord.update(
+                {
+                    ScanRecord.result: result.result,
+                    ScanRecord.reason: result.reason,
+                    ScanRecord.display: _shown(result),
+                }
+            )
+            .where(ScanRecord.scanner_record == scanner_record)
+            .run()
+        )
+
+    async def stored(self, scanner: MachinePrincipal, record_id: str) -> ScanResult | None:
+        """The final answer of a record, if it has one."""
+        row = (
+            await ScanRecord.select(
+                ScanRecord.result, ScanRecord.reason, ScanRecord.flagged, ScanRecord.display
+            )
+            .where(ScanRecord.scanner_record == self.key(scanner, record_id))
+            .first()
+            .run()
+        )
+        if row is None:
+            return None
+        shown = row["display"]
+        shown = dict(shown) if isinstance(shown, dict) else msgspec.json.decode(shown)
+        data = shown.pop("data", {})
+        return ScanResult(
+            result=row["result"],
+            reason=row["reason"],
+            app_id=scanner.app_id,
+            context=scanner.context,
+            record_id=record_id,
+            flagged=row["flagged"],
+            display=msgspec.convert(shown, Display),
+            data=data,
+        )
+
+
+def _shown(result: ScanResult) -> dict[str, Any]:
+    """What a record keeps of the answer: the screen and the data shown with it."""
+    return {**msgspec.to_builtins(result.display), "data": result.data}
+
+
+class _DecidedElsewhere(Exception):
+    """A concurrent attempt of the same record committed its decision first."""
+
+
+class _Abandoned(Exception):
+    """The gate was answered ``app_unavailable`` before the mini-app decided: its writes are undone."""
+
+
+class _Run:
+    """The life of one mini-app decision: running → committing (the gate waits for the commit), or
+    running → abandoned (the gate was answered; the decision and its writes are rolled back)."""
+
+    __slots__ = ("started", "state")
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.state = "running"
+
+    def commit(self) -> bool:
+        if self.state != "running":
+            return False
+        self.state = "committing"
+        return True
+
+    def abandon(self) -> bool:
+        if self.state != "running":
+            return False
+        self.state = "abandoned"
+        return True
+
+
+# An offline upload is under no gate's time pressure: a mini-app gets this long per record.
+BATCH_BUDGET = 30.0
+
+
+class Gate:
+    """Decides verified scans with the scanner's mini-app.
+
+    A mini-app's decision and every write it makes run in one database transaction, together with the
+    scan's final record (the record's idempotency key): so a decision the gate did not receive leaves no
+    effect, a retry of a record returns its stored answer without asking the mini-app again, and two
+    concurrent attempts of one record cannot both take effect. The budget is the mini-app's own time:
+    the clock starts once its transaction has begun (waiting for a database connection or SQLite's write
+    lock is the platform's, not the mini-app's). A mini-app that overruns it is not cut off half-way:
+    the gate gets ``app_unavailable`` at once, the mini-app's transaction is rolled back when it finishes
+    (or when it is cancelled, ten budgets later at the least a second, if it never does), and the code's
+    single use is given back, so the gate's next try can pass.
+    """
+
+    def __init__(
+        self,
+        scans: ScanService,
+        apps: dict[str, MiniApp],
+        pairwise: Pairwise,
+        *,
+        clock: Clock,
+        budget: float,
+        observers: list[ScanObserver],
+    ) -> None:
+        self.scans = scans
+        self.apps = apps
+        self.pairwise = pairwise
+        self.records = ScanRecords(clock)
+        self.budget = budget
+        self.grace = min(10.0, max(1.0, 10 * budget))
+        self.observers = observers
+        self._abandoned: set[asyncio.Task[ScanResult]] = set()
+
+    async def start(self) -> None:
+        await self.records.history.start()
+
+    async def stop(self) -> None:
+        """At shutdown, before the pool closes: let abandoned decisions roll back, write the history
+        still held."""
+        await self.settle()
+        await self.records.history.stop()
+
+    async def settle(self) -> None:
+        """Wait until every abandoned decision has rolled back."""
+        while self._abandoned:
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
+
+    def requirement(self, scanner: MachinePrincipal) -> str | None:
+        """The entitlement the scanner's context requires of the code (its mini-app's manifest)."""
+        app = self.apps.get(scanner.app_id)
+        return None if app is None else app.manifest.scan_contexts.get(scanner.context)
+
+    async def _check(
+        self, scanner: MachinePrincipal, token: str, at: float, *, now: float, record_id: str, offline: bool
+    ) -> Checked:
+        if self.scans.scan_time_refused(at, offline=offline):
+            return REFUSED_SCAN_TIME
+        return await self.scans.check(
+            scanner,
+            token,
+            at=now,
+            record_id=record_id,
+            offline=offline,
+            requirement=self.requirement(scanner),
+        )
+
+    async def decide(
+        self,
+        scanner: MachinePrincipal,
+        result: ScanResult,
+        checked: Checked,
+        at: float,
+        meta: dict[str, str],
+        *,
+        offline: bool,
+        budget: float,
+    ) -> tuple[ScanResult, bool]:
+        """Decide a claimed scan with the scanner's mini-app: (the answer, whether it is the record's
+        final answer, stored with the mini-app's writes). Whenever nothing is decided (the mini-app
+        failed or overran, the platform failed on the way, the request was cancelled before the decision
+        committed) the code's single use is given back."""
+        assert checked.claim is not None and checked.holder is not None and checked.result is not None
+        claim = checked.claim
+        app = self.apps.get(scanner.app_id)
+        if app is None or scanner.context not in app.manifest.scan_contexts:
+            log.warning(
+                "scan at a scanner whose mini-app or context is not enabled",
+                extra={"scanner": scanner.client_id, "app_id": scanner.app_id, "context": scanner.context},
+            )
+            await self.scans.release(claim)
+            return unavailable(result), False
+        app_id = app.manifest.id
+        try:
+            openid = await self.pairwise.issue(app_id, checked.holder.citizen_id)
+        except BaseException:
+            await self.scans.release(claim)
+            raise
+        entitlements = checked.result.entitlements
+        event = ScanEvent(
+            openid=openid,
+            entitlements=entitlements.readable() if entitlements else {},
+            scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
+            scanned_at=datetime.fromtimestamp(at, UTC),
+            meta=meta,
+            record_id=result.record_id,
+            offline=offline,
+            locale=current_locale(),  # the gate's language: its request's Accept-Language
+        )
+
+        # the record's final row, written first in the transaction: a concurrent attempt of the same
+        # record waits at its own insert for this one to commit (then answers from it) or roll back
+        row = self.records.row(scanner, result, checked, at=at, offline=offline, final=True)
+        run = _Run()
+        task = asyncio.create_task(
+            self._in_transaction(app, event, scanner, result.record_id, row, run), name=f"scan:{app_id}"
+        )
+        try:
+            over = await self._wait(task, run, budget)
+        except asyncio.CancelledError:
+            if run.abandon():  # nobody will read this decision: undo it
+                self._abandon(task, app_id)
+                await self.scans.release(claim)
+            raise  # (a decision already committing stands, with its claim)
+        if not over:
+            log.error("mini-app overran its scan budget", extra={"app_id": app_id, "budget_s": budget})
+            self._abandon(task, app_id)
+            await self.scans.release(claim)
+            return unavailable(result), False
+        try:
+            return task.result(), True
+        except _DecidedElsewhere:  # a concurrent attempt of this record decided first: its answer
+            stored = await self.records.stored(scanner, result.record_id)
+            assert stored is not None
+            return stored, True
+        except Exception:
+            if run.started.is_set():
+                log.exception("mini-app scan handler failed", extra={"app_id": app_id})
+            else:
+                log.exception("the scan's transaction could not begin", extra={"app_id": app_id})
+            await self.scans.release(claim)
+            return unavailable(result), False
+
+    @staticmethod
+    async def _wait(task: asyncio.Task[ScanResult], run: _Run, budget: float) -> bool:
+        """Wait for a run: its transaction to begin (not counted), then the budget. True when it is over
+        (decided, failed, or committing, which the gate waits for); False when it has been abandoned."""
+        started = asyncio.create_task(run.started.wait())
+        try:
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if not task.done():
+            await asyncio.wait({task}, timeout=budget)
+        if not task.done():
+            if run.abandon():
+                return False
+            await asyncio.wait({task})
+        return True
+
+    async def _in_transaction(
+        self,
+        app: MiniApp,
+        event: ScanEvent,
+        scanner: MachinePrincipal,
+        record_id: str,
+        row: dict[str, Any],
+        run: _Run,
+    ) -> ScanResult:
+        async with db.transaction():
+            run.started.set()
+            if not await self.records.save(row):  # another attempt of this record has decided
+                raise _DecidedElsewhere
+            started = time.perf_counter()
+            try:
+                answer = await app.on_scan(event)
+            finally:
+                APP_LATENCY.labels(app.manifest.id).observe(time.perf_counter() - started)
+            if not isinstance(answer, ScanDecision):
+                raise TypeError(f"on_scan returned {type(answer).__name__}, not ScanDecision")
+            if not run.commit():
+                raise _Abandoned
+            result = result_for(scanner, record_id, answer=answer)
+            await self.records.decided(row["scanner_record"], result)
+        return result
+
+    def _abandon(self, task: asyncio.Task[ScanResult], app_id: str) -> None:
+        """Let an abandoned decision finish (it rolls back), and cancel it if it has not after the grace."""
+        self._abandoned.add(task)
+        timer = asyncio.get_running_loop().call_later(self.grace, task.cancel)
+
+        def done(t: asyncio.Task[ScanResult]) -> None:
+            timer.cancel()
+            self._abandoned.discard(t)
+            if not t.cancelled() and not isinstance(t.exception(), _Abandoned | _DecidedElsewhere):
+                log.error(
+                    "an abandoned scan decision failed while rolling back",
+                    exc_info=t.exception(),
+                    extra={"app_id": app_id},
+                )
+
+        task.add_done_callback(done)
+
+    def _observe(self, app_id: str, result: ScanResult, seconds: float, offline: bool) -> None:
+        SCANS.labels(app_id, result.result, result.reason).inc()
+        seen = ScanSeen(app_id, result.result, result.reason, seconds, offline)
+        for observe in self.observers:
+            try:
+                observe(seen)
+            except Exception:  # an observer never costs a gate its answer
+                log.exception("scan observer failed")
+
+    async def scan(self, scanner: MachinePrincipal, request: ScanRequest) -> ScanResult:
+        started = time.perf_counter()
+        now = self.scans.clock.time()
+        at = request.scanned_at or now
+        record_id = request.record_id or uuid.uuid4().hex
+        checked = await self._check(scanner, request.token, at, now=now, record_id=record_id, offline=False)
+        result: ScanResult | None = None
+        if checked.claim is not None and checked.claim.retry:
+            result = await self.records.stored(scanner, record_id)  # a retry gets the record's answer
+        if result is None:
+            result = result_for(scanner, record_id, refusal=checked.reason)
+            final = False
+            if checked.reason is None:
+                result, final = await self.decide(
+                    scanner, result, checked, at, request.meta or {}, offline=False, budget=self.budget
+                )
+            if not final:
+                self.records.keep(
+                    self.records.row(scanner, result, checked, at=at, offline=False, final=False)
+                )
+        self._observe(scanner.app_id, result, time.perf_counter() - started, False)
+        return result
+
+    async def batch(self, scanner: MachinePrincipal, records: list[BatchRecord]) -> list[ScanResult]:
+        """Offline uploads: each record decided once (idempotent per scanner and record id); a code that
+        another scanner (or an online scan) already used is flagged as a replay, not accepted twice. A
+        record the mini-app could not decide is answered ``app_unavailable`` and not stored: the terminal
+        uploads it again later."""
+        # decided in scan-time order (fares, caps and transfers as the rides happened), answered in the
+        # order the terminal sent them
+        order = sorted(range(len(records)), key=lambda i: (records[i].scanned_at, i))
+        answers: dict[int, ScanResult] = {}
+        for index in order:
+            answers[index] = await self._upload(scanner, records[index])
+        results = [answers[i] for i in range(len(records))]
+        for r in results:
+            self._observe(scanner.app_id, r, 0.0, True)
+        return results
+
+    async def _upload(self, scanner: MachinePrincipal, rec: BatchRecord) -> ScanResult:
+        record_id = rec.record_id
+        previous = await self.records.stored(scanner, record_id)
+        if previous is not None:
+            return previous
+        at = float(rec.scanned_at)
+        checked = await self._check(scanner, rec.token, at, now=at, record_id=record_id, offline=True)
+        flagged = checked.reason == "replayed"
+        if flagged:
+            log.warning("code replay flagged", extra={"scanner": scanner.client_id, "record_id": record_id})
+        result = result_for(scanner, record_id, refusal=checked.reason, flagged=flagged)
+        if checked.reason is None:
+            result, final = await self.decide(
+                scanner, result, checked, at, rec.meta or {}, offline=True, budget=BATCH_BUDGET
+            )
+            if not final:
+                self.records.keep(
+                    self.records.row(scanner, result, checked, at=at, offline=True, final=False)
+                )
+            return result
+        # a refusal of an uploaded scan is its answer for good
+        if not await self.records.save(
+            self.records.row(scanner, result, checked, at=at, offline=True, final=True)
+        ):
+            result = await self.records.stored(scanner, record_id) or result
+        return result
