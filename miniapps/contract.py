@@ -2,8 +2,24 @@
 
 A mini-app is a Python package that declares a :class:`Manifest` and subclasses :class:`MiniApp`. It is
 found through the ``shengshitong.miniapps`` entry-point group and enabled by ``SHENGSHI_MINIAPPS``.
-It never imports the platform's tables or another mini-app; it gets what it needs through the
-:class:`Platform` handed to it, and answers the platform through the methods below.
+This module is its one face of the platform: a mini-app imports nothing else of it (not ``backend``,
+``auth``, ``payments``, nor another mini-app; ``tests/unit/miniapps/test_contract_only.py`` checks), only
+third-party libraries (Litestar, Piccolo, msgspec) and its own modules. It gets the rest through the
+:class:`Platform` handed to it, and answers the platform through the methods of :class:`MiniApp`.
+
+What the platform offers here, besides the types of a scan and a payment:
+
+- errors: :class:`AppError` and its kinds (:class:`InvalidInput` 422, :class:`Forbidden` 403,
+  :class:`NotFound` 404, :class:`Conflict` 409, ...), the platform's one hierarchy, answered as
+  problem+json like every other route's: ``raise Conflict("...", code="sold_out")``;
+- pagination, the one convention of every list: ``limit: Limit = DEFAULT_LIMIT, offset: Offset = 0``,
+  fetch ``limit + 1`` rows and answer :func:`page` (or :func:`window` of a list held in memory);
+- the caller: the guard :func:`citizen_caller` and ``caller: NamedDependency[AppCaller]`` (the calling
+  citizen's pairwise id for this app), the guard :func:`app_backend` for the app's own backend,
+  :func:`requires` to say in the OpenAPI document what a guard of the app's own checks, and :func:`names`
+  for a name in two languages;
+- the transaction: ``async with self.platform.transaction():`` (:meth:`Platform.transaction`);
+- demo data: :func:`upsert_by_code` and :func:`tally` for an idempotent ``seed_demo``.
 
 What a mini-app owns comes with it, so enabling one is a setting and never an edit of the platform:
 
@@ -25,6 +41,61 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import msgspec
 from msgspec import Meta
+
+from backend.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from backend.openapi import requires
+from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
+from backend.seed import tally, upsert_by_code
+from miniapps.deps import AppCaller, app_backend, citizen_caller, names
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "DEFAULT_LIMIT",
+    "ENTITLEMENTS",
+    "SCOPES",
+    "SCOPES_ZH",
+    "AppCaller",
+    "AppError",
+    "AppId",
+    "Conflict",
+    "Display",
+    "Forbidden",
+    "Gauge",
+    "Gone",
+    "InvalidInput",
+    "Limit",
+    "Manifest",
+    "MiniApp",
+    "Name",
+    "NotFound",
+    "Offset",
+    "PaymentEvent",
+    "Platform",
+    "RateLimited",
+    "ScanDecision",
+    "ScanEvent",
+    "Scanner",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "app_backend",
+    "citizen_caller",
+    "names",
+    "page",
+    "requires",
+    "tally",
+    "upsert_by_code",
+    "window",
+]
 
 AppId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -200,7 +271,7 @@ class MiniApp(ABC):
     def route_handlers(self) -> list[Any]:
         """Litestar handlers or controllers, mounted under ``/api/v1/apps/{id}``. A handler receives the
         calling citizen's pairwise id by declaring ``caller: NamedDependency[AppCaller]`` and the guard
-        ``citizen_caller`` (see ``miniapps.deps``)."""
+        ``citizen_caller`` (both offered here)."""
         return []
 
     @abstractmethod

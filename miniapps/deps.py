@@ -1,4 +1,7 @@
-"""What a mini-app's own routes may declare: the calling citizen as a pairwise id of this mini-app."""
+"""What a mini-app's own routes may declare: the calling citizen as a pairwise id of this mini-app.
+
+Mini-apps take these from :mod:`miniapps.contract`, which re-exports them; the platform's plugin mounts
+:data:`DEPENDENCIES`."""
 
 from __future__ import annotations
 

@@ -9,41 +9,25 @@
 - The bill (posted by the hospital's backend) lists items ``{name, amount, covered}``; insurance pays
   ``local_rate`` (70 %) of covered items for citizens insured in the hospital's province and
   ``other_rate`` (50 %) for others, rounded down to the fen per item; the citizen's share is a deferred
-  order.
+  order. The split and the other rules are computed in :mod:`miniapps.hospital.rules`.
 - A visit can be rated once (好差评: good / average / bad, with a comment).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
-from miniapps.hospital.demo import SCANNERS as DEMO_SCANNERS
+from miniapps.hospital import demo, routes
+from miniapps.hospital.rules import china_day, clock_time, credit_cutoff, order_paid
+from miniapps.hospital.rules import split_bill as split_bill  # the bill's split, where it used to live
 from miniapps.hospital.tables import Appointment, Hospital, Visit
-
-CHINA = timezone(timedelta(hours=8))
-
-
-def split_bill(
-    items: list[dict[str, Any]], *, insured_region: str, hospital_region: str, local_bp: int, other_bp: int
-) -> tuple[int, int, int]:
-    """(total, insured, self_paid) in fen; basis points per item, rounded down in the citizen's favour
-    never: the insurer pays whole fen, the citizen the rest."""
-    same_province = bool(insured_region) and insured_region[:2] == hospital_region[:2]
-    rate = local_bp if same_province else other_bp
-    total = insured = 0
-    for item in items:
-        total += item["amount"]
-        if item.get("covered") and insured_region:
-            insured += item["amount"] * rate // 10_000
-    return total, insured, total - insured
 
 
 class HospitalApp(MiniApp):
     piccolo_app = "miniapps.hospital.piccolo_app"  # its tables and migrations
-    demo_scanners = DEMO_SCANNERS
+    demo_scanners = demo.SCANNERS
     manifest = Manifest(
         id="hospital",
         name_zh="好就医",
@@ -62,17 +46,13 @@ class HospitalApp(MiniApp):
     )
 
     def route_handlers(self) -> list[Any]:
-        from miniapps.hospital.routes import handlers
-
-        return handlers(self)
+        return routes.handlers(self.platform)
 
     def seed_demo(self) -> Any:
-        from miniapps.hospital.demo import seed
-
-        return seed(self.platform.now())
+        return demo.seed(self.platform.now())
 
     async def unpaid_overdue(self, openid: str) -> int:
-        limit = self.platform.now() - timedelta(days=self.platform.config["credit_days"])
+        limit = credit_cutoff(self.platform.now(), self.platform.config["credit_days"])
         overdue = (
             await Visit.select(Visit.id, Visit.order_id)
             .where((Visit.openid == openid) & (Visit.state == "billed") & (Visit.billed_at < limit))
@@ -81,7 +61,7 @@ class HospitalApp(MiniApp):
         count = 0
         for v in overdue:
             order = await self.platform.payments.order(v["order_id"])
-            if order["state"] in ("paid", "partially_refunded", "refunded"):
+            if order_paid(order["state"]):
                 await Visit.update({Visit.state: "paid"}).where(Visit.id == v["id"]).run()
             else:
                 count += 1
@@ -102,16 +82,15 @@ class HospitalApp(MiniApp):
                     color="red",
                 ),
             )
-        today = scan.scanned_at.astimezone(CHINA).date()
-        start = scan.scanned_at.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+        start, end = china_day(scan.scanned_at)
         appointment = (
             await Appointment.select(Appointment.id, Appointment.slot.starts_at)
             .where(
                 (Appointment.openid == scan.openid)
                 & (Appointment.state == "booked")
-                & (Appointment.slot.doctor.department.hospital == hospital["id"])  # type: ignore[attr-defined,union-attr]
+                & (Appointment.slot.doctor.department.hospital == hospital["id"])  # type: ignore[union-attr]
                 & (Appointment.slot.starts_at >= start)
-                & (Appointment.slot.starts_at < start + timedelta(days=1))
+                & (Appointment.slot.starts_at < end)
             )
             .order_by(Appointment.slot.starts_at)
             .first()
@@ -141,14 +120,14 @@ class HospitalApp(MiniApp):
             return ScanDecision(
                 allow=True,
                 reason="ok",
-                data={"visit_id": str(visit_id), "walk_in": True, "day": today.isoformat()},
+                data={"visit_id": str(visit_id), "walk_in": True, "day": start.date().isoformat()},
                 display=Display(
                     title=scan.text("请到挂号窗口登记", "Please register at the desk"),
                     subtitle=scan.text("今日无预约", "No appointment today"),
                     color="yellow",
                 ),
             )
-        time = appointment["slot.starts_at"].astimezone(CHINA).strftime("%H:%M")
+        time = clock_time(appointment["slot.starts_at"])
         return ScanDecision(
             allow=True,
             data={"visit_id": str(visit_id), "walk_in": False},

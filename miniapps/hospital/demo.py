@@ -5,13 +5,12 @@ and the next days, China time — made afresh on every ``seed-demo`` so the demo
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
-from backend.seed import tally, upsert_by_code
-from miniapps.contract import DemoScanner
+from miniapps.contract import DemoScanner, tally, upsert_by_code
+from miniapps.hospital.rules import CHINA
 from miniapps.hospital.tables import Department, Doctor, Hospital, Slot
 
-CHINA = timezone(timedelta(hours=8))
 DAYS = 7  # today and the six days after it
 # (code, Chinese name, English name (the hospital's own), administrative region: 沈阳市)
 HOSPITAL = (

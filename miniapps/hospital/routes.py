@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -11,14 +11,21 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from backend.errors import Conflict, NotFound
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, app_backend, citizen_caller, names
-from miniapps.hospital.app import split_bill
+from miniapps.contract import (
+    DEFAULT_LIMIT,
+    AppCaller,
+    Conflict,
+    Limit,
+    NotFound,
+    Offset,
+    Platform,
+    app_backend,
+    citizen_caller,
+    names,
+    page,
+)
+from miniapps.hospital.rules import split_bill, state_after_bill
 from miniapps.hospital.tables import Appointment, Slot, Visit
-
-if TYPE_CHECKING:
-    from miniapps.hospital.app import HospitalApp
 
 
 class BookRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,7 +64,9 @@ def _visit(v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handlers(app: HospitalApp) -> list[Any]:
+def handlers(platform: Platform) -> list[Any]:
+    """The routes, answering with ``platform`` (the one the hospital's app was given)."""
+
     @get(
         "/slots",
         summary="Free slots from now on, soonest first (by hospital, department or doctor); "
@@ -82,7 +91,7 @@ def handlers(app: HospitalApp) -> list[Any]:
             Slot.doctor.department.name,  # type: ignore[union-attr]
             Slot.doctor.department.name_en,  # type: ignore[union-attr]
             Slot.doctor.department.hospital.code,  # type: ignore[union-attr]
-        ).where((Slot.starts_at >= app.platform.now()) & (Slot.booked < Slot.capacity))
+        ).where((Slot.starts_at >= platform.now()) & (Slot.booked < Slot.capacity))
         if hospital:
             query = query.where(Slot.doctor.department.hospital.code == hospital)  # type: ignore[union-attr]
         if department:
@@ -115,7 +124,7 @@ def handlers(app: HospitalApp) -> list[Any]:
     async def book(data: JSONBody[BookRequest], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
         slot_id = _uuid(data.slot_id)
         appointment_id = uuid.uuid4()
-        async with app.platform.transaction():  # the place and the appointment, or neither
+        async with platform.transaction():  # the place and the appointment, or neither
             taken = (
                 await Slot.update({Slot.booked: Slot.booked + 1})
                 .where((Slot.id == slot_id) & (Slot.booked < Slot.capacity))
@@ -201,9 +210,7 @@ def handlers(app: HospitalApp) -> list[Any]:
     async def bill(visit_id: FromPath[str], data: JSONBody[BillRequest]) -> dict[str, Any]:
         visit = (
             await Visit.select(Visit.all_columns(), Visit.hospital.region, Visit.hospital.name)  # type: ignore[arg-type]
-            .where(  # type: ignore[arg-type]
-                Visit.id == _uuid(visit_id)
-            )
+            .where(Visit.id == _uuid(visit_id))
             .first()
             .run()
         )
@@ -212,7 +219,7 @@ def handlers(app: HospitalApp) -> list[Any]:
         if visit["state"] != "open":
             raise Conflict("this visit has been billed already", code="already_billed")
         items = [msgspec.to_builtins(i) for i in data.items]
-        cfg = app.platform.config
+        cfg = platform.config
         total, insured, self_paid = split_bill(
             items,
             insured_region=visit["insured_region"],
@@ -221,7 +228,7 @@ def handlers(app: HospitalApp) -> list[Any]:
             other_bp=cfg["other_rate_bp"],
         )
         # the visit billed once (a concurrent second bill finds it billed), with its order, or not at all
-        async with app.platform.transaction():
+        async with platform.transaction():
             billed = (
                 await Visit.update(
                     {
@@ -229,8 +236,8 @@ def handlers(app: HospitalApp) -> list[Any]:
                         Visit.total: total,
                         Visit.insured: insured,
                         Visit.self_paid: self_paid,
-                        Visit.billed_at: app.platform.now(),
-                        Visit.state: "billed" if self_paid > 0 else "paid",
+                        Visit.billed_at: platform.now(),
+                        Visit.state: state_after_bill(self_paid),
                     }
                 )
                 .where((Visit.id == visit["id"]) & (Visit.state == "open"))
@@ -241,7 +248,7 @@ def handlers(app: HospitalApp) -> list[Any]:
                 raise Conflict("this visit has been billed already", code="already_billed")
             order_id = ""
             if self_paid > 0:
-                order = await app.platform.payments.create_order(
+                order = await platform.payments.create_order(
                     openid=visit["openid"],
                     reference=f"visit-{visit['id']}",
                     amount=self_paid,

@@ -1,46 +1,33 @@
-"""Car parks.
+"""好停车 parking: entries and exits by scan, spaces counted by conditional UPDATEs.
+
+The rules (free spaces, the reservation's grace, the fee) are stated and computed in
+:mod:`miniapps.parking.rules`; reservations are kept by :mod:`miniapps.parking.services`.
 
 - Spaces: free = capacity - occupied - reserved, changed only by single conditional UPDATEs, so
   concurrent entries at the last space admit exactly one and counts never leave [0, capacity].
-- Reservations hold a space from booking until ``starts_at`` + ``grace_minutes`` (30); a car that has
-  not arrived by then loses it (the space is released on the next look at the car park).
 - Entry (barrier scan, licence plate from the camera in the scan's ``meta.plate``): uses the citizen's
   reservation here if any, else a free space, else refused ``car_park_full``.
-- Exit: fee = 0 within ``free_minutes``; otherwise every started hour at ``hourly_rate``, each 24 hours
-  at most ``daily_max``. The barrier opens at once; the fee is a deferred order ("leave first, pay after").
+- Exit: the barrier opens at once; the fee is a deferred order ("leave first, pay after").
 """
 
 from __future__ import annotations
 
-import math
-import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
-from miniapps.contract import Display, Gauge, Manifest, MiniApp, ScanDecision, ScanEvent
-from miniapps.parking.demo import SCANNERS as DEMO_SCANNERS
+from miniapps.contract import Display, Gauge, Manifest, MiniApp, Platform, ScanDecision, ScanEvent
+from miniapps.parking import demo, routes
+from miniapps.parking.rules import free_spaces, parking_fee, yuan
+from miniapps.parking.services import Reservations
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
-
-def parking_fee(
-    entry: datetime, exit_: datetime, *, free_minutes: int, hourly_rate: int, daily_max: int
-) -> int:
-    minutes = max(0, math.ceil((exit_ - entry).total_seconds() / 60))
-    if minutes <= free_minutes:
-        return 0
-    days, rest = divmod(minutes, 24 * 60)
-    return days * daily_max + min(math.ceil(rest / 60) * hourly_rate, daily_max)
-
-
-def yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
+__all__ = ["ParkingApp", "parking_fee"]  # the tariff, where it used to live
 
 
 class ParkingApp(MiniApp):
     piccolo_app = "miniapps.parking.piccolo_app"  # its tables and migrations
-    demo_scanners = DEMO_SCANNERS
+    demo_scanners = demo.SCANNERS
     manifest = Manifest(
         id="parking",
         name_zh="好停车",
@@ -53,15 +40,15 @@ class ParkingApp(MiniApp):
         settings_schema={"grace_minutes": {"type": "integer", "default": 30}},
     )
 
-    def route_handlers(self) -> list[Any]:
-        from miniapps.parking.routes import handlers
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform)
+        self.reservations = Reservations(platform)
 
-        return handlers(self)
+    def route_handlers(self) -> list[Any]:
+        return routes.handlers(self.reservations)
 
     def seed_demo(self) -> Any:
-        from miniapps.parking.demo import seed
-
-        return seed()
+        return demo.seed()
 
     async def gauges(self) -> list[Gauge]:
         """Free spaces per car park, for the operators' dashboard: each label in one language (a car
@@ -74,82 +61,11 @@ class ParkingApp(MiniApp):
                 name=f"free_spaces:{r['code']}",
                 label_zh=f"{r['name']} 空余车位",
                 label_en=f"{r['name_en'] or r['code']}: free spaces",
-                value=max(0, r["capacity"] - r["occupied"] - r["reserved"]),
+                value=free_spaces(r["capacity"], r["occupied"], r["reserved"]),
                 of=r["capacity"],
             )
             for r in rows
         ]
-
-    async def expire_reservations(self) -> int:
-        now = self.platform.now()
-        async with self.platform.transaction():  # expired and their spaces given back together
-            stale = (
-                await Reservation.update({Reservation.state: "expired"})
-                .where((Reservation.state == "active") & (Reservation.expires_at < now))
-                .returning(Reservation.car_park)
-                .run()
-            )
-            for row in stale:
-                await (
-                    CarPark.update({CarPark.reserved: CarPark.reserved - 1})
-                    .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
-                    .run()
-                )
-        return len(stale)
-
-    async def reserve(self, openid: str, code: str, plate: str, starts_at: datetime) -> dict[str, Any]:
-        await self.expire_reservations()
-        park = await CarPark.select(CarPark.id).where(CarPark.code == code).first().run()  # type: ignore[attr-defined]
-        if park is None:
-            return {"error": "unknown_car_park"}
-        rid = uuid.uuid4()
-        async with self.platform.transaction():  # the space held and the reservation, or neither
-            held = (
-                await CarPark.update({CarPark.reserved: CarPark.reserved + 1})
-                .where((CarPark.id == park["id"]) & WhereRaw("occupied + reserved < capacity"))  # type: ignore[attr-defined]
-                .returning(CarPark.id)  # type: ignore[attr-defined]
-                .run()
-            )
-            if not held:
-                return {"error": "car_park_full"}
-            await Reservation.insert(
-                Reservation(
-                    id=rid,
-                    car_park=park["id"],
-                    openid=openid,
-                    plate=plate,
-                    starts_at=starts_at,
-                    expires_at=starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
-                )
-            ).run()
-        return {
-            "reservation_id": str(rid),
-            "car_park": code,
-            "plate": plate,
-            "starts_at": starts_at,
-            "expires_at": starts_at + timedelta(minutes=self.platform.config["grace_minutes"]),
-            "state": "active",
-        }
-
-    async def cancel(self, openid: str, reservation_id: str) -> bool:
-        async with self.platform.transaction():  # cancelled and its space given back, or neither
-            rows = (
-                await Reservation.update({Reservation.state: "cancelled"})
-                .where(
-                    (Reservation.id == uuid.UUID(reservation_id))
-                    & (Reservation.openid == openid)
-                    & (Reservation.state == "active")
-                )
-                .returning(Reservation.car_park)
-                .run()
-            )
-            for row in rows:
-                await (
-                    CarPark.update({CarPark.reserved: CarPark.reserved - 1})
-                    .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
-                    .run()
-                )
-        return bool(rows)
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
         key = f"{scan.scanner.client_id}/{scan.record_id}"
@@ -177,7 +93,7 @@ class ParkingApp(MiniApp):
                 reason="already_inside",
                 display=Display(title=scan.text("车辆已在场内", "Car already inside"), color="red"),
             )
-        await self.expire_reservations()
+        await self.reservations.expire()
         booking = (
             await Reservation.select(Reservation.id)
             .where(

@@ -3,8 +3,7 @@ purpose (two spaces), so a full car park is easy to see."""
 
 from __future__ import annotations
 
-from backend.seed import tally, upsert_by_code
-from miniapps.contract import DemoScanner
+from miniapps.contract import DemoScanner, tally, upsert_by_code
 from miniapps.parking.tables import CarPark
 
 HEPING = ("和平区", "Heping District")

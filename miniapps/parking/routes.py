@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -11,13 +11,22 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from backend.errors import Conflict, InvalidInput, NotFound
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
-from miniapps.deps import AppCaller, citizen_caller, names
+from miniapps.contract import (
+    DEFAULT_LIMIT,
+    AppCaller,
+    Conflict,
+    InvalidInput,
+    Limit,
+    NotFound,
+    Offset,
+    citizen_caller,
+    names,
+    page,
+    window,
+)
+from miniapps.parking.rules import free_spaces, plate
+from miniapps.parking.services import Reservations
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
-
-if TYPE_CHECKING:
-    from miniapps.parking.app import ParkingApp
 
 
 class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,7 +35,9 @@ class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
     starts_at: datetime
 
 
-def handlers(app: ParkingApp) -> list[Any]:
+def handlers(service: Reservations) -> list[Any]:
+    """The routes, keeping reservations through ``service`` (the parking app's)."""
+
     @get(
         "/car-parks",
         summary="Car parks with live free spaces (by district, in either language; only those with space)",
@@ -38,7 +49,7 @@ def handlers(app: ParkingApp) -> list[Any]:
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        await app.expire_reservations()
+        await service.expire()
         query = CarPark.select().order_by(CarPark.code)
         if district:
             query = query.where((CarPark.district == district) | (CarPark.district_en == district))
@@ -49,7 +60,7 @@ def handlers(app: ParkingApp) -> list[Any]:
                 **names(r["name"], r["name_en"]),
                 **names(r["district"], r["district_en"], "district"),
                 **{k: r[k] for k in ("capacity", "free_minutes", "hourly_rate", "daily_max")},
-                "free": max(0, r["capacity"] - r["occupied"] - r["reserved"]),
+                "free": free_spaces(r["capacity"], r["occupied"], r["reserved"]),
             }
             for r in rows
         ]
@@ -67,7 +78,7 @@ def handlers(app: ParkingApp) -> list[Any]:
             raise InvalidInput(
                 "starts_at needs a time zone (RFC 3339)", code="time_zone_required", field="starts_at"
             )
-        made = await app.reserve(caller.openid, data.car_park, data.plate.upper(), data.starts_at)
+        made = await service.reserve(caller.openid, data.car_park, plate(data.plate), data.starts_at)
         if made.get("error") == "unknown_car_park":
             raise NotFound("no such car park", code="unknown_car_park")
         if made.get("error") == "car_park_full":
@@ -82,7 +93,7 @@ def handlers(app: ParkingApp) -> list[Any]:
     )
     async def cancel(reservation_id: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
         try:
-            ok = await app.cancel(caller.openid, reservation_id)
+            ok = await service.cancel(caller.openid, reservation_id)
         except ValueError:
             ok = False
         if not ok:
@@ -95,7 +106,7 @@ def handlers(app: ParkingApp) -> list[Any]:
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        await app.expire_reservations()
+        await service.expire()
         rows = (
             await Reservation.select(
                 Reservation.all_columns(),  # type: ignore[arg-type]

@@ -1,45 +1,32 @@
-"""Tickets and gates.
+"""好游玩 tourism: tickets, gates and hotel check-in by scan.
+
+The rules (timed sessions, which ticket a gate uses and why it refuses, refunds) are stated and
+computed in :mod:`miniapps.tourism.rules`; this module keeps tickets and bookings in the database:
 
 - Buying reserves places in a timed session with one conditional UPDATE (the last ticket goes to one
   buyer), then creates one order for the party through the payment centre; tickets become valid when it
   is paid (the payment event, or the gate's own look at the order, whichever comes first).
-- Timed sessions: a session's window (``09:00-12:00``, China time) closes at its end; from then on it is
-  neither listed nor sold (``session_over``) and its tickets no longer admit anyone.
-- 一码入园: the gate (context ``tourism-gate``, place = attraction code) finds the scanned citizen's paid,
-  unused ticket for a session of today at this attraction whose window has not closed (the earliest
-  first) and admits one person per scan; when all are used, a further scan is refused ``already_used``;
-  with only tickets of a closed window, ``session_over``; without any, ``no_ticket``.
-- Refunds: a paid ticket is refundable until ``refund_days`` (1) days before its visit day; the place is
-  released.
+- 一码入园: the gate (context ``tourism-gate``, place = attraction code) uses the scanned citizen's paid,
+  unused tickets of today at this attraction, one person per scan.
+- Refunds release the place.
 - Hotels (context ``hotel-checkin``, place = hotel code): the citizen's booking for tonight is checked in
   once ("30-second check-in"); again: ``already_checked_in``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
-from miniapps.tourism.demo import SCANNERS as DEMO_SCANNERS
+from miniapps.tourism import demo, routes
+from miniapps.tourism.rules import gate_refusal, order_paid, service_day, session_over
+from miniapps.tourism.services import settle
 from miniapps.tourism.tables import Attraction, HotelBooking, Ticket
-
-CHINA = timezone(timedelta(hours=8))
-PAID_STATES = ("paid", "partially_refunded", "refunded")
-
-
-def window_closes(day: str, window: str) -> datetime:
-    """When a timed session's entry window ends: ``("2026-11-25", "09:00-12:00")`` → 12:00 China time."""
-    return datetime.combine(date.fromisoformat(day), time.fromisoformat(window.rpartition("-")[2]), CHINA)
-
-
-def session_over(day: str, window: str, now: datetime) -> bool:
-    return now >= window_closes(day, window)
 
 
 class TourismApp(MiniApp):
     piccolo_app = "miniapps.tourism.piccolo_app"  # its tables and migrations
-    demo_scanners = DEMO_SCANNERS
+    demo_scanners = demo.SCANNERS
     manifest = Manifest(
         id="tourism",
         name_zh="好游玩",
@@ -53,29 +40,17 @@ class TourismApp(MiniApp):
     )
 
     def route_handlers(self) -> list[Any]:
-        from miniapps.tourism.routes import handlers
-
-        return handlers(self)
+        return routes.handlers(self.platform)
 
     def seed_demo(self) -> Any:
-        from miniapps.tourism.demo import seed
-
-        return seed(self.platform.now())
-
-    async def settle(self, order_id: str) -> None:
-        """Tickets of a paid order become valid (idempotent)."""
-        await (
-            Ticket.update({Ticket.state: "paid"})
-            .where((Ticket.order_id == order_id) & (Ticket.state == "pending"))
-            .run()
-        )
+        return demo.seed(self.platform.now())
 
     async def on_payment_event(self, event: PaymentEvent) -> None:
         if event.type == "order.paid":
-            await self.settle(event.order_id)
+            await settle(event.order_id)
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
-        today = scan.scanned_at.astimezone(CHINA).date().isoformat()
+        today = service_day(scan.scanned_at)
         if scan.scanner.context == "hotel-checkin":
             return await self._hotel(scan, today)
         attraction = await Attraction.select().where(Attraction.code == scan.scanner.place).first().run()
@@ -96,8 +71,8 @@ class TourismApp(MiniApp):
         )
         for order_id in {t["order_id"] for t in tickets if t["state"] == "pending"}:
             order = await self.platform.payments.order(order_id)  # the payment event may still be on its way
-            if order["state"] in PAID_STATES:
-                await self.settle(order_id)
+            if order_paid(order["state"]):
+                await settle(order_id)
                 for t in tickets:
                     if t["order_id"] == order_id and t["state"] == "pending":
                         t["state"] = "paid"
@@ -118,13 +93,14 @@ class TourismApp(MiniApp):
                         display=Display(title=scan.text("欢迎入园", "Welcome"), subtitle=t["holder_name"]),
                         data={"ticket_id": str(t["id"]), "holder": t["holder_name"], "left": left},
                     )
-        if any(t["state"] == "used" for t in tickets):
+        reason = gate_refusal([t["state"] for t in tickets], [t["state"] for t in closed])
+        if reason == "already_used":
             return ScanDecision(
                 allow=False,
                 reason="already_used",
                 display=Display(title=scan.text("门票已使用", "Ticket already used"), color="red"),
             )
-        if any(t["state"] == "paid" for t in closed):
+        if reason == "session_over":
             return ScanDecision(
                 allow=False,
                 reason="session_over",

@@ -4,13 +4,12 @@ made afresh on every ``seed-demo`` so the demo works next week too), and a hotel
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from backend.seed import tally, upsert_by_code
-from miniapps.contract import DemoScanner
+from miniapps.contract import DemoScanner, tally, upsert_by_code
+from miniapps.tourism.rules import CHINA
 from miniapps.tourism.tables import Attraction, Hotel, TicketSession
 
-CHINA = timezone(timedelta(hours=8))
 DAYS = 7  # today and the six days after it
 # (code, Chinese name, English name, price in fen per ticket, timed entry windows, places per session)
 ATTRACTIONS = [

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import date
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
@@ -12,14 +12,23 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from piccolo.columns.combination import WhereRaw
 
-from backend.errors import Conflict, InvalidInput, NotFound
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, app_backend, citizen_caller, names
-from miniapps.tourism.app import CHINA, session_over
+from miniapps.contract import (
+    DEFAULT_LIMIT,
+    AppCaller,
+    Conflict,
+    InvalidInput,
+    Limit,
+    NotFound,
+    Offset,
+    Platform,
+    app_backend,
+    citizen_caller,
+    names,
+    page,
+)
+from miniapps.tourism.rules import china_date, party_amount, refundable, service_day, session_over
+from miniapps.tourism.services import settle
 from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
-
-if TYPE_CHECKING:
-    from miniapps.tourism.app import TourismApp
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
@@ -43,7 +52,9 @@ def _uuid(value: str) -> uuid.UUID:
         raise NotFound("not found") from None
 
 
-def handlers(app: TourismApp) -> list[Any]:
+def handlers(platform: Platform) -> list[Any]:
+    """The routes, answering with ``platform`` (the one tourism's app was given)."""
+
     @get(
         "/sessions",
         summary="Timed ticket sessions still open, soonest first, with places left; names in the request's "
@@ -56,15 +67,15 @@ def handlers(app: TourismApp) -> list[Any]:
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        now = app.platform.now()
-        today = now.astimezone(CHINA).date().isoformat()
+        now = platform.now()
+        today = service_day(now)
         todays = await TicketSession.select(TicketSession.id, TicketSession.window).where(
             TicketSession.day == today
         )
         closed = [r["id"] for r in todays if session_over(today, r["window"], now)]
         query = TicketSession.select(
             TicketSession.all_columns(),  # type: ignore[arg-type]
-            TicketSession.attraction.code,  # type: ignore[arg-type]
+            TicketSession.attraction.code,
             TicketSession.attraction.name,
             TicketSession.attraction.name_en,
             TicketSession.attraction.price,
@@ -77,7 +88,7 @@ def handlers(app: TourismApp) -> list[Any]:
         if closed:
             query = query.where(TicketSession.id.not_in(closed))
         rows = await (
-            query.order_by(TicketSession.day, TicketSession.window)  # type: ignore[arg-type]
+            query.order_by(TicketSession.day, TicketSession.window)
             .order_by(TicketSession.attraction.code)
             .order_by(TicketSession.id)
             .limit(limit + 1)
@@ -118,14 +129,14 @@ def handlers(app: TourismApp) -> list[Any]:
         )
         if row is None:
             raise NotFound("no such session", code="session_not_found")
-        if session_over(row["day"], row["window"], app.platform.now()):
+        if session_over(row["day"], row["window"], platform.now()):
             raise Conflict(
                 f"the {row['day']} {row['window']} session is over; choose a later one", code="session_over"
             )
         n = len(data.holders)
         # the places, the order and the tickets together, or none of them (a failure half-way used to
         # keep the places sold with no ticket and no order)
-        async with app.platform.transaction():
+        async with platform.transaction():
             held = (
                 await TicketSession.update({TicketSession.sold: TicketSession.sold + n})
                 .where((TicketSession.id == session_id) & WhereRaw("sold + {} <= capacity", n))
@@ -135,10 +146,10 @@ def handlers(app: TourismApp) -> list[Any]:
             if not held:
                 raise Conflict("not enough places left in this session", code="sold_out")
             purchase = uuid.uuid4()
-            order = await app.platform.payments.create_order(
+            order = await platform.payments.create_order(
                 openid=caller.openid,
                 reference=f"tickets-{purchase}",
-                amount=row["attraction.price"] * n,
+                amount=party_amount(row["attraction.price"], n),
                 description=f"{row['attraction.name']} 门票 x{n}",  # the merchant's own words, Chinese
             )
             tickets = [
@@ -169,13 +180,13 @@ def handlers(app: TourismApp) -> list[Any]:
             await Ticket.select(
                 Ticket.all_columns(),  # type: ignore[arg-type]
                 Ticket.session.day,
-                Ticket.session.window,  # type: ignore[arg-type]
+                Ticket.session.window,
                 Ticket.session.attraction.code,  # type: ignore[union-attr]
                 Ticket.session.attraction.name,  # type: ignore[union-attr]
                 Ticket.session.attraction.name_en,  # type: ignore[union-attr]
             )
             .where(Ticket.openid == caller.openid)
-            .order_by(Ticket.session.day, Ticket.session.window)  # type: ignore[arg-type]
+            .order_by(Ticket.session.day, Ticket.session.window)
             .order_by(Ticket.created_at)
             .order_by(Ticket.id)
             .limit(limit + 1)
@@ -183,8 +194,8 @@ def handlers(app: TourismApp) -> list[Any]:
             .run()
         )
         for order_id in {r["order_id"] for r in rows if r["state"] == "pending"}:
-            if (await app.platform.payments.order(order_id))["state"] == "paid":
-                await app.settle(order_id)
+            if (await platform.payments.order(order_id))["state"] == "paid":
+                await settle(order_id)
                 for r in rows:
                     if r["order_id"] == order_id and r["state"] == "pending":
                         r["state"] = "paid"
@@ -217,7 +228,7 @@ def handlers(app: TourismApp) -> list[Any]:
             await Ticket.select(
                 Ticket.all_columns(),  # type: ignore[arg-type]
                 Ticket.session.day,
-                Ticket.session.attraction.price,  # type: ignore[arg-type,union-attr]
+                Ticket.session.attraction.price,  # type: ignore[union-attr]
                 Ticket.session.attraction.refund_days,  # type: ignore[union-attr]
             )
             .where((Ticket.id == _uuid(ticket_id)) & (Ticket.openid == caller.openid))
@@ -226,17 +237,13 @@ def handlers(app: TourismApp) -> list[Any]:
         )
         if row is None:
             raise NotFound("no such ticket", code="ticket_not_found")
-        if (
-            row["state"] == "pending"
-            and (await app.platform.payments.order(row["order_id"]))["state"] == "paid"
-        ):
-            await app.settle(row["order_id"])
+        if row["state"] == "pending" and (await platform.payments.order(row["order_id"]))["state"] == "paid":
+            await settle(row["order_id"])
             row["state"] = "paid"
         if row["state"] != "paid":
             raise Conflict(f"a {row['state']} ticket cannot be refunded", code="not_refundable")
-        today = app.platform.now().astimezone(CHINA).date()
-        if today > date.fromisoformat(row["session.day"]) - timedelta(
-            days=row["session.attraction.refund_days"]
+        if not refundable(
+            china_date(platform.now()), row["session.day"], row["session.attraction.refund_days"]
         ):
             raise Conflict("refunds close the day before the visit", code="too_late_to_refund")
         taken = (
@@ -252,7 +259,7 @@ def handlers(app: TourismApp) -> list[Any]:
             .where((TicketSession.id == row["session"]) & (TicketSession.sold > 0))
             .run()
         )
-        result = await app.platform.payments.refund(
+        result = await platform.payments.refund(
             row["order_id"],
             reference=f"ticket-{row['id']}",
             amount=row["session.attraction.price"],
@@ -265,7 +272,7 @@ def handlers(app: TourismApp) -> list[Any]:
         hotel = await Hotel.select(Hotel.id).where(Hotel.code == data.hotel).first().run()  # type: ignore[attr-defined]
         if hotel is None:
             raise NotFound("no such hotel", code="hotel_not_found")
-        if not await app.platform.knows(data.openid):  # an id another mini-app was given is not a guest
+        if not await platform.knows(data.openid):  # an id another mini-app was given is not a guest
             raise InvalidInput("unknown openid for this mini-app", code="unknown_openid")
         booking_id = uuid.uuid4()
         await HotelBooking.insert(

@@ -1,64 +1,40 @@
-"""Fares and trips.
+"""乘车 transit: trips and fares by scan.
 
-Rules (stated, as the issue asks):
-- Bus: the line's flat fare at boarding.
-- Metro: the entry scan opens a trip; the exit scan closes it and charges by distance between the two
-  stations: up to 6 km 3 yuan, 12 km 4, 22 km 5, 32 km 6, then 1 yuan per further 20 km, at most the
-  maximum fare. Between two lines the distance runs through the interchange (a station of the same name
-  on both lines) that makes it shortest; lines that do not meet cost the maximum fare. An exit without an
-  open trip is charged the maximum fare (``no_entry``); an entry while a trip is still open closes that
-  trip at the maximum fare first (``no_exit``).
-- Transfer: boarding within ``transfer_minutes`` (90) of the end of a trip of the other mode takes
-  ``transfer_discount`` (1 yuan) off, never below zero.
-- Daily cap: what a citizen pays in one China-time day never exceeds ``daily_cap`` (15 yuan); the rest is
-  waived and shown as capped.
-- Ride first, pay after: every charge is a deferred order through the payment centre; a citizen whose
-  unpaid fares reach ``unpaid_limit`` (20 yuan) is refused at a bus or metro entrance (``unpaid_fares``)
-  until paid, but is always let out at an exit.
+The rules (fares, transfers, the daily cap, unpaid fares) are stated and computed in
+:mod:`miniapps.transit.rules`; this module keeps the trips in the database and charges them:
+
+- Ride first, pay after: every charge is a deferred order through the payment centre.
 - Offline buses: batch uploads reach here in scan-time order, each record once.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
-from miniapps.transit.demo import SCANNERS as DEMO_SCANNERS
+from miniapps.transit import demo, routes
+from miniapps.transit.rules import (
+    ENTRY_CONTEXTS,
+    exit_fare,
+    metro_distance,
+    metro_fare,
+    other_mode,
+    price,
+    refused_for_unpaid,
+    service_day,
+    transfer_window,
+    yuan,
+)
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
-CHINA = timezone(timedelta(hours=8))
-
-
-def metro_fare(meters: int, max_fare: int) -> int:
-    km = meters / 1000
-    for limit, fare in ((6, 300), (12, 400), (22, 500), (32, 600)):
-        if km <= limit:
-            return min(fare, max_fare)
-    extra = -(-(km - 32) // 20)  # ceil
-    return int(min(600 + 100 * extra, max_fare))
-
-
-def metro_distance(
-    entry: tuple[str, int], exit_: tuple[str, int], interchanges: list[tuple[int, int]]
-) -> int | None:
-    """Metres ridden from ``entry`` to ``exit_``, each ``(line, metres along it)``: along one line, or
-    through the best interchange, given as ``(metres along the entry line, along the exit line)``; None
-    when the lines do not meet."""
-    (entry_line, a), (exit_line, b) = entry, exit_
-    if entry_line == exit_line:
-        return abs(a - b)
-    return min((abs(a - x) + abs(y - b) for x, y in interchanges), default=None)
-
-
-def yuan(fen: int) -> str:
-    return f"¥{fen // 100}.{fen % 100:02d}"
+__all__ = ["TransitApp", "metro_distance", "metro_fare"]  # the fare functions, where they used to live
 
 
 class TransitApp(MiniApp):
     piccolo_app = "miniapps.transit.piccolo_app"  # its tables and migrations
-    demo_scanners = DEMO_SCANNERS
+    demo_scanners = demo.SCANNERS
     manifest = Manifest(
         id="transit",
         name_zh="乘车",
@@ -79,14 +55,10 @@ class TransitApp(MiniApp):
     )
 
     def route_handlers(self) -> list[Any]:
-        from miniapps.transit.routes import handlers
-
-        return handlers(self)
+        return routes.handlers(self.platform)
 
     def seed_demo(self) -> Any:
-        from miniapps.transit.demo import seed
-
-        return seed()
+        return demo.seed()
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -103,9 +75,9 @@ class TransitApp(MiniApp):
         if done is not None:  # the same record again (a retried upload): the same answer
             return self._allowed(done, scan)
         context = scan.scanner.context
-        if context in ("bus", "metro-entry"):
+        if context in ENTRY_CONTEXTS:
             owed = await self.platform.payments.unpaid_total(scan.openid)
-            if owed >= self.cfg["unpaid_limit"]:
+            if refused_for_unpaid(owed, self.cfg["unpaid_limit"]):
                 return ScanDecision(
                     allow=False,
                     reason="unpaid_fares",
@@ -182,9 +154,7 @@ class TransitApp(MiniApp):
                 open_trip,
                 exit_code=station["code"],
                 ended=scan.scanned_at,
-                fare=self.cfg["metro_max_fare"]
-                if meters is None
-                else metro_fare(meters, self.cfg["metro_max_fare"]),
+                fare=exit_fare(meters, self.cfg["metro_max_fare"]),
                 rule="",
                 scan=scan,
             )
@@ -232,7 +202,7 @@ class TransitApp(MiniApp):
                 ended_at=scan.scanned_at if state == "done" else None,
                 state=state,
                 fare=fare,
-                day=scan.scanned_at.astimezone(CHINA).date().isoformat(),
+                day=service_day(scan.scanned_at),
                 entry_record=f"{scan.scanner.client_id}/{scan.record_id}",
             )
         ).run()
@@ -268,20 +238,18 @@ class TransitApp(MiniApp):
         description is the merchant's own words, in Chinese, stored once: the bus line's name, or the
         metro (priced by distance over the whole network, not by line)."""
         cfg = self.cfg
-        window_start = trip["started_at"] - timedelta(minutes=cfg["transfer_minutes"])
-        other = "metro" if trip["kind"] == "bus" else "bus"
+        window_start, window_end = transfer_window(trip["started_at"], cfg["transfer_minutes"])
         transfer = (
             await TransitTrip.exists()
             .where(
                 (TransitTrip.openid == trip["openid"])
-                & (TransitTrip.kind == other)
+                & (TransitTrip.kind == other_mode(trip["kind"]))
                 & (TransitTrip.state == "done")
                 & (TransitTrip.ended_at >= window_start)
-                & (TransitTrip.ended_at <= trip["started_at"])
+                & (TransitTrip.ended_at <= window_end)
             )
             .run()
         )
-        discount = min(cfg["transfer_discount"], trip["fare"]) if transfer else 0
         spent_rows = (
             await TransitTrip.select(TransitTrip.charged)
             .where(
@@ -291,15 +259,19 @@ class TransitApp(MiniApp):
             )
             .run()
         )
-        spent = sum(r["charged"] for r in spent_rows)
-        due = trip["fare"] - discount
-        charged = max(0, min(due, cfg["daily_cap"] - spent))
+        charge = price(
+            trip["fare"],
+            transfer=transfer,
+            transfer_discount=cfg["transfer_discount"],
+            spent_today=sum(r["charged"] for r in spent_rows),
+            daily_cap=cfg["daily_cap"],
+        )
         order_id = ""
-        if charged > 0:
+        if charge.charged > 0:
             order = await self.platform.payments.create_order(
                 openid=trip["openid"],
                 reference=f"trip-{trip['id']}",
-                amount=charged,
+                amount=charge.charged,
                 deferred=True,
                 description=f"{line_name or trip['line_code']} 车费" if trip["kind"] == "bus" else "地铁车费",
             )
@@ -307,9 +279,9 @@ class TransitApp(MiniApp):
         await (
             TransitTrip.update(
                 {
-                    TransitTrip.discount: discount,
-                    TransitTrip.capped: due - charged,
-                    TransitTrip.charged: charged,
+                    TransitTrip.discount: charge.discount,
+                    TransitTrip.capped: charge.capped,
+                    TransitTrip.charged: charge.charged,
                     TransitTrip.order_id: order_id,
                 }
             )

@@ -9,8 +9,7 @@ Chinese and in English: Shenyang Metro's English names are the stations' pinyin,
 
 from __future__ import annotations
 
-from backend.seed import tally, upsert_by_code
-from miniapps.contract import DemoScanner
+from miniapps.contract import DemoScanner, tally, upsert_by_code
 from miniapps.transit.tables import TransitLine, TransitStation
 
 # (code, Chinese name, English name, kind, flat fare in fen): buses are enrolled with their line code as

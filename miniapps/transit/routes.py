@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 
-from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
-from miniapps.deps import AppCaller, citizen_caller, names
+from miniapps.contract import DEFAULT_LIMIT, AppCaller, Limit, Offset, Platform, citizen_caller, names, page
+from miniapps.transit.rules import service_day
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
-if TYPE_CHECKING:
-    from miniapps.transit.app import TransitApp
 
+def handlers(platform: Platform) -> list[Any]:
+    """The routes, answering with ``platform`` (the one transit's app was given)."""
 
-def handlers(app: TransitApp) -> list[Any]:
     @get("/lines", summary="Lines and their stations in order, with fares; names in the request's language")
     async def lines(
         request: Request[Any, Any, Any], limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
@@ -87,9 +86,7 @@ def handlers(app: TransitApp) -> list[Any]:
 
     @get("/fares", guards=[citizen_caller], summary="Today's spend against the cap, and unpaid fares")
     async def fares(caller: NamedDependency[AppCaller]) -> dict[str, Any]:
-        from miniapps.transit.app import CHINA
-
-        today = app.platform.now().astimezone(CHINA).date().isoformat()
+        today = service_day(platform.now())
         spent = (
             await TransitTrip.select(TransitTrip.charged)
             .where((TransitTrip.openid == caller.openid) & (TransitTrip.day == today))
@@ -98,9 +95,9 @@ def handlers(app: TransitApp) -> list[Any]:
         return {
             "day": today,
             "spent_today": sum(r["charged"] for r in spent),
-            "daily_cap": app.cfg["daily_cap"],
-            "unpaid": await app.platform.payments.unpaid_total(caller.openid),
-            "unpaid_limit": app.cfg["unpaid_limit"],
+            "daily_cap": platform.config["daily_cap"],
+            "unpaid": await platform.payments.unpaid_total(caller.openid),
+            "unpaid_limit": platform.config["unpaid_limit"],
         }
 
     @post(
@@ -117,8 +114,8 @@ def handlers(app: TransitApp) -> list[Any]:
         )
         paid = 0
         for r in rows:
-            order = await app.platform.payments.charge(r["order_id"])
+            order = await platform.payments.charge(r["order_id"])
             paid += 1 if order["state"] == "paid" else 0
-        return {"orders": paid, "unpaid": await app.platform.payments.unpaid_total(caller.openid)}
+        return {"orders": paid, "unpaid": await platform.payments.unpaid_total(caller.openid)}
 
     return [lines, trips, fares, pay]

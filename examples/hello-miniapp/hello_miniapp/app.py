@@ -10,8 +10,16 @@ from litestar.di import NamedDependency
 
 from hello_miniapp.demo import SCANNERS, seed
 from hello_miniapp.tables import HelloDoor, HelloVisit
-from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
-from miniapps.deps import AppCaller, citizen_caller, names
+from miniapps.contract import (
+    AppCaller,
+    Display,
+    Manifest,
+    MiniApp,
+    ScanDecision,
+    ScanEvent,
+    citizen_caller,
+    names,
+)
 
 
 @get("/ping", sync_to_thread=False)

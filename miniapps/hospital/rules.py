@@ -1,0 +1,72 @@
+"""The hospital's rules as pure functions: no database, no clock (times are passed in), no I/O.
+
+- The bill: insurance pays ``local_bp`` (70 %) of each covered item for citizens insured in the
+  hospital's province and ``other_bp`` (50 %) for others, in whole fen rounded down per item (never more
+  than the item); the citizen pays the rest (self-pay). A citizen without insurance pays it all.
+- 先看病后付费: a bill unpaid for more than ``credit_days`` refuses check-in until it is paid.
+- Check-in finds an appointment of today, China time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+CHINA = timezone(timedelta(hours=8))
+WHOLE_BP = 10_000  # basis points in 100 %
+# an order in one of these states was paid (a refund afterwards does not make the bill unpaid)
+PAID_STATES = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+def same_province(insured_region: str, hospital_region: str) -> bool:
+    """Whether a citizen insured in ``insured_region`` (a region code, ``210102``) is insured in the
+    province of a hospital in ``hospital_region`` (the codes' first two digits)."""
+    return bool(insured_region) and insured_region[:2] == hospital_region[:2]
+
+
+def split_bill(
+    items: Iterable[Mapping[str, Any]],
+    *,
+    insured_region: str,
+    hospital_region: str,
+    local_bp: int,
+    other_bp: int,
+) -> tuple[int, int, int]:
+    """``(total, insured, self_paid)`` in fen of bill items ``{amount, covered}``: the insurer pays whole
+    fen (rounded down per item), the citizen the rest, so ``insured + self_paid == total``. A rate is
+    kept within 0-100 % (a setting outside it cannot make a share negative)."""
+    rate = local_bp if same_province(insured_region, hospital_region) else other_bp
+    rate = min(max(rate, 0), WHOLE_BP)
+    total = insured = 0
+    for item in items:
+        total += item["amount"]
+        if item.get("covered") and insured_region:
+            insured += item["amount"] * rate // WHOLE_BP
+    return total, insured, total - insured
+
+
+def state_after_bill(self_paid: int) -> str:
+    """A billed visit's state: ``billed`` while the citizen owes something, else ``paid`` at once."""
+    return "billed" if self_paid > 0 else "paid"
+
+
+def credit_cutoff(now: datetime, credit_days: int) -> datetime:
+    """Bills issued before this are overdue (pay later, within ``credit_days``)."""
+    return now - timedelta(days=credit_days)
+
+
+def order_paid(state: str) -> bool:
+    """Whether a bill's order in ``state`` counts as paid."""
+    return state in PAID_STATES
+
+
+def china_day(at: datetime) -> tuple[datetime, datetime]:
+    """The China-time day around ``at``: its start (included) and the next day's start (excluded)."""
+    start = at.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def clock_time(at: datetime) -> str:
+    """``"09:30"``: a time as the hospital's clock shows it (China time)."""
+    return at.astimezone(CHINA).strftime("%H:%M")

@@ -1,0 +1,66 @@
+"""Tourism's rules as pure functions: no database, no clock (times are passed in), no I/O.
+
+- Timed sessions: a session's window (``09:00-12:00``, China time) closes at its end; from then on it is
+  neither listed nor sold (``session_over``) and its tickets no longer admit anyone.
+- 一码入园: the gate admits one person per scan with a paid ticket of today whose window is open (the
+  earliest first); otherwise it refuses ``already_used`` when a ticket of an open window was used,
+  ``session_over`` when only tickets of a closed window are left, and ``no_ticket`` when there are none.
+- A party's tickets are one order: the attraction's price times the party's size.
+- Refunds: a paid ticket is refundable until ``refund_days`` days before its visit day.
+- Hotels: the booking checked in by a scan is the one for tonight (the China-time day of the scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone
+
+CHINA = timezone(timedelta(hours=8))
+# an order in one of these states was paid: its tickets are valid (a later refund is per ticket)
+PAID_STATES = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+def service_day(at: datetime) -> str:
+    """The China-time day of ``at``, ``"2026-11-25"``: a ticket's visit day, a hotel booking's night."""
+    return at.astimezone(CHINA).date().isoformat()
+
+
+def china_date(at: datetime) -> date:
+    """The China-time date of ``at``."""
+    return at.astimezone(CHINA).date()
+
+
+def window_closes(day: str, window: str) -> datetime:
+    """When a timed session's entry window ends: ``("2026-11-25", "09:00-12:00")`` → 12:00 China time."""
+    return datetime.combine(date.fromisoformat(day), time.fromisoformat(window.rpartition("-")[2]), CHINA)
+
+
+def session_over(day: str, window: str, now: datetime) -> bool:
+    """Whether the session of ``day`` and ``window`` has closed at ``now`` (closed at its end)."""
+    return now >= window_closes(day, window)
+
+
+def order_paid(state: str) -> bool:
+    """Whether tickets bought in an order in ``state`` were paid."""
+    return state in PAID_STATES
+
+
+def party_amount(price: int, party: int) -> int:
+    """What a party of ``party`` people pays in fen, at ``price`` per ticket (one order)."""
+    return price * party
+
+
+def refundable(today: date, visit_day: str, refund_days: int) -> bool:
+    """Whether a paid ticket for ``visit_day`` may be refunded on ``today`` (until ``refund_days`` days
+    before the visit day, that day included)."""
+    return today <= date.fromisoformat(visit_day) - timedelta(days=refund_days)
+
+
+def gate_refusal(open_states: Iterable[str], closed_states: Iterable[str]) -> str:
+    """Why the gate refuses a citizen none of whose tickets it could use, from the states of their
+    tickets of today in an open window and in a closed one."""
+    if "used" in set(open_states):
+        return "already_used"
+    if "paid" in set(closed_states):
+        return "session_over"
+    return "no_ticket"

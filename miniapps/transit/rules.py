@@ -1,0 +1,95 @@
+"""Transit's rules as pure functions: no database, no clock (times are passed in), no I/O.
+
+- Bus: the line's flat fare at boarding.
+- Metro: charged at the exit by the distance ridden: up to 6 km 3 yuan, 12 km 4, 22 km 5, 32 km 6, then
+  1 yuan per further (started) 20 km, at most the maximum fare. Between two lines the distance runs
+  through the interchange that makes it shortest; lines that do not meet, an exit without an entry
+  (``no_entry``) and an entry while a trip is still open (``no_exit``) cost the maximum fare.
+- Transfer: a boarding within ``transfer_minutes`` of the end of a trip of the other mode takes
+  ``transfer_discount`` off, never below zero.
+- Daily cap: what a citizen pays in one China-time day never exceeds ``daily_cap``; the rest is waived
+  and shown as capped.
+- Unpaid fares of ``unpaid_limit`` or more refuse a bus or metro entrance, never an exit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
+
+CHINA = timezone(timedelta(hours=8))
+# the scan contexts where a citizen gets on (and may be refused for unpaid fares); an exit always opens
+ENTRY_CONTEXTS = frozenset({"bus", "metro-entry"})
+# (metres up to which, fare in fen), then 100 fen per further 20 km started
+METRO_BANDS = ((6_000, 300), (12_000, 400), (22_000, 500), (32_000, 600))
+METRO_STEP_METERS, METRO_STEP_FARE = 20_000, 100
+
+
+def service_day(at: datetime) -> str:
+    """The China-time day a trip counts to (for the daily cap), ``"2026-11-25"``."""
+    return at.astimezone(CHINA).date().isoformat()
+
+
+def metro_fare(meters: int, max_fare: int) -> int:
+    """The fare in fen for ``meters`` ridden on the metro, at most ``max_fare``."""
+    for limit, fare in METRO_BANDS:
+        if meters <= limit:
+            return min(fare, max_fare)
+    last_limit, last_fare = METRO_BANDS[-1]
+    steps = -(-(meters - last_limit) // METRO_STEP_METERS)  # every started 20 km
+    return min(last_fare + METRO_STEP_FARE * steps, max_fare)
+
+
+def metro_distance(
+    entry: tuple[str, int], exit_: tuple[str, int], interchanges: list[tuple[int, int]]
+) -> int | None:
+    """Metres ridden from ``entry`` to ``exit_``, each ``(line, metres along it)``: along one line, or
+    through the best interchange, given as ``(metres along the entry line, along the exit line)``; None
+    when the lines do not meet."""
+    (entry_line, a), (exit_line, b) = entry, exit_
+    if entry_line == exit_line:
+        return abs(a - b)
+    return min((abs(a - x) + abs(y - b) for x, y in interchanges), default=None)
+
+
+def exit_fare(meters: int | None, max_fare: int) -> int:
+    """The metro fare at an exit: by distance, or the maximum fare when no distance can be told."""
+    return max_fare if meters is None else metro_fare(meters, max_fare)
+
+
+def refused_for_unpaid(owed: int, unpaid_limit: int) -> bool:
+    """Whether unpaid fares of ``owed`` fen refuse an entrance (ride first, pay after: up to the limit)."""
+    return owed >= unpaid_limit
+
+
+def other_mode(kind: str) -> str:
+    """The mode a transfer comes from: a bus boarding after a metro trip, a metro trip after a bus."""
+    return "metro" if kind == "bus" else "bus"
+
+
+def transfer_window(started_at: datetime, transfer_minutes: int) -> tuple[datetime, datetime]:
+    """A trip starting at ``started_at`` is a transfer when a trip of the other mode ended within these
+    bounds (both included)."""
+    return started_at - timedelta(minutes=transfer_minutes), started_at
+
+
+class Charge(NamedTuple):
+    """How a trip's fare is paid, in fen: ``fare == discount + capped + charged``, none negative."""
+
+    discount: int  # the transfer discount
+    capped: int  # waived by the daily cap
+    charged: int  # what the citizen pays (a deferred order when above zero)
+
+
+def price(fare: int, *, transfer: bool, transfer_discount: int, spent_today: int, daily_cap: int) -> Charge:
+    """Price a finished trip of ``fare`` fen: the transfer discount first (never more than the fare),
+    then the daily cap against what the citizen already paid that day (``spent_today``)."""
+    discount = max(0, min(transfer_discount, fare)) if transfer else 0
+    due = fare - discount
+    charged = max(0, min(due, daily_cap - spent_today))
+    return Charge(discount=discount, capped=due - charged, charged=charged)
+
+
+def yuan(fen: int) -> str:
+    """``¥2.00`` for 200 fen (what a gate screen shows)."""
+    return f"¥{fen // 100}.{fen % 100:02d}"
