@@ -11,7 +11,7 @@ from typing import IO
 
 from litestar import Litestar
 
-from backend import cli
+from backend import cli, piccolo_conf
 from backend.app import create_app
 from backend.runtime import Runtime
 from backend.settings import SettingsError, load_settings
@@ -68,4 +68,4 @@ def _app_for(runtime: Runtime) -> Litestar:
 
 def main() -> None:
     """``shengshi``: the command line, with this app's factory for commands that need a started app."""
-    cli.main(_app_for)
+    cli.main(cli.Root(create_app=_app_for, piccolo_apps=piccolo_conf.app_configs))

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,8 +25,9 @@ import uvicorn
 from litestar import Litestar
 from litestar.cli._utils import LitestarEnv, LitestarGroup
 from litestar.cli.commands import core, schema
+from piccolo.conf.apps import AppConfig
 
-from backend import db, piccolo_conf
+from backend import db
 from backend.errors import AppError
 from backend.runtime import Runtime, build_runtime
 from backend.seed import seed_demo
@@ -33,8 +35,23 @@ from backend.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 COMMANDS_GROUP = "shengshitong.commands"
-AppFactory = Callable[[Runtime], Litestar]
-_factory: list[AppFactory] = []  # the composition root's, given to main()
+
+
+@dataclass(frozen=True)
+class Root:
+    """What the composition root gives the command line, which imports no package itself."""
+
+    create_app: Callable[[Runtime], Litestar]  # the app, for commands that run inside a started one
+    piccolo_apps: Callable[[Settings], list[AppConfig]]  # whose migrations ``migrate`` applies, in order
+
+
+_root: list[Root] = []  # given to main()
+
+
+def _the_root() -> Root:
+    if not _root:
+        raise RuntimeError("the command line was started without its composition root (backend.cli.main)")
+    return _root[0]
 
 
 @click.group(cls=LitestarGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,9 +81,7 @@ CLI_COMMAND_TIMEOUT = 600.0
 
 def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | None = None) -> T:
     """Run ``fn(app)`` inside a started app (engine and store open), then shut down cleanly."""
-    if not _factory:
-        raise RuntimeError("the CLI was started without the app's factory (start it with backend.cli.main)")
-    create_app = _factory[0]
+    create_app = _the_root().create_app
 
     async def main() -> T:
         base = settings or settings_or_exit()
@@ -108,7 +123,7 @@ def migrate_command() -> None:
 
     async def main() -> str:
         engine = db.create_engine(settings)
-        return await db.migrate(engine, piccolo_conf.app_configs(settings), quiet=True)
+        return await db.migrate(engine, _the_root().piccolo_apps(settings), quiet=True)
 
     report = asyncio.run(main())
     click.echo(report.strip() or "migrations applied")
@@ -201,8 +216,8 @@ def add_package_commands(group: click.Group) -> None:
         group.add_command(command)
 
 
-def main(factory: AppFactory) -> None:
-    """Run the command line with the composition root's app factory."""
-    _factory[:] = [factory]
+def main(root: Root) -> None:
+    """Run the command line with what the composition root gives it."""
+    _root[:] = [root]
     add_package_commands(cli)
     cli(prog_name="shengshi")
