@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any
 
 import msgspec
 from piccolo.conf.apps import AppConfig
 
+from backend import plugins
 from backend.errors import InvalidInput
 from miniapps.contract import Manifest, MiniApp
 
@@ -40,24 +40,15 @@ def _check_class(cls: Any, where: str) -> type[MiniApp]:
 
 def discover(extra: list[type[MiniApp]] | None = None) -> dict[str, type[MiniApp]]:
     """Every installed mini-app by id. Two packages claiming one id is an error naming both."""
-    found: dict[str, tuple[type[MiniApp], str]] = {}
-    candidates: list[tuple[Any, str]] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception as exc:
-            raise MiniAppError(
-                f"mini-app entry point {ep.name} = {ep.value} cannot be loaded: {exc}"
-            ) from exc
-        candidates.append((loaded, f"entry point {ep.name} = {ep.value}"))
-    candidates += [(cls, f"{cls.__module__}.{cls.__qualname__}") for cls in extra or []]
-    for cls, where in candidates:
-        app = _check_class(cls, where)
-        app_id = app.manifest.id
-        if app_id in found and found[app_id][0] is not app:
-            raise MiniAppError(f"two mini-apps claim the id {app_id!r}: {found[app_id][1]} and {where}")
-        found[app_id] = (app, where)
-    return {k: v[0] for k, v in found.items()}
+    return plugins.discover(
+        ENTRY_POINT_GROUP,
+        what="mini-app",
+        extra=[(cls, f"{cls.__module__}.{cls.__qualname__}") for cls in extra or []],
+        check=_check_class,
+        key=lambda app: app.manifest.id,
+        key_name="id",
+        error=MiniAppError,
+    )
 
 
 def wanted(setting: str) -> list[str]:

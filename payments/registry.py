@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
+from backend import plugins
 from backend.crypto import keyed_hash
 from backend.i18n import add_terms
 from backend.settings import PREFIX, Settings, SettingsError, load_section
@@ -41,25 +41,15 @@ def _check(plugin: Any, where: str) -> ChannelPlugin[Any]:
 
 def discover(extra: list[ChannelPlugin[Any]] | None = None) -> dict[str, ChannelPlugin[Any]]:
     """Every installed channel by name. Two packages claiming one name is an error naming both."""
-    candidates: list[tuple[Any, str]] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception as exc:
-            raise ChannelError(
-                f"payment channel entry point {ep.name} = {ep.value} cannot be loaded: {exc}"
-            ) from exc
-        candidates.append((loaded, f"entry point {ep.name} = {ep.value}"))
-    candidates += [(p, f"{p.channel.__module__}.{p.channel.__qualname__}") for p in extra or []]
-    found: dict[str, tuple[ChannelPlugin[Any], str]] = {}
-    for plugin, where in candidates:
-        checked = _check(plugin, where)
-        if checked.name in found and found[checked.name][0] is not checked:
-            raise ChannelError(
-                f"two payment channels claim the name {checked.name!r}: {found[checked.name][1]} and {where}"
-            )
-        found[checked.name] = (checked, where)
-    return {name: plugin for name, (plugin, _) in found.items()}
+    return plugins.discover(
+        ENTRY_POINT_GROUP,
+        what="payment channel",
+        extra=[(p, f"{p.channel.__module__}.{p.channel.__qualname__}") for p in extra or []],
+        check=_check,
+        key=lambda plugin: plugin.name,
+        key_name="name",
+        error=ChannelError,
+    )
 
 
 def add_channel_terms(installed: dict[str, ChannelPlugin[Any]]) -> None:
