@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sqlite3
 import traceback
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import asyncpg
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
 from piccolo.apps.migrations.tables import Migration
+from piccolo.columns import JSON, UUID
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -263,10 +266,6 @@ async def bulk_insert(
     microseconds a row. Values are what the driver takes: JSON columns are serialised here, UUIDs and
     datetimes go through Piccolo's own SQLite adapters or asyncpg's codecs.
     """
-    import json
-    import uuid
-
-    from piccolo.columns import JSON, UUID
 
     if not rows:
         return
