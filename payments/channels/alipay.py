@@ -187,8 +187,9 @@ class Alipay(Channel):
             "timestamp": datetime.now(UTC).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
             "version": "1.0",
             "notify_url": self.notify_url,
-            # written as Alipay's SDKs write it (python-alipay-sdk: json.dumps with ensure_ascii, so
-            # a Chinese subject travels as \uXXXX escapes): the order string is then theirs byte for byte
+            # written as Alipay's SDKs write it (python-alipay-sdk: json.dumps with ensure_ascii, so a
+            # Chinese subject travels as \u escapes of four hex digits): the order string is then theirs
+            # byte for byte
             "biz_content": json.dumps(biz, separators=(",", ":")),
         }
         signed = request_signing_string(params)

@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from backend.edge import json_too_deep
-from backend.errors import InvalidInput, ServiceUnavailable
+from backend.errors import InvalidInput, NotFound, ServiceUnavailable
 from backend.settings import decode_key
 
 # The contract a channel package imports (nothing else of the platform): the names below, and what
@@ -198,12 +198,15 @@ class Channel(ABC):
     async def charge_agreement(self, order: dict[str, Any]) -> Callback:
         """(:attr:`Capability.DEFERRED_CHARGE`) Charge a deferred order (``order_ref``, ``amount``) against
         the citizen's agreement, once per order; returns the channel's callback confirming it."""
-        raise NotImplementedError(f"{self.name} cannot charge an agreement")
+        raise ServiceUnavailable(
+            f"{self.name} does not charge payment agreements; the citizen pays the order in the app instead",
+            code="agreement_unavailable",
+        )
 
     async def pay_on_page(self, order: dict[str, Any]) -> Callback:
         """(:attr:`Capability.PAY_PAGE`) The citizen paid on this channel's page (``order_ref``,
         ``amount``): the channel's callback for it (the same payment if paid twice)."""
-        raise NotImplementedError(f"{self.name} has no payment page")
+        raise NotFound(f"{self.name} has no payment page", code="channel_not_enabled")
 
 
 @dataclass(frozen=True)
