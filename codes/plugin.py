@@ -29,7 +29,6 @@ class CodesPlugin(InitPlugin):
             {
                 "code_keys": Provide(lambda: codes.keys, sync_to_thread=False, use_cache=True),
                 "code_issuer": Provide(lambda: codes.issuer, sync_to_thread=False, use_cache=True),
-                "scan_service": Provide(lambda: codes.scans, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(

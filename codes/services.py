@@ -38,9 +38,6 @@ class EntitlementService:
     def __init__(self, sources: list[EntitlementSource]) -> None:
         self.sources = list(sources)
 
-    def add(self, source: EntitlementSource) -> None:
-        self.sources.append(source)
-
     async def for_citizen(self, citizen_id: str) -> Entitlements:
         merged: dict[str, Any] = {}
         for part in await asyncio.gather(*(s.fetch(citizen_id) for s in self.sources)):
