@@ -124,7 +124,7 @@ BOOKS = r"""
 import asyncio, json
 from backend import db
 from backend.settings import load_settings
-from codes.tables import ScanRecord
+from miniapps.tables import ScanRecord
 from miniapps.transit.tables import TransitTrip
 from payments.tables import PaymentOrder
 
