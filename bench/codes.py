@@ -130,7 +130,7 @@ def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool = False) ->
         "--log-level",
         "warning",
         "--loop",
-        "uvloop",
+        os.environ.get("BENCH_LOOP", "uvloop"),
         "--http",
         "httptools",
     ]

@@ -41,11 +41,12 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
         self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # asyncio's or uvloop's (which is not an asyncio.Transport)
+        # commands of one turn of the event loop go out in one write (one system call, not one each)
+        self.outgoing: list[bytes] = []
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -62,6 +63,16 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_exception(RespError(str(reply)))
             else:
                 waiter.set_result(reply)
+
+    def send(self, command: bytes) -> None:
+        if not self.outgoing:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outgoing.append(command)
+
+    def flush(self) -> None:
+        data, self.outgoing = b"".join(self.outgoing), []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         while self.waiters:
@@ -86,12 +97,13 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         u = urlparse(self._url)
         if u.scheme == "unix":
-            _, proto = await loop.create_unix_connection(_Protocol, u.path)
+            transport, proto = await loop.create_unix_connection(_Protocol, u.path)
         else:
             context = ssl.create_default_context() if u.scheme == "rediss" else None
-            _, proto = await loop.create_connection(
+            transport, proto = await loop.create_connection(
                 _Protocol, u.hostname or "127.0.0.1", u.port or 6379, ssl=context
             )
+        proto.transport = transport  # (uvloop may call connection_made after this returns)
         try:
             if u.password:
                 user = unquote(u.username) if u.username else None
@@ -125,7 +137,7 @@ class PipelinedRedis:
         assert proto.transport is not None
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         proto.waiters.append(waiter)
-        proto.transport.write(pack(args))
+        proto.send(pack(args))
         try:
             async with asyncio.timeout(self._timeout):
                 return await waiter
