@@ -54,8 +54,8 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pooled connection given back without asyncpg's reset query (``pg_advisory_unlock_all; CLOSE
     ALL; UNLISTEN *; RESET ALL``, a round trip on every check-in: 8-17 % of a gate's time). Nothing here
     leaves session state behind: no advisory locks, listeners, session settings, or cursors outside a
-    transaction (tests/unit/backend/test_pooled_connections.py reads the code for them). An open transaction is still rolled back on
-    check-in: asyncpg does that whatever this returns."""
+    transaction (tests/unit/backend/test_pooled_connections.py reads the code for them). An open
+    transaction is still rolled back on check-in: asyncpg does that whatever this returns."""
 
     def get_reset_query(self) -> str:
         return ""
