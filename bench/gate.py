@@ -97,8 +97,10 @@ function init(args)
   requests, answers, sent, answered = {}, {}, 0, 0
   for line in io.lines(args[1] .. id .. ".tsv") do
     local auth, body = line:match("([^\t]*)\t(.+)")
-    table.insert(requests, wrk.format("POST", "/api/v1/scans",
-      {["Content-Type"] = "application/json", ["Authorization"] = auth}, body))
+    if body then
+      table.insert(requests, wrk.format("POST", "/api/v1/scans",
+        {["Content-Type"] = "application/json", ["Authorization"] = auth}, body))
+    end
   end
   cycle = args[3] == "cycle"
   if args[2] ~= "-" then out = io.open(args[2] .. id .. ".txt", "w") end
@@ -321,7 +323,6 @@ class Meter:
             r["pid"] for r in self.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", self.dbname)
         ]
         return {
-            "at": time.monotonic(),
             "server": sum(procs[p][2] for p in _tree(server.pid, procs)) if server else 0.0,
             "pg": sum(c for comm, _, c in procs.values() if comm == "postgres"),
             "pg_ours": {p: procs[p][2] for p in ours if p in procs},
@@ -401,7 +402,7 @@ def _write(
                     sent[record_id] = Sent(f"{gate.client_id}/{record_id}", series, kind, tag, t, len(lines))
                     body = json.dumps({"token": token, "record_id": record_id}, separators=(",", ":"))
                     lines.append(f"{gate.auth}\t{body}")
-        Path(f"{prefix}{t}.tsv").write_text("\n".join(lines) + "\n")
+        Path(f"{prefix}{t}.tsv").write_text("".join(line + "\n" for line in lines))
     return sent
 
 
@@ -602,7 +603,9 @@ def check_books(
                 n["refused_but_booked"] += 1
                 billed = any(trips[t]["charged"] or orders.get(f"trip-{t}") for t in found)
                 n["refused_but_billed"] += billed
+    keys = {s.key for s in sent.values()}
     for t in books["trips"]:
+        n["trips_no_gate_asked_for"] += not {t["entry_record"], t["exit_record"]} & keys
         mine = orders.get(f"trip-{t['id']}", [])
         n["double_fares"] += len(mine) > 1
         n["charged_without_order"] += t["charged"] > 0 and not mine
@@ -630,8 +633,8 @@ def check_books(
         f"refused-but-billed {n['refused_but_billed']} (refused with a trip {n['refused_but_booked']}), "
         f"double fares {n['double_fares']}, fare not as told {n['fare_not_as_told']}, charged without order "
         f"{n['charged_without_order']}, order amount not the fare {n['order_not_the_fare']}, orders without "
-        f"trip {n['orders_without_trip']}, unanswered with two trips {n['unanswered_two_trips']}, "
-        f"never sent but booked {n['unsent_booked']}",
+        f"trip {n['orders_without_trip']}, trips no gate asked for {n['trips_no_gate_asked_for']}, unanswered "
+        f"with two trips {n['unanswered_two_trips']}, never sent but booked {n['unsent_booked']}",
         "scan_record final rows: "
         + ", ".join(f"{r['app_id']} {r['result']}:{r['reason']} {r['n']:,}" for r in books["records"]),
     ]
@@ -646,6 +649,7 @@ def check_books(
             "charged_without_order",
             "order_not_the_fare",
             "orders_without_trip",
+            "trips_no_gate_asked_for",
             "unanswered_two_trips",
             "unsent_booked",
         )
@@ -705,9 +709,8 @@ class Bench:
         self.sent: dict[str, Sent] = {}
         self.told: dict[str, Answer] = {}
         self.reached: dict[tuple[str, int], int] = {}
-        self.xacts: Counter[str] = (
-            Counter()
-        )  # the scratch database's transactions, by where they were counted
+        # the scratch database's transactions, by where they were counted
+        self.xacts: Counter[str] = Counter()
 
     def _env(self) -> dict[str, str]:
         # the bench mini-app, installed as far as discovery goes (a dist-info with its entry point), as
@@ -735,9 +738,10 @@ class Bench:
         return env
 
     def _python(self, *args: str) -> str:
-        return subprocess.run(
-            [sys.executable, *args], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
-        ).stdout
+        done = subprocess.run([sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{args[:2]} failed ({done.returncode}): {done.stderr[-3000:]}")
+        return done.stdout
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         target = {
