@@ -1051,6 +1051,8 @@ def main() -> None:
             "this benchmark drives the load with a compiled generator, never Python on the same cores"
         )
 
+    # stopped from outside (timeout, kill): still stop the servers and drop the scratch database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     bench = Bench(args)
     failed: list[str] = []
     results: list[Result] = []
