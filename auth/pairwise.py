@@ -49,6 +49,24 @@ class Pairwise:
         self._remember(key, citizen_id)
         return openid
 
+    def remember(self, app_id: str, openid: str, citizen_id: str) -> None:
+        """A pair stored by the caller (written behind a gate's decision)."""
+        self._remember(f"{app_id}/{openid}", citizen_id)
+
+    async def citizens(self, app_id: str, openids: list[str]) -> dict[str, str]:
+        """The citizens of several openids of ``app_id`` (unknown ones left out), one query at most."""
+        out = {o: c for o in openids if (c := self._known.get(f"{app_id}/{o}")) is not None}
+        if rest := [f"{app_id}/{o}" for o in set(openids) - out.keys()]:
+            rows = (
+                await PairwiseSubject.select(PairwiseSubject.app_openid, PairwiseSubject.citizen_id)
+                .where(PairwiseSubject.app_openid.is_in(rest))
+                .run()
+            )
+            for r in rows:
+                self._remember(r["app_openid"], str(r["citizen_id"]))
+                out[r["app_openid"].partition("/")[2]] = str(r["citizen_id"])
+        return out
+
     async def citizen(self, app_id: str, openid: str) -> str | None:
         """The citizen ``openid`` stands for in ``app_id``, or None (made up, or another app's)."""
         key = f"{app_id}/{openid}"

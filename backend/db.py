@@ -257,6 +257,7 @@ async def bulk_insert(
     rows: list[dict[str, Any]],
     *,
     on_conflict_do_nothing: str | None = None,
+    on_conflict_update: tuple[str, tuple[str, Any] | None] | None = None,
     chunk: int = 500,
 ) -> None:
     """Insert many rows in one statement per chunk, building the SQL directly.
@@ -265,6 +266,10 @@ async def bulk_insert(
     which is more than the scan it records; a single parameterised multi-row INSERT costs a few
     microseconds a row. Values are what the driver takes: JSON columns are serialised here, UUIDs and
     datetimes go through Piccolo's own SQLite adapters or asyncpg's codecs.
+
+    ``on_conflict_update=(key, only_if)``: an upsert: a row whose ``key`` exists already updates it
+    (every other column), only while the existing row's ``only_if`` column holds the given value, if
+    one is named.
     """
 
     if not rows:
@@ -297,4 +302,14 @@ async def bulk_insert(
         )
         if on_conflict_do_nothing:
             sql += f' ON CONFLICT ("{on_conflict_do_nothing}") DO NOTHING'
+        elif on_conflict_update:
+            key, only_if = on_conflict_update
+            if key not in known or (only_if and only_if[0] not in known):
+                raise ValueError(f"not columns of {meta.tablename}: {key}, {only_if}")
+            sql += f' ON CONFLICT ("{key}") DO UPDATE SET ' + ", ".join(
+                f'"{c}" = excluded."{c}"' for c in cols if c != key
+            )
+            if only_if:
+                sql += f' WHERE "{meta.tablename}"."{only_if[0]}" = {{}}'
+                args.append(only_if[1])
         await table.raw(sql, *args).run()

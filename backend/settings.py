@@ -85,6 +85,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
     miniapps: str = "transit,parking,hospital,tourism"
     miniapp_scan_budget: float = 0.3
+    # A fast decision's writes (mini-apps that decide from state): "behind" the answer, in batches (the
+    # production mode: the journal in Redis keeps them until written), "inline" before the answer (one
+    # process, and tests that read the books right after a scan), or "auto": behind with Redis.
+    gate_writes: Literal["auto", "behind", "inline"] = "auto"
     # Payments: the enabled channels, in order (comma-separated names; each channel reads and checks
     # its own settings, SHENGSHI_<CHANNEL>_*: see payments/registry.py)
     payment_channels: str = "sandbox"

@@ -214,6 +214,7 @@ class Checked(NamedTuple):
     result: Result | None  # the verifier's result (None when the scan time was refused first)
     holder: CodeHolder | None  # the code's citizen, session and device
     claim: Claim | None  # held when the scan may go on (release it if nothing is decided)
+    extra: list[bytes | None] = []  # the values of the extra keys the caller asked to read with it
 
     @property
     def code_id(self) -> str:
@@ -247,24 +248,14 @@ class ScanService:
         # long enough that a code used online is still caught when a terminal uploads it later
         return self.s.code_validity + self.s.code_skew + self.s.code_batch_window
 
-    async def _verify(
-        self, token: str, at: float, requirement: str | None
-    ) -> tuple[str | None, Result, dict[str, Any] | None]:
-        """(refusal reason or None, verifier result, the cti mapping)."""
-        res = verify(
-            token, await self.keys.trust_list(), now=at, skew=self.s.code_skew, requirement=requirement
-        )
+    def _verify(self, token: str, at: float, requirement: str | None, trust: TrustList) -> Result:
+        return verify(token, trust, now=at, skew=self.s.code_skew, requirement=requirement)
+
+    async def _verified(self, token: str, at: float, requirement: str | None) -> Result:
+        res = self._verify(token, at, requirement, await self.keys.trust_list())
         if res.reason == "unknown_kid":  # perhaps another worker rotated: reload once and retry
-            trust = await self.keys.trust_for_kid(res.kid)
-            res = verify(token, trust, now=at, skew=self.s.code_skew, requirement=requirement)
-        if not res.valid:
-            return res.reason, res, None
-        assert res.cti is not None
-        raw = await self.store.get(f"code:cti:{res.cti.hex()}")
-        if raw is not None:
-            return None, res, dict(json.loads(raw))
-        mapping = await self._mapping_from_database(res.cti.hex())
-        return (None, res, mapping) if mapping is not None else ("unknown_code", res, None)
+            res = self._verify(token, at, requirement, await self.keys.trust_for_kid(res.kid))
+        return res
 
     async def _mapping_from_database(self, cti: str) -> dict[str, Any] | None:
         """A code the store does not know: issued before the store lost its data, or not ours. The
@@ -283,31 +274,34 @@ class ScanService:
         return mapping
 
     async def _claim(
-        self, context: str, cti: bytes, mapping: dict[str, Any], record_key: str, *, offline: bool
-    ) -> tuple[str | None, Claim]:
-        """Claim the code's single use in this context and read the account's state, in one round trip.
-        Returns (the refusal reason or None, the claim). Every attempt writes a value of its own, so an
-        attempt that gave up can release its claim without freeing one a retry of its record holds."""
+        self, context: str, cti: bytes, record_key: str, extra: tuple[str, ...]
+    ) -> tuple[str, dict[str, Any] | None, Claim, list[bytes | None]]:
+        """Look the code's holder up, claim the code's single use in this context, and read the
+        holder's account markers and the ``extra`` keys (``{c}``: the citizen id, ``{s}``: the session)
+        in one round trip. Returns (the claim's outcome — ``unknown`` for a code the store does not
+        know —, the holder's mapping, the claim, the values read). Every attempt writes a value of its
+        own, so an attempt that gave up can release its claim without freeing one a retry of its
+        record holds."""
         key = f"code:used:{context}:{cti.hex()}"
         mine = f"{record_key}#{secrets.token_hex(4)}"
-        outcome, _, values = await self.store.claim(
-            key,
-            mine,
-            ttl=self.replay_ttl,
-            read=self.revocations.keys_for(mapping["c"], mapping["s"]),
-            retry_prefix=record_key + "#",
+        lookup = f"code:cti:{cti.hex()}"
+        read = (*self.revocations.keys_for("{c}", "{s}"), *extra)
+        outcome, found, values = await self.store.claim_through(
+            lookup, key, mine, ttl=self.replay_ttl, read=read, retry_prefix=record_key + "#"
         )
-        claim = Claim(key, mine if outcome != "held" else "", outcome == "retry")
-        state = await self.revocations.state(mapping["c"], mapping["s"], values)
-        if state.deleted:
-            return "account_deleted", claim
-        if state.blocked:
-            return "account_blocked", claim
-        if state.session_revoked and not offline:  # an offline scan may predate the sign-out
-            return "device_revoked", claim
-        if outcome == "held":
-            return "replayed", claim
-        return None, claim
+        mapping = None if found is None else dict(json.loads(found))
+        if outcome == "unknown":  # not in the store: the database's copy, then the same claim
+            mapping = await self._mapping_from_database(cti.hex())
+            if mapping is None:
+                return outcome, None, Claim(key, "", False), []
+            outcome, _, values = await self.store.claim(
+                key,
+                mine,
+                ttl=self.replay_ttl,
+                read=tuple(k.replace("{c}", mapping["c"]).replace("{s}", mapping["s"]) for k in read),
+                retry_prefix=record_key + "#",
+            )
+        return outcome, mapping, Claim(key, mine if outcome != "held" else "", outcome == "retry"), values
 
     async def release(self, claim: Claim) -> None:
         """Give a code's single use back: nothing was decided for the scan that claimed it.
@@ -328,18 +322,34 @@ class ScanService:
         record_id: str,
         offline: bool,
         requirement: str | None,
+        extra: tuple[str, ...] = (),
     ) -> Checked:
         """Verify a scanned code at time ``at`` (it must carry the entitlement ``requirement`` names, if
-        any) and claim its single use for this record in the scanner's context."""
-        reason, res, mapping = await self._verify(token, at, requirement)
-        holder = CodeHolder.from_mapping(mapping) if mapping is not None else None
-        if reason is not None:
-            return Checked(reason, res, holder, None)
-        assert res.cti is not None and mapping is not None
-        reason, claim = await self._claim(
-            scanner.context, res.cti, mapping, f"{scanner.client_id}/{record_id}", offline=offline
+        any), claim its single use for this record in the scanner's context, and read the ``extra``
+        store keys (templates with ``{c}`` for the citizen id), in one store round trip."""
+        res = await self._verified(token, at, requirement)
+        if not res.valid:
+            return Checked(res.reason, res, None, None)
+        assert res.cti is not None
+        outcome, mapping, claim, values = await self._claim(
+            scanner.context, res.cti, f"{scanner.client_id}/{record_id}", extra
         )
-        return Checked(reason, res, holder, claim if reason is None else None)
+        if mapping is None:
+            return Checked("unknown_code", res, None, None)
+        holder = CodeHolder.from_mapping(mapping)
+        markers, read = values[:4], values[4:]
+        state = await self.revocations.state(holder.citizen_id, holder.session_id, markers)
+        if state.deleted:
+            reason: str | None = "account_deleted"
+        elif state.blocked:
+            reason = "account_blocked"
+        elif state.session_revoked and not offline:  # an offline scan may predate the sign-out
+            reason = "device_revoked"
+        elif outcome == "held":
+            reason = "replayed"
+        else:
+            reason = None
+        return Checked(reason, res, holder, claim if reason is None else None, read)
 
     def scan_time_refused(self, at: float, *, offline: bool) -> bool:
         """A scan time from the future, or older than an upload may be (the batch window) or than an

@@ -35,7 +35,7 @@ What a mini-app owns comes with it, so enabling one is a setting and never an ed
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import ABC
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
@@ -69,6 +69,8 @@ __all__ = [
     "AppId",
     "Conflict",
     "Display",
+    "Effect",
+    "Fast",
     "Forbidden",
     "Gauge",
     "Gone",
@@ -172,6 +174,9 @@ class ScanEvent(msgspec.Struct, frozen=True):
     meta: dict[str, str] = msgspec.field(default_factory=dict)  # what the terminal added (e.g. a plate)
     # the gate screen's language, "zh-CN" or "en": write the Display in it, one language per screen
     locale: str = "zh-CN"
+    # fen the citizen owes on deferred orders of every mini-app, as the payment centre last counted it
+    # (given to a mini-app that decides fast, :meth:`MiniApp.decide`; None on the other path)
+    unpaid: int | None = None
 
     def text(self, zh: str, en: str) -> str:
         """``zh`` or ``en``, whichever is this gate's language."""
@@ -191,6 +196,24 @@ class ScanDecision(msgspec.Struct, frozen=True):
     reason: str = "ok"
     display: Display | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)  # shown to the scanner (fare, gate no., ...)
+
+
+class Fast(msgspec.Struct, frozen=True):
+    """A decision made from state at hand (:meth:`MiniApp.decide`): the answer, the rider's new state at
+    this mini-app (None: unchanged), and what :meth:`MiniApp.apply` writes behind it (b"": nothing)."""
+
+    decision: ScanDecision
+    state: bytes | None = None
+    effect: bytes = b""
+    owes: int = 0  # fen of deferred orders the effect creates (counted as unpaid at once)
+
+
+class Effect(msgspec.Struct, frozen=True):
+    """One decided scan's writes, handed to :meth:`MiniApp.apply` (in the order the scans were decided)."""
+
+    openid: str
+    record: str  # "<scanner>/<record id>": unique per scan, the key that makes applying it twice a no-op
+    data: bytes  # the ``effect`` of its :class:`Fast`
 
 
 class Gauge(msgspec.Struct, frozen=True):
@@ -249,14 +272,35 @@ class Platform(Protocol):
         changes several rows needs its own, so a failure half-way (the database gone, an error) leaves
         nothing half-written."""
 
+    async def upsert(
+        self, table: Any, rows: list[dict[str, Any]], *, key: str, only_if: tuple[str, Any] | None = None
+    ) -> None:
+        """Insert many rows of one of the app's tables in one statement per 500 (for :meth:`MiniApp.apply`):
+        a row whose ``key`` column exists already updates it, only while the existing row's ``only_if``
+        column holds the given value (when one is named). Every row names the same columns."""
+
     @property
     def payments(self) -> Any:
-        """``create_order(openid=, reference=, amount=, description=, deferred=)``, ``unpaid_total(openid)``,
-        ``charge(order_id)``: the payment centre as this mini-app may use it."""
+        """``create_order(openid=, reference=, amount=, description=, deferred=)``,
+        ``create_deferred_orders([{openid, reference, amount, description}])`` (in bulk, for
+        :meth:`MiniApp.apply`), ``unpaid_total(openid)``, ``charge(order_id)``: the payment centre as this
+        mini-app may use it."""
 
 
 class MiniApp(ABC):
-    """Subclass this, set ``manifest``, and implement :meth:`on_scan`."""
+    """Subclass this, set ``manifest``, and decide scans one of two ways:
+
+    - :meth:`on_scan`: the decision and the mini-app's writes run in one database transaction with the
+      scan's record, within the platform's time budget. Simple, and right for scans that are not many.
+    - :meth:`decide` + :meth:`load_state` + :meth:`apply`, for a gate at rush hour: the platform hands
+      ``decide`` the rider's state at this mini-app (bytes the mini-app defines, kept by the platform in
+      the shared store and read in the same round trip that claims the code) and ``decide`` answers from
+      it with no I/O; the answer, the new state and the effect are committed together in the store (a
+      concurrent change of the rider's state makes the platform call ``decide`` again with the new one),
+      then the gate is answered; ``apply`` writes the effects to the database behind it, in batches, in
+      one transaction with the scans' records. An effect is applied at least once (again after a crash,
+      never lost), so ``apply`` must make a second application a no-op (key it by ``Effect.record``).
+    """
 
     manifest: ClassVar[Manifest]
     # The module holding this mini-app's Piccolo app (``APP_CONFIG``), e.g. "my_miniapp.piccolo_app";
@@ -274,10 +318,34 @@ class MiniApp(ABC):
         ``citizen_caller`` (both offered here)."""
         return []
 
-    @abstractmethod
+    # How long the platform keeps a rider's state (see :meth:`decide`) after its last change, seconds.
+    state_ttl: ClassVar[float] = 2 * 24 * 3600.0
+
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
         """Decide a verified scan at one of this mini-app's scanners, within the platform's time budget
-        (an exception or a timeout becomes a refusal ``app_unavailable``)."""
+        (an exception or a timeout becomes a refusal ``app_unavailable``). Every mini-app implements
+        this or :meth:`decide` (checked when it is loaded)."""
+        raise TypeError(f"{type(self).__name__} implements neither on_scan nor decide")
+
+    async def decide(self, scan: ScanEvent, state: bytes | None) -> Fast:
+        """Decide a scan from the rider's ``state`` at this mini-app (what an earlier decision or
+        :meth:`load_state` left) and from what the mini-app holds in memory; see the class's docstring.
+        It runs on every gate's path: no I/O but the rare refresh of a cache (e.g. a timetable)."""
+        raise TypeError(f"{type(self).__name__} does not decide from state")
+
+    async def load_state(self, openid: str) -> bytes | None:
+        """The rider's state from the mini-app's own tables, when the store holds none (a rider new to
+        the mini-app, or not seen for :attr:`state_ttl`)."""
+        return None
+
+    async def apply(self, effects: list[Effect]) -> None:  # noqa: B027 - optional
+        """Write decided scans' effects to the database, inside the platform's transaction. Applying an
+        effect again must change nothing."""
+
+    @classmethod
+    def decides_fast(cls) -> bool:
+        """Whether this mini-app decides from state (:meth:`decide`) rather than by :meth:`on_scan`."""
+        return cls.decide is not MiniApp.decide
 
     async def on_payment_event(self, event: PaymentEvent) -> None:  # noqa: B027 - optional
         """An order of this mini-app was paid, refunded, failed or closed (at least once per event)."""

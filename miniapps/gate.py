@@ -28,10 +28,14 @@ from backend.batch import BatchWriter
 from backend.clock import Clock
 from backend.i18n import current_locale
 from backend.runtime import ScanObserver, ScanSeen
+from backend.store import Store
 from codes.services import REFUSED_SCAN_TIME, Checked, ScanService
 from miniapps.contract import Display, MiniApp, ScanDecision, ScanEvent, Scanner
+from miniapps.journal import Entry, Journal, answer_key, state_key
 from miniapps.schemas import BatchRecord, ScanRequest, ScanResult
 from miniapps.tables import ScanRecord
+from payments import unpaid as unpaid_counts
+from payments.unpaid import UnpaidCounts
 
 log = logging.getLogger("shengshitong.scans")
 SCANS = Counter("shengshitong_scans", "Scan decisions", ["app_id", "result", "reason"])
@@ -259,6 +263,12 @@ class _Run:
 
 # An offline upload is under no gate's time pressure: a mini-app gets this long per record.
 BATCH_BUDGET = 30.0
+# How long a fast decision's answer is kept in the store for retries of its record (afterwards its
+# final record in the database answers them)
+ANSWER_TTL = 300.0
+# Fast decisions a concurrent change of the rider's state may send back to decide again
+FAST_ATTEMPTS = 3
+_result_decoder = msgspec.json.Decoder(ScanResult)
 
 
 class Gate:
@@ -284,10 +294,16 @@ class Gate:
         clock: Clock,
         budget: float,
         observers: list[ScanObserver],
+        store: Store,
+        unpaid: UnpaidCounts,
+        writes: str = "behind",
     ) -> None:
         self.scans = scans
         self.apps = apps
         self.pairwise = pairwise
+        self.store = store
+        self.unpaid = unpaid
+        self.journal = Journal(store, clock, apps, pairwise, inline=writes == "inline")
         self.records = ScanRecords(clock)
         self.budget = budget
         self.grace = min(10.0, max(1.0, 10 * budget))
@@ -296,11 +312,13 @@ class Gate:
 
     async def start(self) -> None:
         await self.records.history.start()
+        await self.journal.start()
 
     async def stop(self) -> None:
-        """At shutdown, before the pool closes: let abandoned decisions roll back, write the history
-        still held."""
+        """At shutdown, before the pool closes: let abandoned decisions roll back, write the journal and
+        the history still held."""
         await self.settle()
+        await self.journal.stop()
         await self.records.history.stop()
 
     async def settle(self) -> None:
@@ -313,11 +331,16 @@ class Gate:
         app = self.apps.get(scanner.app_id)
         return None if app is None else app.manifest.scan_contexts.get(scanner.context)
 
+    def _fast_app(self, scanner: MachinePrincipal) -> MiniApp | None:
+        app = self.apps.get(scanner.app_id)
+        return app if app is not None and app.decides_fast() else None
+
     async def _check(
         self, scanner: MachinePrincipal, token: str, at: float, *, now: float, record_id: str, offline: bool
     ) -> Checked:
         if self.scans.scan_time_refused(at, offline=offline):
             return REFUSED_SCAN_TIME
+        fast = self._fast_app(scanner)
         return await self.scans.check(
             scanner,
             token,
@@ -325,7 +348,96 @@ class Gate:
             record_id=record_id,
             offline=offline,
             requirement=self.requirement(scanner),
+            # a fast decision's inputs, read with the claim: the rider's state at the mini-app, what the
+            # citizen owes, and the answer of an earlier attempt of this record
+            extra=()
+            if fast is None
+            else (
+                state_key(fast.manifest.id),
+                unpaid_counts.TEMPLATE,
+                answer_key(self.records.key(scanner, record_id)),
+            ),
         )
+
+    @staticmethod
+    def _answered(checked: Checked) -> ScanResult | None:
+        """The answer an earlier attempt of this record was given on the fast path, if any."""
+        if checked.claim is None or not checked.claim.retry or len(checked.extra) < 3:
+            return None
+        raw = checked.extra[2]
+        return None if raw is None else _result_decoder.decode(raw)
+
+    async def _decide_fast(
+        self,
+        app: MiniApp,
+        scanner: MachinePrincipal,
+        result: ScanResult,
+        checked: Checked,
+        at: float,
+        meta: dict[str, str],
+        *,
+        offline: bool,
+        budget: float,
+    ) -> tuple[ScanResult, bool]:
+        """Decide a claimed scan from the rider's state at the mini-app (no database on the way unless
+        the store has no state of the rider or no count of what the citizen owes) and commit the answer,
+        the new state and the effect to the journal in one atomic step; the gate is answered after it."""
+        assert checked.claim is not None and checked.holder is not None and checked.result is not None
+        app_id, citizen = app.manifest.id, checked.holder.citizen_id
+        openid = self.pairwise.openid(app_id, citizen)
+        raw_state, raw_unpaid, _ = checked.extra
+        key = state_key(app_id, citizen)
+        entitlements = checked.result.entitlements
+        try:
+            owed = await asyncio.wait_for(self.unpaid.total(citizen, raw_unpaid), budget)
+            expected, state = raw_state, raw_state
+            if state is None:
+                state = await asyncio.wait_for(app.load_state(openid), budget)
+            for _ in range(FAST_ATTEMPTS):
+                event = ScanEvent(
+                    openid=openid,
+                    entitlements=entitlements.readable() if entitlements else {},
+                    scanner=Scanner(
+                        client_id=scanner.client_id, place=scanner.place, context=scanner.context
+                    ),
+                    scanned_at=datetime.fromtimestamp(at, UTC),
+                    meta=meta,
+                    record_id=result.record_id,
+                    offline=offline,
+                    locale=current_locale(),
+                    unpaid=owed,
+                )
+                fast = await app.decide(event, state)
+                answer = result_for(scanner, result.record_id, answer=fast.decision)
+                row = self.records.row(scanner, answer, checked, at=at, offline=offline, final=True)
+                out = await self.journal.commit(
+                    Entry(app_id=app_id, citizen_id=citizen, openid=openid, record=row, effect=fast.effect),
+                    state_key=key,
+                    expected=expected,
+                    state=fast.state,
+                    state_ttl=app.state_ttl,
+                    once_key=answer_key(row["scanner_record"]),
+                    once_value=msgspec.json.encode(answer),
+                    once_ttl=ANSWER_TTL,
+                    add_key=unpaid_counts.key(citizen),
+                    add=fast.owes,
+                )
+                if out == "decided":  # a concurrent attempt of this record committed first: its answer
+                    stored = await self.store.get(answer_key(row["scanner_record"]))
+                    if stored is not None:
+                        return _result_decoder.decode(stored), True
+                    return await self.records.stored(scanner, result.record_id) or unavailable(result), True
+                if out != "changed":
+                    return answer, True
+                # the rider's state changed since it was read (a scan of theirs at another gate): again
+                expected = state = await self.store.get(key)
+                if state is None:
+                    state = await asyncio.wait_for(app.load_state(openid), budget)
+            log.error("a rider's state kept changing under a fast decision", extra={"app_id": app_id})
+        except Exception:
+            log.exception("fast scan decision failed", extra={"app_id": app_id})
+        await self.scans.release(checked.claim)
+        return unavailable(result), False
 
     async def decide(
         self,
@@ -352,6 +464,10 @@ class Gate:
             )
             await self.scans.release(claim)
             return unavailable(result), False
+        if app.decides_fast():
+            return await self._decide_fast(
+                app, scanner, result, checked, at, meta, offline=offline, budget=budget
+            )
         app_id = app.manifest.id
         try:
             openid = await self.pairwise.issue(app_id, checked.holder.citizen_id)
@@ -479,8 +595,8 @@ class Gate:
         record_id = request.record_id or uuid.uuid4().hex
         checked = await self._check(scanner, request.token, at, now=now, record_id=record_id, offline=False)
         result: ScanResult | None = None
-        if checked.claim is not None and checked.claim.retry:
-            result = await self.records.stored(scanner, record_id)  # a retry gets the record's answer
+        if checked.claim is not None and checked.claim.retry:  # a retry gets the record's answer
+            result = self._answered(checked) or await self.records.stored(scanner, record_id)
         if result is None:
             result = result_for(scanner, record_id, refusal=checked.reason)
             final = False
@@ -518,6 +634,8 @@ class Gate:
             return previous
         at = float(rec.scanned_at)
         checked = await self._check(scanner, rec.token, at, now=at, record_id=record_id, offline=True)
+        if (answered := self._answered(checked)) is not None:  # decided, not yet in the database
+            return answered
         flagged = checked.reason == "replayed"
         if flagged:
             log.warning("code replay flagged", extra={"scanner": scanner.client_id, "record_id": record_id})

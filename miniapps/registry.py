@@ -33,6 +33,8 @@ def _check_class(cls: Any, where: str) -> type[MiniApp]:
         raise MiniAppError(f"{where}: bad manifest: {exc}") from None
     if problems := manifest.problems():
         raise MiniAppError(f"{where}: bad manifest: " + "; ".join(problems))
+    if cls.on_scan is MiniApp.on_scan and not cls.decides_fast():
+        raise MiniAppError(f"{where} decides no scan: implement on_scan, or decide (with apply)")
     if not isinstance(cls.piccolo_app, str | None):
         raise MiniAppError(f"{where}: piccolo_app must name a module (a string), not {cls.piccolo_app!r}")
     return cls

@@ -78,6 +78,11 @@ class AppPlatform:
     def transaction(self) -> Any:
         return db.transaction()
 
+    async def upsert(
+        self, table: Any, rows: list[dict[str, Any]], *, key: str, only_if: tuple[str, Any] | None = None
+    ) -> None:
+        await db.bulk_insert(table, rows, on_conflict_update=(key, only_if))
+
 
 def _h(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
@@ -319,7 +324,7 @@ def build_miniapp_services(
             load_config(cls.manifest),
             runtime.store,
             runtime.clock,
-            payments=MiniAppPayments(app_id, payments.orders, auth.pairwise),
+            payments=MiniAppPayments(app_id, payments.orders, auth.pairwise, payments.unpaid),
             pairwise=auth.pairwise,
         )
         try:
@@ -333,6 +338,11 @@ def build_miniapp_services(
         clock=runtime.clock,
         budget=s.miniapp_scan_budget,
         observers=runtime.scan_observers,
+        store=runtime.store,
+        unpaid=payments.unpaid,
+        writes=("behind" if runtime.store.kind == "redis" else "inline")
+        if s.gate_writes == "auto"
+        else s.gate_writes,
     )
     payments.subscribers.subscribe("miniapp", PaymentEvents(apps, payments, auth.pairwise))
     return MiniAppServices(

@@ -25,6 +25,7 @@ from payments.controllers import (
 from payments.events import OwnerSubscribers
 from payments.registry import build_channels
 from payments.services import PAYMENTS, NotificationService, OrderService, PaymentServices
+from payments.unpaid import UnpaidCounts
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
 log = logging.getLogger("shengshitong.payments")
@@ -36,11 +37,14 @@ def build_payment_services(runtime: Runtime) -> PaymentServices:
     notifications = NotificationService(runtime.clock, channels)
     endpoints = WebhookEndpoints(runtime.clock, Keyring(s.pii_keyring()))
     subscribers = OwnerSubscribers()
+    orders = OrderService(
+        runtime.clock, channels, callbacks=notifications, order_ttl=s.order_ttl, public_url=s.public_url
+    )
+    unpaid = UnpaidCounts(runtime.store, orders)
     return PaymentServices(
         channels=channels,
-        orders=OrderService(
-            runtime.clock, channels, callbacks=notifications, order_ttl=s.order_ttl, public_url=s.public_url
-        ),
+        orders=orders,
+        unpaid=unpaid,
         notifications=notifications,
         endpoints=endpoints,
         webhooks=WebhookDispatcher(
@@ -52,6 +56,7 @@ def build_payment_services(runtime: Runtime) -> PaymentServices:
             queue_name=f"{s.store_prefix}webhooks",
             base_delay=s.webhook_base_delay,
             max_attempts=s.webhook_max_attempts,
+            changed=unpaid.changed,
         ),
         subscribers=subscribers,
     )

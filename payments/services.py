@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auth.tables import MachineClient
 from backend import audit, db
@@ -32,6 +32,9 @@ from payments.channels.base import Capability, Channel, refund_unavailable
 from payments.events import OwnerSubscribers
 from payments.tables import Overpayment, PaymentOrder, Refund
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
+
+if TYPE_CHECKING:
+    from payments.unpaid import UnpaidCounts
 
 __all__ = [
     "PAID_STATES",
@@ -203,6 +206,69 @@ class OrderService:
                 order_id=str(existing["id"]),
             )
         return await self._full_view(existing), False
+
+    async def create_deferred(
+        self, *, owner: str, app_id: str, orders: list[tuple[str, int, str, str]]
+    ) -> dict[str, str]:
+        """Deferred orders in bulk, each ``(reference, amount, citizen_id, description)``, idempotent on
+        the reference like :meth:`create` (two statements for the whole batch: an insert that skips
+        references already used, and a read of their ids). Returns {reference: order id}. Meant for
+        decisions written behind a gate in batches; a reference already used for a different order is a
+        :class:`Conflict`, as in :meth:`create`."""
+        if not orders:
+            return {}
+        now = self.clock.now()
+        for _, amount, _, _ in orders:
+            if amount <= 0:
+                raise InvalidInput("amount must be a positive number of fen", code="invalid_amount")
+        await db.bulk_insert(
+            PaymentOrder,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "owner": owner,
+                    "app_id": app_id,
+                    "reference": reference,
+                    "owner_reference": f"{owner}/{reference}",
+                    "citizen_id": citizen_id,
+                    "description": description,
+                    "amount": amount,
+                    "currency": "CNY",
+                    "state": "created",
+                    "deferred": True,
+                    "channel": "",
+                    "channel_txn": "",
+                    "refunded": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for reference, amount, citizen_id, description in orders
+            ],
+            on_conflict_do_nothing="owner_reference",
+        )
+        rows = (
+            await PaymentOrder.select(
+                PaymentOrder.id,
+                PaymentOrder.reference,
+                PaymentOrder.amount,
+                PaymentOrder.citizen_id,
+                PaymentOrder.deferred,
+            )
+            .where(PaymentOrder.owner_reference.is_in([f"{owner}/{r}" for r, *_ in orders]))
+            .run()
+        )
+        found = {r["reference"]: r for r in rows}
+        out = {}
+        for reference, amount, citizen_id, _ in orders:
+            row = found[reference]
+            if row["amount"] != amount or str(row["citizen_id"]) != citizen_id or not row["deferred"]:
+                raise Conflict(
+                    "this reference was used for a different order",
+                    code="reference_reused",
+                    order_id=str(row["id"]),
+                )
+            out[reference] = str(row["id"])
+        return out
 
     async def _payable_by(self, order_id: str, citizen_id: str) -> dict[str, Any]:
         """The order, for its citizen; an order without a citizen is claimed by this one first (a
@@ -469,6 +535,7 @@ class PaymentServices:
 
     channels: dict[str, Channel]
     orders: OrderService
+    unpaid: UnpaidCounts
     notifications: NotificationService
     endpoints: WebhookEndpoints
     webhooks: WebhookDispatcher

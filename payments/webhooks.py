@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -109,8 +110,10 @@ class WebhookDispatcher:
         base_delay: float = 5.0,
         max_attempts: int = 12,
         transport: httpx.AsyncBaseTransport | None = None,
+        changed: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
     ) -> None:
         self.clock = clock
+        self.changed = changed  # told of every batch of events fanned out (after their commit)
         self.endpoints = endpoints
         self.subscribers = subscribers  # the platform's handlers of order events, by owner kind
         self.base_delay = base_delay
@@ -220,6 +223,16 @@ class WebhookDispatcher:
                     .where(OutboxEvent.id == event["id"])
                     .run()
                 )
+        if events and self.changed is not None:
+            try:
+                await self.changed(
+                    [
+                        e["payload"] if isinstance(e["payload"], dict) else json.loads(e["payload"])
+                        for e in events
+                    ]
+                )
+            except Exception:  # a count that is not forgotten expires; the events are fanned out
+                log.exception("order events' listener failed")
         return len(events)
 
     async def tick(self) -> int:

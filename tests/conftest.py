@@ -109,6 +109,9 @@ def settings(database_url: str, redis_url: str) -> Settings:
         # tests assert decisions, not speed: a busy CI machine must not turn a slow fare into a refusal
         # (the budget's own tests set theirs)
         miniapp_scan_budget=5.0,
+        # tests read the books right after a scan: a fast decision's writes are made before the answer
+        # (the writes behind the answer, production's mode with Redis, have tests of their own)
+        gate_writes="inline",
         **SECRETS,
     )
 

@@ -38,6 +38,60 @@ class Store(ABC):
         The scan path uses it to claim a code's single use and read the account's markers together."""
 
     @abstractmethod
+    async def claim_through(
+        self, lookup: str, key: str, value: str, ttl: float, *, read: tuple[str, ...], retry_prefix: str
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        """:meth:`claim`, after looking up ``lookup`` (a JSON object), all in one round trip: when the
+        lookup is missing nothing is claimed and the outcome is ``unknown``; otherwise ``{name}`` in each
+        ``read`` key is replaced by the object's field ``name`` before it is read. Returns (outcome, the
+        lookup's value, values of ``read``).
+
+        The scan path: the code's holder (citizen, session) is looked up by the code's id, its single
+        use claimed, and the holder's account markers and state at the mini-app read, together."""
+
+    @abstractmethod
+    async def commit(
+        self,
+        *,
+        state_key: str,
+        expected: bytes | None,
+        state: bytes | None,
+        state_ttl: float,
+        once_key: str,
+        once_value: bytes,
+        once_ttl: float,
+        stream: str,
+        entry: bytes,
+        add_key: str = "",
+        add: int = 0,
+    ) -> str:
+        """Commit a decision atomically, in one round trip: unless ``once_key`` exists (``"decided"``:
+        this thing was decided already) or ``state_key`` no longer holds ``expected`` (None: absent;
+        ``"changed"``: someone changed it since it was read), store ``state`` under ``state_key`` (None:
+        leave it), ``once_value`` under ``once_key``, add ``add`` to the counter ``add_key`` if it exists
+        (a count that is not kept is counted afresh by its owner), and append ``entry`` to the journal
+        ``stream``.
+        Returns the entry's id in the stream, or ``"decided"`` / ``"changed"`` (then nothing changed)."""
+
+    @abstractmethod
+    async def stream_read(self, stream: str, count: int) -> list[tuple[str, bytes]]:
+        """The oldest ``count`` entries of a journal stream: (id, entry). Ids are ``"<ms>-<seq>"``,
+        ordered as appended."""
+
+    @abstractmethod
+    async def stream_delete(self, stream: str, *ids: str) -> int:
+        """Remove entries from a journal stream (applied); the number removed."""
+
+    @abstractmethod
+    async def stream_length(self, stream: str) -> int:
+        """Entries in a journal stream."""
+
+    @abstractmethod
+    async def expire_if_equal(self, key: str, expected: bytes | str, ttl: float) -> bool:
+        """Atomically set a new TTL on ``key`` only while it holds ``expected`` (renew a lease that is
+        still ours); True when it did."""
+
+    @abstractmethod
     async def delete(self, *keys: str) -> int: ...
 
     @abstractmethod

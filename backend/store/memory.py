@@ -4,7 +4,9 @@ each one is atomic with respect to other tasks."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 
@@ -18,6 +20,8 @@ class MemoryStore(Store):
         self._prefix = prefix
         self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._streams: dict[str, dict[str, bytes]] = {}
+        self._last_id = (0, 0)
         self._ops = 0
 
     def _k(self, key: str) -> str:
@@ -84,6 +88,72 @@ class MemoryStore(Store):
             self._data[k] = (_b(value), self._expiry(ttl))
         return outcome, before, [await self.get(r) for r in read]
 
+    async def claim_through(
+        self, lookup: str, key: str, value: str, ttl: float, *, read: tuple[str, ...], retry_prefix: str
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        found = await self.get(lookup)
+        if found is None:
+            return "unknown", None, [None] * len(read)
+        fields = json.loads(found)
+        outcome, _, values = await self.claim(
+            key,
+            value,
+            ttl,
+            read=tuple(_FIELD.sub(lambda m: str(fields.get(m.group(1), "")), r) for r in read),
+            retry_prefix=retry_prefix,
+        )
+        return outcome, found, values
+
+    async def commit(
+        self,
+        *,
+        state_key: str,
+        expected: bytes | None,
+        state: bytes | None,
+        state_ttl: float,
+        once_key: str,
+        once_value: bytes,
+        once_ttl: float,
+        stream: str,
+        entry: bytes,
+        add_key: str = "",
+        add: int = 0,
+    ) -> str:
+        self._sweep()
+        if self._live(self._k(once_key)) is not None:
+            return "decided"
+        current = self._live(self._k(state_key))
+        if (None if current is None else current[0]) != expected:
+            return "changed"
+        if state is not None:
+            self._data[self._k(state_key)] = (state, self._expiry(state_ttl))
+        self._data[self._k(once_key)] = (once_value, self._expiry(once_ttl))
+        if add and (counter := self._live(self._k(add_key))) is not None:
+            self._data[self._k(add_key)] = (str(int(counter[0]) + add).encode(), counter[1])
+        ms = int(time.time() * 1000)
+        self._last_id = (ms, 0) if ms > self._last_id[0] else (self._last_id[0], self._last_id[1] + 1)
+        entry_id = f"{self._last_id[0]}-{self._last_id[1]}"
+        self._streams.setdefault(self._k(stream), {})[entry_id] = entry
+        return entry_id
+
+    async def stream_read(self, stream: str, count: int) -> list[tuple[str, bytes]]:
+        entries = self._streams.get(self._k(stream), {})
+        return list(itertools.islice(entries.items(), count))
+
+    async def stream_delete(self, stream: str, *ids: str) -> int:
+        entries = self._streams.get(self._k(stream), {})
+        return sum(entries.pop(i, None) is not None for i in ids)
+
+    async def stream_length(self, stream: str) -> int:
+        return len(self._streams.get(self._k(stream), {}))
+
+    async def expire_if_equal(self, key: str, expected: bytes | str, ttl: float) -> bool:
+        item = self._live(self._k(key))
+        if item is None or item[0] != _b(expected):
+            return False
+        self._data[self._k(key)] = (item[0], self._expiry(ttl))
+        return True
+
     async def delete_if_equal(self, key: str, expected: bytes | str) -> bool:
         item = self._live(self._k(key))
         if item is None or item[0] != _b(expected):
@@ -126,6 +196,9 @@ class MemoryStore(Store):
 
     async def ping(self) -> None:
         return None
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
 
 
 def _b(value: bytes | str) -> bytes:

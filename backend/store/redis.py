@@ -28,6 +28,59 @@ if #KEYS > 1 then
 end
 return {outcome, before, reads}
 """
+# claim_through: KEYS[1] the lookup, KEYS[2] the key to claim; ARGV value, ttl ms, retry prefix, the
+# store's prefix, then the keys to read with {field} of the lookup's JSON object in them. The keys read
+# are built here from the lookup, so this runs on one Redis server (no cluster slots), as everything here.
+_CLAIM_THROUGH = """
+local found = redis.call('GET', KEYS[1])
+if not found then
+  return {'unknown', false, {}}
+end
+local fields = cjson.decode(found)
+local before = redis.call('GET', KEYS[2])
+local outcome = 'held'
+if not before then
+  outcome = 'claimed'
+elseif ARGV[3] ~= '' and string.sub(before, 1, string.len(ARGV[3])) == ARGV[3] then
+  outcome = 'retry'
+end
+if outcome ~= 'held' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+local reads = {}
+for i = 5, #ARGV do
+  local key = string.gsub(ARGV[i], '{(%w+)}', function(name) return tostring(fields[name] or '') end)
+  reads[i - 4] = redis.call('GET', ARGV[4] .. key)
+end
+return {outcome, found, reads}
+"""
+# commit: KEYS state, once, stream, counter; ARGV expected, expected given (1/0), state, state given
+# (1/0), state ttl ms, once value, once ttl ms, entry, amount to add to the counter
+_COMMIT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'decided'
+end
+local current = redis.call('GET', KEYS[1])
+if ARGV[2] == '1' then
+  if current ~= ARGV[1] then return 'changed' end
+elseif current then
+  return 'changed'
+end
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[5])
+end
+redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
+if ARGV[9] ~= '0' and redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('INCRBY', KEYS[4], ARGV[9])
+end
+return redis.call('XADD', KEYS[3], '*', 'e', ARGV[8])
+"""
+_EXPIRE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -114,6 +167,90 @@ class RedisStore(Store):
             before or None,
             [v or None for v in reads] + [None] * (len(read) - len(reads)),
         )
+
+    async def claim_through(
+        self, lookup: str, key: str, value: str, ttl: float, *, read: tuple[str, ...], retry_prefix: str
+    ) -> tuple[str, bytes | None, list[bytes | None]]:
+        try:
+            outcome, found, reads = await self._script("claim_through", _CLAIM_THROUGH)(
+                keys=[self._k(lookup), self._k(key)],
+                args=[value, _ms(ttl), retry_prefix, self._prefix, *read],
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return (
+            outcome.decode() if isinstance(outcome, bytes) else str(outcome),
+            found or None,
+            [v or None for v in reads] + [None] * (len(read) - len(reads)),
+        )
+
+    async def commit(
+        self,
+        *,
+        state_key: str,
+        expected: bytes | None,
+        state: bytes | None,
+        state_ttl: float,
+        once_key: str,
+        once_value: bytes,
+        once_ttl: float,
+        stream: str,
+        entry: bytes,
+        add_key: str = "",
+        add: int = 0,
+    ) -> str:
+        try:
+            out = await self._script("commit", _COMMIT)(
+                keys=[self._k(state_key), self._k(once_key), self._k(stream), self._k(add_key)],
+                args=[
+                    expected or b"",
+                    "0" if expected is None else "1",
+                    state or b"",
+                    "0" if state is None else "1",
+                    _ms(state_ttl),
+                    once_value,
+                    _ms(once_ttl),
+                    entry,
+                    str(add),
+                ],
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return out.decode() if isinstance(out, bytes) else str(out)
+
+    async def stream_read(self, stream: str, count: int) -> list[tuple[str, bytes]]:
+        try:
+            rows = await self.client.xrange(self._k(stream), count=count)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        out: list[tuple[str, bytes]] = []
+        for entry_id, fields in rows or []:
+            value = (fields or {})[b"e"]
+            out.append((str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id), bytes(value)))  # type: ignore[arg-type]
+        return out
+
+    async def stream_delete(self, stream: str, *ids: str) -> int:
+        if not ids:
+            return 0
+        try:
+            return int(await self.client.xdel(self._k(stream), *ids))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def stream_length(self, stream: str) -> int:
+        try:
+            return int(await self.client.xlen(self._k(stream)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def expire_if_equal(self, key: str, expected: bytes | str, ttl: float) -> bool:
+        try:
+            done = await self._script("expire_if_equal", _EXPIRE_IF_EQUAL)(
+                keys=[self._k(key)], args=[expected, _ms(ttl)]
+            )
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return bool(done)
 
     async def delete(self, *keys: str) -> int:
         if not keys:

@@ -1,35 +1,158 @@
-"""乘车 transit: trips and fares by scan.
+"""乘车 transit: trips and fares by scan, decided at the gate from the rider's state.
 
 The rules (fares, transfers, the daily cap, unpaid fares) are stated and computed in
-:mod:`miniapps.transit.rules`; this module keeps the trips in the database and charges them:
+:mod:`miniapps.transit.rules`; this module decides scans with them and keeps the books:
 
-- Ride first, pay after: every charge is a deferred order through the payment centre.
+- A gate decides from state at hand (:meth:`TransitApp.decide`): the network (lines, stations, distances),
+  read once per worker and again when a gate names a place it does not know; the rider's
+  :class:`~miniapps.transit.rules.RiderState` (open metro trip, spend per day, recent trip ends), which
+  the platform keeps in the store and reads with the code's claim; and what the citizen owes, which the
+  platform counts. No database on a gate's path, but for a rider the store does not know yet
+  (:meth:`TransitApp.load_state`).
+- The trips and their fares are written behind the answer, in batches (:meth:`TransitApp.apply`): a trip
+  is an upsert by its id (derived from the scan that started it), and never goes back from done to open;
+  every charge is a deferred order (ride first, pay after) whose reference is the trip's, so applying a
+  scan twice changes nothing.
 - Offline buses: batch uploads reach here in scan-time order, each record once.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent
+import msgspec
+
+from miniapps.contract import Display, Effect, Fast, Manifest, MiniApp, ScanDecision, ScanEvent
 from miniapps.transit import demo, routes
 from miniapps.transit.rules import (
     ENTRY_CONTEXTS,
+    Charge,
+    OpenTrip,
+    RiderState,
     exit_fare,
     metro_distance,
     metro_fare,
-    other_mode,
-    price,
+    priced_trip,
     refused_for_unpaid,
     service_day,
-    transfer_window,
     yuan,
 )
 from miniapps.transit.tables import TransitLine, TransitStation, TransitTrip
 
 __all__ = ["TransitApp", "metro_distance", "metro_fare"]  # the fare functions, where they used to live
+
+# trip ids are derived from the scan that started the trip: applying it twice writes one trip
+TRIP_IDS = uuid.UUID("6f1c2a52-3c0e-4d7a-9a8e-7b1e3f0c5d21")
+# a gate naming a place the worker does not know reads the network again, at most this often (seconds)
+RELOAD_INTERVAL = 1.0
+
+
+class Trip(msgspec.Struct, array_like=True, frozen=True):
+    """A trip as a scan leaves it (the effect written behind the decision)."""
+
+    id: str
+    kind: str
+    line_code: str
+    entry_code: str
+    exit_code: str
+    started: float
+    ended: float | None
+    state: str  # open | done
+    rule: str
+    fare: int
+    discount: int
+    capped: int
+    charged: int
+    entry_record: str
+    exit_record: str | None
+    description: str  # the order's, in the merchant's words (Chinese)
+
+
+class Trips(msgspec.Struct, array_like=True, frozen=True):
+    trips: list[Trip]
+
+
+_state_decoder = msgspec.msgpack.Decoder(RiderState)
+_trips_decoder = msgspec.msgpack.Decoder(Trips)
+_encode = msgspec.msgpack.Encoder().encode
+
+
+@dataclass(frozen=True)
+class Line:
+    code: str
+    name: str
+    kind: str
+    flat_fare: int
+
+
+@dataclass(frozen=True)
+class Station:
+    code: str
+    name: str
+    name_en: str
+    line: str
+    meters: int
+
+
+@dataclass(frozen=True)
+class Network:
+    """Lines and stations as a worker keeps them (the network changes with a timetable, not per scan)."""
+
+    lines: dict[str, Line]
+    stations: dict[str, Station]
+    # (entry line, exit line) -> [(metres along the entry line, along the exit line)] of interchanges
+    interchanges: dict[tuple[str, str], list[tuple[int, int]]]
+
+    def ridden(self, entry_code: str, exit_station: Station) -> int | None:
+        entry = self.stations.get(entry_code)
+        if entry is None:
+            return None
+        return metro_distance(
+            (entry.line, entry.meters),
+            (exit_station.line, exit_station.meters),
+            self.interchanges.get((entry.line, exit_station.line), []),
+        )
+
+
+async def load_network() -> Network:
+    lines = {
+        r["code"]: Line(r["code"], r["name"], r["kind"], r["flat_fare"])
+        for r in await TransitLine.select(
+            TransitLine.code, TransitLine.name, TransitLine.kind, TransitLine.flat_fare
+        ).run()
+    }
+    stations = {
+        r["code"]: Station(r["code"], r["name"], r["name_en"], r["line.code"], r["meters"])
+        for r in await TransitStation.select(
+            TransitStation.code,
+            TransitStation.name,
+            TransitStation.name_en,
+            TransitStation.meters,
+            TransitStation.line.code,
+        ).run()
+    }
+    by_name: dict[str, list[Station]] = {}
+    for st in stations.values():
+        by_name.setdefault(st.name, []).append(st)
+    interchanges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for same in by_name.values():  # stations of one name on two lines are an interchange
+        for a in same:
+            for b in same:
+                if a.line != b.line:
+                    interchanges.setdefault((a.line, b.line), []).append((a.meters, b.meters))
+    return Network(lines, stations, interchanges)
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _day(ts: float) -> str:
+    return service_day(datetime.fromtimestamp(ts, UTC))
 
 
 class TransitApp(MiniApp):
@@ -54,31 +177,87 @@ class TransitApp(MiniApp):
         },
     )
 
+    def __init__(self, platform: Any) -> None:
+        super().__init__(platform)
+        self._network: Network | None = None
+        self._loaded_at = 0.0
+
     def route_handlers(self) -> list[Any]:
         return routes.handlers(self.platform)
 
-    def seed_demo(self) -> Any:
-        return demo.seed()
+    async def seed_demo(self) -> Any:
+        out = await demo.seed()
+        self._network = None  # read the network again
+        return out
 
     @property
     def cfg(self) -> dict[str, Any]:
         return self.platform.config
 
-    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
-        key = f"{scan.scanner.client_id}/{scan.record_id}"
-        done = (
-            await TransitTrip.select()
-            .where((TransitTrip.entry_record == key) | (TransitTrip.exit_record == key))
-            .first()
+    # ---- the network -----------------------------------------------------------------------------
+    async def network(self, place: str) -> Network:
+        """The network, read again when ``place`` is not in it (a line or station added since)."""
+        net = self._network
+        if net is None or (
+            place not in net.lines
+            and place not in net.stations
+            and time.monotonic() - self._loaded_at > RELOAD_INTERVAL
+        ):
+            self._loaded_at = time.monotonic()
+            net = self._network = await load_network()
+        return net
+
+    # ---- deciding --------------------------------------------------------------------------------
+    async def load_state(self, openid: str) -> bytes | None:
+        """A rider the store does not know: the open metro trip, the last two days' spend and the ends of
+        the last day's trips, from the books."""
+        since = self.platform.now().timestamp() - 2 * 24 * 3600
+        rows = (
+            await TransitTrip.select(
+                TransitTrip.id,
+                TransitTrip.kind,
+                TransitTrip.line_code,
+                TransitTrip.entry_code,
+                TransitTrip.started_at,
+                TransitTrip.ended_at,
+                TransitTrip.state,
+                TransitTrip.charged,
+                TransitTrip.day,
+                TransitTrip.entry_record,
+            )
+            .where(
+                (TransitTrip.openid == openid)
+                & (
+                    (TransitTrip.state == "open")
+                    | (TransitTrip.started_at >= datetime.fromtimestamp(since, UTC))
+                )
+            )
+            .order_by(TransitTrip.started_at)
             .run()
         )
-        if done is not None:  # the same record again (a retried upload): the same answer
-            return self._allowed(done, scan)
+        if not rows:
+            return None
+        state = RiderState()
+        open_trip = None
+        for r in rows:
+            if r["state"] == "open":
+                if r["kind"] == "metro":
+                    open_trip = OpenTrip(
+                        str(r["id"]), r["line_code"], r["entry_code"], _ts(r["started_at"]), r["entry_record"]
+                    )
+                continue
+            state = state.finished(
+                r["kind"], ended=_ts(r["ended_at"] or r["started_at"]), day=r["day"], charged=r["charged"]
+            )
+        return _encode(state.entered(open_trip))
+
+    async def decide(self, scan: ScanEvent, state: bytes | None) -> Fast:
+        rider = RiderState() if state is None else _state_decoder.decode(state)
         context = scan.scanner.context
-        if context in ENTRY_CONTEXTS:
-            owed = await self.platform.payments.unpaid_total(scan.openid)
-            if refused_for_unpaid(owed, self.cfg["unpaid_limit"]):
-                return ScanDecision(
+        if context in ENTRY_CONTEXTS and refused_for_unpaid(scan.unpaid or 0, self.cfg["unpaid_limit"]):
+            owed = scan.unpaid or 0
+            return Fast(
+                ScanDecision(
                     allow=False,
                     reason="unpaid_fares",
                     data={"unpaid": owed},
@@ -88,229 +267,254 @@ class TransitApp(MiniApp):
                         color="red",
                     ),
                 )
+            )
+        net = await self.network(scan.scanner.place)
+        now = _ts(scan.scanned_at)
+        record = f"{scan.scanner.client_id}/{scan.record_id}"
+        trip_id = str(uuid.uuid5(TRIP_IDS, record))
         if context == "bus":
-            line = await TransitLine.select().where(TransitLine.code == scan.scanner.place).first().run()
-            if line is None or line["kind"] != "bus":
-                return ScanDecision(allow=False, reason="unknown_line")
-            trip = await self._new_trip(
-                scan, "bus", line["code"], entry="", state="done", fare=line["flat_fare"]
+            line = net.lines.get(scan.scanner.place)
+            if line is None or line.kind != "bus":
+                return Fast(ScanDecision(allow=False, reason="unknown_line"))
+            trip, rider = self._finish(
+                rider,
+                kind="bus",
+                line=line.code,
+                trip_id=trip_id,
+                entry="",
+                exit_code="",
+                started=now,
+                ended=now,
+                fare=line.flat_fare,
+                rule="",
+                entry_record=record,
+                exit_record=None,
+                description=f"{line.name} 车费",
             )
-            return self._allowed(await self._charge(trip, scan, line_name=line["name"]), scan)
-        station = (
-            await TransitStation.select(TransitStation.all_columns(), TransitStation.line.code)  # type: ignore[arg-type]
-            .where(TransitStation.code == scan.scanner.place)
-            .first()
-            .run()
-        )
+            return self._allowed([trip], rider, scan)
+        station = net.stations.get(scan.scanner.place)
         if station is None:
-            return ScanDecision(allow=False, reason="unknown_station")
-        open_trip = (
-            await TransitTrip.select()
-            .where(
-                (TransitTrip.openid == scan.openid)
-                & (TransitTrip.kind == "metro")
-                & (TransitTrip.state == "open")
-            )
-            .order_by(TransitTrip.started_at, ascending=False)
-            .first()
-            .run()
-        )
+            return Fast(ScanDecision(allow=False, reason="unknown_station"))
+        max_fare = self.cfg["metro_max_fare"]
+        trips: list[Trip] = []
         if context == "metro-entry":
-            if open_trip is not None:  # never tapped out: the maximum fare
-                await self._close(
-                    open_trip,
-                    exit_code="",
-                    ended=scan.scanned_at,
-                    fare=self.cfg["metro_max_fare"],
-                    rule="no_exit",
-                    scan=scan,
+            if rider.open is not None:  # never tapped out: the maximum fare
+                left, rider = self._close(
+                    rider, rider.open, ended=now, exit_code="", fare=max_fare, rule="no_exit"
                 )
-            trip = await self._new_trip(
-                scan, "metro", station["line.code"], entry=station["code"], state="open", fare=0
-            )
-            return ScanDecision(
-                allow=True,
-                display=Display(
-                    title=scan.text("请进站", "Please enter"),
-                    # a station without an English name: an English screen names its code, never Chinese
-                    subtitle=scan.text(station["name"], station["name_en"] or station["code"]),
+                trips.append(left)
+            opened = OpenTrip(trip_id, station.line, station.code, now, record)
+            trips.append(self._open_row(opened))
+            rider = rider.entered(opened)
+            return Fast(
+                ScanDecision(
+                    allow=True,
+                    display=Display(
+                        title=scan.text("请进站", "Please enter"),
+                        # a station without an English name: an English screen names its code
+                        subtitle=scan.text(station.name, station.name_en or station.code),
+                    ),
+                    data={"trip_id": trip_id},
                 ),
-                data={"trip_id": str(trip["id"])},
+                state=_encode(rider),
+                effect=_encode(Trips(trips)),
             )
         # metro-exit
-        if open_trip is None:
-            trip = await self._new_trip(scan, "metro", station["line.code"], entry="", state="open", fare=0)
-            trip = await self._close(
-                trip,
-                exit_code=station["code"],
-                ended=scan.scanned_at,
-                fare=self.cfg["metro_max_fare"],
+        if rider.open is None:
+            trip, rider = self._finish(
+                rider,
+                kind="metro",
+                line=station.line,
+                trip_id=trip_id,
+                entry="",
+                exit_code=station.code,
+                started=now,
+                ended=now,
+                fare=max_fare,
                 rule="no_entry",
-                scan=scan,
+                entry_record=record,
+                exit_record=record,
+                description="地铁车费",
             )
         else:
-            meters = await self._ridden(open_trip["entry_code"], station)
-            trip = await self._close(
-                open_trip,
-                exit_code=station["code"],
-                ended=scan.scanned_at,
-                fare=exit_fare(meters, self.cfg["metro_max_fare"]),
+            trip, rider = self._close(
+                rider,
+                rider.open,
+                ended=now,
+                exit_code=station.code,
+                fare=exit_fare(net.ridden(rider.open.entry, station), max_fare),
                 rule="",
-                scan=scan,
+                exit_record=record,
             )
-        return self._allowed(trip, scan)
+        return self._allowed([trip], rider, scan)
 
-    async def _ridden(self, entry_code: str, exit_station: dict[str, Any]) -> int | None:
-        """Metres from the entry station to the exit station (through an interchange between lines)."""
-        entry = (
-            await TransitStation.select(TransitStation.meters, TransitStation.line.code)
-            .where(TransitStation.code == entry_code)
-            .first()
-            .run()
+    def _close(
+        self,
+        rider: RiderState,
+        trip: OpenTrip,
+        *,
+        ended: float,
+        exit_code: str,
+        fare: int,
+        rule: str,
+        exit_record: str | None = None,
+    ) -> tuple[Trip, RiderState]:
+        """Close the rider's open metro trip (the entry's record stays the trip's)."""
+        closed, rider = self._finish(
+            rider.entered(None),
+            kind="metro",
+            line=trip.line,
+            trip_id=trip.trip_id,
+            entry=trip.entry,
+            exit_code=exit_code,
+            started=trip.started,
+            ended=ended,
+            fare=fare,
+            rule=rule,
+            entry_record=trip.record,
+            exit_record=exit_record,
+            description="地铁车费",
         )
-        if entry is None:
-            return None
-        entry_line, exit_line = entry["line.code"], exit_station["line.code"]
-        interchanges: list[tuple[int, int]] = []
-        if entry_line != exit_line:
-            rows = (
-                await TransitStation.select(
-                    TransitStation.name, TransitStation.meters, TransitStation.line.code
-                )
-                .where(TransitStation.line.code.is_in([entry_line, exit_line]))
-                .run()
-            )
-            on_entry = {r["name"]: r["meters"] for r in rows if r["line.code"] == entry_line}
-            on_exit = {r["name"]: r["meters"] for r in rows if r["line.code"] == exit_line}
-            interchanges = [(on_entry[n], on_exit[n]) for n in on_entry.keys() & on_exit.keys()]
-        return metro_distance(
-            (entry_line, entry["meters"]), (exit_line, exit_station["meters"]), interchanges
+        return closed, rider
+
+    def _finish(
+        self,
+        rider: RiderState,
+        *,
+        kind: str,
+        line: str,
+        trip_id: str,
+        entry: str,
+        exit_code: str,
+        started: float,
+        ended: float,
+        fare: int,
+        rule: str,
+        entry_record: str,
+        exit_record: str | None,
+        description: str,
+    ) -> tuple[Trip, RiderState]:
+        """A finished trip priced against the rider's state (transfer, daily cap), and the state after."""
+        charge: Charge = priced_trip(rider, kind, fare, started=started, cfg=self.cfg)
+        trip = Trip(
+            id=trip_id,
+            kind=kind,
+            line_code=line,
+            entry_code=entry,
+            exit_code=exit_code,
+            started=started,
+            ended=ended,
+            state="done",
+            rule=rule,
+            fare=fare,
+            discount=charge.discount,
+            capped=charge.capped,
+            charged=charge.charged,
+            entry_record=entry_record,
+            exit_record=exit_record,
+            description=description,
+        )
+        return trip, rider.finished(kind, ended=ended, day=_day(started), charged=charge.charged)
+
+    @staticmethod
+    def _open_row(trip: OpenTrip) -> Trip:
+        return Trip(
+            id=trip.trip_id,
+            kind="metro",
+            line_code=trip.line,
+            entry_code=trip.entry,
+            exit_code="",
+            started=trip.started,
+            ended=None,
+            state="open",
+            rule="",
+            fare=0,
+            discount=0,
+            capped=0,
+            charged=0,
+            entry_record=trip.record,
+            exit_record=None,
+            description="",
         )
 
-    async def _new_trip(
-        self, scan: ScanEvent, kind: str, line: str, *, entry: str, state: str, fare: int
-    ) -> dict[str, Any]:
-        trip_id = uuid.uuid4()
-        await TransitTrip.insert(
-            TransitTrip(
-                id=trip_id,
-                openid=scan.openid,
-                kind=kind,
-                line_code=line,
-                entry_code=entry,
-                started_at=scan.scanned_at,
-                ended_at=scan.scanned_at if state == "done" else None,
-                state=state,
-                fare=fare,
-                day=service_day(scan.scanned_at),
-                entry_record=f"{scan.scanner.client_id}/{scan.record_id}",
-            )
-        ).run()
-        row = await TransitTrip.select().where(TransitTrip.id == trip_id).first().run()
-        assert row is not None
-        return row
-
-    async def _close(
-        self, trip: dict[str, Any], *, exit_code: str, ended: datetime, fare: int, rule: str, scan: ScanEvent
-    ) -> dict[str, Any]:
-        await (
-            TransitTrip.update(
-                {
-                    TransitTrip.exit_code: exit_code,
-                    TransitTrip.ended_at: ended,
-                    TransitTrip.fare: fare,
-                    TransitTrip.rule: rule,
-                    TransitTrip.state: "done",
-                    TransitTrip.exit_record: f"{scan.scanner.client_id}/{scan.record_id}"
-                    if exit_code
-                    else None,
-                }
-            )
-            .where(TransitTrip.id == trip["id"])
-            .run()
-        )
-        row = await TransitTrip.select().where(TransitTrip.id == trip["id"]).first().run()
-        assert row is not None
-        return await self._charge(row, scan)
-
-    async def _charge(self, trip: dict[str, Any], scan: ScanEvent, line_name: str = "") -> dict[str, Any]:
-        """Price a finished trip (transfer, daily cap) and charge it as a deferred order. The order's
-        description is the merchant's own words, in Chinese, stored once: the bus line's name, or the
-        metro (priced by distance over the whole network, not by line)."""
-        cfg = self.cfg
-        window_start, window_end = transfer_window(trip["started_at"], cfg["transfer_minutes"])
-        transfer = (
-            await TransitTrip.exists()
-            .where(
-                (TransitTrip.openid == trip["openid"])
-                & (TransitTrip.kind == other_mode(trip["kind"]))
-                & (TransitTrip.state == "done")
-                & (TransitTrip.ended_at >= window_start)
-                & (TransitTrip.ended_at <= window_end)
-            )
-            .run()
-        )
-        spent_rows = (
-            await TransitTrip.select(TransitTrip.charged)
-            .where(
-                (TransitTrip.openid == trip["openid"])
-                & (TransitTrip.day == trip["day"])
-                & (TransitTrip.id != trip["id"])
-            )
-            .run()
-        )
-        charge = price(
-            trip["fare"],
-            transfer=transfer,
-            transfer_discount=cfg["transfer_discount"],
-            spent_today=sum(r["charged"] for r in spent_rows),
-            daily_cap=cfg["daily_cap"],
-        )
-        order_id = ""
-        if charge.charged > 0:
-            order = await self.platform.payments.create_order(
-                openid=trip["openid"],
-                reference=f"trip-{trip['id']}",
-                amount=charge.charged,
-                deferred=True,
-                description=f"{line_name or trip['line_code']} 车费" if trip["kind"] == "bus" else "地铁车费",
-            )
-            order_id = order["order_id"]
-        await (
-            TransitTrip.update(
-                {
-                    TransitTrip.discount: charge.discount,
-                    TransitTrip.capped: charge.capped,
-                    TransitTrip.charged: charge.charged,
-                    TransitTrip.order_id: order_id,
-                }
-            )
-            .where(TransitTrip.id == trip["id"])
-            .run()
-        )
-        row = await TransitTrip.select().where(TransitTrip.id == trip["id"]).first().run()
-        assert row is not None
-        return row
-
-    def _allowed(self, trip: dict[str, Any], scan: ScanEvent) -> ScanDecision:
-        subtitle = f"{yuan(trip['charged'])}"
-        if trip["capped"]:
+    def _allowed(self, trips: list[Trip], rider: RiderState, scan: ScanEvent) -> Fast:
+        trip = trips[-1]
+        subtitle = yuan(trip.charged)
+        if trip.capped:
             subtitle += scan.text("（已达当日封顶）", " (daily cap)")
-        if trip["discount"]:
+        if trip.discount:
             subtitle += scan.text("（换乘优惠）", " (transfer)")
         if scan.scanner.context == "metro-exit":
             title = scan.text("一路顺风", "Have a good trip")
         else:
             title = scan.text("请通行", "Welcome aboard")
-        return ScanDecision(
-            allow=True,
-            display=Display(title=title, subtitle=subtitle),
-            data={
-                "trip_id": str(trip["id"]),
-                "fare": trip["fare"],
-                "discount": trip["discount"],
-                "capped": trip["capped"],
-                "charged": trip["charged"],
-                "rule": trip["rule"],
-            },
+        return Fast(
+            ScanDecision(
+                allow=True,
+                display=Display(title=title, subtitle=subtitle),
+                data={
+                    "trip_id": trip.id,
+                    "fare": trip.fare,
+                    "discount": trip.discount,
+                    "capped": trip.capped,
+                    "charged": trip.charged,
+                    "rule": trip.rule,
+                },
+            ),
+            state=_encode(rider),
+            effect=_encode(Trips(trips)),
+            owes=sum(t.charged for t in trips),
+        )
+
+    # ---- the books, behind the gate --------------------------------------------------------------
+    async def apply(self, effects: list[Effect]) -> None:
+        """Write the trips of decided scans: their fares as deferred orders (one insert for the batch),
+        then the trips (one upsert: a trip is written as its last scan in the batch left it, and a done
+        trip is never opened again by a replayed entry)."""
+        latest: dict[str, tuple[str, Trip]] = {}
+        for effect in effects:
+            if effect.data:
+                for trip in _trips_decoder.decode(effect.data).trips:
+                    latest[trip.id] = (effect.openid, trip)
+        if not latest:
+            return
+        orders = await self.platform.payments.create_deferred_orders(
+            [
+                {
+                    "openid": openid,
+                    "reference": f"trip-{t.id}",
+                    "amount": t.charged,
+                    "description": t.description,
+                }
+                for openid, t in latest.values()
+                if t.state == "done" and t.charged > 0
+            ]
+        )
+        await self.platform.upsert(
+            TransitTrip,
+            [
+                {
+                    "id": uuid.UUID(t.id),
+                    "openid": openid,
+                    "kind": t.kind,
+                    "line_code": t.line_code,
+                    "entry_code": t.entry_code,
+                    "exit_code": t.exit_code,
+                    "started_at": datetime.fromtimestamp(t.started, UTC),
+                    "ended_at": None if t.ended is None else datetime.fromtimestamp(t.ended, UTC),
+                    "day": _day(t.started),
+                    "state": t.state,
+                    "rule": t.rule,
+                    "fare": t.fare,
+                    "discount": t.discount,
+                    "capped": t.capped,
+                    "charged": t.charged,
+                    "order_id": orders.get(f"trip-{t.id}", ""),
+                    "entry_record": t.entry_record,
+                    "exit_record": t.exit_record,
+                }
+                for openid, t in latest.values()
+            ],
+            key="id",
+            only_if=("state", "open"),  # a replayed entry never reopens a trip that was closed
         )

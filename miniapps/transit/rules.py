@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
+import msgspec
+
 CHINA = timezone(timedelta(hours=8))
 # the scan contexts where a citizen gets on (and may be refused for unpaid fares); an exit always opens
 ENTRY_CONTEXTS = frozenset({"bus", "metro-entry"})
@@ -93,3 +95,62 @@ def price(fare: int, *, transfer: bool, transfer_discount: int, spent_today: int
 def yuan(fen: int) -> str:
     """``¥2.00`` for 200 fen (what a gate screen shows)."""
     return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+# ---- the rider's state: what a gate decides from ------------------------------------------------
+# Kept by the platform between scans (``Fast.state``); every decision reads it and leaves a new one.
+
+ENDS_KEPT = 32  # finished trips remembered for transfers (those within a day of the newest)
+DAY_SECONDS = 24 * 3600
+
+
+class OpenTrip(msgspec.Struct, array_like=True, frozen=True):
+    """A metro trip entered and not yet left."""
+
+    trip_id: str
+    line: str
+    entry: str  # the station's code
+    started: float  # unix seconds
+    record: str  # the entry scan's "<scanner>/<record id>"
+
+
+class RiderState(msgspec.Struct, array_like=True, frozen=True):
+    """A rider's transit state: the open metro trip, what was charged per service day (the last two),
+    and when recent trips of each mode ended (for transfers)."""
+
+    open: OpenTrip | None = None
+    spent: dict[str, int] = msgspec.field(default_factory=dict)
+    ends: list[tuple[str, float]] = msgspec.field(default_factory=list)  # (bus | metro, ended at)
+
+    def spent_on(self, day: str) -> int:
+        return self.spent.get(day, 0)
+
+    def transfer(self, kind: str, started: float, transfer_minutes: int) -> bool:
+        """Whether a trip of ``kind`` starting at ``started`` is a transfer: a trip of the other mode
+        ended within ``transfer_minutes`` before it (both ends included)."""
+        other = other_mode(kind)
+        earliest = started - transfer_minutes * 60
+        return any(mode == other and earliest <= ended <= started for mode, ended in self.ends)
+
+    def finished(self, kind: str, *, ended: float, day: str, charged: int) -> RiderState:
+        """The state after a trip of ``kind`` boarded on service day ``day`` ended, charged ``charged``."""
+        spent = {**self.spent, day: self.spent_on(day) + charged}
+        spent = dict(sorted(spent.items())[-2:])  # the daily cap looks at one day; keep two
+        ends = sorted([*self.ends, (kind, ended)], key=lambda e: e[1])
+        newest = ends[-1][1]
+        ends = [e for e in ends if e[1] >= newest - DAY_SECONDS][-ENDS_KEPT:]
+        return RiderState(open=self.open, spent=spent, ends=ends)
+
+    def entered(self, trip: OpenTrip | None) -> RiderState:
+        return RiderState(open=trip, spent=self.spent, ends=self.ends)
+
+
+def priced_trip(state: RiderState, kind: str, fare: int, *, started: float, cfg: dict[str, int]) -> Charge:
+    """Price a finished trip boarded at ``started`` against the rider's state (transfer, daily cap)."""
+    return price(
+        fare,
+        transfer=state.transfer(kind, started, cfg["transfer_minutes"]),
+        transfer_discount=cfg["transfer_discount"],
+        spent_today=state.spent_on(service_day(datetime.fromtimestamp(started, CHINA))),
+        daily_cap=cfg["daily_cap"],
+    )
