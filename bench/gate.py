@@ -230,6 +230,7 @@ class Sent:
     series: str  # transit | platform
     kind: str  # bus | in | out | gate
     round: str
+    rider: int
     thread: int
     index: int
 
@@ -393,14 +394,15 @@ def _write(
     Returns record id -> Sent."""
     sent: dict[str, Sent] = {}
     for t in range(threads):
-        riders = [scans for r, scans in enumerate(per_rider) if r % threads == t]
+        riders = [(r, scans) for r, scans in enumerate(per_rider) if r % threads == t]
         lines: list[str] = []
         for start in range(0, len(riders), block):
             chunk = riders[start : start + block]
-            for step in range(len(chunk[0]) if chunk else 0):
-                for scans in chunk:
+            for step in range(len(chunk[0][1]) if chunk else 0):
+                for rider, scans in chunk:
                     kind, gate, record_id, token = scans[step]
-                    sent[record_id] = Sent(f"{gate.client_id}/{record_id}", series, kind, tag, t, len(lines))
+                    key = f"{gate.client_id}/{record_id}"
+                    sent[record_id] = Sent(key, series, kind, tag, rider, t, len(lines))
                     body = json.dumps({"token": token, "record_id": record_id}, separators=(",", ":"))
                     lines.append(f"{gate.auth}\t{body}")
         Path(f"{prefix}{t}.tsv").write_text("".join(line + "\n" for line in lines))
@@ -604,6 +606,15 @@ def check_books(
                 n["refused_but_booked"] += 1
                 billed = any(trips[t]["charged"] or orders.get(f"trip-{t}") for t in found)
                 n["refused_but_billed"] += billed
+    # a rider whose entry and exit were both told "allow" rode one trip: the exit closed the entry's
+    allowed_metro: dict[tuple[str, int], dict[str, set[str]]] = {}
+    for record_id, s in sent.items():
+        answer = told.get(record_id)
+        if s.kind in ("in", "out") and answer is not None and answer.result == "allow":
+            allowed_metro.setdefault((s.round, s.rider), {})[s.kind] = by_key.get(s.key, set())
+    for pair in allowed_metro.values():
+        if "in" in pair and "out" in pair:
+            n["exit_not_on_entry_trip"] += pair["in"] != pair["out"] or len(pair["in"]) != 1
     keys = {s.key for s in sent.values()}
     for t in books["trips"]:
         n["trips_no_gate_asked_for"] += not {t["entry_record"], t["exit_record"]} & keys
@@ -634,7 +645,8 @@ def check_books(
         f"refused-but-billed {n['refused_but_billed']} (refused with a trip {n['refused_but_booked']}), "
         f"double fares {n['double_fares']}, fare not as told {n['fare_not_as_told']}, charged without order "
         f"{n['charged_without_order']}, order amount not the fare {n['order_not_the_fare']}, orders without "
-        f"trip {n['orders_without_trip']}, trips no gate asked for {n['trips_no_gate_asked_for']}, unanswered "
+        f"trip {n['orders_without_trip']}, trips no gate asked for {n['trips_no_gate_asked_for']}, exits "
+        f"allowed after an allowed entry but not on its trip {n['exit_not_on_entry_trip']}, unanswered "
         f"with two trips {n['unanswered_two_trips']}, never sent but booked {n['unsent_booked']}",
         "scan_record final rows: "
         + ", ".join(f"{r['app_id']} {r['result']}:{r['reason']} {r['n']:,}" for r in books["records"]),
@@ -651,6 +663,7 @@ def check_books(
             "order_not_the_fare",
             "orders_without_trip",
             "trips_no_gate_asked_for",
+            "exit_not_on_entry_trip",
             "unanswered_two_trips",
             "unsent_booked",
         )
@@ -739,7 +752,12 @@ class Bench:
         return env
 
     def _python(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        try:
+            done = subprocess.run(
+                [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"{args[:2]} did not finish in 300 s: {exc.stderr!r:.3000}") from None
         if done.returncode:
             raise RuntimeError(f"{args[:2]} failed ({done.returncode}): {done.stderr[-3000:]}")
         return done.stdout
@@ -769,8 +787,18 @@ class Bench:
             raise
         return proc
 
+    def admin(self, sql: str) -> None:
+        """A statement on the admin database, bounded: on a shared server another session can hold
+        CREATE DATABASE up (e.g. one connected to template1)."""
+        try:
+            asyncio.run(asyncio.wait_for(_pg(self.admin_url, sql), 60))
+        except TimeoutError:
+            raise RuntimeError(f"{sql!r} did not finish in 60 s (see pg_stat_activity, pg_locks)") from None
+
     def setup(self) -> None:
-        asyncio.run(_pg(self.admin_url, f'CREATE DATABASE "{self.dbname}"'))
+        started = time.monotonic()
+        print(f"setting up {self.dbname}: migrations, demo data, gates, servers", end="", flush=True)
+        self.admin(f'CREATE DATABASE "{self.dbname}"')
         self._python("-m", "backend", "migrate")
         self._python("-m", "backend", "seed-demo")
         c = self.args.connections
@@ -788,6 +816,7 @@ class Bench:
         for name in ("app", "bare", "floor"):
             self.start(name)
         self.xacts_at_start = self.meter.xacts()
+        print(f" ({time.monotonic() - started:.0f} s)", flush=True)
 
     def xacts_accounted(self) -> str:
         """Once the app has stopped (its backends exited: every counter published), where the scratch
@@ -975,7 +1004,10 @@ class Bench:
         if self.args.keep:
             print(f"(kept the database {self.dbname} and the folder {self.dir})")
             return
-        asyncio.run(_pg(self.admin_url, f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'))
+        try:
+            self.admin(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        except Exception as exc:  # the rest of the clean-up still runs
+            print(f"(could not drop {self.dbname}: {exc})", file=sys.stderr)
         import redis
 
         r = redis.Redis.from_url(self.env["SHENGSHI_REDIS_URL"])
