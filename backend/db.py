@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
 from piccolo.apps.migrations.tables import Migration
-from piccolo.columns import JSON, UUID
+from piccolo.columns import JSON, UUID, Column
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -48,6 +48,17 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type 
 
     def acquire(self, *, timeout: float | None = None) -> Any:
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection given back without asyncpg's reset query (``pg_advisory_unlock_all; CLOSE
+    ALL; UNLISTEN *; RESET ALL``, a round trip on every check-in: 8-17 % of a gate's time). Nothing here
+    leaves session state behind: no advisory locks, listeners, session settings, or cursors outside a
+    transaction (tests/unit/backend/test_pooled_connections.py reads the code for them). An open
+    transaction is still rolled back on check-in: asyncpg does that whatever this returns."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 def create_engine(settings: Settings) -> Engine[Any]:
@@ -163,7 +174,7 @@ async def start(engine: Engine[Any], settings: Settings) -> None:
             max_queries=50_000,  # asyncpg's defaults (create_pool's), which Pool itself does not have
             max_inactive_connection_lifetime=300.0,
             loop=None,
-            connection_class=asyncpg.Connection,
+            connection_class=PooledConnection,
             record_class=asyncpg.Record,
         )
         engine.pool = await pool
@@ -274,6 +285,10 @@ async def bulk_insert(
 
     if not rows:
         return
+    engine = table._meta.db
+    if isinstance(engine, PostgresEngine):
+        await _pg_bulk_insert(engine, table, rows, on_conflict_do_nothing, on_conflict_update)
+        return
     meta = table._meta
     json_cols = {c._meta.db_column_name for c in meta.columns if isinstance(c, JSON)}
     pk = meta.primary_key
@@ -313,3 +328,103 @@ async def bulk_insert(
                 sql += f' WHERE "{meta.tablename}"."{only_if[0]}" = {{}}'
                 args.append(only_if[1])
         await table.raw(sql, *args).run()
+
+
+# PostgreSQL types of Piccolo's column classes, for arrays of values (unnest)
+_PG_TYPES = {
+    "UUID": "uuid",
+    "Varchar": "text",
+    "Text": "text",
+    "Secret": "text",
+    "Integer": "int4",
+    "BigInt": "int8",
+    "SmallInt": "int2",
+    "Boolean": "bool",
+    "Timestamptz": "timestamptz",
+    "Timestamp": "timestamp",
+    "Date": "date",
+    "JSON": "jsonb",
+    "JSONB": "jsonb",
+    "Real": "float4",
+    "DoublePrecision": "float8",
+    "Float": "float8",
+    "ForeignKey": "",  # the referenced primary key's type
+}
+
+
+def _pg_type(column: Column) -> str:
+    name = type(column).__name__
+    if name == "ForeignKey":
+        return _pg_type(column._foreign_key_meta.resolved_references._meta.primary_key)  # type: ignore[attr-defined]
+    if name == "JSON":
+        return "json"
+    kind = _PG_TYPES.get(name)
+    if not kind:
+        raise ValueError(f"no PostgreSQL array type known for {name}")
+    return kind
+
+
+async def _pg_bulk_insert(
+    engine: PostgresEngine,
+    table: type[Table],
+    rows: list[dict[str, Any]],
+    on_conflict_do_nothing: str | None,
+    on_conflict_update: tuple[str, tuple[str, Any] | None] | None,
+) -> None:
+    """One ``INSERT … SELECT FROM unnest($1::type[], …)``: one parameter per column whatever the number
+    of rows, so asyncpg prepares the statement once and reuses it (a ``VALUES`` list of $n per value
+    makes a new statement for every batch size, and Piccolo's query string costs ~1 µs a value)."""
+    meta = table._meta
+    columns = {c._meta.db_column_name: c for c in meta.columns}
+    pk = meta.primary_key
+    names = list(rows[0])
+    if unknown := set(names) - columns.keys():  # identifiers come from the table, never from input
+        raise ValueError(f"not columns of {meta.tablename}: {sorted(unknown)}")
+    auto_pk = isinstance(pk, UUID) and pk._meta.db_column_name not in rows[0]
+    if auto_pk:
+        names = [pk._meta.db_column_name, *names]
+    json_cols = {n for n in names if isinstance(columns[n], JSON)}
+    arrays: list[list[Any]] = [[] for _ in names]
+    for row in rows:
+        for i, name in enumerate(names):
+            if auto_pk and i == 0:
+                arrays[0].append(uuid.uuid4())
+                continue
+            value = row[name]
+            if name in json_cols and value is not None and not isinstance(value, str):
+                value = json.dumps(value)
+            arrays[i].append(value)
+    types = [_pg_type(columns[n]) for n in names]
+    sql = (
+        f'INSERT INTO "{meta.tablename}" ('  # noqa: S608 - identifiers checked against the table
+        + ", ".join(f'"{n}"' for n in names)
+        + ") SELECT * FROM unnest("
+        + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+        + ")"
+    )
+    args: list[Any] = arrays
+    if on_conflict_do_nothing:
+        sql += f' ON CONFLICT ("{on_conflict_do_nothing}") DO NOTHING'
+    elif on_conflict_update:
+        key, only_if = on_conflict_update
+        if key not in columns or (only_if and only_if[0] not in columns):
+            raise ValueError(f"not columns of {meta.tablename}: {key}, {only_if}")
+        sql += f' ON CONFLICT ("{key}") DO UPDATE SET ' + ", ".join(
+            f'"{n}" = excluded."{n}"' for n in names if n != key
+        )
+        if only_if:
+            sql += f' WHERE "{meta.tablename}"."{only_if[0]}" = ${len(names) + 1}'
+            args = [*arrays, only_if[1]]
+    current = engine.current_transaction.get()
+    if current is not None:
+        await current.connection.execute(sql, *args)
+        return
+    if engine.pool is None:  # a command line run without a pool
+        connection = await engine.get_new_connection()
+        try:
+            await connection.execute(sql, *args)
+        finally:
+            await connection.close()
+        return
+    async with engine.pool.acquire() as connection:
+        await connection.execute(sql, *args)

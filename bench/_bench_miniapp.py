@@ -1,9 +1,12 @@
-"""A mini-app for the scan benchmark: it admits every verified scan, so the figures are the platform's
-own cost (verification, single use, routing) plus a handler that does nothing."""
+"""A mini-app for the scan benchmarks: it admits every verified scan from no state, so the figures are
+the platform's own cost (the scanner's credential, verification, single use, the account markers,
+routing, the answer committed to the journal and the scan's record written behind it) plus a decision
+that does nothing."""
 
-from miniapps.contract import Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.contract import Fast, Manifest, MiniApp, ScanDecision, ScanEvent
 
 CONTEXTS = 64
+ALLOW = Fast(ScanDecision(allow=True))
 
 
 class BenchGate(MiniApp):
@@ -15,5 +18,5 @@ class BenchGate(MiniApp):
         scan_contexts={f"bench-{i}": None for i in range(CONTEXTS)},
     )
 
-    async def on_scan(self, scan: ScanEvent) -> ScanDecision:
-        return ScanDecision(allow=True)
+    async def decide(self, scan: ScanEvent, state: bytes | None) -> Fast:
+        return ALLOW

@@ -143,7 +143,7 @@ def _uvicorn(
         "--log-level",
         "warning",
         "--loop",
-        "uvloop",
+        os.environ.get("BENCH_LOOP", "uvloop"),
         "--http",
         "httptools",
     ]

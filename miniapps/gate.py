@@ -389,7 +389,11 @@ class Gate:
         key = state_key(app_id, citizen)
         entitlements = checked.result.entitlements
         try:
-            owed = await asyncio.wait_for(self.unpaid.total(citizen, raw_unpaid), budget)
+            # the database only for what the store does not hold (a rider new here, a count expired)
+            if raw_unpaid is not None:
+                owed = int(raw_unpaid)
+            else:
+                owed = await asyncio.wait_for(self.unpaid.total(citizen), budget)
             expected, state = raw_state, raw_state
             if state is None:
                 state = await asyncio.wait_for(app.load_state(openid), budget)

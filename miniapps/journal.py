@@ -92,6 +92,7 @@ class Journal:
         self.min_age_ms = int(inline_grace * 1000) if inline else 0
         self._me = secrets.token_hex(8)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._failures: dict[str, int] = {}
         self.applied = 0  # entries this worker applied (a figure for tests and benchmarks)
 
@@ -221,14 +222,20 @@ class Journal:
 
     # ---- the drainer -----------------------------------------------------------------------------
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="gate-journal")
 
     async def stop(self) -> None:
         """At shutdown, before the pool closes: stop draining; the lease holder writes what is left."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # a cancellation that lands inside the Redis client may come out as its connection error
+            # (and be taken for a failure): the flag ends the loop either way
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                self._task.result()
             self._task = None
         try:
             if await self.store.expire_if_equal(LEASE, self._me, LEASE_TTL) or self.inline:
@@ -245,7 +252,7 @@ class Journal:
     async def _run(self) -> None:
         renewed = 0.0
         holder = False
-        while True:
+        while not self._stopping:
             try:
                 if time.monotonic() - renewed > LEASE_TTL / 3:
                     holder = await self._leased()

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from backend.store.base import Store, StoreUnavailable
+from backend.store.resp import PipelinedRedis, RespError
 
 # Lua scripts run atomically on the server.
 # claim: KEYS[1] the key, KEYS[2..] keys to read; ARGV value, ttl ms, retry prefix
@@ -99,6 +100,8 @@ class RedisStore(Store):
         self._timeout = timeout
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
+        # the gate's hot commands go through one pipelined connection (backend/store/resp.py)
+        self._fast = PipelinedRedis(url, timeout=timeout)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -126,10 +129,10 @@ class RedisStore(Store):
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self.client.get(self._k(key))
-            return value.encode() if isinstance(value, str) else value
-        except RedisError as exc:
+            value = await self._fast.execute("GET", self._k(key))
+        except RespError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        return None if value is None else bytes(value)
 
     async def mget(self, *keys: str) -> list[bytes | None]:
         if not keys:
@@ -142,8 +145,11 @@ class RedisStore(Store):
 
     async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> None:
         try:
-            await self.client.set(self._k(key), value, px=_ms(ttl) if ttl is not None else None)
-        except RedisError as exc:
+            if ttl is None:
+                await self._fast.execute("SET", self._k(key), value)
+            else:
+                await self._fast.execute("SET", self._k(key), value, "PX", _ms(ttl))
+        except RespError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def set_if_absent(self, key: str, value: bytes | str, ttl: float) -> bool:
@@ -172,11 +178,12 @@ class RedisStore(Store):
         self, lookup: str, key: str, value: str, ttl: float, *, read: tuple[str, ...], retry_prefix: str
     ) -> tuple[str, bytes | None, list[bytes | None]]:
         try:
-            outcome, found, reads = await self._script("claim_through", _CLAIM_THROUGH)(
+            outcome, found, reads = await self._fast.script(
+                _CLAIM_THROUGH,
                 keys=[self._k(lookup), self._k(key)],
                 args=[value, _ms(ttl), retry_prefix, self._prefix, *read],
             )
-        except RedisError as exc:
+        except RespError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return (
             outcome.decode() if isinstance(outcome, bytes) else str(outcome),
@@ -200,7 +207,8 @@ class RedisStore(Store):
         add: int = 0,
     ) -> str:
         try:
-            out = await self._script("commit", _COMMIT)(
+            out = await self._fast.script(
+                _COMMIT,
                 keys=[self._k(state_key), self._k(once_key), self._k(stream), self._k(add_key)],
                 args=[
                     expected or b"",
@@ -214,7 +222,7 @@ class RedisStore(Store):
                     str(add),
                 ],
             )
-        except RedisError as exc:
+        except RespError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return out.decode() if isinstance(out, bytes) else str(out)
 
@@ -331,6 +339,7 @@ class RedisStore(Store):
             raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
+        await self._fast.close()
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None

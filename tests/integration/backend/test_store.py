@@ -128,3 +128,101 @@ async def test_named_counts_add_up_and_read_back_together(store):
     assert 0 < await store.ttl("dash:m:1") <= 60
     await store.add_counts("dash:m:3", {}, ttl=60)
     assert await store.get_counts("dash:m:3") == [{}]
+
+
+async def test_claim_through_a_lookup_reads_the_holders_keys(store):
+    await store.set("code:cti:ab", '{"c": "citizen-1", "s": "session-1"}')
+    await store.set("blocked:citizen-1", "1")
+    await store.set("state:citizen-1", b"\x01\x02")
+    read = ("blocked:{c}", "revoked:{s}", "state:{c}")
+    outcome, found, values = await store.claim_through(
+        "code:cti:ab", "used:bus:ab", "r1#a", 60, read=read, retry_prefix="r1#"
+    )
+    assert (outcome, found, values) == (
+        "claimed",
+        b'{"c": "citizen-1", "s": "session-1"}',
+        [b"1", None, b"\x01\x02"],
+    )
+    assert (
+        await store.claim_through("code:cti:ab", "used:bus:ab", "r2#b", 60, read=read, retry_prefix="r2#")
+    )[0] == "held"
+    assert (
+        await store.claim_through("code:cti:ab", "used:bus:ab", "r1#c", 60, read=read, retry_prefix="r1#")
+    )[0] == "retry"
+    # an unknown code claims nothing
+    assert await store.claim_through(
+        "code:cti:zz", "used:bus:zz", "r3#d", 60, read=read, retry_prefix="r3#"
+    ) == (
+        "unknown",
+        None,
+        [None, None, None],
+    )
+    assert await store.get("used:bus:zz") is None
+
+
+async def test_commit_is_once_per_decision_and_compares_the_state(store):
+    async def commit(expected, state, once="answer:r1", entry=b"e1", add=0):
+        return await store.commit(
+            state_key="state:c1",
+            expected=expected,
+            state=state,
+            state_ttl=60,
+            once_key=once,
+            once_value=b"allow",
+            once_ttl=60,
+            stream="journal",
+            entry=entry,
+            add_key="owed:c1",
+            add=add,
+        )
+
+    await store.set("owed:c1", "100")
+    first = await commit(None, b"s1", add=200)
+    assert first not in ("decided", "changed") and first.split("-")[0].isdigit()
+    assert await store.get("state:c1") == b"s1" and await store.get("answer:r1") == b"allow"
+    assert await store.get("owed:c1") == b"300"  # a kept count rises with the decision
+    assert await commit(None, b"s2", once="answer:r2") == "changed"  # the state is not absent any more
+    assert await commit(b"s1", b"s2", once="answer:r1") == "decided"  # this record was decided
+    assert await store.get("state:c1") == b"s1"
+    second = await commit(b"s1", None, once="answer:r3", entry=b"e3", add=50)  # state unchanged
+    assert await store.get("state:c1") == b"s1" and await store.get("owed:c1") == b"350"
+    await store.delete("owed:c1")
+    await commit(b"s1", b"s4", once="answer:r4", entry=b"e4", add=70)
+    assert await store.get("owed:c1") is None  # a count that is not kept is not started here
+    entries = await store.stream_read("journal", 10)
+    assert (
+        [e for _, e in entries] == [b"e1", b"e3", b"e4"]
+        and entries[0][0] == first
+        and entries[1][0] == second
+    )
+    assert await store.stream_length("journal") == 3
+    assert await store.stream_delete("journal", first, "0-1") == 1
+    assert [e for _, e in await store.stream_read("journal", 1)] == [b"e3"]
+
+
+async def test_concurrent_commits_of_one_state_one_wins(store):
+    outcomes = await asyncio.gather(
+        *(
+            store.commit(
+                state_key="state:race",
+                expected=None,
+                state=f"s{i}".encode(),
+                state_ttl=60,
+                once_key=f"answer:{i}",
+                once_value=b"x",
+                once_ttl=60,
+                stream="journal:race",
+                entry=b"e",
+            )
+            for i in range(50)
+        )
+    )
+    assert sum(o not in ("changed", "decided") for o in outcomes) == 1
+    assert await store.stream_length("journal:race") == 1
+
+
+async def test_a_lease_is_renewed_only_by_its_holder(store):
+    assert await store.set_if_absent("lease", "me", 5) is True
+    assert await store.expire_if_equal("lease", "you", 60) is False
+    assert await store.expire_if_equal("lease", "me", 60) is True
+    assert 59 < await store.ttl("lease") <= 60

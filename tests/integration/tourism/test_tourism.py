@@ -177,9 +177,7 @@ async def test_hotel_check_in_by_code_once(park):
     )
     assert r.status_code == 201, r.text
     # an openid another mini-app was given (or a made-up one) is not a guest of this one
-    parking = await client.services.auth.pairwise.issue(
-        "parking", me_id := await _me(client, me)
-    )
+    parking = await client.services.auth.pairwise.issue("parking", me_id := await _me(client, me))
     assert parking != openid and me_id
     for stranger in (parking, "o_madeup"):
         r = await client.post(

@@ -154,3 +154,52 @@ def test_a_day_never_costs_more_than_the_cap_and_only_the_excess_is_waived(rides
         due += fare - c.discount
         assert spent <= cap  # after every ride, not only at the end of the day
     assert spent == min(cap, due)  # the cap waives what is above it, nothing below it
+
+
+# ---- the rider's state, what a gate decides from ----------------------------------------------
+from miniapps.transit.rules import OpenTrip, RiderState, priced_trip  # noqa: E402
+
+CFG = {"transfer_minutes": 90, "transfer_discount": 100, "daily_cap": 1500}
+NOON = datetime(2026, 11, 28, 4, 0, tzinfo=UTC).timestamp()  # 12:00 China time
+
+
+def test_a_transfer_is_a_trip_of_the_other_mode_ended_within_the_window():
+    s = RiderState().finished("bus", ended=NOON, day="2026-11-28", charged=200)
+    assert s.transfer("metro", NOON + 90 * 60, 90) and s.transfer("metro", NOON, 90)
+    assert not s.transfer("metro", NOON + 90 * 60 + 1, 90)  # too late
+    assert not s.transfer("metro", NOON - 1, 90)  # boarded before the bus trip ended
+    assert not s.transfer("bus", NOON + 60, 90)  # the same mode is no transfer
+
+
+def test_the_state_keeps_two_days_of_spend_and_a_day_of_trip_ends():
+    s = RiderState()
+    for day in range(5):
+        s = s.finished("bus", ended=NOON + day * 86400, day=f"2026-11-{28 + day}", charged=200)
+    assert list(s.spent) == ["2026-11-31", "2026-11-32"]
+    assert [e for _, e in s.ends] == [NOON + 3 * 86400, NOON + 4 * 86400]
+    opened = s.entered(OpenTrip("t1", "M1", "M1-01", NOON, "gate/1"))
+    assert opened.open is not None and opened.spent == s.spent and opened.entered(None).open is None
+
+
+@settings(database=None, deadline=None, max_examples=200)
+@given(
+    rides=st.lists(
+        st.tuples(st.sampled_from(["bus", "metro"]), st.integers(0, 1000), st.integers(1, 200)), max_size=30
+    )
+)
+def test_deciding_from_the_state_prices_a_day_like_the_trips_themselves(rides):
+    """Prices from the rider's state equal prices from the whole list of the day's trips (what the
+    books hold): the transfer against every earlier trip's end, the cap against the day's sum."""
+    state, trips, t = RiderState(), [], NOON
+    for kind, fare, minutes in rides:
+        t += minutes * 60
+        charge = priced_trip(state, kind, fare, started=t, cfg=CFG)
+        earlier = [(k, end) for k, end, _ in trips]
+        transfer = any(k != kind and t - 90 * 60 <= end <= t for k, end in earlier)
+        day = service_day(datetime.fromtimestamp(t, UTC))
+        spent = sum(c for _, end, c in trips if service_day(datetime.fromtimestamp(end, UTC)) == day)
+        assert charge == price(
+            fare, transfer=transfer, transfer_discount=100, spent_today=spent, daily_cap=1500
+        )
+        state = state.finished(kind, ended=t, day=day, charged=charge.charged)
+        trips.append((kind, t, charge.charged))
