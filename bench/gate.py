@@ -81,12 +81,14 @@ STATIONS = [f"M1-{i:02d}" for i in range(1, 23)] + [f"M2-{i:02d}" for i in range
 BENCH_CONTEXTS = 64  # bench/_bench_miniapp.py's scan contexts: bench-0 .. bench-63
 
 # wrk's script. Arguments: <requests prefix> <records prefix or "-"> <once|cycle> <halt file or "-">.
-# Thread n sends the lines of <requests prefix><n>.tsv ("<Authorization>\t<body>"): once each (then it
-# waits, and stops when every answer is in), or over and over. Every answer is counted by result:reason;
-# with a records prefix, "<record_id> <result> <reason> <charged>" goes to <records prefix><n>.txt for
-# each answer. The crash round names a halt file: while it exists no scan is sent (a connection to a
-# dead server fails and reconnects at once, and would burn one request each time), /healthz instead;
-# and as requests lost with the server never get an answer, the thread stops 3 s after the last one.
+# Thread n sends the lines of <requests prefix><n>.tsv ("<Authorization>\t<body>"): over and over, or
+# once each; then it waits for the answers, stops when every one is in, and says so in the file
+# <records prefix><n>.done (created, like <records prefix><n>.start when the thread begins, for its
+# time: wrk itself runs for its whole duration). Every answer is counted by result:reason; with a
+# records prefix, "<record_id> <result> <reason> <charged>" goes to <records prefix><n>.txt for each
+# answer. The crash round names a halt file: while it exists no scan is sent (a connection to a dead
+# server fails and reconnects at once, and would burn one request each time), /healthz instead; and as
+# requests lost with the server never get an answer, the thread stops 3 s after the last one.
 WRK_LUA = r"""
 local threads, counter = {}, 0
 function setup(thread)
@@ -104,9 +106,14 @@ function init(args)
     end
   end
   cycle = args[3] == "cycle"
-  if args[2] ~= "-" then out = io.open(args[2] .. id .. ".txt", "w") end
+  if args[2] ~= "-" then
+    out, marks = io.open(args[2] .. id .. ".txt", "w"), args[2] .. id
+    io.open(marks .. ".start", "w"):close()
+    if #requests == 0 then io.open(marks .. ".done", "w"):close() end
+  end
   if args[4] ~= "-" then halt = args[4] end
   last = os.time()
+  checking = id == 0  -- wrk asks thread 0 for one request before the run, to check it: never sent
 end
 local function halted()
   local f = halt and io.open(halt, "r")
@@ -121,6 +128,10 @@ function delay()
   return 0
 end
 function request()
+  if checking then
+    checking = false
+    return requests[1] or wrk.format("GET", "/healthz")
+  end
   if not cycle and (sent >= #requests or halted()) then  -- never a scan twice, none while halted
     if halt and sent >= #requests and os.time() - last >= 3 then wrk.thread:stop() end
     return wrk.format("GET", "/healthz")
@@ -149,7 +160,10 @@ function response(status, headers, body)
               body:match('"charged":(%-?%d+)') or "-", "\n")
   end
   if not cycle and answered >= #requests then
-    if out then out:flush() end
+    if out then
+      out:flush()
+      io.open(marks .. ".done", "w"):close()
+    end
     wrk.thread:stop()
   end
 end
@@ -863,8 +877,17 @@ class Bench:
             print(
                 f"  kill -9 of the app's {killed} process(es) {crash_after:.1f} s into the round", flush=True
             )
+        done = [Path(f"{records}{t}.done") for t in range(self.threads)]
+        while once and self.wrk.poll() is None:  # every answer in: stop wrk, it would sleep on
+            if all(d.exists() for d in done):
+                self.wrk.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.02)
         run = _finish(self.wrk, self.args.seconds)
         self.wrk = None
+        if once and all(d.exists() for d in done):  # the series' own time, first thread start to last answer
+            start = min(Path(f"{records}{t}.start").stat().st_mtime for t in range(self.threads))
+            run.seconds = max(d.stat().st_mtime for d in done) - start
         if once:
             told, unnamed = _recorded(records, self.threads)
             self.told.update(told)
