@@ -2,7 +2,7 @@
 baselines served the same way in the same run, and the books read back afterwards.
 
     .venv/bin/python bench/gate.py [--rounds 3] [--seconds 10] [--connections 32] [--riders 3000]
-                                   [--workers 1] [--crash]
+                                   [--block 200] [--workers 1] [--crash] [--keep]
 
 Needs wrk (Debian's package: ``apt-get install wrk``, or ``make bench-tools``): a compiled load generator,
 so no Python load generator shares the cores with the servers.
@@ -37,7 +37,7 @@ done behind the answers are counted with the scans that caused them.
 Then the app is stopped with SIGTERM (a graceful stop finishes its writes) and the books are read:
 every scan the gates were told "allow" has exactly one trip and, where the trip charged anything,
 exactly one fare order; no scan told "deny" has any; no trip has two orders; a fare is what the gate was
-told. With ``--crash``, one more transit round: the app's processes are killed with SIGKILL half way
+told; an exit allowed after the rider's allowed entry closed that entry's trip. With ``--crash``, one more transit round: the app's processes are killed with SIGKILL half way
 through (wrk stops sending scans just before and stops), the app is started again on the same database
 and store, wrk sends the round's remaining requests to it (for ``--seconds`` at most), the app is stopped
 with SIGTERM once the books stop changing (5 s at most), and the same checks run over everything wrk
