@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install browser run test test-sqlite test-postgres lint bench screenshots clean
+.PHONY: install browser bench-tools run test test-sqlite test-postgres lint bench screenshots clean
 
 # Packages that plug in from outside (examples/), installed editable next to the platform as any
 # third-party package would be: the tests enable and use them end to end. One line each.
@@ -35,6 +35,18 @@ browser:
 	  fi; }
 	@command -v chromium >/dev/null 2>&1
 
+## Debian's wrk for the benchmarks (bench/gate.py drives its load with it: compiled, not Python on the cores).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's wrk for the benchmarks"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; \
+	  else \
+	    echo "wrk is missing: install Debian's wrk package (apt-get install wrk)" >&2; exit 1; \
+	  fi; }
+	@command -v wrk >/dev/null 2>&1
+
 ## Embedded default: SQLite under var/, in-process store, development keys generated on first start.
 run: install
 	$(BIN)/shengshi migrate
@@ -54,6 +66,11 @@ test-postgres: install browser
 screenshots: install browser
 	@fc-list :lang=zh 2>/dev/null | grep -q . || DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk >/dev/null
 	SHENGSHI_TEST_BACKEND=sqlite SHENGSHI_TEST_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -q
+
+## The gate at rush hour (issue 15) on PostgreSQL + Redis against its baselines, then the books;
+## options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--rounds 3 --crash" (see bench/gate.py --help).
+bench: install bench-tools
+	$(BIN)/python bench/gate.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

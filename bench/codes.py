@@ -24,6 +24,7 @@ import tempfile
 import time
 import timeit
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 # this file is bench/codes.py: keep its folder off the path so that "codes" is the package, not this file
@@ -106,7 +107,9 @@ def _wait(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(
+                f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else '(see its log)'}"
+            )
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -114,7 +117,17 @@ def _wait(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise RuntimeError("server did not start")
 
 
-def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool = False) -> subprocess.Popen:
+def _uvicorn(
+    app: str,
+    port: int,
+    env: dict[str, str],
+    factory: bool = False,
+    *,
+    workers: int = 1,
+    log: IO[bytes] | None = None,
+) -> subprocess.Popen:
+    """The server every benchmark serves with: uvicorn, uvloop, httptools, no access log. ``log``: a file
+    for its output (a pipe nobody reads blocks a server that logs a lot under load)."""
     args = [
         sys.executable,
         "-m",
@@ -125,7 +138,7 @@ def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool = False) ->
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
         "--no-access-log",
         "--log-level",
         "warning",
@@ -136,7 +149,9 @@ def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool = False) ->
     ]
     if factory:
         args.append("--factory")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log if log is not None else subprocess.PIPE
+    )
 
 
 async def _prepare(port: int, citizens: int, scanners: list[dict[str, str]]) -> list[bytes]:
