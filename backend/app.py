@@ -25,6 +25,7 @@ from codes.services import CodeServices, build_code_services
 from console.plugin import ConsolePlugin
 from console.services import ConsoleServices, build_console_services
 from miniapps.contract import MiniApp
+from miniapps.gateway import gate_door
 from miniapps.plugin import MiniAppsPlugin
 from miniapps.services import MiniAppServices, build_miniapp_services
 from payments.plugin import PaymentsPlugin, build_payment_services
@@ -93,6 +94,9 @@ def create_app(
         logging_config=None,
         request_max_body_size=settings.max_body_bytes,
     )
+    # The gate's own door for well-formed scans (miniapps/gateway.py), inside the request id and the
+    # language, outside Litestar's general stack; everything else goes on to it unchanged.
+    app.asgi_handler = gate_door(app, app.asgi_handler)
     # The request id wraps the whole ASGI handler, outside routing, so a 404 or 405 carries one too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     # The request's language (Accept-Language, zh-CN by default) for every text a person reads.

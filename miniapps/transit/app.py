@@ -49,6 +49,8 @@ __all__ = ["TransitApp", "metro_distance", "metro_fare"]  # the fare functions, 
 TRIP_IDS = uuid.UUID("6f1c2a52-3c0e-4d7a-9a8e-7b1e3f0c5d21")
 # a gate naming a place the worker does not know reads the network again, at most this often (seconds)
 RELOAD_INTERVAL = 1.0
+# and every worker reads it again this often anyway (a station renamed, a fare changed)
+NETWORK_TTL = 60.0
 
 
 class Trip(msgspec.Struct, array_like=True, frozen=True):
@@ -187,8 +189,12 @@ class TransitApp(MiniApp):
 
     async def seed_demo(self) -> Any:
         out = await demo.seed()
-        self._network = None  # read the network again
+        self.network_changed()
         return out
+
+    def network_changed(self) -> None:
+        """Read the network again at the next scan (this worker's; the others within :data:`NETWORK_TTL`)."""
+        self._network = None
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -197,11 +203,11 @@ class TransitApp(MiniApp):
     # ---- the network -----------------------------------------------------------------------------
     async def network(self, place: str) -> Network:
         """The network, read again when ``place`` is not in it (a line or station added since)."""
-        net = self._network
-        if net is None or (
-            place not in net.lines
-            and place not in net.stations
-            and time.monotonic() - self._loaded_at > RELOAD_INTERVAL
+        net, age = self._network, time.monotonic() - self._loaded_at
+        if (
+            net is None
+            or age > NETWORK_TTL
+            or (place not in net.lines and place not in net.stations and age > RELOAD_INTERVAL)
         ):
             self._loaded_at = time.monotonic()
             net = self._network = await load_network()

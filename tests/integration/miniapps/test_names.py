@@ -198,6 +198,7 @@ async def test_a_gate_names_its_place_in_the_gate_s_language(city):
 
     # a station its operator has not named in English: the English screen shows its code, never Chinese
     await TransitStation.update({TransitStation.name_en: ""}).where(TransitStation.code == "M2-04")
+    city[0].services.miniapps.apps["transit"].network_changed()  # (other workers: within a minute)
     en = await scan(await gate("transit", "metro-entry", "M2-04"), EN)
     assert (en["display"]["title"], en["display"]["subtitle"]) == ("Please enter", "M2-04")
 
