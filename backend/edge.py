@@ -312,17 +312,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands on ``body`` (already read) first, then the connection's own."""
     sent = False
 
-    async def replay() -> Any:
+    async def body_first() -> Any:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return replay
+    return body_first
 
 
 class EdgeMiddleware(ASGIMiddleware):
@@ -364,7 +365,7 @@ class EdgeMiddleware(ASGIMiddleware):
                 body = await _read_body(receive, limit)
                 if body:
                     check_json_text(body, utf8=True)
-                receive = _replay(body, receive)
+                receive = replay(body, receive)
         await next_app(scope, receive, send)
 
 

@@ -29,7 +29,7 @@ from litestar.plugins.prometheus.middleware import PrometheusMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from auth.services import AUTH
-from backend.edge import check_json_text
+from backend.edge import check_json_text, replay
 from backend.errors import EXCEPTION_HANDLERS
 from miniapps.schemas import ScanRequest
 from miniapps.services import MINIAPPS
@@ -48,19 +48,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _count(status: int, seconds: float) -> None:
@@ -117,7 +104,7 @@ def gate_door(litestar_app: Any, inner: ASGIApp) -> ASGIApp:
                 ip=client[0] if client else "",
             )
         except Exception:  # not a well-formed, authenticated scan: the general stack answers it
-            await inner(scope, _replay(body, receive), send)
+            await inner(scope, replay(body, receive), send)
             return
         try:
             result = await MINIAPPS.of(litestar_app).gate.scan(scanner, data)
