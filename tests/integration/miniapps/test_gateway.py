@@ -69,3 +69,26 @@ async def test_a_wrong_credential_gets_a_401_problem(make_client, enrol_scanner)
             headers={"Authorization": "Basic c2NuX3g6eQ==", "Content-Type": "application/json"},
         )
         assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def _scans_counted(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("shengshitong_requests_total{")
+        and 'path="/api/v1/scans"' in line
+        and 'status_code="200"' in line
+    )
+
+
+async def test_scans_through_the_door_are_counted_in_the_request_metrics(
+    make_client, login, new_phone, enrol_scanner, auth_header
+):
+    async with make_client() as client:
+        gate = await enrol_scanner(client)
+        headers = {**gate["headers"], "Content-Type": "application/json"}
+        token = await _token(client, login, new_phone, auth_header)
+        before = _scans_counted((await client.get("/metrics")).text)
+        r = await client.post("/api/v1/scans", content=json.dumps({"token": token}), headers=headers)
+        assert r.status_code == 200
+        assert _scans_counted((await client.get("/metrics")).text) == before + 1
