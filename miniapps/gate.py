@@ -440,6 +440,8 @@ class Gate:
             log.error("a rider's state kept changing under a fast decision", extra={"app_id": app_id})
         except Exception:
             log.exception("fast scan decision failed", extra={"app_id": app_id})
+        # (a cancelled request keeps its claim: whether its commit reached the store is unknown, and a
+        # code given back after a committed decision could admit twice; a retry of the record passes)
         await self.scans.release(checked.claim)
         return unavailable(result), False
 
