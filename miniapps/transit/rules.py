@@ -17,8 +17,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-import msgspec
-
 CHINA = timezone(timedelta(hours=8))
 # the scan contexts where a citizen gets on (and may be refused for unpaid fares); an exit always opens
 ENTRY_CONTEXTS = frozenset({"bus", "metro-entry"})
@@ -104,7 +102,7 @@ ENDS_KEPT = 32  # finished trips remembered for transfers (those within a day of
 DAY_SECONDS = 24 * 3600
 
 
-class OpenTrip(msgspec.Struct, array_like=True, frozen=True):
+class OpenTrip(NamedTuple):
     """A metro trip entered and not yet left."""
 
     trip_id: str
@@ -114,13 +112,14 @@ class OpenTrip(msgspec.Struct, array_like=True, frozen=True):
     record: str  # the entry scan's "<scanner>/<record id>"
 
 
-class RiderState(msgspec.Struct, array_like=True, frozen=True):
+class RiderState(NamedTuple):
     """A rider's transit state: the open metro trip, what was charged per service day (the last two),
-    and when recent trips of each mode ended (for transfers)."""
+    and when recent trips of each mode ended (for transfers). Immutable: every change makes a new one
+    (kept between scans by the platform, encoded by the app)."""
 
     open: OpenTrip | None = None
-    spent: dict[str, int] = msgspec.field(default_factory=dict)
-    ends: list[tuple[str, float]] = msgspec.field(default_factory=list)  # (bus | metro, ended at)
+    spent: dict[str, int] = {}  # never changed in place: a change makes a new dict
+    ends: tuple[tuple[str, float], ...] = ()  # (bus | metro, ended at)
 
     def spent_on(self, day: str) -> int:
         return self.spent.get(day, 0)
@@ -138,8 +137,8 @@ class RiderState(msgspec.Struct, array_like=True, frozen=True):
         spent = dict(sorted(spent.items())[-2:])  # the daily cap looks at one day; keep two
         ends = sorted([*self.ends, (kind, ended)], key=lambda e: e[1])
         newest = ends[-1][1]
-        ends = [e for e in ends if e[1] >= newest - DAY_SECONDS][-ENDS_KEPT:]
-        return RiderState(open=self.open, spent=spent, ends=ends)
+        kept = tuple(e for e in ends if e[1] >= newest - DAY_SECONDS)[-ENDS_KEPT:]
+        return RiderState(open=self.open, spent=spent, ends=kept)
 
     def entered(self, trip: OpenTrip | None) -> RiderState:
         return RiderState(open=trip, spent=self.spent, ends=self.ends)
