@@ -315,19 +315,37 @@ async def bulk_insert(
             + ") VALUES "
             + ", ".join([one] * len(part))
         )
-        if on_conflict_do_nothing:
-            sql += f' ON CONFLICT ("{on_conflict_do_nothing}") DO NOTHING'
-        elif on_conflict_update:
-            key, only_if = on_conflict_update
-            if key not in known or (only_if and only_if[0] not in known):
-                raise ValueError(f"not columns of {meta.tablename}: {key}, {only_if}")
-            sql += f' ON CONFLICT ("{key}") DO UPDATE SET ' + ", ".join(
-                f'"{c}" = excluded."{c}"' for c in cols if c != key
-            )
-            if only_if:
-                sql += f' WHERE "{meta.tablename}"."{only_if[0]}" = {{}}'
-                args.append(only_if[1])
+        conflict, extra = _on_conflict(
+            meta.tablename, known, cols, on_conflict_do_nothing, on_conflict_update, "{}"
+        )
+        sql += conflict
+        args.extend(extra)
         await table.raw(sql, *args).run()
+
+
+def _on_conflict(
+    table: str,
+    known: set[str],
+    names: list[str],
+    do_nothing: str | None,
+    update: tuple[str, tuple[str, Any] | None] | None,
+    placeholder: str,
+) -> tuple[str, list[Any]]:
+    """The ON CONFLICT clause of a bulk insert and its one parameter, if any (``placeholder`` is the
+    engine's way to write it). Identifiers are checked against the table's columns."""
+    if do_nothing:
+        return f' ON CONFLICT ("{do_nothing}") DO NOTHING', []
+    if not update:
+        return "", []
+    key, only_if = update
+    if key not in known or (only_if and only_if[0] not in known):
+        raise ValueError(f"not columns of {table}: {key}, {only_if}")
+    sql = f' ON CONFLICT ("{key}") DO UPDATE SET ' + ", ".join(
+        f'"{n}" = excluded."{n}"' for n in names if n != key
+    )
+    if not only_if:
+        return sql, []
+    return sql + f' WHERE "{table}"."{only_if[0]}" = {placeholder}', [only_if[1]]
 
 
 # PostgreSQL types of Piccolo's column classes, for arrays of values (unnest)
@@ -348,7 +366,6 @@ _PG_TYPES = {
     "Real": "float4",
     "DoublePrecision": "float8",
     "Float": "float8",
-    "ForeignKey": "",  # the referenced primary key's type
 }
 
 
@@ -402,19 +419,11 @@ async def _pg_bulk_insert(
         + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
         + ")"
     )
-    args: list[Any] = arrays
-    if on_conflict_do_nothing:
-        sql += f' ON CONFLICT ("{on_conflict_do_nothing}") DO NOTHING'
-    elif on_conflict_update:
-        key, only_if = on_conflict_update
-        if key not in columns or (only_if and only_if[0] not in columns):
-            raise ValueError(f"not columns of {meta.tablename}: {key}, {only_if}")
-        sql += f' ON CONFLICT ("{key}") DO UPDATE SET ' + ", ".join(
-            f'"{n}" = excluded."{n}"' for n in names if n != key
-        )
-        if only_if:
-            sql += f' WHERE "{meta.tablename}"."{only_if[0]}" = ${len(names) + 1}'
-            args = [*arrays, only_if[1]]
+    conflict, extra = _on_conflict(
+        meta.tablename, set(columns), names, on_conflict_do_nothing, on_conflict_update, f"${len(names) + 1}"
+    )
+    sql += conflict
+    args: list[Any] = [*arrays, *extra]
     current = engine.current_transaction.get()
     if current is not None:
         await current.connection.execute(sql, *args)

@@ -230,6 +230,31 @@ def _shown(result: ScanResult) -> dict[str, Any]:
     return {**msgspec.to_builtins(result.display), "data": result.data}
 
 
+def _event(
+    openid: str,
+    scanner: MachinePrincipal,
+    checked: Checked,
+    at: float,
+    meta: dict[str, str],
+    record_id: str,
+    offline: bool,
+    unpaid: int | None = None,
+) -> ScanEvent:
+    """What a mini-app is told of a verified scan (either way it decides)."""
+    entitlements = checked.result.entitlements if checked.result is not None else None
+    return ScanEvent(
+        openid=openid,
+        entitlements=entitlements.readable() if entitlements else {},
+        scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
+        scanned_at=datetime.fromtimestamp(at, UTC),
+        meta=meta,
+        record_id=record_id,
+        offline=offline,
+        locale=current_locale(),  # the gate's language: its request's Accept-Language
+        unpaid=unpaid,
+    )
+
+
 class _DecidedElsewhere(Exception):
     """A concurrent attempt of the same record committed its decision first."""
 
@@ -387,7 +412,6 @@ class Gate:
         openid = self.pairwise.openid(app_id, citizen)
         raw_state, raw_unpaid, _ = checked.extra
         key = state_key(app_id, citizen)
-        entitlements = checked.result.entitlements
         try:
             # the database only for what the store does not hold (a rider new here, a count expired)
             if raw_unpaid is not None:
@@ -398,19 +422,7 @@ class Gate:
             if state is None:
                 state = await asyncio.wait_for(app.load_state(openid), budget)
             for _ in range(FAST_ATTEMPTS):
-                event = ScanEvent(
-                    openid=openid,
-                    entitlements=entitlements.readable() if entitlements else {},
-                    scanner=Scanner(
-                        client_id=scanner.client_id, place=scanner.place, context=scanner.context
-                    ),
-                    scanned_at=datetime.fromtimestamp(at, UTC),
-                    meta=meta,
-                    record_id=result.record_id,
-                    offline=offline,
-                    locale=current_locale(),
-                    unpaid=owed,
-                )
+                event = _event(openid, scanner, checked, at, meta, result.record_id, offline, owed)
                 fast = await app.decide(event, state)
                 answer = result_for(scanner, result.record_id, answer=fast.decision)
                 row = self.records.row(scanner, answer, checked, at=at, offline=offline, final=True)
@@ -480,17 +492,7 @@ class Gate:
         except BaseException:
             await self.scans.release(claim)
             raise
-        entitlements = checked.result.entitlements
-        event = ScanEvent(
-            openid=openid,
-            entitlements=entitlements.readable() if entitlements else {},
-            scanner=Scanner(client_id=scanner.client_id, place=scanner.place, context=scanner.context),
-            scanned_at=datetime.fromtimestamp(at, UTC),
-            meta=meta,
-            record_id=result.record_id,
-            offline=offline,
-            locale=current_locale(),  # the gate's language: its request's Accept-Language
-        )
+        event = _event(openid, scanner, checked, at, meta, result.record_id, offline)
 
         # the record's final row, written first in the transaction: a concurrent attempt of the same
         # record waits at its own insert for this one to commit (then answers from it) or roll back

@@ -94,7 +94,6 @@ class Journal:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures: dict[str, int] = {}
-        self.applied = 0  # entries this worker applied (a figure for tests and benchmarks)
 
     # ---- writing ---------------------------------------------------------------------------------
     async def commit(
@@ -166,7 +165,6 @@ class Journal:
         for key, citizen in pairs.items():
             app_id, _, openid = key.partition("/")
             self.pairwise.remember(app_id, openid, citizen)
-        self.applied += len(entries)
 
     async def drain_once(self) -> int:
         """Apply the oldest batch (old enough, in inline mode); the number of entries applied."""

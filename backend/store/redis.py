@@ -12,17 +12,24 @@ from backend.store.resp import PipelinedRedis, RespError
 
 # Lua scripts run atomically on the server.
 # claim: KEYS[1] the key, KEYS[2..] keys to read; ARGV value, ttl ms, retry prefix
-_CLAIM = """
-local before = redis.call('GET', KEYS[1])
-local outcome = 'held'
-if not before then
-  outcome = 'claimed'
-elseif ARGV[3] ~= '' and string.sub(before, 1, string.len(ARGV[3])) == ARGV[3] then
-  outcome = 'retry'
+# the claim itself, shared by both scripts: the key to claim, its value, TTL ms and retry prefix
+_CLAIM_STEP = """
+local function claim(key, value, ttl, prefix)
+  local before = redis.call('GET', key)
+  local outcome = 'held'
+  if not before then
+    outcome = 'claimed'
+  elseif prefix ~= '' and string.sub(before, 1, string.len(prefix)) == prefix then
+    outcome = 'retry'
+  end
+  if outcome ~= 'held' then
+    redis.call('SET', key, value, 'PX', ttl)
+  end
+  return outcome, before
 end
-if outcome ~= 'held' then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
+"""
+_CLAIM = _CLAIM_STEP + """
+local outcome, before = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 local reads = {}
 if #KEYS > 1 then
   reads = redis.call('MGET', unpack(KEYS, 2))
@@ -32,22 +39,13 @@ return {outcome, before, reads}
 # claim_through: KEYS[1] the lookup, KEYS[2] the key to claim; ARGV value, ttl ms, retry prefix, the
 # store's prefix, then the keys to read with {field} of the lookup's JSON object in them. The keys read
 # are built here from the lookup, so this runs on one Redis server (no cluster slots), as everything here.
-_CLAIM_THROUGH = """
+_CLAIM_THROUGH = _CLAIM_STEP + """
 local found = redis.call('GET', KEYS[1])
 if not found then
   return {'unknown', false, {}}
 end
 local fields = cjson.decode(found)
-local before = redis.call('GET', KEYS[2])
-local outcome = 'held'
-if not before then
-  outcome = 'claimed'
-elseif ARGV[3] ~= '' and string.sub(before, 1, string.len(ARGV[3])) == ARGV[3] then
-  outcome = 'retry'
-end
-if outcome ~= 'held' then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-end
+local outcome = claim(KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 local reads = {}
 for i = 5, #ARGV do
   local key = string.gsub(ARGV[i], '{(%w+)}', function(name) return tostring(fields[name] or '') end)
