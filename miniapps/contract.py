@@ -68,6 +68,8 @@ __all__ = [
     "AppError",
     "AppId",
     "Conflict",
+    "CONTRIBUTABLE",
+    "Contribution",
     "Display",
     "Effect",
     "Fast",
@@ -118,6 +120,9 @@ SCOPES_ZH = {
 }
 # Entitlements a scan context may require of the citizen code.
 ENTITLEMENTS = ("medical", "transit", "health", "tickets", "social_security")
+# Those a mini-app may contribute (one mini-app each); the others come only from the external systems
+# that own them (the medical-insurance and social-security bureaus, the health authority).
+CONTRIBUTABLE = ("transit", "tickets")
 
 
 class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -129,6 +134,8 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     entitlements: list[str] = msgspec.field(default_factory=list)
     # scan context -> the entitlement it requires of the code (None: any valid code)
     scan_contexts: dict[str, str | None] = msgspec.field(default_factory=dict)
+    # entitlements this mini-app contributes to the citizen code (see MiniApp.entitlement)
+    contributes: list[str] = msgspec.field(default_factory=list)
     settings_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     description: str = ""  # English (kept for manifests written before the two below)
     description_zh: str = ""
@@ -151,6 +158,8 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 out.append(f"bad scan context name {context!r}")
             if need is not None and need not in ENTITLEMENTS:
                 out.append(f"scan context {context!r} requires unknown entitlement {need!r}")
+        if wrong := set(self.contributes) - set(CONTRIBUTABLE):
+            out.append(f"cannot contribute {sorted(wrong)} (a mini-app may contribute {list(CONTRIBUTABLE)})")
         if self.contract != CONTRACT_VERSION:
             out.append(f"written for contract {self.contract}; this platform speaks {CONTRACT_VERSION}")
         return out
@@ -236,6 +245,20 @@ class DemoScanner(msgspec.Struct, frozen=True):
     formerly: str = ""  # the name an earlier version gave it: renamed, not enrolled a second time
 
 
+class Contribution(msgspec.Struct, frozen=True):
+    """A mini-app's answer for one entitlement of one citizen (:meth:`MiniApp.entitlement`)."""
+
+    granted: bool
+    # when this answer changes by itself with no event (e.g. midnight for a ticket valid today): the
+    # citizen's code is not kept past it. None: only an event changes it (then call
+    # ``platform.entitlement_changed``).
+    until: datetime | None = None
+    # why it is not granted, a short machine code the wallet explains (e.g. "unpaid_fares")
+    reason: str = ""
+    # what the citizen sees beside it in the wallet (small, no personal data: e.g. {"unpaid": 1200})
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -278,6 +301,11 @@ class Platform(Protocol):
         """Insert many rows of one of the app's tables in one statement per 500 (for :meth:`MiniApp.apply`):
         a row whose ``key`` column exists already updates it, only while the existing row's ``only_if``
         column holds the given value (when one is named). Every row names the same columns."""
+
+    async def entitlement_changed(self, *openids: str) -> None:
+        """What this mini-app contributes to these citizens' codes may have changed (a ticket paid or
+        refunded, a fare left unpaid): their current codes are dropped and their wallets told to fetch a
+        new one, which asks :meth:`MiniApp.entitlement` again. Cheap; call it in bulk from ``apply``."""
 
     @property
     def payments(self) -> Any:
@@ -349,6 +377,12 @@ class MiniApp(ABC):
 
     async def on_payment_event(self, event: PaymentEvent) -> None:  # noqa: B027 - optional
         """An order of this mini-app was paid, refunded, failed or closed (at least once per event)."""
+
+    async def entitlement(self, openid: str, name: str, at: datetime) -> Contribution:
+        """For a mini-app whose manifest ``contributes`` entitlement ``name``: whether the citizen holds
+        it at ``at``. Asked when the citizen's code is issued (about every half minute per active
+        citizen): one indexed read, no more."""
+        raise TypeError(f"{type(self).__name__} contributes {name!r} but does not answer for it")
 
     async def gauges(self) -> list[Gauge]:
         """Optional: live figures for the operators' dashboard, read every few seconds (keep it cheap)."""
