@@ -17,6 +17,12 @@ class Citizen(Table, tablename="citizen"):
     name_sealed = Varchar(length=512, null=True, default=None, secret=True)
     id_number_sealed = Varchar(length=256, null=True, default=None, secret=True)
     id_number_index = Varchar(length=64, null=True, default=None, unique=True)  # one account per ID number
+    # real-name verification (实名认证): set only when a provider confirmed the name and ID number;
+    # entitlements addressed by ID number reach the account only then
+    real_name_verified_at = Timestamptz(null=True, default=None)
+    real_name_provider = Varchar(length=32, default="")
+    real_name_level = Varchar(length=16, default="")  # two_factor | face
+    real_name_reference = Varchar(length=64, default="")  # the provider's request id
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     deleted_at = Timestamptz(null=True, default=None)

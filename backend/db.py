@@ -270,7 +270,8 @@ async def bulk_insert(
     on_conflict_do_nothing: str | None = None,
     on_conflict_update: tuple[str, tuple[str, Any] | None] | None = None,
     chunk: int = 500,
-) -> None:
+    returning: str | None = None,
+) -> list[Any]:
     """Insert many rows in one statement per chunk, building the SQL directly.
 
     Piccolo's ``insert(*rows)`` builds its query in Python at a cost of about a millisecond per row,
@@ -281,14 +282,19 @@ async def bulk_insert(
     ``on_conflict_update=(key, only_if)``: an upsert: a row whose ``key`` exists already updates it
     (every other column), only while the existing row's ``only_if`` column holds the given value, if
     one is named.
+
+    ``returning``: a column whose values are returned for the rows really written (with
+    ``on_conflict_do_nothing``: which rows were new).
     """
 
     if not rows:
-        return
+        return []
     engine = table._meta.db
+    if returning is not None and returning not in {c._meta.db_column_name for c in table._meta.columns}:
+        raise ValueError(f"not a column of {table._meta.tablename}: {returning}")
+    tail = f' RETURNING "{returning}"' if returning else ""
     if isinstance(engine, PostgresEngine):
-        await _pg_bulk_insert(engine, table, rows, on_conflict_do_nothing, on_conflict_update)
-        return
+        return await _pg_bulk_insert(engine, table, rows, on_conflict_do_nothing, on_conflict_update, tail)
     meta = table._meta
     json_cols = {c._meta.db_column_name for c in meta.columns if isinstance(c, JSON)}
     pk = meta.primary_key
@@ -297,6 +303,7 @@ async def bulk_insert(
     if unknown := set(rows[0]) - known:  # identifiers come from the table, never from input
         raise ValueError(f"not columns of {meta.tablename}: {sorted(unknown)}")
     cols = ([pk._meta.db_column_name] if auto_pk else []) + list(rows[0])
+    written: list[Any] = []
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         args: list[Any] = []
@@ -318,9 +325,12 @@ async def bulk_insert(
         conflict, extra = _on_conflict(
             meta.tablename, known, cols, on_conflict_do_nothing, on_conflict_update, "{}"
         )
-        sql += conflict
+        sql += conflict + tail
         args.extend(extra)
-        await table.raw(sql, *args).run()
+        result = await table.raw(sql, *args).run()
+        if returning:
+            written.extend(r[returning] for r in result)
+    return written
 
 
 def _on_conflict(
@@ -387,7 +397,8 @@ async def _pg_bulk_insert(
     rows: list[dict[str, Any]],
     on_conflict_do_nothing: str | None,
     on_conflict_update: tuple[str, tuple[str, Any] | None] | None,
-) -> None:
+    tail: str = "",
+) -> list[Any]:
     """One ``INSERT … SELECT FROM unnest($1::type[], …)``: one parameter per column whatever the number
     of rows, so asyncpg prepares the statement once and reuses it (a ``VALUES`` list of $n per value
     makes a new statement for every batch size, and Piccolo's query string costs ~1 µs a value)."""
@@ -422,18 +433,23 @@ async def _pg_bulk_insert(
     conflict, extra = _on_conflict(
         meta.tablename, set(columns), names, on_conflict_do_nothing, on_conflict_update, f"${len(names) + 1}"
     )
-    sql += conflict
+    sql += conflict + tail
     args: list[Any] = [*arrays, *extra]
+
+    async def run(connection: Any) -> list[Any]:
+        if not tail:
+            await connection.execute(sql, *args)
+            return []
+        return [r[0] for r in await connection.fetch(sql, *args)]
+
     current = engine.current_transaction.get()
     if current is not None:
-        await current.connection.execute(sql, *args)
-        return
+        return await run(current.connection)
     if engine.pool is None:  # a command line run without a pool
         connection = await engine.get_new_connection()
         try:
-            await connection.execute(sql, *args)
+            return await run(connection)
         finally:
             await connection.close()
-        return
     async with engine.pool.acquire() as connection:
-        await connection.execute(sql, *args)
+        return await run(connection)

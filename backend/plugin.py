@@ -32,6 +32,7 @@ class CorePlugin(InitPlugin):
         await self.runtime.store.start()
 
     async def _shutdown(self) -> None:
+        await self.runtime.live.close()
         await self.runtime.store.close()
         await db.stop(self.runtime.engine)
 

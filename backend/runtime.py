@@ -18,6 +18,7 @@ from piccolo.engine.base import Engine
 from backend import db
 from backend.clock import Clock, SystemClock
 from backend.settings import Settings
+from backend.live import Live
 from backend.store import Store, create_store
 
 
@@ -44,6 +45,11 @@ class Runtime:
     background: bool = True
     # Called synchronously for every decided scan; must be cheap and must not raise (count, not await).
     scan_observers: list[ScanObserver] = field(default_factory=list)
+    # events to citizens' open apps, across workers (built on the store)
+    live: Live = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.live = Live(self.store)
 
 
 T = TypeVar("T")

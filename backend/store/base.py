@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 
 class StoreUnavailable(Exception):
@@ -122,6 +123,16 @@ class Store(ABC):
         """Seconds left for ``key``; None when it does not exist or never expires."""
 
     @abstractmethod
+    @abstractmethod
+    async def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        """Send each ``(channel, data)`` to whoever listens on that channel now, in any worker (pub/sub:
+        nothing is kept for a listener that comes later)."""
+
+    @abstractmethod
+    def subscriber(self, deliver: Callable[[str, bytes], None]) -> Subscriber:
+        """A subscription of this worker: ``deliver(channel, data)`` is called for messages on the
+        channels it has added."""
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 
@@ -130,3 +141,16 @@ class Store(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (called at app shutdown)."""
+
+
+class Subscriber(ABC):
+    """One worker's listening end of :meth:`Store.publish` (see :meth:`Store.subscriber`)."""
+
+    @abstractmethod
+    async def add(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def remove(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable
 
-from backend.store.base import Store
+from backend.store.base import Store, Subscriber
 
 
 class MemoryStore(Store):
@@ -23,6 +23,7 @@ class MemoryStore(Store):
         self._streams: dict[str, dict[str, bytes]] = {}
         self._last_id = (0, 0)
         self._ops = 0
+        self._listeners: dict[str, set[_MemorySubscriber]] = {}
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -46,6 +47,14 @@ class MemoryStore(Store):
 
     def _expiry(self, ttl: float | None) -> float | None:
         return None if ttl is None else self._clock() + ttl
+
+    async def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        for channel, data in messages:
+            for listener in list(self._listeners.get(channel, ())):
+                listener.deliver(channel, data)
+
+    def subscriber(self, deliver: Callable[[str, bytes], None]) -> Subscriber:
+        return _MemorySubscriber(self._listeners, deliver)
 
     async def get(self, key: str) -> bytes | None:
         item = self._live(self._k(key))
@@ -203,3 +212,28 @@ _FIELD = re.compile(r"\{(\w+)\}")
 
 def _b(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+class _MemorySubscriber(Subscriber):
+    def __init__(
+        self, listeners: dict[str, set[_MemorySubscriber]], deliver: Callable[[str, bytes], None]
+    ) -> None:
+        self._listeners = listeners
+        self.deliver = deliver
+        self._channels: set[str] = set()
+
+    async def add(self, channel: str) -> None:
+        self._listeners.setdefault(channel, set()).add(self)
+        self._channels.add(channel)
+
+    async def remove(self, channel: str) -> None:
+        self._channels.discard(channel)
+        listeners = self._listeners.get(channel)
+        if listeners is not None:
+            listeners.discard(self)
+            if not listeners:
+                del self._listeners[channel]
+
+    async def close(self) -> None:
+        for channel in list(self._channels):
+            await self.remove(channel)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend.store.base import Store, StoreUnavailable
+from backend.store.base import Store, StoreUnavailable, Subscriber
 from backend.store.resp import PipelinedRedis, RespError
 
 # Lua scripts run atomically on the server.
@@ -330,6 +334,20 @@ class RedisStore(Store):
             raise StoreUnavailable(str(exc)) from exc
         return None if ms < 0 else ms / 1000
 
+    async def publish(self, messages: list[tuple[str, bytes]]) -> None:
+        if not messages:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for channel, data in messages:
+                    pipe.publish(self._k(channel), data)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def subscriber(self, deliver: Callable[[str, bytes], None]) -> Subscriber:
+        return _RedisSubscriber(self.client, self._prefix, deliver)
+
     async def ping(self) -> None:
         try:
             await self.client.ping()
@@ -353,6 +371,58 @@ class RedisStore(Store):
                 batch.clear()
         if batch:
             await self.client.delete(*batch)
+
+
+class _RedisSubscriber(Subscriber):
+    """One pub/sub connection per worker, whatever the number of channels: a reader task hands each
+    message to ``deliver``. After a lost connection redis-py connects again and subscribes again to the
+    channels it holds; messages sent in between are lost (listeners treat them as hints)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, deliver: Callable[[str, bytes], None]) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._prefix = prefix
+        self._deliver = deliver
+        self._reader: asyncio.Task[None] | None = None
+        self._log = logging.getLogger("shengshitong.store")
+
+    async def add(self, channel: str) -> None:
+        try:
+            await self._pubsub.subscribe(self._prefix + channel)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="store-subscriber")
+
+    async def remove(self, channel: str) -> None:
+        with contextlib.suppress(RedisError):
+            await self._pubsub.unsubscribe(self._prefix + channel)
+
+    async def _read(self) -> None:
+        cut = len(self._prefix)
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (RedisError, OSError) as exc:
+                self._log.warning("pub/sub connection lost, reconnecting: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            except RuntimeError:  # every channel was removed: nothing to read until one is added
+                return
+            if message and message.get("type") == "message":
+                channel = message["channel"]
+                name = (channel.decode() if isinstance(channel, bytes) else str(channel))[cut:]
+                try:
+                    self._deliver(name, message["data"])
+                except Exception:  # a listener's failure must not stop the others' messages
+                    self._log.exception("pub/sub listener failed")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
 
 
 def _ms(ttl: float) -> int:
