@@ -32,7 +32,9 @@ local function claim(key, value, ttl, prefix)
   return outcome, before
 end
 """
-_CLAIM = _CLAIM_STEP + """
+_CLAIM = (
+    _CLAIM_STEP
+    + """
 local outcome, before = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 local reads = {}
 if #KEYS > 1 then
@@ -40,10 +42,13 @@ if #KEYS > 1 then
 end
 return {outcome, before, reads}
 """
+)
 # claim_through: KEYS[1] the lookup, KEYS[2] the key to claim; ARGV value, ttl ms, retry prefix, the
 # store's prefix, then the keys to read with {field} of the lookup's JSON object in them. The keys read
 # are built here from the lookup, so this runs on one Redis server (no cluster slots), as everything here.
-_CLAIM_THROUGH = _CLAIM_STEP + """
+_CLAIM_THROUGH = (
+    _CLAIM_STEP
+    + """
 local found = redis.call('GET', KEYS[1])
 if not found then
   return {'unknown', false, {}}
@@ -57,6 +62,7 @@ for i = 5, #ARGV do
 end
 return {outcome, found, reads}
 """
+)
 # commit: KEYS state, once, stream, counter; ARGV expected, expected given (1/0), state, state given
 # (1/0), state ttl ms, once value, once ttl ms, entry, amount to add to the counter
 _COMMIT = """
@@ -422,7 +428,7 @@ class _RedisSubscriber(Subscriber):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _ms(ttl: float) -> int:
