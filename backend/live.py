@@ -75,7 +75,7 @@ class Live:
             queue.put_nowait(event)
 
     @contextlib.asynccontextmanager
-    async def listen(self, topic: str) -> AsyncIterator[asyncio.Queue[Event]]:
+    async def follow(self, topic: str) -> AsyncIterator[asyncio.Queue[Event]]:
         """A queue that receives the topic's events while the block runs."""
         queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         async with self._lock:

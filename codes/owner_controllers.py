@@ -175,7 +175,7 @@ async def _events(live: Live, topic: str, seconds: float) -> AsyncIterator[Serve
     with its fresh token), a comment every ``HEARTBEAT`` seconds meanwhile."""
     loop = asyncio.get_running_loop()
     ends = loop.time() + seconds
-    async with live.listen(topic) as queue:
+    async with live.follow(topic) as queue:
         yield ServerSentEventMessage(event="ready", data="{}", retry=3000)
         while (left := ends - loop.time()) > 0:
             try:

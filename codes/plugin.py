@@ -7,6 +7,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
 from backend.live import Live
+from codes import demo
 from codes.controllers import CodesController
 from codes.owner_controllers import MyEntitlementsController, OwnersController
 from codes.owners import Facts
@@ -29,6 +30,9 @@ class CodesPlugin(InitPlugin):
 
     async def _shutdown(self) -> None:
         await self.services.issuer.mappings.stop()
+
+    async def seed_demo(self) -> list[str]:
+        return await demo.seed(self.services.facts)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         codes = self.services

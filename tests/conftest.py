@@ -370,7 +370,8 @@ def new_id_number() -> Callable[[], str]:
     from auth.pii import id_check_digit
 
     def make() -> str:
-        first = f"210102{1950 + secrets.randbelow(50)}{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
+        born = f"{1950 + secrets.randbelow(50)}{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
+        first = f"210102{born}"
         first += f"{secrets.randbelow(1000):03d}"
         return first + id_check_digit(first)
 

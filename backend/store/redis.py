@@ -90,6 +90,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Many keys or channels in one command (a bulk change touches thousands): ARGV[1] is the TTL in ms
+# (SET) and the values follow in the keys' order.
+_SET_EACH = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+end
+return #KEYS
+"""
+_PUBLISH_EACH = """
+for i, channel in ipairs(KEYS) do
+  redis.call('PUBLISH', channel, ARGV[i])
+end
+return #KEYS
+"""
+
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -288,6 +303,15 @@ class RedisStore(Store):
     async def set_many(self, items: dict[str, bytes | str], ttl: dict[str, float | None]) -> None:
         if not items:
             return
+        ttls = {ttl.get(k) for k in items}
+        if len(ttls) == 1 and (same := ttls.pop()) is not None:  # one TTL for all: one command
+            try:
+                await self._script("set_each", _SET_EACH)(
+                    keys=[self._k(k) for k in items], args=[_ms(same), *items.values()]
+                )
+            except RedisError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            return
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
@@ -344,10 +368,9 @@ class RedisStore(Store):
         if not messages:
             return
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for channel, data in messages:
-                    pipe.publish(self._k(channel), data)
-                await pipe.execute()
+            await self._script("publish_each", _PUBLISH_EACH)(
+                keys=[self._k(c) for c, _ in messages], args=[d for _, d in messages]
+            )
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
