@@ -92,10 +92,6 @@ class AppPlatform:
     ) -> None:
         await db.bulk_insert(table, rows, on_conflict_update=(key, only_if))
 
-    async def entitlement_changed(self, *openids: str) -> None:
-        """A placeholder until the lead's implementation (drop the citizens' codes, tell their wallets):
-        tourism and transit call it where what they contribute may flip (issue 16)."""
-
 
 def _h(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()

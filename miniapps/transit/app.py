@@ -36,6 +36,7 @@ from miniapps.contract import (
     Display,
     Effect,
     Fast,
+    InvalidInput,
     Manifest,
     MiniApp,
     PaymentEvent,
@@ -568,7 +569,13 @@ class TransitApp(MiniApp):
         """``transit``: good standing unless the citizen's unpaid fares (deferred orders of every mini-app,
         as a gate counts them) refuse an entrance; refused: ``unpaid_fares`` with what is owed and the
         limit."""
-        owed, limit = await self.platform.payments.unpaid_total(openid), self.cfg["unpaid_limit"]
+        limit = self.cfg["unpaid_limit"]
+        try:
+            owed = await self.platform.payments.unpaid_total(openid)
+        except InvalidInput as e:  # a citizen who never rode: the payment centre has no openid of ours
+            if e.code != "unknown_openid":
+                raise
+            return Contribution(granted=True)
         if in_good_standing(owed, limit):
             return Contribution(granted=True)
         return Contribution(granted=False, reason="unpaid_fares", detail={"unpaid": owed, "limit": limit})

@@ -4,43 +4,57 @@ green through, logs the pass and counts it for the dashboard, and a yellow statu
 mini-app is asked."""
 
 import base64
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from backend.clock import FrozenClock
+from tests.conftest import bearer
 
 EN = {"Accept-Language": "en"}
+INSURED = {"insured": True, "card_status": "active"}  # what the social-security bureau says
 
 
-class Granted:
-    """An entitlement source for these tests: what the bureaus would have pushed for each citizen (the
-    issuer merges it last, so it decides these fields)."""
+async def verified_by_a_provider(client, pair) -> None:
+    """Stopgap until real-name verification (auth/, a helper's part of issue 16) is on main: there the
+    development provider records the verification when the citizen gives name and ID number; until
+    then this records it as the provider would (a no-op once it does)."""
+    from auth.tables import Citizen
 
-    name = "test-bureaus"
-
-    def __init__(self) -> None:
-        self.facts: dict[str, dict] = {}
-
-    async def fetch(self, citizen_id: str) -> dict:
-        return self.facts.get(citizen_id, {})
+    me = str((await client.get("/api/v1/me", headers=bearer(pair))).json()["id"])
+    await (
+        Citizen.update({Citizen.real_name_verified_at: client.runtime.clock.now()})
+        .where((Citizen.id == uuid.UUID(me)) & Citizen.real_name_verified_at.is_null())
+        .run()
+    )
 
 
 @pytest.fixture
-async def city(make_client, login, new_phone, enrol_scanner):
+async def city(
+    make_client, login, new_phone, enrol_scanner, new_id_number, verify_real_name, enrol_source, push_change
+):
     clock = FrozenClock(datetime(2026, 11, 25, 1, 0, tzinfo=UTC))  # 09:00 in Shenyang
     async with make_client(clock=clock, access_token_ttl=30 * 86400) as client:
         await client.services.miniapps.apps["civic"].seed_demo()
-        bureaus = Granted()
-        client.services.codes.entitlements.sources.append(bureaus)
+        owners = {
+            "social_security": await enrol_source(
+                client, "social_security", name="沈阳市人力资源和社会保障局"
+            ),
+            "health": await enrol_source(client, "health", name="沈阳市卫生健康委员会"),
+        }
         kiosk = await enrol_scanner(client, "civic", context="civic-hall", place="SS-HEPING")
         door = await enrol_scanner(client, "civic", context="health-check", place="HC-SHENGJING")
 
         async def citizen(**facts):
-            me = {"Authorization": f"Bearer {(await login(client, new_phone()))['access_token']}"}
-            citizen_id = str((await client.get("/api/v1/me", headers=me)).json()["id"])
-            bureaus.facts[citizen_id] = facts
-            return me
+            """A real-name-verified citizen, and what the owners pushed about them (by ID number)."""
+            pair = await login(client, new_phone())
+            number = new_id_number()
+            await verify_real_name(client, pair, "沈一", number)
+            await verified_by_a_provider(client, pair)
+            for kind, value in facts.items():
+                await push_change(client, owners[kind], number, value)
+            return {"Authorization": f"Bearer {pair['access_token']}"}
 
         async def scan(scanner, me, meta=None, headers=None):
             clock.advance(31)  # a fresh code for each scan
@@ -63,11 +77,12 @@ def basic(cred) -> dict[str, str]:
 
 async def test_the_hall_gives_queue_numbers_to_the_insured_only(city):
     _, _, kiosk, _, citizen, scan = city
-    uninsured = await citizen()
+    uninsured = await citizen(social_security={"insured": False})
     refused = await scan(kiosk, uninsured)
     assert refused["result"] == "deny" and refused["reason"] == "not_entitled"
+    assert refused["data"]["required"] == "social_security"
 
-    first = await citizen(social_security=True)
+    first = await citizen(social_security=INSURED)
     got = await scan(kiosk, first)
     assert got["result"] == "allow", got
     assert got["data"]["number"] == "A001" and got["data"]["ahead"] == 0 and got["data"]["again"] is False
@@ -76,7 +91,7 @@ async def test_the_hall_gives_queue_numbers_to_the_insured_only(city):
     again = await scan(kiosk, first)
     assert again["data"]["number"] == "A001" and again["data"]["again"] is True
 
-    pension = await citizen(social_security=True)
+    pension = await citizen(social_security=INSURED)
     chosen = await scan(kiosk, pension, meta={"service": "B"}, headers=EN)  # the kiosk's 养老保险 button
     assert chosen["data"]["number"] == "B001"
     assert (
@@ -86,7 +101,7 @@ async def test_the_hall_gives_queue_numbers_to_the_insured_only(city):
     nowhere = await scan(kiosk, pension, meta={"service": "Z"})
     assert nowhere["result"] == "deny" and nowhere["reason"] == "unknown_service"
 
-    second = await citizen(social_security=True)
+    second = await citizen(social_security=INSURED)
     behind = await scan(kiosk, second)
     assert behind["data"]["number"] == "A002" and behind["data"]["ahead"] == 1
     assert behind["data"]["wait_minutes"] == 2  # one person ahead, 3 windows, 6 minutes each
@@ -94,7 +109,7 @@ async def test_the_hall_gives_queue_numbers_to_the_insured_only(city):
 
 async def test_the_citizen_follows_the_line_in_the_app_and_the_hall_calls_numbers(city):
     client, clock, kiosk, _, citizen, scan = city
-    first, second = await citizen(social_security=True), await citizen(social_security=True)
+    first, second = await citizen(social_security=INSURED), await citizen(social_security=INSURED)
     await scan(kiosk, first)
     await scan(kiosk, second)
     mine = (await client.get("/api/v1/apps/civic/queue", headers=second)).json()["items"]
@@ -141,17 +156,20 @@ async def test_the_citizen_follows_the_line_in_the_app_and_the_hall_calls_number
 async def test_the_check_point_lets_green_through_and_counts_passes(city):
     client, clock, _, door, citizen, scan = city
     civic = client.services.miniapps.apps["civic"]
-    green = await citizen(health="green")
+    green = await citizen(health={"status": "green"})
     passed = await scan(door, green)
     assert passed["result"] == "allow" and passed["data"]["checkpoint"] == "HC-SHENGJING", passed
     assert passed["display"]["title"] == "健康状态正常 请通行"
     english = await scan(door, green, headers=EN)
     assert english["display"]["subtitle"] == "Shengjing Hospital, south entrance"
 
-    yellow = await citizen(health="yellow")
-    refused = await scan(door, yellow)
-    assert refused["result"] == "deny" and refused["reason"] != "ok"  # by the platform, with its reason
-    assert "data" not in refused or "pass_id" not in (refused.get("data") or {})
+    yellow = await citizen(health={"status": "yellow", "reason": "密接"})
+    refused = await scan(door, yellow)  # by the platform, before the mini-app is asked, with the reason
+    assert (refused["result"], refused["reason"]) == ("deny", "not_entitled")
+    assert refused["data"] == {"required": "health", "status": "yellow"}
+    assert refused["display"]["title"] == "健康码黄码"
+    unknown = await citizen()  # verified, but the health authority has said nothing: no colour
+    assert (await scan(door, unknown))["data"] == {"required": "health", "status": "unknown"}
 
     points = (await client.get("/api/v1/apps/civic/checkpoints")).json()["items"]
     assert {p["checkpoint"]: p["passes_today"] for p in points} == {

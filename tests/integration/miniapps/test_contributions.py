@@ -153,7 +153,10 @@ async def test_unpaid_fares_over_the_limit_refuse_transit_and_paying_restores_it
             "unpaid_fares",
             {"unpaid": 400, "limit": 400},
         )
-        assert (await ride())["reason"] == "unpaid_fares"
+        # the next code lacks transit: the bus refuses it before transit is asked, saying what it lacks
+        third = await ride()
+        assert (third["result"], third["reason"]) == ("deny", "not_entitled")
+        assert third["data"] == {"required": "transit", "status": "refused"}
         assert told == [(openid,)]  # a refused ride changes nothing
         paid = await client.post("/api/v1/apps/transit/fares/pay", headers=me)
         assert paid.status_code == 200 and paid.json()["unpaid"] == 0
