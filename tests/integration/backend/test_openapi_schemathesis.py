@@ -105,7 +105,7 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         "operator": _basic(cli("operators", "add", "finance", "--json")),
         "miniapps": {
             app: _basic(cli("miniapps", "credentials", app, "--json"))
-            for app in ("transit", "parking", "hospital", "tourism")
+            for app in ("transit", "parking", "hospital", "tourism", "civic")
         },
     }
     with httpx.Client(base_url=server.url, timeout=10) as c:

@@ -9,6 +9,8 @@ import pytest
 from auth.tables import MachineClient
 from backend.clock import FrozenClock
 from backend.seed import seed_demo
+from miniapps.civic import CivicApp
+from miniapps.civic.tables import Checkpoint, Hall, Service
 from miniapps.hospital import HospitalApp
 from miniapps.hospital.tables import Department, Hospital, Slot
 from miniapps.parking import ParkingApp
@@ -21,11 +23,22 @@ from miniapps.transit.tables import TransitLine, TransitStation
 CHINA = timedelta(hours=8)
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 LATIN = re.compile(r"[A-Za-z]")
-NAMED = (TransitLine, TransitStation, CarPark, Hospital, Department, Attraction, Hotel)
+NAMED = (
+    TransitLine,
+    TransitStation,
+    CarPark,
+    Hospital,
+    Department,
+    Attraction,
+    Hotel,
+    Hall,
+    Service,
+    Checkpoint,
+)
 # the scanners each built-in mini-app asks the demo for, and the names earlier versions gave them
 SCANNERS = [
     (app.manifest.id, s.context, s.place, s.name)
-    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp)
+    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp)
     for s in app.demo_scanners
 ]
 FORMERLY = {
@@ -73,6 +86,8 @@ async def test_every_demo_scanner_stands_at_a_place_of_the_demo_data(city):
         "hospital": {r["code"] for r in await Hospital.select(Hospital.code)},
         "tourism-gate": {r["code"] for r in await Attraction.select(Attraction.code)},
         "hotel-checkin": {r["code"] for r in await Hotel.select(Hotel.code)},
+        "civic-hall": {r["code"] for r in await Hall.select(Hall.code)},
+        "health-check": {r["code"] for r in await Checkpoint.select(Checkpoint.code)},
     }
     for app_id, context, place, _ in SCANNERS:
         kind = context.split("-")[0] if app_id in ("transit", "parking") else context
