@@ -178,6 +178,18 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "invalid_name": ("姓名须为 1 至 64 个字", "real_name must be 1-64 letters"),
     "id_number_taken": ("此身份证号码已属于另一个账户", "this ID number belongs to another account"),
+    "real_name_incomplete": (
+        "姓名和身份证号码须一并核验，请同时填写",
+        "real_name and id_number are verified together: give both",
+    ),
+    "real_name_mismatch": (
+        "姓名与身份证号码核验不一致，未保存",
+        "the name and ID number could not be verified together",
+    ),
+    "realname_unavailable": (
+        "实名认证服务暂不可用，请稍后再试",
+        "real-name verification is unavailable; try again shortly",
+    ),
     "otp_invalid": ("验证码错误或已过期", "the code is wrong or has expired"),
     "otp_locked": ("验证码错误次数过多，请重新获取", "too many wrong codes; request a new one"),
     "sms_unavailable": ("短信暂时无法发送，请稍后再试", "the SMS could not be sent; try again shortly"),
