@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from operator import mul
 
 from backend.errors import InvalidInput
 
@@ -32,7 +33,9 @@ def mask_phone(e164: str) -> str:
 
 
 def id_check_digit(first17: str) -> str:
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+    if len(first17) != 17:
+        raise ValueError("the check digit is of 17 digits")
+    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
 
 
 def normalise_id_number(raw: str) -> str:

@@ -57,7 +57,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     codes = build_code_services(runtime, auth.revocations)
     payments = build_payment_services(runtime)
     miniapps = build_miniapp_services(
-        runtime, auth=auth, scans=codes.scans, payments=payments, extra=extra_miniapps
+        runtime, auth=auth, codes=codes, payments=payments, extra=extra_miniapps
     )
     console = build_console_services(runtime, auth=auth, codes=codes, payments=payments, miniapps=miniapps)
     return Services(auth=auth, codes=codes, payments=payments, miniapps=miniapps, console=console)
@@ -78,7 +78,12 @@ def create_app(
     plugins: list[PluginProtocol] = [
         CorePlugin(runtime),
         AuthPlugin(runtime, services.auth),
-        CodesPlugin(services.codes),
+        CodesPlugin(
+            services.codes,
+            live=runtime.live,
+            upload_limit=settings.entitlement_upload_max_bytes,
+            stream_seconds=float(settings.access_token_ttl),
+        ),
         PaymentsPlugin(runtime, services.payments),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),

@@ -65,6 +65,14 @@ class NotFound(AppError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "body_too_large", "Request body too large"
+
+
 class Conflict(AppError):
     status, code, title = 409, "conflict", "Conflicts with the current state"
 

@@ -56,7 +56,7 @@ class Live:
         ]
         try:
             await self._store.publish(messages)
-        except Exception as exc:  # noqa: BLE001 - a lost hint must not fail what caused it
+        except Exception as exc:
             log.warning("live events not sent (%d): %s", len(messages), exc)
 
     def _deliver(self, channel: str, data: bytes) -> None:
@@ -75,7 +75,7 @@ class Live:
             queue.put_nowait(event)
 
     @contextlib.asynccontextmanager
-    async def listen(self, topic: str) -> AsyncIterator[asyncio.Queue[Event]]:
+    async def follow(self, topic: str) -> AsyncIterator[asyncio.Queue[Event]]:
         """A queue that receives the topic's events while the block runs."""
         queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
         async with self._lock:

@@ -17,8 +17,8 @@ from piccolo.engine.base import Engine
 
 from backend import db
 from backend.clock import Clock, SystemClock
-from backend.settings import Settings
 from backend.live import Live
+from backend.settings import Settings
 from backend.store import Store, create_store
 
 

@@ -93,6 +93,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # how long after a scan an offline terminal may upload it (and the cti -> citizen mapping is kept)
     code_batch_window: int = 24 * 3600
     trust_list_refresh: int = 3600
+    # the largest bulk upload of entitlement changes an owner may stream in one request (NDJSON)
+    entitlement_upload_max_bytes: int = 2 * 1024**3
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
     miniapps: str = "transit,parking,hospital,tourism"
     miniapp_scan_budget: float = 0.3

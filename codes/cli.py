@@ -8,11 +8,12 @@ from typing import Any, Literal
 import click
 from litestar import Litestar
 
-from auth.cli import operator_name
+from auth.cli import create_credential, list_credentials, operator_name, revoke_credential
 from auth.services import AUTH
 from backend import audit
 from backend.cli import emit_json, run_with_runtime
 from backend.keystore import KeyStore
+from codes.owners import KINDS
 from codes.services import CODES
 
 
@@ -79,3 +80,35 @@ def keys_list() -> None:
 
     for row in run_with_runtime(go):
         emit_json(row)
+
+
+@click.group("sources")
+def sources() -> None:
+    """Credentials of the systems that own entitlements (medical insurance, social security, health)."""
+
+
+@sources.command("add")
+@click.option(
+    "--kind",
+    type=click.Choice(list(KINDS)),
+    required=True,
+    help="the entitlement this source owns: medical (医保), social_security (社保) or health (健康码)",
+)
+@click.option("--name", required=True, help="the owner's name, as citizens see it (e.g. 沈阳市医疗保障局)")
+@click.option("--json", "as_json", is_flag=True, help="print the credential as one JSON line")
+def sources_add(kind: str, name: str, as_json: bool) -> None:
+    """Make a source credential (HTTP Basic) for POST /api/v1/entitlements/...; its secret is shown once."""
+    create_credential("source", as_json, app_id=kind, name=name)
+
+
+@sources.command("revoke")
+@click.argument("client_id")
+def sources_revoke(client_id: str) -> None:
+    """Revoke a source credential at once (what it sent stays: it is the record of what was said)."""
+    revoke_credential("source", client_id)
+
+
+@sources.command("list")
+def sources_list() -> None:
+    """Source credentials as JSON lines (never their secrets)."""
+    list_credentials("source")

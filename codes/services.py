@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -15,14 +14,15 @@ from auth.principals import CitizenPrincipal, MachinePrincipal
 from auth.revocations import Revocations
 from backend.batch import BatchWriter
 from backend.clock import Clock
-from backend.crypto import Keyring, b64u
+from backend.crypto import b64u
 from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
+from backend.live import Live
 from backend.runtime import Runtime, Slot
 from backend.settings import Settings
 from backend.store import Store
 from codes import format as fmt
-from codes.entitlements import Entitlements
-from codes.sources import EntitlementSource, HealthStatusSource, RealNameInsuranceSource
+from codes.owners import Facts
+from codes.sources import EntitlementService
 from codes.tables import IssuedCode
 from codes.trustlist import TrustedKey, TrustList, build_document, sign_document
 from codes.verifier import Result, verify
@@ -34,15 +34,32 @@ def iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-class EntitlementService:
-    def __init__(self, sources: list[EntitlementSource]) -> None:
-        self.sources = list(sources)
+class CodeFreshness:
+    """A citizen's current code follows the state it claims: when an entitlement changes, the cached
+    code is dropped (its marker moves on, in the shared store, so every worker sees it at the next
+    fetch) and the citizen's open apps are told on the live channel to fetch a new one."""
 
-    async def for_citizen(self, citizen_id: str) -> Entitlements:
-        merged: dict[str, Any] = {}
-        for part in await asyncio.gather(*(s.fetch(citizen_id) for s in self.sources)):
-            merged.update(part)
-        return Entitlements(**merged)
+    def __init__(self, settings: Settings, store: Store, live: Live) -> None:
+        self._store = store
+        self._live = live
+        # longer than any cached code lives (a marker that expired reads as "" and the cache then
+        # agrees with it only if it was written after the change)
+        self._ttl = float(max(3600, settings.code_validity * 4))
+
+    @staticmethod
+    def key(citizen_id: str) -> str:
+        return f"code:ver:{citizen_id}"
+
+    async def changed(self, citizen_ids: list[str], reason: str) -> None:
+        if not citizen_ids:
+            return
+        for start in range(0, len(citizen_ids), 1000):
+            part = citizen_ids[start : start + 1000]
+            marker = secrets.token_hex(6)
+            await self._store.set_many(
+                {self.key(c): marker for c in part}, dict.fromkeys(map(self.key, part), self._ttl)
+            )
+            await self._live.publish((f"citizen:{c}", "code", {"reason": reason}) for c in part)
 
 
 class CodeKeys:
@@ -128,13 +145,20 @@ class CodeKeys:
 
 class CodeIssuer:
     def __init__(
-        self, settings: Settings, clock: Clock, store: Store, keys: CodeKeys, entitlements: EntitlementService
+        self,
+        settings: Settings,
+        clock: Clock,
+        store: Store,
+        keys: CodeKeys,
+        entitlements: EntitlementService,
+        freshness: CodeFreshness,
     ) -> None:
         self.s = settings
         self.clock = clock
         self.store = store
         self.keys = keys
         self.entitlements = entitlements
+        self.freshness = freshness
         # the durable copy of every code's mapping, written in batches off the request's path
         self.mappings = BatchWriter(IssuedCode, clock, unique="cti", purge=IssuedCode.expires_at)
 
@@ -143,14 +167,17 @@ class CodeIssuer:
         return self.s.code_validity + self.s.code_skew + self.s.code_batch_window
 
     async def current(self, principal: CitizenPrincipal) -> dict[str, Any]:
-        """The citizen's current code: the same one until ``refresh_after``, then a fresh one."""
+        """The citizen's current code: the same one until ``refresh_after`` (or until what it claims
+        changes: an entitlement's owner said so, a validity ended), then a fresh one."""
         cache_key = f"code:current:{principal.session_id}"
-        cached = await self.store.get(cache_key)
+        cached, marker = await self.store.mget(cache_key, self.freshness.key(principal.citizen_id))
+        version = marker.decode() if marker else ""
         if cached is not None:
             issued = dict(json.loads(cached))
-            if self.clock.time() < issued["refresh_after"]:
+            if self.clock.time() < issued["refresh_after"] and issued.get("v", "") == version:
                 return issued
-        ent = await self.entitlements.for_citizen(principal.citizen_id)
+        standing = await self.entitlements.standing(principal.citizen_id)
+        ent = standing.entitlements
         key = await self.keys.issuer.active()
         now = int(self.clock.time())
         exp = now + self.s.code_validity
@@ -175,15 +202,20 @@ class CodeIssuer:
                 "expires_at": iso(now + self.mapping_ttl),
             }
         )
+        refresh = now + self.s.code_refresh_after
+        if standing.changes_at is not None:  # an entitlement ends or starts by itself before then
+            refresh = max(now + 1, min(refresh, int(standing.changes_at.timestamp()) + 1))
         issued = {
             "token": token,
             "issued_at": now,
             "expires_at": exp,
-            "refresh_after": now + self.s.code_refresh_after,
+            "refresh_after": refresh,
             "entitlements": ent.readable(),
+            "verified": standing.verified,
             "kid": key.kid,
+            "v": version,
         }
-        await self.store.set(cache_key, json.dumps(issued), ttl=self.s.code_refresh_after)
+        await self.store.set(cache_key, json.dumps(issued, default=str), ttl=max(1, refresh - now))
         return issued
 
 
@@ -363,7 +395,8 @@ class ScanService:
 @dataclass(frozen=True)
 class CodeServices:
     keys: CodeKeys
-    health: HealthStatusSource
+    facts: Facts
+    freshness: CodeFreshness
     entitlements: EntitlementService
     issuer: CodeIssuer
     scans: ScanService
@@ -375,12 +408,14 @@ CODES = Slot[CodeServices]("codes")
 def build_code_services(runtime: Runtime, revocations: Revocations) -> CodeServices:
     s = runtime.settings
     keys = CodeKeys(s, runtime.clock)
-    health = HealthStatusSource(runtime.store)
-    entitlements = EntitlementService([RealNameInsuranceSource(Keyring(s.pii_keyring())), health])
+    freshness = CodeFreshness(s, runtime.store, runtime.live)
+    facts = Facts(s, runtime.clock, freshness.changed)
+    entitlements = EntitlementService(facts, runtime.clock)
     return CodeServices(
         keys=keys,
-        health=health,
+        facts=facts,
+        freshness=freshness,
         entitlements=entitlements,
-        issuer=CodeIssuer(s, runtime.clock, runtime.store, keys, entitlements),
+        issuer=CodeIssuer(s, runtime.clock, runtime.store, keys, entitlements, freshness),
         scans=ScanService(s, runtime.clock, runtime.store, keys, revocations),
     )

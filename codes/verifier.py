@@ -249,7 +249,7 @@ def _header(protected: bytes) -> tuple[int | None, bytes | None]:
 
 
 # ---- the entitlements (claim -65537) ------------------------------------------------------------------
-HEALTH_COLOURS = ("green", "yellow", "red")
+HEALTH_COLOURS = ("green", "yellow", "red", "unknown")  # "unknown": the health authority gave none
 ENTITLEMENT_NAMES = ("medical", "transit", "health", "tickets", "social_security")
 
 
@@ -259,7 +259,7 @@ class Entitlements:
 
     medical_region: str | None = None  # insured in this region (6-digit administrative code)
     transit: bool | None = None  # None: no standing known; False: refused (unpaid fares)
-    health: str = "green"
+    health: str = "unknown"
     tickets: bool = False
     social_security: bool = False
 
@@ -286,10 +286,10 @@ class Entitlements:
             raise ValueError("entitlements must be a map")
         region = data.get(1)
         transit = data.get(2)
-        health = data.get(3, 0)
+        health = data.get(3, 3)
         if region is not None and not (isinstance(region, str) and len(region) == 6 and region.isdigit()):
             raise ValueError("medical region must be a 6-digit code")
-        if transit not in (None, 0, 1) or health not in (0, 1, 2):
+        if transit not in (None, 0, 1) or health not in (0, 1, 2, 3):
             raise ValueError("bad transit or health value")
         return cls(
             medical_region=region,

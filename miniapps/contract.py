@@ -60,6 +60,7 @@ from miniapps.deps import AppCaller, app_backend, citizen_caller, names
 
 __all__ = [
     "CONTRACT_VERSION",
+    "CONTRIBUTABLE",
     "DEFAULT_LIMIT",
     "ENTITLEMENTS",
     "SCOPES",
@@ -68,7 +69,6 @@ __all__ = [
     "AppError",
     "AppId",
     "Conflict",
-    "CONTRIBUTABLE",
     "Contribution",
     "Display",
     "Effect",

@@ -29,6 +29,7 @@ from backend.clock import Clock
 from backend.i18n import current_locale
 from backend.runtime import ScanObserver, ScanSeen
 from backend.store import Store
+from codes.entitlements import Entitlements
 from codes.services import REFUSED_SCAN_TIME, Checked, ScanService
 from miniapps.contract import Display, MiniApp, ScanDecision, ScanEvent, Scanner
 from miniapps.journal import Entry, Journal, answer_key, state_key
@@ -84,6 +85,42 @@ DISPLAY: dict[str, tuple[str, tuple[str, str], tuple[str, str]]] = {
 }
 REFUSED = ("red", ("无法通行", ""), ("Refused", ""))
 
+# What a gate shows when the code lacks what its context requires, by requirement (and for the health
+# status by colour): the citizen learns at the gate what is missing, not only that something is.
+_UNMET: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "medical": (
+        ("未参加医保", "此处需要医保"),
+        ("No medical insurance", "This desk needs medical insurance"),
+    ),
+    "social_security": (
+        ("未参加社保", "此处需要社保"),
+        ("No social security", "This hall needs social security"),
+    ),
+    "tickets": (("无今日门票", "请先购票"), ("No ticket for today", "Buy a ticket first")),
+    "transit": (("乘车受限", "请先补缴欠费"), ("Riding refused", "Pay the unpaid fares first")),
+    "health:yellow": (
+        ("健康码黄码", "请按卫健部门要求处理"),
+        ("Health code yellow", "Follow the health authority's advice"),
+    ),
+    "health:red": (
+        ("健康码红码", "请按卫健部门要求处理"),
+        ("Health code red", "Follow the health authority's advice"),
+    ),
+    "health:unknown": (
+        ("无健康码状态", "请完成实名认证"),
+        ("No health status", "Verify your real name first"),
+    ),
+}
+
+
+def unmet(requirement: str, ent: Entitlements) -> tuple[str, str]:
+    """Which part of ``_UNMET`` says why ``ent`` does not meet ``requirement``, and the state found."""
+    if requirement == "health" or (requirement == "transit" and ent.health == "red"):
+        return f"health:{ent.health}", ent.health
+    if requirement == "transit":
+        return "transit", "refused"
+    return requirement, "missing"
+
 
 def display_for(reason: str | None, locale: str | None = None) -> Display:
     """What the gate shows for a platform outcome, in ``locale`` (the request's language by default)."""
@@ -99,10 +136,18 @@ def result_for(
     refusal: str | None = None,
     answer: ScanDecision | None = None,
     flagged: bool = False,
+    lacking: tuple[str, Entitlements] | None = None,
 ) -> ScanResult:
-    """The scanner's answer: a platform refusal (``refusal``), or the mini-app's decision (``answer``)."""
+    """The scanner's answer: a platform refusal (``refusal``; for ``not_entitled`` what the code lacks,
+    ``lacking`` = (the requirement, the code's entitlements)), or the mini-app's decision (``answer``)."""
     if answer is None:
         allow, reason, display, data = refusal is None, refusal or "ok", display_for(refusal), {}
+        if refusal == "not_entitled" and lacking is not None:
+            which, state = unmet(*lacking)
+            zh, en = _UNMET.get(which, (DISPLAY["not_entitled"][1], DISPLAY["not_entitled"][2]))
+            title, subtitle = en if current_locale() == "en" else zh
+            display = Display(title=title, subtitle=subtitle, color="red")
+            data = {"required": lacking[0], "status": state}
     else:
         allow = answer.allow
         reason = "ok" if allow else (answer.reason if answer.reason != "ok" else "") or "denied"
@@ -356,6 +401,13 @@ class Gate:
         app = self.apps.get(scanner.app_id)
         return None if app is None else app.manifest.scan_contexts.get(scanner.context)
 
+    def _lacking(self, scanner: MachinePrincipal, checked: Checked) -> tuple[str, Entitlements] | None:
+        requirement = self.requirement(scanner)
+        if checked.reason != "not_entitled" or requirement is None or checked.result is None:
+            return None
+        ent = checked.result.entitlements
+        return None if ent is None else (requirement, ent)
+
     def _fast_app(self, scanner: MachinePrincipal) -> MiniApp | None:
         app = self.apps.get(scanner.app_id)
         return app if app is not None and app.decides_fast() else None
@@ -606,7 +658,9 @@ class Gate:
         if checked.claim is not None and checked.claim.retry:  # a retry gets the record's answer
             result = self._answered(checked) or await self.records.stored(scanner, record_id)
         if result is None:
-            result = result_for(scanner, record_id, refusal=checked.reason)
+            result = result_for(
+                scanner, record_id, refusal=checked.reason, lacking=self._lacking(scanner, checked)
+            )
             final = False
             if checked.reason is None:
                 result, final = await self.decide(
@@ -647,7 +701,13 @@ class Gate:
         flagged = checked.reason == "replayed"
         if flagged:
             log.warning("code replay flagged", extra={"scanner": scanner.client_id, "record_id": record_id})
-        result = result_for(scanner, record_id, refusal=checked.reason, flagged=flagged)
+        result = result_for(
+            scanner,
+            record_id,
+            refusal=checked.reason,
+            flagged=flagged,
+            lacking=self._lacking(scanner, checked),
+        )
         if checked.reason is None:
             result, final = await self.decide(
                 scanner, result, checked, at, rec.meta or {}, offline=True, budget=BATCH_BUDGET

@@ -24,9 +24,10 @@ from backend.i18n import pick
 from backend.runtime import Runtime, Slot
 from backend.settings import Settings
 from backend.store import Store
-from codes.services import ScanService
+from codes.services import CodeFreshness, CodeServices
+from codes.sources import Contributed
 from miniapps._payments import MiniAppPayments
-from miniapps.contract import SCOPES, SCOPES_ZH, MiniApp, PaymentEvent
+from miniapps.contract import SCOPES, SCOPES_ZH, Contribution, MiniApp, PaymentEvent
 from miniapps.gate import Gate
 from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
 from miniapps.tables import MiniAppGrant
@@ -50,8 +51,10 @@ class AppPlatform:
         *,
         payments: MiniAppPayments,
         pairwise: Pairwise,
+        freshness: CodeFreshness,
     ) -> None:
         self.app_id = app_id
+        self._freshness = freshness
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
         self.payments = payments
@@ -77,6 +80,12 @@ class AppPlatform:
 
     def transaction(self) -> Any:
         return db.transaction()
+
+    async def entitlement_changed(self, *openids: str) -> None:
+        if not openids:
+            return
+        citizens = await self._pairwise.citizens(self.app_id, list(dict.fromkeys(openids)))
+        await self._freshness.changed(sorted(set(citizens.values())), self.app_id)
 
     async def upsert(
         self, table: Any, rows: list[dict[str, Any]], *, key: str, only_if: tuple[str, Any] | None = None
@@ -308,7 +317,7 @@ def build_miniapp_services(
     runtime: Runtime,
     *,
     auth: AuthServices,
-    scans: ScanService,
+    codes: CodeServices,
     payments: PaymentServices,
     extra: list[type[MiniApp]] | None = None,
 ) -> MiniAppServices:
@@ -326,13 +335,16 @@ def build_miniapp_services(
             runtime.clock,
             payments=MiniAppPayments(app_id, payments.orders, auth.pairwise, payments.unpaid),
             pairwise=auth.pairwise,
+            freshness=codes.freshness,
         )
         try:
             apps[app_id] = cls(platform)
         except Exception as exc:
             raise MiniAppError(f"mini-app {app_id!r} failed to start: {exc}") from exc
+        for name in cls.manifest.contributes:
+            codes.entitlements.contribute(Contributor(apps[app_id], name, auth.pairwise))
     gate = Gate(
-        scans,
+        codes.scans,
         apps,
         auth.pairwise,
         clock=runtime.clock,
@@ -348,6 +360,31 @@ def build_miniapp_services(
     return MiniAppServices(
         apps=apps, auth=MiniAppAuth(s, runtime.clock, runtime.store, auth.pairwise, apps), gate=gate
     )
+
+
+class Contributor:
+    """A mini-app's contribution to the citizen code, as the code's issuer asks for it (by citizen id;
+    the mini-app answers by its openid for the citizen)."""
+
+    def __init__(self, app: MiniApp, entitlement: str, pairwise: Pairwise) -> None:
+        self.app = app
+        self.entitlement = entitlement
+        self.app_id = app.manifest.id
+        self.names = (app.manifest.name_zh, app.manifest.name_en)
+        self._pairwise = pairwise
+        self._log = logging.getLogger(f"shengshitong.miniapps.{self.app_id}")
+
+    async def contribution(self, citizen_id: str, at: datetime) -> Contributed:
+        openid = self._pairwise.openid(self.app_id, citizen_id)
+        try:
+            answer = await self.app.entitlement(openid, self.entitlement, at)
+        except Exception:  # a mini-app's failure must not stop the citizen's code: unknown, not refused
+            self._log.exception("contribution of %s failed", self.entitlement)
+            return Contributed(False, None, "source_unavailable")
+        if not isinstance(answer, Contribution):
+            self._log.error("contribution of %s is not a Contribution", self.entitlement)
+            return Contributed(False, None, "source_unavailable")
+        return Contributed(answer.granted, answer.until, answer.reason[:40], dict(answer.detail))
 
 
 class PaymentEvents:

@@ -311,7 +311,8 @@ from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEven
 
 
 class TestGate(MiniApp):
-    """Admits every verified scan; its contexts require nothing, transit, or medical insurance."""
+    """Admits every verified scan; its contexts require nothing, transit, medical insurance, social
+    security or a green health status."""
 
     __test__ = False
     manifest = Manifest(
@@ -320,8 +321,14 @@ class TestGate(MiniApp):
         name_en="Test gate",
         version="1.0",
         scopes=["openid", "profile", "phone"],
-        entitlements=["transit", "medical"],
-        scan_contexts={"testgate": None, "testgate-bus": "transit", "testgate-clinic": "medical"},
+        entitlements=["transit", "medical", "social_security", "health"],
+        scan_contexts={
+            "testgate": None,
+            "testgate-bus": "transit",
+            "testgate-clinic": "medical",
+            "testgate-hall": "social_security",
+            "testgate-health": "health",
+        },
     )
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
@@ -354,6 +361,83 @@ def enrol_scanner() -> Callable[..., Any]:
         return {**cred, "headers": basic_auth(cred)}
 
     return enrol
+
+
+# ---- the systems that own entitlements ---------------------------------------------------------------
+@pytest.fixture
+def new_id_number() -> Callable[[], str]:
+    """A fresh valid resident ID number of Shenyang (2101xx) for each call."""
+    from auth.pii import id_check_digit
+
+    def make() -> str:
+        born = f"{1950 + secrets.randbelow(50)}{1 + secrets.randbelow(12):02d}{1 + secrets.randbelow(28):02d}"
+        first = f"210102{born}"
+        first += f"{secrets.randbelow(1000):03d}"
+        return first + id_check_digit(first)
+
+    return make
+
+
+@pytest.fixture
+def enrol_source() -> Callable[..., Any]:
+    """``await enrol_source(client, "medical", name=...)`` → a source credential and its headers."""
+
+    async def enrol(client: AppClient, kind: str, *, name: str = "") -> dict[str, Any]:
+        cred = await client.services.auth.machines.create(
+            "source", app_id=kind, name=name or f"{kind} bureau"
+        )
+        return {**cred, "headers": basic_auth(cred)}
+
+    return enrol
+
+
+@pytest.fixture
+def push_change() -> Callable[..., Any]:
+    """``await push_change(client, source, id_number, value, effective_at=..., valid_until=...)`` → the
+    answer of ``POST /api/v1/entitlements/changes`` (asserted 200)."""
+
+    async def push(
+        client: AppClient,
+        source: dict[str, Any],
+        id_number: str,
+        value: dict[str, Any],
+        *,
+        effective_at: str | None = None,
+        valid_until: str | None = None,
+        record_id: str | None = None,
+    ) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        body = {
+            "record_id": record_id or secrets.token_hex(8),
+            "id_number": id_number,
+            "effective_at": effective_at
+            or datetime.fromtimestamp(client.runtime.clock.time(), UTC).isoformat(),
+            "value": value,
+        }
+        if valid_until is not None:
+            body["valid_until"] = valid_until
+        r = await client.post("/api/v1/entitlements/changes", json=body, headers=source["headers"])
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    return push
+
+
+@pytest.fixture
+def verify_real_name() -> Callable[..., Any]:
+    """``await verify_real_name(client, pair, name, id_number)``: the citizen's real name verified through
+    the API (the development provider in tests)."""
+
+    async def verify(client: AppClient, pair: dict[str, Any], name: str, id_number: str) -> dict[str, Any]:
+        r = await client.patch(
+            "/api/v1/me", json={"real_name": name, "id_number": id_number}, headers=bearer(pair)
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["real_name_verified"] is True, r.json()
+        return dict(r.json())
+
+    return verify
 
 
 @pytest.fixture

@@ -123,7 +123,6 @@ class Store(ABC):
         """Seconds left for ``key``; None when it does not exist or never expires."""
 
     @abstractmethod
-    @abstractmethod
     async def publish(self, messages: list[tuple[str, bytes]]) -> None:
         """Send each ``(channel, data)`` to whoever listens on that channel now, in any worker (pub/sub:
         nothing is kept for a listener that comes later)."""
@@ -133,6 +132,7 @@ class Store(ABC):
         """A subscription of this worker: ``deliver(channel, data)`` is called for messages on the
         channels it has added."""
 
+    @abstractmethod
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
 

@@ -32,7 +32,9 @@ local function claim(key, value, ttl, prefix)
   return outcome, before
 end
 """
-_CLAIM = _CLAIM_STEP + """
+_CLAIM = (
+    _CLAIM_STEP
+    + """
 local outcome, before = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 local reads = {}
 if #KEYS > 1 then
@@ -40,10 +42,13 @@ if #KEYS > 1 then
 end
 return {outcome, before, reads}
 """
+)
 # claim_through: KEYS[1] the lookup, KEYS[2] the key to claim; ARGV value, ttl ms, retry prefix, the
 # store's prefix, then the keys to read with {field} of the lookup's JSON object in them. The keys read
 # are built here from the lookup, so this runs on one Redis server (no cluster slots), as everything here.
-_CLAIM_THROUGH = _CLAIM_STEP + """
+_CLAIM_THROUGH = (
+    _CLAIM_STEP
+    + """
 local found = redis.call('GET', KEYS[1])
 if not found then
   return {'unknown', false, {}}
@@ -57,6 +62,7 @@ for i = 5, #ARGV do
 end
 return {outcome, found, reads}
 """
+)
 # commit: KEYS state, once, stream, counter; ARGV expected, expected given (1/0), state, state given
 # (1/0), state ttl ms, once value, once ttl ms, entry, amount to add to the counter
 _COMMIT = """
@@ -84,6 +90,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Many keys or channels in one command (a bulk change touches thousands): ARGV[1] is the TTL in ms
+# (SET) and the values follow in the keys' order.
+_SET_EACH = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+end
+return #KEYS
+"""
+_PUBLISH_EACH = """
+for i, channel in ipairs(KEYS) do
+  redis.call('PUBLISH', channel, ARGV[i])
+end
+return #KEYS
+"""
+
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -282,6 +303,15 @@ class RedisStore(Store):
     async def set_many(self, items: dict[str, bytes | str], ttl: dict[str, float | None]) -> None:
         if not items:
             return
+        ttls = {ttl.get(k) for k in items}
+        if len(ttls) == 1 and (same := ttls.pop()) is not None:  # one TTL for all: one command
+            try:
+                await self._script("set_each", _SET_EACH)(
+                    keys=[self._k(k) for k in items], args=[_ms(same), *items.values()]
+                )
+            except RedisError as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            return
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
@@ -338,10 +368,9 @@ class RedisStore(Store):
         if not messages:
             return
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for channel, data in messages:
-                    pipe.publish(self._k(channel), data)
-                await pipe.execute()
+            await self._script("publish_each", _PUBLISH_EACH)(
+                keys=[self._k(c) for c, _ in messages], args=[d for _, d in messages]
+            )
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
@@ -422,7 +451,7 @@ class _RedisSubscriber(Subscriber):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _ms(ttl: float) -> int:

@@ -32,6 +32,12 @@
       notpayable: "这笔订单当前不能支付。", badorder: "付款链接中的订单号无效。",
       nochannels: "本服务暂未开通任何支付方式。", nochannel: "此支付方式在本服务未开通，请选择其他方式。",
       neterror: "网络不可用，请稍后再试", colon: "：",
+      // why an entitlement is not available, and who says so
+      why_real_name_unverified: "完成实名认证后，才会获得医保、社保和健康码等权益",
+      why_no_record: "{owner}暂无你的记录", why_not_insured: "{owner}：未参保",
+      why_health_yellow: "健康码黄码", why_health_red: "健康码红码", why_unpaid_fares: "有未支付的车费",
+      why_no_ticket_today: "今日无有效门票", why_source_unavailable: "{owner}暂时无法查询",
+      since: "自", until: "有效至", by: "来源", unknown: "未知",
     },
     en: {
       title: "Shengshitong · Citizen code", login: "Sign in with your phone", phone: "Mobile number",
@@ -61,6 +67,11 @@
       nochannels: "No way to pay is enabled on this service yet.",
       nochannel: "This way to pay is not enabled here; choose another.", neterror: "Network unavailable; try again shortly",
       colon: ": ",
+      why_real_name_unverified: "Verify your real name to receive medical insurance, social security and the health code",
+      why_no_record: "{owner} has no record of you", why_not_insured: "{owner}: not insured",
+      why_health_yellow: "Health code yellow", why_health_red: "Health code red", why_unpaid_fares: "Unpaid fares",
+      why_no_ticket_today: "No ticket valid today", why_source_unavailable: "{owner} cannot be reached now",
+      since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
   const $ = id => document.getElementById(id);
@@ -81,11 +92,12 @@
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
   const payParam = new URLSearchParams(location.search).get("pay");
   const newPay = id => ({ id, order: null, channels: null, apps: null, note: null, error: null, busy: false, poll: null });
-  const state = { code: null, home: null, skew: 0, timer: null, tick: null, pay: payParam === null ? null : newPay(payParam) };
+  const state = { code: null, held: null, home: null, skew: 0, timer: null, tick: null, live: null, pay: payParam === null ? null : newPay(payParam) };
 
   function signedOut() {
     clearTimeout(state.timer); clearInterval(state.tick);
-    state.code = state.home = null;
+    if (state.live) { state.live.abort(); state.live = null; }
+    state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
       state.pay = newPay(state.pay.id);
@@ -108,7 +120,10 @@
     clearTimeout(state.timer);
     state.loading = true;
     try {
-      const code = await call("/api/v1/codes/current?qr=svg");
+      const [code, held] = await Promise.all([
+        call("/api/v1/codes/current?qr=svg"), call("/api/v1/me/entitlements").catch(() => null),
+      ]);
+      state.held = held;
       state.skew = Date.parse(code.server_time) / 1000 - Date.now() / 1000;
       $("code-error").textContent = "";
       renderCode(code, true);
@@ -137,15 +152,36 @@
       box.dataset.serial = String((+box.dataset.serial || 0) + 1);
     }
     const e = code.entitlements;
-    const pill = (label, ok, extra = "") => el("span", { className: "pill " + (ok ? "ok" : "no"), textContent: `${label} · ${ok ? t("yes") : t("no")}${extra}` });
+    // each entitlement with who says so since when (the title), and why one is not available (below)
+    const held = Object.fromEntries(((state.held && state.held.entitlements) || []).map(h => [h.name, h]));
+    const owner = h => (h && h.source ? SSLang.pick(h.source.name_zh, h.source.name_en) : "");
+    const when = iso => (iso ? new Date(iso).toLocaleString(SSLang.get() === "zh" ? "zh-CN" : "en") : "");
+    const about = name => {
+      const h = held[name];
+      if (!h) return "";
+      const parts = [];
+      if (h.source) parts.push(`${t("by")}${t("colon")}${owner(h)}`);
+      if (h.effective_at) parts.push(`${t("since")} ${when(h.effective_at)}`);
+      if (h.valid_until) parts.push(`${t("until")} ${when(h.valid_until)}`);
+      return parts.join(" · ");
+    };
+    const pill = (name, label, ok, extra = "", cls = null) => el("span", { className: "pill " + (cls || (ok ? "ok" : "no")), title: about(name), textContent: `${label} · ${ok ? t("yes") : t("no")}${extra}` });
     const health = e.health.status;
     $("entitlements").replaceChildren(
-      pill(t("medical"), e.medical.insured, e.medical.region ? ` (${e.medical.region})` : ""),
-      pill(t("transit"), e.transit.allowed, e.transit.refused_reason ? ` (${t("unpaidfares")})` : ""),
-      el("span", { className: "pill " + (health === "green" ? "ok" : health === "yellow" ? "warn" : "no"), textContent: `${t("health")} · ${t(health)}` }),
-      pill(t("tickets"), e.tickets.has_tickets),
-      pill(t("social"), e.social_security.insured),
+      pill("medical", t("medical"), e.medical.insured, e.medical.region ? ` (${e.medical.region})` : ""),
+      pill("transit", t("transit"), e.transit.allowed, e.transit.refused_reason ? ` (${t("unpaidfares")})` : ""),
+      el("span", { className: "pill " + (health === "green" ? "ok" : health === "yellow" ? "warn" : "no"), title: about("health"), textContent: `${t("health")} · ${t(health)}` }),
+      pill("tickets", t("tickets"), e.tickets.has_tickets),
+      pill("social_security", t("social"), e.social_security.insured),
     );
+    const seen = new Set();
+    const notes = [];
+    for (const h of Object.values(held)) {
+      if (!h.reason || seen.has(h.reason) || !T.zh["why_" + h.reason]) continue;
+      seen.add(h.reason);
+      notes.push(el("li", { className: "muted", textContent: tf("why_" + h.reason, { owner: owner(h) || t(h.name === "social_security" ? "social" : h.name) }) }));
+    }
+    $("entitlement-notes").replaceChildren(...notes);
     clearInterval(state.tick);
     const total = Math.max(1, (Date.parse(code.refresh_after) - Date.parse(code.issued_at)) / 1000);
     const show = () => {
@@ -314,11 +350,44 @@
     renderPay();
   });
 
+  // ---- the live channel: the server says when the code changed (an entitlement's owner spoke) -------
+  async function follow() {
+    if (state.live) return;
+    const ctl = new AbortController();
+    state.live = ctl;
+    let wait = 1000;
+    while (state.live === ctl && SSCitizen.signedIn()) {
+      try {
+        await call("/api/v1/me/entitlements");  // refreshes the access token first when it must
+        const res = await fetch("/api/v1/me/events", { headers: { Authorization: "Bearer " + sessionStorage.getItem("sst.access") }, signal: ctl.signal });
+        if (!res.ok || !res.body) throw new Error(String(res.status));
+        wait = 1000;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            if (/^event: code$/m.test(block) && !state.loading) loadCode();
+          }
+        }
+      } catch (e) {
+        if (ctl.signal.aborted) return;
+        wait = Math.min(wait * 2, 30000);
+      }
+      await new Promise(r => setTimeout(r, wait));
+    }
+  }
+
   function start() {
     $("login-view").classList.add("hidden");
     $("home-view").classList.remove("hidden"); $("logout").classList.remove("hidden");
     renderPay(); loadPay();
-    loadCode(); loadHome();
+    loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);
   }

@@ -227,6 +227,22 @@ def cases() -> dict[str, dict[str, Any]]:
             reason="not_entitled",
             description="Transit refused for unpaid fares.",
         ),
+        "health_yellow": dict(
+            token=code(ent=Entitlements(medical_region="210102", health="yellow", social_security=True)),
+            now=T0 + 10,
+            requirement="health",
+            fail="entitlement",
+            reason="not_entitled",
+            description="A health check point: the health authority's colour is yellow.",
+        ),
+        "health_unknown": dict(
+            token=code(ent=Entitlements(transit=True)),
+            now=T0 + 10,
+            requirement="health",
+            fail="entitlement",
+            reason="not_entitled",
+            description="A health check point: no colour from the health authority (health 3, unknown).",
+        ),
         "bad_base45": dict(
             token="SC1:" + valid[4:40] + "a" + valid[41:],
             now=T0 + 10,

@@ -30,19 +30,23 @@ async def _trust_document(client):
     return verify_document(r.json(), public_key_from_jwk(root)), r
 
 
-async def test_current_code_shape_and_rotation(make_client, frozen_clock, login, new_phone, auth_header):
+async def test_current_code_shape_and_rotation(
+    make_client, frozen_clock, login, new_phone, auth_header, verify_real_name, enrol_source, push_change
+):
     async with make_client(clock=frozen_clock) as client:
         pair = await login(client, new_phone())
-        await client.patch(
-            "/api/v1/me", json={"real_name": "赵六", "id_number": ID_NUMBER}, headers=auth_header(pair)
+        await verify_real_name(client, pair, "赵六", ID_NUMBER)
+        # what the bureau and the health authority say, not what the ID number looks like
+        await push_change(
+            client, await enrol_source(client, "medical"), ID_NUMBER, {"insured": True, "region": "210102"}
         )
+        await push_change(client, await enrol_source(client, "health"), ID_NUMBER, {"status": "green"})
         r = await client.get("/api/v1/codes/current", headers=auth_header(pair))
         assert r.status_code == 200
         assert r.headers["cache-control"] == "no-store"
         code = r.json()
         assert code["token"].startswith("SC1:")
-        # an ID number of 沈阳 (2101…): insured in the province, Liaoning (210000)
-        assert code["entitlements"]["medical"] == {"insured": True, "region": "210000"}
+        assert code["entitlements"]["medical"] == {"insured": True, "region": "210102"}
         assert code["entitlements"]["health"] == {"status": "green"}
         from datetime import datetime
 

@@ -14,12 +14,22 @@ ID_NUMBER = "21010219491231018X"
 
 
 @pytest.fixture
-async def setup(make_client, frozen_clock, login, new_phone, auth_header, enrol_scanner):
+async def setup(
+    make_client,
+    frozen_clock,
+    login,
+    new_phone,
+    auth_header,
+    enrol_scanner,
+    verify_real_name,
+    enrol_source,
+    push_change,
+):
     async with make_client(clock=frozen_clock) as client:
         pair = await login(client, new_phone())
-        await client.patch(
-            "/api/v1/me", json={"real_name": "钱七", "id_number": ID_NUMBER}, headers=auth_header(pair)
-        )
+        await verify_real_name(client, pair, "钱七", ID_NUMBER)
+        bureau = await enrol_source(client, "medical")
+        await push_change(client, bureau, ID_NUMBER, {"insured": True, "region": "210102"})
         gate = await enrol_scanner(client, context="testgate-bus", place="bus 42")
         yield client, pair, gate
 
