@@ -258,6 +258,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "not_refundable": ("此门票已使用或已退款，不能退款", "this ticket cannot be refunded"),
     "too_late_to_refund": ("游览日前一天起不能退款", "refunds close the day before the visit"),
     "hotel_not_found": ("酒店不存在", "no such hotel"),
+    # civic services
+    "queue_number_not_found": ("未找到等候中的此号码", "no waiting queue number with that id"),
+    "service_not_found": ("该大厅没有此业务", "no such service at this hall"),
+    "queue_empty": ("此业务暂无人等候", "nobody is waiting in this line"),
     # payments
     "invalid_amount": ("金额须为正整数（单位：分）", "amount must be a positive number of fen"),
     "reference_reused": ("此业务单号已用于另一笔订单", "this reference was used for a different order"),

@@ -9,18 +9,31 @@ computed in :mod:`miniapps.tourism.rules`; this module keeps tickets and booking
 - 一码入园: the gate (context ``tourism-gate``, place = attraction code) uses the scanned citizen's paid,
   unused tickets of today at this attraction, one person per scan.
 - Refunds release the place.
+- The code's tickets entitlement (``contributes=["tickets"]``, :meth:`TourismApp.entitlement`): granted
+  while the citizen holds a paid, unused, unrefunded ticket for today (China time), until the next
+  midnight; the platform is told (``entitlement_changed``) when a ticket for today is paid, refunded or
+  its holder's last one used.
 - Hotels (context ``hotel-checkin``, place = hotel code): the citizen's booking for tonight is checked in
   once ("30-second check-in"); again: ``already_checked_in``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
+from miniapps.contract import (
+    Contribution,
+    Display,
+    Manifest,
+    MiniApp,
+    PaymentEvent,
+    ScanDecision,
+    ScanEvent,
+)
 from miniapps.tourism import demo, routes
-from miniapps.tourism.rules import gate_refusal, order_paid, service_day, session_over
-from miniapps.tourism.services import settle
+from miniapps.tourism.rules import gate_refusal, next_midnight, order_paid, service_day, session_over
+from miniapps.tourism.services import settled
 from miniapps.tourism.tables import Attraction, HotelBooking, Ticket
 
 
@@ -37,6 +50,7 @@ class TourismApp(MiniApp):
         scopes=["openid", "profile"],
         entitlements=["tickets"],
         scan_contexts={"tourism-gate": None, "hotel-checkin": None},
+        contributes=["tickets"],
     )
 
     def route_handlers(self) -> list[Any]:
@@ -47,7 +61,23 @@ class TourismApp(MiniApp):
 
     async def on_payment_event(self, event: PaymentEvent) -> None:
         if event.type == "order.paid":
-            await settle(event.order_id)
+            await settled(self.platform, event.order_id)
+
+    async def entitlement(self, openid: str, name: str, at: datetime) -> Contribution:
+        """``tickets``: a paid ticket (unused, unrefunded) for ``at``'s day, China time, held until the
+        next midnight (a ticket bought for tomorrow counts from then: the answer is not kept past it)."""
+        held = (
+            await Ticket.select(Ticket.id)
+            .where(
+                (Ticket.openid == openid) & (Ticket.state == "paid") & (Ticket.session.day == service_day(at))
+            )
+            .first()
+            .run()
+        )
+        until = next_midnight(at)
+        if held is None:
+            return Contribution(granted=False, until=until, reason="no_ticket_today")
+        return Contribution(granted=True, until=until)
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
         today = service_day(scan.scanned_at)
@@ -72,7 +102,7 @@ class TourismApp(MiniApp):
         for order_id in {t["order_id"] for t in tickets if t["state"] == "pending"}:
             order = await self.platform.payments.order(order_id)  # the payment event may still be on its way
             if order_paid(order["state"]):
-                await settle(order_id)
+                await settled(self.platform, order_id)
                 for t in tickets:
                     if t["order_id"] == order_id and t["state"] == "pending":
                         t["state"] = "paid"
@@ -88,6 +118,8 @@ class TourismApp(MiniApp):
                 )
                 if used:
                     left = sum(1 for x in tickets if x["state"] == "paid") - 1
+                    if left + sum(1 for x in closed if x["state"] == "paid") == 0:
+                        await self.platform.entitlement_changed(scan.openid)  # the last ticket of today
                     return ScanDecision(
                         allow=True,
                         display=Display(title=scan.text("欢迎入园", "Welcome"), subtitle=t["holder_name"]),

@@ -27,7 +27,7 @@ from miniapps.contract import (
     page,
 )
 from miniapps.tourism.rules import china_date, party_amount, refundable, service_day, session_over
-from miniapps.tourism.services import settle
+from miniapps.tourism.services import settled
 from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
@@ -195,7 +195,7 @@ def handlers(platform: Platform) -> list[Any]:
         )
         for order_id in {r["order_id"] for r in rows if r["state"] == "pending"}:
             if (await platform.payments.order(order_id))["state"] == "paid":
-                await settle(order_id)
+                await settled(platform, order_id)
                 for r in rows:
                     if r["order_id"] == order_id and r["state"] == "pending":
                         r["state"] = "paid"
@@ -238,7 +238,7 @@ def handlers(platform: Platform) -> list[Any]:
         if row is None:
             raise NotFound("no such ticket", code="ticket_not_found")
         if row["state"] == "pending" and (await platform.payments.order(row["order_id"]))["state"] == "paid":
-            await settle(row["order_id"])
+            await settled(platform, row["order_id"])
             row["state"] = "paid"
         if row["state"] != "paid":
             raise Conflict(f"a {row['state']} ticket cannot be refunded", code="not_refundable")
@@ -265,6 +265,8 @@ def handlers(platform: Platform) -> list[Any]:
             amount=row["session.attraction.price"],
             reason="游客退票",
         )
+        if row["session.day"] == service_day(platform.now()):  # a ticket for today (refunds on the day)
+            await platform.entitlement_changed(caller.openid)
         return {"ticket_id": ticket_id, "state": "refunded", "refund": result}
 
     @post("/hotel-bookings", guards=[app_backend], summary="A hotel registers a booking for check-in by code")

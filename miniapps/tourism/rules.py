@@ -8,6 +8,9 @@
 - A party's tickets are one order: the attraction's price times the party's size.
 - Refunds: a paid ticket is refundable until ``refund_days`` days before its visit day.
 - Hotels: the booking checked in by a scan is the one for tonight (the China-time day of the scan).
+- The code's tickets entitlement: held while the citizen has a paid ticket (unused, unrefunded) whose
+  visit day is today, China time; it lapses by itself at the next China-time midnight
+  (:func:`next_midnight`), or when the last such ticket is used or refunded.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ def service_day(at: datetime) -> str:
 def china_date(at: datetime) -> date:
     """The China-time date of ``at``."""
     return at.astimezone(CHINA).date()
+
+
+def next_midnight(at: datetime) -> datetime:
+    """The first China-time midnight after ``at`` (when a ticket valid on ``at``'s day stops being so)."""
+    day = at.astimezone(CHINA).date() + timedelta(days=1)
+    return datetime.combine(day, time(0), CHINA)
 
 
 def window_closes(day: str, window: str) -> datetime:
@@ -54,6 +63,12 @@ def refundable(today: date, visit_day: str, refund_days: int) -> bool:
     """Whether a paid ticket for ``visit_day`` may be refunded on ``today`` (until ``refund_days`` days
     before the visit day, that day included)."""
     return today <= date.fromisoformat(visit_day) - timedelta(days=refund_days)
+
+
+def held_today(visit_days: Iterable[str], at: datetime) -> bool:
+    """Whether paid, unused tickets with these visit days make the citizen hold a ticket valid at
+    ``at`` (one whose visit day is ``at``'s China-time day)."""
+    return service_day(at) in set(visit_days)
 
 
 def gate_refusal(open_states: Iterable[str], closed_states: Iterable[str]) -> str:

@@ -14,6 +14,11 @@ The rules (fares, transfers, the daily cap, unpaid fares) are stated and compute
   every charge is a deferred order (ride first, pay after) whose reference is the trip's, so applying a
   scan twice changes nothing.
 - Offline buses: batch uploads reach here in scan-time order, each record once.
+- The code's transit entitlement (``contributes=["transit"]``, :meth:`TransitApp.entitlement`): good
+  standing unless the citizen's unpaid fares refuse an entrance. The platform is told only when it may
+  flip: a decision whose fares take the unpaid total to the limit marks its effect, and ``apply`` tells
+  the platform for the batch's marked riders; a paid fare order that brings them back under, in
+  :meth:`TransitApp.on_payment_event`. A ride that leaves the standing as it was tells nobody.
 """
 
 from __future__ import annotations
@@ -26,14 +31,28 @@ from typing import Any
 
 import msgspec
 
-from miniapps.contract import Display, Effect, Fast, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.contract import (
+    Contribution,
+    Display,
+    Effect,
+    Fast,
+    InvalidInput,
+    Manifest,
+    MiniApp,
+    PaymentEvent,
+    ScanDecision,
+    ScanEvent,
+)
 from miniapps.transit import demo, routes
 from miniapps.transit.rules import (
     ENTRY_CONTEXTS,
     Charge,
     OpenTrip,
     RiderState,
+    back_under,
+    crosses_limit,
     exit_fare,
+    in_good_standing,
     metro_distance,
     metro_fare,
     priced_trip,
@@ -51,6 +70,11 @@ TRIP_IDS = uuid.UUID("6f1c2a52-3c0e-4d7a-9a8e-7b1e3f0c5d21")
 RELOAD_INTERVAL = 1.0
 # and every worker reads it again this often anyway (a station renamed, a fare changed)
 NETWORK_TTL = 60.0
+# a rider taken out of good standing by a fare is remembered this long (kv ``over:<openid>``), so the
+# payment that brings them back tells the platform even when several are paid at once (seconds)
+OVER_TTL = 30 * 24 * 3600.0
+# fare orders' references (``trip-<trip id>``): a payment event of one may restore the standing
+FARE_REFERENCE = "trip-"
 
 
 class Trip(msgspec.Struct, array_like=True, frozen=True):
@@ -76,6 +100,9 @@ class Trip(msgspec.Struct, array_like=True, frozen=True):
 
 class Trips(msgspec.Struct, array_like=True, frozen=True):
     trips: list[Trip]
+    # these fares took the rider's unpaid total to the limit: the code's transit entitlement flips
+    # (last and defaulted: effects journalled before it decode as not crossing)
+    crossed: bool = False
 
 
 _state_decoder = msgspec.msgpack.Decoder(RiderState)
@@ -170,6 +197,7 @@ class TransitApp(MiniApp):
         scopes=["openid"],
         entitlements=["transit"],
         scan_contexts={"bus": "transit", "metro-entry": "transit", "metro-exit": None},
+        contributes=["transit"],
         settings_schema={
             "daily_cap": {"type": "integer", "default": 1500},
             "transfer_minutes": {"type": "integer", "default": 90},
@@ -445,6 +473,7 @@ class TransitApp(MiniApp):
 
     def _allowed(self, trips: list[Trip], rider: RiderState, scan: ScanEvent) -> Fast:
         trip = trips[-1]
+        owes = sum(t.charged for t in trips)
         subtitle = yuan(trip.charged)
         if trip.capped:
             subtitle += scan.text("（已达当日封顶）", " (daily cap)")
@@ -468,8 +497,10 @@ class TransitApp(MiniApp):
                 },
             ),
             state=_encode(rider),
-            effect=_encode(Trips(trips)),
-            owes=sum(t.charged for t in trips),
+            effect=_encode(
+                Trips(trips, crossed=crosses_limit(scan.unpaid or 0, owes, self.cfg["unpaid_limit"]))
+            ),
+            owes=owes,
         )
 
     # ---- the books, behind the gate --------------------------------------------------------------
@@ -478,10 +509,14 @@ class TransitApp(MiniApp):
         then the trips (one upsert: a trip is written as its last scan in the batch left it, and a done
         trip is never opened again by a replayed entry)."""
         latest: dict[str, tuple[str, Trip]] = {}
+        crossed: set[str] = set()
         for effect in effects:
             if effect.data:
-                for trip in _trips_decoder.decode(effect.data).trips:
+                decoded = _trips_decoder.decode(effect.data)
+                for trip in decoded.trips:
                     latest[trip.id] = (effect.openid, trip)
+                if decoded.crossed:
+                    crossed.add(effect.openid)
         if not latest:
             return
         orders = await self.platform.payments.create_deferred_orders(
@@ -524,3 +559,35 @@ class TransitApp(MiniApp):
             key="id",
             only_if=("state", "open"),  # a replayed entry never reopens a trip that was closed
         )
+        if crossed:  # out of good standing: their codes lose the transit entitlement (one call a batch)
+            for openid in crossed:
+                await self.platform.kv_set(f"over:{openid}", "1", ttl=OVER_TTL)
+            await self.platform.entitlement_changed(*sorted(crossed))
+
+    # ---- the code's transit entitlement ----------------------------------------------------------
+    async def entitlement(self, openid: str, name: str, at: datetime) -> Contribution:
+        """``transit``: good standing unless the citizen's unpaid fares (deferred orders of every mini-app,
+        as a gate counts them) refuse an entrance; refused: ``unpaid_fares`` with what is owed and the
+        limit."""
+        limit = self.cfg["unpaid_limit"]
+        try:
+            owed = await self.platform.payments.unpaid_total(openid)
+        except InvalidInput as e:  # a citizen who never rode: the payment centre has no openid of ours
+            if e.code != "unknown_openid":
+                raise
+            return Contribution(granted=True)
+        if in_good_standing(owed, limit):
+            return Contribution(granted=True)
+        return Contribution(granted=False, reason="unpaid_fares", detail={"unpaid": owed, "limit": limit})
+
+    async def on_payment_event(self, event: PaymentEvent) -> None:
+        """A fare order paid (or closed): when that brings the rider back under the limit, their codes
+        get the transit entitlement again."""
+        if event.type not in ("order.paid", "order.closed") or not event.reference.startswith(FARE_REFERENCE):
+            return
+        owed = await self.platform.payments.unpaid_total(event.openid)
+        flagged = await self.platform.kv_get(f"over:{event.openid}") == b"1"
+        if back_under(owed, event.amount, self.cfg["unpaid_limit"], flagged=flagged):
+            await self.platform.entitlement_changed(event.openid)
+            if flagged:
+                await self.platform.kv_set(f"over:{event.openid}", "0", ttl=1)

@@ -10,6 +10,9 @@
 - Daily cap: what a citizen pays in one China-time day never exceeds ``daily_cap``; the rest is waived
   and shown as capped.
 - Unpaid fares of ``unpaid_limit`` or more refuse a bus or metro entrance, never an exit.
+- Standing: the code's transit entitlement is held exactly while unpaid fares would not refuse an
+  entrance (:func:`in_good_standing`); it flips when a fare takes the unpaid total to the limit
+  (:func:`crosses_limit`) and back when a payment brings it under (:func:`back_under`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,29 @@ def exit_fare(meters: int | None, max_fare: int) -> int:
 def refused_for_unpaid(owed: int, unpaid_limit: int) -> bool:
     """Whether unpaid fares of ``owed`` fen refuse an entrance (ride first, pay after: up to the limit)."""
     return owed >= unpaid_limit
+
+
+def in_good_standing(owed: int, unpaid_limit: int) -> bool:
+    """Whether a citizen owing ``owed`` fen holds the transit entitlement: exactly when an entrance would
+    not be refused for unpaid fares."""
+    return not refused_for_unpaid(owed, unpaid_limit)
+
+
+def crosses_limit(owed_before: int, owes: int, unpaid_limit: int) -> bool:
+    """Whether new fares of ``owes`` fen take a citizen owing ``owed_before`` out of good standing (the
+    only rides after which the code must change: most rides change nothing)."""
+    return in_good_standing(owed_before, unpaid_limit) and not in_good_standing(
+        owed_before + owes, unpaid_limit
+    )
+
+
+def back_under(owed_after: int, paid: int, unpaid_limit: int, *, flagged: bool = False) -> bool:
+    """Whether a payment of ``paid`` fen that left the citizen owing ``owed_after`` brought them back into
+    good standing: they are in it now and were not before it, or were known to have left it
+    (``flagged``: several payments at once each see only the total after all of them)."""
+    return in_good_standing(owed_after, unpaid_limit) and (
+        flagged or not in_good_standing(owed_after + paid, unpaid_limit)
+    )
 
 
 def other_mode(kind: str) -> str:

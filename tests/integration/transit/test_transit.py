@@ -125,15 +125,27 @@ async def test_unpaid_fares_refuse_boarding_until_paid(
     monkeypatch.setenv("SHENGSHI_MINIAPP_TRANSIT", '{"unpaid_limit": 400}')
     async with make_client(clock=frozen_clock, access_token_ttl=86400) as client:
         await client.services.miniapps.apps["transit"].seed_demo()
-        pair = await login(client, new_phone())
+        pair = await login(client, phone := new_phone())
         me = {"Authorization": f"Bearer {pair['access_token']}"}
         bus = await enrol_scanner(client, "transit", context="bus", place="B237")
         out = await enrol_scanner(client, "transit", context="metro-exit", place="M2-04")  # 北陵公园
         assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
-        assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"
-        refused = await ride(client, me, bus, frozen_clock)
+        # the same citizen's other phone shows a code issued while still in good standing
+        other = {
+            "Authorization": f"Bearer {(await login(client, phone, device_id='phone-2'))['access_token']}"
+        }
+        frozen_clock.advance(20)
+        earlier = (await client.get("/api/v1/codes/current", headers=other)).json()["token"]
+        assert (await ride(client, me, bus, frozen_clock))["result"] == "allow"  # ¥4 owed: the limit
+        # the code from before still claims it (signed, within its validity): transit refuses it itself
+        r = await client.post("/api/v1/scans", json={"token": earlier}, headers=bus["headers"])
+        refused = r.json()
         assert refused["result"] == "deny" and refused["reason"] == "unpaid_fares"
         assert refused["display"]["title"] == "请先补缴车费"
+        # a code issued since lacks transit: the platform refuses it before transit is asked
+        lacking = await ride(client, me, bus, frozen_clock)
+        assert (lacking["result"], lacking["reason"]) == ("deny", "not_entitled")
+        assert lacking["data"] == {"required": "transit", "status": "refused"}
         assert (await ride(client, me, out, frozen_clock))["result"] == "allow"  # always let out
         paid = await client.post("/api/v1/apps/transit/fares/pay", headers=me)
         assert paid.status_code == 200 and paid.json()["unpaid"] == 0
