@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from auth._otp import OtpService
+from auth._realname import CLEARED, RealNameService
 from auth._tokens import AccessTokens
 from auth.pii import mask_phone
 from auth.principals import CitizenPrincipal
@@ -32,9 +33,16 @@ def _invalid_grant(detail: str, code: str = "invalid_grant") -> Unauthorized:
 
 class SessionService:
     def __init__(
-        self, settings: Settings, clock: Clock, otp: OtpService, tokens: AccessTokens, pii: Keyring
+        self,
+        settings: Settings,
+        clock: Clock,
+        otp: OtpService,
+        tokens: AccessTokens,
+        pii: Keyring,
+        realname: RealNameService,
     ) -> None:
         self._s = settings
+        self._realname = realname
         self._clock = clock
         self._otp = otp
         self._tokens = tokens
@@ -74,6 +82,27 @@ class SessionService:
         )
 
     # ---- login -----------------------------------------------------------------------------------
+    async def ensure_citizen(self, phone: str) -> str:
+        """The id of the account of an E.164 phone, made if there is none (demo data; login makes them
+        otherwise)."""
+        idx = self._otp.phone_index(phone)
+        async with db.transaction():
+            row = await Citizen.select(Citizen.id).where(Citizen.phone_index == idx).first().run()
+            if row is not None:
+                return str(row["id"])
+            citizen_id, now = uuid.uuid4(), self._clock.now()
+            await Citizen.insert(
+                Citizen(
+                    id=citizen_id,
+                    phone_index=idx,
+                    phone_masked=mask_phone(phone),
+                    created_at=now,
+                    updated_at=now,
+                    phone_sealed=self._pii.encrypt(phone, f"citizen:{citizen_id}:phone"),
+                )
+            ).run()
+        return str(citizen_id)
+
     async def login(self, *, phone: str, code: str, device_id: str, device_name: str, ip: str) -> TokenPair:
         await self._otp.verify(phone, code)
         idx = self._otp.phone_index(phone)
@@ -305,9 +334,7 @@ class SessionService:
                         Citizen.phone_index: None,
                         Citizen.phone_sealed: None,
                         Citizen.phone_masked: "",
-                        Citizen.name_sealed: None,
-                        Citizen.id_number_sealed: None,
-                        Citizen.id_number_index: None,
+                        **CLEARED,  # the real name, ID number and their verification
                         Citizen.deleted_at: now,
                         Citizen.updated_at: now,
                     }
@@ -319,6 +346,7 @@ class SessionService:
         # codes already on screen stop verifying at once, for as long as any of them could be presented
         await self._tokens.revocations.account_deleted(principal.citizen_id)
         await audit.record("account_deleted", actor_kind="citizen", actor_id=principal.citizen_id, ip=ip)
+        await self._realname.notify(principal.citizen_id)  # its entitlements are gone with it
 
     async def set_blocked(self, citizen_id: str, blocked: bool, *, actor: str) -> dict[str, Any]:
         """An operator blocks (or unblocks) an account: login is refused and its codes stop verifying."""

@@ -138,3 +138,18 @@ def citizens_block(citizen_id: str) -> None:
 def citizens_unblock(citizen_id: str) -> None:
     """Lift a block."""
     _block(citizen_id, False)
+
+
+@citizens.command("clear-real-name")
+@click.argument("citizen_id")
+@click.option("--reason", default="", help="why (kept in the audit log), e.g. the provider's fraud notice")
+def citizens_clear_real_name(citizen_id: str, reason: str) -> None:
+    """Withdraw an account's real-name verification: name, ID number and verification are deleted, and
+    the entitlements that came with them go; the citizen may verify again."""
+
+    async def go(app: Litestar) -> dict[str, Any]:
+        return await _auth(app).realname.clear(
+            citizen_id, actor_kind="operator", actor_id=operator_name(), reason=reason
+        )
+
+    emit_json(run_with_runtime(go))

@@ -22,6 +22,7 @@ from auth.schemas import (
     OtpSent,
     Profile,
     ProfileUpdate,
+    RealNameVerificationCreate,
     RefreshRequest,
     TokenPairOut,
 )
@@ -89,7 +90,11 @@ class MeController(Controller):
     ) -> Profile:
         return msgspec.convert(await auth.profile.get(citizen.citizen_id), Profile)
 
-    @patch("", summary="Set the real name and ID number (returned masked)")
+    @patch(
+        "",
+        summary="Set the real name and ID number: verified first, as POST /api/v1/me/real-name",
+        opt={"problems": [409, 429, 503]},
+    )
     async def update_me(
         self,
         data: JSONBody[ProfileUpdate],
@@ -101,9 +106,47 @@ class MeController(Controller):
             citizen.citizen_id,
             real_name=None if data.real_name is msgspec.UNSET else data.real_name,
             id_number=None if data.id_number is msgspec.UNSET else data.id_number,
+            liveness_token=None if data.liveness is msgspec.UNSET else data.liveness.token,
             ip=ip,
         )
         return msgspec.convert(profile, Profile)
+
+    @post(
+        "/real-name",
+        status_code=200,
+        summary="Real-name verification (实名认证): kept only when the provider says they match",
+        opt={"problems": [409, 429, 503]},
+    )
+    async def verify_real_name(
+        self,
+        data: JSONBody[RealNameVerificationCreate],
+        citizen: NamedDependency[CitizenPrincipal],
+        auth: NamedDependency[AuthServices],
+        ip: NamedDependency[str],
+    ) -> Profile:
+        profile = await auth.profile.update(
+            citizen.citizen_id,
+            real_name=data.real_name,
+            id_number=data.id_number,
+            liveness_token=data.liveness.token if data.liveness else None,
+            ip=ip,
+        )
+        return msgspec.convert(profile, Profile)
+
+    @delete(
+        "/real-name",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Withdraw the real name: name, ID number and verification are deleted",
+    )
+    async def clear_real_name(
+        self,
+        citizen: NamedDependency[CitizenPrincipal],
+        auth: NamedDependency[AuthServices],
+        ip: NamedDependency[str],
+    ) -> None:
+        await auth.realname.clear(
+            citizen.citizen_id, actor_kind="citizen", actor_id=citizen.citizen_id, ip=ip
+        )
 
     @delete("", status_code=HTTP_204_NO_CONTENT, summary="Delete the account: data gone, tokens stop at once")
     async def delete_me(

@@ -7,6 +7,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
 from auth.controllers import AuthController, DevSmsController, JwksController, MeController
+from auth.demo import seed
 from auth.deps import DEPENDENCIES
 from auth.pairwise import Pairwise
 from auth.principals import CitizenPrincipal, MachinePrincipal
@@ -20,6 +21,12 @@ class AuthPlugin(InitPlugin):
         self.runtime = runtime
         self.services = services
 
+    async def seed_demo(self) -> list[str]:
+        """A demo citizen verified by the development provider, outside production only."""
+        if self.runtime.settings.env == "prod":
+            return []
+        return await seed(self.services)
+
     async def _startup(self) -> None:
         await self.services.keys.ensure()
         await self.services.revocations.ensure_loaded()
@@ -27,6 +34,7 @@ class AuthPlugin(InitPlugin):
     async def _shutdown(self) -> None:
         if isinstance(self.services.sms, HttpSmsGateway):
             await self.services.sms.close()
+        await self.services.realname.provider.close()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         handlers: list[type] = [AuthController, MeController, JwksController]

@@ -45,19 +45,50 @@ class TokenPairOut(msgspec.Struct):
     refresh_expires_in: int
 
 
+RealName = Annotated[str, Meta(min_length=1, max_length=64)]
+IdNumber = Annotated[str, Meta(min_length=18, max_length=18)]
+
+
+class RealNameVerification(msgspec.Struct):
+    """Who verified the real name, how far (``two_factor``: name + ID number; ``face``: and liveness),
+    and when."""
+
+    provider: str
+    level: str
+    verified_at: datetime
+
+
 class Profile(msgspec.Struct):
     id: str
     phone: str
     real_name: str | None
     id_number: str | None
     real_name_verified: bool
+    real_name_verification: RealNameVerification | None
     status: str
     created_at: datetime
 
 
+class Liveness(Strict):
+    """The result token the face-verification SDK gave the app (the provider resolves it itself: a score
+    the app reported would prove nothing)."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9._:/+=-]+$")]
+
+
 class ProfileUpdate(Strict):
-    real_name: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
-    id_number: Annotated[str, Meta(min_length=18, max_length=18)] | UnsetType = UNSET
+    """Real name and ID number are verified before they are kept (as ``RealNameVerificationCreate``);
+    one left out is the verified one on file."""
+
+    real_name: RealName | UnsetType = UNSET
+    id_number: IdNumber | UnsetType = UNSET
+    liveness: Liveness | UnsetType = UNSET
+
+
+class RealNameVerificationCreate(Strict):
+    real_name: RealName
+    id_number: IdNumber
+    liveness: Liveness | None = None
 
 
 class DeviceOut(msgspec.Struct):

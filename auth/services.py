@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from auth._machines import MachineCredentials, parse_basic
 from auth._otp import OtpService
 from auth._profile import ProfileService
+from auth._realname import RealNameObserver, RealNameService
 from auth._sessions import SessionService, TokenPair
 from auth._tokens import AUDIENCE, AccessTokens
 from auth.pairwise import Pairwise
+from auth.realname import DevelopmentRealNameProvider, RealNameProvider
+from auth.realname_http import HttpRealNameProvider
 from auth.revocations import Revocations
 from auth.sms import DevSmsGateway, HttpSmsGateway, SmsGateway
 from backend.crypto import Keyring
@@ -25,6 +28,8 @@ __all__ = [
     "MachineCredentials",
     "OtpService",
     "ProfileService",
+    "RealNameObserver",
+    "RealNameService",
     "Revocations",
     "SessionService",
     "TokenPair",
@@ -44,6 +49,7 @@ class AuthServices:
     otp: OtpService
     sessions: SessionService
     profile: ProfileService
+    realname: RealNameService
     machines: MachineCredentials
     pairwise: Pairwise
 
@@ -60,7 +66,27 @@ def create_sms_gateway(runtime: Runtime) -> SmsGateway:
     return gateways[s.sms_gateway]()
 
 
-def build_auth_services(runtime: Runtime) -> AuthServices:
+def create_realname_provider(runtime: Runtime) -> RealNameProvider:
+    s = runtime.settings
+    providers: dict[str, Callable[[], RealNameProvider]] = {
+        "development": DevelopmentRealNameProvider,
+        "http": lambda: HttpRealNameProvider(
+            s.realname_http_url,
+            s.realname_http_app_id,
+            s.realname_http_secret,
+            name=s.realname_http_name,
+            timeout=s.realname_http_timeout,
+            max_skew=s.realname_http_max_skew,
+        ),
+    }
+    return providers[s.realname_provider]()
+
+
+def build_auth_services(
+    runtime: Runtime, realname_observers: list[RealNameObserver] | None = None
+) -> AuthServices:
+    """``realname_observers``: told (with the citizen id) when a citizen's real name is verified or
+    cleared; a subscriber built later appends its own to ``AuthServices.realname.observers``."""
     s, clock, store = runtime.settings, runtime.clock, runtime.store
     pii = Keyring(s.pii_keyring())
     keys = KeyStore(
@@ -70,14 +96,16 @@ def build_auth_services(runtime: Runtime) -> AuthServices:
     revocations = Revocations(s, clock, store)
     tokens = AccessTokens(keys, s, clock, store, revocations)
     otp = OtpService(s, store, sms, clock)
+    realname = RealNameService(s, clock, store, pii, create_realname_provider(runtime), realname_observers)
     return AuthServices(
         sms=sms,
         keys=keys,
         tokens=tokens,
         revocations=revocations,
         otp=otp,
-        sessions=SessionService(s, clock, otp, tokens, pii),
-        profile=ProfileService(s, clock, pii),
+        sessions=SessionService(s, clock, otp, tokens, pii, realname),
+        profile=ProfileService(pii, realname),
+        realname=realname,
         machines=MachineCredentials(s, clock, store),
         pairwise=Pairwise(s.secret_bytes("secret_key")),
     )

@@ -54,7 +54,7 @@ def services_of(app: Litestar) -> Services:
 
 def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None = None) -> Services:
     auth = build_auth_services(runtime)
-    codes = build_code_services(runtime, auth.revocations)
+    codes = build_code_services(runtime, auth.revocations, auth.realname.observers)
     payments = build_payment_services(runtime)
     miniapps = build_miniapp_services(
         runtime, auth=auth, codes=codes, payments=payments, extra=extra_miniapps

@@ -178,6 +178,18 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "invalid_name": ("姓名须为 1 至 64 个字", "real_name must be 1-64 letters"),
     "id_number_taken": ("此身份证号码已属于另一个账户", "this ID number belongs to another account"),
+    "real_name_incomplete": (
+        "姓名和身份证号码须一并核验，请同时填写",
+        "real_name and id_number are verified together: give both",
+    ),
+    "real_name_mismatch": (
+        "姓名与身份证号码核验不一致，未保存",
+        "the name and ID number could not be verified together",
+    ),
+    "realname_unavailable": (
+        "实名认证服务暂不可用，请稍后再试",
+        "real-name verification is unavailable; try again shortly",
+    ),
     # the systems that own entitlements (codes/owners.py)
     "bad_record": ("记录格式无效", "the record is not a valid change"),
     "bad_value": ("权益内容无效", "the entitlement's value is not valid for this kind"),

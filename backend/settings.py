@@ -3,7 +3,7 @@
 Every field is converted on its own so that start-up reports *every* bad value at once, each with the
 variable's name. In ``dev`` and ``test`` the secrets are generated on first start and kept in
 ``<data_dir>/dev-secrets.json``; ``prod`` never does that and refuses to start without real secrets,
-with the in-process store, with SQLite, or with the development SMS gateway.
+with the in-process store, with SQLite, or with the development SMS gateway or real-name provider.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ log = logging.getLogger("shengshitong.settings")
 
 # Secrets the service needs; each is 32 random bytes in URL-safe base64 unless said otherwise.
 SECRET_FIELDS = ("secret_key", "key_encryption_key", "pii_keys")
-HIDDEN_FIELDS = (*SECRET_FIELDS, "sms_http_token")
+HIDDEN_FIELDS = (*SECRET_FIELDS, "sms_http_token", "realname_http_secret")
 
 
 class SettingsError(Exception):
@@ -73,6 +73,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     otp_resend_interval: int = 60
     token_issuer: str = "https://shengshitong.example"  # noqa: S105 - a URL, not a secret
     machine_auth_cache_seconds: float = 5.0
+    # Real-name verification (实名认证): "development" (make run, tests; refused in prod) or "http" (an
+    # identity-verification gateway, docs/identity.md); attempts per citizen and per ID number per day
+    realname_provider: Literal["development", "http"] = "development"
+    realname_http_url: str = ""
+    realname_http_app_id: str = ""
+    realname_http_secret: str = ""
+    realname_http_name: str = "http"  # recorded as the provider of a verification
+    realname_http_timeout: float = 5.0
+    realname_http_max_skew: int = 300
+    realname_attempts_per_day: int = 5
+    realname_attempts_per_id_number_per_day: int = 10
     # Citizen codes
     code_issuer: str = "SST"
     code_alg: Literal["ES256", "EdDSA"] = "ES256"
@@ -267,7 +278,28 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}MAX_BODY_BYTES: must be at least 1024")
     if settings.sms_gateway == "http" and not settings.sms_http_url:
         problems.append(f"{PREFIX}SMS_HTTP_URL is required when {PREFIX}SMS_GATEWAY=http")
+    if settings.realname_provider == "http":
+        for name in ("realname_http_url", "realname_http_app_id", "realname_http_secret"):
+            if not getattr(settings, name):
+                problems.append(f"{PREFIX}{name.upper()} is required when {PREFIX}REALNAME_PROVIDER=http")
+        if settings.realname_http_url and not settings.realname_http_url.startswith(("https://", "http://")):
+            problems.append(f"{PREFIX}REALNAME_HTTP_URL: expected https://host/path")
+        if settings.realname_http_secret and len(settings.realname_http_secret) < 16:
+            problems.append(f"{PREFIX}REALNAME_HTTP_SECRET: must be at least 16 characters")
+    if not 0 < settings.realname_http_timeout <= 60:
+        problems.append(f"{PREFIX}REALNAME_HTTP_TIMEOUT: must be more than 0 and at most 60 seconds")
+    if not 1 <= settings.realname_http_max_skew <= 3600:
+        problems.append(f"{PREFIX}REALNAME_HTTP_MAX_SKEW: must be 1 to 3600 seconds")
+    if not 1 <= len(settings.realname_http_name) <= 32:
+        problems.append(f"{PREFIX}REALNAME_HTTP_NAME: must be 1 to 32 characters")
+    for name in ("realname_attempts_per_day", "realname_attempts_per_id_number_per_day"):
+        if getattr(settings, name) < 1:
+            problems.append(f"{PREFIX}{name.upper()}: must be at least 1")
     if env == "prod":
+        if settings.realname_provider == "development":
+            problems.append(
+                f"{PREFIX}REALNAME_PROVIDER=development is the development provider; prod needs 'http'"
+            )
         if not settings.redis_url:
             problems.append(f"{PREFIX}REDIS_URL is required in prod: the in-process store serves one process")
         if not settings.uses_postgres:

@@ -15,6 +15,15 @@ SINCE = "2026-01-01T00:00:00+08:00"
 # (ID number, name for the README, what each owner says)
 PEOPLE: list[tuple[str, str, dict[str, dict[str, Any]]]] = [
     (
+        "210102199003070011",
+        "沈阳 (the demo citizen 13800138000, verified by seed-demo): insured, social security, green",
+        {
+            "medical": {"insured": True, "region": "210102", "type": "employee"},
+            "social_security": {"insured": True, "card_status": "active"},
+            "health": {"status": "green"},
+        },
+    ),
+    (
         "210103199003070018",
         "沈一: insured (employee), social security, green",
         {

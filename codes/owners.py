@@ -199,16 +199,14 @@ class Facts:
 
     async def _write(self, rows: list[dict[str, Any]]) -> tuple[set[str], list[str]]:
         """Insert the facts (inside the caller's transaction); returns the keys written and the
-        subjects whose facts in effect now changed."""
+        subjects they are about."""
         written = set(
             await db.bulk_insert(
                 EntitlementFact, rows, on_conflict_do_nothing="fact_key", returning="fact_key", chunk=BATCH
             )
         )
-        now = self._clock.now()
-        subjects = sorted(
-            {r["subject"] for r in rows if r["fact_key"] in written and r["effective_at"] <= now}
-        )
+        # a fact dated ahead changes the citizen's code too: the code in hand must not outlive its time
+        subjects = sorted({r["subject"] for r in rows if r["fact_key"] in written})
         return written, subjects
 
     async def _citizens(self, subjects: list[str]) -> list[str]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,6 +50,9 @@ class CodeFreshness:
     @staticmethod
     def key(citizen_id: str) -> str:
         return f"code:ver:{citizen_id}"
+
+    async def real_name_changed(self, citizen_id: str) -> None:
+        await self.changed([citizen_id], "real_name")
 
     async def changed(self, citizen_ids: list[str], reason: str) -> None:
         if not citizen_ids:
@@ -405,10 +409,15 @@ class CodeServices:
 CODES = Slot[CodeServices]("codes")
 
 
-def build_code_services(runtime: Runtime, revocations: Revocations) -> CodeServices:
+def build_code_services(
+    runtime: Runtime, revocations: Revocations, realname_observers: list[Callable[[str], Awaitable[None]]]
+) -> CodeServices:
+    """``realname_observers``: identity's list of those told when a citizen's real name is verified or
+    cleared; the code's freshness subscribes to it here (what the code may claim changes with it)."""
     s = runtime.settings
     keys = CodeKeys(s, runtime.clock)
     freshness = CodeFreshness(s, runtime.store, runtime.live)
+    realname_observers.append(freshness.real_name_changed)
     facts = Facts(s, runtime.clock, freshness.changed)
     entitlements = EntitlementService(facts, runtime.clock)
     return CodeServices(

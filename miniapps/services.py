@@ -249,7 +249,7 @@ class MiniAppAuth:
         name = self._pii.decrypt(row["name_sealed"], f"{ctx}:name") if row["name_sealed"] else None
         if "profile" in scopes:
             info["name"] = mask_name(name) if name else None
-            info["real_name_verified"] = bool(row["id_number_sealed"])
+            info["real_name_verified"] = row["real_name_verified_at"] is not None
         if "phone" in scopes:
             info["phone"] = (
                 self._pii.decrypt(row["phone_sealed"], f"{ctx}:phone") if row["phone_sealed"] else None

@@ -28,14 +28,18 @@ async def test_real_name_and_id_number_are_sealed_and_masked(client, login, new_
     assert ID_NUMBER not in stored and "张三丰" not in stored and row["id_number_sealed"].startswith("t1.")
     again = await client.get("/api/v1/me", headers=auth_header(pair))
     assert again.json()["id_number"] == "2101**********018X"
-    events = await AuditEvent.select(AuditEvent.data).where(AuditEvent.action == "profile_updated").run()
-    assert events and ID_NUMBER not in str(events)
+    events = (
+        await AuditEvent.select(AuditEvent.data).where(AuditEvent.action == "real_name_verification").run()
+    )
+    assert events and ID_NUMBER not in str(events) and "张三丰" not in str(events)
 
 
 async def test_bad_id_numbers_are_refused(client, login, new_phone, auth_header):
     pair = await login(client, new_phone())
     for bad in ("210102194912310181", "21010219491331018X", "2101021949123101", "abcdefghijklmnopqr"):
-        r = await client.patch("/api/v1/me", json={"id_number": bad}, headers=auth_header(pair))
+        r = await client.patch(
+            "/api/v1/me", json={"real_name": "张三", "id_number": bad}, headers=auth_header(pair)
+        )
         assert r.status_code in (400, 422), bad
         assert bad not in r.text
     r = await client.patch("/api/v1/me", json={"id_number": 210102194912310181}, headers=auth_header(pair))
@@ -45,11 +49,13 @@ async def test_bad_id_numbers_are_refused(client, login, new_phone, auth_header)
 async def test_an_id_number_belongs_to_one_account(client, login, new_phone, auth_header):
     a = await login(client, new_phone())
     b = await login(client, new_phone())
-    assert (
-        await client.patch("/api/v1/me", json={"id_number": ID_NUMBER}, headers=auth_header(a))
-    ).status_code == 200
-    r = await client.patch("/api/v1/me", json={"id_number": ID_NUMBER}, headers=auth_header(b))
+    claim = {"real_name": "张三", "id_number": ID_NUMBER}
+    assert (await client.patch("/api/v1/me", json=claim, headers=auth_header(a))).status_code == 200
+    r = await client.patch("/api/v1/me", json=claim, headers=auth_header(b))
     assert r.status_code == 409 and r.json()["code"] == "id_number_taken"
+    r = await client.post("/api/v1/me/real-name", json=claim, headers=auth_header(b))
+    assert r.status_code == 409 and r.json()["code"] == "id_number_taken"
+    assert (await client.get("/api/v1/me", headers=auth_header(b))).json()["real_name_verified"] is False
 
 
 async def test_devices_list_and_revoke(client, login, new_phone, auth_header):
@@ -96,8 +102,16 @@ async def test_account_deletion_removes_personal_data_and_stops_every_token(
     assert row["status"] == "deleted"
     assert all(
         row[k] is None
-        for k in ("phone_index", "phone_sealed", "name_sealed", "id_number_sealed", "id_number_index")
+        for k in (
+            "phone_index",
+            "phone_sealed",
+            "name_sealed",
+            "id_number_sealed",
+            "id_number_index",
+            "real_name_verified_at",
+        )
     )
+    assert row["real_name_reference"] == "" and row["real_name_provider"] == ""
     assert (
         await RefreshToken.count()
         .where((RefreshToken.citizen == me["id"]) & RefreshToken.revoked_at.is_null())
@@ -109,8 +123,10 @@ async def test_account_deletion_removes_personal_data_and_stops_every_token(
     fresh = await login(client, phone)
     new_me = (await client.get("/api/v1/me", headers=auth_header(fresh))).json()
     assert new_me["id"] != me["id"] and new_me["id_number"] is None
-    r = await client.patch("/api/v1/me", json={"id_number": ID_NUMBER}, headers=auth_header(fresh))
-    assert r.status_code == 200
+    r = await client.patch(
+        "/api/v1/me", json={"real_name": "李四", "id_number": ID_NUMBER}, headers=auth_header(fresh)
+    )
+    assert r.status_code == 200 and r.json()["real_name_verified"] is True
 
 
 async def test_a_blocked_account_cannot_log_in(client, login, new_phone, auth_header):

@@ -252,3 +252,79 @@ async def test_bad_single_changes_are_refused_and_change_nothing(client, new_id_
     from codes.tables import EntitlementFact
 
     assert await EntitlementFact.count().run() == 0
+
+
+async def test_self_declared_data_grants_nothing_until_a_provider_verifies_it(
+    client, login, new_phone, new_id_number, enrol_source, push_change, auth_header
+):
+    number = new_id_number()
+    await push_change(
+        client, await enrol_source(client, "medical"), number, {"insured": True, "region": "210102"}
+    )
+    await push_change(client, await enrol_source(client, "social_security"), number, {"insured": True})
+    await push_change(client, await enrol_source(client, "health"), number, {"status": "green"})
+    pair = await login(client, new_phone())
+    nothing = {
+        "medical": {"insured": False, "region": None},
+        "transit": {"allowed": True, "refused_reason": None},
+        "health": {"status": "unknown"},
+        "tickets": {"has_tickets": False},
+        "social_security": {"insured": False},
+    }
+    assert (await _code(client, pair))["entitlements"] == nothing
+    wallet = await _wallet(client, pair)
+    for name in ("medical", "social_security", "health"):
+        assert wallet[name]["granted"] is False and wallet[name]["reason"] == "real_name_unverified"
+    assert wallet["tickets"]["reason"] == "no_ticket_today"  # (a paid ticket would say real_name_unverified)
+    # a name the provider does not match with the number: nothing kept, nothing granted
+    refused = await client.post(
+        "/api/v1/me/real-name", json={"real_name": "不符", "id_number": number}, headers=auth_header(pair)
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "real_name_mismatch"
+    assert (await _code(client, pair))["entitlements"] == nothing
+    # verified: what the owners said before the citizen registered reaches the code at once
+    ok = await client.post(
+        "/api/v1/me/real-name", json={"real_name": "沈五", "id_number": number}, headers=auth_header(pair)
+    )
+    assert ok.status_code == 200, ok.text
+    held = (await _code(client, pair))["entitlements"]
+    assert held["medical"] == {"insured": True, "region": "210102"}
+    assert held["social_security"] == {"insured": True} and held["health"] == {"status": "green"}
+
+
+async def test_a_yellow_valid_for_a_while_uncovers_the_green_before_it(
+    make_client,
+    frozen_clock,
+    login,
+    new_phone,
+    new_id_number,
+    verify_real_name,
+    enrol_source,
+    push_change,
+    enrol_scanner,
+):
+    async with make_client(clock=frozen_clock) as client:
+        pair = await login(client, new_phone())
+        number = new_id_number()
+        await verify_real_name(client, pair, "沈六", number)
+        authority = await enrol_source(client, "health")
+        checkpoint = await enrol_scanner(client, context="testgate-health")
+        await push_change(client, authority, number, {"status": "green"}, effective_at=_at(client, -3600))
+        await push_change(
+            client, authority, number, {"status": "yellow", "reason": "密接"}, valid_until=_at(client, 600)
+        )
+        yellow = await _code(client, pair)
+        assert yellow["entitlements"]["health"] == {"status": "yellow"}
+        assert _time(yellow["refresh_after"]) <= frozen_clock.now() + timedelta(seconds=30)
+        refused = await _scan(client, checkpoint, yellow["token"])
+        assert refused["reason"] == "not_entitled" and refused["data"] == {
+            "required": "health",
+            "status": "yellow",
+        }
+        assert refused["display"]["title"] == "健康码黄码"
+        wallet = await _wallet(client, pair)
+        assert wallet["health"]["valid_until"] and wallet["health"]["detail"] == {"reason": "密接"}
+        frozen_clock.advance(601)
+        green = await _code(client, pair)
+        assert green["entitlements"]["health"] == {"status": "green"}
+        assert (await _scan(client, checkpoint, green["token"]))["result"] == "allow"

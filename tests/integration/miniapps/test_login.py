@@ -29,11 +29,13 @@ async def world(make_client, frozen_clock, login, new_phone, testgate_app):
         machines = client.services.auth.machines
         creds = {a: _basic(await machines.create("miniapp", app_id=a)) for a in ("testgate", "other")}
         pair = await login(client, new_phone())
-        await client.patch(
+        # a real name is the account's once verified, with its ID number (the development provider)
+        r = await client.patch(
             "/api/v1/me",
-            json={"real_name": "孙八"},
+            json={"real_name": "孙八", "id_number": "21010219491231018X"},
             headers={"Authorization": f"Bearer {pair['access_token']}"},
         )
+        assert r.status_code == 200, r.text
         yield client, creds, pair, frozen_clock
 
 

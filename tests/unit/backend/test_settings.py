@@ -12,6 +12,10 @@ PROD_OK = {
     "SHENGSHI_REDIS_URL": "redis://cache:6379/0",
     "SHENGSHI_SMS_GATEWAY": "http",
     "SHENGSHI_SMS_HTTP_URL": "https://sms.example/send",
+    "SHENGSHI_REALNAME_PROVIDER": "http",
+    "SHENGSHI_REALNAME_HTTP_URL": "https://idv.example/api",
+    "SHENGSHI_REALNAME_HTTP_APP_ID": "sst-city",
+    "SHENGSHI_REALNAME_HTTP_SECRET": "a-long-shared-secret-for-tests",
     "SHENGSHI_SECRET_KEY": new_key(),
     "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
     "SHENGSHI_PII_KEYS": f"p1:{new_key()}",
@@ -54,13 +58,42 @@ def test_prod_without_secrets_names_each_missing_one():
 
 
 def test_prod_refuses_development_components():
-    env = {**PROD_OK, "SHENGSHI_REDIS_URL": "", "SHENGSHI_DATABASE_URL": "", "SHENGSHI_SMS_GATEWAY": "dev"}
+    env = {
+        **PROD_OK,
+        "SHENGSHI_REDIS_URL": "",
+        "SHENGSHI_DATABASE_URL": "",
+        "SHENGSHI_SMS_GATEWAY": "dev",
+        "SHENGSHI_REALNAME_PROVIDER": "development",
+    }
     with pytest.raises(SettingsError) as err:
         load_settings(env)
     text = str(err.value)
     assert "SHENGSHI_REDIS_URL is required in prod" in text
     assert "PostgreSQL in prod" in text
     assert "SHENGSHI_SMS_GATEWAY=dev" in text
+    assert "SHENGSHI_REALNAME_PROVIDER=development is the development provider" in text
+
+
+def test_prod_refuses_the_development_real_name_provider_by_default():
+    env = {k: v for k, v in PROD_OK.items() if not k.startswith("SHENGSHI_REALNAME_")}
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    assert err.value.problems == [
+        "SHENGSHI_REALNAME_PROVIDER=development is the development provider; prod needs 'http'"
+    ]
+
+
+def test_the_http_real_name_provider_needs_its_settings_and_hides_its_secret():
+    env = {**PROD_OK, "SHENGSHI_REALNAME_HTTP_URL": "", "SHENGSHI_REALNAME_HTTP_SECRET": "short"}
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    text = str(err.value)
+    assert "SHENGSHI_REALNAME_HTTP_URL is required when SHENGSHI_REALNAME_PROVIDER=http" in text
+    assert "SHENGSHI_REALNAME_HTTP_SECRET: must be at least 16 characters" in text
+    assert "'short'" not in text
+    s = load_settings(PROD_OK)
+    assert PROD_OK["SHENGSHI_REALNAME_HTTP_SECRET"] not in repr(s)
+    assert "realname_http_secret=<hidden>" in repr(s)
 
 
 def test_prod_refuses_development_secrets(tmp_path):
