@@ -82,7 +82,6 @@ def create_app(
             services.codes,
             live=runtime.live,
             upload_limit=settings.entitlement_upload_max_bytes,
-            stream_seconds=float(settings.access_token_ttl),
         ),
         PaymentsPlugin(runtime, services.payments),
         MiniAppsPlugin(services.miniapps),

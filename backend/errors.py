@@ -69,6 +69,10 @@ class UnsupportedMediaType(AppError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
+class RequestTimeout(AppError):
+    status, code, title = 408, "request_timeout", "The request took too long to arrive"
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "body_too_large", "Request body too large"
 

@@ -200,6 +200,12 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "ndjson_required": ("请以 NDJSON 格式上传（每行一条记录）", "send the changes as NDJSON, one per line"),
     "upload_not_found": ("没有这个上传批次", "no such upload"),
     "upload_too_large": ("上传内容过大", "the upload is too large"),
+    "upload_stalled": ("上传中断：长时间未收到数据", "the upload stalled: no data came for a minute"),
+    "client_disconnected": (
+        "客户端在上传完成前断开了连接",
+        "the client disconnected before the upload ended",
+    ),
+    "request_timeout": ("请求内容到达超时", "the request took too long to arrive"),
     "otp_invalid": ("验证码错误或已过期", "the code is wrong or has expired"),
     "otp_locked": ("验证码错误次数过多，请重新获取", "too many wrong codes; request a new one"),
     "sms_unavailable": ("短信暂时无法发送，请稍后再试", "the SMS could not be sent; try again shortly"),

@@ -5,24 +5,27 @@ tells an open app its code changed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import InternalServerException
 from litestar.params import FromPath
-from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
 from auth.guards import citizen_only, source_only
 from auth.principals import CitizenPrincipal, MachinePrincipal
-from backend.errors import PayloadTooLarge, UnsupportedMediaType
-from backend.live import Live
+from auth.services import AuthServices
+from backend.errors import AppError, InvalidInput, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from backend.live import Event, Live
 from codes.owners import Facts
 from codes.sources import EntitlementService, ordered
 
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson")
+STALL = 60.0  # seconds an upload may send nothing before it is given up
 HEARTBEAT = 20.0  # seconds between comments on an idle event stream (keeps proxies from closing it)
 
 
@@ -120,8 +123,22 @@ class OwnersController(Controller):
 
 
 async def _limited(body: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refused past ``limit`` bytes, after ``STALL`` seconds with none, or when the
+    client goes away (each a problem of the client's, not a server error; the upload reads failed and
+    sending the file again completes it)."""
     seen = 0
-    async for chunk in body:
+    chunks = aiter(body)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), STALL)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(f"no data came for {STALL:.0f} s", code="upload_stalled") from None
+        except InternalServerException:  # Litestar's word for a client that disconnected mid-body
+            raise InvalidInput(
+                "the client disconnected before the upload ended", code="client_disconnected"
+            ) from None
         seen += len(chunk)
         if seen > limit:
             raise PayloadTooLarge(f"an upload is at most {limit} bytes", code="upload_too_large")
@@ -160,27 +177,41 @@ class MyEntitlementsController(Controller):
     )
     async def events(
         self,
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
+        auth: NamedDependency[AuthServices],
         live: NamedDependency[Live],
-        stream_seconds: NamedDependency[float],
-    ) -> ServerSentEvent:
-        return ServerSentEvent(
-            _events(live, f"citizen:{citizen.citizen_id}", stream_seconds),
+    ) -> Stream:
+        token = request.headers.get("authorization", "").partition(" ")[2].strip()
+
+        async def still_signed_in() -> bool:
+            try:
+                await auth.tokens.verify(token)
+            except AppError:  # signed out, deleted, blocked, or the token expired
+                return False
+            return True
+
+        return Stream(
+            _events(live, f"citizen:{citizen.citizen_id}", still_signed_in),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
 
-async def _events(live: Live, topic: str, seconds: float) -> AsyncIterator[ServerSentEventMessage]:
-    """Events until the access token that opened the stream would have expired (the app opens a new one
-    with its fresh token), a comment every ``HEARTBEAT`` seconds meanwhile."""
-    loop = asyncio.get_running_loop()
-    ends = loop.time() + seconds
+async def _events(
+    live: Live, topic: str, still_signed_in: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[bytes]:
+    """Events while the access token that opened the stream stays good: it is checked again before each
+    event and at each heartbeat, so a sign-out, an account deleted or blocked, or the token's expiry ends
+    the stream (the app opens a new one with a fresh token) and nothing more reaches a signed-out device.
+    A comment every ``HEARTBEAT`` seconds keeps proxies from closing an idle stream."""
     async with live.follow(topic) as queue:
-        yield ServerSentEventMessage(event="ready", data="{}", retry=3000)
-        while (left := ends - loop.time()) > 0:
+        yield b"retry: 3000\nevent: ready\ndata: {}\n\n"
+        while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=min(HEARTBEAT, left))
+                event: Event | None = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keep-alive")
-                continue
-            yield ServerSentEventMessage(event=event.name, data=msgspec.json.encode(event.data).decode())
+                event = None
+            if not await still_signed_in():
+                return
+            yield b": keep-alive\n\n" if event is None else event.sse()

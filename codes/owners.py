@@ -39,13 +39,13 @@ from backend import audit, db
 from backend.clock import Clock
 from backend.crypto import keyed_hash
 from backend.edge import MAX_JSON_DEPTH, json_too_deep
-from backend.errors import InvalidInput, NotFound
+from backend.errors import AppError, InvalidInput, NotFound
 from backend.settings import Settings
 from codes.tables import EntitlementFact, EntitlementUpload, EntitlementUploadReject
 
 log = logging.getLogger("shengshitong.codes.owners")
 
-Region = Annotated[str, Meta(pattern=r"^\d{6}$")]
+Region = Annotated[str, Meta(pattern=r"^[0-9]{6}$")]  # ASCII digits only (\d would take any script's)
 ShortText = Annotated[str, Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
 
 
@@ -158,14 +158,18 @@ class Facts:
             raise Rejected("bad_record", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             change = _CHANGE.decode(raw)
+        except UnicodeDecodeError:
+            raise Rejected("bad_record", "the record is not UTF-8") from None
         except (msgspec.DecodeError, RecursionError) as exc:
             raise Rejected(
                 "bad_record", _plain(exc) if isinstance(exc, msgspec.DecodeError) else "too deep"
             ) from None
         try:
             value = _DECODERS[kind].decode(change.value)
-        except msgspec.DecodeError as exc:
-            raise Rejected("bad_value", _plain(exc)) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise Rejected(
+                "bad_value", _plain(exc) if isinstance(exc, msgspec.DecodeError) else "not UTF-8"
+            ) from None
         if problem := value.check():
             raise Rejected("bad_value", problem)
         try:
@@ -320,8 +324,11 @@ class Facts:
                     code="line_too_long",
                     upload=str(upload_id),
                 ) from None
-            if isinstance(exc, Exception):
-                await self._fail(upload_id, counts, type(exc).__name__)
+            if isinstance(exc, AppError):  # the client's doing (disconnected, too slow, too large)
+                await self._fail(upload_id, counts, exc.code)
+            elif isinstance(exc, Exception):
+                log.exception("upload %s failed", upload_id)
+                await self._fail(upload_id, counts, "internal_error")
             raise
         await audit.record(
             "entitlement_upload_finished",

@@ -16,13 +16,10 @@ from codes.sources import EntitlementService
 
 
 class CodesPlugin(InitPlugin):
-    def __init__(
-        self, services: CodeServices, *, live: Live, upload_limit: int, stream_seconds: float
-    ) -> None:
+    def __init__(self, services: CodeServices, *, live: Live, upload_limit: int) -> None:
         self.services = services
         self.live = live
         self.upload_limit = upload_limit
-        self.stream_seconds = stream_seconds
 
     async def _startup(self) -> None:
         await self.services.keys.ensure()
@@ -48,7 +45,6 @@ class CodesPlugin(InitPlugin):
                 ),
                 "live": Provide(lambda: self.live, sync_to_thread=False, use_cache=True),
                 "upload_limit": Provide(lambda: self.upload_limit, sync_to_thread=False, use_cache=True),
-                "stream_seconds": Provide(lambda: self.stream_seconds, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(

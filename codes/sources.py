@@ -50,7 +50,8 @@ class Held:
     granted: bool
     status: str  # insured | not_insured | green | yellow | red | unknown | in_good_standing | ...
     reason: str | None = None  # why it is not available (a machine code the app explains)
-    source: dict[str, Any] | None = None  # {"kind": "owner"|"miniapp", "id", "name_zh", "name_en"}
+    # {"kind": "owner"|"miniapp", "id" (the owner's kind or the mini-app's id), "name_zh", "name_en"}
+    source: dict[str, Any] | None = None
     effective_at: datetime | None = None
     valid_until: datetime | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -106,7 +107,7 @@ class EntitlementService:
             name = row["name"] if row else ""
             self._source_names[client_id] = name
         zh, en = OWNERS[kind]
-        return {"kind": "owner", "id": client_id, "name_zh": name or zh, "name_en": name or en}
+        return {"kind": "owner", "id": kind, "name_zh": name or zh, "name_en": name or en}
 
     async def for_citizen(self, citizen_id: str) -> Entitlements:
         return (await self.standing(citizen_id)).entitlements
@@ -150,7 +151,9 @@ class EntitlementService:
             }
             granted = answer.granted
             reason = None if granted else (answer.reason or "not_granted")
-            if granted and not verified:
+            # tickets are a grant (a verified citizen's); transit standing only ever refuses, so an
+            # unverified rider in good standing rides, as the gate says
+            if granted and not verified and name != "transit":
                 granted, reason = False, "real_name_unverified"
             status = _status(name, answer.granted)
             held.append(Held(name, granted, status, reason, source, None, answer.until, dict(answer.detail)))

@@ -287,7 +287,9 @@ class Entitlements:
         region = data.get(1)
         transit = data.get(2)
         health = data.get(3, 3)
-        if region is not None and not (isinstance(region, str) and len(region) == 6 and region.isdigit()):
+        if region is not None and not (
+            isinstance(region, str) and len(region) == 6 and region.isascii() and region.isdigit()
+        ):
             raise ValueError("medical region must be a 6-digit code")
         if transit not in (None, 0, 1) or health not in (0, 1, 2, 3):
             raise ValueError("bad transit or health value")

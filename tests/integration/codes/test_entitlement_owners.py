@@ -89,11 +89,20 @@ async def test_bureau_insures_then_revokes_and_the_hospital_follows(
         assert (await _wallet(client, pair))["medical"]["reason"] == "not_insured"
 
 
-def _ndjson(records: list[dict[str, Any] | str]) -> bytes:
+MATH_DIGITS = "\U0001d7d0\U0001d7cf\U0001d7ce\U0001d7cf\U0001d7ce\U0001d7d0"  # 𝟐𝟏𝟎𝟏𝟎𝟐: digits, not ASCII
+
+
+def _ndjson(records: list[dict[str, Any] | str | bytes]) -> bytes:
     import json
 
     return b"".join(
-        (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)).encode() + b"\n" for r in records
+        (
+            r
+            if isinstance(r, bytes)
+            else (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)).encode()
+        )
+        + b"\n"
+        for r in records
     )
 
 
@@ -111,7 +120,7 @@ async def test_a_bulk_upload_applies_reports_and_a_second_one_changes_nothing(
         }
         for i in range(5)
     ]
-    records: list[dict[str, Any] | str] = [
+    records: list[dict[str, Any] | str | bytes] = [
         good[0],
         {
             "record_id": "bad-1",
@@ -138,6 +147,7 @@ async def test_a_bulk_upload_applies_reports_and_a_second_one_changes_nothing(
         },
         good[4],
         good[4],  # the same change twice in one file is one
+        b'{"record_id": "x\xc3\x28"}',  # not UTF-8: this record is refused, not the upload
     ]
     headers = {**health["headers"], "Content-Type": "application/x-ndjson"}
     r = await client.post("/api/v1/entitlements/uploads", content=_ndjson(records), headers=headers)
@@ -145,10 +155,10 @@ async def test_a_bulk_upload_applies_reports_and_a_second_one_changes_nothing(
     first = r.json()
     assert (first["status"], first["lines"], first["applied"], first["unchanged"], first["rejected"]) == (
         "done",
-        11,
+        12,
         5,
         1,
-        5,
+        6,
     )
     report = await client.get(f"/api/v1/entitlements/uploads/{first['id']}/report", headers=health["headers"])
     assert report.status_code == 200
@@ -162,12 +172,13 @@ async def test_a_bulk_upload_applies_reports_and_a_second_one_changes_nothing(
         (5, "", "bad_record"),
         (6, "r2", "bad_time"),
         (9, "bad-3", "bad_time"),
+        (12, "", "bad_record"),
     ]
     assert "210102199001011230" not in report.text  # the report never repeats an ID number
 
     again = await client.post("/api/v1/entitlements/uploads", content=_ndjson(records), headers=headers)
     second = again.json()
-    assert (second["applied"], second["unchanged"], second["rejected"]) == (0, 6, 5)
+    assert (second["applied"], second["unchanged"], second["rejected"]) == (0, 6, 6)
     progress = await client.get(f"/api/v1/entitlements/uploads/{second['id']}", headers=health["headers"])
     assert progress.json()["status"] == "done" and progress.json()["unchanged"] == 6
 
@@ -195,6 +206,14 @@ async def test_bad_single_changes_are_refused_and_change_nothing(client, new_id_
     number = new_id_number()
     now = _at(client)
     cases = [
+        (b'{"record_id": "\xff"}', "bad_record"),  # not UTF-8
+        (
+            (
+                '{"record_id": "x", "id_number": "' + number + '", "effective_at": "' + now + '", '
+                '"value": {"insured": true, "region": "' + MATH_DIGITS + '"}}'
+            ).encode(),
+            "bad_value",  # digits of another script are not a region code
+        ),
         (b"{", "malformed"),
         (
             b'{"record_id": "x", "id_number": "'

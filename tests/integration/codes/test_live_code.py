@@ -112,6 +112,33 @@ def test_a_pushed_change_reaches_the_open_app_and_its_next_code(
         assert health["detail"] == {"reason": "密接"} and health["source"]["name_zh"] == "沈阳市卫健委"
         # the stream refuses a caller with no token
         assert httpx.get(f"{app_base}/api/v1/me/events", timeout=5).status_code == 401
+
+        # signed out: an open stream ends and carries nothing more of the citizen's
+        later: list[str] = []
+        opened = threading.Event()
+
+        def listen_until_closed() -> None:
+            with httpx.stream("GET", f"{app_base}/api/v1/me/events", headers=me, timeout=15) as r:
+                for line in r.iter_lines():
+                    later.append(line)
+                    if line.startswith("event: ready"):
+                        opened.set()
+
+        second = threading.Thread(target=listen_until_closed, daemon=True)
+        second.start()
+        assert opened.wait(10), later
+        time.sleep(0.2)
+        assert httpx.post(f"{app_base}/api/v1/auth/logout", headers=me, timeout=10).status_code == 204
+        r = httpx.post(
+            f"{owner_base}/api/v1/entitlements/changes",
+            json={**change, "record_id": "h-2", "value": {"status": "red"}},
+            headers={"Authorization": f"Basic {basic}"},
+            timeout=10,
+        )
+        assert r.status_code == 200 and r.json()["outcome"] == "applied", r.text
+        second.join(5)
+        assert not second.is_alive(), "the stream outlived the sign-out"
+        assert not any(line.startswith("event: code") for line in later), later
     finally:
         for proc in procs:
             proc.terminate()
