@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import sqlite3
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from piccolo.query.methods.select import Select
 from piccolo.table import Table
 
 from backend.settings import Settings
+
+log = logging.getLogger("shengshitong.db")
 
 PICCOLO_CONF = "backend.piccolo_conf"
 CONNECT_TIMEOUT = 5.0
@@ -142,11 +146,68 @@ def current_engine() -> Engine[Any]:
 
 def transaction(engine: Engine[Any] | None = None) -> Any:
     """A write transaction. On SQLite it is IMMEDIATE: the write lock is taken at BEGIN, so two writers
-    never both read and then fail to upgrade (the convention's rule for SQLite writes)."""
+    never both read and then fail to upgrade (the convention's rule for SQLite writes). What
+    :func:`after_commit` is given inside it runs once the outermost one has committed."""
     engine = engine or current_engine()
     if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
+        return _Transaction(engine.transaction(transaction_type=TransactionType.immediate))
+    return _Transaction(engine.transaction())
+
+
+_after_commit: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "after_commit", default=None
+)
+
+
+def after_commit(action: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``action`` after the surrounding transaction commits (never if it rolls back); False when no
+    transaction is open (the caller runs it now). For what others must not see before the writes: a
+    cache dropped inside the transaction could be filled again from the old rows before the commit."""
+    pending = _after_commit.get()
+    if pending is None:
+        return False
+    pending.append(action)
+    return True
+
+
+class _Transaction:
+    """Piccolo's transaction, with :func:`after_commit`'s actions run after the outermost one commits."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._token: Token[list[Callable[[], Awaitable[None]]] | None] | None = None
+
+    async def __aenter__(self) -> Any:
+        if _after_commit.get() is None:
+            self._token = _after_commit.set([])
+        try:
+            return await self._inner.__aenter__()
+        except BaseException:
+            self._reset()
+            raise
+
+    def _reset(self) -> list[Callable[[], Awaitable[None]]]:
+        if self._token is None:
+            return []
+        pending = _after_commit.get() or []
+        _after_commit.reset(self._token)
+        self._token = None
+        return pending
+
+    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> Any:
+        try:
+            result = await self._inner.__aexit__(kind, exc, tb)
+        except BaseException:
+            self._reset()
+            raise
+        pending = self._reset()
+        if kind is None:
+            for action in pending:
+                try:
+                    await action()
+                except Exception:  # the writes are in; a hint that failed must not undo the answer
+                    log.exception("an after-commit action failed")
+        return result
 
 
 def for_update(query: Select[Any]) -> Select[Any]:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from auth.revocations import Revocations
+from backend import db
 from backend.batch import BatchWriter
 from backend.clock import Clock
 from backend.crypto import b64u
@@ -55,8 +56,16 @@ class CodeFreshness:
         await self.changed([citizen_id], "real_name")
 
     async def changed(self, citizen_ids: list[str], reason: str) -> None:
+        """Drop these citizens' codes and tell their apps: now, and again after the surrounding
+        transaction commits if one is open (a fetch in between would build a code from the old rows
+        and keep it under the new marker)."""
         if not citizen_ids:
             return
+        await self._changed(citizen_ids, reason)
+        ids = list(citizen_ids)
+        db.after_commit(lambda: self._changed(ids, reason))
+
+    async def _changed(self, citizen_ids: list[str], reason: str) -> None:
         for start in range(0, len(citizen_ids), 1000):
             part = citizen_ids[start : start + 1000]
             marker = secrets.token_hex(6)
