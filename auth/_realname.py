@@ -134,7 +134,7 @@ class RealNameService:
                 **data,
             )
 
-        limited = await self._spend_attempt(citizen_id, index)
+        limited = await self._spend_attempt(citizen_id, index, face=liveness_token is not None)
         if limited is not None:
             await record("rate_limited")
             raise limited
@@ -144,7 +144,7 @@ class RealNameService:
         verdict = await self.provider.verify(Claim(name, number, liveness_token), at=self._clock.now())
         facts = {"provider": verdict.provider, "reference": verdict.reference, "reason": verdict.reason}
         if verdict.outcome == "unavailable":
-            await self._refund_attempt(citizen_id, index)
+            await self._refund_attempt(citizen_id, index, face=liveness_token is not None)
             await record("unavailable", **facts)
             raise ServiceUnavailable(
                 "real-name verification is unavailable; try again shortly",
@@ -196,26 +196,35 @@ class RealNameService:
             await Citizen.exists().where((Citizen.id_number_index == index) & (Citizen.id != cid)).run()
         )
 
-    def _attempt_keys(self, citizen_id: str, index: str) -> list[tuple[str, int]]:
-        return [
-            (f"realname:citizen:{citizen_id}", self._s.realname_attempts_per_day),
-            (f"realname:id:{index}", self._s.realname_attempts_per_id_number_per_day),
-        ]
+    def _attempt_keys(self, citizen_id: str, index: str, face: bool) -> list[tuple[str, int]]:
+        """The counters an attempt spends. An attempt with a liveness result (a face the authority
+        compares with the ID number's photo) is not a name guess: it does not count against the ID
+        number, so strangers who used up a number's attempts cannot lock its real owner out."""
+        keys = [(f"realname:citizen:{citizen_id}", self._s.realname_attempts_per_day)]
+        if not face:
+            keys.append((f"realname:id:{index}", self._s.realname_attempts_per_id_number_per_day))
+        return keys
 
-    async def _spend_attempt(self, citizen_id: str, index: str) -> RateLimited | None:
+    async def _spend_attempt(self, citizen_id: str, index: str, face: bool = False) -> RateLimited | None:
         """Count an attempt per citizen and per ID number (a day's window each, in the shared store): the
         endpoint would otherwise answer "does this name go with this ID number" for anyone who asks."""
-        for key, limit in self._attempt_keys(citizen_id, index):
+        for key, limit in self._attempt_keys(citizen_id, index, face):
             if await self._store.incr(key, ttl=DAY) > limit:
                 retry = int(await self._store.ttl(key) or DAY)
+                if key.startswith("realname:id:"):  # strangers may have spent them: a face check still works
+                    return RateLimited(
+                        "too many attempts for this ID number today; verify with a face check",
+                        retry_after=retry,
+                        code="id_number_attempts_exhausted",
+                    )
                 return RateLimited(
                     "too many real-name verification attempts; try again later", retry_after=retry
                 )
         return None
 
-    async def _refund_attempt(self, citizen_id: str, index: str) -> None:
+    async def _refund_attempt(self, citizen_id: str, index: str, face: bool = False) -> None:
         """An attempt the authority never answered does not count against the citizen."""
-        for key, _ in self._attempt_keys(citizen_id, index):
+        for key, _ in self._attempt_keys(citizen_id, index, face):
             await self._store.incr(key, ttl=DAY, amount=-1)
 
     async def clear(

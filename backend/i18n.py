@@ -177,6 +177,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "the ID number is not valid",
     ),
     "invalid_name": ("姓名须为 1 至 64 个字", "real_name must be 1-64 letters"),
+    "id_number_attempts_exhausted": (
+        "此身份证号码今日核验次数已达上限，请使用人脸核验",
+        "too many attempts for this ID number today; verify with a face check",
+    ),
     "id_number_taken": ("此身份证号码已属于另一个账户", "this ID number belongs to another account"),
     "real_name_incomplete": (
         "姓名和身份证号码须一并核验，请同时填写",
