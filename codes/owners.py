@@ -46,7 +46,12 @@ from codes.tables import EntitlementFact, EntitlementUpload, EntitlementUploadRe
 log = logging.getLogger("shengshitong.codes.owners")
 
 Region = Annotated[str, Meta(pattern=r"^[0-9]{6}$")]  # ASCII digits only (\d would take any script's)
-ShortText = Annotated[str, Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+# text a citizen reads: no control characters, and no invisible or direction-changing ones (zero-width,
+# bidi embeddings and isolates) that could make it read as something else
+ShortText = Annotated[
+    str,
+    Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]*$"),
+]
 
 
 class Medical(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
