@@ -141,7 +141,16 @@ def _fare_orders(web, n: int) -> list[str]:
         me = web.citizen(f"1390000000{i}")
         token = httpx.get(f"{web.url}/api/v1/codes/current", headers=me).json()["token"]
         assert web.scan(bus, token)["result"] == "allow"
-        ids += [o["order_id"] for o in httpx.get(f"{web.url}/api/v1/me/orders", headers=me).json()["items"]]
+
+        # with Redis the gate answers first and writes the fare behind it (the journal, within a second)
+        def orders(me: dict[str, str] = me) -> list[str]:
+            return [
+                o["order_id"] for o in httpx.get(f"{web.url}/api/v1/me/orders", headers=me).json()["items"]
+            ]
+
+        _until(lambda: bool(orders()), 10, "the fare's order")
+        mine = orders()
+        ids += mine
     assert len(ids) == n
     return ids
 
