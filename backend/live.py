@@ -107,9 +107,6 @@ class Live:
         del self._queues[topic]
         return True
 
-    def listeners(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
     async def close(self) -> None:
         if self._subscriber is not None:
             await self._subscriber.close()

@@ -109,9 +109,6 @@ class EntitlementService:
         zh, en = OWNERS[kind]
         return {"kind": "owner", "id": kind, "name_zh": name or zh, "name_en": name or en}
 
-    async def for_citizen(self, citizen_id: str) -> Entitlements:
-        return (await self.standing(citizen_id)).entitlements
-
     async def standing(self, citizen_id: str) -> Standing:
         at = self._clock.now()
         row = (
