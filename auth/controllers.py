@@ -107,6 +107,7 @@ class MeController(Controller):
             real_name=None if data.real_name is msgspec.UNSET else data.real_name,
             id_number=None if data.id_number is msgspec.UNSET else data.id_number,
             liveness_token=None if data.liveness is msgspec.UNSET else data.liveness.token,
+            district=None if data.district is msgspec.UNSET else data.district,
             ip=ip,
         )
         return msgspec.convert(profile, Profile)

@@ -67,6 +67,7 @@ class Profile(msgspec.Struct):
     real_name_verification: RealNameVerification | None
     status: str
     created_at: datetime
+    district: str = ""  # a Shenyang district code the citizen chose ("" none)
 
 
 class Liveness(Strict):
@@ -83,6 +84,8 @@ class ProfileUpdate(Strict):
     real_name: RealName | UnsetType = UNSET
     id_number: IdNumber | UnsetType = UNSET
     liveness: Liveness | UnsetType = UNSET
+    # where the citizen lives (a Shenyang district's code, see GET /api/v1/districts); "" clears it
+    district: Annotated[str, Meta(pattern=r"^([0-9]{6})?$")] | UnsetType = UNSET
 
 
 class RealNameVerificationCreate(Strict):

@@ -23,6 +23,9 @@ class Citizen(Table, tablename="citizen"):
     real_name_provider = Varchar(length=32, default="")
     real_name_level = Varchar(length=16, default="")  # two_factor | face
     real_name_reference = Varchar(length=64, default="")  # the provider's request id
+    # where the citizen lives, as they chose (a Shenyang district's code, e.g. 210102): announcements
+    # reach a district's residents by it
+    district = Varchar(length=6, default="", index=True)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     deleted_at = Timestamptz(null=True, default=None)

@@ -24,6 +24,8 @@ from codes.plugin import CodesPlugin
 from codes.services import CodeServices, build_code_services
 from console.plugin import ConsolePlugin
 from console.services import ConsoleServices, build_console_services
+from messages.plugin import MessagesPlugin
+from messages.setup import MessageServices, build_message_services
 from miniapps.contract import MiniApp
 from miniapps.gateway import gate_door
 from miniapps.plugin import MiniAppsPlugin
@@ -41,6 +43,7 @@ class Services:
     auth: AuthServices
     codes: CodeServices
     payments: PaymentServices
+    messages: MessageServices
     miniapps: MiniAppServices
     console: ConsoleServices
 
@@ -56,11 +59,17 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     auth = build_auth_services(runtime)
     codes = build_code_services(runtime, auth.revocations, auth.realname.observers)
     payments = build_payment_services(runtime)
+    messages, payment_messages = build_message_services(
+        runtime, auth=auth, citizen_of_order=payments.orders.citizen_of
+    )
+    payments.subscribers.observe("messages", payment_messages)
     miniapps = build_miniapp_services(
-        runtime, auth=auth, codes=codes, payments=payments, extra=extra_miniapps
+        runtime, auth=auth, codes=codes, payments=payments, messages=messages, extra=extra_miniapps
     )
     console = build_console_services(runtime, auth=auth, codes=codes, payments=payments, miniapps=miniapps)
-    return Services(auth=auth, codes=codes, payments=payments, miniapps=miniapps, console=console)
+    return Services(
+        auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps, console=console
+    )
 
 
 def create_app(
@@ -84,6 +93,7 @@ def create_app(
             upload_limit=settings.entitlement_upload_max_bytes,
         ),
         PaymentsPlugin(runtime, services.payments),
+        MessagesPlugin(services.messages, env=settings.env),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),

@@ -343,6 +343,47 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "credentials are revoked (set revoked at), not deleted: their history stays",
     ),
     "invalid_query": ("查询参数无效", "the query is not valid"),
+    # the message centre (messages/)
+    "invalid_message_data": (
+        "消息内容与模板不符：{problems}",
+        "the data does not fit the template: {problems}",
+    ),
+    "template_not_found": ("没有消息模板 {template}", "no message template {template}"),
+    "template_not_approved": (
+        "消息模板 {template} 尚未经运营人员审核通过，暂不能使用",
+        "message template {template} is not approved for use (an operator approves it in the console)",
+    ),
+    "not_subscribable": (
+        "只有提醒类消息可以订阅：交易类消息总会送达，公告可在消息设置中关闭",
+        "only reminders are subscribed to: transactional messages always come, announcements are turned"
+        " off in the preferences",
+    ),
+    "invalid_idempotency_key": ("幂等键须为 1 至 160 个字符", "an idempotency key is 1-160 characters"),
+    "invalid_schedule": (
+        "定时消息须带时区，且最多提前 60 天",
+        "a message may be scheduled up to 60 days ahead, with a time zone",
+    ),
+    "message_rate_limited": (
+        "发送提醒过于频繁，请稍后再试",
+        "too many reminders this minute; try again shortly",
+    ),
+    "message_not_found": ("没有这条消息", "no such message"),
+    "push_subscription_not_found": ("没有这个推送订阅", "no such push subscription"),
+    "push_endpoint_not_allowed": (
+        "推送地址不属于允许的推送服务",
+        "the push endpoint is not at an allowed push service",
+    ),
+    "invalid_push_subscription": ("推送订阅的密钥无效", "the push subscription's keys are not valid"),
+    "announcement_not_found": ("没有这条公告", "no such announcement"),
+    "announcement_not_sending": ("公告当前不在发送中，无法取消", "the announcement is not being sent"),
+    "invalid_segment": (
+        "发送范围无效：全体；持有某项权益（medical、social_security、health）；某小程序的用户；或沈阳某区县代码",
+        "segment: everyone; holders of medical, social_security or health; an enabled mini-app's users; or a"
+        " Shenyang district code",
+    ),
+    "not_an_announcement": ("公告须使用公告类模板", "announcements use announcement templates"),
+    "invalid_rate": ("发送速率须为每秒 1 至 100000 条", "rate: 1 to 100000 messages a second"),
+    "invalid_district": ("请选择沈阳市的区县", "district must be one of Shenyang's district codes"),
 }
 
 

@@ -13,6 +13,7 @@ from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
 from console.tables import TABLES as CONSOLE_TABLES
+from messages.tables import TABLES as MESSAGE_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
 
@@ -27,6 +28,7 @@ APP_CONFIG = AppConfig(
         *CODES_TABLES,
         *MINIAPP_TABLES,
         *PAYMENT_TABLES,
+        *MESSAGE_TABLES,
         *CONSOLE_TABLES,
     ],
     migration_dependencies=[],

@@ -109,6 +109,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_base_delay: float = 5.0
     webhook_max_attempts: int = 12
     webhook_interval: float = 1.0
+    # Messages (docs/messages.md): reminders and announcements per citizen a day; reminders a sender may
+    # send a minute; seconds an urgent message may stay unread before an SMS goes out; delivery retries
+    message_daily_cap: int = 20
+    message_app_per_minute: int = 6000
+    message_sms_after: float = 600.0
+    message_retry_base_delay: float = 5.0
+    message_max_attempts: int = 8
+    message_interval: float = 1.0
+    # Web Push: the contact push services see in our VAPID token, and the push services' hosts a
+    # browser's subscription may point at (its endpoint is a URL we post to: nothing else is allowed)
+    push_subject: str = "mailto:webpush@shengshitong.example"
+    push_services: str = (
+        "fcm.googleapis.com,updates.push.services.mozilla.com,push.services.mozilla.com,"
+        "notify.windows.com,web.push.apple.com"
+    )
     # Server: on SIGTERM, how long open requests (a dashboard's event stream never ends by itself) may
     # run before they are cut; the load balancer sends the reconnecting viewer to another worker
     shutdown_grace: float = 10.0
@@ -274,6 +289,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             problems.append(f"{PREFIX}{name.upper()}: must be more than 0 and at most 3600 seconds")
     if not 1 <= settings.shutdown_grace <= 600:
         problems.append(f"{PREFIX}SHUTDOWN_GRACE: must be 1 to 600 seconds")
+    if settings.message_daily_cap < 1 or settings.message_app_per_minute < 1:
+        problems.append(f"{PREFIX}MESSAGE_DAILY_CAP and {PREFIX}MESSAGE_APP_PER_MINUTE: at least 1")
+    if not 0 < settings.message_sms_after <= 7 * 86400:
+        problems.append(f"{PREFIX}MESSAGE_SMS_AFTER: more than 0 and at most a week (seconds)")
+    if not 0 < settings.message_interval <= 60 or not 0 < settings.message_retry_base_delay <= 3600:
+        problems.append(f"{PREFIX}MESSAGE_INTERVAL and {PREFIX}MESSAGE_RETRY_BASE_DELAY: seconds, above 0")
+    if not 1 <= settings.message_max_attempts <= 50:
+        problems.append(f"{PREFIX}MESSAGE_MAX_ATTEMPTS: 1 to 50")
+    if not settings.push_subject.startswith(("mailto:", "https://")):
+        problems.append(f"{PREFIX}PUSH_SUBJECT: a mailto: or https: URI (RFC 8292)")
     if settings.max_body_bytes < 1024:
         problems.append(f"{PREFIX}MAX_BODY_BYTES: must be at least 1024")
     if settings.sms_gateway == "http" and not settings.sms_http_url:

@@ -129,6 +129,61 @@ class Fact(NamedTuple):
     received_at: datetime
     source: str
 
+    def grants(self) -> bool:
+        """Whether the fact gives its holder the entitlement: insured, or a green health code."""
+        if self.kind == "health":
+            return self.value.get("status") == "green"
+        return bool(self.value.get("insured"))
+
+
+FACT_COLUMNS = (
+    EntitlementFact.kind,
+    EntitlementFact.effective_at,
+    EntitlementFact.valid_until,
+    EntitlementFact.value,
+    EntitlementFact.received_at,
+    EntitlementFact.source,
+)
+
+
+def current(rows: list[dict[str, Any]], at: datetime) -> tuple[dict[str, Fact], datetime | None]:
+    """Of one person's facts (newest effective first), per kind the one in effect at ``at``, and the next
+    time that may change by itself (a validity ending, a change taking effect later)."""
+    held: dict[str, Fact] = {}
+    upcoming: datetime | None = None
+    for r in rows:
+        effective, until = r["effective_at"], r["valid_until"]
+        if effective > at:
+            upcoming = effective if upcoming is None else min(upcoming, effective)
+            continue
+        if until is not None and until <= at:
+            continue
+        if r["kind"] in held:
+            continue
+        value = r["value"] if isinstance(r["value"], dict) else json.loads(r["value"])
+        held[r["kind"]] = Fact(r["kind"], effective, until, value, r["received_at"], r["source"])
+        if until is not None:
+            upcoming = until if upcoming is None else min(upcoming, until)
+    return held, upcoming
+
+
+async def holders(subjects: list[str], kind: str, at: datetime) -> set[str]:
+    """Of these people (HMAC indexes of ID numbers), those holding entitlement ``kind`` at ``at`` (one
+    query for the lot: a segment of an announcement)."""
+    if not subjects:
+        return set()
+    rows = (
+        await EntitlementFact.select(EntitlementFact.subject, *FACT_COLUMNS)
+        .where(EntitlementFact.subject.is_in(subjects) & (EntitlementFact.kind == kind))
+        .order_by(EntitlementFact.effective_at, ascending=False)
+        .order_by(EntitlementFact.received_at, ascending=False)
+        .run()
+    )
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_subject.setdefault(r["subject"], []).append(r)
+    return {s for s, facts in by_subject.items() if (f := current(facts, at)[0].get(kind)) and f.grants()}
+
 
 _CHANGE = msgspec.json.Decoder(Change)
 _ENCODE = msgspec.json.Encoder().encode
@@ -458,39 +513,16 @@ class Facts:
 
     # ---- reading --------------------------------------------------------------------------------
     async def held(self, subject: str, at: datetime) -> tuple[dict[str, Fact], datetime | None]:
-        """Per kind, the fact in effect at ``at``; and the next time that may change by itself (a
-        validity ending, a change taking effect later)."""
+        """Per kind, the fact in effect at ``at``; and the next time that may change by itself."""
         rows = (
-            await EntitlementFact.select(
-                EntitlementFact.kind,
-                EntitlementFact.effective_at,
-                EntitlementFact.valid_until,
-                EntitlementFact.value,
-                EntitlementFact.received_at,
-                EntitlementFact.source,
-            )
+            await EntitlementFact.select(*FACT_COLUMNS)
             .where(EntitlementFact.subject == subject)
             .order_by(EntitlementFact.effective_at, ascending=False)
             .order_by(EntitlementFact.received_at, ascending=False)
             .limit(200)
             .run()
         )
-        held: dict[str, Fact] = {}
-        upcoming: datetime | None = None
-        for r in rows:
-            effective, until = r["effective_at"], r["valid_until"]
-            if effective > at:
-                upcoming = effective if upcoming is None else min(upcoming, effective)
-                continue
-            if until is not None and until <= at:
-                continue
-            if r["kind"] in held:
-                continue
-            value = r["value"] if isinstance(r["value"], dict) else json.loads(r["value"])
-            held[r["kind"]] = Fact(r["kind"], effective, until, value, r["received_at"], r["source"])
-            if until is not None:
-                upcoming = until if upcoming is None else min(upcoming, until)
-        return held, upcoming
+        return current(rows, at)
 
 
 class _TooLong(Exception):

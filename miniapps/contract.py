@@ -35,6 +35,7 @@ What a mini-app owns comes with it, so enabling one is a setting and never an ed
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Protocol
@@ -56,6 +57,8 @@ from backend.errors import (
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
 from backend.seed import tally, upsert_by_code
+from messages.services import Notice
+from messages.templates import Template as MessageTemplate
 from miniapps.deps import AppCaller, app_backend, citizen_caller, names
 
 __all__ = [
@@ -79,9 +82,12 @@ __all__ = [
     "InvalidInput",
     "Limit",
     "Manifest",
+    "MessageTemplate",
     "MiniApp",
     "Name",
     "NotFound",
+    "Note",
+    "Notice",
     "Offset",
     "PaymentEvent",
     "Platform",
@@ -104,6 +110,7 @@ __all__ = [
 AppId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}$")]
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
 CONTRACT_VERSION = 1
+_TEMPLATE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 
 # Scopes a mini-app may ask a citizen for. "openid" (the pairwise id) is always granted.
 SCOPES = {
@@ -136,6 +143,8 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scan_contexts: dict[str, str | None] = msgspec.field(default_factory=dict)
     # entitlements this mini-app contributes to the citizen code (see MiniApp.entitlement)
     contributes: list[str] = msgspec.field(default_factory=list)
+    # messages it may send (Platform.notify), by name: used once an operator approved each one's text
+    templates: dict[str, MessageTemplate] = msgspec.field(default_factory=dict)
     settings_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     description: str = ""  # English (kept for manifests written before the two below)
     description_zh: str = ""
@@ -160,6 +169,10 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 out.append(f"scan context {context!r} requires unknown entitlement {need!r}")
         if wrong := set(self.contributes) - set(CONTRIBUTABLE):
             out.append(f"cannot contribute {sorted(wrong)} (a mini-app may contribute {list(CONTRIBUTABLE)})")
+        for name, template in self.templates.items():
+            if not _TEMPLATE_NAME.match(name):
+                out.append(f"bad message template name {name!r} (lower case, digits, _)")
+            out.extend(f"message template {name}: {p}" for p in template.problems())
         if self.contract != CONTRACT_VERSION:
             out.append(f"written for contract {self.contract}; this platform speaks {CONTRACT_VERSION}")
         return out
@@ -259,6 +272,16 @@ class Contribution(msgspec.Struct, frozen=True):
     detail: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class Note(msgspec.Struct, frozen=True):
+    """One message for :meth:`Platform.notify_many`."""
+
+    openid: str
+    template: str  # the name in the manifest's ``templates``
+    data: dict[str, Any]
+    key: str  # the idempotency key: the same key again sends nothing more
+    at: datetime | None = None  # show it then (a reminder); None: now
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -306,6 +329,23 @@ class Platform(Protocol):
         """What this mini-app contributes to these citizens' codes may have changed (a ticket paid or
         refunded, a fare left unpaid): their current codes are dropped and their wallets told to fetch a
         new one, which asks :meth:`MiniApp.entitlement` again. Cheap; call it in bulk from ``apply``."""
+
+    async def notify(
+        self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
+    ) -> Notice:
+        """Send the citizen a message with one of the manifest's ``templates`` (approved by an operator;
+        :class:`Conflict` ``template_not_approved`` otherwise), ``data`` filling its placeholders
+        (:class:`InvalidInput` when it does not fit). ``key`` makes it once: the same key again answers
+        ``duplicate``. ``at`` schedules it (a reminder before a reservation lapses); withdraw it with
+        :meth:`cancel_notice`. A reminder reaches only a citizen who subscribed to it: otherwise the
+        answer is ``skipped`` with the reason (``not_subscribed``, ``opted_out``, ``daily_cap``). Inside a
+        transaction (``on_scan``, ``apply``) the message commits with the mini-app's writes."""
+
+    async def notify_many(self, notes: list[Note]) -> list[Notice]:
+        """:meth:`notify` for many at once (from ``apply``: one batch of statements, not one per note)."""
+
+    async def cancel_notice(self, key: str) -> bool:
+        """Withdraw a scheduled message not shown yet; False when it was shown already (or never sent)."""
 
     @property
     def payments(self) -> Any:

@@ -26,8 +26,10 @@ from backend.settings import Settings
 from backend.store import Store
 from codes.services import CodeFreshness, CodeServices
 from codes.sources import Contributed
+from messages.services import MessageCentre, Notice
+from messages.setup import MessageServices
 from miniapps._payments import MiniAppPayments
-from miniapps.contract import SCOPES, SCOPES_ZH, Contribution, MiniApp, PaymentEvent
+from miniapps.contract import SCOPES, SCOPES_ZH, Contribution, MiniApp, Note, PaymentEvent
 from miniapps.gate import Gate
 from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
 from miniapps.tables import MiniAppGrant
@@ -52,8 +54,10 @@ class AppPlatform:
         payments: MiniAppPayments,
         pairwise: Pairwise,
         freshness: CodeFreshness,
+        messages: MessageCentre,
     ) -> None:
         self.app_id = app_id
+        self._messages = messages
         self._freshness = freshness
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
@@ -91,6 +95,21 @@ class AppPlatform:
         self, table: Any, rows: list[dict[str, Any]], *, key: str, only_if: tuple[str, Any] | None = None
     ) -> None:
         await db.bulk_insert(table, rows, on_conflict_update=(key, only_if))
+
+    async def notify(
+        self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
+    ) -> Notice:
+        return (await self._messages.notify_app(self.app_id, [(openid, template, data, key, at)]))[0]
+
+    async def notify_many(self, notes: list[Note]) -> list[Notice]:
+        if not notes:
+            return []
+        return await self._messages.notify_app(
+            self.app_id, [(n.openid, n.template, n.data, n.key, n.at) for n in notes]
+        )
+
+    async def cancel_notice(self, key: str) -> bool:
+        return await self._messages.cancel(self.app_id, key)
 
 
 def _h(value: str) -> str:
@@ -319,6 +338,7 @@ def build_miniapp_services(
     auth: AuthServices,
     codes: CodeServices,
     payments: PaymentServices,
+    messages: MessageServices,
     extra: list[type[MiniApp]] | None = None,
 ) -> MiniAppServices:
     """Start the enabled mini-apps (``SHENGSHI_MINIAPPS``, and ``extra`` ones for tests and embedding),
@@ -336,7 +356,9 @@ def build_miniapp_services(
             payments=MiniAppPayments(app_id, payments.orders, auth.pairwise, payments.unpaid),
             pairwise=auth.pairwise,
             freshness=codes.freshness,
+            messages=messages.centre,
         )
+        messages.register(app_id, dict(cls.manifest.templates))
         try:
             apps[app_id] = cls(platform)
         except Exception as exc:

@@ -49,10 +49,12 @@ OwnerHandler = Callable[[str, OrderEvent], Awaitable[None]]
 
 
 class OwnerSubscribers:
-    """The platform's handlers of order events, by owner kind (one handler per kind)."""
+    """The platform's handlers of order events, by owner kind (one handler per kind), and its observers
+    of every order event (target ``observer:<name>``)."""
 
     def __init__(self) -> None:
         self._handlers: dict[str, OwnerHandler] = {}
+        self._observers: dict[str, OwnerHandler] = {}
 
     def subscribe(self, kind: str, handler: OwnerHandler) -> None:
         if kind in self._handlers:
@@ -61,3 +63,16 @@ class OwnerSubscribers:
 
     def handler(self, kind: str) -> OwnerHandler | None:
         return self._handlers.get(kind)
+
+    def observe(self, name: str, handler: OwnerHandler) -> None:
+        """``handler`` gets every order event, whoever owns the order (the message centre tells the
+        citizen of a payment or a refund), through the same durable queue: at least once each."""
+        if name in self._observers:
+            raise ValueError(f"an observer of order events named {name!r} is there already")
+        self._observers[name] = handler
+
+    def observers(self) -> list[str]:
+        return sorted(self._observers)
+
+    def observer(self, name: str) -> OwnerHandler | None:
+        return self._observers.get(name)

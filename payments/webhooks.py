@@ -204,6 +204,7 @@ class WebhookDispatcher:
             ]
             if self.subscribers.handler(owner.partition(":")[0]) is not None:
                 targets.append(owner)
+            targets.extend(f"observer:{name}" for name in self.subscribers.observers())
             async with db.transaction():
                 for target in targets:
                     await (
@@ -336,11 +337,16 @@ class WebhookDispatcher:
     async def _send(self, target: str, event: dict[str, Any]) -> tuple[bool, int, str]:
         kind, _, ident = target.partition(":")
         if kind != "endpoint":
-            handler = self.subscribers.handler(kind)
+            order_event = OrderEvent.from_outbox(event)
+            handler = (
+                self.subscribers.observer(ident) if kind == "observer" else self.subscribers.handler(kind)
+            )
             if handler is None:
                 return False, 0, f"no handler of {kind} events"
             try:
-                await asyncio.wait_for(handler(ident, OrderEvent.from_outbox(event)), 30)
+                await asyncio.wait_for(
+                    handler(order_event.owner if kind == "observer" else ident, order_event), 30
+                )
             except Exception as exc:
                 return False, 0, f"{type(exc).__name__}: {exc}"
             return True, 0, ""

@@ -307,7 +307,14 @@ def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
 
 
 # ---- a mini-app for tests of the scan path ----------------------------------------------------------
-from miniapps.contract import Display, Manifest, MiniApp, ScanDecision, ScanEvent  # noqa: E402
+from miniapps.contract import (  # noqa: E402
+    Display,
+    Manifest,
+    MessageTemplate,
+    MiniApp,
+    ScanDecision,
+    ScanEvent,
+)
 
 
 class TestGate(MiniApp):
@@ -328,6 +335,34 @@ class TestGate(MiniApp):
             "testgate-clinic": "medical",
             "testgate-hall": "social_security",
             "testgate-health": "health",
+        },
+        templates={
+            "receipt": MessageTemplate(
+                category="transactional",
+                title_zh="已收款",
+                title_en="Paid",
+                body_zh="{item} 已收款 {amount}。",
+                body_en="{amount} received for {item}.",
+                placeholders={"item": "text", "amount": "amount"},
+            ),
+            "alarm": MessageTemplate(
+                category="transactional",
+                title_zh="欠费提醒",
+                title_en="Unpaid",
+                body_zh="车辆 {plate} 欠费 {amount}，请尽快缴纳。",
+                body_en="{amount} unpaid for {plate}; please pay soon.",
+                placeholders={"plate": "plate", "amount": "amount"},
+                urgent=True,
+            ),
+            "visit": MessageTemplate(
+                category="reminder",
+                title_zh="就诊提醒",
+                title_en="Appointment",
+                body_zh="您预约了 {at} 的就诊。",
+                body_en="Your appointment is at {at}.",
+                placeholders={"at": "datetime"},
+                description="预约前一天提醒",
+            ),
         },
     )
 
