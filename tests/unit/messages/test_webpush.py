@@ -175,7 +175,10 @@ async def test_the_endpoint_is_in_no_error_and_no_log(vapid_key, service, clock,
     )
     service.answer = (400, {})
     # the app's logging (configured by earlier tests in the session) sets "shengshitong" to INFO
-    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="shengshitong.messages.webpush"):
+    with (
+        caplog.at_level(logging.DEBUG),
+        caplog.at_level(logging.DEBUG, logger="shengshitong.messages.webpush"),
+    ):
         refused = await sender.send(target, b"hello")
         service.reset()
         sent = await sender.send(target, b"hello")
