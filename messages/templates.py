@@ -50,7 +50,7 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # urgent: not held by quiet hours, and sent by SMS when not read within the configured time
     urgent: bool = False
     # where the app opens it (a path of the web wallet or the mini-app, no scheme: never a foreign site)
-    link: Annotated[str, Meta(max_length=200, pattern=r"^(/[A-Za-z0-9/_\-.?=&%]*)?$")] = ""
+    link: Annotated[str, Meta(max_length=200, pattern=r"^(/[A-Za-z0-9/_\-.?=&%#]*)?$")] = ""
     description: Annotated[str, Meta(max_length=200)] = ""  # for the operator who approves it
 
     def problems(self) -> list[str]:

@@ -333,13 +333,15 @@ class Platform(Protocol):
     async def notify(
         self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
     ) -> Notice:
-        """Send the citizen a message with one of the manifest's ``templates`` (approved by an operator;
-        :class:`Conflict` ``template_not_approved`` otherwise), ``data`` filling its placeholders
-        (:class:`InvalidInput` when it does not fit). ``key`` makes it once: the same key again answers
-        ``duplicate``. ``at`` schedules it (a reminder before a reservation lapses); withdraw it with
-        :meth:`cancel_notice`. A reminder reaches only a citizen who subscribed to it: otherwise the
-        answer is ``skipped`` with the reason (``not_subscribed``, ``opted_out``, ``daily_cap``). Inside a
-        transaction (``on_scan``, ``apply``) the message commits with the mini-app's writes."""
+        """Send the citizen a message with one of the manifest's ``templates``, ``data`` filling its
+        placeholders (:class:`InvalidInput` when it does not fit: a bug of the mini-app). A template an
+        operator has not approved (yet) sends nothing: the answer is ``skipped`` with the reason
+        ``template_not_approved`` (logged), so the mini-app's own writes never fail for it. ``key``
+        makes it once: the same key again answers ``duplicate``. ``at`` schedules it (a reminder
+        before a reservation lapses); withdraw it with :meth:`cancel_notice`. A reminder reaches only a
+        citizen who subscribed to it: otherwise the answer is ``skipped`` with the reason
+        (``not_subscribed``, ``opted_out``, ``daily_cap``). Inside a transaction (``on_scan``,
+        ``apply``) the message commits with the mini-app's writes."""
 
     async def notify_many(self, notes: list[Note]) -> list[Notice]:
         """:meth:`notify` for many at once (from ``apply``: one batch of statements, not one per note)."""

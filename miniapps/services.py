@@ -19,7 +19,7 @@ from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
 from backend.crypto import Keyring
-from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from backend.i18n import pick
 from backend.runtime import Runtime, Slot
 from backend.settings import Settings
@@ -99,14 +99,30 @@ class AppPlatform:
     async def notify(
         self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
     ) -> Notice:
-        return (await self._messages.notify_app(self.app_id, [(openid, template, data, key, at)]))[0]
+        return (await self.notify_many([Note(openid, template, data, key, at)]))[0]
 
     async def notify_many(self, notes: list[Note]) -> list[Notice]:
+        """As the contract says: a template not approved (yet) skips its messages rather than failing
+        the mini-app's own writes (a booking, a journal batch), and says so in the log."""
         if not notes:
             return []
-        return await self._messages.notify_app(
-            self.app_id, [(n.openid, n.template, n.data, n.key, n.at) for n in notes]
-        )
+        out: list[Notice] = []
+        by_template: dict[str, list[Note]] = {}
+        for note in notes:
+            by_template.setdefault(note.template, []).append(note)
+        sent: dict[int, Notice] = {}
+        for name, group in by_template.items():
+            try:
+                notices = await self._messages.notify_app(
+                    self.app_id, [(n.openid, n.template, n.data, n.key, n.at) for n in group]
+                )
+            except (Conflict, NotFound) as exc:
+                self.log.warning("messages of %s.%s not sent: %s", self.app_id, name, exc.code)
+                notices = [Notice("skipped", reason=exc.code) for _ in group]
+            for note, notice in zip(group, notices, strict=True):
+                sent[id(note)] = notice
+        out = [sent[id(n)] for n in notes]
+        return out
 
     async def cancel_notice(self, key: str) -> bool:
         return await self._messages.cancel(self.app_id, key)
