@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
 from backend.crypto import Keyring
-from backend.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from backend.i18n import pick
 from backend.runtime import Runtime, Slot
 from backend.settings import Settings
@@ -37,6 +38,7 @@ from payments.events import OrderEvent
 from payments.services import PaymentServices
 
 CODE_TTL = 300
+UNAPPROVED_WARN_EVERY = 60.0  # seconds between warnings of one unapproved template
 TOKEN_TTL = 3600
 
 
@@ -66,6 +68,7 @@ class AppPlatform:
         self._store = store
         self._clock = clock
         self._prefix = f"app:{app_id}:"
+        self._warned: dict[str, float] = {}  # template -> when its lack of approval was last logged
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -99,13 +102,46 @@ class AppPlatform:
     async def notify(
         self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
     ) -> Notice:
-        return (await self._messages.notify_app(self.app_id, [(openid, template, data, key, at)]))[0]
+        return (await self.notify_many([Note(openid, template, data, key, at)]))[0]
 
     async def notify_many(self, notes: list[Note]) -> list[Notice]:
+        """Each template's notes in one call of the message centre. A template an operator has not
+        approved (yet, or no longer) answers its notes ``skipped`` with the reason and a warning in the
+        log, never an error: the mini-app's own writes around the call (a booking, a scan) go on."""
         if not notes:
             return []
-        return await self._messages.notify_app(
-            self.app_id, [(n.openid, n.template, n.data, n.key, n.at) for n in notes]
+        by_template: dict[str, list[int]] = {}
+        for n, note in enumerate(notes):
+            by_template.setdefault(note.template, []).append(n)
+        out: list[Notice] = [Notice("skipped")] * len(notes)
+        for template, positions in by_template.items():
+            batch = [notes[n] for n in positions]
+            try:
+                notices = await self._messages.notify_app(
+                    self.app_id, [(b.openid, b.template, b.data, b.key, b.at) for b in batch]
+                )
+            except Conflict as exc:
+                if exc.code != "template_not_approved":
+                    raise
+                self._unapproved(template, len(batch))
+                notices = [Notice("skipped", reason="template_not_approved")] * len(batch)
+            for n, notice in zip(positions, notices, strict=True):
+                out[n] = notice
+        return out
+
+    def _unapproved(self, template: str, count: int) -> None:
+        """Warn that messages of an unapproved template were dropped (once a minute per template: a
+        gate at rush hour would otherwise write a line per scan)."""
+        now = time.monotonic()
+        if now - self._warned.get(template, -UNAPPROVED_WARN_EVERY) < UNAPPROVED_WARN_EVERY:
+            return
+        self._warned[template] = now
+        self.log.warning(
+            "message template %s.%s is not approved: %d message(s) skipped (an operator approves it in"
+            " the console)",
+            self.app_id,
+            template,
+            count,
         )
 
     async def cancel_notice(self, key: str) -> bool:
