@@ -821,6 +821,17 @@ async def delivery_log(row: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+async def forget(citizen_id: str) -> None:
+    """An account deleted: everything the message centre keeps of it goes, in one transaction."""
+    async with db.transaction():
+        mine = Message.select(Message.id).where(Message.citizen_id == citizen_id)  # by the inbox's index
+        await MessageDelivery.delete().where(MessageDelivery.message.is_in(mine)).run()
+        await Message.delete().where(Message.citizen_id == citizen_id).run()
+        await MessageConsent.delete().where(MessageConsent.citizen_id == citizen_id).run()
+        await MessagePreference.delete().where(MessagePreference.citizen_id == citizen_id).run()
+        await PushSubscription.delete().where(PushSubscription.citizen_id == citizen_id).run()
+
+
 def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)

@@ -334,16 +334,14 @@ class Platform(Protocol):
         self, openid: str, template: str, data: dict[str, Any], *, key: str, at: datetime | None = None
     ) -> Notice:
         """Send the citizen a message with one of the manifest's ``templates``, ``data`` filling its
-        placeholders (:class:`InvalidInput` when it does not fit: the mini-app's own mistake, raised).
-        ``key`` makes it once: the same key again answers ``duplicate``. ``at`` schedules it (a reminder
-        before a reservation lapses; up to 60 days ahead), withdraw it with :meth:`cancel_notice`.
-
-        A message that cannot go is answered, never raised, so it cannot break the writes around it (a
-        booking, a scan): ``skipped`` with the reason, ``template_not_approved`` while an operator has not
-        approved the template's text (a warning is logged), ``not_subscribed`` for a reminder the
-        citizen did not subscribe to, ``opted_out``, ``daily_cap`` or ``unknown_citizen``. Inside a
-        transaction (``on_scan``, ``apply``, the mini-app's own) the message commits with the mini-app's
-        writes, and is gone with them if they roll back."""
+        placeholders (:class:`InvalidInput` when it does not fit: a bug of the mini-app). A template an
+        operator has not approved (yet) sends nothing: the answer is ``skipped`` with the reason
+        ``template_not_approved`` (logged), so the mini-app's own writes never fail for it. ``key``
+        makes it once: the same key again answers ``duplicate``. ``at`` schedules it (a reminder
+        before a reservation lapses); withdraw it with :meth:`cancel_notice`. A reminder reaches only a
+        citizen who subscribed to it: otherwise the answer is ``skipped`` with the reason
+        (``not_subscribed``, ``opted_out``, ``daily_cap``). Inside a transaction (``on_scan``,
+        ``apply``) the message commits with the mini-app's writes."""
 
     async def notify_many(self, notes: list[Note]) -> list[Notice]:
         """:meth:`notify` for many at once (from ``apply``: one batch of statements, not one per note)."""

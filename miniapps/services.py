@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,6 @@ from payments.events import OrderEvent
 from payments.services import PaymentServices
 
 CODE_TTL = 300
-UNAPPROVED_WARN_EVERY = 60.0  # seconds between warnings of one unapproved template
 TOKEN_TTL = 3600
 
 
@@ -68,7 +66,6 @@ class AppPlatform:
         self._store = store
         self._clock = clock
         self._prefix = f"app:{app_id}:"
-        self._warned: dict[str, float] = {}  # template -> when its lack of approval was last logged
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -105,44 +102,27 @@ class AppPlatform:
         return (await self.notify_many([Note(openid, template, data, key, at)]))[0]
 
     async def notify_many(self, notes: list[Note]) -> list[Notice]:
-        """Each template's notes in one call of the message centre. A template an operator has not
-        approved (yet, or no longer) answers its notes ``skipped`` with the reason and a warning in the
-        log, never an error: the mini-app's own writes around the call (a booking, a scan) go on."""
+        """As the contract says: a template not approved (yet) skips its messages rather than failing
+        the mini-app's own writes (a booking, a journal batch), and says so in the log."""
         if not notes:
             return []
-        by_template: dict[str, list[int]] = {}
-        for n, note in enumerate(notes):
-            by_template.setdefault(note.template, []).append(n)
-        out: list[Notice] = [Notice("skipped")] * len(notes)
-        for template, positions in by_template.items():
-            batch = [notes[n] for n in positions]
+        out: list[Notice] = []
+        by_template: dict[str, list[Note]] = {}
+        for note in notes:
+            by_template.setdefault(note.template, []).append(note)
+        sent: dict[int, Notice] = {}
+        for name, group in by_template.items():
             try:
                 notices = await self._messages.notify_app(
-                    self.app_id, [(b.openid, b.template, b.data, b.key, b.at) for b in batch]
+                    self.app_id, [(n.openid, n.template, n.data, n.key, n.at) for n in group]
                 )
-            except Conflict as exc:
-                if exc.code != "template_not_approved":
-                    raise
-                self._unapproved(template, len(batch))
-                notices = [Notice("skipped", reason="template_not_approved")] * len(batch)
-            for n, notice in zip(positions, notices, strict=True):
-                out[n] = notice
+            except (Conflict, NotFound) as exc:
+                self.log.warning("messages of %s.%s not sent: %s", self.app_id, name, exc.code)
+                notices = [Notice("skipped", reason=exc.code) for _ in group]
+            for note, notice in zip(group, notices, strict=True):
+                sent[id(note)] = notice
+        out = [sent[id(n)] for n in notes]
         return out
-
-    def _unapproved(self, template: str, count: int) -> None:
-        """Warn that messages of an unapproved template were dropped (once a minute per template: a
-        gate at rush hour would otherwise write a line per scan)."""
-        now = time.monotonic()
-        if now - self._warned.get(template, -UNAPPROVED_WARN_EVERY) < UNAPPROVED_WARN_EVERY:
-            return
-        self._warned[template] = now
-        self.log.warning(
-            "message template %s.%s is not approved: %d message(s) skipped (an operator approves it in"
-            " the console)",
-            self.app_id,
-            template,
-            count,
-        )
 
     async def cancel_notice(self, key: str) -> bool:
         return await self._messages.cancel(self.app_id, key)

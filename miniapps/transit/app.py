@@ -38,7 +38,9 @@ from miniapps.contract import (
     Fast,
     InvalidInput,
     Manifest,
+    MessageTemplate,
     MiniApp,
+    Note,
     PaymentEvent,
     ScanDecision,
     ScanEvent,
@@ -198,6 +200,31 @@ class TransitApp(MiniApp):
         entitlements=["transit"],
         scan_contexts={"bus": "transit", "metro-entry": "transit", "metro-exit": None},
         contributes=["transit"],
+        templates={
+            # every charged ride: the fare is deferred (ride first, pay after) and the rider told at once
+            "fare_deferred": MessageTemplate(
+                category="transactional",
+                title_zh="乘车费用待支付",
+                title_en="Fare to pay",
+                body_zh="{trip} {amount} 已记入待支付，可在盛事通中支付。",
+                body_en="{trip}: {amount} added to what you owe; pay in Shengshitong.",
+                placeholders={"trip": "text", "amount": "amount"},
+                link="/wallet#orders",
+                description="每次扣费乘车后 / after each charged ride",
+            ),
+            # the unpaid fares reached the limit: the code no longer carries transit until they are paid
+            "unpaid_limit": MessageTemplate(
+                category="transactional",
+                title_zh="乘车权益已暂停",
+                title_en="Riding paused",
+                body_zh="待支付车费已达 {amount}，支付后即可恢复刷码乘车。",
+                body_en="Unpaid fares reached {amount}; pay them to ride with your code again.",
+                placeholders={"amount": "amount"},
+                urgent=True,
+                link="/wallet#orders",
+                description="待支付车费达到上限时 / when unpaid fares reach the limit",
+            ),
+        },
         settings_schema={
             "daily_cap": {"type": "integer", "default": 1500},
             "transfer_minutes": {"type": "integer", "default": 90},
@@ -559,10 +586,25 @@ class TransitApp(MiniApp):
             key="id",
             only_if=("state", "open"),  # a replayed entry never reopens a trip that was closed
         )
+        # the riders told, in the same transaction as their fares (once each: keyed by the trip)
+        notes = [
+            Note(
+                openid,
+                "fare_deferred",
+                {"trip": t.description[:64] or "乘车", "amount": t.charged},
+                f"fare-{t.id}",
+            )
+            for openid, t in latest.values()
+            if t.state == "done" and t.charged > 0
+        ]
         if crossed:  # out of good standing: their codes lose the transit entitlement (one call a batch)
             for openid in crossed:
                 await self.platform.kv_set(f"over:{openid}", "1", ttl=OVER_TTL)
+                owed = await self.platform.payments.unpaid_total(openid)
+                day = _day(self.platform.now().timestamp())
+                notes.append(Note(openid, "unpaid_limit", {"amount": owed}, f"unpaid-limit-{openid}-{day}"))
             await self.platform.entitlement_changed(*sorted(crossed))
+        await self.platform.notify_many(notes)
 
     # ---- the code's transit entitlement ----------------------------------------------------------
     async def entitlement(self, openid: str, name: str, at: datetime) -> Contribution:
