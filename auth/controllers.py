@@ -203,11 +203,7 @@ class DistrictsController(Controller):
     path = "/api/v1/districts"
     tags = ["citizens: profile"]
 
-    @get(
-        "",
-        summary="Shenyang's districts and counties a citizen may name as where they live",
-        opt={"storage": False},
-    )
+    @get("", summary="Shenyang's districts and counties a citizen may name as where they live")
     async def districts(self) -> Response[list[District]]:
         return Response(
             [District(code, zh, en) for code, (zh, en) in DISTRICTS.items()],
