@@ -30,8 +30,13 @@ PlaceholderType = Literal["text", "paragraph", "amount", "number", "datetime", "
 TemplateName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
 TemplateId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}\.[a-z][a-z0-9_]{1,47}$")]
 # no control characters, and nothing invisible or direction-changing that could make a text read as
-# something else (the same rule as the owners' reasons shown to citizens)
-_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# something else (the owners' reasons shown to citizens follow the same rule): besides the C0/C1 controls
+# and the bidi embeddings, overrides and isolates, the Arabic letter mark (U+061C, a bidi mark too), the
+# Mongolian vowel separator, the line and paragraph separators (a line break a single-line title may not
+# hold), the word joiner and the invisible operators, and the byte-order mark
+_BAD_CHARS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 _PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{5,6}$")
 LINK = r"^(/(?!/)[A-Za-z0-9/_\-.?=&%#]*)?$"
 TextLine = Annotated[str, Meta(min_length=1, max_length=120)]
@@ -140,7 +145,11 @@ def _check(kind: PlaceholderType, value: Any) -> Any:
         raise ValueError("an ISO 8601 time with its offset") from None
     if when.tzinfo is None:
         raise ValueError("an ISO 8601 time with its offset")
-    return when.astimezone(UTC).isoformat()
+    try:  # year 1 at +14:00 is before UTC's year 1, and year 9999 in the evening after China's
+        when.astimezone(CHINA)
+        return when.astimezone(UTC).isoformat()
+    except OverflowError:
+        raise ValueError("an ISO 8601 time with its offset, within the calendar") from None
 
 
 def _read(kind: PlaceholderType, value: Any, locale: str, masked: bool) -> str:
