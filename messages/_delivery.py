@@ -53,14 +53,13 @@ class PushSubscriptions:
         self, citizen_id: str, device_id: str, endpoint: str, p256dh: str, auth: str
     ) -> dict[str, Any]:
         target = PushTarget(endpoint, p256dh, auth)
-        check_target(target, allowed_hosts=self.allowed_hosts)
+        host = check_target(target, allowed_hosts=self.allowed_hosts)
         digest = hashlib.sha256(endpoint.encode()).hexdigest()
         sub_id = uuid.uuid4()
         now = self._clock.now()
         sealed = self._pii.encrypt(
             json.dumps({"endpoint": endpoint, "p256dh": p256dh, "auth": auth}), f"push:{digest}"
         )
-        host = endpoint.split("/")[2][:128]
         async with db.transaction():
             # a browser is one subscription: subscribing again (another account on it) takes it over
             await PushSubscription.delete().where(PushSubscription.endpoint_hash == digest).run()

@@ -175,19 +175,23 @@ def _endpoint(endpoint: str, allowed: _Allowed) -> _Endpoint:
         raise _invalid(f"the subscription's endpoint is longer than {MAX_ENDPOINT_LENGTH} characters")
     if not endpoint.isascii() or not endpoint.isprintable() or " " in endpoint:
         raise _invalid("the subscription's endpoint holds characters a URL cannot")
-    parts = urlsplit(endpoint)
-    try:
+    try:  # "https://[fcm.googleapis.com]/" is not even a URL: urlsplit refuses it
+        parts = urlsplit(endpoint)
         port = parts.port
     except ValueError:
-        raise _invalid("the subscription's endpoint has a bad port") from None
+        raise _invalid("the subscription's endpoint is not a URL (or has a bad port)") from None
     host = parts.hostname or ""
     if not host:
         raise _invalid("the subscription's endpoint is not a URL")
     if "@" in parts.netloc:
         raise _not_allowed("a push endpoint may not carry a user name or password")
+    if parts.fragment or endpoint.endswith("#"):  # never in a push service's URL; shown hosts keep out junk
+        raise _invalid("a push endpoint has no #fragment")
     if parts.scheme == "https":
         if port not in (None, 443):
             raise _not_allowed("a push endpoint must use the standard https port")
+        if not _HOSTNAME.fullmatch(host):  # "evil%2e.fcm.googleapis.com" is no host name
+            raise _not_allowed(f"{host[:64]} is not an allowed push service")
         if not any(host == h or host.endswith("." + h) for h in allowed.hosts):
             raise _not_allowed(f"{host} is not an allowed push service")
         return _Endpoint(endpoint, host, f"https://{host}")
@@ -217,13 +221,15 @@ def _auth_secret(auth: str) -> bytes:
     return raw
 
 
-def check_target(target: PushTarget, *, allowed_hosts: Sequence[str]) -> None:
+def check_target(target: PushTarget, *, allowed_hosts: Sequence[str]) -> str:
     """Refuse (InvalidInput) a subscription we would not send to: an endpoint that is not https on an
     allowed push service, or keys that are not what a browser gives. Call it when a subscription is
-    stored, so a bad one is refused to the citizen instead of failing at every send."""
-    _endpoint(target.endpoint, _parse_allowed(allowed_hosts))
+    stored, so a bad one is refused to the citizen instead of failing at every send. Returns the push
+    service's host as a URL parser reads it (lower case, no port, user or fragment): what operators see."""
+    host = _endpoint(target.endpoint, _parse_allowed(allowed_hosts)).host
     _receiver_key(target.p256dh)
     _auth_secret(target.auth)
+    return host
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
