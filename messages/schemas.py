@@ -60,7 +60,9 @@ class Consent(msgspec.Struct):
     description: str = ""
 
 
-HourMinute = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+# max_length too: "$" matches before a final newline, and "22:00\n" does not fit the column (a 500 on
+# PostgreSQL; SQLite kept it)
+HourMinute = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)]
 
 
 class ChannelChoice(Strict, kw_only=True):
