@@ -29,6 +29,7 @@ import msgspec
 from piccolo.engine.postgres import PostgresEngine
 
 from auth.pairwise import Pairwise
+from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
 from backend.errors import Conflict, InvalidInput, NotFound, RateLimited
@@ -567,11 +568,22 @@ class MessageCentre:
         notices: list[Notice | None] = [None] * len(items)
         pending_hints: list[tuple[str, dict[str, Any]]] = []
         async with db.transaction():
+            # the recipients' accounts first, locked: a deleted one gets nothing (its inbox was erased and
+            # must stay so), and a deletion racing this send waits for it, then erases what it wrote. A
+            # reminder locks its citizens for itself: two sends to one citizen take turns, so the second
+            # sees the first's message (the same key is a duplicate and spends no second acceptance) and
+            # its place under the daily cap
+            living = await _living(
+                [item.citizen_id for item in items],
+                exclusive=category != "transactional" and not announcement,
+            )
             existing = {r["idempotency"]: str(r["id"]) for r in await _existing(list(set(keys)))}
-            fresh = [(n, item) for n, item in enumerate(items) if keys[n] not in existing]
             for n, key in enumerate(keys):
                 if key in existing:
                     notices[n] = Notice("duplicate", existing[key])
+                elif items[n].citizen_id not in living:
+                    notices[n] = Notice("skipped", reason="unknown_citizen")
+            fresh = [(n, item) for n, item in enumerate(items) if notices[n] is None]
             citizen_ids = [item.citizen_id for _, item in fresh]
             prefs = await self.preferences.of(citizen_ids)
             allowed = set(citizen_ids)
@@ -738,6 +750,35 @@ class MessageCentre:
 
 def _postgres() -> bool:
     return isinstance(Message._meta.db, PostgresEngine)
+
+
+async def _living(citizen_ids: Sequence[str], *, exclusive: bool) -> set[str]:
+    """Of these citizens, those whose account is not deleted; on PostgreSQL their rows stay locked until
+    the sender's transaction ends (in id order, so senders never deadlock): shared for a transactional
+    message or an announcement's batch (they never wait for each other), for the sender alone when it
+    counts against the daily cap or spends a consent. On SQLite the write transaction already serialises."""
+    ids: list[uuid.UUID] = []
+    for c in set(citizen_ids):
+        try:
+            ids.append(uuid.UUID(c))
+        except ValueError:
+            continue
+    if not ids:
+        return set()
+    if _postgres():
+        lock = "FOR NO KEY UPDATE" if exclusive else "FOR SHARE"
+        rows = await Citizen.raw(
+            "SELECT id FROM citizen WHERE id = ANY({}::uuid[]) AND status <> 'deleted'"  # noqa: S608
+            f" ORDER BY id {lock}",
+            sorted(ids),
+        ).run()
+    else:
+        rows = (
+            await Citizen.select(Citizen.id)
+            .where(Citizen.id.is_in(ids) & (Citizen.status != "deleted"))
+            .run()
+        )
+    return {str(r["id"]) for r in rows}
 
 
 async def _existing(keys: list[str]) -> list[dict[str, Any]]:
