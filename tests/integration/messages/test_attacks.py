@@ -189,14 +189,16 @@ async def test_an_announcement_batch_racing_an_account_deletion_leaves_nothing_b
 
 
 @pytest.mark.skipif(os.environ.get("SHENGSHI_TEST_BACKEND") != "postgres", reason="SQLite serialises writers")
+@pytest.mark.parametrize("by", ["a mini-app", "an announcement"])
 async def test_a_deletion_committing_while_a_message_is_written_waits_and_then_erases_it(
-    client, login, new_phone
+    client, login, new_phone, by
 ):
-    """The send's transaction holds the account; the deletion waits for it, then its erasure finds the
-    message. Without the lock the deletion and the erasure finish first and the message outlives them."""
+    """The sender's transaction holds the account (a mini-app's send) or its announcement (a batch); the
+    deletion or its erasure waits for it, then finds the message. Without the lock the deletion and the
+    erasure finish first and the message outlives them."""
     op, app = await _operator(client), await _app(client)
     me, cid, openid = await _citizen(client, login, new_phone)
-    await _approve(client, op, "testgate.receipt")
+    await _approve(client, op, "testgate.receipt", "platform.city_notice")
     centre = client.services.messages.centre
     write = centre._deliveries
     deletion: list[asyncio.Task[Any]] = []
@@ -205,12 +207,12 @@ async def test_a_deletion_committing_while_a_message_is_written_waits_and_then_e
         await Message.raw("SELECT pg_stat_clear_snapshot()").run()  # read afresh inside the transaction
         rows = await Message.raw(
             "SELECT count(*) AS n FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND query ILIKE 'UPDATE%citizen%'"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).run()
         return bool(rows[0]["n"])
 
     async def delete_meanwhile(*args: Any) -> None:
-        await write(*args)  # inside the send's transaction, its message written
+        await write(*args)  # inside the sender's transaction, its message written
         # a context of its own: not this transaction's connection, as another request would not be
         context = contextvars.copy_context()
         context.run(Message._meta.db.current_transaction.set, None)
@@ -222,16 +224,28 @@ async def test_a_deletion_committing_while_a_message_is_written_waits_and_then_e
             await asyncio.sleep(0.01)
 
     centre._deliveries = delete_meanwhile  # type: ignore[method-assign]
-    r = await client.post(
-        "/api/v1/messages",
-        json={
-            "openid": openid,
-            "template": "receipt",
-            "data": {"item": "x", "amount": 1},
-            "idempotency_key": "race",
-        },
-        headers=app,
-    )
+    if by == "a mini-app":
+        r = await client.post(
+            "/api/v1/messages",
+            json={
+                "openid": openid,
+                "template": "receipt",
+                "data": {"item": "x", "amount": 1},
+                "idempotency_key": "race",
+            },
+            headers=app,
+        )
+    else:
+        data = {"headline": "停水", "headline_en": "Water off", "text": "明日停水。", "text_en": "No water."}
+        r = await client.post(
+            "/api/v1/admin/announcements",
+            json={"template": "platform.city_notice", "data": data, "segment": {"kind": "everyone"}},
+            headers=op,
+        )
+        assert r.status_code == 202, r.text
+        announcements = client.services.messages.announcements
+        row = await Announcement.select().where(Announcement.id == uuid.UUID(r.json()["id"])).first().run()
+        assert await announcements.step(row) == 1
     assert r.status_code == 202, r.text
     assert (await deletion[0]).status_code == 204
     assert await _rows_of(cid) == 0
