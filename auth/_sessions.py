@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +49,17 @@ class SessionService:
         self._tokens = tokens
         self._pii = pii
         self._key = settings.secret_bytes("secret_key")
+        # told (citizen id, device id; None: the whole account deleted) when a device signs out or is
+        # signed out, or an account is deleted: packages above drop what they keep for it (a browser's
+        # push subscription, an account's inbox). Appended by those packages when they are built.
+        self.departures: list[Callable[[str, str | None], Awaitable[None]]] = []
+
+    async def _departed(self, citizen_id: str, device_id: str | None) -> None:
+        for observer in self.departures:
+            try:
+                await observer(citizen_id, device_id)
+            except Exception:  # the sign-out stands; what the observer keeps expires or is cleaned later
+                log.exception("a sign-out observer failed")
 
     def _hash(self, refresh_token: str) -> str:
         return keyed_hash(self._key, "refresh", refresh_token)
@@ -266,6 +278,7 @@ class SessionService:
             subject=f"session:{principal.session_id}",
             ip=ip,
         )
+        await self._departed(principal.citizen_id, principal.device_id)
 
     async def _families_of(self, where: Any) -> list[Any]:
         rows = await RefreshToken.select(RefreshToken.family).where(where).distinct().run()
@@ -314,6 +327,7 @@ class SessionService:
             subject=f"device:{device_id}",
             ip=ip,
         )
+        await self._departed(principal.citizen_id, device_id)
 
     async def delete_account(self, principal: CitizenPrincipal, *, ip: str) -> None:
         """Personal data goes at once; every session and device stops working at once."""
@@ -347,6 +361,7 @@ class SessionService:
         await self._tokens.revocations.account_deleted(principal.citizen_id)
         await audit.record("account_deleted", actor_kind="citizen", actor_id=principal.citizen_id, ip=ip)
         await self._realname.notify(principal.citizen_id)  # its entitlements are gone with it
+        await self._departed(principal.citizen_id, None)
 
     async def set_blocked(self, citizen_id: str, blocked: bool, *, actor: str) -> dict[str, Any]:
         """An operator blocks (or unblocks) an account: login is refused and its codes stop verifying."""

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from auth._profile import DISTRICTS
 from auth.guards import citizen_only
 from auth.pii import mask_phone, normalise_phone
 from auth.principals import CitizenPrincipal
@@ -190,6 +191,24 @@ class JwksController(Controller):
     async def jwks(self, auth: NamedDependency[AuthServices]) -> Response[dict[str, Any]]:
         keys = [k.jwk for k in await auth.keys.published()]
         return Response({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+
+class District(msgspec.Struct):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class DistrictsController(Controller):
+    path = "/api/v1/districts"
+    tags = ["citizens: profile"]
+
+    @get("", summary="Shenyang's districts and counties a citizen may name as where they live")
+    async def districts(self) -> Response[list[District]]:
+        return Response(
+            [District(code, zh, en) for code, (zh, en) in DISTRICTS.items()],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
 
 class DevSmsController(Controller):

@@ -6,7 +6,13 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
-from auth.controllers import AuthController, DevSmsController, JwksController, MeController
+from auth.controllers import (
+    AuthController,
+    DevSmsController,
+    DistrictsController,
+    JwksController,
+    MeController,
+)
 from auth.demo import seed
 from auth.deps import DEPENDENCIES
 from auth.pairwise import Pairwise
@@ -37,7 +43,7 @@ class AuthPlugin(InitPlugin):
         await self.services.realname.provider.close()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        handlers: list[type] = [AuthController, MeController, JwksController]
+        handlers: list[type] = [AuthController, MeController, JwksController, DistrictsController]
         if self.runtime.settings.sms_gateway == "dev" and self.runtime.settings.env != "prod":
             handlers.append(DevSmsController)
         app_config.route_handlers.extend(handlers)

@@ -66,7 +66,9 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     miniapps = build_miniapp_services(
         runtime, auth=auth, codes=codes, payments=payments, messages=messages, extra=extra_miniapps
     )
-    console = build_console_services(runtime, auth=auth, codes=codes, payments=payments, miniapps=miniapps)
+    console = build_console_services(
+        runtime, auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps
+    )
     return Services(
         auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps, console=console
     )

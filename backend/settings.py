@@ -117,6 +117,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     message_retry_base_delay: float = 5.0
     message_max_attempts: int = 8
     message_interval: float = 1.0
+    # Announcements: citizens looked at per batch (one transaction each), and the seconds a worker holds
+    # an announcement between batches (a killed worker's announcement is taken up when it lapses)
+    message_announce_batch: int = 1000
+    message_announce_lease: float = 30.0
     # Web Push: the contact push services see in our VAPID token, and the push services' hosts a
     # browser's subscription may point at (its endpoint is a URL we post to: nothing else is allowed)
     push_subject: str = "mailto:webpush@shengshitong.example"
@@ -295,6 +299,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}MESSAGE_SMS_AFTER: more than 0 and at most a week (seconds)")
     if not 0 < settings.message_interval <= 60 or not 0 < settings.message_retry_base_delay <= 3600:
         problems.append(f"{PREFIX}MESSAGE_INTERVAL and {PREFIX}MESSAGE_RETRY_BASE_DELAY: seconds, above 0")
+    if not 10 <= settings.message_announce_batch <= 10_000:
+        problems.append(f"{PREFIX}MESSAGE_ANNOUNCE_BATCH: 10 to 10000 citizens")
+    if not 1 <= settings.message_announce_lease <= 600:
+        problems.append(f"{PREFIX}MESSAGE_ANNOUNCE_LEASE: 1 to 600 seconds")
     if not 1 <= settings.message_max_attempts <= 50:
         problems.append(f"{PREFIX}MESSAGE_MAX_ATTEMPTS: 1 to 50")
     if not settings.push_subject.startswith(("mailto:", "https://")):

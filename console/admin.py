@@ -51,6 +51,7 @@ from backend.tables import AuditEvent
 from console.forms import FORM_TEXTS
 from console.operators import OperatorService, session_token
 from console.tables import ConsoleOperator, ConsoleSession
+from messages.tables import Announcement, MessageDelivery, MessageTemplate
 from payments.tables import ChannelNotification, Overpayment, PaymentOrder, Refund, WebhookDelivery
 
 log = logging.getLogger("shengshitong.console")
@@ -112,7 +113,13 @@ class TableView:
 
 
 # menu groups, by the Chinese name piccolo-admin is given (its UI shows the configured text)
-GROUPS: dict[str, str] = {"凭证": "Credentials", "支付": "Payments", "审计": "Audit", "市民": "Citizens"}
+GROUPS: dict[str, str] = {
+    "凭证": "Credentials",
+    "支付": "Payments",
+    "消息": "Messages",
+    "审计": "Audit",
+    "市民": "Citizens",
+}
 VIEWS: tuple[TableView, ...] = (
     TableView(
         MachineClient,
@@ -177,6 +184,43 @@ VIEWS: tuple[TableView, ...] = (
         ("target", "state", "attempts", "next_attempt_at", "last_error", "delivered_at"),
         ("state", "target"),
         newest="next_attempt_at",
+    ),
+    TableView(
+        MessageTemplate,  # decided with the form "审核消息模板" (the service keeps the approved digest)
+        ("消息模板", "Message templates"),
+        "消息",
+        ("template_id", "owner", "category", "status", "decided_by", "decided_at", "note", "declared_at"),
+        ("status", "owner", "category", "template_id"),
+        newest="declared_at",
+    ),
+    TableView(
+        Announcement,  # sent and cancelled with the forms; here: their progress
+        ("公告", "Announcements"),
+        "消息",
+        (
+            "id",
+            "template_id",
+            "segment",
+            "state",
+            "rate",
+            "scanned",
+            "sent",
+            "skipped",
+            "created_by",
+            "created_at",
+            "finished_at",
+            "error",
+        ),
+        ("state", "template_id", "created_by"),
+        newest="created_at",
+    ),
+    TableView(
+        MessageDelivery,  # the delivery log (Web Push, SMS): no message's content is in this table
+        ("消息投递", "Message deliveries"),
+        "消息",
+        ("message", "citizen_id", "channel", "state", "attempts", "next_attempt_at", "last_error", "sent_at"),
+        ("state", "channel", "message", "citizen_id"),
+        newest="created_at",
     ),
     TableView(
         AuditEvent,
@@ -261,10 +305,34 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "id_number_sealed": ("身份证号（加密）", "ID number (sealed)"),
     "id_number_index": ("身份证号索引", "ID number index"),
     "deleted_at": ("注销时间", "Closed"),
+    "template_id": ("模板编号", "Template"),
+    "category": ("类别", "Category"),
+    "declared": ("声明内容", "As declared"),
+    "digest": ("文本摘要", "Text digest"),
+    "approved_digest": ("已批准文本摘要", "Approved digest"),
+    "decided_by": ("审核人", "Decided by"),
+    "decided_at": ("审核时间", "Decided"),
+    "note": ("审核意见", "Note"),
+    "declared_at": ("声明时间", "Declared"),
+    "segment": ("发送对象", "Segment"),
+    "rate": ("速率（条/秒）", "Rate (a second)"),
+    "cursor": ("进度游标", "Cursor"),
+    "scanned": ("已检查", "Scanned"),
+    "sent": ("已发送", "Sent"),
+    "skipped": ("已跳过", "Skipped"),
+    "created_by": ("发布人", "Sent by"),
+    "finished_at": ("完成时间", "Finished"),
+    "error": ("错误", "Error"),
+    "message": ("消息", "Message"),
+    "sent_at": ("发送时间", "Sent at"),
     # the forms' fields
     "blocked": ("冻结", "Blocked"),
     "purpose": ("用途", "Purpose"),
     "alg": ("算法", "Algorithm"),
+    "decision": ("决定", "Decision"),
+    "segment_kind": ("发送对象", "Segment"),
+    "segment_value": ("对象取值", "Segment value"),
+    "announcement_id": ("公告编号", "Announcement"),
 }
 
 

@@ -9,6 +9,7 @@ in the request's language."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from piccolo_admin.endpoints import FormConfig
@@ -20,10 +21,13 @@ from backend import audit
 from backend.errors import AppError
 from backend.i18n import current_locale, pick, problem_text
 from codes.services import CodeServices
+from messages._announce import Segment
+from messages.setup import MessageServices
 from miniapps.contract import MiniApp
 from miniapps.registry import credential_fields
 
 GROUP = "凭证与密钥"
+MESSAGES_GROUP = "消息与公告"
 # the English of every Chinese text configured below (names, descriptions, field help)
 FORM_TEXTS: dict[str, str] = {
     GROUP: "Credentials and keys",
@@ -48,6 +52,32 @@ FORM_TEXTS: dict[str, str] = {
     "小程序凭证：所属小程序": "for a mini-app credential: the mini-app",
     "账户编号（市民账户表）": "the account's id (Citizens table)",
     "取消勾选即解冻": "untick to unblock",
+    MESSAGES_GROUP: "Messages and announcements",
+    "审核消息模板": "Review a message template",
+    "批准、驳回或暂停模板的当前文本；文本改动后须重新批准。": (
+        "Approve, reject or suspend the template's current text; a changed text needs approving again."
+    ),
+    "模板编号，例如 platform.city_notice（见消息模板表）": (
+        "the template's id, e.g. platform.city_notice (see the Message templates table)"
+    ),
+    "审核意见（可选）": "a note (optional)",
+    "发布公告": "Send an announcement",
+    "以已批准的公告类模板向一类市民发送；进度见公告表。": (
+        "An approved announcement template to a segment of citizens; its progress is in the Announcements"
+        " table."
+    ),
+    "模板的占位数据，JSON 对象": "the template's placeholders' data, a JSON object",
+    "对象：everyone 全体；entitlement 权益持有人；miniapp 小程序用户；district 辖区居民": (
+        "who: everyone; entitlement holders; miniapp users; district residents"
+    ),
+    "权益：medical、social_security、health；小程序：其编号；辖区：区县代码；全体留空": (
+        "entitlement: medical, social_security or health; miniapp: a mini-app's id; district: its code;"
+        " empty for everyone"
+    ),
+    "每秒最多发送条数": "messages a second at most",
+    "取消公告": "Cancel an announcement",
+    "在下一批之前停止；已发送的消息不撤回。": "It stops before its next batch; what was sent stays sent.",
+    "公告编号（公告表）": "the announcement's id (Announcements table)",
 }
 
 
@@ -71,6 +101,37 @@ class RevokeCredential(BaseModel):
 class BlockCitizen(BaseModel):
     citizen_id: str = Field(min_length=36, max_length=36, description="账户编号（市民账户表）")
     blocked: bool = Field(default=True, description="取消勾选即解冻")
+
+
+class ReviewTemplate(BaseModel):
+    template_id: str = Field(
+        min_length=3, max_length=96, description="模板编号，例如 platform.city_notice（见消息模板表）"
+    )
+    decision: Literal["approve", "reject", "suspend"]
+    note: str = Field(default="", max_length=256, description="审核意见（可选）")
+
+
+class SendAnnouncement(BaseModel):
+    template_id: str = Field(
+        default="platform.city_notice",
+        min_length=3,
+        max_length=96,
+        description="模板编号，例如 platform.city_notice（见消息模板表）",
+    )
+    data: str = Field(min_length=2, max_length=8192, description="模板的占位数据，JSON 对象")
+    segment_kind: Literal["everyone", "entitlement", "miniapp", "district"] = Field(
+        description="对象：everyone 全体；entitlement 权益持有人；miniapp 小程序用户；district 辖区居民"
+    )
+    segment_value: str = Field(
+        default="",
+        max_length=32,
+        description="权益：medical、social_security、health；小程序：其编号；辖区：区县代码；全体留空",
+    )
+    rate: int = Field(default=2000, ge=1, le=100_000, description="每秒最多发送条数")
+
+
+class CancelAnnouncement(BaseModel):
+    announcement_id: str = Field(min_length=1, max_length=64, description="公告编号（公告表）")
 
 
 class RotateKey(BaseModel):
@@ -99,7 +160,17 @@ def _refused(exc: AppError) -> ValueError:
     )
 
 
-def console_forms(auth: AuthServices, codes: CodeServices, apps: dict[str, MiniApp]) -> list[FormConfig]:
+_DECIDED = {
+    "approve": ("已批准", "Approved"),
+    "reject": ("已驳回", "Rejected"),
+    "suspend": ("已暂停", "Suspended"),
+}
+_STATES = {"sending": "发送中", "cancelled": "已取消", "done": "已完成", "failed": "失败"}
+
+
+def console_forms(
+    auth: AuthServices, codes: CodeServices, apps: dict[str, MiniApp], messages: MessageServices
+) -> list[FormConfig]:
     def services() -> tuple[AuthServices, dict[str, MiniApp]]:
         return auth, apps
 
@@ -186,6 +257,58 @@ def console_forms(auth: AuthServices, codes: CodeServices, apps: dict[str, MiniA
             f"New {store.purpose} key {key.kid} ({key.alg}) is active.",
         )
 
+    async def review(request: Request, data: ReviewTemplate) -> str:
+        try:
+            view = await messages.templates.decide(
+                data.template_id, data.decision, operator=_actor(request), note=data.note
+            )
+        except AppError as exc:
+            raise _refused(exc) from exc
+        zh, en = _DECIDED[data.decision]
+        if view["in_use"] and view["usable"]:
+            return pick(
+                f"{zh} {data.template_id}：现在可以使用", f"{en} {data.template_id}: it may be used now"
+            )
+        return pick(f"{zh} {data.template_id}", f"{en} {data.template_id}")
+
+    async def announce(request: Request, data: SendAnnouncement) -> str:
+        try:
+            values = json.loads(data.data)
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            raise ValueError(
+                pick(
+                    '数据须为 JSON 对象，例如 {"headline": "…"}',
+                    'the data must be a JSON object, e.g. {"headline": "…"}',
+                )
+            )
+        try:
+            view = await messages.announcements.create(
+                data.template_id,
+                values,
+                Segment(kind=data.segment_kind, value=data.segment_value.strip()),
+                rate=data.rate,
+                operator=_actor(request),
+            )
+        except AppError as exc:
+            raise _refused(exc) from exc
+        return pick(
+            f"公告 {view['id']} 已开始发送（每秒至多 {data.rate} 条）；进度见公告表",
+            f"Announcement {view['id']} is being sent (at most {data.rate} a second);"
+            " its progress is in the Announcements table",
+        )
+
+    async def cancel(request: Request, data: CancelAnnouncement) -> str:
+        try:
+            view = await messages.announcements.cancel(data.announcement_id.strip(), operator=_actor(request))
+        except AppError as exc:
+            raise _refused(exc) from exc
+        return pick(
+            f"公告 {view['id']} 已取消：已发送 {view['sent']} 条",
+            f"Announcement {view['id']} cancelled: {view['sent']} sent",
+        )
+
     return [
         FormConfig(
             name="登记扫码设备",
@@ -221,5 +344,26 @@ def console_forms(auth: AuthServices, codes: CodeServices, apps: dict[str, MiniA
             endpoint=rotate,
             description="旧公钥在其签发的内容仍可使用期间继续发布。",
             form_group=GROUP,
+        ),
+        FormConfig(
+            name="审核消息模板",
+            pydantic_model=ReviewTemplate,
+            endpoint=review,
+            description="批准、驳回或暂停模板的当前文本；文本改动后须重新批准。",
+            form_group=MESSAGES_GROUP,
+        ),
+        FormConfig(
+            name="发布公告",
+            pydantic_model=SendAnnouncement,
+            endpoint=announce,
+            description="以已批准的公告类模板向一类市民发送；进度见公告表。",
+            form_group=MESSAGES_GROUP,
+        ),
+        FormConfig(
+            name="取消公告",
+            pydantic_model=CancelAnnouncement,
+            endpoint=cancel,
+            description="在下一批之前停止；已发送的消息不撤回。",
+            form_group=MESSAGES_GROUP,
         ),
     ]

@@ -19,6 +19,7 @@ from console.dashboard import Dashboard
 from console.forms import console_forms
 from console.operators import OperatorService
 from console.simulator import ScannerSimulator
+from messages.setup import MessageServices
 from miniapps.services import MiniAppServices
 from payments.services import PaymentServices
 
@@ -50,6 +51,7 @@ def build_console_services(
     auth: AuthServices,
     codes: CodeServices,
     payments: PaymentServices,
+    messages: MessageServices,
     miniapps: MiniAppServices,
 ) -> ConsoleServices:
     channel = f"{runtime.settings.store_prefix}dashboard"
@@ -60,6 +62,6 @@ def build_console_services(
         channels=channels,
         dashboard=Dashboard(runtime, channels, channel, miniapps.apps),
         simulator=ScannerSimulator(miniapps.gate),
-        admin=ConsoleGate(runtime, operators, lambda: console_forms(auth, codes, miniapps.apps)),
+        admin=ConsoleGate(runtime, operators, lambda: console_forms(auth, codes, miniapps.apps, messages)),
         sandbox_page=payments.page_channel is not None,
     )

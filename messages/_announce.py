@@ -58,12 +58,14 @@ class Announcements:
         *,
         apps: set[str] | None = None,
         batch: int = 1000,
+        lease: float = LEASE,
     ) -> None:
         self._clock = clock
         self._store = store
         self._centre = centre
         self.apps = apps if apps is not None else set()  # enabled mini-apps (filled as they register)
         self.batch = batch
+        self.lease = lease
         self._running: dict[str, asyncio.Task[None]] = {}
         self._token = secrets.token_hex(8)  # this worker, in the lease
         self._loop_task: asyncio.Task[None] | None = None
@@ -213,13 +215,13 @@ class Announcements:
             task = self._running.get(ident)
             if task is not None and not task.done():
                 continue
-            if await self._store.set_if_absent(f"announce:{ident}", self._token, LEASE):
+            if await self._store.set_if_absent(f"announce:{ident}", self._token, self.lease):
                 self._running[ident] = asyncio.create_task(self._run(ident), name=f"announce-{ident[:8]}")
 
     async def _run(self, ident: str) -> None:
         key = f"announce:{ident}"
         try:
-            while await self._store.expire_if_equal(key, self._token, LEASE):
+            while await self._store.expire_if_equal(key, self._token, self.lease):
                 started = time.monotonic()
                 row = await Announcement.select().where(Announcement.id == uuid.UUID(ident)).first().run()
                 if row is None or row["state"] != "sending":
@@ -230,6 +232,9 @@ class Announcements:
                 # throttle: a batch of n messages takes at least n / rate seconds
                 wait = written / max(row["rate"], 1) - (time.monotonic() - started)
                 if wait > 0:
+                    # held through the pause too: a slow announcement's lease must not lapse meanwhile
+                    if not await self._store.expire_if_equal(key, self._token, wait + self.lease):
+                        return
                     await asyncio.sleep(wait)
         except Exception as exc:
             log.exception("announcement %s failed", ident)
@@ -268,16 +273,22 @@ class Announcements:
         chosen = await self._members(segment, citizens, now)
         items = [Outgoing(citizen_id=c, key=f"announcement:{row['id']}:{c}", data=data) for c in chosen]
         async with db.transaction():
-            # the state is read again under the lock: a cancel that came meanwhile wins
+            # the state is read again under the lock: a cancel that came meanwhile wins; and so does
+            # another worker that wrote this batch meanwhile (its lease lapsed here, say): its cursor
+            # moved, this batch is not counted twice, and the caller reads the row again
             fresh = (
                 await db.for_update(
-                    Announcement.select(Announcement.state).where(Announcement.id == row["id"])
+                    Announcement.select(Announcement.state, Announcement.cursor).where(
+                        Announcement.id == row["id"]
+                    )
                 )
                 .first()
                 .run()
             )
             if fresh is None or fresh["state"] != "sending":
                 return None
+            if fresh["cursor"] != cursor:
+                return 0
             notices = (
                 await self._centre.send(owner, name, items, announcement=str(row["id"])) if items else []
             )

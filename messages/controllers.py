@@ -300,7 +300,10 @@ class OperatorMessagesController(Controller):
         return msgspec.convert(row, TemplateView)
 
     @post(
-        "/announcements", status_code=HTTP_202_ACCEPTED, summary="Send an approved announcement to a segment"
+        "/announcements",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Send an approved announcement to a segment",
+        opt={"problems": [404]},
     )
     async def announce(
         self,

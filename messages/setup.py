@@ -22,6 +22,7 @@ from messages.services import (
     Outgoing,
     Preferences,
     Templates,
+    forget,
 )
 from messages.templates import Template
 from messages.webpush import WebPushSender, application_server_key
@@ -80,6 +81,14 @@ class MessageServices:
         """A mini-app's templates (from its manifest), when the mini-app platform is built."""
         self.templates.declare(owner, templates)
         self.apps.add(owner)
+
+    async def departed(self, citizen_id: str, device_id: str | None) -> None:
+        """A device signed out: its browser gets no more pushes. An account deleted: its inbox, consents,
+        preferences and browsers go with it."""
+        if device_id is not None:
+            await self.subscriptions.remove_device(citizen_id, device_id)
+            return
+        await forget(citizen_id)
 
     async def application_server_key(self) -> str:
         return application_server_key((await self.vapid.ensure()).private)  # type: ignore[arg-type]
@@ -179,11 +188,19 @@ def build_message_services(
         inbox=Inbox(clock),
         subscriptions=subscriptions,
         deliveries=deliveries,
-        announcements=Announcements(clock, store, centre, apps=apps),
+        announcements=Announcements(
+            clock,
+            store,
+            centre,
+            apps=apps,
+            batch=s.message_announce_batch,
+            lease=s.message_announce_lease,
+        ),
         vapid=KeyStore("vapid", s.secret_bytes("key_encryption_key"), clock, default_alg="ES256"),
         push_subject=s.push_subject,
         background=runtime.background,
         interval=s.message_interval,
         apps=apps,
     )
+    auth.sessions.departures.append(services.departed)
     return services, PaymentMessages(centre, citizen_of_order)

@@ -33,6 +33,7 @@ TemplateId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}\.[a-z][a-z0-9_]
 # something else (the same rule as the owners' reasons shown to citizens)
 _BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{5,6}$")
+LINK = r"^(/(?!/)[A-Za-z0-9/_\-.?=&%#]*)?$"
 TextLine = Annotated[str, Meta(min_length=1, max_length=120)]
 BodyText = Annotated[str, Meta(min_length=1, max_length=400)]
 
@@ -49,8 +50,9 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     placeholders: dict[str, PlaceholderType] = msgspec.field(default_factory=dict)
     # urgent: not held by quiet hours, and sent by SMS when not read within the configured time
     urgent: bool = False
-    # where the app opens it (a path of the web wallet or the mini-app, no scheme: never a foreign site)
-    link: Annotated[str, Meta(max_length=200, pattern=r"^(/[A-Za-z0-9/_\-.?=&%#]*)?$")] = ""
+    # where the app opens it (a path of the web wallet or the mini-app, with a query or a #fragment; no
+    # scheme and no "//host": never a foreign site)
+    link: Annotated[str, Meta(max_length=200, pattern=LINK)] = ""
     description: Annotated[str, Meta(max_length=200)] = ""  # for the operator who approves it
 
     def problems(self) -> list[str]:
@@ -69,6 +71,8 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             out.append(f"texts use undeclared placeholders {sorted(unknown)}")
         if unused := set(self.placeholders) - used:
             out.append(f"declared placeholders never used {sorted(unused)}")
+        if not re.match(LINK, self.link):  # checked here too for templates made in code, not decoded
+            out.append("a link is a path of this site (/wallet#orders), never another site's address")
         if self.urgent and self.category != "transactional":
             out.append("only transactional messages may be urgent")
         return out

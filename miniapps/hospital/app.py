@@ -11,6 +11,8 @@
   ``other_rate`` (50 %) for others, rounded down to the fen per item; the citizen's share is a deferred
   order. The split and the other rules are computed in :mod:`miniapps.hospital.rules`.
 - A visit can be rated once (好差评: good / average / bad, with a comment).
+- Messages: a reminder of an appointment the evening before (to a citizen who subscribed; withdrawn if
+  the appointment is cancelled), and the bill when it is posted with a share to pay.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from miniapps.contract import Display, Manifest, MiniApp, PaymentEvent, ScanDecision, ScanEvent
+from miniapps.contract import (
+    Display,
+    Manifest,
+    MessageTemplate,
+    MiniApp,
+    PaymentEvent,
+    ScanDecision,
+    ScanEvent,
+)
 from miniapps.hospital import demo, routes
 from miniapps.hospital.rules import china_day, clock_time, credit_cutoff, order_paid
 from miniapps.hospital.rules import split_bill as split_bill  # the bill's split, where it used to live
@@ -42,6 +52,48 @@ class HospitalApp(MiniApp):
             "credit_days": {"type": "integer", "default": 7},
             "local_rate_bp": {"type": "integer", "default": 7000},
             "other_rate_bp": {"type": "integer", "default": 5000},
+        },
+        templates={
+            "appointment_reminder": MessageTemplate(
+                category="reminder",
+                title_zh="就诊提醒",
+                title_en="Your appointment",
+                body_zh="您预约了{hospital}{department}{doctor}的号，就诊时间 {starts_at}，"
+                "请按时到院刷市民码签到。",
+                body_en="Your appointment with {doctor} ({department_en}, {hospital_en}) is at {starts_at}:"
+                " check in with your citizen code when you arrive.",
+                placeholders={
+                    "hospital": "text",
+                    "hospital_en": "text",
+                    "department": "text",
+                    "department_en": "text",
+                    "doctor": "text",
+                    "starts_at": "datetime",
+                },
+                description="就诊前一天 18:00 发送（之后预约的立即发送；取消预约即撤回）/ sent at 18:00"
+                " China time the day before an appointment (at once when booked later), withdrawn if"
+                " it is cancelled",
+            ),
+            "bill_ready": MessageTemplate(
+                category="transactional",
+                title_zh="就诊账单待支付",
+                title_en="Your hospital bill",
+                body_zh="{hospital}本次就诊共 {total}，医保支付 {insured}，个人自付 {self_paid}，"
+                "请于 {pay_by} 前支付。",
+                body_en="Your visit to {hospital_en}: {total} in all, {insured} paid by medical insurance,"
+                " {self_paid} for you to pay by {pay_by}.",
+                placeholders={
+                    "hospital": "text",
+                    "hospital_en": "text",
+                    "total": "amount",
+                    "insured": "amount",
+                    "self_paid": "amount",
+                    "pay_by": "datetime",
+                },
+                link="/wallet#orders",
+                description="医院出具账单、生成自付订单时发送 / sent when the hospital posts a bill with"
+                " a share for the citizen to pay",
+            ),
         },
     )
 

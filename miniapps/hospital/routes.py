@@ -24,7 +24,7 @@ from miniapps.contract import (
     names,
     page,
 )
-from miniapps.hospital.rules import split_bill, state_after_bill
+from miniapps.hospital.rules import appointment_reminder_at, pay_by, split_bill, state_after_bill
 from miniapps.hospital.tables import Appointment, Slot, Visit
 
 
@@ -52,6 +52,11 @@ def _uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound("not found") from None
+
+
+def reminder_key(appointment_id: uuid.UUID) -> str:
+    """The idempotency key of an appointment's reminder."""
+    return f"appointment-{appointment_id}"
 
 
 def _visit(v: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +141,53 @@ def handlers(platform: Platform) -> list[Any]:
                     raise NotFound("no such slot", code="slot_not_found")
                 raise Conflict("this slot is fully booked", code="slot_full")
             await Appointment.insert(Appointment(id=appointment_id, slot=slot_id, openid=caller.openid)).run()
-        return {"appointment_id": str(appointment_id), "slot_id": data.slot_id, "state": "booked"}
+            reminder = await _remind(caller.openid, appointment_id, slot_id)
+        return {
+            "appointment_id": str(appointment_id),
+            "slot_id": data.slot_id,
+            "state": "booked",
+            # the reminder the evening before: scheduled, or skipped and why (the app may offer to
+            # subscribe); None when the appointment is too near or too far for one
+            "reminder": reminder,
+        }
+
+    async def _remind(openid: str, appointment_id: uuid.UUID, slot_id: uuid.UUID) -> dict[str, Any] | None:
+        slot = (
+            await Slot.select(
+                Slot.starts_at,
+                Slot.doctor.name,
+                Slot.doctor.department.name,  # type: ignore[union-attr]
+                Slot.doctor.department.name_en,  # type: ignore[union-attr]
+                Slot.doctor.department.hospital.code,  # type: ignore[union-attr]
+                Slot.doctor.department.hospital.name,  # type: ignore[union-attr]
+                Slot.doctor.department.hospital.name_en,  # type: ignore[union-attr]
+            )
+            .where(Slot.id == slot_id)
+            .first()
+            .run()
+        )
+        assert slot is not None  # just booked, in this transaction
+        at = appointment_reminder_at(slot["starts_at"], platform.now())
+        if at is None:
+            return None
+        department = slot["doctor.department.name"]
+        notice = await platform.notify(
+            openid,
+            "appointment_reminder",
+            {
+                "hospital": slot["doctor.department.hospital.name"],
+                "hospital_en": (
+                    slot["doctor.department.hospital.name_en"] or slot["doctor.department.hospital.code"]
+                )[:64],
+                "department": department,
+                "department_en": (slot["doctor.department.name_en"] or department)[:64],
+                "doctor": slot["doctor.name"],
+                "starts_at": slot["starts_at"].isoformat(),
+            },
+            key=reminder_key(appointment_id),
+            at=at,
+        )
+        return {"outcome": notice.outcome, "reason": notice.reason, "at": at}
 
     @get("/appointments", guards=[citizen_caller], summary="The caller's appointments, soonest first")
     async def appointments(
@@ -188,28 +239,38 @@ def handlers(platform: Platform) -> list[Any]:
         summary="Cancel an appointment; the slot is free again",
     )
     async def cancel(appointment_id: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
-        rows = (
-            await Appointment.update({Appointment.state: "cancelled"})
-            .where(
-                (Appointment.id == _uuid(appointment_id))
-                & (Appointment.openid == caller.openid)
-                & (Appointment.state == "booked")
+        appointment = _uuid(appointment_id)
+        # cancelled, its place given back and its reminder withdrawn, or none of them
+        async with platform.transaction():
+            rows = (
+                await Appointment.update({Appointment.state: "cancelled"})
+                .where(
+                    (Appointment.id == appointment)
+                    & (Appointment.openid == caller.openid)
+                    & (Appointment.state == "booked")
+                )
+                .returning(Appointment.slot)
+                .run()
             )
-            .returning(Appointment.slot)
-            .run()
-        )
-        if not rows:
-            raise NotFound("no booked appointment with that id", code="appointment_not_found")
-        await (
-            Slot.update({Slot.booked: Slot.booked - 1})
-            .where((Slot.id == rows[0]["slot"]) & (Slot.booked > 0))
-            .run()
-        )
+            if not rows:
+                raise NotFound("no booked appointment with that id", code="appointment_not_found")
+            await (
+                Slot.update({Slot.booked: Slot.booked - 1})
+                .where((Slot.id == rows[0]["slot"]) & (Slot.booked > 0))
+                .run()
+            )
+            await platform.cancel_notice(reminder_key(appointment))
 
     @post("/visits/{visit_id:str}/bill", guards=[app_backend], summary="The hospital posts a visit's bill")
     async def bill(visit_id: FromPath[str], data: JSONBody[BillRequest]) -> dict[str, Any]:
         visit = (
-            await Visit.select(Visit.all_columns(), Visit.hospital.region, Visit.hospital.name)  # type: ignore[arg-type]
+            await Visit.select(
+                Visit.all_columns(),  # type: ignore[arg-type]
+                Visit.hospital.code,
+                Visit.hospital.region,
+                Visit.hospital.name,
+                Visit.hospital.name_en,
+            )
             .where(Visit.id == _uuid(visit_id))
             .first()
             .run()
@@ -228,6 +289,7 @@ def handlers(platform: Platform) -> list[Any]:
             other_bp=cfg["other_rate_bp"],
         )
         # the visit billed once (a concurrent second bill finds it billed), with its order, or not at all
+        billed_at = platform.now()
         async with platform.transaction():
             billed = (
                 await Visit.update(
@@ -236,7 +298,7 @@ def handlers(platform: Platform) -> list[Any]:
                         Visit.total: total,
                         Visit.insured: insured,
                         Visit.self_paid: self_paid,
-                        Visit.billed_at: platform.now(),
+                        Visit.billed_at: billed_at,
                         Visit.state: state_after_bill(self_paid),
                     }
                 )
@@ -257,6 +319,19 @@ def handlers(platform: Platform) -> list[Any]:
                 )
                 order_id = order["order_id"]
                 await Visit.update({Visit.order_id: order_id}).where(Visit.id == visit["id"]).run()
+                await platform.notify(  # the bill, with the order: one message however often it is sent
+                    visit["openid"],
+                    "bill_ready",
+                    {
+                        "hospital": visit["hospital.name"],
+                        "hospital_en": (visit["hospital.name_en"] or visit["hospital.code"])[:64],
+                        "total": total,
+                        "insured": insured,
+                        "self_paid": self_paid,
+                        "pay_by": pay_by(billed_at, cfg["credit_days"]).isoformat(),
+                    },
+                    key=f"bill-{visit['id']}",
+                )
         return {
             "visit_id": visit_id,
             "total": total,

@@ -5,18 +5,22 @@
   than the item); the citizen pays the rest (self-pay). A citizen without insurance pays it all.
 - 先看病后付费: a bill unpaid for more than ``credit_days`` refuses check-in until it is paid.
 - Check-in finds an appointment of today, China time.
+- A citizen who subscribed is reminded of an appointment at 18:00 China time the day before (at once
+  when booked later than that); the bill's message asks for the self-pay before it falls overdue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 CHINA = timezone(timedelta(hours=8))
 WHOLE_BP = 10_000  # basis points in 100 %
 # an order in one of these states was paid (a refund afterwards does not make the bill unpaid)
 PAID_STATES = frozenset({"paid", "partially_refunded", "refunded"})
+REMIND_AT = time(18)  # China time, the day before the appointment
+REMIND_WITHIN = timedelta(days=30)  # an appointment further ahead is not reminded of
 
 
 def same_province(insured_region: str, hospital_region: str) -> bool:
@@ -70,3 +74,17 @@ def china_day(at: datetime) -> tuple[datetime, datetime]:
 def clock_time(at: datetime) -> str:
     """``"09:30"``: a time as the hospital's clock shows it (China time)."""
     return at.astimezone(CHINA).strftime("%H:%M")
+
+
+def appointment_reminder_at(starts_at: datetime, now: datetime) -> datetime | None:
+    """When to remind the citizen of an appointment at ``starts_at``: 18:00 China time the day before
+    (``now`` when booked later than that); None when it has begun or is too far ahead to schedule for."""
+    if starts_at <= now or starts_at - now > REMIND_WITHIN:
+        return None
+    eve = datetime.combine(starts_at.astimezone(CHINA).date() - timedelta(days=1), REMIND_AT, CHINA)
+    return max(eve, now)
+
+
+def pay_by(billed_at: datetime, credit_days: int) -> datetime:
+    """Until when a bill issued at ``billed_at`` may be paid before check-in is refused."""
+    return billed_at + timedelta(days=credit_days)

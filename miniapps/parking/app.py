@@ -6,7 +6,8 @@ The rules (free spaces, the reservation's grace, the fee) are stated and compute
 - Spaces: free = capacity - occupied - reserved, changed only by single conditional UPDATEs, so
   concurrent entries at the last space admit exactly one and counts never leave [0, capacity].
 - Entry (barrier scan, licence plate from the camera in the scan's ``meta.plate``): uses the citizen's
-  reservation here if any, else a free space, else refused ``car_park_full``.
+  reservation here if any (and withdraws its lapse reminder), else a free space, else refused
+  ``car_park_full``.
 - Exit: the barrier opens at once; the fee is a deferred order ("leave first, pay after").
 """
 
@@ -16,10 +17,19 @@ from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
-from miniapps.contract import Display, Gauge, Manifest, MiniApp, Platform, ScanDecision, ScanEvent
+from miniapps.contract import (
+    Display,
+    Gauge,
+    Manifest,
+    MessageTemplate,
+    MiniApp,
+    Platform,
+    ScanDecision,
+    ScanEvent,
+)
 from miniapps.parking import demo, routes
 from miniapps.parking.rules import free_spaces, parking_fee, yuan
-from miniapps.parking.services import Reservations
+from miniapps.parking.services import Reservations, reminder_key
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 __all__ = ["ParkingApp", "parking_fee"]  # the tariff, where it used to live
@@ -38,6 +48,19 @@ class ParkingApp(MiniApp):
         scopes=["openid"],
         scan_contexts={"parking-entry": None, "parking-exit": None},
         settings_schema={"grace_minutes": {"type": "integer", "default": 30}},
+        templates={
+            "reservation_lapsing": MessageTemplate(
+                category="reminder",
+                title_zh="车位预约即将失效",
+                title_en="Your reserved space lapses soon",
+                body_zh="您在{car_park}预约的车位将于 {expires_at} 失效，请在此之前入场。",
+                body_en="The space you reserved at {car_park_en} lapses at {expires_at}: please arrive before"
+                " then.",
+                placeholders={"car_park": "text", "car_park_en": "text", "expires_at": "datetime"},
+                description="预约失效前 10 分钟发送（入场或取消预约即撤回）/ sent 10 minutes before a"
+                " reservation lapses (withdrawn when the car enters or the reservation is cancelled)",
+            )
+        },
     )
 
     def __init__(self, platform: Platform) -> None:
@@ -121,6 +144,8 @@ class ParkingApp(MiniApp):
                 .run()
             )
             admitted = bool(moved)
+            if admitted:  # used: its reminder would tell of a lapse that will not come
+                await self.platform.cancel_notice(reminder_key(str(booking["id"])))
         else:
             admitted = bool(
                 await CarPark.update({CarPark.occupied: CarPark.occupied + 1})

@@ -2,6 +2,8 @@
 
 - Free spaces = capacity - occupied - reserved, never below zero.
 - A reservation holds a space from booking until ``starts_at`` + ``grace_minutes``; after that it lapses.
+- A citizen who subscribed is reminded ``REMIND_BEFORE`` (10 minutes) before a reservation lapses (at
+  once when it lapses sooner than that).
 - The fee at the exit: nothing within the car park's free minutes; otherwise every started hour at the
   hourly rate, each 24 hours at most the daily maximum.
 """
@@ -12,6 +14,8 @@ import math
 from datetime import datetime, timedelta
 
 DAY_MINUTES = 24 * 60
+REMIND_BEFORE = timedelta(minutes=10)  # the lapse reminder comes this long before the lapse
+REMIND_WITHIN = timedelta(days=30)  # a reservation lapsing later than this is not reminded of
 
 
 def parking_fee(
@@ -43,3 +47,12 @@ def plate(text: str) -> str:
 def yuan(fen: int) -> str:
     """``¥8.00`` for 800 fen (what the barrier's screen shows)."""
     return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def lapse_reminder_at(expires_at: datetime, now: datetime) -> datetime | None:
+    """When to remind the citizen that a reservation lapsing at ``expires_at`` is about to: 10 minutes
+    before (``now`` when that has passed); None when it lapsed already or lapses too far ahead to
+    schedule a message for."""
+    if expires_at <= now or expires_at - now > REMIND_WITHIN:
+        return None
+    return max(expires_at - REMIND_BEFORE, now)

@@ -1,5 +1,6 @@
 """Reservations: a space held and given back by single conditional UPDATEs, each change in one
-transaction with its reservation row (used by the app's scans and by its routes)."""
+transaction with its reservation row (used by the app's scans and by its routes), and the reminder
+before one lapses: scheduled with the reservation, withdrawn when it is used or cancelled."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from typing import Any
 from piccolo.columns.combination import WhereRaw
 
 from miniapps.contract import Platform
-from miniapps.parking.rules import reservation_expires
+from miniapps.parking.rules import lapse_reminder_at, reservation_expires
 from miniapps.parking.tables import CarPark, Reservation
+
+
+def reminder_key(reservation_id: str) -> str:
+    """The idempotency key of a reservation's lapse reminder."""
+    return f"reservation-{reservation_id}"
 
 
 class Reservations:
@@ -38,7 +44,12 @@ class Reservations:
 
     async def reserve(self, openid: str, code: str, plate: str, starts_at: datetime) -> dict[str, Any]:
         await self.expire()
-        park = await CarPark.select(CarPark.id).where(CarPark.code == code).first().run()  # type: ignore[attr-defined]
+        park = (
+            await CarPark.select(CarPark.id, CarPark.name, CarPark.name_en)  # type: ignore[attr-defined]
+            .where(CarPark.code == code)
+            .first()
+            .run()
+        )
         if park is None:
             return {"error": "unknown_car_park"}
         rid = uuid.uuid4()
@@ -62,6 +73,21 @@ class Reservations:
                     expires_at=expires_at,
                 )
             ).run()
+            remind_at = lapse_reminder_at(expires_at, self.platform.now())
+            reminder = None
+            if remind_at is not None:  # reaches the citizen only if subscribed (a reminder)
+                notice = await self.platform.notify(
+                    openid,
+                    "reservation_lapsing",
+                    {
+                        "car_park": park["name"],
+                        "car_park_en": (park["name_en"] or code)[:64],  # a text placeholder: 64 at most
+                        "expires_at": expires_at.isoformat(),
+                    },
+                    key=reminder_key(str(rid)),
+                    at=remind_at,
+                )
+                reminder = {"outcome": notice.outcome, "reason": notice.reason, "at": remind_at}
         return {
             "reservation_id": str(rid),
             "car_park": code,
@@ -69,6 +95,8 @@ class Reservations:
             "starts_at": starts_at,
             "expires_at": expires_at,
             "state": "active",
+            # the lapse reminder: scheduled, or skipped and why (the app may offer to subscribe)
+            "reminder": reminder,
         }
 
     async def cancel(self, openid: str, reservation_id: str) -> bool:
@@ -89,4 +117,5 @@ class Reservations:
                     .where((CarPark.id == row["car_park"]) & (CarPark.reserved > 0))  # type: ignore[attr-defined]
                     .run()
                 )
+                await self.platform.cancel_notice(reminder_key(str(uuid.UUID(reservation_id))))
         return bool(rows)

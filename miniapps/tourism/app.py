@@ -9,6 +9,8 @@ computed in :mod:`miniapps.tourism.rules`; this module keeps tickets and booking
 - 一码入园: the gate (context ``tourism-gate``, place = attraction code) uses the scanned citizen's paid,
   unused tickets of today at this attraction, one person per scan.
 - Refunds release the place.
+- A paid order's buyer who subscribed is reminded of the session an hour before it opens; refunding the
+  order's last ticket withdraws the reminder.
 - The code's tickets entitlement (``contributes=["tickets"]``, :meth:`TourismApp.entitlement`): granted
   while the citizen holds a paid, unused, unrefunded ticket for today (China time), until the next
   midnight; the platform is told (``entitlement_changed``) when a ticket for today is paid, refunded or
@@ -26,6 +28,7 @@ from miniapps.contract import (
     Contribution,
     Display,
     Manifest,
+    MessageTemplate,
     MiniApp,
     PaymentEvent,
     ScanDecision,
@@ -51,6 +54,24 @@ class TourismApp(MiniApp):
         entitlements=["tickets"],
         scan_contexts={"tourism-gate": None, "hotel-checkin": None},
         contributes=["tickets"],
+        templates={
+            "session_reminder": MessageTemplate(
+                category="reminder",
+                title_zh="入园时段提醒",
+                title_en="Your entry session",
+                body_zh="您购买的{attraction}门票 {window} 场次将于 {opens_at} 开始入园，刷市民码即可入园。",
+                body_en="Entry to {attraction_en} for your {window} session opens at {opens_at}: show your"
+                " citizen code at the gate.",
+                placeholders={
+                    "attraction": "text",
+                    "attraction_en": "text",
+                    "window": "text",
+                    "opens_at": "datetime",
+                },
+                description="场次开始前 1 小时发送（已付款的订单；全部退票即撤回）/ sent an hour before a"
+                " paid order's timed session opens, withdrawn when its tickets are all refunded",
+            )
+        },
     )
 
     def route_handlers(self) -> list[Any]:

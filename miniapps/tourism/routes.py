@@ -27,7 +27,7 @@ from miniapps.contract import (
     page,
 )
 from miniapps.tourism.rules import china_date, party_amount, refundable, service_day, session_over
-from miniapps.tourism.services import settled
+from miniapps.tourism.services import refunded, settled
 from miniapps.tourism.tables import Hotel, HotelBooking, Ticket, TicketSession
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
@@ -259,6 +259,7 @@ def handlers(platform: Platform) -> list[Any]:
             .where((TicketSession.id == row["session"]) & (TicketSession.sold > 0))
             .run()
         )
+        await refunded(platform, row["order_id"])
         result = await platform.payments.refund(
             row["order_id"],
             reference=f"ticket-{row['id']}",

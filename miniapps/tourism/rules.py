@@ -7,6 +7,9 @@
   ``session_over`` when only tickets of a closed window are left, and ``no_ticket`` when there are none.
 - A party's tickets are one order: the attraction's price times the party's size.
 - Refunds: a paid ticket is refundable until ``refund_days`` days before its visit day.
+- A citizen who subscribed is reminded of a paid order's session an hour before its window opens (at
+  once when paid later than that, not at all once it has opened); a refund of the order's last paid
+  ticket withdraws the reminder.
 - Hotels: the booking checked in by a scan is the one for tonight (the China-time day of the scan).
 - The code's tickets entitlement: held while the citizen has a paid ticket (unused, unrefunded) whose
   visit day is today, China time; it lapses by itself at the next China-time midnight
@@ -21,6 +24,8 @@ from datetime import date, datetime, time, timedelta, timezone
 CHINA = timezone(timedelta(hours=8))
 # an order in one of these states was paid: its tickets are valid (a later refund is per ticket)
 PAID_STATES = frozenset({"paid", "partially_refunded", "refunded"})
+REMIND_BEFORE = timedelta(hours=1)  # the session reminder comes this long before the window opens
+REMIND_WITHIN = timedelta(days=30)  # a session further ahead is not reminded of
 
 
 def service_day(at: datetime) -> str:
@@ -42,6 +47,20 @@ def next_midnight(at: datetime) -> datetime:
 def window_closes(day: str, window: str) -> datetime:
     """When a timed session's entry window ends: ``("2026-11-25", "09:00-12:00")`` → 12:00 China time."""
     return datetime.combine(date.fromisoformat(day), time.fromisoformat(window.rpartition("-")[2]), CHINA)
+
+
+def window_opens(day: str, window: str) -> datetime:
+    """When a timed session's entry window opens: ``("2026-11-25", "09:00-12:00")`` → 09:00 China time."""
+    return datetime.combine(date.fromisoformat(day), time.fromisoformat(window.partition("-")[0]), CHINA)
+
+
+def session_reminder_at(day: str, window: str, now: datetime) -> datetime | None:
+    """When to remind a ticket holder of the session of ``day`` and ``window``: an hour before it opens
+    (``now`` when that has passed); None once it has opened or when it is too far ahead."""
+    opens = window_opens(day, window)
+    if opens <= now or opens - now > REMIND_WITHIN:
+        return None
+    return max(opens - REMIND_BEFORE, now)
 
 
 def session_over(day: str, window: str, now: datetime) -> bool:

@@ -172,8 +172,10 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
             headers["Authorization"] = creds["scanner"]
         elif path.startswith("/api/v1/entitlements"):
             headers["Authorization"] = creds["source"]
-        elif path.startswith("/api/v1/payments/reconciliation"):
+        elif path.startswith(("/api/v1/payments/reconciliation", "/api/v1/admin/")):
             headers["Authorization"] = creds["operator"]
+        elif path.startswith("/api/v1/messages"):
+            headers["Authorization"] = creds["miniapps"]["parking"]
         elif m := re.match(r"/api/v1/apps/(\w+)/", path):
             headers["Authorization"] = creds["miniapps"][m.group(1)]
         elif path.startswith("/api/v1/miniapps/"):

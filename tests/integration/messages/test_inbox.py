@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import basic_auth
+from tests.integration.messages.pushservice import UserAgent
 
 pytestmark = pytest.mark.storage
 
@@ -247,3 +248,59 @@ async def test_concurrent_sends_of_one_key_write_one_message_and_a_one_time_cons
     )
     assert outcomes.count("sent") == 1 and outcomes.count("skipped") == 11, outcomes
     assert (await client.get("/api/v1/me/messages/unread-count", headers=me)).json() == {"unread": 2}
+
+
+async def test_caps_and_rate_limits_hold_back_what_is_not_transactional(make_client, login, new_phone):
+    async with make_client(message_daily_cap=2, message_app_per_minute=3) as client:
+        op, app = await _operator(client), await _app(client)
+        me, openid = await _citizen(client, login, new_phone)
+        await _approve(client, op, "visit", "receipt")
+        await client.put(
+            "/api/v1/me/message-subscriptions/testgate.visit", json={"mode": "standing"}, headers=me
+        )
+
+        async def send(template: str, key: str) -> Any:
+            data = {"at": "2026-12-01T01:00:00+00:00"} if template == "visit" else {"item": "x", "amount": 1}
+            return await client.post(
+                "/api/v1/messages",
+                json={"openid": openid, "template": template, "data": data, "idempotency_key": key},
+                headers=app,
+            )
+
+        outcomes = [(await send("visit", f"v{n}")).json() for n in range(3)]
+        assert [o["outcome"] for o in outcomes] == ["sent", "sent", "skipped"]
+        assert outcomes[2]["reason"] == "daily_cap"
+        # transactional messages are never capped, nor rate limited
+        receipts = [(await send("receipt", f"r{n}")).json()["outcome"] for n in range(6)]
+        assert receipts == ["sent"] * 6
+        limited = await send("visit", "v9")  # the fourth reminder this minute
+        assert limited.status_code == 429 and limited.json()["code"] == "message_rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_signing_out_a_device_stops_its_pushes_and_deleting_the_account_empties_the_inbox(
+    client, login, new_phone
+):
+    op = await _operator(client)
+    await _approve(client, op, "receipt")
+    phone = new_phone()
+    pair = await login(client, phone, device_id="browser-1")
+    me = {"Authorization": f"Bearer {pair['access_token']}"}
+    cid = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    openid = await client.services.auth.pairwise.issue("testgate", cid)
+    messages = client.services.messages
+    browser = UserAgent()
+    await messages.subscriptions.add(
+        cid, "browser-1", "https://fcm.googleapis.com/fcm/send/abc", browser.p256dh, browser.auth_b64
+    )
+    assert len(await messages.subscriptions.of_citizen(cid)) == 1
+    await messages.centre.notify_app("testgate", [(openid, "receipt", {"item": "x", "amount": 1}, "k", None)])
+    assert (await client.post("/api/v1/auth/logout", headers=me)).status_code == 204
+    assert await messages.subscriptions.of_citizen(cid) == []
+    pair = await login(client, phone, device_id="phone-2")
+    me = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert (await client.get("/api/v1/me/messages/unread-count", headers=me)).json() == {"unread": 1}
+    assert (await client.delete("/api/v1/me", headers=me)).status_code == 204
+    from messages.tables import Message
+
+    assert await Message.count().where(Message.citizen_id == cid).run() == 0
