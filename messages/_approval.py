@@ -137,6 +137,19 @@ class Templates:
         assert got is not None  # templates are never deleted
         return self._view(got)
 
+    async def usable_ids(self) -> set[str]:
+        """The declared templates whose current text an operator approved."""
+        rows = await MessageTemplate.select(
+            MessageTemplate.template_id, MessageTemplate.status, MessageTemplate.approved_digest
+        ).run()
+        return {
+            r["template_id"]
+            for r in rows
+            if r["status"] == "approved"
+            and (t := self.declared.get(r["template_id"])) is not None
+            and r["approved_digest"] == t.digest()
+        }
+
     async def usable(self, template_id: str) -> Template:
         """The template if an operator approved its current text; Conflict (or NotFound) otherwise."""
         cached = self._approved.get(template_id)

@@ -208,6 +208,9 @@ class Consents:
         }
 
     async def of_citizen(self, citizen_id: str) -> list[dict[str, Any]]:
+        """The reminders a citizen may subscribe to now (declared and approved: a suspended or changed
+        text is not offered), each with the citizen's subscription."""
+        usable = await self._templates.usable_ids()
         rows = {
             r["template_id"]: r
             for r in await MessageConsent.select().where(MessageConsent.citizen_id == citizen_id).run()
@@ -219,7 +222,7 @@ class Consents:
                 "once_left": rows.get(tid, {}).get("once_left", 0),
             }
             for tid, t in sorted(self._templates.declared.items())
-            if t.category == "reminder"
+            if t.category == "reminder" and tid in usable
         ]
 
     async def spend(self, citizen_ids: Sequence[str], template_id: str) -> set[str]:

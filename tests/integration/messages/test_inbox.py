@@ -304,3 +304,23 @@ async def test_signing_out_a_device_stops_its_pushes_and_deleting_the_account_em
     from messages.tables import Message
 
     assert await Message.count().where(Message.citizen_id == cid).run() == 0
+
+
+async def test_only_approved_reminders_are_offered_for_subscription(client, login, new_phone):
+    op = await _operator(client)
+    me, _ = await _citizen(client, login, new_phone)
+    offered = {
+        s["template_id"] for s in (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    }
+    assert "testgate.visit" not in offered  # declared, not approved yet
+    await _approve(client, op, "visit")
+    offered = (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    visit = next(s for s in offered if s["template_id"] == "testgate.visit")
+    assert visit["title"] == "就诊提醒"
+    await client.post(
+        "/api/v1/admin/message-templates/testgate.visit/decision", json={"decision": "suspend"}, headers=op
+    )
+    offered = {
+        s["template_id"] for s in (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    }
+    assert "testgate.visit" not in offered
