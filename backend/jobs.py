@@ -36,6 +36,15 @@ class Jobs:
         self._functions[name] = function
 
     @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def queue_name(self) -> str | None:
+        """The name of the Redis queue this worker is connected to (None: in-process)."""
+        return None if self._queue is None else str(self._queue.name)
+
+    @property
     def durable(self) -> bool:
         return bool(self._redis_url)
 

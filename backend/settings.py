@@ -117,6 +117,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     message_retry_base_delay: float = 5.0
     message_max_attempts: int = 8
     message_interval: float = 1.0
+    # days a message stays in the inbox (then it goes, with its delivery log; each worker purges hourly)
+    message_retention_days: int = 365
     # Announcements: citizens looked at per batch (one transaction each), and the seconds a worker holds
     # an announcement between batches (a killed worker's announcement is taken up when it lapses)
     message_announce_batch: int = 1000
@@ -301,6 +303,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}MESSAGE_INTERVAL and {PREFIX}MESSAGE_RETRY_BASE_DELAY: seconds, above 0")
     if not 10 <= settings.message_announce_batch <= 10_000:
         problems.append(f"{PREFIX}MESSAGE_ANNOUNCE_BATCH: 10 to 10000 citizens")
+    if not 7 <= settings.message_retention_days <= 3650:
+        problems.append(f"{PREFIX}MESSAGE_RETENTION_DAYS: 7 to 3650")
     if not 1 <= settings.message_announce_lease <= 600:
         problems.append(f"{PREFIX}MESSAGE_ANNOUNCE_LEASE: 1 to 600 seconds")
     if not 1 <= settings.message_max_attempts <= 50:

@@ -91,6 +91,16 @@ class Pages(Controller):
     async def wallet(self) -> Response[bytes]:
         return page("wallet.html")
 
+    @get("/wallet-sw.js", summary="The web wallet's service worker (Web Push notifications)")
+    async def wallet_worker(self) -> Response[bytes]:
+        """Served next to ``/wallet`` rather than under ``/static/web/``: a worker's scope cannot be wider
+        than its own path, and the wallet registers it for the scope ``/wallet``."""
+        return Response(
+            (STATIC / "wallet-sw.js").read_bytes(),
+            media_type="text/javascript; charset=utf-8",
+            headers={**PAGE_HEADERS, "Cache-Control": "no-cache"},
+        )
+
     @get("/admin/dashboard")
     async def dashboard(self, request: Request[Any, Any, Any]) -> Response[Any]:
         if await signed_in(request) is None:

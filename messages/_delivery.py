@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -33,6 +34,7 @@ from messages.tables import Message, MessageDelivery, PushSubscription
 from messages.webpush import PushTarget, WebPushSender, check_target
 
 log = logging.getLogger("shengshitong.messages.delivery")
+PURGE_EVERY = 3600.0  # seconds between a worker's purges of messages past their retention
 LEASE = 60.0  # seconds a claimed attempt has before it may be tried again (a worker died mid-send)
 MAX_SUBSCRIPTIONS = 10  # browsers per citizen; the oldest goes when an eleventh subscribes
 
@@ -142,6 +144,7 @@ class Deliveries:
         push: WebPushSender | None = None,
         base_delay: float = 5.0,
         max_attempts: int = 8,
+        retention_days: int = 365,
     ) -> None:
         self._clock = clock
         self._centre = centre
@@ -152,6 +155,8 @@ class Deliveries:
         self.push = push
         self.base_delay = base_delay
         self.max_attempts = max_attempts
+        self.retention = timedelta(days=retention_days)
+        self._purged_at = float("-inf")  # this worker's last purge (monotonic)
         self._task: asyncio.Task[None] | None = None
         jobs.register("message_attempt", self.attempt)
 
@@ -174,9 +179,37 @@ class Deliveries:
         while True:
             try:
                 await self.tick()
+                if time.monotonic() - self._purged_at >= PURGE_EVERY:
+                    self._purged_at = time.monotonic()
+                    await self.purge()
             except Exception:
                 log.exception("message delivery round failed; retrying")
             await asyncio.sleep(interval)
+
+    async def purge(self, chunk: int = 5000, most: int = 20) -> int:
+        """Messages older than the retention go, with their delivery log, a chunk per transaction (by the
+        creation time's index). Every worker may run it: deleting twice deletes nothing more."""
+        cutoff = self._clock.now() - self.retention
+        gone = 0
+        for _ in range(most):
+            old = [
+                r["id"]
+                for r in await Message.select(Message.id)
+                .where(Message.created_at < cutoff)
+                .limit(chunk)
+                .run()
+            ]
+            if not old:
+                break
+            async with db.transaction():
+                await MessageDelivery.delete().where(MessageDelivery.message.is_in(old)).run()
+                await Message.delete().where(Message.id.is_in(old)).run()
+            gone += len(old)
+            if len(old) < chunk:
+                break
+        if gone:
+            log.info("old messages purged", extra={"messages": gone, "before": cutoff.isoformat()})
+        return gone
 
     async def tick(self) -> int:
         """Publish the live events of messages that came due, and start every due attempt."""

@@ -1,6 +1,9 @@
-"""The message centre: templates and their approval, consent and preferences, sending (one message or a
-batch, idempotent by key), and the citizen's inbox. Delivery on the channels that need work (Web Push,
-SMS) is ``messages._delivery``; announcements to segments ``messages._announce``.
+"""The message centre's sending: one message or a batch, idempotent by key, checked against its template,
+the citizen's consent and choices, caps and rate limits, written with the deliveries it needs in one
+transaction. Its parts, re-exported here: templates and their approval (``messages._approval``), the
+citizen's preferences and subscriptions (``messages._choices``), the inbox (``messages._inbox``).
+Delivery on the channels that need work (Web Push, SMS) is ``messages._delivery``; announcements to
+segments ``messages._announce``.
 
 Who may receive what (docs/messages.md):
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,35 +28,56 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-from piccolo.engine.postgres import PostgresEngine
 
 from auth.pairwise import Pairwise
 from auth.tables import Citizen
-from backend import audit, db
+from backend import db
 from backend.clock import Clock
-from backend.errors import Conflict, InvalidInput, NotFound, RateLimited
+from backend.errors import InvalidInput, RateLimited
 from backend.live import Live
 from backend.store import Store
+from messages._approval import Templates
+from messages._choices import (
+    CHANNELS,
+    DEFAULT_CHANNELS,
+    DEFAULT_PREFS,
+    Consents,
+    Preferences,
+    Prefs,
+    after_quiet,
+    on_postgres,
+)
+from messages._inbox import Inbox, delivery_log, forget, view
 from messages.tables import (
-    Announcement,
     Message,
-    MessageConsent,
     MessageDelivery,
-    MessagePreference,
-    MessageTemplate,
     PushSubscription,
 )
-from messages.templates import CATEGORIES, CHINA, Template, check_data, content
+from messages.templates import CHINA, Template, check_data, content
 
 log = logging.getLogger("shengshitong.messages")
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_CHANNELS",
+    "DEFAULT_PREFS",
+    "PLATFORM",
+    "Consents",
+    "Inbox",
+    "Limits",
+    "MessageCentre",
+    "Notice",
+    "Outgoing",
+    "Preferences",
+    "Prefs",
+    "Templates",
+    "after_quiet",
+    "day_start",
+    "delivery_log",
+    "forget",
+    "hint",
+    "view",
+]
 PLATFORM = "platform"
-CHANNELS = ("inbox", "webpush", "sms")
-DEFAULT_CHANNELS: dict[str, dict[str, bool]] = {
-    "transactional": {"inbox": True, "webpush": True, "sms": True},
-    "reminder": {"inbox": True, "webpush": True, "sms": True},
-    "announcement": {"inbox": True, "webpush": True, "sms": False},
-}
-APPROVED_CACHE = 10.0  # seconds a worker trusts an approval it read (a suspension reaches all within it)
 
 
 class Notice(msgspec.Struct, frozen=True):
@@ -89,46 +112,6 @@ def day_start(at: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _hm(value: str) -> tuple[int, int]:
-    h, _, m = value.partition(":")
-    return int(h), int(m)
-
-
-def after_quiet(at: datetime, pref: Prefs) -> datetime:
-    """``at``, or the end of the citizen's quiet hours when ``at`` falls inside them."""
-    if not pref.quiet:
-        return at
-    local = at.astimezone(CHINA)
-    minutes = local.hour * 60 + local.minute
-    sh, sm = _hm(pref.quiet_start)
-    eh, em = _hm(pref.quiet_end)
-    start, end = sh * 60 + sm, eh * 60 + em
-    if start == end:
-        return at
-    inside = start <= minutes < end if start < end else (minutes >= start or minutes < end)
-    if not inside:
-        return at
-    ends = local.replace(hour=eh, minute=em, second=0, microsecond=0)
-    if ends <= local:
-        ends += timedelta(days=1)
-    return ends
-
-
-class Prefs(msgspec.Struct, frozen=True):
-    channels: dict[str, dict[str, bool]]
-    quiet: bool = True
-    quiet_start: str = "22:00"
-    quiet_end: str = "08:00"
-
-    def allows(self, category: str, channel: str) -> bool:
-        if category == "transactional" and channel == "inbox":
-            return True
-        return self.channels.get(category, {}).get(channel, DEFAULT_CHANNELS[category][channel])
-
-
-DEFAULT_PREFS = Prefs(channels=DEFAULT_CHANNELS)
-
-
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -137,328 +120,6 @@ def _json(value: Any) -> Any:
 
 
 # ---- templates ---------------------------------------------------------------------------------------
-class Templates:
-    """Templates as declared (by the platform and each enabled mini-app), and operators' approvals."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self.declared: dict[str, Template] = {}
-        self._approved: dict[str, tuple[float, Template]] = {}
-
-    def declare(self, owner: str, templates: dict[str, Template]) -> None:
-        for name, template in templates.items():
-            template_id = f"{owner}.{name}"
-            if problems := template.problems():
-                raise ValueError(f"message template {template_id}: {'; '.join(problems)}")
-            self.declared[template_id] = template
-
-    async def sync(self) -> None:
-        """Record the declared templates: a new one, or one whose text changed, waits for an operator."""
-        rows = {r["template_id"]: r for r in await MessageTemplate.select().run()}
-        now = self._clock.now()
-        for template_id, template in self.declared.items():
-            digest = template.digest()
-            row = rows.get(template_id)
-            declared = msgspec.to_builtins(template)
-            if row is None:
-                await (
-                    MessageTemplate.insert(
-                        MessageTemplate(
-                            template_id=template_id,
-                            owner=template_id.partition(".")[0],
-                            category=template.category,
-                            declared=declared,
-                            digest=digest,
-                            declared_at=now,
-                        )
-                    )
-                    .on_conflict(target=MessageTemplate.template_id, action="DO NOTHING")
-                    .run()
-                )
-            elif row["digest"] != digest:
-                status = row["status"] if row["status"] in ("rejected", "suspended") else "pending"
-                if row["approved_digest"] == digest:  # back to a text that was approved
-                    status = "approved"
-                await (
-                    MessageTemplate.update(
-                        {
-                            MessageTemplate.declared: declared,
-                            MessageTemplate.digest: digest,
-                            MessageTemplate.category: template.category,
-                            MessageTemplate.status: status,
-                            MessageTemplate.declared_at: now,
-                        }
-                    )
-                    .where(MessageTemplate.template_id == template_id)
-                    .run()
-                )
-
-    async def all(self, status: str | None = None) -> list[dict[str, Any]]:
-        query = MessageTemplate.select().order_by(MessageTemplate.template_id)
-        if status:
-            query = query.where(MessageTemplate.status == status)
-        return [self._view(r) for r in await query.run()]
-
-    def _view(self, row: dict[str, Any]) -> dict[str, Any]:
-        declared = _json(row["declared"])
-        return {
-            "template_id": row["template_id"],
-            "owner": row["owner"],
-            "category": row["category"],
-            "status": row["status"],
-            "usable": row["status"] == "approved" and row["approved_digest"] == row["digest"],
-            "declared": declared,
-            "in_use": row["template_id"] in self.declared,
-            "decided_by": row["decided_by"],
-            "decided_at": row["decided_at"],
-            "note": row["note"],
-        }
-
-    async def decide(
-        self, template_id: str, decision: Literal["approve", "reject", "suspend"], *, operator: str, note: str
-    ) -> dict[str, Any]:
-        """An operator's decision on the template's current text (audited)."""
-        now = self._clock.now()
-        async with db.transaction():
-            row = (
-                await db.for_update(
-                    MessageTemplate.select().where(MessageTemplate.template_id == template_id)
-                )
-                .first()
-                .run()
-            )
-            if row is None:
-                raise NotFound("no such message template", code="template_not_found", template=template_id)
-            values: dict[Any, Any] = {
-                MessageTemplate.status: {"approve": "approved", "reject": "rejected", "suspend": "suspended"}[
-                    decision
-                ],
-                MessageTemplate.decided_by: operator[:64],
-                MessageTemplate.decided_at: now,
-                MessageTemplate.note: note[:256],
-            }
-            if decision == "approve":
-                values[MessageTemplate.approved_digest] = row["digest"]
-            await MessageTemplate.update(values).where(MessageTemplate.template_id == template_id).run()
-            await audit.record(
-                f"message_template_{decision}d" if decision != "suspend" else "message_template_suspended",
-                actor_kind="operator",
-                actor_id=operator,
-                subject=template_id,
-                detail={"digest": row["digest"], "note": note[:256]},
-            )
-        self._approved.pop(template_id, None)
-        got = await MessageTemplate.select().where(MessageTemplate.template_id == template_id).first().run()
-        assert got is not None  # templates are never deleted
-        return self._view(got)
-
-    async def usable(self, template_id: str) -> Template:
-        """The template if an operator approved its current text; Conflict (or NotFound) otherwise."""
-        cached = self._approved.get(template_id)
-        if cached is not None and time.monotonic() - cached[0] < APPROVED_CACHE:
-            return cached[1]
-        template = self.declared.get(template_id)
-        if template is None:
-            raise NotFound(
-                f"no message template {template_id!r}", code="template_not_found", template=template_id
-            )
-        row = (
-            await MessageTemplate.select(MessageTemplate.status, MessageTemplate.approved_digest)
-            .where(MessageTemplate.template_id == template_id)
-            .first()
-            .run()
-        )
-        if row is None or row["status"] != "approved" or row["approved_digest"] != template.digest():
-            self._approved.pop(template_id, None)
-            raise Conflict(
-                f"message template {template_id} is not approved for use (an operator approves it"
-                " in the console)",
-                code="template_not_approved",
-                template=template_id,
-            )
-        self._approved[template_id] = (time.monotonic(), template)
-        return template
-
-
-# ---- the citizen's choices -----------------------------------------------------------------------------
-class Preferences:
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-
-    async def of(self, citizen_ids: Sequence[str]) -> dict[str, Prefs]:
-        """Each citizen's preferences (the defaults for one who never chose), one query."""
-        out = dict.fromkeys(citizen_ids, DEFAULT_PREFS)
-        if not citizen_ids:
-            return out
-        wanted = list(set(citizen_ids))
-        if _postgres():
-            found = await MessagePreference.raw(
-                "SELECT * FROM message_preference WHERE citizen_id = ANY({}::text[])", wanted
-            ).run()
-        else:
-            found = await MessagePreference.select().where(MessagePreference.citizen_id.is_in(wanted)).run()
-        for row in found:
-            out[row["citizen_id"]] = Prefs(
-                channels=_json(row["channels"]),
-                quiet=row["quiet"],
-                quiet_start=row["quiet_start"],
-                quiet_end=row["quiet_end"],
-            )
-        return out
-
-    async def get(self, citizen_id: str) -> Prefs:
-        return (await self.of([citizen_id]))[citizen_id]
-
-    async def put(self, citizen_id: str, prefs: Prefs) -> Prefs:
-        channels: dict[str, dict[str, bool]] = {
-            category: {
-                channel: bool(prefs.channels.get(category, {}).get(channel, default))
-                for channel, default in DEFAULT_CHANNELS[category].items()
-            }
-            for category in CATEGORIES
-        }
-        channels["transactional"]["inbox"] = True  # a payment's record cannot be turned off
-        row = {
-            "citizen_id": citizen_id,
-            "channels": channels,
-            "quiet": prefs.quiet,
-            "quiet_start": prefs.quiet_start,
-            "quiet_end": prefs.quiet_end,
-            "updated_at": self._clock.now(),
-        }
-        await db.bulk_insert(MessagePreference, [row], on_conflict_update=("citizen_id", None))
-        return Prefs(
-            channels=channels, quiet=prefs.quiet, quiet_start=prefs.quiet_start, quiet_end=prefs.quiet_end
-        )
-
-
-class Consents:
-    """Subscriptions to reminder templates (订阅消息): standing, or one-time acceptances."""
-
-    def __init__(self, clock: Clock, templates: Templates) -> None:
-        self._clock = clock
-        self._templates = templates
-
-    def _subscribable(self, template_id: str) -> Template:
-        template = self._templates.declared.get(template_id)
-        if template is None:
-            raise NotFound(
-                f"no message template {template_id!r}", code="template_not_found", template=template_id
-            )
-        if template.category != "reminder":
-            raise InvalidInput(
-                "only reminders are subscribed to: transactional messages always come, announcements are"
-                " turned off in the preferences",
-                code="not_subscribable",
-            )
-        return template
-
-    async def subscribe(
-        self, citizen_id: str, template_id: str, mode: Literal["once", "standing"]
-    ) -> dict[str, Any]:
-        self._subscribable(template_id)
-        key = f"{citizen_id}/{template_id}"
-        now = self._clock.now()
-        async with db.transaction():
-            row = (
-                await db.for_update(MessageConsent.select().where(MessageConsent.citizen_template == key))
-                .first()
-                .run()
-            )
-            if row is None:
-                await MessageConsent.insert(
-                    MessageConsent(
-                        citizen_template=key,
-                        citizen_id=citizen_id,
-                        template_id=template_id,
-                        standing=mode == "standing",
-                        once_left=1 if mode == "once" else 0,
-                        updated_at=now,
-                    )
-                ).run()
-            else:
-                values: dict[Any, Any] = {MessageConsent.updated_at: now}
-                if mode == "standing":
-                    values[MessageConsent.standing] = True
-                else:  # one more acceptance, as WeChat counts them (kept to a sensible number)
-                    values[MessageConsent.once_left] = min(row["once_left"] + 1, 50)
-                await MessageConsent.update(values).where(MessageConsent.citizen_template == key).run()
-        return await self.get(citizen_id, template_id)
-
-    async def withdraw(self, citizen_id: str, template_id: str) -> dict[str, Any]:
-        self._subscribable(template_id)
-        await (
-            MessageConsent.update(
-                {
-                    MessageConsent.standing: False,
-                    MessageConsent.once_left: 0,
-                    MessageConsent.updated_at: self._clock.now(),
-                }
-            )
-            .where(MessageConsent.citizen_template == f"{citizen_id}/{template_id}")
-            .run()
-        )
-        return await self.get(citizen_id, template_id)
-
-    async def get(self, citizen_id: str, template_id: str) -> dict[str, Any]:
-        row = (
-            await MessageConsent.select()
-            .where(MessageConsent.citizen_template == f"{citizen_id}/{template_id}")
-            .first()
-            .run()
-        )
-        return {
-            "template_id": template_id,
-            "standing": bool(row and row["standing"]),
-            "once_left": row["once_left"] if row else 0,
-        }
-
-    async def of_citizen(self, citizen_id: str) -> list[dict[str, Any]]:
-        rows = {
-            r["template_id"]: r
-            for r in await MessageConsent.select().where(MessageConsent.citizen_id == citizen_id).run()
-        }
-        return [
-            {
-                "template_id": tid,
-                "standing": bool(rows.get(tid, {}).get("standing")),
-                "once_left": rows.get(tid, {}).get("once_left", 0),
-            }
-            for tid, t in sorted(self._templates.declared.items())
-            if t.category == "reminder"
-        ]
-
-    async def spend(self, citizen_ids: Sequence[str], template_id: str) -> set[str]:
-        """Of these citizens, those whose consent covers one message of ``template_id`` now (a one-time
-        acceptance is used up, race-free: a conditional update). Inside the sender's transaction."""
-        if not citizen_ids:
-            return set()
-        keys = [f"{c}/{template_id}" for c in set(citizen_ids)]
-        rows = (
-            await MessageConsent.select(
-                MessageConsent.citizen_id, MessageConsent.standing, MessageConsent.once_left
-            )
-            .where(MessageConsent.citizen_template.is_in(keys))
-            .run()
-        )
-        covered = {r["citizen_id"] for r in rows if r["standing"]}
-        for r in rows:
-            if r["standing"] or r["once_left"] <= 0:
-                continue
-            spent = (
-                await MessageConsent.update({MessageConsent.once_left: MessageConsent.once_left - 1})
-                .where(
-                    (MessageConsent.citizen_template == f"{r['citizen_id']}/{template_id}")
-                    & (MessageConsent.once_left > 0)
-                )
-                .returning(MessageConsent.once_left)
-                .run()
-            )
-            if spent:
-                covered.add(r["citizen_id"])
-        return covered
-
-
 # ---- sending -------------------------------------------------------------------------------------------
 class MessageCentre:
     """Sends messages: checks the template, the data and who may receive them, writes the inbox rows and
@@ -674,7 +335,7 @@ class MessageCentre:
         """Citizens who had their day's share of reminders and announcements (counted in the books)."""
         if not citizen_ids:
             return set()
-        if _postgres():  # one array parameter, whatever the number (an announcement's batch)
+        if on_postgres():  # one array parameter, whatever the number (an announcement's batch)
             counts = await Message.raw(
                 "SELECT citizen_id, COUNT(*) AS n FROM message WHERE citizen_id = ANY({}::text[])"
                 " AND visible_at >= {} AND category <> 'transactional' GROUP BY citizen_id",
@@ -702,7 +363,7 @@ class MessageCentre:
                 {r["citizen_id"] for r in rows if prefs[r["citizen_id"]].allows(r["category"], "webpush")}
             )
             if wanting:
-                if _postgres():
+                if on_postgres():
                     found = await PushSubscription.raw(
                         "SELECT id, citizen_id FROM push_subscription"
                         " WHERE citizen_id = ANY({}::text[]) AND gone_at IS NULL",
@@ -749,10 +410,6 @@ class MessageCentre:
         await db.bulk_insert(MessageDelivery, out)
 
 
-def _postgres() -> bool:
-    return isinstance(Message._meta.db, PostgresEngine)
-
-
 async def _living(citizen_ids: Sequence[str], *, lock: Literal["share", "exclusive"] | None) -> set[str]:
     """Of these citizens, those whose account is not deleted; on PostgreSQL their rows stay locked until
     the sender's transaction ends (in id order, so senders never deadlock): shared for a transactional
@@ -768,7 +425,7 @@ async def _living(citizen_ids: Sequence[str], *, lock: Literal["share", "exclusi
             continue
     if not ids:
         return set()
-    if _postgres():
+    if on_postgres():
         clause = {None: "", "share": " FOR SHARE", "exclusive": " FOR NO KEY UPDATE"}[lock]
         rows = await Citizen.raw(
             "SELECT id FROM citizen WHERE id = ANY({}::uuid[]) AND status <> 'deleted'"  # noqa: S608
@@ -786,7 +443,7 @@ async def _living(citizen_ids: Sequence[str], *, lock: Literal["share", "exclusi
 
 async def _existing(keys: list[str]) -> list[dict[str, Any]]:
     """The messages already written under these idempotency keys (id, idempotency)."""
-    if _postgres():  # one array parameter: Piccolo's IN (...) costs a few microseconds a value
+    if on_postgres():  # one array parameter: Piccolo's IN (...) costs a few microseconds a value
         return list(
             await Message.raw(
                 "SELECT id, idempotency FROM message WHERE idempotency = ANY({}::text[])", keys
@@ -812,155 +469,3 @@ def hint(row: dict[str, Any], title: dict[str, Any] | None = None) -> dict[str, 
 
 
 # ---- the inbox -------------------------------------------------------------------------------------------
-class Inbox:
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-
-    def _mine(self, citizen_id: str) -> Any:
-        return (
-            (Message.citizen_id == citizen_id)
-            & (Message.visible_at <= self._clock.now())
-            & Message.deleted_at.is_null()
-            & Message.cancelled_at.is_null()
-        )
-
-    async def page(
-        self, citizen_id: str, *, locale: str, limit: int, offset: int, unread: bool = False
-    ) -> list[dict[str, Any]]:
-        where = self._mine(citizen_id)
-        if unread:
-            where = where & Message.read_at.is_null()
-        rows = (
-            await Message.select(
-                Message.id,
-                Message.sender,
-                Message.template_id,
-                Message.category,
-                Message.urgent,
-                Message.content,
-                Message.link,
-                Message.visible_at,
-                Message.read_at,
-            )
-            .where(where)
-            .order_by(Message.visible_at, ascending=False)
-            .order_by(Message.id, ascending=False)
-            .limit(limit + 1)
-            .offset(offset)
-            .run()
-        )
-        return [view(r, locale) for r in rows]
-
-    async def get(self, citizen_id: str, message_id: str, *, locale: str) -> dict[str, Any]:
-        row = (
-            await Message.select()
-            .where(self._mine(citizen_id) & (Message.id == _uuid(message_id)))
-            .first()
-            .run()
-        )
-        if row is None:
-            raise NotFound("no such message", code="message_not_found")
-        return view(row, locale)
-
-    async def unread(self, citizen_id: str) -> int:
-        return int(await Message.count().where(self._mine(citizen_id) & Message.read_at.is_null()).run())
-
-    async def mark_read(self, citizen_id: str, message_id: str | None) -> int:
-        """Mark one message read (or all, ``None``); returns the unread count after it."""
-        where = self._mine(citizen_id) & Message.read_at.is_null()
-        if message_id is not None:
-            mid = _uuid(message_id)
-            if not await Message.exists().where(self._mine(citizen_id) & (Message.id == mid)).run():
-                raise NotFound("no such message", code="message_not_found")
-            where = where & (Message.id == mid)
-        await Message.update({Message.read_at: self._clock.now()}).where(where).run()
-        return await self.unread(citizen_id)
-
-    async def delete(self, citizen_id: str, message_id: str) -> None:
-        rows = (
-            await Message.update({Message.deleted_at: self._clock.now()})
-            .where(self._mine(citizen_id) & (Message.id == _uuid(message_id)))
-            .returning(Message.id)
-            .run()
-        )
-        if not rows:
-            raise NotFound("no such message", code="message_not_found")
-
-    async def log(self, citizen_id: str, message_id: str) -> list[dict[str, Any]]:
-        """The delivery log of one of the citizen's messages: the inbox, then each channel."""
-        row = (
-            await Message.select()
-            .where(self._mine(citizen_id) & (Message.id == _uuid(message_id)))
-            .first()
-            .run()
-        )
-        if row is None:
-            raise NotFound("no such message", code="message_not_found")
-        return await delivery_log(row)
-
-
-async def delivery_log(row: dict[str, Any]) -> list[dict[str, Any]]:
-    out = [
-        {"channel": "inbox", "state": "stored", "at": row["visible_at"], "attempts": 1, "error": ""},
-        {
-            "channel": "live",
-            "state": "published" if row["notified_at"] else "due",
-            "at": row["notified_at"],
-            "attempts": 1 if row["notified_at"] else 0,
-            "error": "",
-        },
-    ]
-    for d in (
-        await MessageDelivery.select()
-        .where(MessageDelivery.message == row["id"])
-        .order_by(MessageDelivery.created_at)
-        .run()
-    ):
-        out.append(
-            {
-                "channel": d["channel"],
-                "state": d["state"],
-                "at": d["sent_at"] or d["next_attempt_at"],
-                "attempts": d["attempts"],
-                "error": d["last_error"],
-            }
-        )
-    return out
-
-
-async def forget(citizen_id: str) -> None:
-    """An account deleted: everything the message centre keeps of it goes, in one transaction."""
-    async with db.transaction():
-        # an announcement's batch in flight read this account as living before it was deleted: wait for
-        # the batch (it holds its announcement's row) so its messages are committed, and erased below
-        await db.for_update(Announcement.select(Announcement.id).where(Announcement.state == "sending")).run()
-        mine = Message.select(Message.id).where(Message.citizen_id == citizen_id)  # by the inbox's index
-        await MessageDelivery.delete().where(MessageDelivery.message.is_in(mine)).run()
-        await Message.delete().where(Message.citizen_id == citizen_id).run()
-        await MessageConsent.delete().where(MessageConsent.citizen_id == citizen_id).run()
-        await MessagePreference.delete().where(MessagePreference.citizen_id == citizen_id).run()
-        await PushSubscription.delete().where(PushSubscription.citizen_id == citizen_id).run()
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("no such message", code="message_not_found") from None
-
-
-def view(row: dict[str, Any], locale: str) -> dict[str, Any]:
-    text = _json(row["content"])
-    lang = "en" if locale == "en" else "zh-CN"
-    return {
-        "id": str(row["id"]),
-        "sender": row["sender"],
-        "template_id": row["template_id"],
-        "category": row["category"],
-        "urgent": row["urgent"],
-        "title": text[lang]["title"],
-        "body": text[lang]["body"],
-        "link": row["link"],
-        "at": row["visible_at"],
-        "read": row["read_at"] is not None,
-    }

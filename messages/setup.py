@@ -179,6 +179,7 @@ def build_message_services(
         auth.profile.phone_of,
         base_delay=s.message_retry_base_delay,
         max_attempts=s.message_max_attempts,
+        retention_days=s.message_retention_days,
     )
     services = MessageServices(
         templates=templates,

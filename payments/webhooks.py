@@ -25,12 +25,12 @@ from typing import Any
 
 import httpx
 import msgspec
-from saq import Queue, Worker
 
 from backend import db
 from backend.clock import Clock
 from backend.crypto import Keyring
 from backend.errors import InvalidInput, NotFound
+from backend.jobs import Jobs
 from payments.events import OrderEvent, OwnerSubscribers
 from payments.tables import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -119,59 +119,24 @@ class WebhookDispatcher:
         self.base_delay = base_delay
         self.max_attempts = max_attempts
         self._http = httpx.AsyncClient(timeout=10, transport=transport, follow_redirects=False)
-        self._redis_url = redis_url
-        self._queue_name = queue_name
-        self._queue: Any = None
-        self._worker: Any = None
+        # attempts run as jobs on the Redis queue (saq) when Redis is configured, in-process otherwise
+        self.jobs = Jobs(redis_url, queue_name)
+        self.jobs.register("webhook_attempt", self.attempt)
         self._loop_task: asyncio.Task[None] | None = None
-        self._worker_task: asyncio.Task[None] | None = None
 
     # ---- life cycle ------------------------------------------------------------------------------
     async def start(self, interval: float = 1.0) -> None:
-        await self._ensure_queue()
+        # a Redis that is down now is retried each round (the app starts and reports it in /readyz)
+        await self.jobs.ready()
         if interval > 0:
             self._loop_task = asyncio.create_task(self._loop(interval), name="webhook-dispatcher")
 
-    async def _ensure_queue(self) -> bool:
-        """Connect the saq queue and start its worker; a Redis that is down now is retried each round
-        (the app starts and reports it in /readyz rather than refusing to start)."""
-        if not self._redis_url or self._queue is not None:
-            return True
-
-        queue = Queue.from_url(self._redis_url, name=self._queue_name)
-        try:
-            await queue.connect()
-            await queue.redis.ping()  # type: ignore[attr-defined]
-        except Exception as exc:
-            log.warning("webhook queue unreachable; will retry: %s", type(exc).__name__)
-            with contextlib.suppress(Exception):
-                await queue.disconnect()
-            return False
-        self._queue = queue
-        self._worker = Worker(queue, functions=[("webhook_attempt", self._job)], concurrency=10)
-        # saq's worker takes SIGINT/SIGTERM for itself when it runs standalone; inside the app server
-        # the signals are uvicorn's (which then stops this worker through the app's shutdown)
-        self._worker.SIGNALS = []
-        self._worker_task = asyncio.create_task(self._worker.start(), name="webhook-worker")
-        return True
-
     async def stop(self) -> None:
-        for task in (self._loop_task,):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        # bounded: a Redis that went away must not hold the server's shutdown
-        if self._worker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._worker.stop(), 5)
-        if self._worker_task is not None:
-            self._worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._worker_task, 5)
-        if self._queue is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._queue.disconnect(), 5)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self.jobs.stop()
         await self._http.aclose()
 
     async def _loop(self, interval: float) -> None:
@@ -238,7 +203,7 @@ class WebhookDispatcher:
 
     async def tick(self) -> int:
         """Fan out, then start every due attempt (in-process, or as saq jobs). Returns attempts started."""
-        if not await self._ensure_queue():
+        if not await self.jobs.ready():
             return 0
         await self.fan_out()
         due = (
@@ -251,30 +216,15 @@ class WebhookDispatcher:
             .run()
         )
         for d in due:
-            if self._queue is not None:
-                # the key names the attempt: every worker may enqueue it, saq runs it once
-                await self._queue.enqueue(
-                    "webhook_attempt",
-                    key=f"{d['id']}:{d['attempts']}",
-                    delivery_id=str(d["id"]),
-                    timeout=30,
-                    retries=1,
-                )
-            else:
-                await self.attempt(str(d["id"]))
+            # the key names the attempt: every worker may enqueue it, the queue runs it once
+            await self.jobs.enqueue(
+                "webhook_attempt", key=f"{d['id']}:{d['attempts']}", delivery_id=str(d["id"]), timeout=30
+            )
         return len(due)
 
     async def drain(self, within: float = 10.0) -> None:
         """Wait until the queue has run every job it holds (tests, graceful shutdown)."""
-        if self._queue is None:
-            return
-        deadline = time.monotonic() + within
-        # polling the queue in Redis: there is no local event to wait on
-        while await self._queue.count("incomplete") and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-    async def _job(self, ctx: dict[str, Any], *, delivery_id: str) -> None:
-        await self.attempt(delivery_id)
+        await self.jobs.drain(within)
 
     # ---- one attempt -------------------------------------------------------------------------------
     def backoff(self, attempts: int) -> float:

@@ -7,6 +7,7 @@ const SSCitizen = (() => {
   const store = sessionStorage;
   const $ = id => document.getElementById(id);
   const ended = [];
+  const leaving = [];  // what a page does before the citizen signs out on purpose (still signed in)
 
   const deviceId = () => {
     let id = localStorage.getItem("sst.device");
@@ -106,6 +107,7 @@ const SSCitizen = (() => {
     });
 
     $("logout").addEventListener("click", async () => {
+      await Promise.all(leaving.map(fn => Promise.resolve().then(fn).catch(() => {})));
       try { await call("/api/v1/auth/logout", { method: "POST" }, false); } catch (e) { /* signed out anyway */ }
       end();
     });
@@ -117,5 +119,6 @@ const SSCitizen = (() => {
     signInCard,
     signedIn: () => store.getItem("sst.access") !== null,
     onEnd: fn => ended.push(fn),
+    onLeaving: fn => leaving.push(fn),
   };
 })();

@@ -1,5 +1,6 @@
 // The citizen web wallet: SMS login, the rotating citizen code, entitlements, unpaid orders, recent
-// scans and the mini-app catalogue, in the page's language (lang.js). The citizen's session (SMS sign-in,
+// scans and the mini-app catalogue, in the page's language (lang.js); the messages (inbox, live banner,
+// settings, Web Push) are wallet-messages.js, fed from this page's event stream. The citizen's session (SMS sign-in,
 // tokens in this tab's sessionStorage, rotated on refresh) is citizen.js, shared with the sandbox's
 // payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
@@ -8,7 +9,7 @@
 (() => {
   const T = {
     zh: {
-      title: "盛事通 · 市民码", login: "手机号登录", phone: "手机号", send: "获取验证码", code: "短信验证码",
+      title: "盛事通 · 市民码", qrtitle: "市民码", login: "手机号登录", phone: "手机号", send: "获取验证码", code: "短信验证码",
       signin: "登录", devinbox: "开发短信收件箱", logout: "退出", mycode: "我的市民码", refreshes: "自动刷新",
       seconds: "秒", codehint: "出示给闸机、公交、医院或景区扫码设备。请勿截图转发。", entitlements: "已合并的权益",
       unpaid: "待支付", scans: "最近扫码", apps: "小程序", none: "暂无", sent: "验证码已发送",
@@ -40,7 +41,7 @@
       since: "自", until: "有效至", by: "来源", unknown: "未知",
     },
     en: {
-      title: "Shengshitong · Citizen code", login: "Sign in with your phone", phone: "Mobile number",
+      title: "Shengshitong · Citizen code", qrtitle: "Citizen code", login: "Sign in with your phone", phone: "Mobile number",
       send: "Send code", code: "SMS code", signin: "Sign in", devinbox: "Development SMS inbox", logout: "Sign out",
       mycode: "My citizen code", refreshes: "Refreshes in", seconds: "s",
       codehint: "Show it to gates, buses, hospitals and attractions. Do not share screenshots.",
@@ -74,6 +75,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -87,6 +89,7 @@
     if (state.code) renderCode(state.code, false);
     if (state.home) renderHome(state.home);
     renderPay();
+    SSMessages.applyLang();
   }
 
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
@@ -97,6 +100,7 @@
   function signedOut() {
     clearTimeout(state.timer); clearInterval(state.tick);
     if (state.live) { state.live.abort(); state.live = null; }
+    SSMessages.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
@@ -109,6 +113,7 @@
 
   // ---- login (citizen.js: the SMS sign-in, the tokens, signing out) ---------------------------------
   SSCitizen.onEnd(signedOut);
+  SSCitizen.onLeaving(SSMessages.leaving);  // signing out: this device stops receiving notifications
   SSCitizen.signInCard(T, () => start());
   $("lang").addEventListener("click", () => SSLang.toggle());
   SSLang.onChange(applyLang);
@@ -151,6 +156,9 @@
       box.dataset.expiresAt = code.expires_at;
       box.dataset.serial = String((+box.dataset.serial || 0) + 1);
     }
+    // the picture's title (read out by screen readers) came in the language it was asked in: this one now
+    const title = $("qr").querySelector("svg title");
+    if (title) title.textContent = t("qrtitle");
     const e = code.entitlements;
     // each entitlement with who says so since when (the title), and why one is not available (below)
     const held = Object.fromEntries(((state.held && state.held.entitlements) || []).map(h => [h.name, h]));
@@ -350,7 +358,8 @@
     renderPay();
   });
 
-  // ---- the live channel: the server says when the code changed (an entitlement's owner spoke) -------
+  // ---- the live channel: the server says when the code changed (an entitlement's owner spoke) and when a
+  // message arrived (wallet-messages.js shows it); `ready` once the stream is open -----------------------
   async function follow() {
     if (state.live) return;
     const ctl = new AbortController();
@@ -372,10 +381,19 @@
           while ((cut = buffer.indexOf("\n\n")) >= 0) {
             const block = buffer.slice(0, cut);
             buffer = buffer.slice(cut + 2);
-            if (/^event: code$/m.test(block) && !state.loading) loadCode();
+            const name = (/^event: (.*)$/m.exec(block) || [])[1];
+            if (name === "code" && !state.loading) loadCode();
+            else if (name === "ready") SSMessages.live(true);
+            else if (name === "message") {
+              const data = (/^data: (.*)$/m.exec(block) || [])[1];
+              try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
+              loadHome();  // a fare, a payment or a refund: what is owed has changed too
+            }
           }
         }
+        SSMessages.live(false);
       } catch (e) {
+        SSMessages.live(false);
         if (ctl.signal.aborted) return;
         wait = Math.min(wait * 2, 30000);
       }
@@ -387,6 +405,7 @@
     $("login-view").classList.add("hidden");
     $("home-view").classList.remove("hidden"); $("logout").classList.remove("hidden");
     renderPay(); loadPay();
+    SSMessages.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);

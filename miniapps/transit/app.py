@@ -207,7 +207,9 @@ class TransitApp(MiniApp):
                 title_zh="乘车费用待支付",
                 title_en="Fare to pay",
                 body_zh="{trip} {amount} 已记入待支付，可在盛事通中支付。",
-                body_en="{trip}: {amount} added to what you owe; pay in Shengshitong.",
+                # the trip is the line's Chinese name (the order's description): the English text does
+                # without it, so an English screen holds no Chinese
+                body_en="A fare of {amount} was added to what you owe; pay in Shengshitong.",
                 placeholders={"trip": "text", "amount": "amount"},
                 link="/wallet#orders",
                 description="每次扣费乘车后 / after each charged ride",

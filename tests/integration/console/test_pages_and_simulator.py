@@ -25,6 +25,18 @@ async def test_pages_are_served_with_a_strict_policy_and_local_assets(client):
     assert "http://" not in r.text and "https://" not in r.text
 
 
+async def test_the_wallets_service_worker_is_served_where_its_scope_covers_the_wallet(client):
+    """A worker's scope cannot be wider than its own path: /static/web/… could never cover /wallet."""
+    r = await client.get("/wallet-sw.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert "showNotification" in r.text and "notificationclick" in r.text
+    assert "service-worker-allowed" not in r.headers  # not needed at this path
+    wallet = await client.get("/wallet")
+    assert "worker-src 'self'" in wallet.headers["content-security-policy"]
+    script = (await client.get("/static/web/wallet-messages.js")).text
+    assert 'register("/wallet-sw.js", { scope: "/wallet" })' in script
+
+
 async def test_the_code_json_carries_its_own_qr(client, login, new_phone, auth_header):
     pair = await login(client, new_phone())
     code = (await client.get("/api/v1/codes/current", params={"qr": "svg"}, headers=auth_header(pair))).json()

@@ -304,3 +304,51 @@ async def test_signing_out_a_device_stops_its_pushes_and_deleting_the_account_em
     from messages.tables import Message
 
     assert await Message.count().where(Message.citizen_id == cid).run() == 0
+
+
+async def test_only_approved_reminders_are_offered_for_subscription(client, login, new_phone):
+    op = await _operator(client)
+    me, _ = await _citizen(client, login, new_phone)
+    offered = {
+        s["template_id"] for s in (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    }
+    assert "testgate.visit" not in offered  # declared, not approved yet
+    await _approve(client, op, "visit")
+    offered = (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    visit = next(s for s in offered if s["template_id"] == "testgate.visit")
+    assert visit["title"] == "就诊提醒"
+    await client.post(
+        "/api/v1/admin/message-templates/testgate.visit/decision", json={"decision": "suspend"}, headers=op
+    )
+    offered = {
+        s["template_id"] for s in (await client.get("/api/v1/me/message-subscriptions", headers=me)).json()
+    }
+    assert "testgate.visit" not in offered
+
+
+async def test_messages_past_their_retention_are_purged_with_their_delivery_log(
+    make_client, frozen_clock, login, new_phone
+):
+    async with make_client(
+        clock=frozen_clock, message_retention_days=7, access_token_ttl=30 * 86400
+    ) as client:
+        op, app = await _operator(client), await _app(client)
+        me, openid = await _citizen(client, login, new_phone)
+        await _approve(client, op, "alarm")
+        data = {"plate": "辽A12345", "amount": 100}
+        for key in ("old", "new"):
+            r = await client.post(
+                "/api/v1/messages",
+                json={"openid": openid, "template": "alarm", "data": data, "idempotency_key": key},
+                headers=app,
+            )
+            assert r.json()["outcome"] == "sent"
+            frozen_clock.advance(4 * 86400)
+        deliveries = client.services.messages.deliveries
+        assert await deliveries.purge() == 1  # 8 days old; the other is 4
+        items = (await client.get("/api/v1/me/messages", headers=me)).json()["items"]
+        assert len(items) == 1
+        from messages.tables import MessageDelivery
+
+        assert await MessageDelivery.count().run() == 1  # the SMS fallback of the one left
+        assert await deliveries.purge() == 0

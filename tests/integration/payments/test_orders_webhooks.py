@@ -266,8 +266,8 @@ async def test_deployments_sharing_a_redis_keep_their_webhook_jobs(
         b._http = httpx.AsyncClient(transport=recorder("b"))
         async with pay_client(store_prefix=f"{settings.store_prefix}dep-a:", clock=frozen_clock) as client:
             a = client.services.payments.webhooks
-            assert a._queue_name == f"{settings.store_prefix}dep-a:webhooks"
-            assert b._queue_name == f"{settings.store_prefix}dep-b:webhooks"
+            assert a.jobs.name == f"{settings.store_prefix}dep-a:webhooks"
+            assert b.jobs.name == f"{settings.store_prefix}dep-b:webhooks"
             await a._http.aclose()
             a._http = httpx.AsyncClient(transport=recorder("a"))
             app_auth, me, openid = await paying_citizen(client)
@@ -285,5 +285,5 @@ async def test_deployments_sharing_a_redis_keep_their_webhook_jobs(
             await a.drain()
             await b.drain()
             if settings.uses_redis:
-                assert a._queue.name == a._queue_name
+                assert a.jobs.queue_name == a.jobs.name
     assert len(sent["a"]) == 4 and sent["b"] == []

@@ -54,6 +54,9 @@ async def test_each_deferred_fare_and_the_unpaid_limit_reach_the_inbox(
         assert limit["urgent"] is True and "4.00 元" in limit["body"]
         en = (await client.get("/api/v1/me/messages", headers={**me, "Accept-Language": "en"})).json()
         assert "Riding paused" in [i["title"] for i in en["items"]]
+        # English only: the trip's Chinese line name stays out of the English text
+        fare_en = next(i for i in en["items"] if i["title"] == "Fare to pay")
+        assert fare_en["body"] == "A fare of ¥2.00 was added to what you owe; pay in Shengshitong."
     finally:
         await cm.__aexit__(None, None, None)
 
