@@ -116,7 +116,8 @@ class NotifyBody(Strict, kw_only=True):
     openid: Annotated[str, Meta(min_length=1, max_length=64)]
     template: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
     data: dict[str, Any] = msgspec.field(default_factory=dict)
-    idempotency_key: Annotated[str, Meta(min_length=1, max_length=160)]
+    # what makes it once; URL-safe characters, so the same key withdraws it (DELETE /api/v1/messages/{key})
+    idempotency_key: Annotated[str, Meta(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9._:~\-]+$")]
     at: datetime | None = None  # show it then (a reminder), up to 60 days ahead; None: now
 
 

@@ -352,3 +352,21 @@ async def test_messages_past_their_retention_are_purged_with_their_delivery_log(
 
         assert await MessageDelivery.count().run() == 1  # the SMS fallback of the one left
         assert await deliveries.purge() == 0
+
+
+async def test_a_key_that_could_not_withdraw_its_message_is_refused(client, login, new_phone):
+    op, app = await _operator(client), await _app(client)
+    _, openid = await _citizen(client, login, new_phone)
+    await _approve(client, op, "receipt")
+    for key in ("a/b", "a b", "甲", "a?b", ""):
+        r = await client.post(
+            "/api/v1/messages",
+            json={
+                "openid": openid,
+                "template": "receipt",
+                "data": {"item": "x", "amount": 1},
+                "idempotency_key": key,
+            },
+            headers=app,
+        )
+        assert r.status_code == 422, (key, r.text)
