@@ -369,4 +369,4 @@ async def test_a_key_that_could_not_withdraw_its_message_is_refused(client, logi
             },
             headers=app,
         )
-        assert r.status_code == 422, (key, r.text)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_body", (key, r.text)
