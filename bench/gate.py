@@ -544,6 +544,13 @@ async def _read_books(url: str) -> dict[str, list[Any]]:
                     "SELECT id::text AS id, reference, amount FROM payment_order WHERE app_id = 'transit'"
                 )
             ),
+            # the rider's message of each deferred fare (keyed by the trip): "transit/fare-<trip id>"
+            "fare_messages": list(
+                await conn.fetch(
+                    "SELECT idempotency, content->'zh-CN'->>'body' AS body FROM message "
+                    "WHERE template_id = 'transit.fare_deferred'"
+                )
+            ),
             "records": list(
                 await conn.fetch(
                     "SELECT app_id, result, reason, count(*) AS n FROM scan_record "
@@ -551,6 +558,21 @@ async def _read_books(url: str) -> dict[str, list[Any]]:
                 )
             ),
         }
+    finally:
+        await conn.close()
+
+
+async def _add_citizens(url: str, ids: list[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO citizen (id, status, phone_masked, created_at, updated_at, real_name_provider,"
+            " real_name_level, real_name_reference, district)"
+            " SELECT u, 'active', '', now(), now(), '', '', '', '' FROM unnest($1::uuid[]) AS u",
+            [uuid.UUID(i) for i in ids],
+        )
     finally:
         await conn.close()
 
@@ -638,6 +660,20 @@ def check_books(
         n["order_not_the_fare"] += any(o["amount"] != t["charged"] for o in mine)
         n["open_trips"] += t["state"] == "open"
         n[f"rule_{t['rule']}"] += bool(t["rule"])
+    # each charged ride's message, once, with the fare the gate showed (messages are keyed by the trip)
+    told_by_message = {
+        m["idempotency"].removeprefix("transit/fare-"): m["body"] or ""
+        for m in books.get("fare_messages", [])
+    }
+    for t in books["trips"]:
+        body = told_by_message.get(t["id"])
+        if t["state"] == "done" and t["charged"] > 0:
+            yuan = f"{t['charged'] // 100}.{t['charged'] % 100:02d} 元"
+            n["charged_without_message"] += body is None
+            n["message_not_the_fare"] += body is not None and yuan not in body
+        else:
+            n["message_without_fare"] += body is not None
+    n["fare_messages"] = len(told_by_message)
     n["orders_without_trip"] = sum(
         len(v) for ref, v in orders.items() if ref.removeprefix("trip-") not in trips
     )
@@ -662,6 +698,8 @@ def check_books(
         f"trip {n['orders_without_trip']}, trips no gate asked for {n['trips_no_gate_asked_for']}, exits "
         f"allowed after an allowed entry but not on its trip {n['exit_not_on_entry_trip']}, unanswered "
         f"with two trips {n['unanswered_two_trips']}, never sent but booked {n['unsent_booked']}",
+        f"fare messages {n['fare_messages']:,}: charged rides without one {n['charged_without_message']}, "
+        f"with another fare {n['message_not_the_fare']}, for rides not charged {n['message_without_fare']}",
         "scan_record final rows: "
         + ", ".join(f"{r['app_id']} {r['result']}:{r['reason']} {r['n']:,}" for r in books["records"]),
     ]
@@ -680,6 +718,9 @@ def check_books(
             "exit_not_on_entry_trip",
             "unanswered_two_trips",
             "unsent_booked",
+            "charged_without_message",
+            "message_not_the_fare",
+            "message_without_fare",
         )
         if n[k]
     ]
@@ -826,7 +867,9 @@ class Bench:
         enrolled = json.loads(self._python("-c", ENROL, json.dumps(plan)).strip().splitlines()[-1])
         self.gates = {kind: [_auth(s) for s in scanners] for kind, scanners in enrolled.items()}
         self.riders = self.dir / "riders.json"
-        self.riders.write_text(json.dumps([str(uuid.uuid4()) for _ in range(self.args.riders)]))
+        riders = [str(uuid.uuid4()) for _ in range(self.args.riders)]
+        self.riders.write_text(json.dumps(riders))
+        asyncio.run(_add_citizens(self.db_url, riders))  # accounts of their own: the fare's message reaches them
         for name in ("app", "bare", "floor"):
             self.start(name)
         self.xacts_at_start = self.meter.xacts()
