@@ -66,10 +66,12 @@ async def test_a_time_at_the_ends_of_the_calendar_is_refused_not_a_server_error(
     me, _, openid = await _citizen(client, login, new_phone)
     await _approve(client, op, "testgate.visit")
     await client.put("/api/v1/me/message-subscriptions/testgate.visit", json={"mode": "standing"}, headers=me)
-    for at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:00+00:00", "9999-12-31T20:00:00-14:00"):
+    for n, at in enumerate(
+        ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:00+00:00", "9999-12-31T20:00:00-14:00")
+    ):
         r = await client.post(
             "/api/v1/messages",
-            json={"openid": openid, "template": "visit", "data": {"at": at}, "idempotency_key": at},
+            json={"openid": openid, "template": "visit", "data": {"at": at}, "idempotency_key": f"end-{n}"},
             headers=app,
         )
         assert r.status_code == 422 and r.json()["code"] == "invalid_message_data", (at, r.text)
@@ -81,14 +83,16 @@ async def test_text_that_breaks_a_line_or_turns_its_direction_is_refused(client,
     me, _, openid = await _citizen(client, login, new_phone)
     await _approve(client, op, "testgate.receipt")
     # the Arabic letter mark is a bidi mark like U+200F; a line separator breaks a one-line item
-    for item in ("停车\u061c费", "停车\u2028费", "停车\u2029费", "停车\u2060费", "停车\u180e费"):
+    for n, item in enumerate(
+        ("停车\u061c费", "停车\u2028费", "停车\u2029费", "停车\u2060费", "停车\u180e费")
+    ):
         r = await client.post(
             "/api/v1/messages",
             json={
                 "openid": openid,
                 "template": "receipt",
                 "data": {"item": item, "amount": 1},
-                "idempotency_key": item,
+                "idempotency_key": f"mark-{n}",
             },
             headers=app,
         )
