@@ -111,6 +111,11 @@ def unavailable(exc: BaseException) -> bool:
     return False
 
 
+def json_value(value: Any) -> Any:
+    """A JSON column's value as read: SQLite hands back the text, PostgreSQL (asyncpg) the decoded value."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
 def _all_table_classes(base: type[Table] = Table) -> list[type[Table]]:
     found: list[type[Table]] = []
     for sub in base.__subclasses__():

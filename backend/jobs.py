@@ -44,10 +44,6 @@ class Jobs:
         """The name of the Redis queue this worker is connected to (None: in-process)."""
         return None if self._queue is None else str(self._queue.name)
 
-    @property
-    def durable(self) -> bool:
-        return bool(self._redis_url)
-
     async def ready(self) -> bool:
         """Connect the queue and start its worker; a Redis that is down is tried again next round."""
         if not self._redis_url or self._queue is not None:

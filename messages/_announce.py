@@ -46,7 +46,7 @@ class Segment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
-    return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else dict(value)
+    return dict(db.json_value(value))
 
 
 class Announcements:

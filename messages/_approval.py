@@ -3,7 +3,6 @@ a template is usable only while its current text is the approved one."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal
 
@@ -17,9 +16,6 @@ from messages.templates import Template
 
 APPROVED_CACHE = 10.0  # seconds a worker trusts an approval it read (a suspension reaches all within it)
 
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class Templates:
@@ -85,7 +81,7 @@ class Templates:
         return [self._view(r) for r in await query.run()]
 
     def _view(self, row: dict[str, Any]) -> dict[str, Any]:
-        declared = _json(row["declared"])
+        declared = db.json_value(row["declared"])
         return {
             "template_id": row["template_id"],
             "owner": row["owner"],

@@ -3,7 +3,6 @@ reminder templates (consent: standing, or one-time acceptances each good for one
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -18,7 +17,6 @@ from messages._approval import Templates
 from messages.tables import MessageConsent, MessagePreference
 from messages.templates import CATEGORIES, CHINA, Template
 
-CHANNELS = ("inbox", "webpush", "sms")
 DEFAULT_CHANNELS: dict[str, dict[str, bool]] = {
     "transactional": {"inbox": True, "webpush": True, "sms": True},
     "reminder": {"inbox": True, "webpush": True, "sms": True},
@@ -30,9 +28,6 @@ def on_postgres() -> bool:
     """Whether the message tables are on PostgreSQL (where one array parameter beats a list of them)."""
     return isinstance(MessagePreference._meta.db, PostgresEngine)
 
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _hm(value: str) -> tuple[int, int]:
@@ -93,7 +88,7 @@ class Preferences:
             found = await MessagePreference.select().where(MessagePreference.citizen_id.is_in(wanted)).run()
         for row in found:
             out[row["citizen_id"]] = Prefs(
-                channels=_json(row["channels"]),
+                channels=db.json_value(row["channels"]),
                 quiet=row["quiet"],
                 quiet_start=row["quiet_start"],
                 quiet_end=row["quiet_end"],

@@ -39,9 +39,6 @@ LEASE = 60.0  # seconds a claimed attempt has before it may be tried again (a wo
 MAX_SUBSCRIPTIONS = 10  # browsers per citizen; the oldest goes when an eleventh subscribes
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
 
 class PushSubscriptions:
     """Browsers' Web Push subscriptions, sealed at rest (the endpoint is a bearer capability)."""
@@ -332,7 +329,7 @@ class Deliveries:
         phone = await self._phone_of(message["citizen_id"])
         if phone is None:
             return False, "the account has no reachable phone"
-        masked = _json(message["content"])["masked"]["zh-CN"]
+        masked = db.json_value(message["content"])["masked"]["zh-CN"]
         text = f"【盛事通】{masked['title']}：{masked['body']} 详情请打开盛事通查看。"
         try:
             await self._sms.send(phone, text, at=self._clock.now())
@@ -350,7 +347,7 @@ class Deliveries:
         )
         if sub is None or sub["gone_at"] is not None:
             return False, "the browser unsubscribed", True
-        text = _json(message["content"])["masked"]
+        text = db.json_value(message["content"])["masked"]
         payload = json.dumps(
             {
                 "id": str(message["id"]),

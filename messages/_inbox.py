@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -17,10 +16,6 @@ from messages.tables import (
     MessagePreference,
     PushSubscription,
 )
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 class Inbox:
@@ -62,7 +57,7 @@ class Inbox:
         )
         return [view(r, locale) for r in rows]
 
-    async def get(self, citizen_id: str, message_id: str, *, locale: str) -> dict[str, Any]:
+    async def _one(self, citizen_id: str, message_id: str) -> dict[str, Any]:
         row = (
             await Message.select()
             .where(self._mine(citizen_id) & (Message.id == _uuid(message_id)))
@@ -71,7 +66,10 @@ class Inbox:
         )
         if row is None:
             raise NotFound("no such message", code="message_not_found")
-        return view(row, locale)
+        return row
+
+    async def get(self, citizen_id: str, message_id: str, *, locale: str) -> dict[str, Any]:
+        return view(await self._one(citizen_id, message_id), locale)
 
     async def unread(self, citizen_id: str) -> int:
         return int(await Message.count().where(self._mine(citizen_id) & Message.read_at.is_null()).run())
@@ -99,15 +97,7 @@ class Inbox:
 
     async def log(self, citizen_id: str, message_id: str) -> list[dict[str, Any]]:
         """The delivery log of one of the citizen's messages: the inbox, then each channel."""
-        row = (
-            await Message.select()
-            .where(self._mine(citizen_id) & (Message.id == _uuid(message_id)))
-            .first()
-            .run()
-        )
-        if row is None:
-            raise NotFound("no such message", code="message_not_found")
-        return await delivery_log(row)
+        return await delivery_log(await self._one(citizen_id, message_id))
 
 
 async def delivery_log(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -161,7 +151,7 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 def view(row: dict[str, Any], locale: str) -> dict[str, Any]:
-    text = _json(row["content"])
+    text = db.json_value(row["content"])
     lang = "en" if locale == "en" else "zh-CN"
     return {
         "id": str(row["id"]),

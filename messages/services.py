@@ -19,7 +19,6 @@ shows everything at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -38,7 +37,6 @@ from backend.live import Live
 from backend.store import Store
 from messages._approval import Templates
 from messages._choices import (
-    CHANNELS,
     DEFAULT_CHANNELS,
     DEFAULT_PREFS,
     Consents,
@@ -57,7 +55,6 @@ from messages.templates import CHINA, Template, check_data, content
 
 log = logging.getLogger("shengshitong.messages")
 __all__ = [
-    "CHANNELS",
     "DEFAULT_CHANNELS",
     "DEFAULT_PREFS",
     "PLATFORM",
@@ -114,9 +111,6 @@ def day_start(at: datetime) -> datetime:
 
 _ENCODE = msgspec.json.Encoder().encode
 
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 # ---- templates ---------------------------------------------------------------------------------------
@@ -464,7 +458,7 @@ def hint(row: dict[str, Any], title: dict[str, Any] | None = None) -> dict[str, 
         "id": str(row["id"]),
         "sender": row["sender"],
         "category": row["category"],
-        "title": title or hint_title(_json(row["content"])),
+        "title": title or hint_title(db.json_value(row["content"])),
     }
 
 
