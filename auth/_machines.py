@@ -26,7 +26,14 @@ from backend.settings import Settings
 from backend.store import Store
 
 log = logging.getLogger("shengshitong.auth.machines")
-KINDS = {"scanner": "scn", "miniapp": "app", "merchant": "mch", "operator": "opr", "source": "src"}
+KINDS = {
+    "scanner": "scn",
+    "miniapp": "app",
+    "merchant": "mch",
+    "operator": "opr",
+    "source": "src",
+    "unit": "unt",
+}
 _BASIC = {"WWW-Authenticate": 'Basic realm="shengshitong", charset="UTF-8"'}
 LAST_SEEN_EVERY = 60.0
 

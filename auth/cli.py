@@ -5,7 +5,8 @@ which checks them against the enabled mini-apps)."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -52,8 +53,9 @@ def list_credentials(kind: str) -> None:
         emit_json(row)
 
 
-# what a kind's credential must be checked against before it is made (fields to add), or None
-Check = Callable[[Litestar], dict[str, str]] | None
+# what a kind's credential must be checked against before it is made (fields to add; sync, or async for a
+# check that reads the database), or None
+Check = Callable[[Litestar], dict[str, str] | Awaitable[dict[str, str]]] | None
 
 
 def create_credential(kind: str, as_json: bool, check: Check = None, **fields: str) -> None:
@@ -62,7 +64,8 @@ def create_credential(kind: str, as_json: bool, check: Check = None, **fields: s
 
     async def go(app: Litestar) -> dict[str, Any]:
         if check is not None:
-            fields.update(check(app))
+            extra = check(app)
+            fields.update(await extra if inspect.isawaitable(extra) else extra)
         return await _auth(app).machines.create(kind, actor=operator_name(), **fields)
 
     _show_created(run_with_runtime(go), as_json)

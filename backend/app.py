@@ -32,6 +32,8 @@ from miniapps.plugin import MiniAppsPlugin
 from miniapps.services import MiniAppServices, build_miniapp_services
 from payments.plugin import PaymentsPlugin, build_payment_services
 from payments.services import PaymentServices
+from ratings.plugin import RatingsPlugin
+from ratings.setup import RatingServices, build_rating_services
 
 __all__ = ["SERVICES", "Services", "build_runtime", "create_app", "services_of"]
 
@@ -44,6 +46,7 @@ class Services:
     codes: CodeServices
     payments: PaymentServices
     messages: MessageServices
+    ratings: RatingServices
     miniapps: MiniAppServices
     console: ConsoleServices
 
@@ -63,14 +66,30 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         runtime, auth=auth, citizen_of_order=payments.orders.citizen_of
     )
     payments.subscribers.observe("messages", payment_messages)
+    ratings, order_ratings = build_rating_services(
+        runtime, auth=auth, messages=messages, citizen_of_order=payments.orders.citizen_of
+    )
+    payments.subscribers.observe("ratings", order_ratings)
     miniapps = build_miniapp_services(
-        runtime, auth=auth, codes=codes, payments=payments, messages=messages, extra=extra_miniapps
+        runtime,
+        auth=auth,
+        codes=codes,
+        payments=payments,
+        messages=messages,
+        ratings=ratings,
+        extra=extra_miniapps,
     )
     console = build_console_services(
         runtime, auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps
     )
     return Services(
-        auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps, console=console
+        auth=auth,
+        codes=codes,
+        payments=payments,
+        messages=messages,
+        ratings=ratings,
+        miniapps=miniapps,
+        console=console,
     )
 
 
@@ -96,6 +115,7 @@ def create_app(
         ),
         PaymentsPlugin(runtime, services.payments),
         MessagesPlugin(services.messages, env=settings.env),
+        RatingsPlugin(services.ratings),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),

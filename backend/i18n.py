@@ -247,7 +247,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "appointment_not_found": ("未找到此预约", "no booked appointment with that id"),
     "visit_not_found": ("就诊记录不存在", "no such visit"),
     "already_billed": ("此次就诊已出账单", "this visit has been billed already"),
-    "already_rated": ("此次就诊已评价", "this visit has been rated already"),
+    "already_rated": (
+        "此项服务已评价（每项服务只能评价一次）",
+        "this service has been rated already (one rating each)",
+    ),
     "unknown_car_park": ("停车场不存在", "no such car park"),
     "car_park_full": ("没有可预约的空余车位", "no free space to reserve"),
     "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
@@ -343,6 +346,28 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "credentials are revoked (set revoked at), not deleted: their history stays",
     ),
     "invalid_query": ("查询参数无效", "the query is not valid"),
+    # the evaluation centre (ratings/, 好差评)
+    "rating_service_not_found": ("没有可评价的服务事项 {service}", "no rateable service {service}"),
+    "rating_unit_not_found": ("没有评价单位 {unit}", "no such unit"),
+    "invalid_unit": ("单位信息无效", "the unit is not valid"),
+    "invalid_event_key": ("服务事件标识须为 1 至 160 个字符", "an event's key is 1 to 160 characters"),
+    "invalid_event_time": ("服务事件时间不能晚于现在", "a service event cannot be in the future"),
+    "rating_event_not_found": ("没有此项服务记录", "no such service event"),
+    "not_your_event": ("只有办理此项服务的本人可以评价", "only the citizen who had this service may rate it"),
+    "rating_window_closed": ("此项服务的评价期限已过", "the time to rate this service has passed"),
+    "invalid_rating_text": (
+        "评价内容含有不允许的控制字符",
+        "the comment holds characters that are not allowed",
+    ),
+    "unknown_indicator": (
+        "此类服务的评价指标为 {allowed}",
+        "this kind of service is rated on {allowed}",
+    ),
+    "rating_not_found": ("没有找到您的这条评价", "no such rating of yours"),
+    "no_case": ("只有差评才有整改回访", "only a bad rating has a case to call back on"),
+    "case_state": ("该差评工单当前状态为 {state}，不能进行此操作", "the case is {state}: not now"),
+    "rating_case_not_found": ("没有找到此差评工单", "no such case at your units"),
+    "invalid_month": ("月份格式应为 YYYY-MM", "a month is YYYY-MM"),
     # the message centre (messages/)
     "invalid_message_data": (
         "消息内容与模板不符：{problems}",

@@ -105,6 +105,7 @@ DESCRIPTIONS = {
     403: "Authenticated, but not allowed here",
     404: "Nothing there (`not_found` or a more precise code)",
     409: "Conflicts with the current state",
+    410: "No longer possible: its time has passed (e.g. `rating_window_closed`)",
     413: "The request body is larger than the service takes (`body_too_large`)",
     422: "Readable, but not acceptable (`invalid_input` or a more precise code)",
     429: "Too many requests (`rate_limited`); `Retry-After` says when to try again",

@@ -16,6 +16,7 @@ from console.tables import TABLES as CONSOLE_TABLES
 from messages.tables import TABLES as MESSAGE_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
+from ratings.tables import TABLES as RATING_TABLES
 
 APP_NAME = "shengshitong"
 
@@ -29,6 +30,7 @@ APP_CONFIG = AppConfig(
         *MINIAPP_TABLES,
         *PAYMENT_TABLES,
         *MESSAGE_TABLES,
+        *RATING_TABLES,
         *CONSOLE_TABLES,
     ],
     migration_dependencies=[],

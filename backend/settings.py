@@ -123,6 +123,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # an announcement between batches (a killed worker's announcement is taken up when it lapses)
     message_announce_batch: int = 1000
     message_announce_lease: float = 30.0
+    # 好差评 (docs/ratings.md): working days a unit has to answer a bad rating (verify, rectify or explain),
+    # days the rater has to call back on the answer, and seconds between rounds of the overdue check
+    rating_rectify_days: int = 15
+    rating_callback_days: int = 7
+    rating_interval: float = 60.0
     # Web Push: the contact push services see in our VAPID token, and the push services' hosts a
     # browser's subscription may point at (its endpoint is a URL we post to: nothing else is allowed)
     push_subject: str = "mailto:webpush@shengshitong.example"
@@ -301,6 +306,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}MESSAGE_SMS_AFTER: more than 0 and at most a week (seconds)")
     if not 0 < settings.message_interval <= 60 or not 0 < settings.message_retry_base_delay <= 3600:
         problems.append(f"{PREFIX}MESSAGE_INTERVAL and {PREFIX}MESSAGE_RETRY_BASE_DELAY: seconds, above 0")
+    if not 1 <= settings.rating_rectify_days <= 60 or not 1 <= settings.rating_callback_days <= 90:
+        problems.append(f"{PREFIX}RATING_RECTIFY_DAYS (1 to 60) and {PREFIX}RATING_CALLBACK_DAYS (1 to 90)")
+    if not 0 < settings.rating_interval <= 3600:
+        problems.append(f"{PREFIX}RATING_INTERVAL: seconds, above 0, at most 3600")
     if not 10 <= settings.message_announce_batch <= 10_000:
         problems.append(f"{PREFIX}MESSAGE_ANNOUNCE_BATCH: 10 to 10000 citizens")
     if not 7 <= settings.message_retention_days <= 3650:

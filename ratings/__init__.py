@@ -1,0 +1,1 @@
+"""好差评: the unified evaluation centre (rateable services, ratings, cases, statistics)."""
