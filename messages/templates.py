@@ -34,7 +34,7 @@ TemplateId = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{1,31}\.[a-z][a-z0-9_]
 # and the bidi embeddings, overrides and isolates, the Arabic letter mark (U+061C, a bidi mark too), the
 # Mongolian vowel separator, the line and paragraph separators (a line break a single-line title may not
 # hold), the word joiner and the invisible operators, and the byte-order mark
-_BAD_CHARS = re.compile(
+BAD_CHARS = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 _PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{5,6}$")
@@ -64,7 +64,7 @@ class Template(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         out = []
         used: set[str] = set()
         for text in (self.title_zh, self.title_en, self.body_zh, self.body_en):
-            if _BAD_CHARS.search(text):
+            if BAD_CHARS.search(text):
                 out.append("texts may not hold control or direction-changing characters")
             try:
                 used |= {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
@@ -127,7 +127,7 @@ def _check(kind: PlaceholderType, value: Any) -> Any:
         raise ValueError("a string")
     if kind in ("text", "paragraph"):
         most = 64 if kind == "text" else 300
-        if not 1 <= len(value) <= most or _BAD_CHARS.search(value):
+        if not 1 <= len(value) <= most or BAD_CHARS.search(value):
             raise ValueError(f"1-{most} characters with no control or direction-changing ones")
         return value
     if kind == "plate":

@@ -60,6 +60,8 @@ from backend.seed import tally, upsert_by_code
 from messages.services import Notice
 from messages.templates import Template as MessageTemplate
 from miniapps.deps import AppCaller, app_backend, citizen_caller, names
+from ratings.rules import Rateable
+from ratings.rules import Unit as RatingUnit
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -89,9 +91,12 @@ __all__ = [
     "Note",
     "Notice",
     "Offset",
+    "PastRating",
     "PaymentEvent",
     "Platform",
     "RateLimited",
+    "Rateable",
+    "RatingUnit",
     "ScanDecision",
     "ScanEvent",
     "Scanner",
@@ -145,6 +150,8 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     contributes: list[str] = msgspec.field(default_factory=list)
     # messages it may send (Platform.notify), by name: used once an operator approved each one's text
     templates: dict[str, MessageTemplate] = msgspec.field(default_factory=dict)
+    # services a citizen may rate (好差评), by name: recorded with Platform.rateable when one is had
+    rateable: dict[str, Rateable] = msgspec.field(default_factory=dict)
     settings_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     description: str = ""  # English (kept for manifests written before the two below)
     description_zh: str = ""
@@ -173,6 +180,10 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if not _TEMPLATE_NAME.match(name):
                 out.append(f"bad message template name {name!r} (lower case, digits, _)")
             out.extend(f"message template {name}: {p}" for p in template.problems())
+        for name, service in self.rateable.items():
+            if not _TEMPLATE_NAME.match(name):
+                out.append(f"bad rateable service name {name!r} (lower case, digits, _)")
+            out.extend(f"rateable service {name}: {p}" for p in service.problems())
         if self.contract != CONTRACT_VERSION:
             out.append(f"written for contract {self.contract}; this platform speaks {CONTRACT_VERSION}")
         return out
@@ -282,6 +293,18 @@ class Note(msgspec.Struct, frozen=True):
     at: datetime | None = None  # show it then (a reminder); None: now
 
 
+class PastRating(msgspec.Struct, frozen=True):
+    """A rating a mini-app kept itself before the evaluation centre, for :meth:`Platform.import_ratings`."""
+
+    openid: str
+    key: str  # the event's key, as :meth:`Platform.rateable` would have been given it
+    occurred_at: datetime
+    rated_at: datetime
+    level: int  # 1 (非常不满意) … 5 (非常满意)
+    comment: str = ""
+    unit: str = ""  # one of the app's units ("": the app's own)
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -348,6 +371,23 @@ class Platform(Protocol):
 
     async def cancel_notice(self, key: str) -> bool:
         """Withdraw a scheduled message not shown yet; False when it was shown already (or never sent)."""
+
+    async def rateable(
+        self, openid: str, service: str, *, key: str, unit: str = "", at: datetime | None = None
+    ) -> str | None:
+        """The citizen had ``service`` (a name in the manifest's ``rateable``) at ``unit`` (a code given
+        to :meth:`save_units`; "" for the app's own unit, named after the app): they may rate it once,
+        within its window, and are invited to in their inbox when the service says so. ``key`` makes it
+        once (a visit's id, a scan's record). Inside a transaction it commits with the app's writes.
+        Returns the event's id (None for an openid the platform does not know)."""
+
+    async def save_units(self, units: list[RatingUnit]) -> None:
+        """Add or rename the app's units that answer for their ratings (a hospital, a car park's
+        operator), each with its district; idempotent (call it from ``startup`` or ``seed_demo``)."""
+
+    async def import_ratings(self, service: str, ratings: list[PastRating]) -> int:
+        """Move ratings the app kept itself into the evaluation centre (idempotent by key; a past rating
+        opens no case). Returns how many were new."""
 
     @property
     def payments(self) -> Any:

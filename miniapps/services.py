@@ -29,12 +29,23 @@ from codes.sources import Contributed
 from messages.services import MessageCentre, Notice
 from messages.setup import MessageServices
 from miniapps._payments import MiniAppPayments
-from miniapps.contract import SCOPES, SCOPES_ZH, Contribution, MiniApp, Note, PaymentEvent
+from miniapps.contract import (
+    SCOPES,
+    SCOPES_ZH,
+    Contribution,
+    MiniApp,
+    Note,
+    PastRating,
+    PaymentEvent,
+    RatingUnit,
+)
 from miniapps.gate import Gate
 from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
 from miniapps.tables import MiniAppGrant
 from payments.events import OrderEvent
 from payments.services import PaymentServices
+from ratings.services import RatingCentre
+from ratings.setup import RatingServices
 
 CODE_TTL = 300
 TOKEN_TTL = 3600
@@ -55,9 +66,11 @@ class AppPlatform:
         pairwise: Pairwise,
         freshness: CodeFreshness,
         messages: MessageCentre,
+        ratings: RatingCentre,
     ) -> None:
         self.app_id = app_id
         self._messages = messages
+        self._ratings = ratings
         self._freshness = freshness
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
@@ -126,6 +139,35 @@ class AppPlatform:
 
     async def cancel_notice(self, key: str) -> bool:
         return await self._messages.cancel(self.app_id, key)
+
+    async def rateable(
+        self, openid: str, service: str, *, key: str, unit: str = "", at: datetime | None = None
+    ) -> str | None:
+        citizen = await self._pairwise.citizen(self.app_id, openid)
+        if citizen is None:
+            return None
+        event_id, _ = await self._ratings.record(self.app_id, service, citizen, key, unit=unit, at=at)
+        return event_id
+
+    async def save_units(self, units: list[RatingUnit]) -> None:
+        await self._ratings.units.save(self.app_id, units)
+
+    async def import_ratings(self, service: str, ratings: list[PastRating]) -> int:
+        citizens = await self._pairwise.citizens(self.app_id, list({r.openid for r in ratings}))
+        items = [
+            {
+                "citizen_id": citizens[r.openid],
+                "key": r.key,
+                "unit": r.unit,
+                "occurred_at": r.occurred_at,
+                "rated_at": r.rated_at,
+                "level": r.level,
+                "comment": r.comment,
+            }
+            for r in ratings
+            if r.openid in citizens and 1 <= r.level <= 5
+        ]
+        return await self._ratings.import_history(self.app_id, service, items)
 
 
 def _h(value: str) -> str:
@@ -355,6 +397,7 @@ def build_miniapp_services(
     codes: CodeServices,
     payments: PaymentServices,
     messages: MessageServices,
+    ratings: RatingServices,
     extra: list[type[MiniApp]] | None = None,
 ) -> MiniAppServices:
     """Start the enabled mini-apps (``SHENGSHI_MINIAPPS``, and ``extra`` ones for tests and embedding),
@@ -373,8 +416,14 @@ def build_miniapp_services(
             pairwise=auth.pairwise,
             freshness=codes.freshness,
             messages=messages.centre,
+            ratings=ratings.centre,
         )
         messages.register(app_id, dict(cls.manifest.templates))
+        ratings.register(
+            app_id,
+            dict(cls.manifest.rateable),
+            RatingUnit(code=app_id, name_zh=cls.manifest.name_zh, name_en=cls.manifest.name_en),
+        )
         try:
             apps[app_id] = cls(platform)
         except Exception as exc:

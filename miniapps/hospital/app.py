@@ -10,7 +10,9 @@
   ``local_rate`` (70 %) of covered items for citizens insured in the hospital's province and
   ``other_rate`` (50 %) for others, rounded down to the fen per item; the citizen's share is a deferred
   order. The split and the other rules are computed in :mod:`miniapps.hospital.rules`.
-- A visit can be rated once (好差评: good / average / bad, with a comment).
+- A visit can be rated once, when its bill is posted, in the platform's evaluation centre (好差评), each
+  hospital the unit that answers for it. Ratings the hospital kept itself before (good / average / bad)
+  moved there at start-up (``OLD_RATINGS``).
 - Messages: a reminder of an appointment the evening before (to a citizen who subscribed; withdrawn if
   the appointment is cancelled), and the bill when it is posted with a share to pay.
 """
@@ -25,12 +27,22 @@ from miniapps.contract import (
     Manifest,
     MessageTemplate,
     MiniApp,
+    PastRating,
     PaymentEvent,
+    Rateable,
+    RatingUnit,
     ScanDecision,
     ScanEvent,
 )
 from miniapps.hospital import demo, routes
-from miniapps.hospital.rules import china_day, clock_time, credit_cutoff, order_paid
+from miniapps.hospital.rules import (
+    OLD_RATINGS,
+    china_day,
+    clock_time,
+    credit_cutoff,
+    order_paid,
+    unit_code,
+)
 from miniapps.hospital.rules import split_bill as split_bill  # the bill's split, where it used to live
 from miniapps.hospital.tables import Appointment, Hospital, Visit
 
@@ -52,6 +64,14 @@ class HospitalApp(MiniApp):
             "credit_days": {"type": "integer", "default": 7},
             "local_rate_bp": {"type": "integer", "default": 7000},
             "other_rate_bp": {"type": "integer", "default": 5000},
+        },
+        rateable={
+            "visit": Rateable(
+                name_zh="就医服务",
+                name_en="Hospital visit",
+                channel="onsite",
+                description="就诊结束、医院出具账单后可评价 / rated once the visit is billed",
+            )
         },
         templates={
             "appointment_reminder": MessageTemplate(
@@ -101,7 +121,68 @@ class HospitalApp(MiniApp):
         return routes.handlers(self.platform)
 
     def seed_demo(self) -> Any:
-        return demo.seed(self.platform.now())
+        return self._seed()
+
+    async def _seed(self) -> list[str]:
+        done = await demo.seed(self.platform.now())
+        await self._units()
+        return done
+
+    async def startup(self) -> None:
+        await self._units()
+        await self._move_ratings()
+
+    async def _units(self) -> None:
+        """Each hospital answers for its visits' ratings."""
+        rows = await Hospital.select(Hospital.code, Hospital.name, Hospital.name_en).run()
+        await self.platform.save_units(
+            [
+                RatingUnit(code=unit_code(h["code"]), name_zh=h["name"], name_en=h["name_en"] or h["code"])
+                for h in rows
+            ]
+        )
+
+    async def _move_ratings(self) -> None:
+        """Ratings kept here before the evaluation centre move there once, in batches; each visit's is
+        then cleared here (two workers starting at once move each one once: the centre's key)."""
+        while True:
+            rows = (
+                await Visit.select(
+                    Visit.id,
+                    Visit.openid,
+                    Visit.started_at,
+                    Visit.billed_at,
+                    Visit.rating,
+                    Visit.rating_comment,
+                    Visit.hospital.code,
+                )
+                .where(Visit.rating != "")
+                .limit(500)
+                .run()
+            )
+            if not rows:
+                return
+            async with self.platform.transaction():
+                await self.platform.import_ratings(
+                    "visit",
+                    [
+                        PastRating(
+                            openid=v["openid"],
+                            key=f"visit:{v['id']}",
+                            occurred_at=v["started_at"],
+                            rated_at=v["billed_at"] or v["started_at"],
+                            level=OLD_RATINGS.get(v["rating"], 3),
+                            comment=v["rating_comment"],
+                            unit=unit_code(v["hospital.code"]),
+                        )
+                        for v in rows
+                    ],
+                )
+                await (
+                    Visit.update({Visit.rating: "", Visit.rating_comment: ""})
+                    .where(Visit.id.is_in([v["id"] for v in rows]))
+                    .run()
+                )
 
     async def unpaid_overdue(self, openid: str) -> int:
         limit = credit_cutoff(self.platform.now(), self.platform.config["credit_days"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post
@@ -24,7 +24,13 @@ from miniapps.contract import (
     names,
     page,
 )
-from miniapps.hospital.rules import appointment_reminder_at, pay_by, split_bill, state_after_bill
+from miniapps.hospital.rules import (
+    appointment_reminder_at,
+    pay_by,
+    split_bill,
+    state_after_bill,
+    unit_code,
+)
 from miniapps.hospital.tables import Appointment, Slot, Visit
 
 
@@ -42,11 +48,6 @@ class BillRequest(msgspec.Struct, forbid_unknown_fields=True):
     items: Annotated[list[BillItem], msgspec.Meta(min_length=1, max_length=200)]
 
 
-class RatingRequest(msgspec.Struct, forbid_unknown_fields=True):
-    rating: Literal["good", "average", "bad"]
-    comment: Annotated[str, msgspec.Meta(max_length=200)] = ""
-
-
 def _uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -60,7 +61,7 @@ def reminder_key(appointment_id: uuid.UUID) -> str:
 
 
 def _visit(v: dict[str, Any]) -> dict[str, Any]:
-    keep = ("state", "total", "insured", "self_paid", "order_id", "billed_at", "rating", "started_at")
+    keep = ("state", "total", "insured", "self_paid", "order_id", "billed_at", "started_at")
     return {
         "visit_id": str(v["id"]),
         "walk_in": v["walk_in"] == "y",
@@ -308,6 +309,10 @@ def handlers(platform: Platform) -> list[Any]:
             )
             if not billed:
                 raise Conflict("this visit has been billed already", code="already_billed")
+            # the visit is over: the citizen may rate it (好差评), answered for by this hospital
+            await platform.rateable(
+                visit["openid"], "visit", key=f"visit:{visit['id']}", unit=unit_code(visit["hospital.code"])
+            )
             order_id = ""
             if self_paid > 0:
                 order = await platform.payments.create_order(
@@ -359,24 +364,4 @@ def handlers(platform: Platform) -> list[Any]:
         )
         return page(request, [_visit(v) for v in rows], limit=limit, offset=offset)
 
-    @post("/visits/{visit_id:str}/rating", guards=[citizen_caller], summary="Rate a visit once (好差评)")
-    async def rate(
-        visit_id: FromPath[str], data: JSONBody[RatingRequest], caller: NamedDependency[AppCaller]
-    ) -> dict[str, Any]:
-        rated = (
-            await Visit.update({Visit.rating: data.rating, Visit.rating_comment: data.comment})
-            .where((Visit.id == _uuid(visit_id)) & (Visit.openid == caller.openid) & (Visit.rating == ""))
-            .returning(Visit.id)
-            .run()
-        )
-        if not rated:
-            if (
-                not await Visit.exists()
-                .where((Visit.id == _uuid(visit_id)) & (Visit.openid == caller.openid))
-                .run()
-            ):
-                raise NotFound("no such visit", code="visit_not_found")
-            raise Conflict("this visit has been rated already", code="already_rated")
-        return {"visit_id": visit_id, "rating": data.rating}
-
-    return [slots, book, appointments, cancel, bill, visits, rate]
+    return [slots, book, appointments, cancel, bill, visits]

@@ -88,3 +88,14 @@ def appointment_reminder_at(starts_at: datetime, now: datetime) -> datetime | No
 def pay_by(billed_at: datetime, credit_days: int) -> datetime:
     """Until when a bill issued at ``billed_at`` may be paid before check-in is refused."""
     return billed_at + timedelta(days=credit_days)
+
+
+# the old ratings (good / average / bad) on the national five levels, when they moved to the centre:
+# good → 满意 (4), average → 基本满意 (3), bad → 不满意 (2); no old rating said more than "good" or "bad"
+OLD_RATINGS = {"good": 4, "average": 3, "bad": 2}
+
+
+def unit_code(hospital_code: str) -> str:
+    """A hospital's unit in the evaluation centre (it answers for its visits' ratings): its code in
+    lower case, "H-SHENGJING" → "h-shengjing"."""
+    return hospital_code.lower()[:32]

@@ -58,7 +58,9 @@ class Visit(Table, tablename="hospital_visit"):
     self_paid = Integer(default=0)  # the citizen's share: a deferred order
     order_id = Varchar(length=36, default="")
     billed_at = Timestamptz(null=True, default=None)
-    rating = Varchar(length=8, default="")  # good | average | bad (好差评), once
+    # the hospital's own ratings before the evaluation centre (good | average | bad): moved there at
+    # start-up and cleared here (the columns go in a later release)
+    rating = Varchar(length=8, default="")
     rating_comment = Varchar(length=200, default="")
     check_in_record = Varchar(length=110, unique=True)
 

@@ -24,6 +24,7 @@ from miniapps.contract import (
     MessageTemplate,
     MiniApp,
     Platform,
+    Rateable,
     ScanDecision,
     ScanEvent,
 )
@@ -47,6 +48,14 @@ class ParkingApp(MiniApp):
         description_zh="查找并预约车位，刷市民码进出停车场，离场后再付费。",
         scopes=["openid"],
         scan_contexts={"parking-entry": None, "parking-exit": None},
+        rateable={
+            "stay": Rateable(
+                name_zh="停车服务",
+                name_en="Parking",
+                channel="onsite",
+                description="驶出停车场时可评价 / rated once the car has left",
+            )
+        },
         settings_schema={"grace_minutes": {"type": "integer", "default": 30}},
         templates={
             "reservation_lapsing": MessageTemplate(
@@ -226,6 +235,10 @@ class ParkingApp(MiniApp):
                 .run()
             )
             if closed:
+                # the stay can be rated (好差评): the citizen is invited to, in their inbox
+                await self.platform.rateable(
+                    scan.openid, "stay", key=f"stay:{session['id']}", at=scan.scanned_at
+                )
                 await (
                     CarPark.update({CarPark.occupied: CarPark.occupied - 1})
                     .where((CarPark.id == park["id"]) & (CarPark.occupied > 0))  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from miniapps.contract import (
     MessageTemplate,
     MiniApp,
     PaymentEvent,
+    Rateable,
     ScanDecision,
     ScanEvent,
 )
@@ -53,6 +54,14 @@ class TourismApp(MiniApp):
         scopes=["openid", "profile"],
         entitlements=["tickets"],
         scan_contexts={"tourism-gate": None, "hotel-checkin": None},
+        rateable={
+            "visit": Rateable(
+                name_zh="景区游览",
+                name_en="Visit to an attraction",
+                channel="onsite",
+                description="凭票入园后可评价 / rated once the ticket let the visitor in",
+            )
+        },
         contributes=["tickets"],
         templates={
             "session_reminder": MessageTemplate(
@@ -138,6 +147,9 @@ class TourismApp(MiniApp):
                     .run()
                 )
                 if used:
+                    await self.platform.rateable(
+                        scan.openid, "visit", key=f"ticket:{t['id']}", at=scan.scanned_at
+                    )
                     left = sum(1 for x in tickets if x["state"] == "paid") - 1
                     if left + sum(1 for x in closed if x["state"] == "paid") == 0:
                         await self.platform.entitlement_changed(scan.openid)  # the last ticket of today

@@ -99,14 +99,18 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
     walk_in = await checkin(client, clock, gate, me)
     assert walk_in["result"] == "allow" and walk_in["data"]["walk_in"] is True  # no appointment today
 
+    # the billed visit is rateable once in the evaluation centre (好差评), the hospital answering for it
+    pending = (await client.get("/api/v1/me/ratings/pending", headers=me)).json()["items"]
+    [event] = [e for e in pending if e["service"] == "hospital.visit"]
+    assert event["unit"] == "hospital/h-shengjing" and event["unit_name"] == "中国医科大学附属盛京医院"
     rated = await client.post(
-        f"/api/v1/apps/hospital/visits/{visit_id}/rating",
-        json={"rating": "good", "comment": "耐心"},
+        "/api/v1/me/ratings",
+        json={"event_id": event["id"], "level": "very_satisfied", "comment": "耐心"},
         headers=me,
     )
-    assert rated.status_code == 201
+    assert rated.status_code == 201 and rated.json()["case"] is None
     again = await client.post(
-        f"/api/v1/apps/hospital/visits/{visit_id}/rating", json={"rating": "bad"}, headers=me
+        "/api/v1/me/ratings", json={"event_id": event["id"], "level": "dissatisfied"}, headers=me
     )
     assert again.status_code == 409 and again.json()["code"] == "already_rated"
 
