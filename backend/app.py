@@ -80,7 +80,13 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         extra=extra_miniapps,
     )
     console = build_console_services(
-        runtime, auth=auth, codes=codes, payments=payments, messages=messages, miniapps=miniapps
+        runtime,
+        auth=auth,
+        codes=codes,
+        payments=payments,
+        messages=messages,
+        ratings=ratings,
+        miniapps=miniapps,
     )
     return Services(
         auth=auth,

@@ -61,6 +61,7 @@ SITE_NAME = ("盛事通运管后台", "Shengshitong console")
 LINKS = (
     ("运管中心", "Live dashboard", f"{PREFIX}/dashboard"),
     ("扫码模拟", "Scanner simulator", f"{PREFIX}/scanner"),
+    ("好差评", "Service ratings", f"{PREFIX}/ratings"),
 )
 CONSOLE_ASSETS = (
     '<link rel="stylesheet" href="/static/web/console.css">'

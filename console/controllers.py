@@ -4,7 +4,6 @@ everything they show comes from the JSON APIs below and the citizen API."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -12,27 +11,30 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage
 
 from auth.guards import client_ip
-from backend.errors import Forbidden, InvalidInput, Unauthorized
+from backend.errors import InvalidInput
 from backend.i18n import current_locale
-from backend.openapi import requires
 from backend.pages import PAGE_HEADERS
 from console.admin import console_texts
 from console.dashboard import Dashboard
-from console.operators import Operator, OperatorService
-from console.services import CONSOLE
+from console.guards import (
+    console_admin,
+    console_operator,
+    operators_of,
+    provide_operator,
+    same_site_post,
+    signed_in,
+)
+from console.operators import OperatorService
 from console.simulator import ScannerSimulator
 from miniapps.schemas import ScanResult
 from payments.channels.sandbox import PAGE_PATH
 
 STATIC = Path(__file__).parent / "static"
-OPERATOR = "console_operator"
 MAX_IMAGE = 8 * 1024 * 1024
 
 
@@ -45,43 +47,6 @@ def page(name: str) -> Response[bytes]:
         media_type="text/html; charset=utf-8",
         headers={**PAGE_HEADERS, "Content-Language": locale, "Vary": "Accept-Language"},
     )
-
-
-def operators_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OperatorService:
-    return CONSOLE.of(connection.app).operators
-
-
-async def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Operator | None:
-    return await operators_of(connection).from_token(connection.cookies.get("id"))
-
-
-@requires({"consoleSession": []})
-async def console_operator(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    operator = await signed_in(connection)
-    if operator is None:
-        raise Unauthorized("sign in to the console at /admin/ first", code="console_sign_in")
-    connection.state[OPERATOR] = operator
-
-
-@requires({"consoleSession": []})
-async def console_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    await console_operator(connection, handler)
-    if not connection.state[OPERATOR].can_change:
-        raise Forbidden("your console role is read-only", code="read_only")
-
-
-@requires({"consoleCsrf": []})
-async def same_site_post(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Cookie-authenticated POSTs carry the console's CSRF token (cookie ``csrftoken`` repeated in the
-    ``X-CSRFToken`` header, as piccolo-admin's own requests do)."""
-    cookie = connection.cookies.get("csrftoken", "")
-    header = connection.headers.get("x-csrftoken", "")
-    if not cookie or not hmac.compare_digest(cookie, header):
-        raise Forbidden("missing or wrong CSRF token", code="csrf_failed")
-
-
-def provide_operator(request: Request[Any, Any, Any]) -> Operator:
-    return request.state[OPERATOR]  # type: ignore[no-any-return]
 
 
 class Pages(Controller):
@@ -106,6 +71,13 @@ class Pages(Controller):
         if await signed_in(request) is None:
             return Redirect("/admin/")
         return page("dashboard.html")
+
+    @get("/admin/ratings")
+    async def ratings(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The 好差评 page: statistics, cases, appeals, department units (console/_ratings_controller.py)."""
+        if await signed_in(request) is None:
+            return Redirect("/admin/")
+        return page("ratings.html")
 
     @get("/admin/scanner")
     async def scanner(self, request: Request[Any, Any, Any]) -> Response[Any]:

@@ -7,7 +7,9 @@
 * A viewer's stream (server-sent events) sends a frame at once, then on every tick (at most one frame a
   second) and at least every ``dashboard_push_interval`` for the figures that are not scans: payments
   and refunds per hour (from the database), the webhook backlog, the mini-apps' gauges (free spaces).
-* A frame is built once per worker per second (:meth:`Dashboard.frame`) whatever the number of viewers.
+* A frame is built once per worker per second (:meth:`Dashboard.frame`) whatever the number of viewers;
+  its 好差评 panel (this month's satisfaction, cases open and overdue, the best and worst units) is
+  recomputed at most every 30 s (:class:`console.ratings.RatingsPanel`).
 
 Scan latency is the time to decide an online scan (verify, single-use claim, the mini-app's answer),
 kept as a histogram per minute; p50/p99 are read from it by interpolating inside the bucket, so they
@@ -32,6 +34,7 @@ from piccolo.query.functions.aggregate import Count, Sum
 
 from backend.runtime import Runtime, ScanSeen
 from backend.store import StoreUnavailable
+from console.ratings import RatingsPanel
 from miniapps.contract import MiniApp
 from miniapps.gate import DISPLAY
 from payments.tables import OutboxEvent, PaymentOrder, Refund, WebhookDelivery
@@ -90,10 +93,16 @@ def quantile(buckets: list[int], q: float) -> float | None:
 
 class Dashboard:
     def __init__(
-        self, runtime: Runtime, channels: ChannelsPlugin, channel: str, apps: dict[str, MiniApp]
+        self,
+        runtime: Runtime,
+        channels: ChannelsPlugin,
+        channel: str,
+        apps: dict[str, MiniApp],
+        ratings: RatingsPanel,
     ) -> None:
         self.runtime = runtime
         self.apps = apps
+        self.ratings = ratings
         self.channels = channels
         self.channel = channel
         self.tally = ScanTally()
@@ -240,6 +249,7 @@ class Dashboard:
             "payments": await self._hourly(now),
             "webhooks": await self._webhooks(),
             "gauges": await self._gauges(),
+            "ratings": await self.ratings.figures(),  # 好差评: recomputed every 30 s, not per frame
         }
 
     def _app_names(self) -> dict[str, tuple[str, str]]:

@@ -1,6 +1,6 @@
 """How the web faces plug in: the console (piccolo-admin behind our gate) mounted at /admin, the live
-dashboard with its channel, the scanner simulator, the wallet page, the sandbox's payment page (while the
-payment centre has the sandbox channel) and the static assets."""
+dashboard with its channel, the scanner simulator, the 好差评 page, the wallet page, the sandbox's
+payment page (while the payment centre has the sandbox channel) and the static assets."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from litestar.types import Receive, Scope, Send
 
 from auth.services import AuthServices
 from backend.runtime import Runtime
+from console._ratings_controller import RatingsController
 from console.admin import PREFIX
 from console.controllers import STATIC, DashboardController, Pages, SandboxPayPage, ScannerController
 from console.dashboard import Dashboard
 from console.demo import seed
+from console.ratings import RatingsDesk
 from console.services import CONSOLE, ConsoleServices
 from console.simulator import ScannerSimulator
 from miniapps.contract import MiniApp
@@ -63,6 +65,7 @@ class ConsolePlugin(InitPlugin):
             Pages,
             DashboardController,
             ScannerController,
+            RatingsController,
             create_static_files_router(
                 path="/static/web", directories=[STATIC], include_in_schema=False, send_as_attachment=False
             ),
@@ -77,10 +80,16 @@ class ConsolePlugin(InitPlugin):
                 "scanner_simulator": Provide(
                     lambda: services.simulator, sync_to_thread=False, use_cache=True
                 ),
+                "ratings_desk": Provide(lambda: services.ratings, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(
-            {"Dashboard": Dashboard, "ScannerSimulator": ScannerSimulator, "ChannelsPlugin": ChannelsPlugin}
+            {
+                "Dashboard": Dashboard,
+                "ScannerSimulator": ScannerSimulator,
+                "ChannelsPlugin": ChannelsPlugin,
+                "RatingsDesk": RatingsDesk,
+            }
         )
         app_config.on_startup.append(self._startup)
         app_config.on_shutdown.insert(0, self._shutdown)

@@ -1,5 +1,5 @@
-"""The web faces' services: console operators, the live dashboard, the scanner simulator and the
-console's ASGI gate around piccolo-admin, built from the services below them."""
+"""The web faces' services: console operators, the live dashboard, the scanner simulator, the 好差评
+desk and the console's ASGI gate around piccolo-admin, built from the services below them."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from console.channels import ResilientRedisPubSub
 from console.dashboard import Dashboard
 from console.forms import console_forms
 from console.operators import OperatorService
+from console.ratings import RatingsDesk, RatingsPanel
 from console.simulator import ScannerSimulator
 from messages.setup import MessageServices
 from miniapps.services import MiniAppServices
 from payments.services import PaymentServices
+from ratings.setup import RatingServices
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ConsoleServices:
     channels: ChannelsPlugin  # the dashboard's live channel (Redis pub/sub reaches every worker)
     dashboard: Dashboard
     simulator: ScannerSimulator
+    ratings: RatingsDesk  # the console's 好差评 page
     admin: ConsoleGate
     # the sandbox's payment page is served while the payment centre has a channel paid on it
     sandbox_page: bool
@@ -52,6 +55,7 @@ def build_console_services(
     codes: CodeServices,
     payments: PaymentServices,
     messages: MessageServices,
+    ratings: RatingServices,
     miniapps: MiniAppServices,
 ) -> ConsoleServices:
     channel = f"{runtime.settings.store_prefix}dashboard"
@@ -60,8 +64,9 @@ def build_console_services(
     return ConsoleServices(
         operators=operators,
         channels=channels,
-        dashboard=Dashboard(runtime, channels, channel, miniapps.apps),
+        dashboard=Dashboard(runtime, channels, channel, miniapps.apps, RatingsPanel(ratings, runtime.clock)),
         simulator=ScannerSimulator(miniapps.gate),
+        ratings=RatingsDesk(ratings),
         admin=ConsoleGate(runtime, operators, lambda: console_forms(auth, codes, miniapps.apps, messages)),
         sandbox_page=payments.page_channel is not None,
     )
