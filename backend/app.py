@@ -121,7 +121,7 @@ def create_app(
         ),
         PaymentsPlugin(runtime, services.payments),
         MessagesPlugin(services.messages, env=settings.env),
-        RatingsPlugin(services.ratings),
+        RatingsPlugin(services.ratings, env=settings.env),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),

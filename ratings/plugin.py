@@ -1,5 +1,5 @@
 """How the evaluation centre plugs into the app: its routes, its services for handlers, the declared units
-recorded and the overdue round started with the app."""
+recorded and the overdue round started with the app, and the demo's ratings."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
+from ratings import demo
 from ratings.controllers import MyRatingsController, OperatorRatingsController, UnitCasesController
 from ratings.setup import RATINGS, RatingServices
 
 
 class RatingsPlugin(InitPlugin):
-    def __init__(self, services: RatingServices) -> None:
+    def __init__(self, services: RatingServices, *, env: str) -> None:
         self.services = services
+        self.env = env
+
+    async def seed_demo(self) -> list[str]:
+        """Outside production: a service for the demo citizen to rate, and a bad rating its unit answered."""
+        if self.env == "prod":
+            return []
+        return await demo.seed(self.services)
 
     async def _startup(self) -> None:
         await self.services.start()

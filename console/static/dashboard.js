@@ -10,6 +10,8 @@
       refusalsTitle: "拒绝原因（30分钟）", paymentsChart: "每小时支付与退款", webhooksTitle: "通知投递",
       gaugesTitle: "空余车位", none: "暂无", noneYet: "暂无", updated: "更新于", paid: "支付", refunded: "退款",
       pending: "待投递", outbox: "未分发", dead: "已放弃",
+      ratingsLink: "好差评", ratingsTitle: "好差评（本月）", rtSatisfaction: "满意率", rtRatings: "评价数", rtBad: "差评",
+      rtOpen: "待处理工单", rtOverdue: "超期工单", rtTop: "满意率最高", rtBottom: "满意率最低", rtCount: "{n} 条",
     },
     en: {
       title: "Live dashboard · Shengshitong", heading: "Shengshitong live city dashboard", console: "Console",
@@ -19,6 +21,9 @@
       paymentsChart: "Payments and refunds per hour", webhooksTitle: "Webhook delivery",
       gaugesTitle: "Free parking spaces", none: "None", noneYet: "None yet", updated: "Updated",
       paid: "paid", refunded: "refunded", pending: "pending", outbox: "not dispatched", dead: "given up",
+      ratingsLink: "Ratings", ratingsTitle: "Service ratings this month", rtSatisfaction: "Satisfaction",
+      rtRatings: "Ratings", rtBad: "Bad ratings", rtOpen: "Open cases", rtOverdue: "Overdue cases",
+      rtTop: "Most satisfied", rtBottom: "Least satisfied", rtCount: "{n} ratings",
     },
   };
   const $ = id => document.getElementById(id);
@@ -32,6 +37,26 @@
     item.append(a, b); return item;
   };
   const muted = (tag, key) => Object.assign(document.createElement(tag), { className: "muted", textContent: t(key) });
+  const pct = v => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+
+  // 好差评: this month's figures (the server computes them at most every 30 s), the best and worst units
+  function renderRatings(r) {
+    if (!r) return;
+    $("rt-month").textContent = r.month;
+    $("rt-satisfaction").textContent = pct(r.satisfaction_rate);
+    $("rt-ratings").textContent = fmt(r.ratings);
+    $("rt-bad").textContent = fmt(r.bad);
+    $("rt-open").textContent = fmt(r.open_cases);
+    $("rt-overdue").textContent = fmt(r.overdue_cases);
+    $("rt-overdue").classList.toggle("alert", r.overdue_cases > 0);
+    const units = (id, list) => $(id).replaceChildren(...(list.length ? list.map(u => {
+      const item = li(`${u.rank}. ${SSLang.pick(u.name_zh, u.name_en)}`, pct(u.satisfaction_rate), t("rtCount").replace("{n}", u.ratings));
+      item.dataset.unit = u.unit;
+      return item;
+    }) : [muted("li", "noneYet")]));
+    units("rt-top", r.top);
+    units("rt-bottom", r.bottom);
+  }
 
   function render(f) {
     $("kpi-scans").textContent = fmt(f.scans.total);
@@ -78,6 +103,8 @@
       }
       return div;
     }) : [muted("p", "none")]));
+
+    renderRatings(f.ratings);
   }
 
   let last = null;

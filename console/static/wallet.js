@@ -1,6 +1,7 @@
 // The citizen web wallet: SMS login, the rotating citizen code, entitlements, unpaid orders, recent
 // scans and the mini-app catalogue, in the page's language (lang.js); the messages (inbox, live banner,
-// settings, Web Push) are wallet-messages.js, fed from this page's event stream. The citizen's session (SMS sign-in,
+// settings, Web Push) are wallet-messages.js, fed from this page's event stream; the services to rate and
+// the citizen's ratings (好差评, /wallet#ratings) are wallet-ratings.js. The citizen's session (SMS sign-in,
 // tokens in this tab's sessionStorage, rotated on refresh) is citizen.js, shared with the sandbox's
 // payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
@@ -75,7 +76,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -90,6 +91,7 @@
     if (state.home) renderHome(state.home);
     renderPay();
     SSMessages.applyLang();
+    SSRatings.applyLang();
   }
 
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
@@ -101,6 +103,7 @@
     clearTimeout(state.timer); clearInterval(state.tick);
     if (state.live) { state.live.abort(); state.live = null; }
     SSMessages.stop();
+    SSRatings.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
@@ -383,11 +386,12 @@
             buffer = buffer.slice(cut + 2);
             const name = (/^event: (.*)$/m.exec(block) || [])[1];
             if (name === "code" && !state.loading) loadCode();
-            else if (name === "ready") SSMessages.live(true);
+            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); }
             else if (name === "message") {
               const data = (/^data: (.*)$/m.exec(block) || [])[1];
               try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
               loadHome();  // a fare, a payment or a refund: what is owed has changed too
+              SSRatings.refresh();  // an invitation to rate, or a unit's answer to a rating
             }
           }
         }
@@ -406,6 +410,7 @@
     $("home-view").classList.remove("hidden"); $("logout").classList.remove("hidden");
     renderPay(); loadPay();
     SSMessages.start();
+    SSRatings.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);
