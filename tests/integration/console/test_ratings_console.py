@@ -172,7 +172,7 @@ async def test_an_admin_adds_a_department_and_answers_its_case_for_it(place, con
     assert r.status_code == 200 and r.json()["state"] == "rectifying", r.text
     r = await client.post(f"/admin/ratings/cases/{case}/verify", json={"note": ""}, headers=admin)
     assert r.status_code == 409 and r.json()["code"] == "case_state"
-    assert "rectifying" in r.json()["detail"]  # in the operator's language
+    assert "整改中" in r.json()["detail"]  # in the operator's language
     r = await client.post(
         f"/admin/ratings/cases/{case}/answer",
         json={"outcome": "rectified", "text": "已增设导办员，一次办结。"},
