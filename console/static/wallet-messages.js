@@ -51,8 +51,9 @@ const SSMessages = (() => {
   const PUSH = "sst.push";  // {id, endpoint}: this browser's subscription as the server knows it
   const PAGE = 20;
 
-  // lang, settingsLang: the language the server wrote the shown titles and bodies in
-  const blank = () => ({ lang: null, settingsLang: null, items: [], next: null, unread: 0, apps: null, toast: null, toastTimer: null, prefs: null, consents: null, push: null, worker: null, on: false });
+  // lang, settingsLang: the language the server wrote the shown titles and bodies in; changes: how many
+  // reads and deletions this page made (a list fetched before one of them is not shown: it is stale)
+  const blank = () => ({ lang: null, settingsLang: null, items: [], next: null, unread: 0, apps: null, toast: null, toastTimer: null, prefs: null, consents: null, push: null, worker: null, on: false, changes: 0 });
   let s = blank();
 
   // ---- the inbox -----------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ const SSMessages = (() => {
   // the first pages again (as many messages as are shown, so "load more" goes on from the right place)
   async function refresh() {
     if (!s.on) return;
-    const on = s, lang = SSLang.get();
+    const on = s, lang = SSLang.get(), changes = s.changes;
     try {
       const limit = Math.min(100, Math.max(PAGE, s.items.length));
       const [page, apps] = await Promise.all([
@@ -82,6 +83,7 @@ const SSMessages = (() => {
       ]);
       if (on !== s) return;  // signed out meanwhile
       if (apps) s.apps = apps.items;
+      if (changes !== s.changes) { refresh(); return; }  // a read or a deletion meanwhile: ask again
       if (lang !== SSLang.get()) return;  // the language changed meanwhile: its own request follows
       Object.assign(s, { lang, items: page.items, next: page.next, unread: page.unread });
       $("inbox-error").textContent = "";
@@ -115,6 +117,7 @@ const SSMessages = (() => {
     try {
       const { unread } = await call(`/api/v1/me/messages/${encodeURIComponent(m.id)}/read`, { method: "POST" });
       m.read = true;
+      s.changes += 1;
       badge(unread);
       render();
     } catch (e) { failed(e, "inbox-error"); }
@@ -125,6 +128,7 @@ const SSMessages = (() => {
       await call(`/api/v1/me/messages/${encodeURIComponent(m.id)}`, { method: "DELETE" });
     } catch (e) { if (e.status !== 404) { failed(e, "inbox-error"); return; } }
     s.items = s.items.filter(x => x !== m);
+    s.changes += 1;
     await refresh();
   }
 
@@ -187,6 +191,7 @@ const SSMessages = (() => {
     try {
       const { unread } = await call("/api/v1/me/messages/read-all", { method: "POST" });
       s.items.forEach(m => { m.read = true; });
+      s.changes += 1;
       badge(unread);
       render();
     } catch (e) { failed(e, "inbox-error"); }

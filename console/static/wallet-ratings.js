@@ -48,7 +48,8 @@ const SSRatings = (() => {
 
   // lang: the language the server wrote the shown names in; open: the event whose form is open; forms:
   // the forms shown, kept across refreshes (a message arriving must not wipe what the citizen is typing)
-  const blank = () => ({ on: false, lang: null, pending: [], mine: [], next: null, open: null, notes: {}, forms: {}, scrolled: false });
+  // changes: ratings and call-backs this page sent (lists fetched before one of them are stale)
+  const blank = () => ({ on: false, lang: null, pending: [], mine: [], next: null, open: null, notes: {}, forms: {}, scrolled: false, changes: 0 });
   const kept = (key, build) => (s.forms[key] = s.forms[key] || build());
   let s = blank();
 
@@ -59,13 +60,14 @@ const SSRatings = (() => {
 
   async function refresh() {
     if (!s.on) return;
-    const on = s, lang = SSLang.get();
+    const on = s, lang = SSLang.get(), changes = s.changes;
     try {
       const limit = Math.min(100, Math.max(PAGE, s.mine.length));
       const [pending, mine] = await Promise.all([
         call("/api/v1/me/ratings/pending?limit=50"), call(`/api/v1/me/ratings?limit=${limit}`),
       ]);
       if (on !== s || lang !== SSLang.get()) return;  // signed out, or asked again in the other language
+      if (changes !== s.changes) return;  // rated or called back meanwhile: the refresh after it follows
       Object.assign(s, { lang, pending: pending.items, mine: mine.items, next: mine.next });
       $("ratings-error").textContent = "";
       render();
@@ -125,6 +127,7 @@ const SSRatings = (() => {
           method: "POST", body: { event_id: event.id, level: picked.value, indicators, comment: comment.value.trim() },
         });
         s.open = null;
+        s.changes += 1;
         delete s.forms["rate:" + event.id];
         s.notes[rating.id] = rating.case ? "caseOpened" : "thanks";
         await refresh();
@@ -154,6 +157,7 @@ const SSRatings = (() => {
         await call(`/api/v1/me/ratings/${encodeURIComponent(rating.id)}/callback`, {
           method: "POST", body: { level: picked.value, comment: comment.value.trim() },
         });
+        s.changes += 1;
         await refresh();
       } catch (e) {
         if (e.status === 401) { SSCitizen.end(); return; }
