@@ -149,7 +149,9 @@ def web(settings: Any, free_port: Any, serve: Any) -> Iterator[WebServer]:
             "SHENGSHI_DATA_DIR": str(data_dir),
             "SHENGSHI_DATABASE_URL": database_url,
             "SHENGSHI_REDIS_URL": settings.redis_url,
-            "SHENGSHI_STORE_PREFIX": f"{settings.store_prefix}web:",
+            # a namespace per module, like its database: rate limits (30 SMS codes an hour from one
+            # address) and caches of one module's server do not reach the next one's
+            "SHENGSHI_STORE_PREFIX": f"{settings.store_prefix}{db_name}:",
             "SHENGSHI_SECRET_KEY": new_key(),
             "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
             "SHENGSHI_PII_KEYS": f"w1:{new_key()}",
