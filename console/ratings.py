@@ -110,12 +110,11 @@ class RatingsPanel:
         async with self._lock:
             now = self._clock.monotonic()
             if self._figures is None or now - self._figures[0] >= self.every:
-                last = self._figures[1] if self._figures else None
+                figures: dict[str, Any] | None = self._figures[1] if self._figures else None
                 try:
                     figures = await self._compute()
                 except Exception:
-                    log.warning("dashboard ratings panel not computed", exc_info=True)
-                    figures = last
+                    log.warning("dashboard ratings panel not computed", exc_info=True)  # the last ones
                 self._figures = (now, figures)
             return self._figures[1]
 

@@ -319,3 +319,16 @@ async def test_the_panel_shows_the_best_three_and_the_worst_three_units(place, c
     assert [u["unit"] for u in panel["bottom"]] == ["platform/dept-0", "platform/dept-1", "platform/dept-2"]
     assert [u["rank"] for u in panel["bottom"]] == [7, 6, 5]
     assert panel["open_cases"] == panel["bad"]
+
+
+async def test_the_panel_keeps_its_last_figures_while_they_cannot_be_computed(place, monkeypatch):
+    panel = place.client.services.console.dashboard.ratings
+    first = await panel.figures()
+    assert first is not None and first["ratings"] == 0
+
+    async def away(*args, **kwargs):
+        raise ConnectionError("the database is away")
+
+    monkeypatch.setattr(place.client.services.ratings.stats, "compute", away)
+    place.clock.advance(31)
+    assert await panel.figures() == first  # the dashboard goes on with the last figures
