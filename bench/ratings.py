@@ -10,9 +10,9 @@ many citizens at once; each against baselines measured in the same run, and the 
 Needs wrk (``make bench-tools``): the load comes from a compiled generator, not Python on the same cores.
 
 **The month.** A scratch PostgreSQL database, migrated by the app's own migrations. ``--units`` units across
-Shenyang's 13 districts (``auth._profile.DISTRICTS``): car parks, hospitals and attractions of the
-parking, hospital and tourism mini-apps (each rated on the service its manifest declares) and the payment
-centre (``platform.payment``, city-wide); units differ in size and in how often they are rated badly.
+Shenyang's 13 districts (``auth._profile.DISTRICTS``): car parks, hospitals, attractions and service
+halls of the parking, hospital, tourism and civic mini-apps (each rated on the service its manifest
+declares) and the payment centre (``platform.payment``, city-wide); units differ in size and in how often they are rated badly.
 ``--ratings`` ratings in ``--month`` (China time; by default the month before this one), each with its
 rated event, ~85 % good (非常满意 / 满意 / 基本满意) and ~15 % bad; every bad rating has its case, in
 the states a month leaves them in: answered on time or late (rectified or explained), closed by the
@@ -41,7 +41,7 @@ Litestar handler answering the same bytes) and **floor** (the same handler runni
 query on an asyncpg pool). ``--http-rounds`` rounds of ``--seconds`` per series.
 
 **Submitting ratings.** Each round: ``--citizens`` new citizens, each with one pending event (a parking
-stay, a hospital visit, an attraction, a payment) and an access token; each POSTs
+stay, a hospital visit, an attraction, a hall window, a payment) and an access token; each POSTs
 ``/api/v1/me/ratings`` once (85 % good, 15 % bad, with the channel's indicators), and ``--twice`` of
 them a second time at once from another connection (a double tap: one must win). wrk (2 threads,
 ``--rate-connections``) against the app with ``--workers`` workers on PostgreSQL + Redis, recording
@@ -91,6 +91,7 @@ from auth._profile import DISTRICTS  # noqa: E402
 from bench.codes import _free_port, _pg, _uvicorn, _wait  # noqa: E402
 from bench.gate import Meter, _add_citizens, _stop  # noqa: E402
 from messages.templates import CHINA  # noqa: E402
+from miniapps.civic import CivicApp  # noqa: E402
 from miniapps.hospital import HospitalApp  # noqa: E402
 from miniapps.parking import ParkingApp  # noqa: E402
 from miniapps.tourism import TourismApp  # noqa: E402
@@ -119,9 +120,10 @@ DISTRICT_WEIGHT = {
     "210181": 4,
 }
 KINDS = {  # owner: (share of the units, code prefix, Chinese name, English name)
-    "parking": (0.45, "p", "停车场", "car park"),
-    "hospital": (0.27, "h", "医院", "hospital"),
-    "tourism": (0.28, "t", "景区", "attraction"),
+    "parking": (0.38, "p", "停车场", "car park"),
+    "hospital": (0.22, "h", "医院", "hospital"),
+    "tourism": (0.22, "t", "景区", "attraction"),
+    "civic": (0.18, "c", "政务服务大厅", "service hall"),
 }
 COMPLAINTS = [
     "排队时间太长，窗口只开了一个。",
@@ -408,7 +410,8 @@ STEP_COLUMNS = (
 def declared() -> dict[str, tuple[str, Rateable]]:
     """owner -> (service id, the service) as the platform and the mini-apps declare them."""
     out = {"platform": ("platform.payment", PLATFORM_SERVICES["payment"])}
-    for owner, cls in (("parking", ParkingApp), ("hospital", HospitalApp), ("tourism", TourismApp)):
+    apps = (("parking", ParkingApp), ("hospital", HospitalApp), ("tourism", TourismApp), ("civic", CivicApp))
+    for owner, cls in apps:
         name, service = next(iter(cls.manifest.rateable.items()))
         out[owner] = (f"{owner}.{name}", service)
     return out
