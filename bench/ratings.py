@@ -1474,8 +1474,9 @@ def _line(s: Series, bare: float | None = None) -> str:
         f" (ours {s.cost['pg_ours_ms']:.3f})"
     )
     text += f" | {dict(sorted(run.statuses.items()))}"
-    if run.errors:
-        text += f" | wrk errors {run.errors}"
+    errors = ", ".join(e for e in run.errors.split(", ") if e and not e.startswith("status:"))
+    if errors:  # answers other than 2xx are counted by status above (409: the second of a double tap)
+        text += f" | wrk errors {errors}"
     return text
 
 
