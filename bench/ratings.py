@@ -530,34 +530,24 @@ class _Case:
         )
         self._step(action, to, kind, actor, note, at)
 
+    # where a month leaves a case, by share: (plan, cumulative share)
+    PLANS = (("void", 0.04), ("appealed", 0.07), ("open", 0.11), ("rectifying", 0.18), ("late", 0.28))
+
     def play(self) -> None:
+        """Verify (most units do), appeal (upheld, pending, or rejected and then answered), answer on
+        time or late, and the call-back or the window's end; escalated wherever the deadline passes."""
         rng = self.rng
         r = rng.random()
-        plan = (
-            "void"
-            if r < 0.04
-            else "appealed"
-            if r < 0.07
-            else "open"
-            if r < 0.11
-            else "rectifying"
-            if r < 0.18
-            else "late"
-            if r < 0.28
-            else "on_time"
-        )
+        plan = next((name for name, share in self.PLANS if r < share), "on_time")
         if plan != "open" and rng.random() < (0.5 if plan in ("void", "appealed") else 0.9):
             if at := self._when(0.5, 72):
                 self.v["verified_at"] = at
                 self._move("verified", "rectifying", "unit", "已联系评价人核实", at)
-        if plan in ("void", "appealed") or (plan in ("on_time", "late") and rng.random() < 0.08):
-            if not self._appeal(upheld=plan == "void", decide=plan != "appealed") or plan in (
-                "void",
-                "appealed",
-            ):
-                self._advance(self.now)
-                return
-        if plan in ("on_time", "late"):
+        if plan in ("void", "appealed"):
+            self._appeal(upheld=plan == "void", decide=plan == "void")
+        elif plan in ("on_time", "late") and (
+            rng.random() >= 0.08 or self._appeal(upheld=False, decide=True)
+        ):
             self._answer(late=plan == "late")
         self._advance(self.now)
 
@@ -586,7 +576,7 @@ class _Case:
     def _answer(self, *, late: bool) -> None:
         rng = self.rng
         if late or self.t + timedelta(hours=1) >= self.deadline:
-            at = self.deadline + timedelta(hours=rng.uniform(1, 192))
+            at = max(self.t, self.deadline) + timedelta(hours=rng.uniform(1, 192))
         else:
             span = (self.deadline - self.t).total_seconds() - 60
             at = self.t + timedelta(seconds=rng.uniform(3600, max(3601, span)))
@@ -617,6 +607,9 @@ class _Case:
             self._move("closed", "closed", "platform", "no call-back in time", closed)
 
     def row(self, month: str) -> tuple[Any, ...]:
+        times = [step[3] for step in self.steps]
+        if times != sorted(times) or self.steps[-1][6] != self.state or times[-1] > self.now:
+            raise AssertionError(f"the generator's case {self.id} is not one the app could have made")
         u = self.unit
         v = self.v
         return (
