@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -216,35 +217,38 @@ class Cases:
         case_id: str,
         *,
         from_states: tuple[str, ...],
-        to_state: str,
+        to_state: str | Callable[[dict[str, Any]], str],
         action: str,
         note: str,
-        values: dict[Any, Any] | None = None,
+        values: Callable[[dict[str, Any]], dict[Any, Any]] | None = None,
     ) -> dict[str, Any]:
-        """One transition: the UPDATE that finds the case in one of ``from_states`` moves it (and only one
-        concurrent caller finds it so), with its step; otherwise why not."""
-        row = await self._row(actor, case_id)
+        """One transition, with the case locked while it is made (a row lock on PostgreSQL, SQLite's one
+        writer): only one concurrent caller finds it in ``from_states``, and what the move reads (the state
+        it leaves for the step, where an appeal came from, the deadline) is what the case holds as it
+        moves, not what it held before another clerk's move landed. ``to_state`` and ``values`` may be
+        functions of that row."""
+        ident = (await self._row(actor, case_id))["id"]
         async with db.transaction():
+            [row] = await db.for_update(RatingCase.select().where(RatingCase.id == ident)).run()
+            if row["state"] not in from_states:
+                raise Conflict(
+                    f"the case is {row['state']}: it cannot be {action} now",
+                    code="case_state",
+                    state=row["state"],
+                )
+            target = to_state(row) if callable(to_state) else to_state
             moved = (
-                await RatingCase.update({RatingCase.state: to_state, **(values or {})})
-                .where((RatingCase.id == row["id"]) & RatingCase.state.is_in(list(from_states)))
+                await RatingCase.update({RatingCase.state: target, **(values(row) if values else {})})
+                .where(RatingCase.id == ident)
                 .returning(*RatingCase.all_columns())
                 .run()
             )
-            if not moved:
-                current = (
-                    await RatingCase.select(RatingCase.state).where(RatingCase.id == row["id"]).first().run()
-                )
-                raise Conflict(
-                    f"the case is {current['state']}: it cannot be {action} now",
-                    code="case_state",
-                    state=current["state"],
-                )
-            await self._step(row["id"], action, _from(row, from_states), to_state, actor, note)
+            await self._step(ident, action, row["state"], target, actor, note)
         return moved[0]
 
     async def verify(self, actor: Actor, case_id: str, note: str) -> dict[str, Any]:
         """核实: the unit looked into it and is rectifying."""
+        now = self._clock.now()
         row = await self._move(
             actor,
             case_id,
@@ -252,7 +256,7 @@ class Cases:
             to_state="rectifying",
             action="verified",
             note=note,
-            values={RatingCase.verified_at: self._clock.now()},
+            values=lambda _: {RatingCase.verified_at: now},
         )
         await audit.record("rating_case_verified", actor_kind=actor.kind, actor_id=actor.id, subject=case_id)
         return await self.view(row, steps=None)
@@ -260,7 +264,6 @@ class Cases:
     async def answer(self, actor: Actor, case_id: str, outcome: str, text: str) -> dict[str, Any]:
         """反馈: rectified, or explained; the rater gets it in their inbox and may call back."""
         now = self._clock.now()
-        current = await self._row(actor, case_id)
         async with db.transaction():
             row = await self._move(
                 actor,
@@ -269,7 +272,7 @@ class Cases:
                 to_state="answered",
                 action="answered",
                 note=text,
-                values={
+                values=lambda current: {
                     RatingCase.answered_at: now,
                     RatingCase.outcome: outcome,
                     RatingCase.answer: text,
@@ -312,7 +315,6 @@ class Cases:
 
     async def appeal(self, actor: Actor, case_id: str, reason: str, text: str) -> dict[str, Any]:
         """申诉: the unit says the rating is mistaken, false, malicious or not about it."""
-        current = await self._row(actor, case_id)
         row = await self._move(
             actor,
             case_id,
@@ -320,7 +322,7 @@ class Cases:
             to_state="appealed",
             action="appealed",
             note=text,
-            values={
+            values=lambda current: {
                 RatingCase.appeal_reason: reason,
                 RatingCase.appeal_text: text,
                 RatingCase.appeal_from: current["state"],
@@ -335,18 +337,18 @@ class Cases:
     async def decide_appeal(self, actor: Actor, case_id: str, uphold: bool, note: str) -> dict[str, Any]:
         """An operator's decision: upheld, the rating leaves the statistics and the case is void;
         rejected, the case goes back to where it was, its deadline unchanged."""
-        current = await self._row(actor, case_id)
+        now = self._clock.now()
         async with db.transaction():
             row = await self._move(
                 actor,
                 case_id,
                 from_states=("appealed",),
-                to_state="void" if uphold else (current["appeal_from"] or "open"),
+                to_state=lambda current: "void" if uphold else (current["appeal_from"] or "open"),
                 action="upheld" if uphold else "rejected",
                 note=note,
-                values={
+                values=lambda _: {
                     RatingCase.appeal_decision: "upheld" if uphold else "rejected",
-                    **({RatingCase.closed_at: self._clock.now()} if uphold else {}),
+                    **({RatingCase.closed_at: now} if uphold else {}),
                 },
             )
             if uphold:
@@ -365,6 +367,7 @@ class Cases:
         case = await RatingCase.select(RatingCase.id).where(RatingCase.rating == rating_id).first().run()
         if case is None:
             raise Conflict("only a bad rating has a case to call back on", code="no_case")
+        now = self._clock.now()
         await self._move(
             Actor("citizen", ""),
             str(case["id"]),
@@ -372,10 +375,10 @@ class Cases:
             to_state="closed",
             action="called_back",
             note=comment,
-            values={
+            values=lambda _: {
                 RatingCase.callback_level: level,
                 RatingCase.callback_comment: comment,
-                RatingCase.closed_at: self._clock.now(),
+                RatingCase.closed_at: now,
             },
         )
 
@@ -470,10 +473,6 @@ class Cases:
 
 def _and(where: Any, more: Any) -> Any:
     return more if where is None else where & more
-
-
-def _from(row: dict[str, Any], from_states: tuple[str, ...]) -> str:
-    return row["state"] if row["state"] in from_states else from_states[0]
 
 
 def case_view(case: dict[str, Any], steps: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""What an outsider tried against the evaluation centre (issue 18's attack pass), as a citizen, a unit's
+system, a mini-app's backend and an operator would see it. Races run for real on PostgreSQL (each request
+of an ``asyncio.gather`` on its own pool connection; SQLite serialises writers and the tests pass there
+too); after each the database is read back: the case, every step of it, the citizen's inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from backend.clock import FrozenClock
+from ratings.tables import RatingCase, RatingCaseStep
+from tests.conftest import basic_auth
+from tests.integration.messages.citizen import inbox
+from tests.integration.ratings.flow import Place
+
+pytestmark = pytest.mark.storage
+MONDAY = datetime(2026, 9, 28, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def place(make_client, login, new_phone, enrol_scanner):
+    clock = FrozenClock(MONDAY)
+    async with make_client(clock=clock, access_token_ttl=60 * 86400) as client:
+        place = await Place(client, clock, login, new_phone).setup(enrol_scanner)
+        machines = client.services.auth.machines
+        system = await machines.create("unit", app_id="parking/parking", name="停车场工单系统")
+        place.unit = basic_auth(system)
+        yield place
+
+
+async def _bad(place: Place, me: dict[str, str], n: int = 0) -> dict[str, Any]:
+    """A stay rated very dissatisfied: the rating with its open case."""
+    event = await place.stay(me, plate=f"辽A{n:05d}")
+    r = await place.rate(me, event["id"], "very_dissatisfied", comment="收费员态度差")
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def _history(case_id: str) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    """The case as the database holds it, and its steps (action, from, to) in order."""
+    ident = uuid.UUID(case_id)
+    case = await RatingCase.select().where(RatingCase.id == ident).first().run()
+    steps = (
+        await RatingCaseStep.select(
+            RatingCaseStep.seq, RatingCaseStep.action, RatingCaseStep.from_state, RatingCaseStep.to_state
+        )
+        .where(RatingCaseStep.case == ident)
+        .order_by(RatingCaseStep.seq)
+        .run()
+    )
+    assert [s["seq"] for s in steps] == list(range(1, len(steps) + 1))
+    return case, [(s["action"], s["from_state"], s["to_state"]) for s in steps]
+
+
+def _follows(steps: list[tuple[str, str, str]]) -> bool:
+    """Each step leaves the state the one before it reached."""
+    return all(later[1] == earlier[2] for earlier, later in itertools.pairwise(steps))
+
+
+# ---- transitions racing --------------------------------------------------------------------------------
+async def test_an_appeal_made_while_the_unit_verifies_goes_back_to_rectifying_when_rejected(place):
+    """The appeal read the case (open), the unit's other clerk verified it, then the appeal moved it: the
+    appeal came from rectifying, and a rejection must not send a verified case back to open."""
+    client = place.client
+    me = await place.citizen()
+    case_id = (await _bad(place, me))["case"]["id"]
+    cases = client.services.ratings.cases
+    read = cases._row
+
+    async def verified_meanwhile(actor: Any, ident: str) -> dict[str, Any]:
+        row = await read(actor, ident)
+        cases._row = read  # type: ignore[method-assign]
+        # another request: not this one's transaction, as another clerk's would not be
+        context = contextvars.copy_context()
+        context.run(RatingCase._meta.db.current_transaction.set, None)
+        verify = client.post(
+            f"/api/v1/ratings/cases/{ident}/verify", json={"note": "查看监控"}, headers=place.unit
+        )
+        r = await asyncio.create_task(verify, context=context)
+        assert r.status_code == 200, r.text
+        return row
+
+    cases._row = verified_meanwhile  # type: ignore[method-assign]
+    r = await client.post(
+        f"/api/v1/ratings/cases/{case_id}/appeal",
+        json={"reason": "false", "text": "监控显示无纠纷"},
+        headers=place.parking,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "appealed", r.text
+    r = await client.post(
+        f"/api/v1/admin/ratings/cases/{case_id}/appeal-decision",
+        json={"uphold": False, "note": "证据不足"},
+        headers=place.operator,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "rectifying", r.text
+    _, steps = await _history(case_id)
+    assert steps == [
+        ("opened", "", "open"),
+        ("verified", "open", "rectifying"),
+        ("appealed", "rectifying", "appealed"),
+        ("rejected", "appealed", "rectifying"),
+    ]
+
+
+async def test_unit_actions_racing_on_one_case_make_one_history(place):
+    """Two clerks (the unit's own system and the mini-app's backend) verify, answer and appeal one case
+    at once, many times: one answer or one appeal wins, every step leaves the state the one before it
+    reached, an appeal remembers where it came from, and the rater has one answer in the inbox."""
+    client = place.client
+    me = await place.citizen()
+    bodies = {
+        "verify": {"note": "核实中"},
+        "answer": {"outcome": "rectified", "text": "已整改"},
+        "appeal": {"reason": "mistaken", "text": "误评"},
+    }
+    plan = ["verify", "answer", "appeal", "answer", "verify", "appeal", "answer", "verify"]
+    answered = 0
+    for n in range(8):
+        case_id = (await _bad(place, me, n))["case"]["id"]
+        order = plan[n:] + plan[:n]
+        replies = await asyncio.gather(
+            *(
+                client.post(
+                    f"/api/v1/ratings/cases/{case_id}/{action}",
+                    json=bodies[action],
+                    headers=place.unit if i % 2 else place.parking,
+                )
+                for i, action in enumerate(order)
+            )
+        )
+        outcomes = Counter((a, r.status_code) for a, r in zip(order, replies, strict=True))
+        assert {r.status_code for r in replies} <= {200, 409}, [r.text for r in replies]
+        assert outcomes[("answer", 200)] + outcomes[("appeal", 200)] == 1, outcomes
+        assert outcomes[("verify", 200)] <= 1, outcomes
+        case, steps = await _history(case_id)
+        assert _follows(steps) and steps[-1][2] == case["state"], steps
+        appealed = [s for s in steps if s[0] == "appealed"]
+        assert [case["appeal_from"]] == [s[1] for s in appealed] or not appealed, (case, steps)
+        answered += case["state"] == "answered"
+    feedback = [m for m in await inbox(client, me) if m["title"] == "您的评价已处理"]
+    assert len(feedback) == answered
