@@ -367,6 +367,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "no_case": ("只有差评才有整改回访", "only a bad rating has a case to call back on"),
     "case_state": ("该差评工单当前状态为 {state}，不能进行此操作", "the case is {state}: not now"),
     "rating_case_not_found": ("没有找到此差评工单", "no such case at your units"),
+    "invalid_case_text": (
+        "工单说明不能为空，也不能含有控制字符或改变文字方向的字符",
+        "the text is empty or holds control or direction-changing characters",
+    ),
     "invalid_month": ("月份格式应为 YYYY-MM", "a month is YYYY-MM"),
     # the message centre (messages/)
     "invalid_message_data": (

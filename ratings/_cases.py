@@ -26,10 +26,10 @@ from typing import Any
 
 from backend import audit, db
 from backend.clock import Clock
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, InvalidInput, NotFound
 from backend.i18n import pick
 from messages.services import PLATFORM, MessageCentre, Outgoing
-from ratings import calendar
+from ratings import calendar, rules
 from ratings._catalogue import Declared, Units
 from ratings.rules import LEVEL_NAMES, LEVEL_TEXT
 from ratings.tables import Rating, RatingCase, RatingCaseStep
@@ -248,6 +248,7 @@ class Cases:
 
     async def verify(self, actor: Actor, case_id: str, note: str) -> dict[str, Any]:
         """核实: the unit looked into it and is rectifying."""
+        note = case_text(note, required=False)
         now = self._clock.now()
         row = await self._move(
             actor,
@@ -263,6 +264,7 @@ class Cases:
 
     async def answer(self, actor: Actor, case_id: str, outcome: str, text: str) -> dict[str, Any]:
         """反馈: rectified, or explained; the rater gets it in their inbox and may call back."""
+        text = case_text(text)
         now = self._clock.now()
         async with db.transaction():
             row = await self._move(
@@ -288,10 +290,12 @@ class Cases:
         return await self.view(row, steps=None)
 
     async def _feedback(self, row: dict[str, Any], text: str) -> None:
-        """The unit's answer in the rater's inbox; skipped and logged (never failing the answer, which the
-        rater reads in the app anyway) while an operator has not approved the template."""
+        """The unit's answer in the rater's inbox, on one line (a message's paragraph has no line breaks;
+        the rater reads the answer as written in the app); skipped and logged (never failing the answer)
+        while an operator has not approved the template."""
         unit = await self._unit(row["unit_id"])
         zh, en = self._service(row["service"])
+        line = " ".join(text.split())
         try:
             await self._messages.send(
                 PLATFORM,
@@ -305,7 +309,7 @@ class Cases:
                             "service_en": en,
                             "unit": unit["name_zh"],
                             "unit_en": unit["name_en"],
-                            "answer": text if len(text) <= 300 else text[:299] + "…",
+                            "answer": line if len(line) <= 300 else line[:299] + "…",
                         },
                     )
                 ],
@@ -315,6 +319,7 @@ class Cases:
 
     async def appeal(self, actor: Actor, case_id: str, reason: str, text: str) -> dict[str, Any]:
         """申诉: the unit says the rating is mistaken, false, malicious or not about it."""
+        text = case_text(text)
         row = await self._move(
             actor,
             case_id,
@@ -337,6 +342,7 @@ class Cases:
     async def decide_appeal(self, actor: Actor, case_id: str, uphold: bool, note: str) -> dict[str, Any]:
         """An operator's decision: upheld, the rating leaves the statistics and the case is void;
         rejected, the case goes back to where it was, its deadline unchanged."""
+        note = case_text(note, required=False)
         now = self._clock.now()
         async with db.transaction():
             row = await self._move(
@@ -473,6 +479,18 @@ class Cases:
 
 def _and(where: Any, more: Any) -> Any:
     return more if where is None else where & more
+
+
+def case_text(text: str, *, required: bool = True) -> str:
+    """A unit's or an operator's text on a case (a note, an answer, an appeal), stripped: line breaks
+    are fine; control and direction-changing characters are not (the rater reads the answer and the
+    notes), nor an answer or appeal of blanks only."""
+    clean = rules.clean_text(text)
+    if clean is None or (required and not clean):
+        raise InvalidInput(
+            "the text is empty or holds control or direction-changing characters", code="invalid_case_text"
+        )
+    return clean
 
 
 def case_view(case: dict[str, Any], steps: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -147,3 +147,45 @@ async def test_unit_actions_racing_on_one_case_make_one_history(place):
         answered += case["state"] == "answered"
     feedback = [m for m in await inbox(client, me) if m["title"] == "您的评价已处理"]
     assert len(feedback) == answered
+
+
+# ---- what a unit writes ----------------------------------------------------------------------------------
+async def test_a_units_text_that_turns_its_direction_or_is_blank_is_refused_and_lines_may_break(place):
+    """A note or answer the rater reads in the app (and the answer in the inbox) holds no control or
+    direction-changing characters and is not blank; a numbered answer over several lines is an answer:
+    the rater reads it as written, and on one line in the inbox (it was refused by the inbox's check)."""
+    client = place.client
+    me = await place.citizen()
+    rating = await _bad(place, me)
+    case_id = rating["case"]["id"]
+    url = f"/api/v1/ratings/cases/{case_id}"
+    for action, body in (
+        ("verify", {"note": "已核实\u202e实核已"}),
+        ("verify", {"note": "已核实\u2066"}),
+        ("answer", {"outcome": "rectified", "text": "已整改\u200f"}),
+        ("answer", {"outcome": "rectified", "text": "   "}),
+        ("answer", {"outcome": "explained", "text": "\n\n"}),
+        ("appeal", {"reason": "false", "text": "恶意\u061c差评"}),
+        ("appeal", {"reason": "false", "text": " "}),
+    ):
+        r = await client.post(f"{url}/{action}", json=body, headers=place.unit)
+        assert r.status_code == 422 and r.json()["code"] == "invalid_case_text", (body, r.text)
+    case, steps = await _history(case_id)
+    assert case["state"] == "open" and steps == [("opened", "", "open")]
+
+    r = await client.post(
+        f"{url}/answer",
+        json={"outcome": "rectified", "text": "1. 已对收费员进行培训；\n2. 已退还多收的停车费。\n"},
+        headers=place.unit,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "answered", r.text
+    mine = (await client.get(f"/api/v1/me/ratings/{rating['id']}", headers=me)).json()
+    assert mine["case"]["answer"] == "1. 已对收费员进行培训；\n2. 已退还多收的停车费。"
+    [feedback] = [m for m in await inbox(client, me) if m["title"] == "您的评价已处理"]
+    assert "1. 已对收费员进行培训； 2. 已退还多收的停车费。" in feedback["body"]
+    r = await client.post(
+        f"/api/v1/admin/ratings/cases/{case_id}/appeal-decision",
+        json={"uphold": True, "note": "\u202e"},
+        headers=place.operator,
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_case_text", r.text
