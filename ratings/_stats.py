@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+import re
 from typing import Any, Literal
 
 from auth._profile import DISTRICTS
@@ -50,11 +50,14 @@ COLUMNS = (
 )
 
 
+# ASCII digits, the month with its zero: strptime also took "２０２６-11" (a 500 in the CSV's file name)
+# and "2026-1" (compared as text with "2026-10", a range of the wrong months)
+MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
 def check_month(value: str) -> str:
-    try:
-        datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        raise InvalidInput("a month is YYYY-MM", code="invalid_month") from None
+    if not MONTH.fullmatch(value):
+        raise InvalidInput("a month is YYYY-MM", code="invalid_month")
     return value
 
 

@@ -189,3 +189,25 @@ async def test_a_units_text_that_turns_its_direction_or_is_blank_is_refused_and_
         headers=place.operator,
     )
     assert r.status_code == 422 and r.json()["code"] == "invalid_case_text", r.text
+
+
+# ---- statistics --------------------------------------------------------------------------------------------
+async def test_a_month_in_other_digits_or_without_its_zero_is_refused(place):
+    """strptime reads full-width digits and a month with no leading zero: the first made the CSV's file
+    name unencodable (a 500), the second compared as text with "2026-10" (the wrong months, silently)."""
+    client = place.client
+    me = await place.citizen()
+    await _bad(place, me)
+    for month in ("２０２６-09", "2026-９", "2026-9", "٢٠٢٦-09", "2026-09\n", "0000-00"):
+        for path in ("/api/v1/admin/ratings/stats", "/api/v1/admin/ratings/stats.csv"):
+            for params in ({"month_from": month}, {"month_from": "2026-01", "month_to": month}):
+                r = await client.get(path, params=params, headers=place.operator)
+                assert r.status_code in (400, 422), (path, params, r.status_code, r.text)
+                assert r.headers["content-type"].startswith("application/problem+json"), r.text
+    r = await client.get(
+        "/api/v1/admin/ratings/stats.csv", params={"month_from": "2026-09"}, headers=place.operator
+    )
+    assert (
+        r.status_code == 200
+        and 'filename="ratings-unit-2026-09-2026-09.csv"' in r.headers["content-disposition"]
+    )
