@@ -211,3 +211,24 @@ async def test_a_month_in_other_digits_or_without_its_zero_is_refused(place):
         r.status_code == 200
         and 'filename="ratings-unit-2026-09-2026-09.csv"' in r.headers["content-disposition"]
     )
+
+
+async def test_a_units_code_with_a_line_break_is_refused(place):
+    """The code's pattern ends in "$", which matches before a final line break: "dept\\n" became the unit
+    "platform/dept\\n", which no one can name on the command line (its credential) or read in the CSV."""
+    client = place.client
+    before = (await client.get("/api/v1/admin/ratings/units", headers=place.operator)).json()
+    for code in ("dept\n", "dept\r\n", "\ndept"):
+        r = await client.post(
+            "/api/v1/admin/ratings/units",
+            json={"code": code, "name_zh": "交通局", "name_en": "Transport bureau"},
+            headers=place.operator,
+        )
+        assert r.status_code in (400, 422) and r.json()["code"] in ("invalid_unit", "invalid_body"), r.text
+    assert (await client.get("/api/v1/admin/ratings/units", headers=place.operator)).json() == before
+    r = await client.post(
+        "/api/v1/admin/ratings/units",
+        json={"code": "dept", "name_zh": "交通局", "name_en": "Transport bureau"},
+        headers=place.operator,
+    )
+    assert r.status_code == 201 and r.json()["unit_id"] == "platform/dept", r.text
