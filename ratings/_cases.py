@@ -389,7 +389,8 @@ class Cases:
         )
 
     async def forget(self, citizen_id: str) -> None:
-        """An account deleted: its answered cases close with no call-back (no one is left to ask)."""
+        """An account deleted: its answered cases close with no call-back (no one is left to ask), and
+        what the rater wrote in a call-back goes like the rating's comment (in the case and its step)."""
         now = self._clock.now()
         closed = (
             await RatingCase.update({RatingCase.state: "closed", RatingCase.closed_at: now})
@@ -399,6 +400,21 @@ class Cases:
         )
         for row in closed:
             await self._step(row["id"], "closed", "answered", "closed", PLATFORM_ACTOR, "account deleted")
+        called = (
+            await RatingCase.update({RatingCase.callback_comment: ""})
+            .where((RatingCase.citizen_id == citizen_id) & RatingCase.callback_level.is_not_null())
+            .returning(RatingCase.id)
+            .run()
+        )
+        if called:
+            await (
+                RatingCaseStep.update({RatingCaseStep.note: ""})
+                .where(
+                    RatingCaseStep.case.is_in([r["id"] for r in called])
+                    & (RatingCaseStep.action == "called_back")
+                )
+                .run()
+            )
 
     # ---- the round -------------------------------------------------------------------------------------
     async def tick(self) -> dict[str, int]:

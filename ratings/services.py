@@ -416,11 +416,17 @@ class RatingCentre:
 
     async def forget(self, citizen_id: str) -> None:
         """An account deleted: its open events go; its ratings stay in the statistics with no one behind
-        them (the unit's handle already led to no one), and its open cases are closed without a call-back."""
+        them (the unit's handle already led to no one; nor does the event a rating was of), and its open
+        cases are closed without a call-back."""
         async with db.transaction():
             await (
                 RatingEvent.delete()
                 .where((RatingEvent.citizen_id == citizen_id) & RatingEvent.rated_at.is_null())
+                .run()
+            )
+            await (
+                RatingEvent.update({RatingEvent.citizen_id: ""})
+                .where(RatingEvent.citizen_id == citizen_id)
                 .run()
             )
             await self.cases.forget(citizen_id)

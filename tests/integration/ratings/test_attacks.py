@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from backend.clock import FrozenClock
-from ratings.tables import RatingCase, RatingCaseStep
+from ratings.tables import RatingCase, RatingCaseStep, RatingEvent
 from tests.conftest import basic_auth
 from tests.integration.messages.citizen import inbox
 from tests.integration.ratings.flow import Place
@@ -232,3 +232,54 @@ async def test_a_units_code_with_a_line_break_is_refused(place):
         headers=place.operator,
     )
     assert r.status_code == 201 and r.json()["unit_id"] == "platform/dept", r.text
+
+
+# ---- a deleted account -------------------------------------------------------------------------------------
+async def test_a_deleted_account_leaves_no_words_and_no_way_back_to_its_ratings(place):
+    """The account goes with a case open, one answered and one called back on: the unit can still work the
+    open case (nobody is told), the ratings stay counted; nothing the rater wrote stays (the call-back's
+    comment was kept in the case and its step), and no event still names the citizen (a rating's event led
+    back to the account its own citizen id no longer did)."""
+    client = place.client
+    me = await place.citizen()
+    citizen_id = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    ratings = [await _bad(place, me, n) for n in range(3)]
+    still_open = await place.stay(me, plate="辽A77777")
+    open_case, answered, called = (r["case"]["id"] for r in ratings)
+    for case_id in (answered, called):
+        r = await client.post(
+            f"/api/v1/ratings/cases/{case_id}/answer",
+            json={"outcome": "explained", "text": "按规定收费"},
+            headers=place.unit,
+        )
+        assert r.status_code == 200, r.text
+    r = await client.post(
+        f"/api/v1/me/ratings/{ratings[2]['id']}/callback",
+        json={"level": "very_dissatisfied", "comment": "我是张三，电话13900001111，还是不满意"},
+        headers=me,
+    )
+    assert r.status_code == 200, r.text
+
+    assert (await client.delete("/api/v1/me", headers=me)).status_code == 204
+    views = {}
+    for case_id in (open_case, answered, called):
+        r = await client.get(f"/api/v1/ratings/cases/{case_id}", headers=place.unit)
+        assert r.status_code == 200, r.text
+        views[case_id] = r.json()
+    assert [views[c]["state"] for c in (open_case, answered, called)] == ["open", "closed", "closed"]
+    assert views[called]["callback"] == "very_dissatisfied" and views[called]["callback_comment"] == ""
+    assert all(v["rating"]["comment"] == "" and v["rating"]["rater"] == "" for v in views.values())
+    assert "13900001111" not in str(views) and "张三" not in str(views)
+    r = await client.post(
+        f"/api/v1/ratings/cases/{open_case}/answer",
+        json={"outcome": "rectified", "text": "已整改"},
+        headers=place.unit,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "answered", r.text
+    assert await RatingEvent.count().where(RatingEvent.citizen_id == citizen_id).run() == 0
+    assert await RatingEvent.count().where(RatingEvent.id == uuid.UUID(still_open["id"])).run() == 0
+    stats = await client.get(
+        "/api/v1/admin/ratings/stats", params={"month_from": "2026-09"}, headers=place.operator
+    )
+    [row] = [x for x in stats.json()["rows"] if x["key"] == "parking/parking"]
+    assert (row["ratings"], row["cases"], row["answered"]) == (3, 3, 3)
