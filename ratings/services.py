@@ -312,7 +312,7 @@ class RatingCentre:
     async def my_rating(self, citizen_id: str, rating_id: str) -> dict[str, Any]:
         row = (
             await Rating.select()
-            .where((Rating.id == _uuid(rating_id)) & (Rating.citizen_id == citizen_id))
+            .where((Rating.id == _uuid(rating_id, "rating_not_found")) & (Rating.citizen_id == citizen_id))
             .first()
             .run()
         )
@@ -350,7 +350,7 @@ class RatingCentre:
             raise InvalidInput("the comment holds control characters", code="invalid_rating_text")
         row = (
             await Rating.select(Rating.id)
-            .where((Rating.id == _uuid(rating_id)) & (Rating.citizen_id == citizen_id))
+            .where((Rating.id == _uuid(rating_id, "rating_not_found")) & (Rating.citizen_id == citizen_id))
             .first()
             .run()
         )
@@ -442,8 +442,9 @@ class RatingCentre:
             )
 
 
-def _uuid(value: str) -> uuid.UUID:
+def _uuid(value: str, code: str = "rating_event_not_found") -> uuid.UUID:
+    """An id from a path or a body; one that is no id is not found (as an event, or ``code``)."""
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise NotFound("no such item", code="rating_event_not_found") from None
+        raise NotFound("no such item", code=code) from None

@@ -283,3 +283,18 @@ async def test_a_deleted_account_leaves_no_words_and_no_way_back_to_its_ratings(
     )
     [row] = [x for x in stats.json()["rows"] if x["key"] == "parking/parking"]
     assert (row["ratings"], row["cases"], row["answered"]) == (3, 3, 3)
+
+
+async def test_a_rating_id_that_is_no_id_is_no_rating_of_yours(place):
+    """It was answered "no such service event" (rating_event_not_found) on the rating's own routes."""
+    client = place.client
+    me = await place.citizen()
+    for rating_id in ("garbage", "1", "x" * 64):
+        r = await client.get(f"/api/v1/me/ratings/{rating_id}", headers=me)
+        assert r.status_code == 404 and r.json()["code"] == "rating_not_found", r.text
+        r = await client.post(
+            f"/api/v1/me/ratings/{rating_id}/callback", json={"level": "satisfied"}, headers=me
+        )
+        assert r.status_code == 404 and r.json()["code"] == "rating_not_found", r.text
+    r = await client.get("/api/v1/me/ratings/events/garbage", headers=me)
+    assert r.status_code == 404 and r.json()["code"] == "rating_event_not_found", r.text
