@@ -13,11 +13,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from backend.app import create_app, services_of
 from backend.clock import FrozenClock
 from ratings.tables import RatingCase, RatingCaseStep, RatingEvent
-from tests.conftest import basic_auth
+from tests.conftest import AppClient, TestGate, basic_auth, running
 from tests.integration.messages.citizen import inbox
 from tests.integration.ratings.flow import Place
 
@@ -298,3 +300,47 @@ async def test_a_rating_id_that_is_no_id_is_no_rating_of_yours(place):
         assert r.status_code == 404 and r.json()["code"] == "rating_not_found", r.text
     r = await client.get("/api/v1/me/ratings/events/garbage", headers=me)
     assert r.status_code == 404 and r.json()["code"] == "rating_event_not_found", r.text
+
+
+# ---- two workers -----------------------------------------------------------------------------------------
+async def test_a_unit_renamed_on_one_worker_is_renamed_on_the_other_within_a_minute(
+    place, make_runtime, settings
+):
+    """Each worker kept the units it had read for good: a department an operator renamed (or moved to
+    another district) on one worker kept its old name and district on the other until it restarted, in
+    what citizens and units read and in the district of every event it recorded."""
+    a = place.client
+    store = a.runtime.store
+    if settings.uses_redis:
+        from backend.store import RedisStore
+
+        store = RedisStore(settings.redis_url, prefix=a.runtime.store._prefix)
+    # a second worker on the same database and store (not through make_client: that empties tables)
+    runtime = make_runtime(clock=place.clock, store=store, access_token_ttl=60 * 86400)
+    app = create_app(runtime=runtime, extra_miniapps=[TestGate])
+    async with running(app):
+        async with AppClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as b:
+            b.app, b.runtime, b.services = app, runtime, services_of(app)
+            me = await place.citizen()
+            citizen_id = (await a.get("/api/v1/me", headers=me)).json()["id"]
+
+            async def department(name: str, district: str) -> None:
+                r = await a.post(
+                    "/api/v1/admin/ratings/units",
+                    json={"code": "traffic", "name_zh": name, "name_en": "Traffic", "district": district},
+                    headers=place.operator,
+                )
+                assert r.status_code == 201, r.text
+
+            async def event(key: str) -> dict[str, Any]:
+                centre = b.services.ratings.centre
+                event_id, _ = await centre.record("platform", "payment", citizen_id, key, unit="traffic")
+                row = await RatingEvent.select().where(RatingEvent.id == uuid.UUID(event_id)).first().run()
+                view = (await b.get(f"/api/v1/me/ratings/events/{event_id}", headers=me)).json()
+                return {"unit_name": view["unit_name"], "district": row["district"]}
+
+            await department("交通局", "210102")
+            assert await event("order:1") == {"unit_name": "交通局", "district": "210102"}
+            await department("交通运输局", "210103")
+            place.clock.advance(61)
+            assert await event("order:2") == {"unit_name": "交通运输局", "district": "210103"}
