@@ -344,3 +344,55 @@ async def test_a_unit_renamed_on_one_worker_is_renamed_on_the_other_within_a_min
             await department("交通运输局", "210103")
             place.clock.advance(61)
             assert await event("order:2") == {"unit_name": "交通运输局", "district": "210103"}
+
+
+async def test_one_event_rated_thirty_times_at_once_and_a_case_decided_twice_at_once_count_once(place):
+    """What held under the attack, kept: one rating of thirty sent at once (one case, one step), one
+    answer and one call-back of twenty each, one decision of two opposite ones."""
+    client = place.client
+    me = await place.citizen()
+    event = await place.stay(me)
+    replies = await asyncio.gather(
+        *(place.rate(me, event["id"], "very_dissatisfied", comment=f"第{n}次") for n in range(30))
+    )
+    codes = Counter((r.status_code, r.json().get("code")) for r in replies)
+    assert codes == {(201, None): 1, (409, "already_rated"): 29}, codes
+    [rating] = [r.json() for r in replies if r.status_code == 201]
+    case_id = rating["case"]["id"]
+    assert await RatingCase.count().where(RatingCase.rating == uuid.UUID(rating["id"])).run() == 1
+    assert (await _history(case_id))[1] == [("opened", "", "open")]
+
+    replies = await asyncio.gather(
+        *(
+            client.post(
+                f"/api/v1/ratings/cases/{case_id}/answer",
+                json={"outcome": "rectified", "text": f"答复{n}"},
+                headers=place.unit if n % 2 else place.parking,
+            )
+            for n in range(20)
+        )
+    )
+    assert sorted(r.status_code for r in replies) == [200] + [409] * 19
+    callback = f"/api/v1/me/ratings/{rating['id']}/callback"
+    replies = await asyncio.gather(
+        *(client.post(callback, json={"level": "satisfied"}, headers=me) for _ in range(20))
+    )
+    assert sorted(r.status_code for r in replies) == [200] + [409] * 19
+    assert [a for a, _, _ in (await _history(case_id))[1]] == ["opened", "answered", "called_back"]
+    assert len([m for m in await inbox(client, me) if m["title"] == "您的评价已处理"]) == 1
+
+    other = await _bad(place, me, 1)
+    url = f"/api/v1/ratings/cases/{other['case']['id']}"
+    r = await client.post(f"{url}/appeal", json={"reason": "malicious", "text": "恶意"}, headers=place.unit)
+    assert r.status_code == 200, r.text
+    decision = f"/api/v1/admin/ratings/cases/{other['case']['id']}/appeal-decision"
+    replies = await asyncio.gather(
+        *(client.post(decision, json={"uphold": uphold}, headers=place.operator) for uphold in (True, False))
+    )
+    assert sorted(r.status_code for r in replies) == [200, 409], [r.text for r in replies]
+    [won] = [r.json() for r in replies if r.status_code == 200]
+    case, steps = await _history(other["case"]["id"])
+    assert case["state"] == won["state"]
+    assert steps[-1][0] == ("upheld" if won["state"] == "void" else "rejected")
+    mine = (await client.get(f"/api/v1/me/ratings/{other['id']}", headers=me)).json()
+    assert mine["counted"] is (won["state"] != "void")
