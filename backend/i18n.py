@@ -124,6 +124,14 @@ TERMS: dict[str, dict[str, str]] = {
         "closed": "已关闭",
         "failed": "支付失败",
     },
+    "case_state": {
+        "open": "待核实",
+        "rectifying": "整改中",
+        "answered": "已反馈",
+        "closed": "已办结",
+        "appealed": "申诉中",
+        "void": "已撤销",
+    },
     # a payment channel's name in Chinese comes from the channel (payments/registry.py adds them)
     "channel": {"this channel": "该渠道"},
 }
@@ -365,7 +373,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "rating_not_found": ("没有找到您的这条评价", "no such rating of yours"),
     "no_case": ("只有差评才有整改回访", "only a bad rating has a case to call back on"),
-    "case_state": ("该差评工单当前状态为 {state}，不能进行此操作", "the case is {state}: not now"),
+    "case_state": ("该差评工单{state:case_state}，不能进行此操作", "the case is {state}: not now"),
     "rating_case_not_found": ("没有找到此差评工单", "no such case at your units"),
     "invalid_case_text": (
         "工单说明不能为空，也不能含有控制字符或改变文字方向的字符",

@@ -147,7 +147,7 @@ class Cases:
             where = _and(where, RatingCase.unit_id == unit)
         if overdue:
             where = _and(
-                where, RatingCase.state.is_in(list(OPEN_STATES)) & (RatingCase.deadline < self._clock.now())
+                where, RatingCase.state.is_in(list(OPEN_STATES)) & (RatingCase.deadline <= self._clock.now())
             )
         if where is not None:
             query = query.where(where)

@@ -5,6 +5,8 @@
   category (the terminal's ``meta.service``, a letter such as ``B``; else the hall's first category).
   The number, the place in the line and the estimated wait are on the gate's screen and in the app
   (``GET /queue``); the hall's own system calls numbers to its windows (``POST .../call``).
+  A number called to a window is a service had: the citizen may rate it (好差评, ``hall``), the hall
+  the unit that answers for it.
 - 健康检查点 health check point (context ``health-check``, place = check point code; requires ``health``,
   green only: the platform refuses yellow, red or unknown with the reason before this app is asked): the
   pass is logged, and the operators' dashboard shows each check point's passes today.
@@ -18,10 +20,19 @@ import uuid
 from typing import Any
 
 from miniapps.civic import demo, routes
-from miniapps.civic.rules import health_passes, pick_service, service_day, wait_minutes
+from miniapps.civic.rules import hall_unit, health_passes, pick_service, service_day, wait_minutes
 from miniapps.civic.services import ahead_of, draw, passes_today, waiting_today
 from miniapps.civic.tables import Checkpoint, Hall, Pass, QueueTicket, Service
-from miniapps.contract import Display, Gauge, Manifest, MiniApp, ScanDecision, ScanEvent
+from miniapps.contract import (
+    Display,
+    Gauge,
+    Manifest,
+    MiniApp,
+    Rateable,
+    RatingUnit,
+    ScanDecision,
+    ScanEvent,
+)
 
 HALL = "civic-hall"
 HEALTH = "health-check"
@@ -40,6 +51,14 @@ class CivicApp(MiniApp):
         scopes=["openid"],
         entitlements=["social_security", "health"],
         scan_contexts={HALL: "social_security", HEALTH: "health"},
+        rateable={
+            "hall": Rateable(
+                name_zh="社保窗口服务",
+                name_en="Social security service at a hall window",
+                channel="onsite",
+                description="叫号到窗口办理后可评价 / rated once the number was called to a window",
+            )
+        },
         settings_schema={"minutes_per_person": {"type": "integer", "default": 6}},
     )
 
@@ -47,7 +66,30 @@ class CivicApp(MiniApp):
         return routes.handlers(self.platform)
 
     def seed_demo(self) -> Any:
-        return demo.seed()
+        return self._seed()
+
+    async def _seed(self) -> list[str]:
+        done = await demo.seed()
+        await self._units()
+        return done
+
+    async def startup(self) -> None:
+        await self._units()
+
+    async def _units(self) -> None:
+        """Each hall answers for the ratings of its windows' service."""
+        halls = await Hall.select(Hall.code, Hall.name, Hall.name_en).run()
+        await self.platform.save_units(
+            [
+                RatingUnit(
+                    code=hall_unit(h["code"]),
+                    name_zh=h["name"],
+                    name_en=(h["name_en"] or h["code"])[:64],
+                    district=demo.HALL_DISTRICTS.get(h["code"], ""),
+                )
+                for h in halls
+            ]
+        )
 
     async def on_scan(self, scan: ScanEvent) -> ScanDecision:
         if scan.scanner.context == HEALTH:

@@ -17,6 +17,8 @@ HALLS = [
     ),
     ("SS-HUNNAN", "浑南区社保服务大厅", "Hunnan District Social Security Service Hall", "沈阳市浑南区创新路"),
 ]
+# the district each demo hall serves (the evaluation centre's regional analysis; 和平区, 浑南区)
+HALL_DISTRICTS = {"SS-HEPING": "210102", "SS-HUNNAN": "210112"}
 # (letter, Chinese name, English name, windows): the first is the kiosk's default
 SERVICES = [
     ("A", "综合业务", "General enquiries", 3),

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from miniapps.civic.rules import service_day, wait_minutes
+from miniapps.civic.rules import hall_unit, service_day, wait_minutes
 from miniapps.civic.services import ahead_of, call_next, passes_today, waiting_today
 from miniapps.civic.tables import Checkpoint, Hall, Pass, QueueTicket, Service
 from miniapps.contract import (
@@ -179,9 +179,14 @@ def handlers(platform: Platform) -> list[Any]:
         )
         if row is None:
             raise NotFound("no such service at this hall", code="service_not_found")
-        called = await call_next(row, data.window, platform.now())
-        if called is None:
-            raise NotFound("nobody is waiting in this line", code="queue_empty")
+        async with platform.transaction():
+            called = await call_next(row, data.window, platform.now())
+            if called is None:
+                raise NotFound("nobody is waiting in this line", code="queue_empty")
+            # served at a window: the citizen may rate it (好差评), the hall answering for it
+            await platform.rateable(
+                called["openid"], "hall", key=f"ticket:{called['id']}", unit=hall_unit(hall)
+            )
         return {
             "ticket_id": str(called["id"]),
             "number": called["label"],

@@ -55,3 +55,8 @@ def pick_service(letters: list[str], wanted: str | None) -> str | None:
 def health_passes(status: str | None) -> bool:
     """Whether a health status lets the holder through a check point: green only."""
     return status == GREEN
+
+
+def hall_unit(hall_code: str) -> str:
+    """A hall's unit in the evaluation centre: its code in lower case ("SS-HEPING" → "ss-heping")."""
+    return hall_code.lower()[:32]

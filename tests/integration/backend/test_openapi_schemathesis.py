@@ -174,7 +174,7 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
             headers["Authorization"] = creds["source"]
         elif path.startswith(("/api/v1/payments/reconciliation", "/api/v1/admin/")):
             headers["Authorization"] = creds["operator"]
-        elif path.startswith("/api/v1/messages"):
+        elif path.startswith(("/api/v1/messages", "/api/v1/ratings/")):
             headers["Authorization"] = creds["miniapps"]["parking"]
         elif m := re.match(r"/api/v1/apps/(\w+)/", path):
             headers["Authorization"] = creds["miniapps"][m.group(1)]

@@ -136,6 +136,11 @@ async def test_the_citizen_follows_the_line_in_the_app_and_the_hall_calls_number
     assert mine[0]["ahead"] == 0 and mine[0]["wait_minutes"] == 0
     theirs = (await client.get("/api/v1/apps/civic/queue", headers=first)).json()["items"]
     assert theirs[0]["state"] == "called" and theirs[0]["window"] == 3
+    # served at the window: the first may rate the hall's service (好差评); the second, not served, not yet
+    [event] = (await client.get("/api/v1/me/ratings/pending", headers=first)).json()["items"]
+    assert (event["service"], event["unit"]) == ("civic.hall", "civic/ss-heping")
+    assert event["unit_name"] == "和平区社保服务大厅"
+    assert (await client.get("/api/v1/me/ratings/pending", headers=second)).json()["items"] == []
 
     ticket = mine[0]["ticket_id"]
     assert (
