@@ -221,6 +221,7 @@ class Cases:
         action: str,
         note: str,
         values: Callable[[dict[str, Any]], dict[Any, Any]] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """One transition, with the case locked while it is made (a row lock on PostgreSQL, SQLite's one
         writer): only one concurrent caller finds it in ``from_states``, and what the move reads (the state
@@ -236,6 +237,8 @@ class Cases:
                     code="case_state",
                     state=row["state"],
                 )
+            if check is not None:
+                check(row)  # a rule of this move beyond the state (raises to refuse it)
             target = to_state(row) if callable(to_state) else to_state
             moved = (
                 await RatingCase.update({RatingCase.state: target, **(values(row) if values else {})})
@@ -318,8 +321,18 @@ class Cases:
             log.warning("rating feedback not sent: %s", exc.code)
 
     async def appeal(self, actor: Actor, case_id: str, reason: str, text: str) -> dict[str, Any]:
-        """申诉: the unit says the rating is mistaken, false, malicious or not about it."""
+        """申诉: the unit says the rating is mistaken, false, malicious or not about it; once per case (an
+        appeal rejected is decided: the unit then rectifies or explains)."""
         text = case_text(text)
+
+        def once(current: dict[str, Any]) -> None:
+            if current["appeal_decision"]:
+                raise Conflict(
+                    "this case's appeal has been decided already: answer it",
+                    code="already_appealed",
+                    decision=current["appeal_decision"],
+                )
+
         row = await self._move(
             actor,
             case_id,
@@ -333,6 +346,7 @@ class Cases:
                 RatingCase.appeal_from: current["state"],
                 RatingCase.appeal_decision: "",
             },
+            check=once,
         )
         await audit.record(
             "rating_case_appealed", actor_kind=actor.kind, actor_id=actor.id, subject=case_id, reason=reason

@@ -405,7 +405,7 @@ class RatingCentre:
                         citizen_id=item["citizen_id"],
                         level=int(item["level"]),
                         indicators={"overall": int(item["level"])},
-                        comment=str(item.get("comment") or "")[:500],
+                        comment=(rules.clean_text(str(item.get("comment") or "")) or "")[:500],
                         month=month_of(rated),
                         imported=True,
                         created_at=rated,
