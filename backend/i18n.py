@@ -379,6 +379,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "此差评工单已申诉过一次（{decision:appeal_decision}），请整改或作出解释",
         "this case's appeal was decided already ({decision}): answer it",
     ),
+    "event_conflict": ("服务记录暂时无法登记，请重试", "the service event could not be recorded; retry"),
     "rating_case_not_found": ("没有找到此差评工单", "no such case at your units"),
     "invalid_case_text": (
         "工单说明不能为空，也不能含有控制字符或改变文字方向的字符",

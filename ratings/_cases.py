@@ -129,7 +129,7 @@ class Cases:
             out.append(step)
         return out
 
-    async def list(
+    async def find(
         self,
         actor: Actor,
         *,
@@ -156,6 +156,8 @@ class Cases:
     async def get(self, actor: Actor, case_id: str, *, rater: Any) -> dict[str, Any]:
         row = await self._row(actor, case_id)
         rating = await Rating.select().where(Rating.id == row["rating"]).first().run()
+        if rating is None:  # a case is opened with its rating, in one transaction, and neither is deleted
+            raise NotFound("no such case at your units", code="rating_case_not_found")
         out = await self.view(row, steps=await self.steps(row["id"], for_citizen=False))
         out["rating"] = {
             "level": LEVEL_NAMES[rating["level"]],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,6 +122,8 @@ class RatingCentre:
                     .first()
                     .run()
                 )
+                if row is None:  # the conflicting event went in the meantime (its account deleted)
+                    raise Conflict("the service event could not be recorded; retry", code="event_conflict")
                 return str(row["id"]), False
             if service.invite and closes > now:
                 await self._invite(event_id, citizen_id, service, unit_row, closes)
@@ -211,7 +214,7 @@ class RatingCentre:
         citizen_id: str,
         event_id: str,
         level: str,
-        indicators: dict[str, str],
+        indicators: Mapping[str, str],
         comment: str,
     ) -> dict[str, Any]:
         """Rate an event once: only its citizen, only while its window is open. A bad rating (不满意,
