@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from backend.app import create_app, services_of
-from backend.clock import FrozenClock
 from ratings.tables import RatingCase, RatingCaseStep, RatingEvent
 from tests.conftest import AppClient, TestGate, basic_auth, running
 from tests.integration.messages.citizen import inbox
@@ -28,11 +27,9 @@ MONDAY = datetime(2026, 9, 28, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def place(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(MONDAY)
-    async with make_client(clock=clock, access_token_ttl=60 * 86400) as client:
-        place = await Place(client, clock, login, new_phone).setup(enrol_scanner)
-        machines = client.services.auth.machines
+async def place(open_place):
+    async with open_place(MONDAY) as place:
+        machines = place.client.services.auth.machines
         system = await machines.create("unit", app_id="parking/parking", name="停车场工单系统")
         place.unit = basic_auth(system)
         yield place

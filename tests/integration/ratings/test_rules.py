@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.clock import FrozenClock
 from miniapps.hospital.tables import Hospital, Visit
 from ratings import calendar
 from ratings.tables import Rating, RatingCase, RatingCaseStep, RatingEvent
 from tests.conftest import basic_auth
 from tests.integration.messages.citizen import inbox
-from tests.integration.ratings.flow import Place
 
 pytestmark = pytest.mark.storage
 # Wednesday 25 November 2026, 16:00 China time
@@ -23,10 +21,9 @@ START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def place(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(START)
-    async with make_client(clock=clock, access_token_ttl=60 * 86400) as client:
-        yield await Place(client, clock, login, new_phone).setup(enrol_scanner)
+async def place(open_place):
+    async with open_place(START) as place:
+        yield place
 
 
 async def test_a_service_is_rated_once_by_its_citizen_within_its_window(place):
