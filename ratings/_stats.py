@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+import re
 from typing import Any, Literal
 
 from auth._profile import DISTRICTS
@@ -50,21 +50,24 @@ COLUMNS = (
 )
 
 
+# ASCII digits, the month with its zero: strptime also took "２０２６-11" (a 500 in the CSV's file name)
+# and "2026-1" (compared as text with "2026-10", a range of the wrong months)
+MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 # a range of up to this many months is asked as ``month IN (…)``: see _months
 MONTHS_LISTED = 120
 
 
 def _months(first: str, last: str) -> tuple[str, list[Any]]:
-    """The months from ``first`` to ``last`` as a condition and its values: ``month IN ({}, …)``, one
-    value a month. Not ``month >= {} AND month <= {}``: on PostgreSQL a statement run a few times on a
-    pooled connection gets a generic plan, which guesses that a range of unknown bounds holds 0.5 % of the
-    rows; for a month's ratings it then walks the (month, unit_id) index over every row of the month
-    (3x the CPU of a sequential scan at 100,000 ratings). A list is guessed as that many months' share
-    of the table, the same as a plan for the values. Ranges longer than MONTHS_LISTED, and months not
-    written YYYY-MM ("2026-1" passes check_month), stay ranges: the same rows either way."""
+    """The months from ``first`` to ``last`` (both checked: YYYY-MM) as a condition and its values:
+    ``month IN ({}, …)``, one value a month. Not ``month >= {} AND month <= {}``: on PostgreSQL a
+    statement run a few times on a pooled connection gets a generic plan, which guesses that a range of
+    unknown bounds holds 0.5 % of the rows; for a month's ratings it then walks the (month, unit_id) index
+    over every row of the month (3x the CPU of a sequential scan at 100,000 ratings). A list is guessed
+    as that many months' share of the table, the same as a plan for the values. Ranges longer than
+    MONTHS_LISTED stay ranges: the same rows either way."""
     year, month = int(first[:4]), int(first[5:7])
     months: list[Any] = []
-    while len(first) == len(last) == 7 and len(months) <= MONTHS_LISTED:
+    while len(months) <= MONTHS_LISTED:
         value = f"{year:04d}-{month:02d}"
         if value > last:
             return f"month IN ({', '.join('{}' for _ in months)})", months
@@ -74,10 +77,8 @@ def _months(first: str, last: str) -> tuple[str, list[Any]]:
 
 
 def check_month(value: str) -> str:
-    try:
-        datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        raise InvalidInput("a month is YYYY-MM", code="invalid_month") from None
+    if not MONTH.fullmatch(value):
+        raise InvalidInput("a month is YYYY-MM", code="invalid_month")
     return value
 
 
