@@ -82,28 +82,43 @@ class Cases:
 
     async def open(
         self, rating_id: uuid.UUID, *, unit_id: str, service: str, district: str, month: str, citizen_id: str
-    ) -> uuid.UUID:
-        """Inside the rating's transaction: the case, with its deadline in working days."""
+    ) -> dict[str, Any]:
+        """Inside the rating's transaction: the case, with its deadline in working days, and its first
+        step; the case's row as written."""
         now = self._clock.now()
         deadline, exact = calendar.add_working_days(now, self.settings.rectify_days)
-        case_id = uuid.uuid4()
-        await RatingCase.insert(
-            RatingCase(
-                id=case_id,
-                rating=rating_id,
-                unit_id=unit_id,
-                service=service,
-                district=district,
-                month=month,
-                citizen_id=citizen_id,
-                state="open",
-                opened_at=now,
-                deadline=deadline,
-                deadline_exact=exact,
-            )
-        ).run()
-        await self._step(case_id, "opened", "", "open", Actor("citizen", ""), "")
-        return case_id
+        case = {
+            "id": uuid.uuid4(),
+            "rating": rating_id,
+            "unit_id": unit_id,
+            "service": service,
+            "district": district,
+            "month": month,
+            "citizen_id": citizen_id,
+            "state": "open",
+            "opened_at": now,
+            "deadline": deadline,
+            "deadline_exact": exact,
+        }
+        await db.bulk_insert(RatingCase, [case])
+        await db.bulk_insert(
+            RatingCaseStep,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "case": case["id"],
+                    "seq": 1,
+                    "at": now,
+                    "action": "opened",
+                    "from_state": "",
+                    "to_state": "open",
+                    "actor_kind": "citizen",
+                    "actor_id": "",
+                    "note": "",
+                }
+            ],
+        )
+        return case | {"outcome": "", "answer": "", "answered_at": None, "callback_level": None}
 
     # ---- reading ---------------------------------------------------------------------------------------
     async def of_ratings(self, rating_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:

@@ -250,34 +250,37 @@ class RatingCentre:
                     allowed=sorted(allowed),
                 )
             scores = {k: LEVELS[v] for k, v in indicators.items()} | {"overall": overall}
-            rating_id = uuid.uuid4()
             month = month_of(now)
-            await Rating.insert(
-                Rating(
-                    id=rating_id,
-                    event=ident,
-                    service=event["service"],
-                    unit_id=event["unit_id"],
-                    district=event["district"],
-                    channel=event["channel"],
-                    citizen_id=citizen_id,
-                    level=overall,
-                    indicators=scores,
-                    comment=text,
-                    month=month,
-                    created_at=now,
-                )
-            ).run()
+            row = {
+                "id": uuid.uuid4(),
+                "event": ident,
+                "service": event["service"],
+                "unit_id": event["unit_id"],
+                "district": event["district"],
+                "channel": event["channel"],
+                "citizen_id": citizen_id,
+                "level": overall,
+                "indicators": scores,
+                "comment": text,
+                "month": month,
+                "counted": True,
+                "imported": False,
+                "created_at": now,
+            }
+            # one statement each, answered from what was written (no second read of the same rows)
+            await db.bulk_insert(Rating, [row])
+            case = None
             if rules.is_bad(overall):
-                await self.cases.open(
-                    rating_id,
+                case = await self.cases.open(
+                    row["id"],
                     unit_id=event["unit_id"],
                     service=event["service"],
                     district=event["district"],
                     month=month,
                     citizen_id=citizen_id,
                 )
-        return await self.my_rating(citizen_id, str(rating_id))
+        steps = [{"at": now, "action": "opened", "state": "open", "note": ""}] if case else None
+        return await self._rating_view(row, case, steps=steps)
 
     async def _why_not(self, citizen_id: str, ident: uuid.UUID, now: datetime) -> None:
         row = (
