@@ -124,6 +124,7 @@ TERMS: dict[str, dict[str, str]] = {
         "closed": "已关闭",
         "failed": "支付失败",
     },
+    "appeal_decision": {"rejected": "申诉未获支持", "upheld": "申诉成立"},
     "case_state": {
         "open": "待核实",
         "rectifying": "整改中",
@@ -374,7 +375,16 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "rating_not_found": ("没有找到您的这条评价", "no such rating of yours"),
     "no_case": ("只有差评才有整改回访", "only a bad rating has a case to call back on"),
     "case_state": ("该差评工单{state:case_state}，不能进行此操作", "the case is {state}: not now"),
+    "already_appealed": (
+        "此差评工单已申诉过一次（{decision:appeal_decision}），请整改或作出解释",
+        "this case's appeal was decided already ({decision}): answer it",
+    ),
+    "event_conflict": ("服务记录暂时无法登记，请重试", "the service event could not be recorded; retry"),
     "rating_case_not_found": ("没有找到此差评工单", "no such case at your units"),
+    "invalid_case_text": (
+        "工单说明不能为空，也不能含有控制字符或改变文字方向的字符",
+        "the text is empty or holds control or direction-changing characters",
+    ),
     "invalid_month": ("月份格式应为 YYYY-MM", "a month is YYYY-MM"),
     # the message centre (messages/)
     "invalid_message_data": (

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from backend import audit, db
 from backend.clock import Clock
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, InvalidInput, NotFound
 from backend.i18n import pick
 from messages.services import PLATFORM, MessageCentre, Outgoing
-from ratings import calendar
+from ratings import calendar, rules
 from ratings._catalogue import Declared, Units
 from ratings.rules import LEVEL_NAMES, LEVEL_TEXT
 from ratings.tables import Rating, RatingCase, RatingCaseStep
@@ -81,28 +82,43 @@ class Cases:
 
     async def open(
         self, rating_id: uuid.UUID, *, unit_id: str, service: str, district: str, month: str, citizen_id: str
-    ) -> uuid.UUID:
-        """Inside the rating's transaction: the case, with its deadline in working days."""
+    ) -> dict[str, Any]:
+        """Inside the rating's transaction: the case, with its deadline in working days, and its first
+        step; the case's row as written."""
         now = self._clock.now()
         deadline, exact = calendar.add_working_days(now, self.settings.rectify_days)
-        case_id = uuid.uuid4()
-        await RatingCase.insert(
-            RatingCase(
-                id=case_id,
-                rating=rating_id,
-                unit_id=unit_id,
-                service=service,
-                district=district,
-                month=month,
-                citizen_id=citizen_id,
-                state="open",
-                opened_at=now,
-                deadline=deadline,
-                deadline_exact=exact,
-            )
-        ).run()
-        await self._step(case_id, "opened", "", "open", Actor("citizen", ""), "")
-        return case_id
+        case = {
+            "id": uuid.uuid4(),
+            "rating": rating_id,
+            "unit_id": unit_id,
+            "service": service,
+            "district": district,
+            "month": month,
+            "citizen_id": citizen_id,
+            "state": "open",
+            "opened_at": now,
+            "deadline": deadline,
+            "deadline_exact": exact,
+        }
+        await db.bulk_insert(RatingCase, [case])
+        await db.bulk_insert(
+            RatingCaseStep,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "case": case["id"],
+                    "seq": 1,
+                    "at": now,
+                    "action": "opened",
+                    "from_state": "",
+                    "to_state": "open",
+                    "actor_kind": "citizen",
+                    "actor_id": "",
+                    "note": "",
+                }
+            ],
+        )
+        return case | {"outcome": "", "answer": "", "answered_at": None, "callback_level": None}
 
     # ---- reading ---------------------------------------------------------------------------------------
     async def of_ratings(self, rating_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
@@ -128,7 +144,7 @@ class Cases:
             out.append(step)
         return out
 
-    async def list(
+    async def find(
         self,
         actor: Actor,
         *,
@@ -155,6 +171,8 @@ class Cases:
     async def get(self, actor: Actor, case_id: str, *, rater: Any) -> dict[str, Any]:
         row = await self._row(actor, case_id)
         rating = await Rating.select().where(Rating.id == row["rating"]).first().run()
+        if rating is None:  # a case is opened with its rating, in one transaction, and neither is deleted
+            raise NotFound("no such case at your units", code="rating_case_not_found")
         out = await self.view(row, steps=await self.steps(row["id"], for_citizen=False))
         out["rating"] = {
             "level": LEVEL_NAMES[rating["level"]],
@@ -216,35 +234,42 @@ class Cases:
         case_id: str,
         *,
         from_states: tuple[str, ...],
-        to_state: str,
+        to_state: str | Callable[[dict[str, Any]], str],
         action: str,
         note: str,
-        values: dict[Any, Any] | None = None,
+        values: Callable[[dict[str, Any]], dict[Any, Any]] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """One transition: the UPDATE that finds the case in one of ``from_states`` moves it (and only one
-        concurrent caller finds it so), with its step; otherwise why not."""
-        row = await self._row(actor, case_id)
+        """One transition, with the case locked while it is made (a row lock on PostgreSQL, SQLite's one
+        writer): only one concurrent caller finds it in ``from_states``, and what the move reads (the state
+        it leaves for the step, where an appeal came from, the deadline) is what the case holds as it
+        moves, not what it held before another clerk's move landed. ``to_state`` and ``values`` may be
+        functions of that row."""
+        ident = (await self._row(actor, case_id))["id"]
         async with db.transaction():
+            [row] = await db.for_update(RatingCase.select().where(RatingCase.id == ident)).run()
+            if row["state"] not in from_states:
+                raise Conflict(
+                    f"the case is {row['state']}: it cannot be {action} now",
+                    code="case_state",
+                    state=row["state"],
+                )
+            if check is not None:
+                check(row)  # a rule of this move beyond the state (raises to refuse it)
+            target = to_state(row) if callable(to_state) else to_state
             moved = (
-                await RatingCase.update({RatingCase.state: to_state, **(values or {})})
-                .where((RatingCase.id == row["id"]) & RatingCase.state.is_in(list(from_states)))
+                await RatingCase.update({RatingCase.state: target, **(values(row) if values else {})})
+                .where(RatingCase.id == ident)
                 .returning(*RatingCase.all_columns())
                 .run()
             )
-            if not moved:
-                current = (
-                    await RatingCase.select(RatingCase.state).where(RatingCase.id == row["id"]).first().run()
-                )
-                raise Conflict(
-                    f"the case is {current['state']}: it cannot be {action} now",
-                    code="case_state",
-                    state=current["state"],
-                )
-            await self._step(row["id"], action, _from(row, from_states), to_state, actor, note)
+            await self._step(ident, action, row["state"], target, actor, note)
         return moved[0]
 
     async def verify(self, actor: Actor, case_id: str, note: str) -> dict[str, Any]:
         """核实: the unit looked into it and is rectifying."""
+        note = case_text(note, required=False)
+        now = self._clock.now()
         row = await self._move(
             actor,
             case_id,
@@ -252,15 +277,15 @@ class Cases:
             to_state="rectifying",
             action="verified",
             note=note,
-            values={RatingCase.verified_at: self._clock.now()},
+            values=lambda _: {RatingCase.verified_at: now},
         )
         await audit.record("rating_case_verified", actor_kind=actor.kind, actor_id=actor.id, subject=case_id)
         return await self.view(row, steps=None)
 
     async def answer(self, actor: Actor, case_id: str, outcome: str, text: str) -> dict[str, Any]:
         """反馈: rectified, or explained; the rater gets it in their inbox and may call back."""
+        text = case_text(text)
         now = self._clock.now()
-        current = await self._row(actor, case_id)
         async with db.transaction():
             row = await self._move(
                 actor,
@@ -269,7 +294,7 @@ class Cases:
                 to_state="answered",
                 action="answered",
                 note=text,
-                values={
+                values=lambda current: {
                     RatingCase.answered_at: now,
                     RatingCase.outcome: outcome,
                     RatingCase.answer: text,
@@ -285,10 +310,12 @@ class Cases:
         return await self.view(row, steps=None)
 
     async def _feedback(self, row: dict[str, Any], text: str) -> None:
-        """The unit's answer in the rater's inbox; skipped and logged (never failing the answer, which the
-        rater reads in the app anyway) while an operator has not approved the template."""
+        """The unit's answer in the rater's inbox, on one line (a message's paragraph has no line breaks;
+        the rater reads the answer as written in the app); skipped and logged (never failing the answer)
+        while an operator has not approved the template."""
         unit = await self._unit(row["unit_id"])
         zh, en = self._service(row["service"])
+        line = " ".join(text.split())
         try:
             await self._messages.send(
                 PLATFORM,
@@ -302,7 +329,7 @@ class Cases:
                             "service_en": en,
                             "unit": unit["name_zh"],
                             "unit_en": unit["name_en"],
-                            "answer": text if len(text) <= 300 else text[:299] + "…",
+                            "answer": line if len(line) <= 300 else line[:299] + "…",
                         },
                     )
                 ],
@@ -311,8 +338,18 @@ class Cases:
             log.warning("rating feedback not sent: %s", exc.code)
 
     async def appeal(self, actor: Actor, case_id: str, reason: str, text: str) -> dict[str, Any]:
-        """申诉: the unit says the rating is mistaken, false, malicious or not about it."""
-        current = await self._row(actor, case_id)
+        """申诉: the unit says the rating is mistaken, false, malicious or not about it; once per case (an
+        appeal rejected is decided: the unit then rectifies or explains)."""
+        text = case_text(text)
+
+        def once(current: dict[str, Any]) -> None:
+            if current["appeal_decision"]:
+                raise Conflict(
+                    "this case's appeal has been decided already: answer it",
+                    code="already_appealed",
+                    decision=current["appeal_decision"],
+                )
+
         row = await self._move(
             actor,
             case_id,
@@ -320,12 +357,13 @@ class Cases:
             to_state="appealed",
             action="appealed",
             note=text,
-            values={
+            values=lambda current: {
                 RatingCase.appeal_reason: reason,
                 RatingCase.appeal_text: text,
                 RatingCase.appeal_from: current["state"],
                 RatingCase.appeal_decision: "",
             },
+            check=once,
         )
         await audit.record(
             "rating_case_appealed", actor_kind=actor.kind, actor_id=actor.id, subject=case_id, reason=reason
@@ -335,18 +373,19 @@ class Cases:
     async def decide_appeal(self, actor: Actor, case_id: str, uphold: bool, note: str) -> dict[str, Any]:
         """An operator's decision: upheld, the rating leaves the statistics and the case is void;
         rejected, the case goes back to where it was, its deadline unchanged."""
-        current = await self._row(actor, case_id)
+        note = case_text(note, required=False)
+        now = self._clock.now()
         async with db.transaction():
             row = await self._move(
                 actor,
                 case_id,
                 from_states=("appealed",),
-                to_state="void" if uphold else (current["appeal_from"] or "open"),
+                to_state=lambda current: "void" if uphold else (current["appeal_from"] or "open"),
                 action="upheld" if uphold else "rejected",
                 note=note,
-                values={
+                values=lambda _: {
                     RatingCase.appeal_decision: "upheld" if uphold else "rejected",
-                    **({RatingCase.closed_at: self._clock.now()} if uphold else {}),
+                    **({RatingCase.closed_at: now} if uphold else {}),
                 },
             )
             if uphold:
@@ -365,6 +404,7 @@ class Cases:
         case = await RatingCase.select(RatingCase.id).where(RatingCase.rating == rating_id).first().run()
         if case is None:
             raise Conflict("only a bad rating has a case to call back on", code="no_case")
+        now = self._clock.now()
         await self._move(
             Actor("citizen", ""),
             str(case["id"]),
@@ -372,15 +412,16 @@ class Cases:
             to_state="closed",
             action="called_back",
             note=comment,
-            values={
+            values=lambda _: {
                 RatingCase.callback_level: level,
                 RatingCase.callback_comment: comment,
-                RatingCase.closed_at: self._clock.now(),
+                RatingCase.closed_at: now,
             },
         )
 
     async def forget(self, citizen_id: str) -> None:
-        """An account deleted: its answered cases close with no call-back (no one is left to ask)."""
+        """An account deleted: its answered cases close with no call-back (no one is left to ask), and
+        what the rater wrote in a call-back goes like the rating's comment (in the case and its step)."""
         now = self._clock.now()
         closed = (
             await RatingCase.update({RatingCase.state: "closed", RatingCase.closed_at: now})
@@ -390,6 +431,21 @@ class Cases:
         )
         for row in closed:
             await self._step(row["id"], "closed", "answered", "closed", PLATFORM_ACTOR, "account deleted")
+        called = (
+            await RatingCase.update({RatingCase.callback_comment: ""})
+            .where((RatingCase.citizen_id == citizen_id) & RatingCase.callback_level.is_not_null())
+            .returning(RatingCase.id)
+            .run()
+        )
+        if called:
+            await (
+                RatingCaseStep.update({RatingCaseStep.note: ""})
+                .where(
+                    RatingCaseStep.case.is_in([r["id"] for r in called])
+                    & (RatingCaseStep.action == "called_back")
+                )
+                .run()
+            )
 
     # ---- the round -------------------------------------------------------------------------------------
     async def tick(self) -> dict[str, int]:
@@ -472,8 +528,16 @@ def _and(where: Any, more: Any) -> Any:
     return more if where is None else where & more
 
 
-def _from(row: dict[str, Any], from_states: tuple[str, ...]) -> str:
-    return row["state"] if row["state"] in from_states else from_states[0]
+def case_text(text: str, *, required: bool = True) -> str:
+    """A unit's or an operator's text on a case (a note, an answer, an appeal), stripped: line breaks
+    are fine; control and direction-changing characters are not (the rater reads the answer and the
+    notes), nor an answer or appeal of blanks only."""
+    clean = rules.clean_text(text)
+    if clean is None or (required and not clean):
+        raise InvalidInput(
+            "the text is empty or holds control or direction-changing characters", code="invalid_case_text"
+        )
+    return clean
 
 
 def case_view(case: dict[str, Any], steps: list[dict[str, Any]] | None) -> dict[str, Any]:

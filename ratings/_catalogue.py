@@ -9,9 +9,12 @@ from typing import Any
 
 from auth._profile import DISTRICTS
 from backend import db
+from backend.clock import Clock
 from backend.errors import InvalidInput, NotFound
 from ratings.rules import Rateable, Unit
 from ratings.tables import RatingUnit
+
+UNIT_CACHE = 60.0  # seconds a worker trusts a unit's name and district it read
 
 
 @dataclass
@@ -42,8 +45,11 @@ class Declared:
 
 
 class Units:
-    def __init__(self) -> None:
-        self._cache: dict[str, dict[str, Any]] = {}
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        # unit id -> (read at, the row): a worker trusts a unit it read for UNIT_CACHE seconds, so a unit
+        # renamed (or moved to another district) on one worker reaches every worker within them
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -----------------------------------------------------------------------------------------
     async def sync(self, declared: Declared) -> None:
@@ -74,23 +80,24 @@ class Units:
                 self._cache.pop(row["unit_id"], None)
 
     async def get(self, unit_id: str) -> dict[str, Any]:
-        found = self._cache.get(unit_id)
-        if found is None:
-            found = (
-                await RatingUnit.select(
-                    RatingUnit.unit_id,
-                    RatingUnit.owner,
-                    RatingUnit.name_zh,
-                    RatingUnit.name_en,
-                    RatingUnit.district,
-                )
-                .where(RatingUnit.unit_id == unit_id)
-                .first()
-                .run()
+        cached = self._cache.get(unit_id)
+        if cached is not None and self._clock.monotonic() - cached[0] < UNIT_CACHE:
+            return cached[1]
+        found = (
+            await RatingUnit.select(
+                RatingUnit.unit_id,
+                RatingUnit.owner,
+                RatingUnit.name_zh,
+                RatingUnit.name_en,
+                RatingUnit.district,
             )
-            if found is None:
-                raise NotFound(f"no unit {unit_id!r}", code="rating_unit_not_found", unit=unit_id)
-            self._cache[unit_id] = found
+            .where(RatingUnit.unit_id == unit_id)
+            .first()
+            .run()
+        )
+        if found is None:
+            raise NotFound(f"no unit {unit_id!r}", code="rating_unit_not_found", unit=unit_id)
+        self._cache[unit_id] = (self._clock.monotonic(), found)
         return found
 
     async def all(self, owner: str | None = None) -> list[dict[str, Any]]:

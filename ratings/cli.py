@@ -34,7 +34,7 @@ def units_credential(unit_id: str, name: str, as_json: bool) -> None:
 @units.command("revoke")
 @click.argument("client_id")
 def units_revoke(client_id: str) -> None:
-    """Revoke a unit's credential at once."""
+    """Revoke a unit's credential (takes effect on every worker within seconds)."""
     revoke_credential("unit", client_id)
 
 

@@ -148,7 +148,7 @@ async def _cases(
     limit: int,
     offset: int,
 ) -> CasePage:
-    rows = await ratings.cases.list(
+    rows = await ratings.cases.find(
         actor, state=state, overdue=overdue, unit=unit, limit=limit, offset=offset
     )
     items, after, link = page_parts(request, rows, limit=limit, offset=offset)

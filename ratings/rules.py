@@ -89,6 +89,9 @@ class Unit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     district: str = ""  # one of auth's DISTRICTS (the regional analysis), "" for city-wide
 
     def problems(self) -> list[str]:
+        # the whole code: a pattern's "$" also matches before a final line break ("dept\n" was a unit)
+        if not UNIT_CODE.fullmatch(self.code):
+            return ["a unit's code is 1-32 lowercase letters, digits and hyphens"]
         if any(BAD_CHARS.search(t) for t in (self.name_zh, self.name_en)):
             return ["names may not hold control or direction-changing characters"]
         return []

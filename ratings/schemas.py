@@ -13,7 +13,7 @@ from ratings.rules import AppealReason, LevelName, Outcome
 Comment = Annotated[str, Meta(max_length=500)]
 Answer = Annotated[str, Meta(min_length=1, max_length=1000)]
 Note = Annotated[str, Meta(max_length=1000)]
-Month = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Month = Annotated[str, Meta(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

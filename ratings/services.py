@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -121,6 +122,8 @@ class RatingCentre:
                     .first()
                     .run()
                 )
+                if row is None:  # the conflicting event went in the meantime (its account deleted)
+                    raise Conflict("the service event could not be recorded; retry", code="event_conflict")
                 return str(row["id"]), False
             if service.invite and closes > now:
                 await self._invite(event_id, citizen_id, service, unit_row, closes)
@@ -211,7 +214,7 @@ class RatingCentre:
         citizen_id: str,
         event_id: str,
         level: str,
-        indicators: dict[str, str],
+        indicators: Mapping[str, str],
         comment: str,
     ) -> dict[str, Any]:
         """Rate an event once: only its citizen, only while its window is open. A bad rating (不满意,
@@ -247,34 +250,37 @@ class RatingCentre:
                     allowed=sorted(allowed),
                 )
             scores = {k: LEVELS[v] for k, v in indicators.items()} | {"overall": overall}
-            rating_id = uuid.uuid4()
             month = month_of(now)
-            await Rating.insert(
-                Rating(
-                    id=rating_id,
-                    event=ident,
-                    service=event["service"],
-                    unit_id=event["unit_id"],
-                    district=event["district"],
-                    channel=event["channel"],
-                    citizen_id=citizen_id,
-                    level=overall,
-                    indicators=scores,
-                    comment=text,
-                    month=month,
-                    created_at=now,
-                )
-            ).run()
+            row = {
+                "id": uuid.uuid4(),
+                "event": ident,
+                "service": event["service"],
+                "unit_id": event["unit_id"],
+                "district": event["district"],
+                "channel": event["channel"],
+                "citizen_id": citizen_id,
+                "level": overall,
+                "indicators": scores,
+                "comment": text,
+                "month": month,
+                "counted": True,
+                "imported": False,
+                "created_at": now,
+            }
+            # one statement each, answered from what was written (no second read of the same rows)
+            await db.bulk_insert(Rating, [row])
+            case = None
             if rules.is_bad(overall):
-                await self.cases.open(
-                    rating_id,
+                case = await self.cases.open(
+                    row["id"],
                     unit_id=event["unit_id"],
                     service=event["service"],
                     district=event["district"],
                     month=month,
                     citizen_id=citizen_id,
                 )
-        return await self.my_rating(citizen_id, str(rating_id))
+        steps = [{"at": now, "action": "opened", "state": "open", "note": ""}] if case else None
+        return await self._rating_view(row, case, steps=steps)
 
     async def _why_not(self, citizen_id: str, ident: uuid.UUID, now: datetime) -> None:
         row = (
@@ -312,7 +318,7 @@ class RatingCentre:
     async def my_rating(self, citizen_id: str, rating_id: str) -> dict[str, Any]:
         row = (
             await Rating.select()
-            .where((Rating.id == _uuid(rating_id)) & (Rating.citizen_id == citizen_id))
+            .where((Rating.id == _uuid(rating_id, "rating_not_found")) & (Rating.citizen_id == citizen_id))
             .first()
             .run()
         )
@@ -350,7 +356,7 @@ class RatingCentre:
             raise InvalidInput("the comment holds control characters", code="invalid_rating_text")
         row = (
             await Rating.select(Rating.id)
-            .where((Rating.id == _uuid(rating_id)) & (Rating.citizen_id == citizen_id))
+            .where((Rating.id == _uuid(rating_id, "rating_not_found")) & (Rating.citizen_id == citizen_id))
             .first()
             .run()
         )
@@ -405,7 +411,7 @@ class RatingCentre:
                         citizen_id=item["citizen_id"],
                         level=int(item["level"]),
                         indicators={"overall": int(item["level"])},
-                        comment=str(item.get("comment") or "")[:500],
+                        comment=(rules.clean_text(str(item.get("comment") or "")) or "")[:500],
                         month=month_of(rated),
                         imported=True,
                         created_at=rated,
@@ -416,11 +422,17 @@ class RatingCentre:
 
     async def forget(self, citizen_id: str) -> None:
         """An account deleted: its open events go; its ratings stay in the statistics with no one behind
-        them (the unit's handle already led to no one), and its open cases are closed without a call-back."""
+        them (the unit's handle already led to no one; nor does the event a rating was of), and its open
+        cases are closed without a call-back."""
         async with db.transaction():
             await (
                 RatingEvent.delete()
                 .where((RatingEvent.citizen_id == citizen_id) & RatingEvent.rated_at.is_null())
+                .run()
+            )
+            await (
+                RatingEvent.update({RatingEvent.citizen_id: ""})
+                .where(RatingEvent.citizen_id == citizen_id)
                 .run()
             )
             await self.cases.forget(citizen_id)
@@ -436,8 +448,9 @@ class RatingCentre:
             )
 
 
-def _uuid(value: str) -> uuid.UUID:
+def _uuid(value: str, code: str = "rating_event_not_found") -> uuid.UUID:
+    """An id from a path or a body; one that is no id is not found (as an event, or ``code``)."""
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise NotFound("no such item", code="rating_event_not_found") from None
+        raise NotFound("no such item", code=code) from None

@@ -148,7 +148,7 @@ def build_rating_services(
     declared = Declared()
     declared.declare(PLATFORM, PLATFORM_SERVICES, PLATFORM_UNITS)
 
-    units = Units()
+    units = Units(runtime.clock)
     cases = Cases(
         runtime.clock,
         messages.centre,

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backend.clock import FrozenClock
 from tests.integration.messages.citizen import inbox
-from tests.integration.ratings.flow import Place
 
 pytestmark = pytest.mark.storage
 # Monday 28 September 2026, 11:00 China time: 1-7 October is the National Day holiday, Saturday 10 October
@@ -18,10 +16,9 @@ MONDAY = datetime(2026, 9, 28, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def place(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(MONDAY)
-    async with make_client(clock=clock, access_token_ttl=60 * 86400) as client:
-        yield await Place(client, clock, login, new_phone).setup(enrol_scanner)
+async def place(open_place):
+    async with open_place(MONDAY) as place:
+        yield place
 
 
 async def test_a_bad_rating_is_answered_and_called_back(place):

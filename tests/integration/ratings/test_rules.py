@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.clock import FrozenClock
 from miniapps.hospital.tables import Hospital, Visit
 from ratings import calendar
 from ratings.tables import Rating, RatingCase, RatingCaseStep, RatingEvent
 from tests.conftest import basic_auth
 from tests.integration.messages.citizen import inbox
-from tests.integration.ratings.flow import Place
 
 pytestmark = pytest.mark.storage
 # Wednesday 25 November 2026, 16:00 China time
@@ -23,10 +21,9 @@ START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def place(make_client, login, new_phone, enrol_scanner):
-    clock = FrozenClock(START)
-    async with make_client(clock=clock, access_token_ttl=60 * 86400) as client:
-        yield await Place(client, clock, login, new_phone).setup(enrol_scanner)
+async def place(open_place):
+    async with open_place(START) as place:
+        yield place
 
 
 async def test_a_service_is_rated_once_by_its_citizen_within_its_window(place):
@@ -280,3 +277,25 @@ def test_the_calendar_counts_holidays_and_adjusted_working_days():
     assert calendar.is_workday(datetime(2026, 10, 5).date()) == (False, True)  # National Day
     late = calendar.add_working_days(datetime(2026, 12, 21, 2, tzinfo=UTC), 15)
     assert late[1] is False  # 2027 is not known to the calendar yet
+
+
+async def test_a_case_is_appealed_once(place):
+    client = place.client
+    me = await place.citizen()
+    case = (await place.rate(me, (await place.stay(me))["id"], "dissatisfied")).json()["case"]
+    appeal = {"reason": "false", "text": "该时段无此车辆出场记录"}
+    url = f"/api/v1/ratings/cases/{case['id']}"
+    assert (await client.post(f"{url}/appeal", json=appeal, headers=place.parking)).status_code == 200
+    r = await client.post(
+        f"/api/v1/admin/ratings/cases/{case['id']}/appeal-decision",
+        json={"uphold": False, "note": "出场记录显示该车辆当日出场"},
+        headers=place.operator,
+    )
+    assert r.status_code == 200 and r.json()["state"] == "open"
+    again = await client.post(f"{url}/appeal", json=appeal, headers=place.parking)
+    assert again.status_code == 409 and again.json()["code"] == "already_appealed"
+    assert again.json()["detail"] == "此差评工单已申诉过一次（申诉未获支持），请整改或作出解释"
+    answered = await client.post(
+        f"{url}/answer", json={"outcome": "rectified", "text": "已核对并致歉"}, headers=place.parking
+    )
+    assert answered.status_code == 200 and answered.json()["state"] == "answered"
