@@ -116,7 +116,8 @@ const SSMessages = (() => {
     if (m.read) return;
     try {
       const { unread } = await call(`/api/v1/me/messages/${encodeURIComponent(m.id)}/read`, { method: "POST" });
-      m.read = true;
+      // by its id: a refresh may have replaced the list's objects since the tap
+      for (const x of [m, ...s.items]) if (x.id === m.id) x.read = true;
       s.changes += 1;
       badge(unread);
       render();
@@ -127,7 +128,7 @@ const SSMessages = (() => {
     try {
       await call(`/api/v1/me/messages/${encodeURIComponent(m.id)}`, { method: "DELETE" });
     } catch (e) { if (e.status !== 404) { failed(e, "inbox-error"); return; } }
-    s.items = s.items.filter(x => x !== m);
+    s.items = s.items.filter(x => x.id !== m.id);
     s.changes += 1;
     await refresh();
   }
