@@ -6,7 +6,7 @@ credentials; these routes are the console session's way in."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page_parts
 from console.guards import console_admin, console_operator, provide_operator, same_site_post
 from console.ratings import RatingsDesk
+from ratings.controllers import NO_STORE, By, States
 from ratings.rules import Unit
 from ratings.schemas import (
     AnswerBody,
@@ -29,9 +30,6 @@ from ratings.schemas import (
     VerifyBody,
 )
 
-NO_STORE = {"Cache-Control": "no-store"}
-States = Literal["open", "rectifying", "answered", "closed", "appealed", "void"]
-By = Literal["unit", "service", "district", "month"]
 CHANGE = [console_admin, same_site_post]
 
 
