@@ -61,7 +61,7 @@ class RatingsDesk:
     ) -> list[dict[str, Any]]:
         """Every unit's cases, the nearest deadline first (``limit + 1`` rows); ``overdue``: past the
         deadline with no answer yet."""
-        return await self._ratings.cases.list(
+        return await self._ratings.cases.find(
             self._operator(""), state=state, overdue=overdue, unit=unit, limit=limit, offset=offset
         )
 
