@@ -41,8 +41,9 @@ engine = db.create_engine(Settings(database_url=sys.argv[1], data_dir=sys.argv[2
 app = AppConfig(app_name="shengshitong", migrations_folder_path=sys.argv[3])
 asyncio.run(db.migrate(engine, [app], quiet=True))
 """
-# each one's migrations (civic came after the shared history: its one migration simply runs)
-MINIAPPS = {"transit": 2, "parking": 2, "hospital": 2, "tourism": 2, "civic": 1}
+# each one's migrations (civic came after the shared history: its one migration simply runs; the
+# hospital's third, the old ratings' partial index, came with the evaluation centre)
+MINIAPPS = {"transit": 2, "parking": 2, "hospital": 3, "tourism": 2, "civic": 1}
 
 
 def _id(path: Path) -> str:
