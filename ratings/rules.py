@@ -58,9 +58,7 @@ INDICATORS: dict[str, dict[str, tuple[str, str]]] = {
 Outcome = Literal["rectified", "explained"]
 # why a unit appeals a bad rating (申诉): given by mistake, false, malicious, or not about this unit
 AppealReason = Literal["mistaken", "false", "malicious", "not_our_service"]
-CASE_STATES = ("open", "rectifying", "answered", "closed", "appealed", "void")
 UNIT_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-Text = Annotated[str, Meta(max_length=500)]
 
 
 class Rateable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
