@@ -33,6 +33,9 @@ KINDS = {
     "operator": "opr",
     "source": "src",
     "unit": "unt",
+    "issuer": "iss",  # a department issuing e-licences (licences/)
+    "inspector": "ins",  # an inspector's verifier fetching handed-over presentations
+    "relying_party": "rp",  # a government service asking for licence fields on consent
 }
 _BASIC = {"WWW-Authenticate": 'Basic realm="shengshitong", charset="UTF-8"'}
 LAST_SEEN_EVERY = 60.0

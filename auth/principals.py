@@ -15,7 +15,7 @@ class CitizenPrincipal(msgspec.Struct, frozen=True):
 class MachinePrincipal(msgspec.Struct, frozen=True):
     id: str
     client_id: str
-    kind: str  # scanner | miniapp | merchant | operator | source | unit
+    kind: str  # scanner | miniapp | merchant | operator | source | unit | issuer | inspector | relying_party
     name: str
     app_id: str
     place: str

@@ -24,6 +24,8 @@ from codes.plugin import CodesPlugin
 from codes.services import CodeServices, build_code_services
 from console.plugin import ConsolePlugin
 from console.services import ConsoleServices, build_console_services
+from licences.plugin import LicencesPlugin
+from licences.setup import LicenceServices, build_licence_services
 from messages.plugin import MessagesPlugin
 from messages.setup import MessageServices, build_message_services
 from miniapps.contract import MiniApp
@@ -47,6 +49,7 @@ class Services:
     payments: PaymentServices
     messages: MessageServices
     ratings: RatingServices
+    licences: LicenceServices
     miniapps: MiniAppServices
     console: ConsoleServices
 
@@ -70,6 +73,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         runtime, auth=auth, messages=messages, citizen_of_order=payments.orders.citizen_of
     )
     payments.subscribers.observe("ratings", order_ratings)
+    licences = build_licence_services(runtime, auth=auth, messages=messages, trust_root=codes.keys.root)
     miniapps = build_miniapp_services(
         runtime,
         auth=auth,
@@ -77,6 +81,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         payments=payments,
         messages=messages,
         ratings=ratings,
+        licences=licences,
         extra=extra_miniapps,
     )
     console = build_console_services(
@@ -94,6 +99,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         payments=payments,
         messages=messages,
         ratings=ratings,
+        licences=licences,
         miniapps=miniapps,
         console=console,
     )
@@ -122,6 +128,7 @@ def create_app(
         PaymentsPlugin(runtime, services.payments),
         MessagesPlugin(services.messages, env=settings.env),
         RatingsPlugin(services.ratings, env=settings.env),
+        LicencesPlugin(services.licences, env=settings.env),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),

@@ -128,6 +128,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rating_rectify_days: int = 15
     rating_callback_days: int = 7
     rating_interval: float = 60.0
+    # 电子证照 (docs/licences.md): days a credential lives on a device before the app fetches a fresh one;
+    # seconds an inspector keeps the issuer trust list; a status list's freshness (ttl) and how long an
+    # offline verifier may still rely on one (its exp)
+    licence_credential_days: int = 30
+    licence_trust_refresh: int = 3600
+    licence_status_ttl: int = 300
+    licence_status_max_age: int = 86400
     # Web Push: the contact push services see in our VAPID token, and the push services' hosts a
     # browser's subscription may point at (its endpoint is a URL we post to: nothing else is allowed)
     push_subject: str = "mailto:webpush@shengshitong.example"
@@ -308,6 +315,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}MESSAGE_INTERVAL and {PREFIX}MESSAGE_RETRY_BASE_DELAY: seconds, above 0")
     if not 1 <= settings.rating_rectify_days <= 60 or not 1 <= settings.rating_callback_days <= 90:
         problems.append(f"{PREFIX}RATING_RECTIFY_DAYS (1 to 60) and {PREFIX}RATING_CALLBACK_DAYS (1 to 90)")
+    if not 1 <= settings.licence_credential_days <= 365:
+        problems.append(f"{PREFIX}LICENCE_CREDENTIAL_DAYS: 1-365 days")
+    if not 60 <= settings.licence_status_ttl <= settings.licence_status_max_age <= 7 * 86400:
+        problems.append(f"{PREFIX}LICENCE_STATUS_TTL / _MAX_AGE: 60 s <= ttl <= max age <= 7 days")
+    if not 60 <= settings.licence_trust_refresh <= 86400:
+        problems.append(f"{PREFIX}LICENCE_TRUST_REFRESH: 60-86400 seconds")
     if not 0 < settings.rating_interval <= 3600:
         problems.append(f"{PREFIX}RATING_INTERVAL: seconds, above 0, at most 3600")
     if not 10 <= settings.message_announce_batch <= 10_000:

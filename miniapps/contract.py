@@ -305,6 +305,25 @@ class PastRating(msgspec.Struct, frozen=True):
     unit: str = ""  # one of the app's units ("": the app's own)
 
 
+class LicenceAsk(msgspec.Struct, frozen=True):
+    """Where a request for licence fields stands (:meth:`Platform.ask_licence`)."""
+
+    id: str
+    state: str  # pending | approved | refused | expired | used | revoked
+    fields: tuple[str, ...] = ()
+
+
+class SharedLicence(msgspec.Struct, frozen=True):
+    """What the citizen consented to share (:meth:`Platform.licence_fields`): the fields, and the
+    issuer-signed presentation that proves them (keep it as the record, or pass it to a verifier)."""
+
+    request: str
+    type: str
+    fields: dict[str, Any]
+    presentation: str
+    expires_at: datetime
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -388,6 +407,29 @@ class Platform(Protocol):
     async def import_ratings(self, service: str, ratings: list[PastRating]) -> int:
         """Move ratings the app kept itself into the evaluation centre (idempotent by key; a past rating
         opens no case). Returns how many were new."""
+
+    async def ask_licence(
+        self,
+        openid: str,
+        licence_type: str,
+        fields: list[str],
+        purpose: str,
+        *,
+        key: str,
+        standing: bool = False,
+    ) -> LicenceAsk | None:
+        """Ask the citizen for named fields of one of their licences (授权), for ``purpose`` (shown to
+        them): once, or ``standing`` (until they withdraw it). They are told in their inbox and decide in
+        the app. ``key`` makes it once (the same key: the same request). None for an openid the platform
+        does not know."""
+
+    async def licence_request(self, request_id: str) -> LicenceAsk:
+        """Where a request of this app stands now."""
+
+    async def licence_fields(self, request_id: str) -> SharedLicence:
+        """The consented fields, logged in the citizen's use log; a one-time consent is spent by it.
+        :class:`Conflict` (``consent_pending``, ``consent_refused``, ``consent_used``, ``consent_revoked``,
+        ``consent_expired``, ``licence_suspended``, ``licence_revoked``) when there is nothing to give."""
 
     @property
     def payments(self) -> Any:

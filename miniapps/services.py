@@ -26,6 +26,8 @@ from backend.settings import Settings
 from backend.store import Store
 from codes.services import CodeFreshness, CodeServices
 from codes.sources import Contributed
+from licences._consent import Requester
+from licences.setup import LicenceServices
 from messages.services import MessageCentre, Notice
 from messages.setup import MessageServices
 from miniapps._payments import MiniAppPayments
@@ -33,11 +35,13 @@ from miniapps.contract import (
     SCOPES,
     SCOPES_ZH,
     Contribution,
+    LicenceAsk,
     MiniApp,
     Note,
     PastRating,
     PaymentEvent,
     RatingUnit,
+    SharedLicence,
 )
 from miniapps.gate import Gate
 from miniapps.registry import MiniAppError, discover, enabled, load_config, piccolo_apps, wanted
@@ -67,10 +71,14 @@ class AppPlatform:
         freshness: CodeFreshness,
         messages: MessageCentre,
         ratings: RatingCentre,
+        licences: LicenceServices,
+        name: str = "",
     ) -> None:
         self.app_id = app_id
+        self.name = name or app_id  # the manifest's name, as citizens see who asks them
         self._messages = messages
         self._ratings = ratings
+        self._licences = licences
         self._freshness = freshness
         self.config = config
         self.log = logging.getLogger(f"shengshitong.miniapps.{app_id}")
@@ -151,6 +159,46 @@ class AppPlatform:
 
     async def save_units(self, units: list[RatingUnit]) -> None:
         await self._ratings.units.save(self.app_id, units)
+
+    def _requester(self) -> Requester:
+        return Requester("miniapp", self.app_id, self.name)
+
+    async def ask_licence(
+        self,
+        openid: str,
+        licence_type: str,
+        fields: list[str],
+        purpose: str,
+        *,
+        key: str,
+        standing: bool = False,
+    ) -> LicenceAsk | None:
+        citizen = await self._pairwise.citizen(self.app_id, openid)
+        if citizen is None:
+            return None
+        row, _ = await self._licences.consents.request(
+            self._requester(),
+            citizen,
+            licence_type,
+            fields,
+            purpose,
+            "standing" if standing else "once",
+            key=key,
+        )
+        return _ask(row)
+
+    async def licence_request(self, request_id: str) -> LicenceAsk:
+        return _ask(await self._licences.consents.for_requester(self._requester(), request_id))
+
+    async def licence_fields(self, request_id: str) -> SharedLicence:
+        shared = await self._licences.consents.share(self._requester(), request_id)
+        return SharedLicence(
+            request=shared["request"],
+            type=shared["vct"].split(":")[3],
+            fields=dict(shared["fields"]),
+            presentation=shared["presentation"],
+            expires_at=shared["expires_at"],
+        )
 
     async def import_ratings(self, service: str, ratings: list[PastRating]) -> int:
         citizens = await self._pairwise.citizens(self.app_id, list({r.openid for r in ratings}))
@@ -390,6 +438,10 @@ def _enabled_classes(settings: Settings, extra: list[type[MiniApp]] | None) -> l
     return classes
 
 
+def _ask(row: dict[str, Any]) -> LicenceAsk:
+    return LicenceAsk(id=row["id"], state=row["state"], fields=tuple(f["name"] for f in row["fields"]))
+
+
 def build_miniapp_services(
     runtime: Runtime,
     *,
@@ -398,6 +450,7 @@ def build_miniapp_services(
     payments: PaymentServices,
     messages: MessageServices,
     ratings: RatingServices,
+    licences: LicenceServices,
     extra: list[type[MiniApp]] | None = None,
 ) -> MiniAppServices:
     """Start the enabled mini-apps (``SHENGSHI_MINIAPPS``, and ``extra`` ones for tests and embedding),
@@ -417,6 +470,8 @@ def build_miniapp_services(
             freshness=codes.freshness,
             messages=messages.centre,
             ratings=ratings.centre,
+            licences=licences,
+            name=cls.manifest.name_zh,
         )
         messages.register(app_id, dict(cls.manifest.templates))
         ratings.register(

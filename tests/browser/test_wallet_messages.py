@@ -184,6 +184,13 @@ def _notifications(page) -> list[list[str]]:
     )
 
 
+def _worker_language(page) -> str | None:
+    """What the wallet told its worker, as the worker keeps it (wallet-sw.js: the cache sst-wallet)."""
+    return page.evaluate(
+        "caches.open('sst-wallet').then(c => c.match('/wallet-sw/lang')).then(r => r ? r.text() : null)"
+    )
+
+
 def test_the_worker_shows_a_push_in_the_wallets_language_and_the_toggle_says_why_not_here(web, browser):
     context = _phone_context(browser)
     context.grant_permissions(["notifications"], origin=web.url)
@@ -207,16 +214,16 @@ def test_the_worker_shows_a_push_in_the_wallets_language_and_the_toggle_says_why
         "link": "/wallet#orders",
     }
     push(payload)
-    _until(lambda: bool(_notifications(page)), 10, "the notification")
+    _until(lambda: bool(_notifications(page)), 30, "the notification")
     assert _notifications(page) == [
         ["乘车费用待支付", "113路 车费 2.00 元 已记入待支付", payload["id"], "/wallet#orders"]
     ]
     # the wallet switched to English tells its worker: the next push reads in English
     page.click("#lang")
-    page.wait_for_timeout(300)
+    _until(lambda: _worker_language(page) == "en", 15, "the worker told the language")
     payload.update(id="5c1d2e3f-0000-4000-8000-000000000001", link="//elsewhere.example/")
     push(payload)
-    _until(lambda: payload["id"] in [n[2] for n in _notifications(page)], 10, "the English notification")
+    _until(lambda: payload["id"] in [n[2] for n in _notifications(page)], 30, "the English notification")
     english = next(n for n in _notifications(page) if n[2] == payload["id"])
     assert english == ["Fare to pay", payload["body"]["en"], payload["id"], "/wallet"]  # never another site
 
