@@ -553,7 +553,7 @@ class LicenceBook:
             token, _, _ = await self.statuses.token(code, int(number))
         except NotFound:
             return {}
-        return {uri: StatusList.from_token(token, trust, now=int(self._clock.time()))}
+        return {uri: StatusList.from_token(token, trust)}
 
     async def check(self, text: str, *, audience: str | tuple[str, ...], nonce: str | None = None) -> Any:
         """Verify a presentation as an inspector would, with the server's own trust list and statuses."""
@@ -603,7 +603,9 @@ class LicenceBook:
             prefix = f"{self.issuers.s.public_url}/api/v1/licences/status/"
             code, _, number = str(ref["uri"])[len(prefix) :].partition("/")
         except (ValueError, KeyError, TypeError, IndexError, PresentationError):
-            raise InvalidInput("not a presentation of a licence", code="presentation_invalid") from None
+            raise InvalidInput(
+                "not a presentation of a licence", code="presentation_invalid", reason="malformed"
+            ) from None
         lists = (
             await LicenceStatusList.select(LicenceStatusList.id)
             .where((LicenceStatusList.issuer == code) & (LicenceStatusList.number == int(number or 0)))
