@@ -109,7 +109,7 @@ class Consents:
         try:
             await LicenceRequest.insert(row).run()
         except Exception as exc:  # the same key raced in from another worker: that one is the request
-            if idem is None:
+            if idem is None or not db.unique_violation(exc):
                 raise
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is None:

@@ -158,51 +158,59 @@ class LicenceBook:
         _check_until(valid_until)
         now = self._clock.now()
         licence_id = uuid.uuid4()
-        async with db.transaction():
-            existing = (
-                await Licence.select()
-                .where(
-                    (Licence.issuer == issuer["code"])
-                    & (Licence.type == kind.code)
-                    & (Licence.number_index == number_index)
-                )
-                .first()
-                .run()
-            )
-            if existing is not None:
-                if existing["holder_index"] == holder and self.fields_of(existing) == fields:
-                    return self._issuer_view(existing), False
-                raise Conflict(
-                    "a licence with this number exists with other details: update it",
-                    code="licence_exists",
-                    licence=str(existing["id"]),
-                )
-            list_id, _, idx = await self.statuses.allocate(issuer["code"])
-            row = Licence(
-                id=licence_id,
-                issuer=issuer["code"],
-                type=kind.code,
-                number_index=number_index,
-                holder_index=holder,
-                fields_sealed=self._seal(licence_id, fields),
-                summary=self._summary(kind, fields),
-                status="valid",
-                version=1,
-                status_list=list_id,
-                status_idx=idx,
-                valid_until=valid_until,
-                issued_at=now,
-                updated_at=now,
-            )
-            # (issuer, type, number_index) is unique: a racing duplicate fails here and is retried as one
-            await Licence.insert(row).run()
-            await audit.record(
-                "licence_issued",
-                actor_kind="issuer",
-                actor_id=issuer["code"],
-                subject=str(licence_id),
-                type=kind.code,
-            )
+        for attempt in (1, 2):
+            try:
+                async with db.transaction():
+                    existing = (
+                        await Licence.select()
+                        .where(
+                            (Licence.issuer == issuer["code"])
+                            & (Licence.type == kind.code)
+                            & (Licence.number_index == number_index)
+                        )
+                        .first()
+                        .run()
+                    )
+                    if existing is not None:
+                        if existing["holder_index"] == holder and self.fields_of(existing) == fields:
+                            return self._issuer_view(existing), False
+                        raise Conflict(
+                            "a licence with this number exists with other details: update it",
+                            code="licence_exists",
+                            licence=str(existing["id"]),
+                        )
+                    list_id, _, idx = await self.statuses.allocate(issuer["code"])
+                    await Licence.insert(
+                        Licence(
+                            id=licence_id,
+                            issuer=issuer["code"],
+                            type=kind.code,
+                            number_index=number_index,
+                            holder_index=holder,
+                            fields_sealed=self._seal(licence_id, fields),
+                            summary=self._summary(kind, fields),
+                            status="valid",
+                            version=1,
+                            status_list=list_id,
+                            status_idx=idx,
+                            valid_until=valid_until,
+                            issued_at=now,
+                            updated_at=now,
+                        )
+                    ).run()
+                    await audit.record(
+                        "licence_issued",
+                        actor_kind="issuer",
+                        actor_id=issuer["code"],
+                        subject=str(licence_id),
+                        type=kind.code,
+                    )
+                break
+            except Exception as exc:
+                # (issuer, type, number) is unique: the same licence issued at the same moment by a
+                # retry went in first; the second round finds it and answers as for a retry
+                if attempt == 2 or not db.unique_violation(exc):
+                    raise
         saved = await Licence.select().where(Licence.id == licence_id).first().run()
         assert saved is not None
         citizen = await self._citizen_of_index(holder)
