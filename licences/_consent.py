@@ -271,21 +271,7 @@ class Consents:
                 )
         else:
             changes[LicenceRequest.state] = "refused"
-        done = (
-            await LicenceRequest.update(changes)
-            .where(where & (LicenceRequest.state == "pending"))
-            .returning(LicenceRequest.id)
-            .run()
-        )
-        if not done:
-            raise Conflict(
-                f"this request is {row['state']}: only a pending one is answered",
-                code="request_decided",
-                state=row["state"],
-            )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        return await self._move(where, "pending", changes, "only a pending one is answered")
 
     async def _licence_for(self, citizen_id: str, type_code: str, licence_id: str | None) -> uuid.UUID:
         if licence_id:
@@ -310,24 +296,25 @@ class Consents:
         row = await LicenceRequest.select().where(where).first().run()
         if row is None:
             raise NotFound("no such request", code="request_not_found")
-        if row["state"] != "revoked":
-            done = (
-                await LicenceRequest.update(
-                    {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
-                )
-                .where(where & (LicenceRequest.state == "approved"))
-                .returning(LicenceRequest.id)
-                .run()
-            )
-            if not done:
-                raise Conflict(
-                    f"this request is {row['state']}: only an approved consent is withdrawn",
-                    code="request_decided",
-                    state=row["state"],
-                )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        if row["state"] == "revoked":
+            return _view(row)
+        changes = {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
+        return await self._move(where, "approved", changes, "only an approved consent is withdrawn")
+
+    async def _move(self, where: Any, expected: str, changes: dict[Any, Any], why: str) -> dict[str, Any]:
+        """The request from ``expected`` to its new state in one conditional UPDATE (of racing callers,
+        one moves it); the others are told the state it is in now."""
+        done = (
+            await LicenceRequest.update(changes)
+            .where(where & (LicenceRequest.state == expected))
+            .returning(*LicenceRequest.all_columns())
+            .run()
+        )
+        if done:
+            return _view(done[0])
+        now = await LicenceRequest.select(LicenceRequest.state).where(where).first().run()
+        state = now["state"] if now else "expired"
+        raise Conflict(f"this request is {state}: {why}", code="request_decided", state=state)
 
     async def forget(self, citizen_id: str) -> None:
         await LicenceRequest.delete().where(LicenceRequest.citizen_id == citizen_id).run()
