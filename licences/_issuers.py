@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from piccolo.query.functions.aggregate import Max
-
 from auth._machines import MachineCredentials
 from backend import audit
 from backend.clock import Clock
@@ -250,38 +248,41 @@ class StatusLists:
         self._store = store
 
     async def allocate(self, issuer: str) -> tuple[int, int, int]:
-        """``(list id, list number, index)`` for a new licence; inside the caller's transaction. The
-        conditional UPDATE takes one entry race-free; a full (or missing) list gets a successor."""
+        """``(list id, list number, index)`` for a new licence; inside the caller's transaction.
+
+        The conditional UPDATE takes one entry of the issuer's newest list, race-free. Only the newest:
+        when racing workers each opened a successor, an UPDATE over every list with room would take an
+        entry of each and use one (bench/licences.py's books found it). A full (or missing) newest list
+        gets one successor; a worker that finds a successor opened meanwhile takes from it."""
         for _ in range(5):
-            taken = (
-                await LicenceStatusList.update({LicenceStatusList.used: LicenceStatusList.used + 1})
-                .where(
-                    (LicenceStatusList.issuer == issuer) & (LicenceStatusList.used < LicenceStatusList.size)
-                )
-                .returning(
-                    LicenceStatusList.id,
-                    LicenceStatusList.number,
-                    LicenceStatusList.used,
-                    LicenceStatusList.size,
-                )
-                .run()
-            )
+            taken = await LicenceStatusList.raw(
+                "UPDATE licence_status_list SET used = used + 1"
+                " WHERE issuer = {} AND used < size"
+                " AND number = (SELECT max(number) FROM licence_status_list WHERE issuer = {})"
+                " RETURNING id, number, used, size",
+                issuer,
+                issuer,
+            ).run()
             if taken:
                 row = taken[0]
                 return row["id"], row["number"], status_index(row["used"] - 1, row["size"])
-            last = (
-                await LicenceStatusList.select(Max(LicenceStatusList.number, alias="n"))
+            newest = (
+                await LicenceStatusList.select(
+                    LicenceStatusList.number, LicenceStatusList.used, LicenceStatusList.size
+                )
                 .where(LicenceStatusList.issuer == issuer)
+                .order_by(LicenceStatusList.number, ascending=False)
                 .first()
                 .run()
             )
-            number = int((last or {}).get("n") or 0) + 1
+            if newest is not None and newest["used"] < newest["size"]:
+                continue  # a racing worker's successor, committed since: take from it
             # (issuer, number) is unique: a racing worker's list wins and this loop takes from it
             await LicenceStatusList.raw(
                 "INSERT INTO licence_status_list (issuer, number, size, bits, used, changed_at) "
                 "VALUES ({}, {}, {}, 2, 0, {}) ON CONFLICT (issuer, number) DO NOTHING",
                 issuer,
-                number,
+                (newest["number"] if newest else 0) + 1,
                 LIST_SIZE,
                 self._clock.now(),
             ).run()

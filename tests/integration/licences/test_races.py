@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 
 from licences import holder
-from licences.tables import Licence, LicenceRequest, LicenceUse
+from licences.tables import Licence, LicenceRequest, LicenceStatusList, LicenceUse
 from tests.conftest import basic_auth
-from tests.integration.licences.office import DRIVING
+from tests.integration.licences.office import DRIVING, Citizen
 
 pytestmark = pytest.mark.asyncio
 N = 20
@@ -79,6 +79,38 @@ async def test_an_issuers_retries_issue_one_licence_and_every_licence_its_own_st
         rows = await Licence.select(Licence.status_list, Licence.status_idx).run()
         assert len(rows) == 1 + len(made)
         assert len({(r["status_list"], r["status_idx"]) for r in rows}) == len(rows)
+
+
+async def _lists() -> list[tuple[int, int, int]]:
+    """The issuer's status lists: (number, entries handed out, licences in it)."""
+    lists = (
+        await LicenceStatusList.select()
+        .where(LicenceStatusList.issuer == "sy-traffic")
+        .order_by(LicenceStatusList.number)
+        .run()
+    )
+    licences = Counter(r["status_list"] for r in await Licence.select(Licence.status_list).run())
+    return [(r["number"], r["used"], licences[r["id"]]) for r in lists]
+
+
+async def test_racing_licences_take_entries_of_one_list_and_a_full_list_gets_one_successor(
+    open_office, new_id_number
+):
+    """An issuer's first licences, racing, open one list between them; a list filling under racing
+    licences gets exactly one successor; every entry handed out is a licence's (none taken and lost)."""
+    async with open_office() as office:
+        await asyncio.gather(*(office.issue(Citizen({}, new_id_number())) for _ in range(N)))
+        assert await _lists() == [(1, N, N)]
+        full = (await LicenceStatusList.select(LicenceStatusList.size).first().run())["size"]
+        await LicenceStatusList.update({LicenceStatusList.used: full - 3}).where(
+            LicenceStatusList.issuer == "sy-traffic"
+        ).run()  # as though the list had filled but for three entries
+        await asyncio.gather(*(office.issue(Citizen({}, new_id_number())) for _ in range(N)))
+        (first, used, _), *rest = await _lists()
+        assert (first, used) == (1, full)
+        assert rest == [(2, N - 3, N - 3)]
+        rows = await Licence.select(Licence.status_list, Licence.status_idx).run()
+        assert len({(r["status_list"], r["status_idx"]) for r in rows}) == len(rows) == 2 * N
 
 
 async def test_one_proof_binds_one_credential_and_a_request_is_decided_once(open_office):
