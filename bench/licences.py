@@ -580,6 +580,7 @@ class LockSampler(threading.Thread):
                 )
                 t = self.tally
                 t["samples"] += 1
+                waiting = 0
                 for r in rows:
                     state, kind, event, query = r["state"], r["wait_event_type"], r["wait_event"], r["query"]
                     t["in transaction"] += state in ("active", "idle in transaction")
@@ -587,9 +588,12 @@ class LockSampler(threading.Thread):
                     if state != "active":
                         continue
                     if kind == "Lock":
-                        t["lock: status list" if "licence_status_list" in query else "lock: other"] += 1
+                        row = "licence_status_list" in query
+                        t["lock: status list" if row else "lock: other"] += 1
+                        waiting += row
                     elif "WAL" in (event or ""):  # IO: WALSync, WALWrite; LWLock: WALWrite, WALInsert
                         t["WAL"] += 1
+                t["row busy"] += waiting > 0  # someone waits: the row is held at that moment
                 await asyncio.sleep(self.interval)
         finally:
             await conn.close()
@@ -1195,7 +1199,8 @@ class Bench:
                     f"  {name:<24} {m.get('in transaction', 0):5.1f} in a transaction,"
                     f" {m.get('active', 0):5.1f} running a statement,"
                     f" {m.get('lock: status list', 0):5.2f} waiting for a status-list row,"
-                    f" {m.get('lock: other', 0):4.2f} for another lock, {m.get('WAL', 0):4.2f} on WAL"
+                    f" {m.get('lock: other', 0):4.2f} for another lock, {m.get('WAL', 0):4.2f} on WAL;"
+                    f" someone waiting for a status-list row in {m.get('row busy', 0):.0%} of the samples"
                 )
 
     def cleanup(self) -> None:
@@ -1241,7 +1246,8 @@ def _locks(s: Series) -> str:
     return (
         f"backends on average: {lk.get('in transaction', 0):.1f} in a transaction, {lk.get('active', 0):.1f}"
         f" running a statement, {lk.get('lock: status list', 0):.2f} waiting for the status-list row,"
-        f" {lk.get('lock: other', 0):.2f} for another lock, {lk.get('WAL', 0):.2f} on WAL"
+        f" {lk.get('lock: other', 0):.2f} for another lock, {lk.get('WAL', 0):.2f} on WAL,"
+        f"; a status-list row waited for in {lk.get('row busy', 0):.0%} of the samples"
         f" ({int(lk.get('samples', 0))} samples); {s.cost['xacts']:.1f} transactions a request"
     )
 
