@@ -1246,7 +1246,7 @@ def _locks(s: Series) -> str:
     return (
         f"backends on average: {lk.get('in transaction', 0):.1f} in a transaction, {lk.get('active', 0):.1f}"
         f" running a statement, {lk.get('lock: status list', 0):.2f} waiting for the status-list row,"
-        f" {lk.get('lock: other', 0):.2f} for another lock, {lk.get('WAL', 0):.2f} on WAL,"
+        f" {lk.get('lock: other', 0):.2f} for another lock, {lk.get('WAL', 0):.2f} on WAL"
         f"; a status-list row waited for in {lk.get('row busy', 0):.0%} of the samples"
         f" ({int(lk.get('samples', 0))} samples); {s.cost['xacts']:.1f} transactions a request"
     )
