@@ -18,7 +18,7 @@ from backend import audit
 from backend.clock import Clock
 from backend.crypto import b64u
 from backend.errors import Conflict, InvalidInput, NotFound
-from backend.keystore import KeyStore, LoadedKey
+from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
 from codes.format import sign_bytes
@@ -26,10 +26,12 @@ from licences.format import pack_statuses, status_token
 from licences.rules import DEPARTMENTS, STATUS_VALUES, TYPES, status_index
 from licences.tables import Licence, LicenceIssuer, LicenceStatusList
 from licences.verifier import TRUST_LIST_TYPE
+from messages.templates import BAD_CHARS
 
 log = logging.getLogger("shengshitong.licences")
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 LIST_SIZE = 1 << 17  # entries per status list: 131,072 licences, 32 KiB of 2-bit statuses before zlib
+LIST_NUMBERS = range(1, 2**31)  # what the list's integer column holds: any other number names no list
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,10 @@ class Issuers:
     def keystore(self, code: str) -> KeyStore:
         store = self._keys.get(code)
         if store is None:
-            # an old key stays published as long as a credential it signed may be shown
+            # an old key stays published as long as a credential it signed may be shown; a new one is
+            # published a trust-list refresh (plus a worker's key reload) before it signs, so an inspector
+            # holding the list it fetched before a rotation knows every credential and status list signed
+            # after it (as the citizen code's keys do: docs/licences.md, "The issuer trust list")
             # the purpose column holds 16 characters: the issuer's code, hashed, names its keys
             store = KeyStore(
                 "lic:" + hashlib.sha256(code.encode()).hexdigest()[:12],
@@ -86,6 +91,7 @@ class Issuers:
                 self._clock,
                 default_alg="ES256",
                 publish_overlap=(self.s.credential_days + 1) * 86400,
+                activation_delay=self.s.trust_refresh + RELOAD_INTERVAL,
             )
             self._keys[code] = store
         return store
@@ -119,9 +125,12 @@ class Issuers:
                 department=department,
             )
         for name, limit in ((name_zh, 64), (name_en, 96)):
-            if not name.strip() or len(name) > limit:
+            # shown on inspectors' screens and in the holders' messages as written
+            if not name.strip() or len(name) > limit or BAD_CHARS.search(name):
                 raise InvalidInput(
-                    "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters", code="invalid_name"
+                    "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters, none of them"
+                    " control or direction-changing ones",
+                    code="invalid_issuer_name",
                 )
         if await LicenceIssuer.exists().where(LicenceIssuer.code == code).run():
             raise Conflict(f"issuer {code} exists", code="issuer_exists")
@@ -162,10 +171,11 @@ class Issuers:
             await audit.record("licence_issuer_revoked", actor_kind="operator", actor_id=actor, subject=code)
         return await self.get(code)
 
-    async def rotate(self, code: str) -> str:
+    async def rotate(self, code: str) -> dict[str, str]:
+        """A new key for the issuer: published at once, signing from ``signs_from`` (see keystore())."""
         await self.get(code)
         key = await self.keystore(code).rotate()
-        return key.kid
+        return {"kid": key.kid, "signs_from": key.active_from.isoformat()}
 
     async def get(self, code: str) -> dict[str, Any]:
         row = await LicenceIssuer.select().where(LicenceIssuer.code == code).first().run()
@@ -297,6 +307,8 @@ class StatusLists:
 
     async def token(self, issuer: str, number: int) -> tuple[str, str, int]:
         """``(token, etag, ttl)`` of list ``number`` of ``issuer``."""
+        if number not in LIST_NUMBERS:  # asked of the database, it overflows its integer: a 500
+            raise NotFound("no such status list", code="status_list_not_found")
         row = (
             await LicenceStatusList.select()
             .where((LicenceStatusList.issuer == issuer) & (LicenceStatusList.number == number))

@@ -329,7 +329,9 @@ class LicenceBook:
                     )
                 ],
             )
-        except (Conflict, NotFound) as exc:  # a template not approved yet: the licence is issued anyway
+        # a template not approved yet, or data it does not take: the change is made (and committed) anyway,
+        # and the issuer is told it was
+        except (Conflict, NotFound, InvalidInput) as exc:
             log.warning("licence message %s not sent: %s", template, exc.code)
 
     # ---- the citizen's side ----------------------------------------------------------------------
@@ -481,7 +483,15 @@ class LicenceBook:
             if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or "d" in jwk:
                 raise ValueError("a public P-256 key")
             _, payload = verify_jws(proof, public_key_from_jwk(jwk), typ=PROOF_TYP)
-        except (PresentationError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        except (
+            PresentationError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            UnicodeDecodeError,
+            RecursionError,  # a header of JSON nested past the parser
+        ) as exc:
             raise InvalidInput(
                 "proof must be a JWT (typ openid4vci-proof+jwt, ES256) signed by the P-256 key in its header",
                 code="invalid_proof",
