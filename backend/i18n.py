@@ -412,6 +412,11 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "{department} 类部门不能签发这些证照类型",
         "a {department} issuer does not issue these licence types",
     ),
+    "invalid_issuer_name": (
+        "发证机关名称须为 1 至 64 个字（英文名 1 至 96 个字符），不得含控制字符或改变文字方向的字符",
+        "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters, none of them control or"
+        " direction-changing ones",
+    ),
     "issuer_exists": ("发证机关已存在", "the issuer exists"),
     "issuer_not_found": ("没有此发证机关，或其凭证已被撤销", "no such issuer, or its credential is revoked"),
     "status_list_busy": ("状态列表暂时繁忙，请重试", "no status list entry could be taken; retry"),
@@ -445,7 +450,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "亮证数据已被读取或已过期",
         "no such presentation: it was fetched already or lapsed",
     ),
-    "invalid_purpose": ("请说明用途（2 至 200 个字）", "say what the fields are for, in 2-200 characters"),
+    "invalid_purpose": (
+        "请说明用途（2 至 200 个字，不得含控制字符或改变文字方向的字符）",
+        "say what the fields are for, in 2-200 characters, none of them control or direction-changing ones",
+    ),
     "invalid_mode": ("授权方式须为一次性或长期", "mode is once or standing"),
     "invalid_consent_days": ("长期授权的期限须为 1 至 365 天", "a standing consent lasts 1-365 days"),
     "invalid_subject": (
@@ -466,6 +474,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "consent_revoked": ("持证人已撤回授权", "the citizen withdrew the consent"),
     "consent_approved": ("已授权", "approved"),
     "no_licence_of_type": ("您没有有效的此类证照", "you hold no valid licence of this type"),
+    "licence_not_held": (
+        "授权人已不再持有该证照，此授权不再有效",
+        "the citizen who consented no longer holds this licence",
+    ),
     "wrong_licence_type": ("所选证照不是申请的类型", "that licence is of another type"),
     # the message centre (messages/)
     "invalid_message_data": (

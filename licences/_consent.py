@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backend import db
@@ -25,6 +25,7 @@ from licences.services import LicenceBook
 from licences.tables import Licence, LicenceRequest
 from licences.verifier import vct_of
 from messages.services import PLATFORM, MessageCentre, Outgoing
+from messages.templates import BAD_CHARS
 
 log = logging.getLogger("shengshitong.licences")
 _KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -70,8 +71,14 @@ class Consents:
         kind = licence_type(type_code)
         fields = check_fields_requested(kind, fields)
         purpose = " ".join((purpose or "").split())
-        if not 2 <= len(purpose) <= 200:
-            raise InvalidInput("say what the fields are for, in 2-200 characters", code="invalid_purpose")
+        # the citizen reads it (and the message centre refuses to carry it) as written: nothing invisible or
+        # direction-changing that makes it read as another purpose
+        if not 2 <= len(purpose) <= 200 or BAD_CHARS.search(purpose):
+            raise InvalidInput(
+                "say what the fields are for, in 2-200 characters, none of them control or"
+                " direction-changing ones",
+                code="invalid_purpose",
+            )
         if mode not in ("once", "standing"):
             raise InvalidInput("mode is once or standing", code="invalid_mode")
         days = standing_days or self.s.standing_days
@@ -132,7 +139,7 @@ class Consents:
                     )
                 ],
             )
-        except (Conflict, NotFound) as exc:
+        except (Conflict, NotFound, InvalidInput) as exc:  # the request is recorded: the citizen sees it
             log.warning("licence request message not sent: %s", exc.code)
         saved = await LicenceRequest.select().where(LicenceRequest.id == request_id).first().run()
         assert saved is not None
@@ -179,6 +186,15 @@ class Consents:
             if licence is None or licence["status"] != "valid":
                 status = licence["status"] if licence else "revoked"
                 raise Conflict(f"the citizen's licence is {status}", code=f"licence_{status}")
+            # a consent is the word of the licence's holder: once the account no longer holds it (its real
+            # name cleared, or verified as another ID number) it gives nothing, and the true holder's own
+            # account starts with no consent of someone else's
+            if licence["holder_index"] != await self._book.index_of_citizen(row["citizen_id"]):
+                raise Conflict(
+                    "the citizen who consented no longer holds this licence", code="licence_not_held"
+                )
+            if licence["valid_until"] is not None and licence["valid_until"] <= now:
+                raise Conflict("the citizen's licence has expired", code="licence_expired")
             fields = _fields(row)
             all_fields = self._book.fields_of(licence)
             shared = {f: all_fields[f] for f in fields if f in all_fields}
@@ -294,14 +310,19 @@ class Consents:
                 raise InvalidInput("that licence is of another type", code="wrong_licence_type")
             if held["status"] != "valid":
                 raise Conflict(f"that licence is {held['status']}", code=f"licence_{held['status']}")
+            if _lapsed(held, self._clock.now()):
+                raise Conflict("that licence has expired", code="licence_expired")
             return uuid.UUID(str(held["id"]))
         _, mine = await self._book.mine(citizen_id)
         valid = [m for m in mine if m["type"] == type_code and m["status"] == "valid"]
-        if not valid:
+        current = [m for m in valid if not _lapsed(m, self._clock.now())]
+        if valid and not current:
+            raise Conflict("your licence of this type has expired", code="licence_expired")
+        if not current:
             raise Conflict(
                 f"you hold no valid {TYPES[type_code].en.lower()}", code="no_licence_of_type", type=type_code
             )
-        return uuid.UUID(valid[-1]["id"])
+        return uuid.UUID(current[-1]["id"])
 
     async def revoke(self, citizen_id: str, request_id: str) -> dict[str, Any]:
         """Withdraw an approved consent: the requester gets nothing more from it."""
@@ -340,6 +361,10 @@ _WHY = {
     "used": "this one-time consent was used",
     "revoked": "the citizen withdrew the consent",
 }
+
+
+def _lapsed(licence: dict[str, Any], now: datetime) -> bool:
+    return licence["valid_until"] is not None and licence["valid_until"] <= now
 
 
 def _uuid(value: str) -> uuid.UUID:
