@@ -37,6 +37,7 @@ class ConsentSettings:
     standing_days: int = 365  # the longest a standing consent lasts
     once_hours: int = 24  # a one-time consent must be used within this
     shared_minutes: int = 15  # a shared presentation's lifetime
+    pending_per_requester: int = 5  # unanswered requests one requester may have with one citizen
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ class Consents:
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is not None:
                 return _view(found), False
+        # every request tells the citizen, in a platform message carrying the requester's purpose: a
+        # requester waits for answers before it asks again, so requests are no channel to fill an inbox
+        mine = (LicenceRequest.citizen_id == citizen_id) & (LicenceRequest.requester_id == requester.id)
+        await self._lapse(mine)
+        pending = await LicenceRequest.count().where(mine & (LicenceRequest.state == "pending")).run()
+        if pending >= self.s.pending_per_requester:
+            raise Conflict(
+                f"the citizen has {pending} of your requests unanswered: wait for an answer",
+                code="requests_pending",
+                pending=pending,
+            )
         now = self._clock.now()
         request_id = uuid.uuid4()
         row = LicenceRequest(

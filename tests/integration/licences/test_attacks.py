@@ -208,6 +208,43 @@ async def test_what_the_message_centre_refuses_neither_fails_a_change_nor_half_w
         assert (await client.get("/api/v1/me/licence-requests", headers=citizen.me)).json()["items"] == []
 
 
+async def test_a_requester_cannot_fill_a_citizens_inbox_with_requests(open_office):
+    """Each request puts a platform message, carrying the requester's own purpose text, in the citizen's
+    inbox, outside the caps and consents a mini-app's own messages go through: thirty requests in a row
+    ("恭喜您中奖，请访问…") were thirty messages. A requester now waits for answers past a few."""
+    async with open_office() as office:
+        client = office.client
+        await approve(client, "platform.licence_request")
+        citizen = await office.citizen()
+        await office.issue(citizen)
+        rp, _ = await _ask(office, citizen)
+        ask = {"type": "driving_licence", "fields": ["name"], "id_number": citizen.id_number}
+        r = await client.post(
+            "/api/v1/licences/requests", json={**ask, "purpose": "核验", "key": "case-7"}, headers=rp
+        )
+        assert r.status_code == 201
+        keyed = r.json()["id"]
+        for _ in range(3):
+            await _ask(office, citizen, rp=rp)
+        r = await client.post(
+            "/api/v1/licences/requests", json={**ask, "purpose": "恭喜您中奖，请访问网站领取"}, headers=rp
+        )
+        body = await _problem(r, 409, "requests_pending")
+        assert body["pending"] == 5
+        assert len(await inbox(client, citizen.me)) == 5
+        # the same key again is the request already made, not a new one
+        r = await client.post(
+            "/api/v1/licences/requests", json={**ask, "purpose": "核验", "key": "case-7"}, headers=rp
+        )
+        assert r.status_code == 200 and r.json()["id"] == keyed
+        # an answer makes room; another requester was never held back
+        r = await client.post(f"/api/v1/me/licence-requests/{keyed}/refuse", headers=citizen.me)
+        assert r.status_code == 200
+        await _ask(office, citizen, rp=rp)
+        await _ask(office, citizen)
+        assert len(await inbox(client, citizen.me)) == 7
+
+
 # ---- tokens from outside -----------------------------------------------------------------------------
 async def test_deeply_nested_json_in_a_token_is_refused_not_a_500(open_office):
     """JSON nested thousands deep inside a token's header, payload or a disclosure made the server answer
