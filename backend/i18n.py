@@ -418,6 +418,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         " direction-changing ones",
     ),
     "issuer_exists": ("发证机关已存在", "the issuer exists"),
+    "issuer_revoked": (
+        "该证照的发证机关已被撤销，证照不能再出示或授权",
+        "the licence's issuer is no longer trusted",
+    ),
     "issuer_not_found": ("没有此发证机关，或其凭证已被撤销", "no such issuer, or its credential is revoked"),
     "status_list_busy": ("状态列表暂时繁忙，请重试", "no status list entry could be taken; retry"),
     "status_list_not_found": ("没有此状态列表", "no such status list"),

@@ -97,6 +97,14 @@ class Issuers:
         return store
 
     async def signing_key(self, code: str) -> LoadedKey:
+        """The issuer's key that signs now. A revoked issuer's keys sign nothing more: it left the trust
+        list (a compromised key is one reason), so what they would sign verifies nowhere."""
+        if (
+            not await LicenceIssuer.exists()
+            .where((LicenceIssuer.code == code) & (LicenceIssuer.status == "active"))
+            .run()
+        ):
+            raise Conflict("the licence's issuer is no longer trusted", code="issuer_revoked")
         store = self.keystore(code)
         if not store._keys:  # first use in this worker
             await store.load()

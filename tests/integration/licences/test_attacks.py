@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
-from licences import verifier
+from licences import holder, verifier
 from licences.format import pack_statuses, status_token
 from tests.integration.licences.conftest import START
 from tests.integration.licences.office import DRIVING, claims_of
@@ -243,6 +243,42 @@ async def test_a_requester_cannot_fill_a_citizens_inbox_with_requests(open_offic
         await _ask(office, citizen, rp=rp)
         await _ask(office, citizen)
         assert len(await inbox(client, citizen.me)) == 7
+
+
+async def test_a_revoked_issuers_key_signs_nothing_more(open_office):
+    """An issuer revoked (its key leaked, say) left the trust list, but the platform went on signing with
+    its key: fresh credentials for the wallet, and consent shares that spent a one-time consent and handed
+    the fields over, signed by a key no verifier trusts any more."""
+    async with open_office() as office:
+        client = office.client
+        citizen = await office.citizen()
+        issued = await office.issue(citizen)
+        await office.credential(citizen, issued["id"])
+        rp, once = await _ask(office, citizen)
+        await client.post(f"/api/v1/me/licence-requests/{once}/approve", json={}, headers=citizen.me)
+        r = await client.post("/api/v1/admin/licences/issuers/sy-traffic/revoke", headers=office.operator)
+        assert r.json()["status"] == "revoked"
+
+        r = await client.post(f"/api/v1/licences/requests/{once}/presentation", headers=rp)
+        body = await _problem(r, 409, "issuer_revoked")
+        assert "fields" not in body
+        assert (await client.get(f"/api/v1/licences/requests/{once}", headers=rp)).json()[
+            "state"
+        ] == "approved"
+        assert (await client.get("/api/v1/me/licence-uses", headers=citizen.me)).json()["items"] == []
+        nonce = (await client.post("/api/v1/me/licences/nonce", headers=citizen.me)).json()
+        proof = holder.proof(
+            citizen.key,
+            audience=nonce["audience"],
+            nonce=nonce["c_nonce"],
+            iat=int(client.runtime.clock.time()),
+        )
+        r = await client.post(
+            f"/api/v1/me/licences/{issued['id']}/credential",
+            json={"proof": proof},
+            headers=citizen.me,
+        )
+        await _problem(r, 409, "issuer_revoked")
 
 
 # ---- tokens from outside -----------------------------------------------------------------------------
