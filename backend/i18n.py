@@ -441,6 +441,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "a licence's number does not change: issue a new one",
     ),
     "invalid_time": ("时间须带时区", "the time needs a time zone"),
+    "device_withdrawn": ("此设备已被移除，不能再领取该证照", "this device was withdrawn from the licence"),
     "invalid_proof": (
         "设备密钥证明无效：须由请求头中的 P-256 公钥对本服务下发的一次性随机数签名",
         "the proof is not valid: the P-256 key in its header signs a one-time nonce of ours",

@@ -441,6 +441,19 @@ class LicenceBook:
             if row["valid_until"] <= now:
                 raise Conflict("the licence has expired", code="licence_expired")
             until = min(until, row["valid_until"])
+        jkt = jwk_thumbprint(holder_jwk)
+        # a device the citizen withdrew (a lost phone) gets no credential again: whoever holds the phone
+        # and its session would otherwise bind it anew (a new phone has a new key)
+        if (
+            await LicenceCredential.exists()
+            .where(
+                (LicenceCredential.licence == row["id"])
+                & (LicenceCredential.device_jkt == jkt)
+                & LicenceCredential.withdrawn_at.is_not_null()
+            )
+            .run()
+        ):
+            raise Conflict("this device was withdrawn from the licence", code="device_withdrawn")
         number = await self.list_number(row["status_list"])
         key = await self.issuers.signing_key(row["issuer"])
         credential = mint(
@@ -454,7 +467,6 @@ class LicenceBook:
             iat=int(now.timestamp()),
             exp=int(until.timestamp()),
         )
-        jkt = jwk_thumbprint(holder_jwk)
         await LicenceCredential.insert(
             LicenceCredential(
                 id=uuid.uuid4(),

@@ -281,6 +281,48 @@ async def test_a_revoked_issuers_key_signs_nothing_more(open_office):
         await _problem(r, 409, "issuer_revoked")
 
 
+async def test_a_withdrawn_device_is_not_bound_again(open_office):
+    """Withdrawing a device (a lost phone) promised that the server "mints none to it", but whoever held
+    the phone, still signed in, fetched a fresh credential for the same device key and showed again."""
+    async with open_office() as office:
+        client = office.client
+        citizen = await office.citizen()
+        issued = await office.issue(citizen)
+        credential = await office.credential(citizen, issued["id"])
+        device = (await client.get(f"/api/v1/me/licences/{issued['id']}", headers=citizen.me)).json()[
+            "devices"
+        ]
+        r = await client.delete(
+            f"/api/v1/me/licences/{issued['id']}/devices/{device[0]['device_jkt']}", headers=citizen.me
+        )
+        assert r.status_code == 200 and r.json() == {"withdrawn": 1}
+        shown = office.present(citizen, credential, ["licence_class"])
+        r = await client.post(
+            "/api/v1/me/licences/presentations", json={"presentation": shown}, headers=citizen.me
+        )
+        await _problem(r, 403, "presentation_not_yours")
+
+        nonce = (await client.post("/api/v1/me/licences/nonce", headers=citizen.me)).json()
+        proof = holder.proof(
+            citizen.key,
+            audience=nonce["audience"],
+            nonce=nonce["c_nonce"],
+            iat=int(client.runtime.clock.time()),
+        )
+        r = await client.post(
+            f"/api/v1/me/licences/{issued['id']}/credential", json={"proof": proof}, headers=citizen.me
+        )
+        await _problem(r, 409, "device_withdrawn")
+        # the citizen's new phone, with a key of its own, is bound
+        citizen.key = holder.device_key()
+        fresh = await office.credential(citizen, issued["id"])
+        shown = office.present(citizen, fresh, ["licence_class"])
+        r = await client.post(
+            "/api/v1/me/licences/presentations", json={"presentation": shown}, headers=citizen.me
+        )
+        assert r.status_code == 200, r.text
+
+
 # ---- tokens from outside -----------------------------------------------------------------------------
 async def test_deeply_nested_json_in_a_token_is_refused_not_a_500(open_office):
     """JSON nested thousands deep inside a token's header, payload or a disclosure made the server answer
