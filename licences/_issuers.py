@@ -216,9 +216,10 @@ class Issuers:
         )
         issuers = []
         for row in rows:
-            store = self.keystore(row["code"])
-            await store.load()
-            keys = [k.jwk for k in await store.published()]
+            # published() reads the keys again once the worker's copy is a reload interval old (a rotation
+            # elsewhere shows within it, and a new key signs only a refresh plus that interval later);
+            # loading here on every call unsealed every issuer's private keys per request, on a public route
+            keys = [k.jwk for k in await self.keystore(row["code"]).published()]
             issuers.append(
                 {
                     "iss": self.iss(row["code"]),
