@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,6 @@ from licences.services import LicenceBook
 from licences.tables import Licence, LicenceRequest
 from licences.verifier import vct_of
 from messages.services import PLATFORM, MessageCentre, Outgoing
-from messages.templates import BAD_CHARS
 
 log = logging.getLogger("shengshitong.licences")
 _KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -71,15 +71,10 @@ class Consents:
         """A new request (``True``), or the one this requester made with the same ``key`` (``False``)."""
         kind = licence_type(type_code)
         fields = check_fields_requested(kind, fields)
-        purpose = " ".join((purpose or "").split())
-        # the citizen reads it (and the message centre refuses to carry it) as written: nothing invisible or
-        # direction-changing that makes it read as another purpose
-        if not 2 <= len(purpose) <= 200 or BAD_CHARS.search(purpose):
-            raise InvalidInput(
-                "say what the fields are for, in 2-200 characters, none of them control or"
-                " direction-changing ones",
-                code="invalid_purpose",
-            )
+        purpose = unicodedata.normalize("NFC", " ".join((purpose or "").split()))
+        # the citizen reads it to decide: no control, format or direction-changing characters
+        if not 2 <= len(purpose) <= 200 or any(unicodedata.category(c)[0] == "C" for c in purpose):
+            raise InvalidInput("say what the fields are for, in 2-200 characters", code="invalid_purpose")
         if mode not in ("once", "standing"):
             raise InvalidInput("mode is once or standing", code="invalid_mode")
         days = standing_days or self.s.standing_days
@@ -96,16 +91,22 @@ class Consents:
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is not None:
                 return _view(found), False
-        # every request tells the citizen, in a platform message carrying the requester's purpose: a
-        # requester waits for answers before it asks again, so requests are no channel to fill an inbox
-        mine = (LicenceRequest.citizen_id == citizen_id) & (LicenceRequest.requester_id == requester.id)
-        await self._lapse(mine)
-        pending = await LicenceRequest.count().where(mine & (LicenceRequest.state == "pending")).run()
-        if pending >= self.s.pending_per_requester:
+        waiting = (
+            await LicenceRequest.count()
+            .where(
+                (LicenceRequest.citizen_id == citizen_id)
+                & (LicenceRequest.requester_id == requester.id)
+                & (LicenceRequest.state == "pending")
+                & (LicenceRequest.expires_at > self._clock.now())
+            )
+            .run()
+        )
+        if waiting >= self.s.pending_per_requester:
+            # each request is a message in the citizen's inbox: a requester does not flood it
             raise Conflict(
-                f"the citizen has {pending} of your requests unanswered: wait for an answer",
+                "this citizen has not answered your earlier requests yet",
                 code="requests_pending",
-                pending=pending,
+                most=self.s.pending_per_requester,
             )
         now = self._clock.now()
         request_id = uuid.uuid4()
@@ -151,7 +152,7 @@ class Consents:
                     )
                 ],
             )
-        except (Conflict, NotFound, InvalidInput) as exc:  # the request is recorded: the citizen sees it
+        except (Conflict, NotFound, InvalidInput) as exc:  # the request stands; the inbox lists it
             log.warning("licence request message not sent: %s", exc.code)
         saved = await LicenceRequest.select().where(LicenceRequest.id == request_id).first().run()
         assert saved is not None
@@ -299,21 +300,7 @@ class Consents:
                 )
         else:
             changes[LicenceRequest.state] = "refused"
-        done = (
-            await LicenceRequest.update(changes)
-            .where(where & (LicenceRequest.state == "pending"))
-            .returning(LicenceRequest.id)
-            .run()
-        )
-        if not done:
-            raise Conflict(
-                f"this request is {row['state']}: only a pending one is answered",
-                code="request_decided",
-                state=row["state"],
-            )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        return await self._move(where, "pending", changes, "only a pending one is answered")
 
     async def _licence_for(self, citizen_id: str, type_code: str, licence_id: str | None) -> uuid.UUID:
         if licence_id:
@@ -343,24 +330,25 @@ class Consents:
         row = await LicenceRequest.select().where(where).first().run()
         if row is None:
             raise NotFound("no such request", code="request_not_found")
-        if row["state"] != "revoked":
-            done = (
-                await LicenceRequest.update(
-                    {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
-                )
-                .where(where & (LicenceRequest.state == "approved"))
-                .returning(LicenceRequest.id)
-                .run()
-            )
-            if not done:
-                raise Conflict(
-                    f"this request is {row['state']}: only an approved consent is withdrawn",
-                    code="request_decided",
-                    state=row["state"],
-                )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        if row["state"] == "revoked":
+            return _view(row)
+        changes = {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
+        return await self._move(where, "approved", changes, "only an approved consent is withdrawn")
+
+    async def _move(self, where: Any, expected: str, changes: dict[Any, Any], why: str) -> dict[str, Any]:
+        """The request from ``expected`` to its new state in one conditional UPDATE (of racing callers,
+        one moves it); the others are told the state it is in now."""
+        done = (
+            await LicenceRequest.update(changes)
+            .where(where & (LicenceRequest.state == expected))
+            .returning(*LicenceRequest.all_columns())
+            .run()
+        )
+        if done:
+            return _view(done[0])
+        now = await LicenceRequest.select(LicenceRequest.state).where(where).first().run()
+        state = now["state"] if now else "expired"
+        raise Conflict(f"this request is {state}: {why}", code="request_decided", state=state)
 
     async def forget(self, citizen_id: str) -> None:
         await LicenceRequest.delete().where(LicenceRequest.citizen_id == citizen_id).run()
