@@ -272,6 +272,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unknown_car_park": ("停车场不存在", "no such car park"),
     "car_park_full": ("没有可预约的空余车位", "no free space to reserve"),
     "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
+    "plate_not_found": ("您没有登记此车牌", "no such plate of yours"),
     "session_not_found": ("场次不存在", "no such session"),
     "sold_out": ("此场次余票不足", "not enough places left in this session"),
     "deferred_needs_citizen": (
