@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -39,17 +40,27 @@ class PlateCreate(msgspec.Struct, forbid_unknown_fields=True):
     plate: Annotated[str, msgspec.Meta(min_length=5, max_length=16)]
 
 
-def _plate(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "plate": r["plate"],
-        # pending | verified | mismatch | refused | lapsed; reason: the platform's code when not verified
-        "state": r["state"],
-        "reason": r["reason"],
-        "vehicle_type": r["vehicle_type"],
-        "request_id": r["request"],  # the citizen answers it in the wallet (their licence requests)
-        "created_at": r["created_at"],
-        "settled_at": r["settled_at"],
-    }
+class PlateView(msgspec.Struct):
+    plate: str
+    # pending | verified | mismatch | refused | lapsed
+    state: str
+    reason: str  # the platform's code when not verified (consent_refused, consent_expired, ...), else ""
+    vehicle_type: str  # 车辆类型 from the licence, once verified
+    request_id: str  # the citizen answers it in the wallet (their licence requests)
+    created_at: datetime
+    settled_at: datetime | None
+
+
+def _plate(r: dict[str, Any]) -> PlateView:
+    return PlateView(
+        plate=r["plate"],
+        state=r["state"],
+        reason=r["reason"],
+        vehicle_type=r["vehicle_type"],
+        request_id=r["request"],
+        created_at=r["created_at"],
+        settled_at=r["settled_at"],
+    )
 
 
 def handlers(service: Reservations, plates: Plates) -> list[Any]:
@@ -207,8 +218,11 @@ def handlers(service: Reservations, plates: Plates) -> list[Any]:
         guards=[citizen_caller],
         summary="Register a plate: the citizen is asked to share the plate number and vehicle type of their"
         " vehicle licence (201; 200 with the plate as it stands when it is registered already)",
+        responses={200: ResponseSpec(PlateView, description="The plate, registered already")},
     )
-    async def add_plate(data: JSONBody[PlateCreate], caller: NamedDependency[AppCaller]) -> Response[Any]:
+    async def add_plate(
+        data: JSONBody[PlateCreate], caller: NamedDependency[AppCaller]
+    ) -> Response[PlateView]:
         row, made = await plates.add(caller.openid, plate(data.plate))
         return Response(_plate(row), status_code=HTTP_201_CREATED if made else HTTP_200_OK)
 
