@@ -457,6 +457,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "citizen_not_found": ("没有已实名认证的对应用户", "no verified citizen answers to that"),
     "request_conflict": ("授权申请暂时无法登记，请重试", "the request could not be recorded; retry"),
     "request_not_found": ("没有此授权申请", "no such request"),
+    "requests_pending": (
+        "该用户尚有 {most} 个您的申请未答复，请稍后再申请",
+        "this citizen has {most} of your requests unanswered: wait for their answers",
+    ),
     "request_decided": (
         "此申请{state:request_state}，不能再作此操作",
         "this request is {state}: not now",
