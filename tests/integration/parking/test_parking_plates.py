@@ -263,8 +263,12 @@ async def test_plates_page_and_are_the_callers_own(garage, walk_pages):
         garage.clock.advance(1)
         r = await client.post(PLATES, json={"plate": f"辽B0000{n}"}, headers=me.me)
         assert r.status_code == 201
+    # a sixth while five wait for the citizen's answer: not asked (the platform spares their inbox), not kept
+    r = await client.post(PLATES, json={"plate": "辽B00005"}, headers=me.me)
+    assert r.status_code == 409 and r.json()["code"] == "requests_pending"
     mine = await walk_pages(client, PLATES, limit=2, headers=me.me)
     assert [p["plate"] for p in mine] == [f"辽B0000{n}" for n in reversed(range(5))]  # newest first
+    assert len(await garage.asked(me)) == 5
     assert (await client.get(PLATES, headers=other.me)).json()["items"] == []
     r = await client.delete(f"{PLATES}/{quote('辽B00001')}", headers=other.me)
     assert r.status_code == 404
