@@ -18,7 +18,7 @@ from backend import audit
 from backend.clock import Clock
 from backend.crypto import b64u
 from backend.errors import Conflict, InvalidInput, NotFound
-from backend.keystore import KeyStore, LoadedKey
+from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
 from codes.format import sign_bytes
@@ -78,7 +78,9 @@ class Issuers:
     def keystore(self, code: str) -> KeyStore:
         store = self._keys.get(code)
         if store is None:
-            # an old key stays published as long as a credential it signed may be shown
+            # an old key stays published as long as a credential it signed may be shown; a new one signs
+            # only once every inspector can hold it (its trust list is at most ``trust_refresh`` old, from
+            # a worker whose keys are at most a reload old), as citizen-code keys do
             # the purpose column holds 16 characters: the issuer's code, hashed, names its keys
             store = KeyStore(
                 "lic:" + hashlib.sha256(code.encode()).hexdigest()[:12],
@@ -86,6 +88,7 @@ class Issuers:
                 self._clock,
                 default_alg="ES256",
                 publish_overlap=(self.s.credential_days + 1) * 86400,
+                activation_delay=self.s.trust_refresh + RELOAD_INTERVAL,
             )
             self._keys[code] = store
         return store
@@ -162,9 +165,19 @@ class Issuers:
             await audit.record("licence_issuer_revoked", actor_kind="operator", actor_id=actor, subject=code)
         return await self.get(code)
 
-    async def rotate(self, code: str) -> str:
+    async def rotate(self, code: str, *, actor: str) -> str:
+        """A new signing key for the issuer, published now and signing once every inspector's trust list
+        can hold it (the old one signs until then and stays published while what it signed lives)."""
         await self.get(code)
         key = await self.keystore(code).rotate()
+        await audit.record(
+            "licence_issuer_key_rotated",
+            actor_kind="operator",
+            actor_id=actor,
+            subject=code,
+            kid=key.kid,
+            active_from=key.active_from.isoformat(),
+        )
         return key.kid
 
     async def get(self, code: str) -> dict[str, Any]:

@@ -473,8 +473,13 @@ class OperatorLicencesController(Controller):
     @post(
         "/issuers/{code:str}/rotate",
         status_code=HTTP_200_OK,
-        summary="Give an issuer a new signing key (the old one stays published while its credentials live)",
+        summary="Give an issuer a new signing key: published now, signing once inspectors can hold it",
         opt={"problems": [404]},
     )
-    async def rotate(self, code: FromPath[str], licences: NamedDependency[LicenceServices]) -> dict[str, str]:
-        return {"kid": await licences.issuers.rotate(code)}
+    async def rotate(
+        self,
+        code: FromPath[str],
+        machine: NamedDependency[MachinePrincipal],
+        licences: NamedDependency[LicenceServices],
+    ) -> dict[str, str]:
+        return {"kid": await licences.issuers.rotate(code, actor=machine.client_id)}
