@@ -107,7 +107,7 @@
       clearTimeout(s.armTimer);
       act(issuer, "revoke", revoke);
     });
-    cell.append(rotate, " ", revoke);
+    cell.append(rotate, revoke);
     return cell;
   }
 
@@ -117,9 +117,9 @@
       const status = el("span", { className: "pill status " + (i.status === "active" ? "ok" : "no"), textContent: t("st_" + i.status) || i.status });
       const tr = el("tr", {},
         el("td", { className: "mono", textContent: i.code }),
-        el("td", { textContent: SSLang.pick(i.name_zh, i.name_en) }),
+        el("td", { className: "wrap", textContent: SSLang.pick(i.name_zh, i.name_en) }),
         el("td", { textContent: SSLang.pick(i.department_zh, i.department_en) || i.department }),
-        el("td", { className: "types-cell", textContent: i.types.map(typeName).join(SSLang.get() === "en" ? ", " : "、") }),
+        el("td", { className: "wrap types-cell", textContent: i.types.map(typeName).join(SSLang.get() === "en" ? ", " : "、") }),
         el("td", { className: "mono", textContent: i.client_id }),
         el("td", {}, status, i.revoked_at ? el("div", { className: "muted", textContent: when(i.revoked_at) }) : ""),
         el("td", {}, el("ul", { className: "keys" }, ...i.keys.map(keyLine))),
