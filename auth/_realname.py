@@ -10,7 +10,6 @@ entitlements may have changed; an observer's failure is logged and never fails t
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,13 +44,6 @@ CLEARED: dict[Any, Any] = {
 def _taken() -> Conflict:
     return Conflict("this ID number belongs to another account", code="id_number_taken")
 
-
-def _unique_violation(exc: BaseException) -> bool:
-    """A unique index refused the write: asyncpg's UniqueViolationError (not imported: asyncpg is only
-    there with PostgreSQL) or SQLite's IntegrityError."""
-    if type(exc).__name__ == "UniqueViolationError":
-        return True
-    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
 
 
 class RealNameService:
@@ -187,7 +179,7 @@ class RealNameService:
                 if not updated:
                     raise NotFound("no such account", code="account_not_found")
         except Exception as exc:
-            if _unique_violation(exc):  # another account took it between our check and our write
+            if db.unique_violation(exc):  # another account took it between our check and our write
                 raise _taken() from None
             raise
 

@@ -215,6 +215,14 @@ class _Transaction:
         return result
 
 
+def unique_violation(exc: BaseException) -> bool:
+    """A unique index refused the write: asyncpg's UniqueViolationError (not imported: asyncpg is only
+    there with PostgreSQL) or SQLite's IntegrityError."""
+    if type(exc).__name__ == "UniqueViolationError":
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
+
+
 def for_update(query: Select[Any]) -> Select[Any]:
     """Lock the rows ``query`` reads until the surrounding transaction ends: ``SELECT … FOR UPDATE`` on
     PostgreSQL; on SQLite the IMMEDIATE write transaction (:func:`transaction`) already holds the

@@ -133,6 +133,15 @@ TERMS: dict[str, dict[str, str]] = {
         "appealed": "申诉中",
         "void": "已撤销",
     },
+    "licence_status": {"valid": "有效", "suspended": "已暂停", "revoked": "已注销"},
+    "request_state": {
+        "pending": "待授权",
+        "approved": "已授权",
+        "refused": "已拒绝",
+        "expired": "已过期",
+        "used": "已使用",
+        "revoked": "已撤回",
+    },
     # a payment channel's name in Chinese comes from the channel (payments/registry.py adds them)
     "channel": {"this channel": "该渠道"},
 }
@@ -386,6 +395,82 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "the text is empty or holds control or direction-changing characters",
     ),
     "invalid_month": ("月份格式应为 YYYY-MM", "a month is YYYY-MM"),
+    # e-licences (licences/)
+    "unknown_licence_type": ("证照类型须为以下之一：{types}", "type must be one of {types}"),
+    "unknown_licence_field": ("此类证照没有字段 {field}", "this licence type has no field {field}"),
+    "licence_field_missing": ("缺少证照字段 {field}", "the field {field} is required"),
+    "licence_field_invalid": (
+        "证照字段 {field} 须为 1 至 512 个可打印字符（日期为 YYYY-MM-DD）",
+        "the field {field} must be 1-512 printable characters (a date YYYY-MM-DD)",
+    ),
+    "invalid_issuer_code": (
+        "发证机关代码须为 2 至 32 个小写字母、数字或 -",
+        "an issuer code is 2-32 of a-z, 0-9 and -",
+    ),
+    "unknown_department": ("部门类别须为以下之一：{departments}", "department must be one of {departments}"),
+    "type_not_for_department": (
+        "{department} 类部门不能签发这些证照类型",
+        "a {department} issuer does not issue these licence types",
+    ),
+    "issuer_exists": ("发证机关已存在", "the issuer exists"),
+    "issuer_not_found": ("没有此发证机关，或其凭证已被撤销", "no such issuer, or its credential is revoked"),
+    "status_list_busy": ("状态列表暂时繁忙，请重试", "no status list entry could be taken; retry"),
+    "status_list_not_found": ("没有此状态列表", "no such status list"),
+    "type_not_allowed": ("该发证机关不能签发此类证照", "this issuer may not issue this licence type"),
+    "licence_exists": (
+        "该证号的证照已存在且内容不同，请改为更新",
+        "a licence with this number exists with other details: update it",
+    ),
+    "licence_not_found": ("没有此证照", "no such licence"),
+    "licence_revoked": ("该证照已注销", "the licence is revoked"),
+    "licence_suspended": ("该证照已暂停使用", "the licence is suspended"),
+    "licence_expired": ("该证照已过有效期", "the licence has expired"),
+    "licence_valid": ("该证照有效", "the licence is valid"),
+    "licence_state": ("该证照{state:licence_status}，不能进行此操作", "the licence is {state}: not now"),
+    "licence_number_fixed": (
+        "证号不能更改，请签发新证照",
+        "a licence's number does not change: issue a new one",
+    ),
+    "invalid_time": ("时间须带时区", "the time needs a time zone"),
+    "invalid_proof": (
+        "设备密钥证明无效：须由请求头中的 P-256 公钥对本服务下发的一次性随机数签名",
+        "the proof is not valid: the P-256 key in its header signs a one-time nonce of ours",
+    ),
+    "presentation_invalid": ("亮证数据校验未通过（{reason}）", "the presentation does not verify ({reason})"),
+    "presentation_not_yours": (
+        "只能出示本人设备上的本人证照",
+        "this presentation is not of your licence on one of your devices",
+    ),
+    "handover_not_found": (
+        "亮证数据已被读取或已过期",
+        "no such presentation: it was fetched already or lapsed",
+    ),
+    "invalid_purpose": ("请说明用途（2 至 200 个字）", "say what the fields are for, in 2-200 characters"),
+    "invalid_mode": ("授权方式须为一次性或长期", "mode is once or standing"),
+    "invalid_consent_days": ("长期授权的期限须为 1 至 365 天", "a standing consent lasts 1-365 days"),
+    "invalid_subject": (
+        "小程序以 openid、政务服务以身份证号指明办事人",
+        "a mini-app names the citizen by openid, a relying party by id_number",
+    ),
+    "citizen_not_found": ("没有已实名认证的对应用户", "no verified citizen answers to that"),
+    "request_conflict": ("授权申请暂时无法登记，请重试", "the request could not be recorded; retry"),
+    "request_not_found": ("没有此授权申请", "no such request"),
+    "requests_pending": (
+        "该用户尚有 {most} 个您的申请未答复，请稍后再申请",
+        "this citizen has {most} of your requests unanswered: wait for their answers",
+    ),
+    "request_decided": (
+        "此申请{state:request_state}，不能再作此操作",
+        "this request is {state}: not now",
+    ),
+    "consent_pending": ("持证人尚未授权", "the citizen has not answered yet"),
+    "consent_refused": ("持证人已拒绝授权", "the citizen refused"),
+    "consent_expired": ("申请或授权已过期", "the request or the consent has lapsed"),
+    "consent_used": ("此一次性授权已使用", "this one-time consent was used"),
+    "consent_revoked": ("持证人已撤回授权", "the citizen withdrew the consent"),
+    "consent_approved": ("已授权", "approved"),
+    "no_licence_of_type": ("您没有有效的此类证照", "you hold no valid licence of this type"),
+    "wrong_licence_type": ("所选证照不是申请的类型", "that licence is of another type"),
     # the message centre (messages/)
     "invalid_message_data": (
         "消息内容与模板不符：{problems}",

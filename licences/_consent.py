@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,7 @@ class ConsentSettings:
     standing_days: int = 365  # the longest a standing consent lasts
     once_hours: int = 24  # a one-time consent must be used within this
     shared_minutes: int = 15  # a shared presentation's lifetime
+    pending_per_requester: int = 5  # unanswered requests one requester may have with one citizen
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class Consents:
         """A new request (``True``), or the one this requester made with the same ``key`` (``False``)."""
         kind = licence_type(type_code)
         fields = check_fields_requested(kind, fields)
-        purpose = " ".join((purpose or "").split())
-        if not 2 <= len(purpose) <= 200:
+        purpose = unicodedata.normalize("NFC", " ".join((purpose or "").split()))
+        # the citizen reads it to decide: no control, format or direction-changing characters
+        if not 2 <= len(purpose) <= 200 or any(unicodedata.category(c)[0] == "C" for c in purpose):
             raise InvalidInput("say what the fields are for, in 2-200 characters", code="invalid_purpose")
         if mode not in ("once", "standing"):
             raise InvalidInput("mode is once or standing", code="invalid_mode")
@@ -88,6 +91,19 @@ class Consents:
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is not None:
                 return _view(found), False
+        waiting = await LicenceRequest.count().where(
+            (LicenceRequest.citizen_id == citizen_id)
+            & (LicenceRequest.requester_id == requester.id)
+            & (LicenceRequest.state == "pending")
+            & (LicenceRequest.expires_at > self._clock.now())
+        ).run()
+        if waiting >= self.s.pending_per_requester:
+            # each request is a message in the citizen's inbox: a requester does not flood it
+            raise Conflict(
+                "this citizen has not answered your earlier requests yet",
+                code="requests_pending",
+                most=self.s.pending_per_requester,
+            )
         now = self._clock.now()
         request_id = uuid.uuid4()
         row = LicenceRequest(
@@ -109,7 +125,7 @@ class Consents:
         try:
             await LicenceRequest.insert(row).run()
         except Exception as exc:  # the same key raced in from another worker: that one is the request
-            if idem is None:
+            if idem is None or not db.unique_violation(exc):
                 raise
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is None:
@@ -132,7 +148,7 @@ class Consents:
                     )
                 ],
             )
-        except (Conflict, NotFound) as exc:
+        except (Conflict, NotFound, InvalidInput) as exc:  # the request stands; the inbox lists it
             log.warning("licence request message not sent: %s", exc.code)
         saved = await LicenceRequest.select().where(LicenceRequest.id == request_id).first().run()
         assert saved is not None
@@ -271,21 +287,7 @@ class Consents:
                 )
         else:
             changes[LicenceRequest.state] = "refused"
-        done = (
-            await LicenceRequest.update(changes)
-            .where(where & (LicenceRequest.state == "pending"))
-            .returning(LicenceRequest.id)
-            .run()
-        )
-        if not done:
-            raise Conflict(
-                f"this request is {row['state']}: only a pending one is answered",
-                code="request_decided",
-                state=row["state"],
-            )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        return await self._move(where, "pending", changes, "only a pending one is answered")
 
     async def _licence_for(self, citizen_id: str, type_code: str, licence_id: str | None) -> uuid.UUID:
         if licence_id:
@@ -310,24 +312,25 @@ class Consents:
         row = await LicenceRequest.select().where(where).first().run()
         if row is None:
             raise NotFound("no such request", code="request_not_found")
-        if row["state"] != "revoked":
-            done = (
-                await LicenceRequest.update(
-                    {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
-                )
-                .where(where & (LicenceRequest.state == "approved"))
-                .returning(LicenceRequest.id)
-                .run()
-            )
-            if not done:
-                raise Conflict(
-                    f"this request is {row['state']}: only an approved consent is withdrawn",
-                    code="request_decided",
-                    state=row["state"],
-                )
-        fresh = await LicenceRequest.select().where(where).first().run()
-        assert fresh is not None
-        return _view(fresh)
+        if row["state"] == "revoked":
+            return _view(row)
+        changes = {LicenceRequest.state: "revoked", LicenceRequest.decided_at: self._clock.now()}
+        return await self._move(where, "approved", changes, "only an approved consent is withdrawn")
+
+    async def _move(self, where: Any, expected: str, changes: dict[Any, Any], why: str) -> dict[str, Any]:
+        """The request from ``expected`` to its new state in one conditional UPDATE (of racing callers,
+        one moves it); the others are told the state it is in now."""
+        done = (
+            await LicenceRequest.update(changes)
+            .where(where & (LicenceRequest.state == expected))
+            .returning(*LicenceRequest.all_columns())
+            .run()
+        )
+        if done:
+            return _view(done[0])
+        now = await LicenceRequest.select(LicenceRequest.state).where(where).first().run()
+        state = now["state"] if now else "expired"
+        raise Conflict(f"this request is {state}: {why}", code="request_decided", state=state)
 
     async def forget(self, citizen_id: str) -> None:
         await LicenceRequest.delete().where(LicenceRequest.citizen_id == citizen_id).run()

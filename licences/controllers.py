@@ -124,7 +124,7 @@ class PublicLicencesController(Controller):
         machine: NamedDependency[MachinePrincipal],
         licences: NamedDependency[LicenceServices],
     ) -> Response[HandoverView]:
-        body = await licences.book.fetch_handover(machine, ref)
+        body = await licences.showing.fetch_handover(machine, ref)
         return Response(msgspec.convert(body, HandoverView), headers=NO_STORE)
 
 
@@ -233,7 +233,7 @@ class MyLicencesController(Controller):
         citizen: NamedDependency[CitizenPrincipal],
         licences: NamedDependency[LicenceServices],
     ) -> Response[ShowView]:
-        shown = await licences.book.show(citizen.citizen_id, data.presentation, handover=data.handover)
+        shown = await licences.showing.show(citizen.citizen_id, data.presentation, handover=data.handover)
         return Response(msgspec.convert(shown, ShowView, from_attributes=True), headers=NO_STORE)
 
     @get(

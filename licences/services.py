@@ -4,20 +4,14 @@ inspector (亮证), inline in a QR or handed over by a one-time reference."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import segno
-
 from auth.pii import normalise_id_number
-from auth.principals import MachinePrincipal
 from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
@@ -31,42 +25,22 @@ from licences.holder import PROOF_TYP
 from licences.rules import TYPES, LicenceType, clean_fields, licence_type, mask
 from licences.tables import Licence, LicenceCredential, LicenceIssuer, LicenceStatusList
 from licences.verifier import (
-    IssuerTrustList,
     PresentationError,
-    StatusList,
     jwk_thumbprint,
     public_key_from_jwk,
     vct_of,
     verify_jws,
-    verify_presentation,
 )
 from messages.services import PLATFORM, MessageCentre, Outgoing
 
 log = logging.getLogger("shengshitong.licences")
 
-INSPECT_AUDIENCE = "urn:shengshitong:inspect"  # the audience of a presentation shown to any inspector
-# The densest QR shown inline: version 35 (157 modules, ECC L, up to 2,132 bytes), which an inspector's
-# handheld 2D imager reads off a phone screen at full brightness; a presentation of up to about six
-# fields of a driving licence fits (docs/licences.md, "Sizes"). A larger one is handed over by reference.
-QR_MAX_VERSION = 35
-HANDOVER_PREFIX = "SSTL1:"  # a QR holding a handover reference, not the presentation itself
-HANDOVER_SECONDS = 120
 NONCE_SECONDS = 300
 TRANSITIONS = {
     "suspend": ({"valid"}, "suspended"),
     "reinstate": ({"suspended"}, "valid"),
     "revoke": ({"valid", "suspended"}, "revoked"),
 }
-
-
-@dataclass(frozen=True)
-class Shown:
-    mode: str  # inline | reference
-    qr: str
-    qr_version: int
-    qr_png: str  # the QR as a data: URL the app shows as it is
-    fields: list[str]
-    expires_in: int
 
 
 class LicenceBook:
@@ -126,7 +100,7 @@ class LicenceBook:
         )
         return str(row["id"]) if row else None
 
-    async def _index_of_citizen(self, citizen_id: str) -> str | None:
+    async def index_of_citizen(self, citizen_id: str) -> str | None:
         """A citizen's ID-number index, once a provider verified it (a typed-in number reaches nothing)."""
         row = (
             await Citizen.select(Citizen.id_number_index, Citizen.real_name_verified_at)
@@ -158,51 +132,59 @@ class LicenceBook:
         _check_until(valid_until)
         now = self._clock.now()
         licence_id = uuid.uuid4()
-        async with db.transaction():
-            existing = (
-                await Licence.select()
-                .where(
-                    (Licence.issuer == issuer["code"])
-                    & (Licence.type == kind.code)
-                    & (Licence.number_index == number_index)
-                )
-                .first()
-                .run()
-            )
-            if existing is not None:
-                if existing["holder_index"] == holder and self.fields_of(existing) == fields:
-                    return self._issuer_view(existing), False
-                raise Conflict(
-                    "a licence with this number exists with other details: update it",
-                    code="licence_exists",
-                    licence=str(existing["id"]),
-                )
-            list_id, _, idx = await self.statuses.allocate(issuer["code"])
-            row = Licence(
-                id=licence_id,
-                issuer=issuer["code"],
-                type=kind.code,
-                number_index=number_index,
-                holder_index=holder,
-                fields_sealed=self._seal(licence_id, fields),
-                summary=self._summary(kind, fields),
-                status="valid",
-                version=1,
-                status_list=list_id,
-                status_idx=idx,
-                valid_until=valid_until,
-                issued_at=now,
-                updated_at=now,
-            )
-            # (issuer, type, number_index) is unique: a racing duplicate fails here and is retried as one
-            await Licence.insert(row).run()
-            await audit.record(
-                "licence_issued",
-                actor_kind="issuer",
-                actor_id=issuer["code"],
-                subject=str(licence_id),
-                type=kind.code,
-            )
+        for attempt in (1, 2):
+            try:
+                async with db.transaction():
+                    existing = (
+                        await Licence.select()
+                        .where(
+                            (Licence.issuer == issuer["code"])
+                            & (Licence.type == kind.code)
+                            & (Licence.number_index == number_index)
+                        )
+                        .first()
+                        .run()
+                    )
+                    if existing is not None:
+                        if existing["holder_index"] == holder and self.fields_of(existing) == fields:
+                            return self._issuer_view(existing), False
+                        raise Conflict(
+                            "a licence with this number exists with other details: update it",
+                            code="licence_exists",
+                            licence=str(existing["id"]),
+                        )
+                    list_id, _, idx = await self.statuses.allocate(issuer["code"])
+                    await Licence.insert(
+                        Licence(
+                            id=licence_id,
+                            issuer=issuer["code"],
+                            type=kind.code,
+                            number_index=number_index,
+                            holder_index=holder,
+                            fields_sealed=self._seal(licence_id, fields),
+                            summary=self._summary(kind, fields),
+                            status="valid",
+                            version=1,
+                            status_list=list_id,
+                            status_idx=idx,
+                            valid_until=valid_until,
+                            issued_at=now,
+                            updated_at=now,
+                        )
+                    ).run()
+                    await audit.record(
+                        "licence_issued",
+                        actor_kind="issuer",
+                        actor_id=issuer["code"],
+                        subject=str(licence_id),
+                        type=kind.code,
+                    )
+                break
+            except Exception as exc:
+                # (issuer, type, number) is unique: the same licence issued at the same moment by a
+                # retry went in first; the second round finds it and answers as for a retry
+                if attempt == 2 or not db.unique_violation(exc):
+                    raise
         saved = await Licence.select().where(Licence.id == licence_id).first().run()
         assert saved is not None
         citizen = await self._citizen_of_index(holder)
@@ -354,7 +336,7 @@ class LicenceBook:
     async def mine(self, citizen_id: str) -> tuple[bool, list[dict[str, Any]]]:
         """``(verified, licences)``: a citizen's licences reach the account once a provider verified
         their real name and ID number (as entitlements do)."""
-        index = await self._index_of_citizen(citizen_id)
+        index = await self.index_of_citizen(citizen_id)
         if index is None:
             return False, []
         rows = await Licence.select().where(Licence.holder_index == index).order_by(Licence.issued_at).run()
@@ -391,7 +373,7 @@ class LicenceBook:
 
     async def held(self, citizen_id: str, licence_id: str) -> dict[str, Any]:
         """One of the citizen's licences (not found for anyone else's, or before verification)."""
-        index = await self._index_of_citizen(citizen_id)
+        index = await self.index_of_citizen(citizen_id)
         try:
             lid = uuid.UUID(licence_id)
         except ValueError:
@@ -538,133 +520,6 @@ class LicenceBook:
         )
         return len(done)
 
-    # ---- 亮证 ------------------------------------------------------------------------------------
-    async def own_trust(self) -> IssuerTrustList:
-        return IssuerTrustList.from_document(await self.issuers.trust_document())
-
-    async def status_lists_for(self, uri: str, trust: IssuerTrustList) -> dict[str, StatusList]:
-        prefix = f"{self.issuers.s.public_url}/api/v1/licences/status/"
-        if not uri.startswith(prefix):
-            return {}
-        code, _, number = uri[len(prefix) :].partition("/")
-        if not number.isdigit():
-            return {}
-        try:
-            token, _, _ = await self.statuses.token(code, int(number))
-        except NotFound:
-            return {}
-        return {uri: StatusList.from_token(token, trust, now=int(self._clock.time()))}
-
-    async def check(self, text: str, *, audience: str | tuple[str, ...], nonce: str | None = None) -> Any:
-        """Verify a presentation as an inspector would, with the server's own trust list and statuses."""
-        trust = await self.own_trust()
-        uri = _status_uri_of(text)
-        statuses = await self.status_lists_for(uri, trust) if uri else {}
-        return verify_presentation(
-            text, trust, statuses, now=int(self._clock.time()), audience=audience, nonce=nonce
-        )
-
-    async def show(self, citizen_id: str, presentation: str, *, handover: bool) -> Shown:
-        """The citizen's device made a presentation to show: check it is theirs and still good, log the
-        use, and say how to show it: inline in the QR when it fits one a handheld scanner reads, else (or
-        when asked) as a one-time reference an inspector fetches within two minutes."""
-        try:
-            verified = await self.check(presentation, audience=INSPECT_AUDIENCE)
-        except PresentationError as exc:
-            raise InvalidInput(
-                f"the presentation does not verify: {exc.detail}",
-                code="presentation_invalid",
-                reason=exc.code,
-            ) from None
-        row = await self._licence_of_presentation(citizen_id, presentation)
-        fields = list(verified.fields)
-        qr_version = _qr_version(presentation)
-        inline = not handover and qr_version <= QR_MAX_VERSION
-        if inline:
-            await self.uses.record(citizen_id, row, "shown", "self", "", "", fields, "亮证")
-            return Shown("inline", presentation, qr_version, _qr_png(presentation), fields, NONCE_SECONDS)
-        ref = secrets.token_urlsafe(18)
-        await self._store.set(
-            f"licences:handover:{ref}",
-            json.dumps({"citizen": citizen_id, "licence": str(row["id"]), "presentation": presentation}),
-            ttl=HANDOVER_SECONDS,
-        )
-        text = f"{HANDOVER_PREFIX}{self.issuers.s.public_url}/api/v1/licences/handover/{ref}"
-        await self.uses.record(citizen_id, row, "shown", "self", "", "", fields, "亮证（在线交接）")
-        return Shown("reference", text, _qr_version(text), _qr_png(text), fields, HANDOVER_SECONDS)
-
-    async def _licence_of_presentation(self, citizen_id: str, presentation: str) -> dict[str, Any]:
-        """The citizen's licence a presentation is of, by its status entry; its key must be one of the
-        citizen's devices (a presentation of someone else's licence is not theirs to show)."""
-        try:
-            payload = json.loads(unb64u(presentation.split("~")[0].split(".")[1]))
-            ref = payload["status"]["status_list"]
-            jkt = jwk_thumbprint(payload["cnf"]["jwk"])
-            prefix = f"{self.issuers.s.public_url}/api/v1/licences/status/"
-            code, _, number = str(ref["uri"])[len(prefix) :].partition("/")
-        except (ValueError, KeyError, TypeError, IndexError, PresentationError):
-            raise InvalidInput("not a presentation of a licence", code="presentation_invalid") from None
-        lists = (
-            await LicenceStatusList.select(LicenceStatusList.id)
-            .where((LicenceStatusList.issuer == code) & (LicenceStatusList.number == int(number or 0)))
-            .first()
-            .run()
-        )
-        index = await self._index_of_citizen(citizen_id)
-        row = None
-        if lists is not None and index is not None:
-            row = (
-                await Licence.select()
-                .where(
-                    (Licence.status_list == lists["id"])
-                    & (Licence.status_idx == ref["idx"])
-                    & (Licence.holder_index == index)
-                )
-                .first()
-                .run()
-            )
-        held = (
-            row is not None
-            and await LicenceCredential.exists()
-            .where(
-                (LicenceCredential.licence == row["id"])
-                & (LicenceCredential.device_jkt == jkt)
-                & LicenceCredential.withdrawn_at.is_null()
-            )
-            .run()
-        )
-        if not held:
-            raise Forbidden(
-                "this presentation is not of your licence on one of your devices",
-                code="presentation_not_yours",
-            )
-        assert row is not None
-        return dict(row)
-
-    async def fetch_handover(self, inspector: MachinePrincipal, ref: str) -> dict[str, Any]:
-        """An inspector's device fetches a handed-over presentation, once; the citizen's log names it."""
-        key = f"licences:handover:{ref}"
-        raw = await self._store.get(key) if 8 <= len(ref) <= 64 else None
-        if raw is None or not await self._store.delete_if_equal(key, raw):
-            raise NotFound(
-                "no such presentation: it was fetched already or has lapsed", code="handover_not_found"
-            )
-        held = json.loads(raw)
-        row = await Licence.select().where(Licence.id == uuid.UUID(held["licence"])).first().run()
-        if row is not None:
-            fields = [name for name in _disclosed_names(held["presentation"])]
-            await self.uses.record(
-                held["citizen"],
-                dict(row),
-                "handover",
-                "inspector",
-                inspector.client_id,
-                inspector.name,
-                fields,
-                "亮证",
-            )
-        return {"presentation": held["presentation"], "audience": INSPECT_AUDIENCE}
-
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
     value = row.get("summary") or {}
@@ -676,38 +531,3 @@ def _check_until(valid_until: datetime | None) -> None:
         raise InvalidInput("valid_until needs a time zone", code="invalid_time")
     if valid_until is not None and valid_until.year > 9000:
         raise InvalidInput("valid_until is too far", code="invalid_time")
-
-
-def _status_uri_of(text: str) -> str | None:
-    try:
-        payload = json.loads(unb64u(text.split("~")[0].split(".")[1]))
-        return str(payload["status"]["status_list"]["uri"])
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
-
-
-def _disclosed_names(text: str) -> list[str]:
-    names = []
-    for part in text.split("~")[1:-1]:
-        try:
-            names.append(str(json.loads(unb64u(part))[1]))
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue
-    return names
-
-
-def _qr_png(text: str) -> str:
-    buffer = io.BytesIO()
-    segno.make(text, error="l", boost_error=False, micro=False).save(buffer, kind="png", scale=4, border=4)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _qr_version(text: str) -> int:
-    try:
-        return int(segno.make(text, error="l", boost_error=False, micro=False).version)
-    except segno.DataOverflowError:
-        return 41
-
-
-def utc(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)

@@ -15,6 +15,7 @@ from backend.keystore import KeyStore
 from backend.runtime import Runtime, Slot
 from licences._consent import Consents, ConsentSettings, Requester
 from licences._issuers import Issuers, StatusLists
+from licences._show import Showing
 from licences._uses import Uses
 from licences.services import LicenceBook
 from messages.services import PLATFORM
@@ -76,6 +77,7 @@ class LicenceServices:
     issuers: Issuers
     statuses: StatusLists
     book: LicenceBook
+    showing: Showing
     consents: Consents
     uses: Uses
     pairwise: Pairwise
@@ -135,7 +137,13 @@ def build_licence_services(
     )
     consents = Consents(runtime.clock, book, messages.centre, ConsentSettings())
     services = LicenceServices(
-        issuers=issuers, statuses=statuses, book=book, consents=consents, uses=uses, pairwise=auth.pairwise
+        issuers=issuers,
+        statuses=statuses,
+        book=book,
+        showing=Showing(book, runtime.store, runtime.clock),
+        consents=consents,
+        uses=uses,
+        pairwise=auth.pairwise,
     )
     auth.sessions.departures.append(services.departed)
     return services

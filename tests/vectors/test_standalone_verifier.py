@@ -5,8 +5,6 @@ copied there alone, away from this project."""
 import json
 import shutil
 import subprocess
-import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -36,21 +34,9 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="session")
-def vendor_python(tmp_path_factory):
+def vendor_python(vendor_venv):
     """A fresh virtual environment with only the documented packages (same versions as this project's)."""
-    venv = tmp_path_factory.mktemp("vendor-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
-    python = venv / "bin" / "python"
-    pins = [f"{name}=={version(name)}" for name in NEEDS]
-    pip = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *pins],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    return python
+    return vendor_venv(*NEEDS)
 
 
 @pytest.mark.standalone

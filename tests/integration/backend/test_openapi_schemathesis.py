@@ -104,6 +104,26 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         "merchant": _basic(cli("merchants", "add", "API test merchant", "--json")),
         "operator": _basic(cli("operators", "add", "finance", "--json")),
         "source": _basic(cli("sources", "add", "--kind", "health", "--name", "API test authority", "--json")),
+        "issuer": _basic(
+            cli(
+                "licences",
+                "add-issuer",
+                "api-traffic",
+                "--name-zh",
+                "交警",
+                "--name-en",
+                "Traffic police",
+                "--department",
+                "traffic_police",
+                "--type",
+                "driving_licence",
+                "--json",
+            )
+        ),
+        "inspector": _basic(cli("licences", "credential", "inspector", "--name", "API inspector", "--json")),
+        "relying_party": _basic(
+            cli("licences", "credential", "relying_party", "--name", "API service", "--json")
+        ),
         "miniapps": {
             app: _basic(cli("miniapps", "credentials", app, "--json"))
             for app in ("transit", "parking", "hospital", "tourism", "civic")
@@ -172,6 +192,12 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
             headers["Authorization"] = creds["scanner"]
         elif path.startswith("/api/v1/entitlements"):
             headers["Authorization"] = creds["source"]
+        elif path.startswith("/api/v1/licences/issued"):
+            headers["Authorization"] = creds["issuer"]
+        elif path.startswith("/api/v1/licences/handover"):
+            headers["Authorization"] = creds["inspector"]
+        elif path.startswith("/api/v1/licences/requests"):
+            headers["Authorization"] = creds["relying_party"]
         elif path.startswith(("/api/v1/payments/reconciliation", "/api/v1/admin/")):
             headers["Authorization"] = creds["operator"]
         elif path.startswith(("/api/v1/messages", "/api/v1/ratings/")):

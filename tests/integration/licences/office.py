@@ -126,7 +126,7 @@ class Office:
         r = await self.client.get("/" + path)
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("application/statuslist+jwt")
-        return {uri: verifier.StatusList.from_token(r.text, trust, now=int(self.client.runtime.clock.time()))}
+        return {uri: verifier.StatusList.from_token(r.text, trust)}
 
 
 def _unb64u(text: str) -> bytes:

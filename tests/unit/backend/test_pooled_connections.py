@@ -6,7 +6,18 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ["backend", "auth", "codes", "payments", "miniapps", "console", "examples"]
+PACKAGES = [
+    "backend",
+    "auth",
+    "codes",
+    "payments",
+    "messages",
+    "ratings",
+    "licences",
+    "miniapps",
+    "console",
+    "examples",
+]
 SESSION_STATE = re.compile(
     r"pg_advisory_lock|pg_try_advisory_lock\b|\bLISTEN\b|add_listener|\bSET\s+(SESSION|search_path|TIME ZONE)"
     r"|set_config\(|WITH HOLD|\bPREPARE\s+\w+\s+AS",
