@@ -63,10 +63,12 @@ def revoke_issuer(code: str) -> None:
 @licences.command("rotate-issuer-key")
 @click.argument("code")
 def rotate_issuer_key(code: str) -> None:
-    """Give an issuer a new signing key; the old one stays published while its credentials live."""
+    """Give an issuer a new signing key: published now, signing once every inspector's trust list can hold
+    it (a trust-list refresh later); the old one signs until then and stays published while its
+    credentials live."""
 
     async def go(app: Litestar) -> dict[str, str]:
-        return {"code": code, "kid": await LICENCES.of(app).issuers.rotate(code)}
+        return {"code": code, "kid": await LICENCES.of(app).issuers.rotate(code, actor=operator_name())}
 
     emit_json(run_with_runtime(go))
 

@@ -37,6 +37,7 @@ DRIVING = {
     "valid_until": "2033-09-01",
     "issuing_authority": "沈阳市公安局交通警察支队和平大队",
 }
+INSPECTOR = "交警 和平 0007"
 ISSUER = {
     "code": "hp-traffic",
     "name_zh": "和平交警大队",
@@ -93,7 +94,7 @@ def _inspect(web, text: str, guard: verifier.ReplayGuard) -> verifier.Verified:
     r = httpx.get(uri, timeout=10)  # the URI inside the credential
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/statuslist+jwt")
     now = int(time.time())
-    statuses = {uri: verifier.StatusList.from_token(r.text, trust, now=now)}
+    statuses = {uri: verifier.StatusList.from_token(r.text, trust)}
     return verifier.verify_presentation(text, trust, statuses, now=now, audience=INSPECT, replay=guard)
 
 
@@ -215,8 +216,14 @@ def test_a_citizen_shows_a_licence_and_answers_requests_in_the_wallet(
     page.wait_for_selector("#show-box[data-mode=reference]", timeout=20000)
     reference = _shown_qr(page)
     assert re.fullmatch(rf"SSTL1:{re.escape(web.url)}/api/v1/licences/handover/[\w-]+", reference)
-    assert httpx.get(reference.removeprefix("SSTL1:"), timeout=10).status_code == 401  # inspectors only
     assert "120 秒内有效" in page.text_content("#show-mode")
+    fetch = reference.removeprefix("SSTL1:")
+    assert httpx.get(fetch, timeout=10).status_code == 401  # an inspector's device only
+    inspector = _basic(web.cli("licences", "credential", "inspector", "--name", INSPECTOR, "--json"))
+    r = httpx.get(fetch, auth=inspector, timeout=10)
+    assert r.status_code == 200, r.text
+    assert _inspect(web, r.json()["presentation"], guard).fields == {"name": "刘洋", "licence_class": "C1"}
+    assert httpx.get(fetch, auth=inspector, timeout=10).status_code == 404  # once
     # the credential was fetched once: the same device, one credential
     one = httpx.get(f"{web.url}/api/v1/me/licences/{issued['id']}", headers=me, timeout=10).json()
     assert len(one["devices"]) == 1
@@ -292,6 +299,8 @@ def test_a_citizen_shows_a_licence_and_answers_requests_in_the_wallet(
     assert "字段：姓名、准驾车型" in texts[1] and "网约车驾驶员资格核验" in texts[1]
     assert "停车月卡实名登记" not in page.text_content("#licence-uses")  # refused: nothing shared
     assert page.locator("#licence-uses li[data-kind=shown]").count() == 2  # inline, then handed over
+    fetched = page.locator("#licence-uses li[data-kind=handover]").text_content()
+    assert f"{INSPECTOR} 读取（在线交接）" in fetched and "字段：姓名、准驾车型" in fetched
     page.locator(f"#licence-list li[data-licence='{issued['id']}'] .licence-open").click()
     page.wait_for_selector("#licence-detail:not(.hidden)")
     page.check("#licence-fields input[data-field=licence_class]")
@@ -314,7 +323,13 @@ def test_a_citizen_shows_a_licence_and_answers_requests_in_the_wallet(
     assert held.locator(".requester").text_content() == "Civic services"
     assert "You showed it" in page.text_content("#licence-uses")
     words = page.text_content("#licences")
-    for own in [*DRIVING.values(), "网约车驾驶员资格核验", "停车月卡实名登记", "共享汽车准驾车型核验"]:
+    for own in [
+        *DRIVING.values(),
+        INSPECTOR,
+        "网约车驾驶员资格核验",
+        "停车月卡实名登记",
+        "共享汽车准驾车型核验",
+    ]:
         words = words.replace(own, "")
     assert not CJK.search(words), words
     assert outside == []
