@@ -265,6 +265,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "appointment_not_found": ("未找到此预约", "no booked appointment with that id"),
     "visit_not_found": ("就诊记录不存在", "no such visit"),
     "already_billed": ("此次就诊已出账单", "this visit has been billed already"),
+    "insurance_card_not_found": ("您尚未关联医保电子凭证", "no insurance card linked or asked for"),
     "already_rated": (
         "此项服务已评价（每项服务只能评价一次）",
         "this service has been rated already (one rating each)",
@@ -272,6 +273,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unknown_car_park": ("停车场不存在", "no such car park"),
     "car_park_full": ("没有可预约的空余车位", "no free space to reserve"),
     "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
+    "plate_not_found": ("您没有登记此车牌", "no such plate of yours"),
     "session_not_found": ("场次不存在", "no such session"),
     "sold_out": ("此场次余票不足", "not enough places left in this session"),
     "deferred_needs_citizen": (
