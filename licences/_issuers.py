@@ -179,10 +179,20 @@ class Issuers:
             await audit.record("licence_issuer_revoked", actor_kind="operator", actor_id=actor, subject=code)
         return await self.get(code)
 
-    async def rotate(self, code: str) -> dict[str, str]:
-        """A new key for the issuer: published at once, signing from ``signs_from`` (see keystore())."""
+    async def rotate(self, code: str, *, actor: str) -> dict[str, str]:
+        """A new signing key for the issuer: published at once, signing from ``signs_from``, once every
+        inspector's trust list can hold it (see keystore()); the old one signs until then and stays
+        published while what it signed lives. Audited under the operator."""
         await self.get(code)
         key = await self.keystore(code).rotate()
+        await audit.record(
+            "licence_issuer_key_rotated",
+            actor_kind="operator",
+            actor_id=actor,
+            subject=code,
+            kid=key.kid,
+            active_from=key.active_from.isoformat(),
+        )
         return {"kid": key.kid, "signs_from": key.active_from.isoformat()}
 
     async def get(self, code: str) -> dict[str, Any]:

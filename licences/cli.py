@@ -67,7 +67,7 @@ def rotate_issuer_key(code: str) -> None:
     (``signs_from``); the old one stays published while its credentials live."""
 
     async def go(app: Litestar) -> dict[str, str]:
-        return {"code": code, **await LICENCES.of(app).issuers.rotate(code)}
+        return {"code": code, **await LICENCES.of(app).issuers.rotate(code, actor=operator_name())}
 
     emit_json(run_with_runtime(go))
 

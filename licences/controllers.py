@@ -477,5 +477,10 @@ class OperatorLicencesController(Controller):
         " hold it); the old one stays published while its credentials live",
         opt={"problems": [404]},
     )
-    async def rotate(self, code: FromPath[str], licences: NamedDependency[LicenceServices]) -> dict[str, str]:
-        return await licences.issuers.rotate(code)
+    async def rotate(
+        self,
+        code: FromPath[str],
+        machine: NamedDependency[MachinePrincipal],
+        licences: NamedDependency[LicenceServices],
+    ) -> dict[str, str]:
+        return await licences.issuers.rotate(code, actor=machine.client_id)
