@@ -91,6 +91,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         payments=payments,
         messages=messages,
         ratings=ratings,
+        licences=licences,
         miniapps=miniapps,
     )
     return Services(

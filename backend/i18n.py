@@ -265,6 +265,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "appointment_not_found": ("未找到此预约", "no booked appointment with that id"),
     "visit_not_found": ("就诊记录不存在", "no such visit"),
     "already_billed": ("此次就诊已出账单", "this visit has been billed already"),
+    "insurance_card_not_found": ("您尚未关联医保电子凭证", "no insurance card linked or asked for"),
     "already_rated": (
         "此项服务已评价（每项服务只能评价一次）",
         "this service has been rated already (one rating each)",
@@ -272,6 +273,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unknown_car_park": ("停车场不存在", "no such car park"),
     "car_park_full": ("没有可预约的空余车位", "no free space to reserve"),
     "reservation_not_found": ("未找到有效的车位预约", "no active reservation with that id"),
+    "plate_not_found": ("您没有登记此车牌", "no such plate of yours"),
     "session_not_found": ("场次不存在", "no such session"),
     "sold_out": ("此场次余票不足", "not enough places left in this session"),
     "deferred_needs_citizen": (
@@ -412,7 +414,16 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "{department} 类部门不能签发这些证照类型",
         "a {department} issuer does not issue these licence types",
     ),
+    "invalid_issuer_name": (
+        "发证机关名称须为 1 至 64 个字（英文名 1 至 96 个字符），不得含控制字符或改变文字方向的字符",
+        "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters, none of them control or"
+        " direction-changing ones",
+    ),
     "issuer_exists": ("发证机关已存在", "the issuer exists"),
+    "issuer_revoked": (
+        "该证照的发证机关已被撤销，证照不能再出示或授权",
+        "the licence's issuer is no longer trusted",
+    ),
     "issuer_not_found": ("没有此发证机关，或其凭证已被撤销", "no such issuer, or its credential is revoked"),
     "status_list_busy": ("状态列表暂时繁忙，请重试", "no status list entry could be taken; retry"),
     "status_list_not_found": ("没有此状态列表", "no such status list"),
@@ -432,6 +443,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "a licence's number does not change: issue a new one",
     ),
     "invalid_time": ("时间须带时区", "the time needs a time zone"),
+    "device_withdrawn": ("此设备已被移除，不能再领取该证照", "this device was withdrawn from the licence"),
     "invalid_proof": (
         "设备密钥证明无效：须由请求头中的 P-256 公钥对本服务下发的一次性随机数签名",
         "the proof is not valid: the P-256 key in its header signs a one-time nonce of ours",
@@ -445,7 +457,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "亮证数据已被读取或已过期",
         "no such presentation: it was fetched already or lapsed",
     ),
-    "invalid_purpose": ("请说明用途（2 至 200 个字）", "say what the fields are for, in 2-200 characters"),
+    "invalid_purpose": (
+        "请说明用途（2 至 200 个字，不得含控制字符或改变文字方向的字符）",
+        "say what the fields are for, in 2-200 characters, none of them control or direction-changing ones",
+    ),
     "invalid_mode": ("授权方式须为一次性或长期", "mode is once or standing"),
     "invalid_consent_days": ("长期授权的期限须为 1 至 365 天", "a standing consent lasts 1-365 days"),
     "invalid_subject": (
@@ -470,6 +485,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "consent_revoked": ("持证人已撤回授权", "the citizen withdrew the consent"),
     "consent_approved": ("已授权", "approved"),
     "no_licence_of_type": ("您没有有效的此类证照", "you hold no valid licence of this type"),
+    "licence_not_held": (
+        "授权人已不再持有该证照，此授权不再有效",
+        "the citizen who consented no longer holds this licence",
+    ),
     "wrong_licence_type": ("所选证照不是申请的类型", "that licence is of another type"),
     # the message centre (messages/)
     "invalid_message_data": (

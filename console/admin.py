@@ -62,6 +62,7 @@ LINKS = (
     ("运管中心", "Live dashboard", f"{PREFIX}/dashboard"),
     ("扫码模拟", "Scanner simulator", f"{PREFIX}/scanner"),
     ("好差评", "Service ratings", f"{PREFIX}/ratings"),
+    ("电子证照", "E-licences", f"{PREFIX}/licences"),
 )
 CONSOLE_ASSETS = (
     '<link rel="stylesheet" href="/static/web/console.css">'

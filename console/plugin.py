@@ -1,6 +1,6 @@
 """How the web faces plug in: the console (piccolo-admin behind our gate) mounted at /admin, the live
-dashboard with its channel, the scanner simulator, the 好差评 page, the wallet page, the sandbox's
-payment page (while the payment centre has the sandbox channel) and the static assets."""
+dashboard with its channel, the scanner simulator, the 好差评 and 电子证照 pages, the wallet page, the
+sandbox's payment page (while the payment centre has the sandbox channel) and the static assets."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from litestar.types import Receive, Scope, Send
 
 from auth.services import AuthServices
 from backend.runtime import Runtime
+from console._licences_controller import LicencesController
 from console._ratings_controller import RatingsController
 from console.admin import PREFIX
 from console.controllers import STATIC, DashboardController, Pages, SandboxPayPage, ScannerController
 from console.dashboard import Dashboard
 from console.demo import seed
+from console.licences import LicencesDesk
 from console.ratings import RatingsDesk
 from console.services import CONSOLE, ConsoleServices
 from console.simulator import ScannerSimulator
@@ -66,6 +68,7 @@ class ConsolePlugin(InitPlugin):
             DashboardController,
             ScannerController,
             RatingsController,
+            LicencesController,
             create_static_files_router(
                 path="/static/web", directories=[STATIC], include_in_schema=False, send_as_attachment=False
             ),
@@ -81,6 +84,7 @@ class ConsolePlugin(InitPlugin):
                     lambda: services.simulator, sync_to_thread=False, use_cache=True
                 ),
                 "ratings_desk": Provide(lambda: services.ratings, sync_to_thread=False, use_cache=True),
+                "licences_desk": Provide(lambda: services.licences, sync_to_thread=False, use_cache=True),
             }
         )
         app_config.signature_namespace.update(
@@ -89,6 +93,7 @@ class ConsolePlugin(InitPlugin):
                 "ScannerSimulator": ScannerSimulator,
                 "ChannelsPlugin": ChannelsPlugin,
                 "RatingsDesk": RatingsDesk,
+                "LicencesDesk": LicencesDesk,
             }
         )
         app_config.on_startup.append(self._startup)

@@ -1,5 +1,6 @@
 """The web faces' services: console operators, the live dashboard, the scanner simulator, the 好差评
-desk and the console's ASGI gate around piccolo-admin, built from the services below them."""
+desk, the 电子证照 desk and the console's ASGI gate around piccolo-admin, built from the services below
+them."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from console.admin import ConsoleGate
 from console.channels import ResilientRedisPubSub
 from console.dashboard import Dashboard
 from console.forms import console_forms
+from console.licences import LicencesDesk
 from console.operators import OperatorService
 from console.ratings import RatingsDesk, RatingsPanel
 from console.simulator import ScannerSimulator
+from licences.setup import LicenceServices
 from messages.setup import MessageServices
 from miniapps.services import MiniAppServices
 from payments.services import PaymentServices
@@ -33,6 +36,7 @@ class ConsoleServices:
     dashboard: Dashboard
     simulator: ScannerSimulator
     ratings: RatingsDesk  # the console's 好差评 page
+    licences: LicencesDesk  # the console's 电子证照 page: the issuer register
     admin: ConsoleGate
     # the sandbox's payment page is served while the payment centre has a channel paid on it
     sandbox_page: bool
@@ -56,6 +60,7 @@ def build_console_services(
     payments: PaymentServices,
     messages: MessageServices,
     ratings: RatingServices,
+    licences: LicenceServices,
     miniapps: MiniAppServices,
 ) -> ConsoleServices:
     channel = f"{runtime.settings.store_prefix}dashboard"
@@ -67,6 +72,7 @@ def build_console_services(
         dashboard=Dashboard(runtime, channels, channel, miniapps.apps, RatingsPanel(ratings, runtime.clock)),
         simulator=ScannerSimulator(miniapps.gate),
         ratings=RatingsDesk(ratings),
+        licences=LicencesDesk(licences, runtime.clock),
         admin=ConsoleGate(runtime, operators, lambda: console_forms(auth, codes, miniapps.apps, messages)),
         sandbox_page=payments.page_channel is not None,
     )

@@ -14,7 +14,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backend import db
@@ -91,12 +91,16 @@ class Consents:
             found = await LicenceRequest.select().where(LicenceRequest.idempotency == idem).first().run()
             if found is not None:
                 return _view(found), False
-        waiting = await LicenceRequest.count().where(
-            (LicenceRequest.citizen_id == citizen_id)
-            & (LicenceRequest.requester_id == requester.id)
-            & (LicenceRequest.state == "pending")
-            & (LicenceRequest.expires_at > self._clock.now())
-        ).run()
+        waiting = (
+            await LicenceRequest.count()
+            .where(
+                (LicenceRequest.citizen_id == citizen_id)
+                & (LicenceRequest.requester_id == requester.id)
+                & (LicenceRequest.state == "pending")
+                & (LicenceRequest.expires_at > self._clock.now())
+            )
+            .run()
+        )
         if waiting >= self.s.pending_per_requester:
             # each request is a message in the citizen's inbox: a requester does not flood it
             raise Conflict(
@@ -195,6 +199,15 @@ class Consents:
             if licence is None or licence["status"] != "valid":
                 status = licence["status"] if licence else "revoked"
                 raise Conflict(f"the citizen's licence is {status}", code=f"licence_{status}")
+            # a consent is the word of the licence's holder: once the account no longer holds it (its real
+            # name cleared, or verified as another ID number) it gives nothing, and the true holder's own
+            # account starts with no consent of someone else's
+            if licence["holder_index"] != await self._book.index_of_citizen(row["citizen_id"]):
+                raise Conflict(
+                    "the citizen who consented no longer holds this licence", code="licence_not_held"
+                )
+            if licence["valid_until"] is not None and licence["valid_until"] <= now:
+                raise Conflict("the citizen's licence has expired", code="licence_expired")
             fields = _fields(row)
             all_fields = self._book.fields_of(licence)
             shared = {f: all_fields[f] for f in fields if f in all_fields}
@@ -296,14 +309,19 @@ class Consents:
                 raise InvalidInput("that licence is of another type", code="wrong_licence_type")
             if held["status"] != "valid":
                 raise Conflict(f"that licence is {held['status']}", code=f"licence_{held['status']}")
+            if _lapsed(held, self._clock.now()):
+                raise Conflict("that licence has expired", code="licence_expired")
             return uuid.UUID(str(held["id"]))
         _, mine = await self._book.mine(citizen_id)
         valid = [m for m in mine if m["type"] == type_code and m["status"] == "valid"]
-        if not valid:
+        current = [m for m in valid if not _lapsed(m, self._clock.now())]
+        if valid and not current:
+            raise Conflict("your licence of this type has expired", code="licence_expired")
+        if not current:
             raise Conflict(
                 f"you hold no valid {TYPES[type_code].en.lower()}", code="no_licence_of_type", type=type_code
             )
-        return uuid.UUID(valid[-1]["id"])
+        return uuid.UUID(current[-1]["id"])
 
     async def revoke(self, citizen_id: str, request_id: str) -> dict[str, Any]:
         """Withdraw an approved consent: the requester gets nothing more from it."""
@@ -343,6 +361,10 @@ _WHY = {
     "used": "this one-time consent was used",
     "revoked": "the citizen withdrew the consent",
 }
+
+
+def _lapsed(licence: dict[str, Any], now: datetime) -> bool:
+    return licence["valid_until"] is not None and licence["valid_until"] <= now
 
 
 def _uuid(value: str) -> uuid.UUID:

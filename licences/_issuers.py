@@ -16,7 +16,7 @@ from backend import audit
 from backend.clock import Clock
 from backend.crypto import b64u
 from backend.errors import Conflict, InvalidInput, NotFound
-from backend.keystore import KeyStore, LoadedKey
+from backend.keystore import RELOAD_INTERVAL, KeyStore, LoadedKey
 from backend.settings import Settings
 from backend.store import Store
 from codes.format import sign_bytes
@@ -24,10 +24,12 @@ from licences.format import pack_statuses, status_token
 from licences.rules import DEPARTMENTS, STATUS_VALUES, TYPES, status_index
 from licences.tables import Licence, LicenceIssuer, LicenceStatusList
 from licences.verifier import TRUST_LIST_TYPE
+from messages.templates import BAD_CHARS
 
 log = logging.getLogger("shengshitong.licences")
 _CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 LIST_SIZE = 1 << 17  # entries per status list: 131,072 licences, 32 KiB of 2-bit statuses before zlib
+LIST_NUMBERS = range(1, 2**31)  # what the list's integer column holds: any other number names no list
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ class Issuers:
     def keystore(self, code: str) -> KeyStore:
         store = self._keys.get(code)
         if store is None:
-            # an old key stays published as long as a credential it signed may be shown
+            # an old key stays published as long as a credential it signed may be shown; a new one is
+            # published a trust-list refresh (plus a worker's key reload) before it signs, so an inspector
+            # holding the list it fetched before a rotation knows every credential and status list signed
+            # after it (as the citizen code's keys do: docs/licences.md, "The issuer trust list")
             # the purpose column holds 16 characters: the issuer's code, hashed, names its keys
             store = KeyStore(
                 "lic:" + hashlib.sha256(code.encode()).hexdigest()[:12],
@@ -84,11 +89,20 @@ class Issuers:
                 self._clock,
                 default_alg="ES256",
                 publish_overlap=(self.s.credential_days + 1) * 86400,
+                activation_delay=self.s.trust_refresh + RELOAD_INTERVAL,
             )
             self._keys[code] = store
         return store
 
     async def signing_key(self, code: str) -> LoadedKey:
+        """The issuer's key that signs now. A revoked issuer's keys sign nothing more: it left the trust
+        list (a compromised key is one reason), so what they would sign verifies nowhere."""
+        if (
+            not await LicenceIssuer.exists()
+            .where((LicenceIssuer.code == code) & (LicenceIssuer.status == "active"))
+            .run()
+        ):
+            raise Conflict("the licence's issuer is no longer trusted", code="issuer_revoked")
         store = self.keystore(code)
         if not store._keys:  # first use in this worker
             await store.load()
@@ -117,9 +131,12 @@ class Issuers:
                 department=department,
             )
         for name, limit in ((name_zh, 64), (name_en, 96)):
-            if not name.strip() or len(name) > limit:
+            # shown on inspectors' screens and in the holders' messages as written
+            if not name.strip() or len(name) > limit or BAD_CHARS.search(name):
                 raise InvalidInput(
-                    "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters", code="invalid_name"
+                    "an issuer's names are 1-64 (Chinese) and 1-96 (English) characters, none of them"
+                    " control or direction-changing ones",
+                    code="invalid_issuer_name",
                 )
         if await LicenceIssuer.exists().where(LicenceIssuer.code == code).run():
             raise Conflict(f"issuer {code} exists", code="issuer_exists")
@@ -160,10 +177,21 @@ class Issuers:
             await audit.record("licence_issuer_revoked", actor_kind="operator", actor_id=actor, subject=code)
         return await self.get(code)
 
-    async def rotate(self, code: str) -> str:
+    async def rotate(self, code: str, *, actor: str) -> dict[str, str]:
+        """A new signing key for the issuer: published at once, signing from ``signs_from``, once every
+        inspector's trust list can hold it (see keystore()); the old one signs until then and stays
+        published while what it signed lives. Audited under the operator."""
         await self.get(code)
         key = await self.keystore(code).rotate()
-        return key.kid
+        await audit.record(
+            "licence_issuer_key_rotated",
+            actor_kind="operator",
+            actor_id=actor,
+            subject=code,
+            kid=key.kid,
+            active_from=key.active_from.isoformat(),
+        )
+        return {"kid": key.kid, "signs_from": key.active_from.isoformat()}
 
     async def get(self, code: str) -> dict[str, Any]:
         row = await LicenceIssuer.select().where(LicenceIssuer.code == code).first().run()
@@ -196,9 +224,10 @@ class Issuers:
         )
         issuers = []
         for row in rows:
-            store = self.keystore(row["code"])
-            await store.load()
-            keys = [k.jwk for k in await store.published()]
+            # published() reads the keys again once the worker's copy is a reload interval old (a rotation
+            # elsewhere shows within it, and a new key signs only a refresh plus that interval later);
+            # loading here on every call unsealed every issuer's private keys per request, on a public route
+            keys = [k.jwk for k in await self.keystore(row["code"]).published()]
             issuers.append(
                 {
                     "iss": self.iss(row["code"]),
@@ -298,6 +327,8 @@ class StatusLists:
 
     async def token(self, issuer: str, number: int) -> tuple[str, str, int]:
         """``(token, etag, ttl)`` of list ``number`` of ``issuer``."""
+        if number not in LIST_NUMBERS:  # asked of the database, it overflows its integer: a 500
+            raise NotFound("no such status list", code="status_list_not_found")
         row = (
             await LicenceStatusList.select()
             .where((LicenceStatusList.issuer == issuer) & (LicenceStatusList.number == number))

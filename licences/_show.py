@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ INSPECT_AUDIENCE = "urn:shengshitong:inspect"  # the audience of a presentation 
 QR_MAX_VERSION = 35
 HANDOVER_PREFIX = "SSTL1:"  # a QR holding a handover reference, not the presentation itself
 HANDOVER_SECONDS = 120
+_LIST_NUMBER = re.compile(r"[0-9]{1,10}")  # ASCII digits only ("²".isdigit() is true; int("²") fails)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Showing:
         if not uri.startswith(prefix):
             return {}
         code, _, number = uri[len(prefix) :].partition("/")
-        if not number.isdigit():
+        if not _LIST_NUMBER.fullmatch(number):  # read before the signature is checked: anyone wrote it
             return {}
         try:
             token, _, _ = await self._book.statuses.token(code, int(number))
@@ -117,7 +119,7 @@ class Showing:
             jkt = jwk_thumbprint(payload["cnf"]["jwk"])
             prefix = f"{self._book.issuers.s.public_url}/api/v1/licences/status/"
             code, _, number = str(ref["uri"])[len(prefix) :].partition("/")
-        except (ValueError, KeyError, TypeError, IndexError, PresentationError):
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError, PresentationError):
             raise InvalidInput(
                 "not a presentation of a licence", code="presentation_invalid", reason="malformed"
             ) from None
@@ -187,7 +189,7 @@ def _status_uri_of(text: str) -> str | None:
     try:
         payload = json.loads(unb64u(text.split("~")[0].split(".")[1]))
         return str(payload["status"]["status_list"]["uri"])
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):  # JSON nested past the parser
         return None
 
 
@@ -196,7 +198,7 @@ def _disclosed_names(text: str) -> list[str]:
     for part in text.split("~")[1:-1]:
         try:
             names.append(str(json.loads(unb64u(part))[1]))
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError):
             continue
     return names
 

@@ -63,10 +63,11 @@ def revoke_issuer(code: str) -> None:
 @licences.command("rotate-issuer-key")
 @click.argument("code")
 def rotate_issuer_key(code: str) -> None:
-    """Give an issuer a new signing key; the old one stays published while its credentials live."""
+    """Give an issuer a new signing key: published at once, signing once inspectors have fetched it
+    (``signs_from``); the old one stays published while its credentials live."""
 
     async def go(app: Litestar) -> dict[str, str]:
-        return {"code": code, "kid": await LICENCES.of(app).issuers.rotate(code)}
+        return {"code": code, **await LICENCES.of(app).issuers.rotate(code, actor=operator_name())}
 
     emit_json(run_with_runtime(go))
 

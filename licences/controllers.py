@@ -92,7 +92,7 @@ class PublicLicencesController(Controller):
         "/status/{issuer:str}/{number:int}",
         summary="A Status List Token (IETF Token Status List) of an issuer's licences",
         media_type="application/statuslist+jwt",
-        opt={"problems": [404]},
+        opt={"problems": [404, 409]},  # 409 issuer_revoked: a revoked issuer's key signs nothing
     )
     async def status_list(
         self,
@@ -225,7 +225,7 @@ class MyLicencesController(Controller):
         "/presentations",
         status_code=HTTP_200_OK,
         summary="亮证: check a presentation my device made and get what the QR shows (inline or a reference)",
-        opt={"problems": [403]},
+        opt={"problems": [403, 409]},
     )
     async def show(
         self,
@@ -473,8 +473,14 @@ class OperatorLicencesController(Controller):
     @post(
         "/issuers/{code:str}/rotate",
         status_code=HTTP_200_OK,
-        summary="Give an issuer a new signing key (the old one stays published while its credentials live)",
+        summary="Give an issuer a new signing key: published now, signing from signs_from (once inspectors"
+        " hold it); the old one stays published while its credentials live",
         opt={"problems": [404]},
     )
-    async def rotate(self, code: FromPath[str], licences: NamedDependency[LicenceServices]) -> dict[str, str]:
-        return {"kid": await licences.issuers.rotate(code)}
+    async def rotate(
+        self,
+        code: FromPath[str],
+        machine: NamedDependency[MachinePrincipal],
+        licences: NamedDependency[LicenceServices],
+    ) -> dict[str, str]:
+        return await licences.issuers.rotate(code, actor=machine.client_id)

@@ -329,7 +329,9 @@ class LicenceBook:
                     )
                 ],
             )
-        except (Conflict, NotFound) as exc:  # a template not approved yet: the licence is issued anyway
+        # a template not approved yet, or data it does not take: the change is made (and committed) anyway,
+        # and the issuer is told it was
+        except (Conflict, NotFound, InvalidInput) as exc:
             log.warning("licence message %s not sent: %s", template, exc.code)
 
     # ---- the citizen's side ----------------------------------------------------------------------
@@ -439,6 +441,19 @@ class LicenceBook:
             if row["valid_until"] <= now:
                 raise Conflict("the licence has expired", code="licence_expired")
             until = min(until, row["valid_until"])
+        jkt = jwk_thumbprint(holder_jwk)
+        # a device the citizen withdrew (a lost phone) gets no credential again: whoever holds the phone
+        # and its session would otherwise bind it anew (a new phone has a new key)
+        if (
+            await LicenceCredential.exists()
+            .where(
+                (LicenceCredential.licence == row["id"])
+                & (LicenceCredential.device_jkt == jkt)
+                & LicenceCredential.withdrawn_at.is_not_null()
+            )
+            .run()
+        ):
+            raise Conflict("this device was withdrawn from the licence", code="device_withdrawn")
         number = await self.list_number(row["status_list"])
         key = await self.issuers.signing_key(row["issuer"])
         credential = mint(
@@ -452,7 +467,6 @@ class LicenceBook:
             iat=int(now.timestamp()),
             exp=int(until.timestamp()),
         )
-        jkt = jwk_thumbprint(holder_jwk)
         await LicenceCredential.insert(
             LicenceCredential(
                 id=uuid.uuid4(),
@@ -481,7 +495,15 @@ class LicenceBook:
             if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or "d" in jwk:
                 raise ValueError("a public P-256 key")
             _, payload = verify_jws(proof, public_key_from_jwk(jwk), typ=PROOF_TYP)
-        except (PresentationError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        except (
+            PresentationError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            UnicodeDecodeError,
+            RecursionError,  # a header of JSON nested past the parser
+        ) as exc:
             raise InvalidInput(
                 "proof must be a JWT (typ openid4vci-proof+jwt, ES256) signed by the P-256 key in its header",
                 code="invalid_proof",

@@ -26,7 +26,7 @@ _LICENCE: dict[str, PlaceholderType] = {
     "licence": "text",
     "licence_en": "text",
     "issuer": "text",
-    "issuer_en": "text",
+    "issuer_en": "paragraph",  # a department's English name runs to 96 characters (a text holds 64)
 }
 TEMPLATES: dict[str, Template] = {
     "licence_issued": Template(

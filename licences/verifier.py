@@ -81,6 +81,15 @@ def _unb64u(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _json(segment: str) -> Any:
+    """The JSON a base64url segment holds. JSON nested deeper than the parser goes is malformed input
+    like any other (a ``ValueError``), not a crash of the device."""
+    try:
+        return json.loads(_unb64u(segment))
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def vct_of(licence_type: str, version: int = 1) -> str:
     """The SD-JWT VC type of a licence type: ``urn:shengshitong:licence:<type>:<version>``."""
     return f"{VCT_PREFIX}{licence_type}:{version}"
@@ -144,8 +153,8 @@ def _signature_ok(key: Any, alg: str, signature: bytes, message: bytes) -> bool:
 def _parts(compact: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     try:
         head, body, sig = compact.split(".")
-        header = json.loads(_unb64u(head))
-        payload = json.loads(_unb64u(body))
+        header = _json(head)
+        payload = _json(body)
         signature = _unb64u(sig)
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise PresentationError("malformed", "not a compact JWS") from exc
@@ -214,24 +223,28 @@ class IssuerTrustList:
 def verify_trust_list(jws: dict[str, str], root_public_key: Any) -> dict[str, Any]:
     """Check the root's signature over the flattened JWS the platform publishes; the document."""
     try:
-        header = json.loads(_unb64u(jws["protected"]))
+        header = _json(jws["protected"])
         signed = f"{jws['protected']}.{jws['payload']}".encode("ascii")
         signature = _unb64u(jws["signature"])
         alg = str(header["alg"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise PresentationError("bad_trust_list", "malformed trust list") from exc
     if not _signature_ok(root_public_key, alg, signature, signed):
         raise PresentationError("bad_trust_list", "the trust list's signature does not verify with the root")
-    return dict(json.loads(_unb64u(jws["payload"])))
+    try:
+        return dict(_json(jws["payload"]))
+    except (ValueError, TypeError) as exc:
+        raise PresentationError("bad_trust_list", "malformed trust list") from exc
 
 
 # ---- status lists (IETF Token Status List) ---------------------------------------------------------
 @dataclass(frozen=True)
 class StatusList:
-    uri: str
+    uri: str  # its ``sub``: the status URI of the licences it speaks for (nothing else's)
     bits: int
     data: bytes  # decompressed
     expires_at: int | None  # ``exp`` of the token: after it the inspector must refresh
+    iss: str = ""  # the issuer that signed it: it speaks for that issuer's licences only
 
     @classmethod
     def from_token(cls, token: str, trust: IssuerTrustList) -> StatusList:
@@ -254,7 +267,7 @@ class StatusList:
             raise PresentationError("bad_status_list", "malformed status list") from exc
         if bits not in (1, 2, 4, 8):
             raise PresentationError("bad_status_list", "status list bits must be 1, 2, 4 or 8")
-        return cls(str(payload.get("sub")), bits, data, int(exp) if exp is not None else None)
+        return cls(str(payload.get("sub")), bits, data, int(exp) if exp is not None else None, issuer.iss)
 
     def status(self, idx: int) -> int:
         per_byte = 8 // self.bits
@@ -297,7 +310,7 @@ def _decode_disclosures(parts: list[str]) -> dict[str, tuple[str, Any]]:
     out: dict[str, tuple[str, Any]] = {}
     for disclosure in parts:
         try:
-            item = json.loads(_unb64u(disclosure))
+            item = _json(disclosure)
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise PresentationError("malformed", "a disclosure is not base64url JSON") from exc
         if not (isinstance(item, list) and len(item) == 3 and isinstance(item[1], str)):
@@ -361,7 +374,9 @@ def verify_presentation(
     one the holder chose the nonce, and ``replay`` refuses it a second time within ``max_age``.
 
     ``key_binding=False`` checks what the platform shares on a citizen's consent (授权) while the holder is
-    not there: issuer-signed, without a device key or a key-binding JWT (``<JWT>~<disclosures>~``).
+    not there: issuer-signed, without a device key or a key-binding JWT (``<JWT>~<disclosures>~``). A
+    credential bound to a device key (``cnf``) is never that: without its key binding it is a presentation
+    someone stripped (a photo of a 亮证 QR), and it is refused.
 
     Raises :class:`PresentationError` whose ``code`` says what failed."""
     if not isinstance(text, str) or len(text) > _MAX_PRESENTATION:
@@ -402,6 +417,10 @@ def verify_presentation(
     bound = None
     if key_binding:
         bound = _check_binding(claims, issuer_jwt, disclosures, kb_jwt, now, audience, nonce, max_age, skew)
+    elif claims.get("cnf") is not None:
+        raise PresentationError(
+            "no_key_binding", "this licence is bound to its holder's device: shown only with its key binding"
+        )
 
     # 4. the disclosures: each one's digest must be in the signed JWT
     decoded = _decode_disclosures(disclosures)
@@ -425,6 +444,10 @@ def verify_presentation(
         status_list = status_lists.get(str(uri))
         if status_list is None:
             raise PresentationError("status_unknown", "no current status list for this licence: fetch it")
+        # the list speaks for this licence only if it names the licence's URI (its ``sub``, Token Status
+        # List section 8.3) and the licence's issuer signed it (one department's key vouches for no other's)
+        if status_list.uri != str(uri) or status_list.iss != issuer.iss:
+            raise PresentationError("bad_status_list", "the status list is not the one this licence names")
         if status_list.expires_at is not None and status_list.expires_at <= now:
             raise PresentationError("status_stale", "the status list has expired: fetch it again")
         if not isinstance(idx, int):

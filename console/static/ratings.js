@@ -8,7 +8,7 @@
 (() => {
   const T = {
     zh: {
-      title: "好差评 · 盛事通", heading: "好差评 · 评价中心", console: "后台", dashboard: "运管中心",
+      title: "好差评 · 盛事通", heading: "好差评 · 评价中心", console: "后台", dashboard: "运管中心", licencesLink: "电子证照",
       statsTitle: "评价统计", monthFrom: "起始月份", monthTo: "截止月份", groupBy: "分组", byUnit: "按单位（排名）",
       byService: "按服务事项", byDistrict: "按区县", byMonth: "按月份", show: "查询", csv: "下载 CSV",
       colRank: "排名", colName: "名称", colRatings: "评价数", colSatisfaction: "满意率", colBad: "差评",
@@ -35,7 +35,7 @@
       badCode: "编码须为小写字母、数字和连字符（最长 32 位）", needNames: "请填写中文和英文名称", neterror: "网络不可用，请稍后再试",
     },
     en: {
-      title: "Service ratings · Shengshitong", heading: "Service ratings (好差评)", console: "Console", dashboard: "Dashboard",
+      title: "Service ratings · Shengshitong", heading: "Service ratings (好差评)", console: "Console", dashboard: "Dashboard", licencesLink: "E-licences",
       statsTitle: "Statistics", monthFrom: "From month", monthTo: "To month", groupBy: "Group by", byUnit: "Unit (ranked)",
       byService: "Service", byDistrict: "District", byMonth: "Month", show: "Show", csv: "Download CSV",
       colRank: "Rank", colName: "Name", colRatings: "Ratings", colSatisfaction: "Satisfaction", colBad: "Bad",

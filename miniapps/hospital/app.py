@@ -15,6 +15,9 @@
   moved there at start-up (``OLD_RATINGS``).
 - Messages: a reminder of an appointment the evening before (to a citizen who subscribed; withdrawn if
   the appointment is cancelled), and the bill when it is posted with a share to pay.
+- The medical insurance card (医保电子凭证): a citizen links it once, standing, through the platform's
+  consent sharing (:class:`miniapps.hospital.services.InsuranceCards`); each bill reads it and says which
+  card it settled against. Without a card a bill is what it was.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from miniapps.contract import (
     MiniApp,
     PastRating,
     PaymentEvent,
+    Platform,
     Rateable,
     RatingUnit,
     ScanDecision,
@@ -44,6 +48,7 @@ from miniapps.hospital.rules import (
     unit_code,
 )
 from miniapps.hospital.rules import split_bill as split_bill  # the bill's split, where it used to live
+from miniapps.hospital.services import InsuranceCards
 from miniapps.hospital.tables import Appointment, Hospital, Visit
 
 
@@ -117,8 +122,12 @@ class HospitalApp(MiniApp):
         },
     )
 
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform)
+        self.cards = InsuranceCards(platform)
+
     def route_handlers(self) -> list[Any]:
-        return routes.handlers(self.platform)
+        return routes.handlers(self.platform, self.cards)
 
     def seed_demo(self) -> Any:
         return self._seed()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from miniapps.contract import (
     DEFAULT_LIMIT,
@@ -31,6 +33,7 @@ from miniapps.hospital.rules import (
     state_after_bill,
     unit_code,
 )
+from miniapps.hospital.services import InsuranceCards
 from miniapps.hospital.tables import Appointment, Slot, Visit
 
 
@@ -60,6 +63,11 @@ def reminder_key(appointment_id: uuid.UUID) -> str:
     return f"appointment-{appointment_id}"
 
 
+def _insurance(number: str, kind: str) -> dict[str, str] | None:
+    """The medical insurance card a bill settled against (None: no card linked, or it gave nothing)."""
+    return {"number": number, "type": kind} if number else None
+
+
 def _visit(v: dict[str, Any]) -> dict[str, Any]:
     keep = ("state", "total", "insured", "self_paid", "order_id", "billed_at", "started_at")
     return {
@@ -67,11 +75,41 @@ def _visit(v: dict[str, Any]) -> dict[str, Any]:
         "walk_in": v["walk_in"] == "y",
         "items": v["items"],
         **{k: v[k] for k in keep},
+        "insurance": _insurance(v["insurance_number"], v["insurance_type"]),
     }
 
 
-def handlers(platform: Platform) -> list[Any]:
-    """The routes, answering with ``platform`` (the one the hospital's app was given)."""
+class CardView(msgspec.Struct):
+    # pending | linked | refused | lapsed | withdrawn
+    state: str
+    reason: str  # the platform's code when not linked (consent_refused, consent_revoked, ...), else ""
+    request_id: str  # the citizen answers it in the wallet (their licence requests)
+    # what the card said when last read ("" until linked)
+    name: str
+    insurance_number: str
+    insurance_type: str
+    region: str
+    asked_at: datetime
+    linked_at: datetime | None
+
+
+def _card(c: dict[str, Any]) -> CardView:
+    return CardView(
+        state=c["state"],
+        reason=c["reason"],
+        request_id=c["request"],
+        name=c["name"],
+        insurance_number=c["insurance_number"],
+        insurance_type=c["insurance_type"],
+        region=c["region"],
+        asked_at=c["asked_at"],
+        linked_at=c["linked_at"],
+    )
+
+
+def handlers(platform: Platform, cards: InsuranceCards) -> list[Any]:
+    """The routes, answering with ``platform`` (the one the hospital's app was given) and the citizens'
+    insurance cards through ``cards``."""
 
     @get(
         "/slots",
@@ -292,6 +330,11 @@ def handlers(platform: Platform) -> list[Any]:
         # the visit billed once (a concurrent second bill finds it billed), with its order, or not at all
         billed_at = platform.now()
         async with platform.transaction():
+            # the citizen's linked insurance card, read for this bill with their standing consent (the
+            # read is in their use log, and goes with the bill if the bill fails); the split is the same
+            card = await cards.for_bill(visit["openid"]) or {}
+            number = str(card.get("insurance_number", ""))[:64]
+            kind = str(card.get("insurance_type", ""))[:64]
             billed = (
                 await Visit.update(
                     {
@@ -301,6 +344,8 @@ def handlers(platform: Platform) -> list[Any]:
                         Visit.self_paid: self_paid,
                         Visit.billed_at: billed_at,
                         Visit.state: state_after_bill(self_paid),
+                        Visit.insurance_number: number,
+                        Visit.insurance_type: kind,
                     }
                 )
                 .where((Visit.id == visit["id"]) & (Visit.state == "open"))
@@ -343,6 +388,7 @@ def handlers(platform: Platform) -> list[Any]:
             "insured": insured,
             "self_paid": self_paid,
             "order_id": order_id,
+            "insurance": _insurance(number, kind),
         }
 
     @get("/visits", guards=[citizen_caller], summary="The caller's visits and bills, newest first")
@@ -364,4 +410,28 @@ def handlers(platform: Platform) -> list[Any]:
         )
         return page(request, [_visit(v) for v in rows], limit=limit, offset=offset)
 
-    return [slots, book, appointments, cancel, bill, visits]
+    @post(
+        "/insurance-card",
+        guards=[citizen_caller],
+        summary="Link my medical insurance card (医保电子凭证): I am asked, once and standing, to let the"
+        " hospital read its name, number, type and region at each bill (201; 200 with the card as it"
+        " stands when it is linked or asked for already)",
+        responses={200: ResponseSpec(CardView, description="The card, linked or asked for already")},
+    )
+    async def link_card(caller: NamedDependency[AppCaller]) -> Response[CardView]:
+        card, asked = await cards.link(caller.openid)
+        return Response(_card(card), status_code=HTTP_201_CREATED if asked else HTTP_200_OK)
+
+    @get(
+        "/insurance-card",
+        guards=[citizen_caller],
+        summary="My linked medical insurance card, settled first once I have answered",
+        opt={"problems": [404]},
+    )
+    async def my_card(caller: NamedDependency[AppCaller]) -> CardView:
+        card = await cards.card(caller.openid)
+        if card is None:
+            raise NotFound("no insurance card linked or asked for", code="insurance_card_not_found")
+        return _card(card)
+
+    return [slots, book, appointments, cancel, bill, visits, link_card, my_card]

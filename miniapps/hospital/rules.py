@@ -7,6 +7,12 @@
 - Check-in finds an appointment of today, China time.
 - A citizen who subscribed is reminded of an appointment at 18:00 China time the day before (at once
   when booked later than that); the bill's message asks for the self-pay before it falls overdue.
+- A citizen may link their 医保电子凭证 (medical insurance card) once, standing: the hospital reads its
+  name, insurance number, type and region with that consent when it links it and at each bill, and the
+  bill says which card it settled against. A consent that gives nothing leaves the card ``refused``,
+  ``withdrawn`` (the citizen took it back) or ``lapsed`` (it ran out, or the card was revoked); a card
+  suspended for now stays linked and a bill meanwhile names none. The split is the same with or without
+  a card.
 """
 
 from __future__ import annotations
@@ -99,3 +105,29 @@ def unit_code(hospital_code: str) -> str:
     """A hospital's unit in the evaluation centre (it answers for its visits' ratings): its code in
     lower case, "H-SHENGJING" → "h-shengjing"."""
     return hospital_code.lower()[:32]
+
+
+INSURANCE_CARD = "medical_insurance_card"  # the licence type the hospital asks for
+CARD_FIELDS = ("name", "insurance_number", "insurance_type", "region")
+CARD_PURPOSE = (
+    "好就医结算就诊账单：读取您的医保编号、参保类型和参保地，在每次就诊账单上注明按哪张医保凭证结算"
+)
+CARD_STATES = ("pending", "linked", "refused", "lapsed", "withdrawn")
+CARD_ASK_AGAIN = ("refused", "lapsed", "withdrawn")  # a card in one of these may be linked anew
+# a consent that gives no fields, by the platform's reason: what became of the card (None: nothing,
+# the consent stands and the card may be valid again)
+_UNSHARED: dict[str, str | None] = {
+    "consent_refused": "refused",
+    "consent_revoked": "withdrawn",
+    "consent_expired": "lapsed",
+    "consent_used": "lapsed",
+    "licence_revoked": "lapsed",
+    "licence_suspended": None,
+    "consent_pending": None,
+}
+
+
+def card_unshared(reason: str) -> str | None:
+    """The state of a card whose consent gave no fields (``reason``: the platform's code, such as
+    ``consent_revoked``), or None when it stays as it is (not answered yet; the card suspended for now)."""
+    return _UNSHARED.get(reason, "lapsed")

@@ -63,6 +63,28 @@ class Visit(Table, tablename="hospital_visit"):
     rating = Varchar(length=8, default="")
     rating_comment = Varchar(length=200, default="")
     check_in_record = Varchar(length=110, unique=True)
+    # the 医保电子凭证 the bill settled against, read with the citizen's standing consent ("": none linked)
+    insurance_number = Varchar(length=64, default="")
+    insurance_type = Varchar(length=64, default="")
 
 
-TABLES = [Hospital, Department, Doctor, Slot, Appointment, Visit]
+class InsuranceCard(Table, tablename="hospital_insurance_card"):
+    """A citizen's 医保电子凭证 (medical insurance card) linked to the hospital: a standing consent to read
+    its name, insurance number, type and region, asked through the platform (Platform.ask_licence) and
+    read at each bill. One per citizen."""
+
+    id = UUID(primary_key=True)
+    openid = Varchar(length=40, unique=True)
+    state = Varchar(length=12, default="pending")  # pending | linked | refused | lapsed | withdrawn
+    reason = Varchar(length=32, default="")  # why it is not linked (the platform's code), else ""
+    request = Varchar(length=36, default="")  # the licence request (Platform.ask_licence)
+    # what the card said when last read
+    name = Varchar(length=64, default="")
+    insurance_number = Varchar(length=64, default="")
+    insurance_type = Varchar(length=64, default="")
+    region = Varchar(length=64, default="")
+    asked_at = Timestamptz()
+    linked_at = Timestamptz(null=True, default=None)
+
+
+TABLES = [Hospital, Department, Doctor, Slot, Appointment, Visit, InsuranceCard]

@@ -9,6 +9,9 @@ The rules (free spaces, the reservation's grace, the fee) are stated and compute
   reservation here if any (and withdraws its lapse reminder), else a free space, else refused
   ``car_park_full``.
 - Exit: the barrier opens at once; the fee is a deferred order ("leave first, pay after").
+- Plates: a citizen registers their plates, each checked against their vehicle licence (机动车行驶证)
+  with their consent (:class:`miniapps.parking.services.Plates`); the entry says whether the camera's
+  plate is one of the citizen's verified plates (``data.plate_verified``). It decides nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from miniapps.contract import (
     ScanEvent,
 )
 from miniapps.parking import demo, routes
-from miniapps.parking.rules import free_spaces, parking_fee, yuan
-from miniapps.parking.services import Reservations, reminder_key
+from miniapps.parking.rules import free_spaces, parking_fee, plate, yuan
+from miniapps.parking.services import Plates, Reservations, reminder_key
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 __all__ = ["ParkingApp", "parking_fee"]  # the tariff, where it used to live
@@ -75,9 +78,10 @@ class ParkingApp(MiniApp):
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.reservations = Reservations(platform)
+        self.plates = Plates(platform)
 
     def route_handlers(self) -> list[Any]:
-        return routes.handlers(self.reservations)
+        return routes.handlers(self.reservations, self.plates)
 
     def seed_demo(self) -> Any:
         return demo.seed()
@@ -168,19 +172,23 @@ class ParkingApp(MiniApp):
                 reason="car_park_full",
                 display=Display(title=scan.text("车位已满", "Car park full"), color="red"),
             )
+        camera = scan.meta.get("plate", "")
         await ParkingSession.insert(
             ParkingSession(
                 car_park=park["id"],
                 openid=scan.openid,
-                plate=scan.meta.get("plate", ""),
+                plate=camera,
                 entry_at=scan.scanned_at,
                 entry_record=key,
             )
         ).run()
+        # the camera's plate is one the citizen verified against their vehicle licence: shown to the
+        # barrier's operator, never a reason to refuse (a car without a registered plate enters as before)
+        verified = bool(camera) and await self.plates.is_verified(scan.openid, plate(camera))
         return ScanDecision(
             allow=True,
             display=self._welcome(scan, park),
-            data={"reserved": booking is not None},
+            data={"reserved": booking is not None, "plate_verified": verified},
         )
 
     @staticmethod

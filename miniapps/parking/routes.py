@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from miniapps.contract import (
     DEFAULT_LIMIT,
@@ -25,7 +26,7 @@ from miniapps.contract import (
     window,
 )
 from miniapps.parking.rules import free_spaces, plate
-from miniapps.parking.services import Reservations
+from miniapps.parking.services import Plates, Reservations
 from miniapps.parking.tables import CarPark, ParkingSession, Reservation
 
 
@@ -35,8 +36,36 @@ class ReservationCreate(msgspec.Struct, forbid_unknown_fields=True):
     starts_at: datetime
 
 
-def handlers(service: Reservations) -> list[Any]:
-    """The routes, keeping reservations through ``service`` (the parking app's)."""
+class PlateCreate(msgspec.Struct, forbid_unknown_fields=True):
+    plate: Annotated[str, msgspec.Meta(min_length=5, max_length=16)]
+
+
+class PlateView(msgspec.Struct):
+    plate: str
+    # pending | verified | mismatch | refused | lapsed
+    state: str
+    reason: str  # the platform's code when not verified (consent_refused, consent_expired, ...), else ""
+    vehicle_type: str  # 车辆类型 from the licence, once verified
+    request_id: str  # the citizen answers it in the wallet (their licence requests)
+    created_at: datetime
+    settled_at: datetime | None
+
+
+def _plate(r: dict[str, Any]) -> PlateView:
+    return PlateView(
+        plate=r["plate"],
+        state=r["state"],
+        reason=r["reason"],
+        vehicle_type=r["vehicle_type"],
+        request_id=r["request"],
+        created_at=r["created_at"],
+        settled_at=r["settled_at"],
+    )
+
+
+def handlers(service: Reservations, plates: Plates) -> list[Any]:
+    """The routes, keeping reservations through ``service`` and plates through ``plates`` (the parking
+    app's)."""
 
     @get(
         "/car-parks",
@@ -83,7 +112,8 @@ def handlers(service: Reservations) -> list[Any]:
             raise NotFound("no such car park", code="unknown_car_park")
         if made.get("error") == "car_park_full":
             raise Conflict("no free space to reserve", code="car_park_full")
-        return made
+        # shown, not required: a plate checked against the citizen's vehicle licence
+        return {**made, "plate_verified": await plates.is_verified(caller.openid, made["plate"])}
 
     @delete(
         "/reservations/{reservation_id:str}",
@@ -107,6 +137,7 @@ def handlers(service: Reservations) -> list[Any]:
         offset: Offset = 0,
     ) -> dict[str, Any]:
         await service.expire()
+        verified = await plates.verified(caller.openid)
         rows = (
             await Reservation.select(
                 Reservation.all_columns(),  # type: ignore[arg-type]
@@ -129,6 +160,7 @@ def handlers(service: Reservations) -> list[Any]:
                     "car_park": r["car_park.code"],
                     **names(r["car_park.name"], r["car_park.name_en"]),
                     "plate": r["plate"],
+                    "plate_verified": r["plate"] in verified,
                     "starts_at": r["starts_at"],
                     "expires_at": r["expires_at"],
                     "state": r["state"],
@@ -146,6 +178,7 @@ def handlers(service: Reservations) -> list[Any]:
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
+        verified = await plates.verified(caller.openid)
         rows = (
             await ParkingSession.select(
                 ParkingSession.all_columns(),  # type: ignore[arg-type]
@@ -166,7 +199,8 @@ def handlers(service: Reservations) -> list[Any]:
                 {
                     "car_park": r["car_park.code"],
                     **names(r["car_park.name"], r["car_park.name_en"]),
-                    "plate": r["plate"],
+                    "plate": r["plate"],  # as the barrier's camera read it
+                    "plate_verified": plate(r["plate"]) in verified,
                     "entry_at": r["entry_at"],
                     "exit_at": r["exit_at"],
                     "fee": r["fee"],
@@ -179,4 +213,42 @@ def handlers(service: Reservations) -> list[Any]:
             offset=offset,
         )
 
-    return [car_parks, reserve, cancel, reservations, sessions]
+    @post(
+        "/plates",
+        guards=[citizen_caller],
+        summary="Register a plate: the citizen is asked to share the plate number and vehicle type of their"
+        " vehicle licence (201; 200 with the plate as it stands when it is registered already)",
+        responses={200: ResponseSpec(PlateView, description="The plate, registered already")},
+    )
+    async def add_plate(
+        data: JSONBody[PlateCreate], caller: NamedDependency[AppCaller]
+    ) -> Response[PlateView]:
+        row, made = await plates.add(caller.openid, plate(data.plate))
+        return Response(_plate(row), status_code=HTTP_201_CREATED if made else HTTP_200_OK)
+
+    @get(
+        "/plates",
+        guards=[citizen_caller],
+        summary="The caller's plates, newest first; those the citizen has answered for are settled first"
+        " (verified, mismatch, refused or lapsed)",
+    )
+    async def my_plates(
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[AppCaller],
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        rows = await plates.page(caller.openid, limit=limit + 1, offset=offset)
+        return page(request, [_plate(r) for r in rows], limit=limit, offset=offset)
+
+    @delete(
+        "/plates/{registered:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[citizen_caller],
+        summary="Remove a plate (added again, it is asked for again)",
+    )
+    async def remove_plate(registered: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
+        if not await plates.remove(caller.openid, plate(registered)):
+            raise NotFound("no such plate of yours", code="plate_not_found")
+
+    return [car_parks, reserve, cancel, reservations, sessions, add_plate, my_plates, remove_plate]

@@ -6,6 +6,10 @@
   once when it lapses sooner than that).
 - The fee at the exit: nothing within the car park's free minutes; otherwise every started hour at the
   hourly rate, each 24 hours at most the daily maximum.
+- A plate the citizen registers is checked against their vehicle licence (机动车行驶证), read with their
+  consent: ``verified`` when the licence's plate number is the plate (both as :func:`plate` writes
+  them), else ``mismatch``; a consent that gives nothing leaves it ``refused`` (the citizen said no, or
+  withdrew it) or ``lapsed`` (nobody answered in time, or the licence was not valid when read).
 """
 
 from __future__ import annotations
@@ -42,6 +46,36 @@ def reservation_expires(starts_at: datetime, grace_minutes: int) -> datetime:
 def plate(text: str) -> str:
     """A licence plate as stored and compared: upper case (粤b12345 is 粤B12345)."""
     return text.upper()
+
+
+VEHICLE_LICENCE = "vehicle_licence"  # the licence type parking asks for
+PLATE_FIELDS = ("plate_number", "vehicle_type")  # only what the check needs, nothing about the owner
+PLATE_STATES = ("pending", "verified", "mismatch", "refused", "lapsed")
+# a consent that gives no fields, by the platform's reason: what became of the plate
+_UNSHARED = {
+    "consent_refused": "refused",
+    "consent_revoked": "refused",
+    "consent_expired": "lapsed",
+    "consent_used": "lapsed",
+    "licence_suspended": "lapsed",
+    "licence_revoked": "lapsed",
+}
+
+
+def plate_purpose(registered: str) -> str:
+    """What the citizen is told the fields are for (Chinese, as the request shows it to them)."""
+    return f"好停车登记车牌{registered}：核对您的机动车行驶证上的号牌号码与车辆类型，确认此车牌是您的车辆"
+
+
+def plate_checked(registered: str, licence_plate: str) -> str:
+    """``verified`` when the licence's plate number is the registered plate, else ``mismatch``."""
+    return "verified" if licence_plate and plate(licence_plate) == plate(registered) else "mismatch"
+
+
+def plate_unshared(reason: str) -> str:
+    """The state of a plate whose consent gives no fields (``reason``: the platform's code, e.g.
+    ``consent_refused``): ``refused`` when the citizen said no, else ``lapsed``."""
+    return _UNSHARED.get(reason, "lapsed")
 
 
 def yuan(fen: int) -> str:

@@ -45,4 +45,19 @@ class ParkingSession(Table, tablename="parking_session"):
     exit_record = Varchar(length=110, null=True, default=None, unique=True)
 
 
-TABLES = [CarPark, Reservation, ParkingSession]
+class Plate(Table, tablename="parking_plate"):
+    """A plate a citizen registered, checked against their vehicle licence (机动车行驶证) through the
+    platform's consent sharing; one row per citizen and plate (a unique index, in a migration)."""
+
+    id = UUID(primary_key=True)
+    openid = Varchar(length=40)  # the unique (openid, plate) index serves the citizen's look-ups
+    plate = Varchar(length=16)  # as rules.plate normalises it
+    state = Varchar(length=12, default="pending")  # pending | verified | mismatch | refused | lapsed
+    reason = Varchar(length=32, default="")  # why it is not verified (the platform's code), else ""
+    request = Varchar(length=36, default="")  # the licence request (Platform.ask_licence)
+    vehicle_type = Varchar(length=64, default="")  # 车辆类型 from the licence, once it was read
+    created_at = Timestamptz(default=TimestamptzNow())
+    settled_at = Timestamptz(null=True, default=None)
+
+
+TABLES = [CarPark, Reservation, ParkingSession, Plate]

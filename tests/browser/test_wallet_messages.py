@@ -92,23 +92,25 @@ def test_a_deferred_fare_shows_up_live_within_a_second_and_stays_in_the_inbox(we
 
 
 def test_mark_all_read_delete_and_the_settings_are_kept_as_shown(web, browser):
-    """The demo citizen has the seed's welcome notice and the answer to their demo rating (好差评);
-    channels and quiet hours saved, wrong hours refused."""
+    """The demo citizen has the seed's welcome notice, the answer to their demo rating (好差评) and the
+    notices of their demo driving and vehicle licences (电子证照); channels and quiet hours saved, wrong
+    hours refused."""
     context = _phone_context(browser)
     page = context.new_page()
     outside = _no_internet(page)
     _wallet_sign_in(page, web, "13800138000")  # the demo citizen (shengshi seed-demo)
     page.wait_for_selector("#inbox li.msg")
     titles = page.locator("#inbox .msg-head b").all_text_contents()
-    assert sorted(titles) == sorted(["欢迎使用盛事通", "您的评价已处理"])
-    assert _badge(page) == 2
+    seeded = ["欢迎使用盛事通", "您的评价已处理", "您的机动车驾驶证已签发", "您的机动车行驶证已签发"]
+    assert sorted(titles) == sorted(seeded)
+    assert _badge(page) == 4
     page.click("#read-all")
     _until(lambda: _badge(page) == 0, 5, "all read")
     assert page.is_disabled("#read-all")
-    page.click("#inbox li.msg button")  # 删除
-    _until(lambda: page.locator("#inbox li.msg").count() == 1, 5, "one message left")
-    page.click("#inbox li.msg button")
-    _until(lambda: page.text_content("#inbox") == "暂无消息", 5, "the inbox empty")
+    for left in range(len(seeded) - 1, -1, -1):
+        page.click("#inbox li.msg button")  # 删除
+        _until(lambda n=left: page.locator("#inbox li.msg").count() == n, 5, f"{left} messages left")
+    assert page.text_content("#inbox") == "暂无消息"
 
     page.click("#message-settings summary")
     box = "#prefs-table input[data-category={}][data-channel={}]"

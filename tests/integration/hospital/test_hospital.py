@@ -72,6 +72,7 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
         "insured": 350 + 8641,
         "self_paid": 32846 - 8991,
         "order_id": None,
+        "insurance": None,  # no insurance card linked: the bill names none, the split is the same
     }
     assert (
         await client.post(
@@ -86,6 +87,7 @@ async def test_check_in_bill_by_insurance_rule_pay_later_and_rate(hospital):
     assert order["amount"] == 23855 and order["deferred"] is True
     visits = (await client.get("/api/v1/apps/hospital/visits", headers=me)).json()["items"]
     assert visits[0]["self_paid"] == 23855 and visits[0]["insured"] == 8991
+    assert visits[0]["insurance"] is None
     # the bill's items are a JSON list inside the JSON, as posted (not a JSON string)
     assert visits[0]["items"] == [{"covered": True, **i} for i in items]
 

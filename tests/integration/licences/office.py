@@ -75,6 +75,11 @@ class Office:
             await self._verify(self.client, pair, name, id_number)
         return Citizen(pair, id_number)
 
+    async def verify(self, citizen: Citizen, name: str, id_number: str) -> None:
+        """The citizen's real name verified (again, or for the first time) as ``name`` / ``id_number``."""
+        await self._verify(self.client, citizen.pair, name, id_number)
+        citizen.id_number = id_number
+
     async def issue(self, citizen: Citizen, **changes: Any) -> dict[str, Any]:
         fields = {**DRIVING, "licence_number": citizen.id_number, **changes}
         r = await self.client.post(

@@ -8,6 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from miniapps.hospital.rules import (
+    CARD_ASK_AGAIN,
+    CARD_PURPOSE,
+    CARD_STATES,
+    card_unshared,
     china_day,
     clock_time,
     credit_cutoff,
@@ -97,3 +101,16 @@ def test_a_china_day_holds_its_time_and_is_one_day_long(seconds):
     start, end = china_day(at)
     assert start <= at < end and end - start == timedelta(days=1)
     assert start.utcoffset() == timedelta(hours=8) and (start.hour, start.minute) == (0, 0)
+
+
+def test_what_becomes_of_a_card_whose_consent_gives_nothing():
+    assert card_unshared("consent_refused") == "refused"
+    assert card_unshared("consent_revoked") == "withdrawn"
+    assert {card_unshared(r) for r in ("consent_expired", "consent_used", "licence_revoked")} == {"lapsed"}
+    assert card_unshared("licence_suspended") is None  # may be valid again: the card stays linked
+    assert card_unshared("consent_pending") is None
+    assert card_unshared("request_not_found") == "lapsed"
+    # every end is a state, and a card that ended may be linked again; a linked or pending one is not
+    ends = {card_unshared(r) for r in ("consent_refused", "consent_revoked", "consent_expired")}
+    assert ends == set(CARD_ASK_AGAIN) and ends < set(CARD_STATES)
+    assert 2 <= len(CARD_PURPOSE) <= 200

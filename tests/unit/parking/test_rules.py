@@ -6,7 +6,17 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from miniapps.parking.rules import free_spaces, parking_fee, plate, reservation_expires, yuan
+from miniapps.parking.rules import (
+    PLATE_STATES,
+    free_spaces,
+    parking_fee,
+    plate,
+    plate_checked,
+    plate_purpose,
+    plate_unshared,
+    reservation_expires,
+    yuan,
+)
 
 PROPERTY = settings(database=None, deadline=None, max_examples=300)
 T0 = datetime(2026, 11, 25, 8, tzinfo=UTC)
@@ -99,3 +109,26 @@ def test_one_more_whole_day_costs_exactly_the_daily_maximum(secs, tariff):
 @given(st.integers(0, 1000), st.integers(0, 1000), st.integers(0, 1000))
 def test_free_spaces_stay_within_zero_and_the_capacity(capacity, occupied, reserved):
     assert 0 <= free_spaces(capacity, occupied, reserved) <= capacity
+
+
+def test_a_plate_is_checked_against_the_licence_as_the_plate_rule_writes_both():
+    assert plate_checked("辽A5B123", "辽a5b123") == "verified"
+    assert plate_checked("辽A5B123", "辽A5B124") == "mismatch"
+    assert plate_checked("辽A5B123", "") == "mismatch"  # a licence without a plate number verifies nothing
+    assert [plate_unshared(r) for r in ("consent_refused", "consent_revoked")] == ["refused", "refused"]
+    assert {plate_unshared(r) for r in ("consent_expired", "consent_used", "licence_revoked", "?")} == {
+        "lapsed"
+    }
+    assert "辽A5B123" in plate_purpose("辽A5B123") and 2 <= len(plate_purpose("辽A5B123X1234567")) <= 200
+
+
+plates = st.text(alphabet="辽京沪ABCDEFGHJKabcdefghjk0123456789", min_size=1, max_size=16)
+
+
+@PROPERTY
+@given(plates, plates)
+def test_a_plate_is_verified_exactly_when_the_licence_names_it(registered, on_licence):
+    state = plate_checked(plate(registered), on_licence)
+    assert state in PLATE_STATES
+    assert (state == "verified") == (plate(on_licence) == plate(registered))
+    assert plate_checked(plate(registered), registered.lower()) == "verified"

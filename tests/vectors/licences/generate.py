@@ -35,6 +35,7 @@ THIEF = ec.derive_private_key(0x11C0_0005, ec.SECP256R1())
 ROOT_KID, TRAFFIC_KID, OTHER_KID = "root-01", "traffic-01", "other-01"
 BASE = "https://sst.example"
 ISS = f"{BASE}/licences/issuers/sy-traffic"
+OTHER_ISS = f"{BASE}/licences/issuers/dl-traffic"
 STATUS_URI = f"{BASE}/api/v1/licences/status/sy-traffic/1"
 VCT = "urn:shengshitong:licence:driving_licence:1"
 INSPECT = "urn:shengshitong:inspect"
@@ -113,22 +114,30 @@ def present(
     return joined + kb
 
 
-def status_token(statuses: dict[int, int], *, iat: int = T0, exp: int = T0 + 86400) -> str:
+def status_token(
+    statuses: dict[int, int],
+    *,
+    iat: int = T0,
+    exp: int = T0 + 86400,
+    key: Any = TRAFFIC,
+    kid: str = TRAFFIC_KID,
+    iss: str = ISS,
+) -> str:
     data = bytearray(16)
     for idx, value in statuses.items():
         data[idx // 4] |= value << ((idx % 4) * 2)
     payload = {
-        "iss": ISS,
+        "iss": iss,
         "sub": STATUS_URI,
         "iat": iat,
         "exp": exp,
         "ttl": 300,
         "status_list": {"bits": 2, "lst": _b64u(zlib.compress(bytes(data), 9))},
     }
-    return jwt(TRAFFIC, {"alg": "ES256", "typ": "statuslist+jwt", "kid": TRAFFIC_KID}, payload)
+    return jwt(key, {"alg": "ES256", "typ": "statuslist+jwt", "kid": kid}, payload)
 
 
-def trust_list(types: list[str] | None = None) -> dict[str, str]:
+def trust_list(types: list[str] | None = None, *, other_issuer: bool = False) -> dict[str, str]:
     doc = {
         "type": "shengshitong-licence-issuers",
         "format": 1,
@@ -147,6 +156,18 @@ def trust_list(types: list[str] | None = None) -> dict[str, str]:
             }
         ],
     }
+    if other_issuer:  # another department the platform trusts: for driving licences too
+        doc["issuers"].append(
+            {
+                "iss": OTHER_ISS,
+                "code": "dl-traffic",
+                "name_zh": "大连市公安局交通警察支队",
+                "name_en": "Dalian Traffic Police",
+                "department": "traffic_police",
+                "types": ["driving_licence"],
+                "keys": [public_jwk(OTHER_ISSUER.public_key(), OTHER_KID, "ES256")],
+            }
+        )
     protected = _b64u(_json({"alg": "ES256", "kid": ROOT_KID, "typ": "licence-issuers+json"}))
     payload = _b64u(_json(doc))
     return {
@@ -306,6 +327,19 @@ def cases() -> dict[str, dict[str, Any]]:
         [(good, refused("type_not_allowed"))],
         types=["vehicle_licence"],
     )
+    vectors["stripped_key_binding"] = _vector(
+        "A device-bound presentation with its key binding dropped (a photo of a 亮证 QR), offered as a"
+        " consent share: a licence bound to a device is shown only with its key binding.",
+        [("~".join([jwt0, *name_class, ""]), refused("no_key_binding"))],
+        key_binding=False,
+    )
+    vectors["status_list_of_another_issuer"] = _vector(
+        "A revoked licence (index 3) and, for its status URI, a list that another trusted department"
+        " signed saying valid: a list vouches only for the licences of the issuer that signed it.",
+        [(present(credential(idx=3)[0], [credential(idx=3)[1]["name"]]), refused("bad_status_list"))],
+        statuses=[status_token({}, key=OTHER_ISSUER, kid=OTHER_KID, iss=OTHER_ISS)],
+        other_issuer=True,
+    )
     del other_jwt
     return vectors
 
@@ -318,11 +352,12 @@ def _vector(
     statuses: list[str] | None = None,
     key_binding: bool = True,
     types: list[str] | None = None,
+    other_issuer: bool = False,
 ) -> dict[str, Any]:
     return {
         "description": description,
         "trust_root": public_jwk(ROOT.public_key(), ROOT_KID, "ES256"),
-        "trust_list": trust_list(types),
+        "trust_list": trust_list(types, other_issuer=other_issuer),
         "status_lists": [status_token({3: 1, 5: 2})] if statuses is None else statuses,
         "validation_time": T0 + 90,
         "audience": INSPECT,

@@ -71,6 +71,8 @@ def test_the_required_cases_are_present():
         "status_list_expired",
         "challenge_nonce",
         "shared_on_consent",
+        "stripped_key_binding",
+        "status_list_of_another_issuer",
     } <= names
 
 
