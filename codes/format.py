@@ -25,8 +25,11 @@ from codes.verifier import (
     CLAIM_IAT,
     CLAIM_ISS,
     COSE_SIGN1_TAG,
+    ENT_KEYED,
     HDR_ALG,
     HDR_KID,
+    KEYED_LEN,
+    MAX_KEYED,
     MAX_TOKEN_CHARS,
     PREFIX,
     Decoded,
@@ -86,11 +89,18 @@ def encode(
     exp: int,
     entitlements: Entitlements,
     cti: bytes | None = None,
+    keyed: tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]] = (),
 ) -> tuple[str, bytes]:
-    """Sign a new code; returns ``(token_text, cti)``."""
+    """Sign a new code; returns ``(token_text, cti)``. ``keyed``: the keyed claims (scope, 8 bytes), at
+    most two, computed for this ``cti`` (entitlements key 6)."""
     cti = cti if cti is not None else os.urandom(12)
     if not 8 <= len(cti) <= 16:
         raise ValueError("cti must be 8-16 bytes")
+    ent = entitlements.to_compact()
+    if keyed:
+        if len(keyed) > MAX_KEYED or any(len(v) != KEYED_LEN or not 0 <= n < 2**32 for n, v in keyed):
+            raise ValueError("at most 2 keyed claims, each (uint scope, 8 bytes)")
+        ent[ENT_KEYED] = [[n, v] for n, v in keyed]
     protected = cbor2.dumps({HDR_ALG: ALG_IDS[alg], HDR_KID: kid})
     payload = cbor2.dumps(
         {
@@ -98,7 +108,7 @@ def encode(
             CLAIM_IAT: iat,
             CLAIM_EXP: exp,
             CLAIM_CTI: cti,
-            CLAIM_ENT: entitlements.to_compact(),
+            CLAIM_ENT: ent,
         }
     )
     signature = sign_bytes(private_key, alg, sig_structure(protected, payload))

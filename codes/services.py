@@ -194,6 +194,8 @@ class CodeIssuer:
         key = await self.keys.issuer.active()
         now = int(self.clock.time())
         exp = now + self.s.code_validity
+        cti = secrets.token_bytes(12)
+        keyed = await self.entitlements.keyed(principal.citizen_id, cti)
         token, cti = fmt.encode(
             private_key=key.private,
             alg=key.alg,
@@ -202,7 +204,8 @@ class CodeIssuer:
             iat=now,
             exp=exp,
             entitlements=ent,
-            cti=secrets.token_bytes(12),
+            cti=cti,
+            keyed=keyed,
         )
         mapping = {"c": principal.citizen_id, "s": principal.session_id, "d": principal.device_id}
         await self.store.set(f"code:cti:{cti.hex()}", json.dumps(mapping), ttl=self.mapping_ttl)

@@ -42,6 +42,15 @@ class Contributor(Protocol):
     async def contribution(self, citizen_id: str, at: datetime) -> Contributed: ...
 
 
+class KeyedContributor(Protocol):
+    """A mini-app's keyed claims in the code (the offline doors' community claims): values computed for
+    one code's ``cti`` with the mini-app's own keys, which only its terminals can read."""
+
+    app_id: str
+
+    async def keyed(self, citizen_id: str, cti: bytes) -> list[tuple[int, bytes]]: ...
+
+
 @dataclass
 class Held:
     """One entitlement as the wallet shows it: granted or not, why not, and who says so since when."""
@@ -84,7 +93,22 @@ class EntitlementService:
         self.facts = facts
         self._clock = clock
         self._contributors: dict[str, Contributor] = {}
+        self._keyed: KeyedContributor | None = None
         self._source_names: dict[str, str] = {}
+
+    def contribute_keyed(self, contributor: KeyedContributor) -> None:
+        """Called by the mini-app platform for the one mini-app that adds keyed claims to the code."""
+        if self._keyed is not None:
+            raise RuntimeError(
+                f"both {self._keyed.app_id} and {contributor.app_id} add keyed claims to the code: one may"
+            )
+        self._keyed = contributor
+
+    async def keyed(self, citizen_id: str, cti: bytes) -> list[tuple[int, bytes]]:
+        """The keyed claims of the code ``cti`` about to be issued (none when no mini-app adds them)."""
+        if self._keyed is None:
+            return []
+        return await self._keyed.keyed(citizen_id, cti)
 
     def contribute(self, contributor: Contributor) -> None:
         """Called by the mini-app platform at its construction, for each contributing mini-app."""

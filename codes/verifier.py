@@ -40,6 +40,11 @@ ALG_NAMES = {v: k for k, v in ALG_IDS.items()}
 CLAIM_ISS, CLAIM_EXP, CLAIM_IAT, CLAIM_CTI = 1, 4, 6, 7
 CLAIM_ENT = -65537  # private use (RFC 8392 section 9.1: below -65536)
 MAX_TOKEN_CHARS = 600  # anything longer is refused before decoding (oversized)
+# Key 6 of the entitlements map: keyed claims, [[scope, 8-byte value], ...] (at most MAX_KEYED), each a
+# value only a holder of the scope's key can read, different in every code (docs/citizen-code.md)
+ENT_KEYED = 6
+MAX_KEYED = 2
+KEYED_LEN = 8
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
 
@@ -435,6 +440,30 @@ class Result:
     exp: int | None = None
     issuer: str | None = None
     entitlements: Entitlements | None = None
+    # keyed claims (scope, value), e.g. the offline-door claims of the communities the holder lives in
+    keyed: tuple[tuple[int, bytes], ...] = ()
+
+
+def keyed_claims(data: Any) -> tuple[tuple[int, bytes], ...]:
+    """Key 6 of the entitlements map: ``((scope, value), ...)``; ValueError when it is malformed."""
+    if not isinstance(data, dict) or ENT_KEYED not in data:
+        return ()
+    items = data[ENT_KEYED]
+    if type(items) is not list or not 1 <= len(items) <= MAX_KEYED:
+        raise ValueError("keyed claims must be a list of 1-2 pairs")
+    out = []
+    for item in items:
+        if (
+            type(item) is not list
+            or len(item) != 2
+            or type(item[0]) is not int
+            or not 0 <= item[0] < 2**32
+            or type(item[1]) is not bytes
+            or len(item[1]) != KEYED_LEN
+        ):
+            raise ValueError("a keyed claim is [uint scope, 8-byte value]")
+        out.append((item[0], item[1]))
+    return tuple(out)
 
 
 def _refused(step: str, reason: str, d: Decoded | None = None, ent: Entitlements | None = None) -> Result:
@@ -492,6 +521,7 @@ def verify(
         return _refused("decode", "bad_format")
     try:
         ent = Entitlements.from_compact(claims.get(CLAIM_ENT, {}))
+        keyed = keyed_claims(claims.get(CLAIM_ENT, {}))
     except ValueError:
         return _refused("decode", "bad_format")
     # 2. signature (the key's own algorithm only)
@@ -520,7 +550,7 @@ def verify(
         steps["entitlement"] = "skipped"
     elif not ent.grants(requirement):
         return _refused("entitlement", "not_entitled", d, ent)
-    return Result(True, None, steps, cti, d.kid, iat, exp, issuer, ent)
+    return Result(True, None, steps, cti, d.kid, iat, exp, issuer, ent, keyed)
 
 
 def describe(result: Result) -> dict[str, Any]:

@@ -57,9 +57,10 @@ from backend.errors import (
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
 from backend.seed import tally, upsert_by_code
+from codes import verifier as code_verifier  # doors (issue 20): the code's self-contained verifier
 from messages.services import Notice
 from messages.templates import Template as MessageTemplate
-from miniapps.deps import AppCaller, app_backend, citizen_caller, names
+from miniapps.deps import AppCaller, ScannerCaller, app_backend, citizen_caller, names, scanner_caller
 from ratings.rules import Rateable
 from ratings.rules import Unit as RatingUnit
 
@@ -100,13 +101,16 @@ __all__ = [
     "ScanDecision",
     "ScanEvent",
     "Scanner",
+    "ScannerCaller",
     "ServiceUnavailable",
     "Unauthorized",
     "app_backend",
     "citizen_caller",
+    "code_verifier",
     "names",
     "page",
     "requires",
+    "scanner_caller",
     "tally",
     "upsert_by_code",
     "window",
@@ -431,6 +435,28 @@ class Platform(Protocol):
         :class:`Conflict` (``consent_pending``, ``consent_refused``, ``consent_used``, ``consent_revoked``,
         ``consent_expired``, ``licence_suspended``, ``licence_revoked``) when there is nothing to give."""
 
+    # ---- added for 扫码门禁 doors (issue 20): finding a citizen, sealing keys, signing documents --------
+    async def find_citizen(self, *, phone: str | None = None, id_number: str | None = None) -> str | None:
+        """This mini-app's pairwise id of the citizen with this mobile number (any account) or ID number
+        (only a real-name-verified account: a self-typed number finds nobody), looked up through the
+        platform's keyed index; None when there is none, or the account is blocked or deleted. Exactly
+        one of the two. The number is never given back nor logged. :class:`InvalidInput`
+        (``invalid_phone``, ``invalid_id_number``) for a malformed number."""
+
+    def seal(self, data: bytes, context: str) -> str:
+        """Encrypt a secret of the app's (a key it keeps in its tables) with the platform's key-encryption
+        key, bound to this app and ``context`` (a row's identity): text to store."""
+
+    def unseal(self, text: str, context: str) -> bytes:
+        """The secret :meth:`seal` sealed with the same ``context``; ValueError when it does not open."""
+
+    async def sign_document(self, document: dict[str, Any], typ: str) -> dict[str, str]:
+        """``document`` as a flattened JWS (ES256, raw r||s) signed by the trust list's root key, the key
+        every scanner pins (``GET /api/v1/codes/trust-root``), with ``typ`` in the protected header
+        (``[a-z0-9.+-]{1,40}``): documents an app's terminals check offline."""
+
+    # ---- end of the doors additions
+
     @property
     def payments(self) -> Any:
         """``create_order(openid=, reference=, amount=, description=, deferred=)``,
@@ -507,6 +533,24 @@ class MiniApp(ABC):
         it at ``at``. Asked when the citizen's code is issued (about every half minute per active
         citizen): one indexed read, no more."""
         raise TypeError(f"{type(self).__name__} contributes {name!r} but does not answer for it")
+
+    # ---- added for 扫码门禁 doors (issue 20): keyed claims in the citizen code ------------------------
+    async def code_claims(self, openid: str, cti: bytes) -> list[tuple[int, bytes]]:
+        """Optional, for one mini-app of a platform: keyed claims the citizen's next code carries, computed
+        for that code's ``cti`` (12 random bytes): at most two ``(scope, value)`` pairs, scope a number
+        below 2**32, value 8 bytes that change with ``cti`` (so two codes cannot be linked) and that only
+        the mini-app's own terminals can read (doors: the community's number and the resident's handle
+        masked by an HMAC of ``cti`` under the community's key). Asked each time a code is issued: one
+        indexed read. A failure leaves the code without them. Call
+        :meth:`Platform.entitlement_changed` when they change (a resident removed)."""
+        return []
+
+    @classmethod
+    def adds_code_claims(cls) -> bool:
+        """Whether this mini-app adds keyed claims to the code (:meth:`code_claims`)."""
+        return cls.code_claims is not MiniApp.code_claims
+
+    # ---- end of the doors additions
 
     async def gauges(self) -> list[Gauge]:
         """Optional: live figures for the operators' dashboard, read every few seconds (keep it cheap)."""

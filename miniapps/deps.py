@@ -13,7 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 
-from auth.guards import PRINCIPAL, citizen_only, miniapp_only
+from auth.guards import PRINCIPAL, citizen_only, miniapp_only, scanner_only
 from auth.principals import CitizenPrincipal
 from auth.services import AUTH
 from backend.errors import Forbidden
@@ -68,3 +68,40 @@ async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: B
     app_id = str(handler.opt.get("miniapp_id") or "")
     if connection.state[PRINCIPAL].app_id != app_id:
         raise Forbidden(f"this route is for {app_id!r}'s own backend", code="wrong_miniapp")
+
+
+# ---- added for 扫码门禁 doors (issue 20): a scanner of the app calling one of its routes ----------------
+SCANNER_CALLER = "miniapp_scanner"
+
+
+class ScannerCaller(msgspec.Struct, frozen=True):
+    """The scanner (terminal) calling a mini-app route: its client id, place and scan context."""
+
+    client_id: str
+    place: str
+    context: str
+
+
+@requires({"machineCredential": []})
+async def scanner_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard for routes a mini-app's terminals call (a door fetching its offline list): a scanner's
+    credential (HTTP Basic) enrolled for this mini-app, no other's; the route declares
+    ``scanner: NamedDependency[ScannerCaller]``."""
+    await scanner_only(connection, handler)
+    app_id = str(handler.opt.get("miniapp_id") or "")
+    principal = connection.state[PRINCIPAL]
+    if principal.app_id != app_id:
+        raise Forbidden(f"this route is for {app_id!r}'s own scanners", code="wrong_miniapp")
+    connection.state[SCANNER_CALLER] = ScannerCaller(
+        client_id=principal.client_id, place=principal.place, context=principal.context
+    )
+
+
+def provide_scanner(request: Request[Any, Any, Any]) -> ScannerCaller:
+    scanner = request.state.get(SCANNER_CALLER)
+    if not isinstance(scanner, ScannerCaller):
+        raise RuntimeError("route asks for the scanner but has no scanner_caller guard")
+    return scanner
+
+
+DEPENDENCIES["scanner"] = Provide(provide_scanner, sync_to_thread=False)

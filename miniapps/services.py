@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -13,17 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from auth.pairwise import Pairwise
-from auth.pii import mask_name
+from auth.pii import mask_name, normalise_id_number, normalise_phone
 from auth.services import AuthServices
 from auth.tables import Citizen
 from backend import audit, db
 from backend.clock import Clock
-from backend.crypto import Keyring
+from backend.crypto import DecryptionError, Keyring, b64u, open_sealed, seal
 from backend.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from backend.i18n import pick
 from backend.runtime import Runtime, Slot
 from backend.settings import Settings
 from backend.store import Store
+from codes.format import sign_bytes
 from codes.services import CodeFreshness, CodeServices
 from codes.sources import Contributed
 from licences._consent import Requester
@@ -53,6 +55,16 @@ from ratings.setup import RatingServices
 
 CODE_TTL = 300
 TOKEN_TTL = 3600
+_TYP = re.compile(r"^[a-z0-9.+-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the platform needs to find a citizen, seal an app's keys and sign its documents (doors)."""
+
+    auth: AuthServices
+    codes: CodeServices
+    kek: bytes
 
 
 class AppPlatform:
@@ -73,8 +85,10 @@ class AppPlatform:
         ratings: RatingCentre,
         licences: LicenceServices,
         name: str = "",
+        identity: Identity | None = None,
     ) -> None:
         self.app_id = app_id
+        self._identity = identity
         self.name = name or app_id  # the manifest's name, as citizens see who asks them
         self._messages = messages
         self._ratings = ratings
@@ -199,6 +213,47 @@ class AppPlatform:
             presentation=shared["presentation"],
             expires_at=shared["expires_at"],
         )
+
+    # ---- added for 扫码门禁 doors (issue 20) ---------------------------------------------------------
+    def _id(self) -> Identity:
+        if self._identity is None:
+            raise RuntimeError("this platform was built without identity services")
+        return self._identity
+
+    async def find_citizen(self, *, phone: str | None = None, id_number: str | None = None) -> str | None:
+        if (phone is None) == (id_number is None):
+            raise InvalidInput("give a phone or an ID number, one of them", code="invalid_citizen_query")
+        ident = self._id()
+        if phone is not None:
+            where = Citizen.phone_index == ident.auth.otp.phone_index(normalise_phone(phone))
+        else:
+            index = ident.auth.realname.id_number_index(normalise_id_number(id_number or ""))
+            where = (Citizen.id_number_index == index) & Citizen.real_name_verified_at.is_not_null()
+        row = await Citizen.select(Citizen.id).where(where & (Citizen.status == "active")).first().run()
+        if row is None:
+            return None
+        return await self._pairwise.issue(self.app_id, str(row["id"]))
+
+    def seal(self, data: bytes, context: str) -> str:
+        return seal(self._id().kek, data, f"miniapp:{self.app_id}:{context}".encode())
+
+    def unseal(self, text: str, context: str) -> bytes:
+        try:
+            return open_sealed(self._id().kek, text, f"miniapp:{self.app_id}:{context}".encode())
+        except DecryptionError as exc:
+            raise ValueError(str(exc)) from None
+
+    async def sign_document(self, document: dict[str, Any], typ: str) -> dict[str, str]:
+        if not _TYP.match(typ):
+            raise ValueError(f"bad document type {typ!r}")
+        root = await self._id().codes.keys.root.active()
+        header = {"alg": root.alg, "kid": root.kid, "typ": typ}
+        protected = b64u(json.dumps(header, separators=(",", ":")).encode())
+        payload = b64u(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+        signature = sign_bytes(root.private, root.alg, f"{protected}.{payload}".encode("ascii"))
+        return {"protected": protected, "payload": payload, "signature": b64u(signature)}
+
+    # ---- end of the doors additions
 
     async def import_ratings(self, service: str, ratings: list[PastRating]) -> int:
         citizens = await self._pairwise.citizens(self.app_id, list({r.openid for r in ratings}))
@@ -458,6 +513,7 @@ def build_miniapp_services(
     orders."""
     s = runtime.settings
     apps: dict[str, MiniApp] = {}
+    identity = Identity(auth=auth, codes=codes, kek=s.secret_bytes("key_encryption_key"))
     for cls in _enabled_classes(s, extra):
         app_id = cls.manifest.id
         platform = AppPlatform(
@@ -472,6 +528,7 @@ def build_miniapp_services(
             ratings=ratings.centre,
             licences=licences,
             name=cls.manifest.name_zh,
+            identity=identity,
         )
         messages.register(app_id, dict(cls.manifest.templates))
         ratings.register(
@@ -485,6 +542,8 @@ def build_miniapp_services(
             raise MiniAppError(f"mini-app {app_id!r} failed to start: {exc}") from exc
         for name in cls.manifest.contributes:
             codes.entitlements.contribute(Contributor(apps[app_id], name, auth.pairwise))
+        if cls.adds_code_claims():
+            codes.entitlements.contribute_keyed(KeyedClaims(apps[app_id], auth.pairwise))
     gate = Gate(
         codes.scans,
         apps,
@@ -527,6 +586,32 @@ class Contributor:
             self._log.error("contribution of %s is not a Contribution", self.entitlement)
             return Contributed(False, None, "source_unavailable")
         return Contributed(answer.granted, answer.until, answer.reason[:40], dict(answer.detail))
+
+
+class KeyedClaims:
+    """A mini-app's keyed claims in the citizen code (doors), as the code's issuer asks for them."""
+
+    def __init__(self, app: MiniApp, pairwise: Pairwise) -> None:
+        self.app = app
+        self.app_id = app.manifest.id
+        self._pairwise = pairwise
+        self._log = logging.getLogger(f"shengshitong.miniapps.{self.app_id}")
+
+    async def keyed(self, citizen_id: str, cti: bytes) -> list[tuple[int, bytes]]:
+        openid = self._pairwise.openid(self.app_id, citizen_id)
+        try:
+            claims = list(await self.app.code_claims(openid, cti))
+        except Exception:  # a mini-app's failure must not stop the citizen's code: it goes without them
+            self._log.exception("keyed claims failed")
+            return []
+        good = [
+            (n, v)
+            for n, v in claims[:2]
+            if isinstance(n, int) and 0 <= n < 2**32 and isinstance(v, bytes) and len(v) == 8
+        ]
+        if len(good) != len(claims):
+            self._log.error("keyed claims dropped: at most 2 (scope, 8 bytes)")
+        return good
 
 
 class PaymentEvents:
