@@ -224,6 +224,7 @@ class AppPlatform:
         if (phone is None) == (id_number is None):
             raise InvalidInput("give a phone or an ID number, one of them", code="invalid_citizen_query")
         ident = self._id()
+        where: Any
         if phone is not None:
             where = Citizen.phone_index == ident.auth.otp.phone_index(normalise_phone(phone))
         else:

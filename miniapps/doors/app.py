@@ -92,7 +92,7 @@ class DoorsApp(MiniApp):
         door = await Door.select().where(Door.code == scan.scanner.place).first().run()
         if door is None:
             return self._refuse(scan, "unknown_door")
-        place = await Place.select().where(Place.id == door["place"]).first().run()
+        place = await Place.select().where(Place.id == door["place"]).first().run()  # type: ignore[attr-defined]
         assert place is not None
         at = scan.scanned_at
         resident = await (

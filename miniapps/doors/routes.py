@@ -92,7 +92,7 @@ def handlers(
     async def place_names(place_id: int) -> dict[str, Any]:
         p = (
             await Place.select(Place.code, Place.name, Place.name_en, Place.kind)
-            .where(Place.id == place_id)
+            .where(Place.id == place_id)  # type: ignore[attr-defined]
             .first()
             .run()
         )
@@ -120,7 +120,7 @@ def handlers(
 
     async def entry_out(row: dict[str, Any], *, manager: bool) -> dict[str, Any]:
         door = (
-            await Door.select(Door.code, Door.name, Door.name_en).where(Door.id == row["door"]).first().run()
+            await Door.select(Door.code, Door.name, Door.name_en).where(Door.id == row["door"]).first().run()  # type: ignore[attr-defined]
         )
         assert door is not None
         out = {
@@ -196,7 +196,7 @@ def handlers(
     async def residence_out(row: dict[str, Any]) -> dict[str, Any]:
         building = None
         if row["building"]:
-            b = await Building.select().where(Building.id == row["building"]).first().run()
+            b = await Building.select().where(Building.id == row["building"]).first().run()  # type: ignore[attr-defined]
             if b is not None:
                 building = {"code": b["code"], **names(b["name"], b["name_en"] or b["code"])}
         doors = []
@@ -446,7 +446,7 @@ def handlers(
         }
 
     async def buildings_of(place: dict[str, Any]) -> dict[int, str]:
-        rows = await Building.select(Building.id, Building.code).where(Building.place == place["id"]).run()
+        rows = await Building.select(Building.id, Building.code).where(Building.place == place["id"]).run()  # type: ignore[attr-defined]
         return {r["id"]: r["code"] for r in rows}
 
     def resident_id(value: str) -> uuid.UUID:

@@ -56,10 +56,10 @@ class Keys:
         sealed = self.platform.seal(secrets.token_bytes(32), self._context(place["id"], 1))
         await (
             Place.update({Place.key_sealed: sealed, Place.key_id: 1})
-            .where((Place.id == place["id"]) & (Place.key_sealed == ""))
+            .where((Place.id == place["id"]) & (Place.key_sealed == ""))  # type: ignore[attr-defined]
             .run()
         )
-        row = await Place.select().where(Place.id == place["id"]).first().run()
+        row = await Place.select().where(Place.id == place["id"]).first().run()  # type: ignore[attr-defined]
         assert row is not None
         return row
 
@@ -80,8 +80,8 @@ class Keys:
                     Place.key_rotated_at: self.platform.now(),
                 }
             )
-            .where((Place.id == place["id"]) & (Place.key_id == place["key_id"]))
-            .returning(Place.id)
+            .where((Place.id == place["id"]) & (Place.key_id == place["key_id"]))  # type: ignore[attr-defined]
+            .returning(Place.id)  # type: ignore[attr-defined]
             .run()
         )
         if not done:
@@ -108,7 +108,7 @@ async def building_of(place: dict[str, Any], code: str | None) -> int | None:
     if not code:
         return None
     row = await (
-        Building.select(Building.id)
+        Building.select(Building.id)  # type: ignore[attr-defined]
         .where((Building.code == code) & (Building.place == place["id"]))
         .first()
         .run()
@@ -259,7 +259,7 @@ async def door_list(
     door = await Door.select().where(Door.code == door_code).first().run()
     if door is None:
         raise NotFound("no such door", code="unknown_door")
-    place = await Place.select().where(Place.id == door["place"]).first().run()
+    place = await Place.select().where(Place.id == door["place"]).first().run()  # type: ignore[attr-defined]
     assert place is not None
     place = await keys.ensure(place)
     residents = await (

@@ -67,7 +67,12 @@ def trust_list() -> dict[str, Any]:
 
 
 def code(
-    key: Any = ES_KEY, alg: str = "ES256", kid: bytes = ES_KID, ent: Entitlements = FULL, iat: int = T0
+    key: Any = ES_KEY,
+    alg: str = "ES256",
+    kid: bytes = ES_KID,
+    ent: Entitlements = FULL,
+    iat: int = T0,
+    keyed: tuple[tuple[int, bytes], ...] = (),
 ) -> str:
     token, _ = fmt.encode(
         private_key=key,
@@ -78,6 +83,7 @@ def code(
         exp=iat + VALIDITY,
         entitlements=ent,
         cti=CTI,
+        keyed=keyed,
     )
     return token
 
@@ -242,6 +248,28 @@ def cases() -> dict[str, dict[str, Any]]:
             fail="entitlement",
             reason="not_entitled",
             description="A health check point: no colour from the health authority (health 3, unknown).",
+        ),
+        "keyed_claims": dict(
+            token=code(ent=Entitlements(transit=True), keyed=((1, bytes.fromhex("8899aabbccddeeff")),)),
+            now=T0 + 10,
+            requirement=None,
+            fail=None,
+            reason=None,
+            description="A door (no requirement): a resident's code with one keyed claim, entitlements key 6"
+            " [[1, h'8899aabbccddeeff']] (community 1; the door unmasks it with its key, docs/miniapps.md).",
+        ),
+        "keyed_claim_malformed": dict(
+            token=reassemble(
+                valid,
+                payload=cbor2.dumps(
+                    {**claims, fmt.CLAIM_ENT: {**claims[fmt.CLAIM_ENT], 6: [[1, b"\x00" * 7]]}}
+                ),
+            ),
+            now=T0 + 10,
+            requirement=None,
+            fail="decode",
+            reason="bad_format",
+            description="A keyed claim whose value is 7 bytes, not 8 (refused before the signature).",
         ),
         "bad_base45": dict(
             token="SC1:" + valid[4:40] + "a" + valid[41:],

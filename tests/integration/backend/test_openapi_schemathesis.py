@@ -126,8 +126,12 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         ),
         "miniapps": {
             app: _basic(cli("miniapps", "credentials", app, "--json"))
-            for app in ("transit", "parking", "hospital", "tourism", "civic")
+            for app in ("transit", "parking", "hospital", "tourism", "civic", "doors")
         },
+        # a door's controller: its offline list (/api/v1/apps/doors/door-list)
+        "door": _basic(
+            cli("scanners", "add", "--app", "doors", "--place", "WK-GATE-N", "--context", "door", "--json")
+        ),
     }
     with httpx.Client(base_url=server.url, timeout=10) as c:
 
@@ -202,6 +206,8 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
             headers["Authorization"] = creds["operator"]
         elif path.startswith(("/api/v1/messages", "/api/v1/ratings/")):
             headers["Authorization"] = creds["miniapps"]["parking"]
+        elif path == "/api/v1/apps/doors/door-list":
+            headers["Authorization"] = creds["door"]
         elif m := re.match(r"/api/v1/apps/(\w+)/", path):
             headers["Authorization"] = creds["miniapps"][m.group(1)]
         elif path.startswith("/api/v1/miniapps/"):
