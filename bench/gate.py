@@ -24,6 +24,10 @@ Each round (``--rounds``, each series at most ``--seconds``, ``--connections`` g
 - platform alone: the same riders' codes (the round's, while they stay valid, else fresh ones), three
   scans each at ``benchgate`` scanners, three contexts of their own: a mini-app that admits everything,
   so the platform's own cost.
+- doors (扫码门禁, issue 20): ``--riders`` other citizens, residents of the demo community 万科城 (whose
+  offline key exists, so their codes carry its keyed claim), one fresh code each, one scan each at one of
+  its four doors (``door`` scanners): an ``on_scan`` mini-app (a transaction per scan: the residence
+  read, the entry written), measured alone after the platform series with the same costs.
 - bare and floor, for the ratios.
 
 Per app series: worker CPU per scan (the uvicorn processes and their children, from /proc), PostgreSQL
@@ -78,6 +82,9 @@ FLUSH = 11.0  # seconds after an app series before its database counters are rea
 BUS_LINES = ("B113", "B136", "B237")
 # the demo network's metro stations (miniapps/transit/demo.py): M1-01..M1-22 and M2-01..M2-19
 STATIONS = [f"M1-{i:02d}" for i in range(1, 23)] + [f"M2-{i:02d}" for i in range(1, 20)]
+APP_SERIES = ("transit", "platform", "doors")  # the series sent to the app (once each), not a baseline
+# the demo community's doors (miniapps/doors/demo.py): the door series' scanners
+DOORS = ("WK-GATE-N", "WK-GATE-S", "WK-B1-U1", "WK-B2-U1")
 BENCH_CONTEXTS = 64  # bench/_bench_miniapp.py's scan contexts: bench-0 .. bench-63
 
 # wrk's script. Arguments: <requests prefix> <records prefix or "-"> <once|cycle> <halt file or "-">.
@@ -184,12 +191,12 @@ function done(summary, latency, requests)
 end
 """
 
-# Enrols the gates: (bus lines, metro entry stations, metro exit stations, benchgate contexts).
+# Enrols the gates: (bus lines, metro entry stations, metro exit stations, benchgate contexts, doors).
 ENROL = r"""
 import asyncio, json, sys
 from backend.app import create_app, services_of
 
-async def main(bus, entry, exit_, bench):
+async def main(bus, entry, exit_, bench, doors):
     app = create_app()
     async with app.lifespan():
         m = services_of(app).auth.machines
@@ -200,10 +207,39 @@ async def main(bus, entry, exit_, bench):
             "entry": [await make("transit", p, "metro-entry", f"bench in {i}") for i, p in enumerate(entry)],
             "exit": [await make("transit", p, "metro-exit", f"bench out {i}") for i, p in enumerate(exit_)],
             "bench": [await make("benchgate", f"gate {c}", c, f"bench {c}") for c in bench],
+            "door": [await make("doors", p, "door", f"bench door {i}") for i, p in enumerate(doors)],
         }
     print(json.dumps(gates))
 
 asyncio.run(main(*json.loads(sys.argv[1])))
+"""
+
+# Makes the door series' citizens residents of 万科城 (no building: every door) and gives the place its
+# offline key, as a door's first sync does.
+RESIDENTS = r"""
+import asyncio, json, sys
+from backend.app import create_app, services_of
+from miniapps.doors.services import new_handle
+from miniapps.doors.tables import Place, Resident
+
+async def main(residents_file):
+    citizens = json.loads(open(residents_file).read())
+    app = create_app()
+    async with app.lifespan():
+        services = services_of(app)
+        doors = services.miniapps.apps["doors"]
+        place = await Place.select().where(Place.code == "WANKE-CITY").first().run()
+        await doors.keys.ensure(place)
+        now = doors.platform.now()
+        for i in range(0, len(citizens), 500):
+            openids = [await services.auth.pairwise.issue("doors", c) for c in citizens[i:i + 500]]
+            await Resident.insert(*(
+                Resident(key=f"{place['id']}:{o}", place=place["id"], openid=o, state="active",
+                         source="manager", handle=new_handle(), created_at=now, decided_at=now)
+                for o in openids
+            )).run()
+
+asyncio.run(main(sys.argv[1]))
 """
 
 # Issues every rider one fresh code (a new session each time, so never the cached current code).
@@ -241,8 +277,8 @@ class Sent:
     """One scan request: where it went and where it stands in its wrk thread's file."""
 
     key: str  # "<scanner client id>/<record id>", as a trip records it
-    series: str  # transit | platform
-    kind: str  # bus | in | out | gate
+    series: str  # transit | platform | doors
+    kind: str  # bus | in | out | gate | door
     round: str
     rider: int
     thread: int
@@ -442,6 +478,11 @@ def _transit(tokens: list[str], gates: dict[str, list[Gate]], tag: str) -> list[
     return out
 
 
+def _doors(tokens: list[str], gates: list[Gate], tag: str) -> list[list[Scan]]:
+    """Each resident's code at one of the community's doors (a resident's one scan of the series)."""
+    return [[("door", gates[r % len(gates)], f"{tag}-{r}-d", token)] for r, token in enumerate(tokens)]
+
+
 def _platform(tokens: list[str], gates: list[Gate], tag: str) -> list[list[Scan]]:
     """Each rider's code at three benchgate scanners (three contexts: three first uses)."""
     return [
@@ -551,6 +592,9 @@ async def _read_books(url: str) -> dict[str, list[Any]]:
                     "WHERE template_id = 'transit.fare_deferred'"
                 )
             ),
+            "door_entries": list(
+                await conn.fetch("SELECT allowed, reason, count(*) AS n FROM doors_entry GROUP BY 1, 2")
+            ),
             "records": list(
                 await conn.fetch(
                     "SELECT app_id, result, reason, count(*) AS n FROM scan_record "
@@ -612,9 +656,14 @@ def check_books(
     n: Counter[str] = Counter()
     denied: Counter[str] = Counter()
     platform: Counter[str] = Counter()
+    doors: Counter[str] = Counter()
     for record_id, s in sent.items():
         answer = told.get(record_id)
         unsent = s.index >= reached.get((s.round, s.thread), 0)
+        if s.series == "doors":
+            if not unsent:
+                doors[f"{answer.result}:{answer.reason}" if answer else "no answer"] += 1
+            continue
         if s.series != "transit":
             if not unsent:
                 platform[f"{answer.result}:{answer.reason}" if answer else "no answer"] += 1
@@ -681,7 +730,14 @@ def check_books(
     rate = n["allowed"] / answered if answered else 0.0
     platform_answered = sum(v for k, v in platform.items() if k.startswith(("allow:", "deny:")))
     platform_rate = platform["allow:ok"] / platform_answered if platform_answered else 0.0
+    doors_answered = sum(v for k, v in doors.items() if k.startswith(("allow:", "deny:")))
+    doors_rate = doors["allow:ok"] / doors_answered if doors_answered else 0.0
+    entries = {(r["allowed"], r["reason"]): r["n"] for r in books["door_entries"]}
+    n["door_entries_not_as_told"] = abs(entries.get((True, "ok"), 0) - doors["allow:ok"])
     lines = [
+        f"doors: allow rate {doors_rate:.2%} {dict(doors.most_common())}; door entries logged "
+        f"{sum(entries.values()):,} (allowed {entries.get((True, 'ok'), 0):,}, not as told "
+        f"{n['door_entries_not_as_told']})",
         f"transit scans sent {n['transit'] - n['unsent']:,} (never sent {n['unsent']:,}); "
         f"answered {answered:,}: allowed {n['allowed']:,} (bus {n['allowed_bus']:,}, metro entry "
         f"{n['allowed_in']:,}, metro exit {n['allowed_out']:,}), denied {sum(denied.values()):,} "
@@ -721,6 +777,7 @@ def check_books(
             "charged_without_message",
             "message_not_the_fare",
             "message_without_fare",
+            "door_entries_not_as_told",
         )
         if n[k]
     ]
@@ -728,6 +785,8 @@ def check_books(
         failed.append("allow_rate")
     if platform_answered and platform_rate < 1:
         failed.append("platform_allow_rate")
+    if doors_answered and doors_rate < 1:
+        failed.append("doors_allow_rate")
     return lines, failed
 
 
@@ -746,7 +805,7 @@ def _line(r: Result, floor: float | None, bare: float | None) -> str:
     if bare:
         text += f"  /bare {run.rps / bare:5.3f}"
     c = r.cost
-    if r.series in ("transit", "platform"):
+    if r.series in APP_SERIES:
         text += (
             f" | per scan: worker {c['worker_ms']:.2f} ms ({c['worker_after_ms']:.2f} after the last answer), "
             f"PostgreSQL {c['pg_ms']:.2f} ms (ours "
@@ -798,7 +857,7 @@ class Bench:
                 "SHENGSHI_REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
                 "SHENGSHI_STORE_PREFIX": f"gatebench:{os.getpid()}:",
                 "SHENGSHI_LOG_LEVEL": "WARNING",
-                "SHENGSHI_MINIAPPS": "transit,parking,hospital,tourism,benchgate",
+                "SHENGSHI_MINIAPPS": "transit,parking,hospital,tourism,doors,benchgate",
                 # riders ride every round with fares deferred: none may reach the unpaid-fares limit
                 "SHENGSHI_MINIAPP_TRANSIT": json.dumps({"unpaid_limit": 10**9}),
                 "PYTHONPATH": os.pathsep.join([str(dist.parent), str(ROOT)]),
@@ -863,13 +922,21 @@ class Bench:
             [STATIONS[i % len(STATIONS)] for i in range(c)],
             [STATIONS[(i + len(STATIONS) // 2) % len(STATIONS)] for i in range(c)],
             [f"bench-{i}" for i in range(n_bench)],
+            [DOORS[i % len(DOORS)] for i in range(c)],
         ]
         enrolled = json.loads(self._python("-c", ENROL, json.dumps(plan)).strip().splitlines()[-1])
         self.gates = {kind: [_auth(s) for s in scanners] for kind, scanners in enrolled.items()}
         self.riders = self.dir / "riders.json"
         riders = [str(uuid.uuid4()) for _ in range(self.args.riders)]
         self.riders.write_text(json.dumps(riders))
-        asyncio.run(_add_citizens(self.db_url, riders))  # accounts of their own: the fare's message reaches them
+        asyncio.run(
+            _add_citizens(self.db_url, riders)
+        )  # accounts of their own: the fare's message reaches them
+        self.residents = self.dir / "residents.json"
+        residents = [str(uuid.uuid4()) for _ in range(self.args.riders)]
+        self.residents.write_text(json.dumps(residents))
+        asyncio.run(_add_citizens(self.db_url, residents))
+        self._python("-c", RESIDENTS, str(self.residents))
         for name in ("app", "bare", "floor"):
             self.start(name)
         self.xacts_at_start = self.meter.xacts()
@@ -883,10 +950,10 @@ class Bench:
         parts = [f"{k} {v:,}" for k, v in self.xacts.items()] + [f"outside them (idle, stopping) {rest:,}"]
         return f"database transactions since round 1: {total:,}: " + ", ".join(parts)
 
-    def prepare(self, tag: str) -> list[str]:
+    def prepare(self, tag: str, who: Path | None = None) -> list[str]:
         out = self.dir / f"tokens-{tag}.json"
         before = self.meter.xacts()
-        self._python("-c", PREPARE, str(self.riders), str(out))
+        self._python("-c", PREPARE, str(who or self.riders), str(out))
         self.xacts["issuing codes"] += self.meter.xacts() - before  # its backends exited: all counted
         return list(json.loads(out.read_text()))
 
@@ -897,8 +964,8 @@ class Bench:
         cycle through the same requests. ``crash_after``: kill -9 the app that many seconds in, and stop
         wrk (against a dead server each connection fails and reconnects at once: a storm that takes the
         cores the restart needs)."""
-        port = self.ports["app" if name in ("transit", "platform") else name]
-        once = name in ("transit", "platform")
+        port = self.ports["app" if name in APP_SERIES else name]
+        once = name in APP_SERIES
         records = str(self.dir / f"told-{tag}{part}-") if once else "-"
         halt = self.dir / "halt"
         halt.unlink(missing_ok=True)
@@ -957,13 +1024,17 @@ class Bench:
         platform, floor = self._measured(
             "platform", number, f"g{number}", platform_requests, "floor", transit_requests
         )
-        return [bare, floor, transit, platform]
+        door_tokens = self.prepare(f"d{number}", self.residents)
+        doors = self._alone("doors", number, f"d{number}", self._requests("doors", f"d{number}", door_tokens))
+        return [bare, floor, transit, platform, doors]
 
     def _requests(self, series: str, tag: str, tokens: list[str]) -> str:
         """Write the series' request files; returns their prefix."""
         prefix = str(self.dir / f"req-{tag}-")
         if series == "transit":
             scans = _transit(tokens, self.gates, tag)
+        elif series == "doors":
+            scans = _doors(tokens, self.gates["door"], tag)
         else:
             scans = _platform(tokens, self.gates["bench"], tag)
         self.sent.update(_write(Path(prefix), scans, self.threads, self.args.block, series, tag))
@@ -986,6 +1057,19 @@ class Bench:
         cost = Meter.cost(before, after, run.requests)
         cost["worker_after_ms"] = Meter.cost(answered, after, run.requests)["worker_ms"]
         return Result(series, number, run, cost), base
+
+    def _alone(self, series: str, number: int, tag: str, requests: str) -> Result:
+        """An app series with no baseline after it: its costs run to FLUSH seconds after its end."""
+        app = self.servers["app"]
+        before = self.meter.snapshot(app)
+        run = self.series(series, tag, requests)
+        answered = self.meter.snapshot(app)
+        time.sleep(FLUSH)
+        after = self.meter.snapshot(app)
+        self.xacts[f"{series} windows"] += after["xacts"] - before["xacts"]
+        cost = Meter.cost(before, after, run.requests)
+        cost["worker_after_ms"] = Meter.cost(answered, after, run.requests)["worker_ms"]
+        return Result(series, number, run, cost)
 
     def _baseline(self, name: str, number: int, requests: str) -> Result:
         server = self.servers[name]
@@ -1120,6 +1204,8 @@ def _summary(results: list[Result], rounds: int) -> None:
     row("transit cold (r1)", "transit", [1])
     row("platform warm", "platform", warm)
     row("platform cold (r1)", "platform", [1])
+    row("doors warm", "doors", warm)
+    row("doors cold (r1)", "doors", [1])
     print(
         "goal (issue 15): transit >= 0.5 of the floor (aim 0.6), p99 < 25 ms; platform alone >= 0.7 of the floor"
     )
@@ -1174,12 +1260,12 @@ def main() -> None:
             by = {r.series: r for r in rs}
             floor, bare = by["floor"].run.rps, by["bare"].run.rps
             print(f"round {number}{' (cold: riders new to transit)' if number == 1 else ''}")
-            for name in ("bare", "floor", "transit", "platform"):
+            for name in ("bare", "floor", "transit", "platform", "doors"):
                 r = by[name]
                 print(
                     f"  {name:<9}: {_line(r, floor if name != 'floor' else None, bare if name != 'bare' else None)}"
                 )
-                if name in ("transit", "platform"):
+                if name in APP_SERIES:
                     print(
                         f"             answers {dict(sorted(r.run.answers.items(), key=lambda kv: -kv[1]))}"
                     )
