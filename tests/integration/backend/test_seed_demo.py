@@ -11,6 +11,8 @@ from backend.clock import FrozenClock
 from backend.seed import seed_demo
 from miniapps.civic import CivicApp
 from miniapps.civic.tables import Checkpoint, Hall, Service
+from miniapps.doors import DoorsApp
+from miniapps.doors.tables import Building, Door, Place
 from miniapps.hospital import HospitalApp
 from miniapps.hospital.tables import Department, Hospital, Slot
 from miniapps.parking import ParkingApp
@@ -34,11 +36,14 @@ NAMED = (
     Hall,
     Service,
     Checkpoint,
+    Place,
+    Building,
+    Door,
 )
 # the scanners each built-in mini-app asks the demo for, and the names earlier versions gave them
 SCANNERS = [
     (app.manifest.id, s.context, s.place, s.name)
-    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp)
+    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp, DoorsApp)
     for s in app.demo_scanners
 ]
 FORMERLY = {
@@ -88,6 +93,7 @@ async def test_every_demo_scanner_stands_at_a_place_of_the_demo_data(city):
         "hotel-checkin": {r["code"] for r in await Hotel.select(Hotel.code)},
         "civic-hall": {r["code"] for r in await Hall.select(Hall.code)},
         "health-check": {r["code"] for r in await Checkpoint.select(Checkpoint.code)},
+        "door": {r["code"] for r in await Door.select(Door.code)},
     }
     for app_id, context, place, _ in SCANNERS:
         kind = context.split("-")[0] if app_id in ("transit", "parking") else context
@@ -103,7 +109,7 @@ async def test_seed_demo_is_idempotent_and_makes_the_coming_days_on_every_run(ci
     again = await seed_demo(client.app)
     assert await counts() == made  # the second run changes nothing
     for line in again:
-        if line.startswith(("transit:", "parking:", "hospital:", "tourism:")):
+        if line.startswith(("transit:", "parking:", "hospital:", "tourism:", "doors:")):
             assert "(0 new, 0 updated)" in line, line
         if "slots" in line or "sessions" in line:
             assert line.endswith(": 0 new"), line
@@ -175,7 +181,7 @@ async def test_every_demo_name_is_in_one_language_and_seeding_refreshes_an_older
 
     again = await seed_demo(client.app)
     for line in again:
-        if line.startswith(("transit:", "parking:", "hospital:", "tourism:")):
+        if line.startswith(("transit:", "parking:", "hospital:", "tourism:", "doors:")):
             assert "(0 new, 0 updated)" in line, line
     assert f"console: {len(SCANNERS)} demo scanners for /admin/scanner (0 new)" in again
     assert await MachineClient.count().where(MachineClient.kind == "scanner") == scanners
