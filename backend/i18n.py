@@ -309,6 +309,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "window_too_far": ("开始时间太远", "the pass starts too far ahead"),
     "too_many_entries": ("通行次数过多（最多 {limit} 次）", "too many entries (at most {limit})"),
     "unknown_pass": ("未找到您的此通行证", "no such pass of yours"),
+    "too_many_passes": ("今日邀请访客次数已达上限，请明天再试", "too many visitor passes today; try tomorrow"),
     "pass_cancelled": ("此通行证已取消", "the pass is cancelled already"),
     "invalid_role_filter": ("role 须为 held 或 issued", "role is held or issued"),
     "no_such_citizen": (

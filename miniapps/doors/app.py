@@ -48,6 +48,7 @@ class DoorsApp(MiniApp):
             "pass_max_hours": {"type": "integer", "default": 168},
             "pass_max_entries": {"type": "integer", "default": 20},
             "pass_ahead_days": {"type": "integer", "default": 30},
+            "passes_per_day": {"type": "integer", "default": 30},
         },
         templates={
             "visitor_pass": MessageTemplate(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -26,6 +26,7 @@ from miniapps.contract import (
     NotFound,
     Offset,
     Platform,
+    RateLimited,
     ScannerCaller,
     app_backend,
     citizen_caller,
@@ -245,6 +246,7 @@ def handlers(
         "/passes",
         guards=[citizen_caller],
         status_code=HTTP_201_CREATED,
+        opt={"problems": [429]},
         summary="A resident invites a visitor (by phone) through named doors, in a window, for n entries",
     )
     async def create_pass(data: JSONBody[PassCreate], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
@@ -285,6 +287,13 @@ def handlers(
             raise Forbidden(
                 "a resident invites through the doors they open: " + ", ".join(closed), code="not_your_door"
             )
+        # a day's invitations per resident are bounded: each looks a phone up (no probing of who uses the app)
+        since = now - timedelta(days=1)
+        issued = await VisitorPass.count().where(
+            (VisitorPass.host == caller.openid) & (VisitorPass.created_at > since)
+        )
+        if issued >= setting("passes_per_day"):
+            raise RateLimited("too many visitor passes today", code="too_many_passes", retry_after=3600)
         visitor = await platform.find_citizen(phone=data.phone)
         if visitor is None:
             raise InvalidInput("no citizen with this phone uses the app", code="visitor_not_found")

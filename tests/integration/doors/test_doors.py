@@ -134,6 +134,36 @@ async def test_bad_input_is_refused_and_changes_nothing(city: City):
     assert r.status_code in (401, 403)
     listed = (await client.get(f"{APP}/places/WANKE-CITY/residents", headers=city.manager)).json()
     assert listed["items"] == []
+    # the places a citizen can ask to live in, by kind, in the request's language
+    places = (await client.get(f"{APP}/places?kind=community", headers={**someone["headers"], **EN})).json()
+    (vanke,) = places["items"]
+    assert (vanke["code"], vanke["name"], vanke["name_zh"]) == ("WANKE-CITY", "Vanke City", "万科城")
+    assert [b["code"] for b in vanke["buildings"]] == ["WANKE-CITY-1", "WANKE-CITY-2"]
+    assert {d["code"]: d["building"] for d in vanke["doors"]}["WK-B1-U1"] == "WANKE-CITY-1"
+    # a resident's invitations are bounded per day (each looks a phone up)
+    await city.add_resident("WANKE-CITY", someone)
+    guest = await city.citizen()
+    now = city.clock.now()
+    body = {
+        "place": "WANKE-CITY",
+        "phone": guest["phone"],
+        "doors": ["WK-GATE-N"],
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(),
+    }
+    for _ in range(30):
+        assert (await client.post(f"{APP}/passes", json=body, headers=someone["headers"])).status_code == 201
+    r = await client.post(f"{APP}/passes", json=body, headers=someone["headers"])
+    assert (r.status_code, r.json()["code"]) == (429, "too_many_passes")
+    r = await client.post(f"{APP}/passes", json={**body, "entries": 21}, headers=someone["headers"])
+    assert r.status_code in (422, 429)
+    city.clock.advance(86400)
+    later = {
+        "starts_at": city.clock.now().isoformat(),
+        "ends_at": (city.clock.now() + timedelta(hours=1)).isoformat(),
+    }
+    r = await client.post(f"{APP}/passes", json={**body, **later, "entries": 21}, headers=someone["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "too_many_entries")
 
 
 async def test_visitor_passes_open_named_doors_in_their_window_so_many_times(city: City):
