@@ -298,7 +298,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unknown_resident": ("该地点没有此住户记录", "no such resident here"),
     "not_pending": ("此申请已处理", "the request has been decided already"),
     "not_resident": ("此住户已移除", "the resident is not registered here"),
-    "key_rotated": ("密钥刚刚已轮换，请重试", "the key was rotated at the same moment; try again"),
+    "key_rotation_pending": ("新密钥尚在等待启用，请稍后再轮换", "a new key is waiting to take over already"),
     "visitor_not_found": ("该手机号尚未注册盛事通", "no citizen with this phone uses the app"),
     "visitor_is_host": ("住户本人无需访客通行证", "a resident needs no pass of their own"),
     "not_a_resident": ("只有该地点的住户可以邀请访客", "only a resident of this place may invite visitors"),

@@ -72,7 +72,7 @@ class DoorsApp(MiniApp):
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
-        self.keys = services.Keys(platform)
+        self.keys = services.Keys(platform, lambda: self._setting("list_refresh_seconds") + 60)
         self.residents = services.Residents(platform)
 
     def _setting(self, name: str) -> int:

@@ -564,10 +564,10 @@ def handlers(
         "/places/{code:str}/key",
         guards=[app_backend],
         status_code=HTTP_200_OK,
-        summary="Rotate the place's offline key (doors get it at their next sync)",
+        summary="Rotate the place's offline key: published to the doors now, masking codes a refresh later",
     )
     async def rotate_key(code: FromPath[str]) -> dict[str, Any]:
-        return {"place": code, "key_id": await keys.rotate(code)}
+        return await keys.rotate(code)
 
     # ---- the doors ----------------------------------------------------------------------------------
     @get(

@@ -8,6 +8,8 @@ import hashlib
 import json
 import secrets
 import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
@@ -30,10 +32,15 @@ def new_handle() -> str:
 
 class Keys:
     """Each place's offline key K_c (32 random bytes), sealed at rest with the platform's key-encryption
-    key; unsealed keys are kept in memory by (place, key id)."""
+    key; unsealed keys are kept in memory by (place, key id).
 
-    def __init__(self, platform: Platform) -> None:
+    Rotation publishes ahead, as the code's issuer keys do (docs/citizen-code.md, "Rotation"): the next
+    key is in every door's list from the rotation on, and masks codes only ``lead`` seconds later (a
+    door's refresh period and a minute), so no door meets a code masked with a key it does not hold."""
+
+    def __init__(self, platform: Platform, lead: Callable[[], int]) -> None:
         self.platform = platform
+        self._lead = lead
         self._open: dict[tuple[int, int], bytes] = {}
 
     @staticmethod
@@ -49,51 +56,83 @@ class Keys:
             self._open[(place_id, key_id)] = got
         return got
 
+    def masking(self, place: dict[str, Any], now: datetime) -> tuple[int, bytes] | None:
+        """The key that masks codes minted at ``now``: the next one once its time has come."""
+        if place["key_next_sealed"] and place["key_next_at"] is not None and place["key_next_at"] <= now:
+            kid = place["key_id"] + 1
+            return kid, self.key(place["id"], kid, place["key_next_sealed"])
+        if not place["key_sealed"]:
+            return None
+        return place["key_id"], self.key(place["id"], place["key_id"], place["key_sealed"])
+
     async def ensure(self, place: dict[str, Any]) -> dict[str, Any]:
-        """The place's row with a key (the first is made when first needed; one wins a race)."""
-        if place["key_sealed"]:
+        """The place's row with a key (the first is made when a door first syncs: no code needs one
+        before), and a next key that has begun masking promoted to current. Concurrent callers: one
+        update wins, the others read it."""
+        now = self.platform.now()
+        if not place["key_sealed"]:
+            sealed = self.platform.seal(secrets.token_bytes(32), self._context(place["id"], 1))
+            await (
+                Place.update({Place.key_sealed: sealed, Place.key_id: 1, Place.key_rotated_at: now})
+                .where((Place.id == place["id"]) & (Place.key_sealed == ""))  # type: ignore[attr-defined]
+                .run()
+            )
+        elif place["key_next_sealed"] and place["key_next_at"] is not None and place["key_next_at"] <= now:
+            await (
+                Place.update(
+                    {
+                        Place.key_id: place["key_id"] + 1,
+                        Place.key_prev_sealed: place["key_sealed"],
+                        Place.key_sealed: place["key_next_sealed"],
+                        Place.key_next_sealed: "",
+                        Place.key_next_at: None,
+                        Place.key_rotated_at: place["key_next_at"],
+                    }
+                )
+                .where((Place.id == place["id"]) & (Place.key_id == place["key_id"]))  # type: ignore[attr-defined]
+                .run()
+            )
+        else:
             return place
-        sealed = self.platform.seal(secrets.token_bytes(32), self._context(place["id"], 1))
-        await (
-            Place.update({Place.key_sealed: sealed, Place.key_id: 1})
-            .where((Place.id == place["id"]) & (Place.key_sealed == ""))  # type: ignore[attr-defined]
-            .run()
-        )
         row = await Place.select().where(Place.id == place["id"]).first().run()  # type: ignore[attr-defined]
         assert row is not None
         return row
 
-    async def rotate(self, code: str) -> int:
-        """A new key for the place; the previous one stays listed (codes masked with it still verify)."""
+    async def rotate(self, code: str) -> dict[str, Any]:
+        """Publish the place's next key now; it masks codes from ``active_from`` on. 409 while one is
+        already waiting."""
         place = await Place.select().where(Place.code == code).first().run()
         if place is None:
             raise NotFound("no such place", code="unknown_place")
         place = await self.ensure(place)
+        if place["key_next_sealed"]:
+            raise Conflict("a new key is waiting to take over already", code="key_rotation_pending")
         new_id = place["key_id"] + 1
+        active_from = self.platform.now() + timedelta(seconds=self._lead())
         sealed = self.platform.seal(secrets.token_bytes(32), self._context(place["id"], new_id))
         done = await (
-            Place.update(
-                {
-                    Place.key_id: new_id,
-                    Place.key_sealed: sealed,
-                    Place.key_prev_sealed: place["key_sealed"],
-                    Place.key_rotated_at: self.platform.now(),
-                }
+            Place.update({Place.key_next_sealed: sealed, Place.key_next_at: active_from})
+            .where(
+                (Place.id == place["id"])  # type: ignore[attr-defined]
+                & (Place.key_id == place["key_id"])
+                & (Place.key_next_sealed == "")
             )
-            .where((Place.id == place["id"]) & (Place.key_id == place["key_id"]))  # type: ignore[attr-defined]
             .returning(Place.id)  # type: ignore[attr-defined]
             .run()
         )
         if not done:
-            raise Conflict("the key was rotated at the same moment; try again", code="key_rotated")
-        return int(new_id)
+            raise Conflict("the key was rotated at the same moment", code="key_rotation_pending")
+        return {"place": code, "key_id": new_id, "active_from": active_from}
 
     def listed(self, place: dict[str, Any]) -> list[tuple[int, bytes]]:
-        """The keys a door of the place holds: the current one, and the previous one if any."""
-        out = [(place["key_id"], self.key(place["id"], place["key_id"], place["key_sealed"]))]
+        """The keys a door of the place holds: the current one, the next one (waiting to take over) and
+        the previous one, each that exists."""
+        kid = place["key_id"]
+        out = [(kid, self.key(place["id"], kid, place["key_sealed"]))]
+        if place["key_next_sealed"]:
+            out.append((kid + 1, self.key(place["id"], kid + 1, place["key_next_sealed"])))
         if place["key_prev_sealed"]:
-            prev = place["key_id"] - 1
-            out.append((prev, self.key(place["id"], prev, place["key_prev_sealed"])))
+            out.append((kid - 1, self.key(place["id"], kid - 1, place["key_prev_sealed"])))
         return out
 
 
@@ -232,10 +271,12 @@ async def code_claims(keys: Keys, openid: str, cti: bytes) -> list[tuple[int, by
     rows = await (
         Resident.select(
             Resident.handle,
-            Resident.place.id.as_alias("pid"),
+            Resident.place.id.as_alias("id"),  # type: ignore[attr-defined]
             Resident.place.number.as_alias("number"),
             Resident.place.key_id.as_alias("key_id"),
             Resident.place.key_sealed.as_alias("key_sealed"),
+            Resident.place.key_next_sealed.as_alias("key_next_sealed"),
+            Resident.place.key_next_at.as_alias("key_next_at"),
         )
         .where((Resident.openid == openid) & (Resident.state == "active"))
         .order_by(Resident.decided_at)
@@ -243,11 +284,12 @@ async def code_claims(keys: Keys, openid: str, cti: bytes) -> list[tuple[int, by
         .run()
     )
     out = []
+    now = keys.platform.now()
     for r in rows:
-        if not r["key_sealed"]:
-            continue  # no door of the place has synced yet: no door can read a claim
-        key = keys.key(r["pid"], r["key_id"], r["key_sealed"])
-        out.append((int(r["number"]), rules.mask(bytes.fromhex(r["handle"]), key, cti)))
+        masking = keys.masking(r, now)
+        if masking is None:
+            continue  # no door of the place has synced yet: no door could read a claim
+        out.append((int(r["number"]), rules.mask(bytes.fromhex(r["handle"]), masking[1], cti)))
     return out
 
 

@@ -17,12 +17,15 @@ class Place(Table, tablename="doors_place"):
     district = Varchar(length=32, default="")  # Chinese: 和平区
     # the place's number in the code's keyed claims and in its doors' lists (unique, small)
     number = Integer(unique=True)
-    # the offline key K_c: 32 random bytes sealed with the platform's key-encryption key; the previous
-    # one stays listed for the doors until the codes it masked have expired
-    key_id = Integer(default=0)
+    # the offline key K_c: 32 random bytes sealed with the platform's key-encryption key. A rotation
+    # publishes the next key in the doors' lists first and masks codes with it only from key_next_at (a
+    # door's refresh period later); the previous one stays listed for codes masked before
+    key_id = Integer(default=0)  # the id of key_sealed; the next is key_id + 1, the previous key_id - 1
     key_sealed = Varchar(length=200, default="")
     key_prev_sealed = Varchar(length=200, default="")
-    key_rotated_at = Timestamptz(null=True, default=None)
+    key_next_sealed = Varchar(length=200, default="")
+    key_next_at = Timestamptz(null=True, default=None)
+    key_rotated_at = Timestamptz(null=True, default=None)  # when key_sealed began to mask codes
 
 
 class Building(Table, tablename="doors_building"):
