@@ -8,10 +8,10 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -49,6 +49,31 @@ class ResidentCreate(msgspec.Struct, forbid_unknown_fields=True):
     phone: Annotated[str, msgspec.Meta(min_length=5, max_length=20)] | None = None
     id_number: Annotated[str, msgspec.Meta(min_length=15, max_length=18)] | None = None
     building: DoorCode | None = None
+
+
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class BuildingIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: DoorCode
+    name: Label
+    name_en: Annotated[str, msgspec.Meta(max_length=128)] = ""
+
+
+class DoorIn(msgspec.Struct, forbid_unknown_fields=True):
+    code: DoorCode
+    name: Label
+    name_en: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    building: DoorCode | None = None  # None: a gate every resident of the place opens
+
+
+class PlaceIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Label  # Chinese
+    name_en: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    kind: Literal["community", "office", "public"] = "community"
+    district: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    buildings: Annotated[list[BuildingIn], msgspec.Meta(max_length=200)] = []
+    doors: Annotated[list[DoorIn], msgspec.Meta(max_length=500)] = []
 
 
 class PassCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -464,6 +489,83 @@ def handlers(
         except ValueError:
             raise NotFound("no such resident here", code="unknown_resident") from None
 
+    @put(
+        "/places/{code:str}",
+        guards=[app_backend],
+        summary="The manager registers or renames a place with its buildings and doors (none is removed)",
+    )
+    async def save_place(code: FromPath[DoorCode], data: JSONBody[PlaceIn]) -> dict[str, Any]:
+        building_codes = [b.code for b in data.buildings]
+        if len(set(building_codes)) != len(building_codes) or len({d.code for d in data.doors}) != len(
+            data.doors
+        ):
+            raise InvalidInput("a building or door code is given twice", code="duplicate_code")
+        taken = (
+            await Door.select(Door.code, Door.place.code.as_alias("place"))
+            .where(  # type: ignore[attr-defined]
+                Door.code.is_in([d.code for d in data.doors] or [""])
+            )
+            .run()
+        )
+        taken += (
+            await Building.select(Building.code, Building.place.code.as_alias("place"))
+            .where(  # type: ignore[attr-defined]
+                Building.code.is_in(building_codes or [""])
+            )
+            .run()
+        )
+        if elsewhere := sorted(r["code"] for r in taken if r["place"] != code):
+            raise Conflict("codes of another place: " + ", ".join(elsewhere), code="code_of_another_place")
+        try:
+            return await _save_place(code, data)
+        except Exception as exc:  # two managers registering at once: one unique index refused the other
+            if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
+                raise Conflict(
+                    "the place was registered at the same moment; try again", code="place_busy"
+                ) from None
+            raise
+
+    async def _save_place(code: str, data: PlaceIn) -> dict[str, Any]:
+        async with platform.transaction():
+            place = await Place.select().where(Place.code == code).first().run()
+            values: dict[Any, Any] = {
+                "name": data.name,
+                "name_en": data.name_en,
+                "kind": data.kind,
+                "district": data.district,
+            }
+            if place is None:
+                top = await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
+                await Place.insert(Place(code=code, number=(top["number"] if top else 0) + 1, **values)).run()
+            else:
+                await Place.update(values).where(Place.id == place["id"]).run()  # type: ignore[attr-defined]
+            place = await services.place_by_code(code)
+            known = {
+                r["code"]
+                for r in await Building.select(Building.code).where(Building.place == place["id"]).run()
+            }
+            buildings = set(known)
+            for b in data.buildings:
+                row: dict[Any, Any] = {"name": b.name, "name_en": b.name_en}
+                if b.code in known:
+                    await Building.update(row).where(Building.code == b.code).run()
+                else:
+                    await Building.insert(Building(code=b.code, place=place["id"], **row)).run()
+                buildings.add(b.code)
+            for d in data.doors:
+                if d.building is not None and d.building not in buildings:
+                    raise InvalidInput(
+                        f"door {d.code}: no building {d.building} here", code="unknown_building"
+                    )
+                bid = await services.building_of(place, d.building)
+                door_row: dict[Any, Any] = {"name": d.name, "name_en": d.name_en, "building": bid}
+                if await Door.exists().where(Door.code == d.code).run():
+                    await Door.update(door_row).where(Door.code == d.code).run()
+                else:
+                    await Door.insert(Door(code=d.code, place=place["id"], **door_row)).run()
+        rows = await Door.select(Door.code).where(Door.place == place["id"]).order_by(Door.code).run()
+        return {"code": code, "number": place["number"], "doors": [r["code"] for r in rows]}
+
     @post(
         "/places/{code:str}/residents",
         guards=[app_backend],
@@ -609,5 +711,6 @@ def handlers(
         remove,
         place_entries,
         rotate_key,
+        save_place,
         door_list,
     ]

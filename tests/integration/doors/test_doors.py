@@ -249,3 +249,46 @@ async def test_visitor_passes_open_named_doors_in_their_window_so_many_times(cit
     assert (expired["reason"], expired["display"]["title"]) == ("pass_expired", "Visitor pass expired")
     issued_list = (await client.get(f"{APP}/passes?role=issued", headers=host["headers"])).json()["items"]
     assert sorted(p["state"] for p in issued_list) == ["cancelled", "expired"]
+
+
+async def test_a_manager_registers_a_place_with_its_buildings_and_doors(city: City, enrol_scanner):
+    client = city.client
+    body = {
+        "name": "沈阳市图书馆",
+        "name_en": "Shenyang Library",
+        "kind": "public",
+        "district": "皇姑区",
+        "buildings": [{"code": "SYL-A", "name": "A座", "name_en": "Block A"}],
+        "doors": [
+            {"code": "SYL-MAIN", "name": "正门", "name_en": "Main entrance"},
+            {"code": "SYL-A-STAFF", "name": "A座员工通道", "building": "SYL-A"},
+        ],
+    }
+    r = await client.put(f"{APP}/places/SY-LIBRARY", json=body, headers=city.manager)
+    assert r.status_code == 200, r.text
+    assert (r.json()["number"], r.json()["doors"]) == (4, ["SYL-A-STAFF", "SYL-MAIN"])  # after the demo's 3
+    renamed = await client.put(
+        f"{APP}/places/SY-LIBRARY", json={**body, "name": "沈阳市图书馆（新馆）"}, headers=city.manager
+    )
+    assert renamed.json()["number"] == 4
+    stolen = await client.put(
+        f"{APP}/places/SY-LIBRARY",
+        json={**body, "doors": [{"code": "WK-GATE-N", "name": "偷来的门"}]},
+        headers=city.manager,
+    )
+    assert (stolen.status_code, stolen.json()["code"]) == (409, "code_of_another_place")
+    bad = await client.put(
+        f"{APP}/places/SY-LIBRARY",
+        json={**body, "doors": [{"code": "X1", "name": "门", "building": "NOPE"}]},
+        headers=city.manager,
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "unknown_building")
+    assert not (
+        await client.get(f"{APP}/places?kind=public", headers=(await city.citizen())["headers"])
+    ).text.count("X1")
+    # a librarian of block A opens the staff door and the main entrance
+    city.doors["SYL-A-STAFF"] = await enrol_scanner(client, "doors", context="door", place="SYL-A-STAFF")
+    staff = await city.citizen()
+    await city.add_resident("SY-LIBRARY", staff, building="SYL-A")
+    ok = await city.scan("SYL-A-STAFF", staff, locale="en")
+    assert (ok["result"], ok["display"]["subtitle"]) == ("allow", "SYL-A-STAFF")  # no English name: the code
