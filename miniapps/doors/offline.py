@@ -2,7 +2,9 @@
 
 A door vendor reads this file with ``codes/verifier.py`` (the citizen code's self-contained verifier,
 reached here as ``miniapps.contract.code_verifier``) and docs/miniapps.md ("扫码门禁 doors", "Offline
-doors"). It needs the standard library, ``cryptography`` and ``cbor2``; nothing of the network.
+doors"). It needs the standard library, ``cryptography`` and ``cbor2``; nothing of the network. Copied into a
+door's software beside ``verifier.py``, its one import of this project becomes
+``import verifier as code_verifier``.
 
 The door keeps three things, each fetched while online and checked against the root key it pinned when
 it was enrolled (``GET /api/v1/codes/trust-root``):
