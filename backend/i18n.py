@@ -309,6 +309,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "window_too_far": ("开始时间太远", "the pass starts too far ahead"),
     "too_many_entries": ("通行次数过多（最多 {limit} 次）", "too many entries (at most {limit})"),
     "unknown_pass": ("未找到您的此通行证", "no such pass of yours"),
+    "unknown_residence": ("未找到您的此住所", "no such residence of yours"),
     "place_busy": ("该地点正被同时登记，请重试", "the place was registered at the same moment; try again"),
     "duplicate_code": ("楼栋或门的编号重复", "a building or door code is given twice"),
     "code_of_another_place": ("编号已属于其他地点", "these codes belong to another place"),

@@ -266,6 +266,29 @@ def handlers(
             request, [await residence_out(r) for r in rows[:limit]] + rows[limit:], limit=limit, offset=offset
         )
 
+    @delete(
+        "/residences/{rid:str}",
+        guards=[citizen_caller],
+        status_code=HTTP_200_OK,
+        summary="The citizen moves out (or withdraws a request): their doors stop opening at once",
+    )
+    async def leave(rid: FromPath[str], caller: NamedDependency[AppCaller]) -> dict[str, Any]:
+        try:
+            key = uuid.UUID(rid)
+        except ValueError:
+            raise NotFound("no such residence of yours", code="unknown_residence") from None
+        row = (
+            await Resident.select()
+            .where((Resident.id == key) & (Resident.openid == caller.openid))
+            .first()
+            .run()
+        )
+        if row is None:
+            raise NotFound("no such residence of yours", code="unknown_residence")
+        place = await Place.select().where(Place.id == row["place"]).first().run()  # type: ignore[attr-defined]
+        assert place is not None
+        return await residence_out(await residents.remove(place, key))
+
     # ---- visitor passes -----------------------------------------------------------------------------
     @post(
         "/passes",
@@ -699,6 +722,7 @@ def handlers(
         list_places,
         request_residence,
         my_residences,
+        leave,
         create_pass,
         list_passes,
         cancel_pass,
