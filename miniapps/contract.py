@@ -19,7 +19,11 @@ What the platform offers here, besides the types of a scan and a payment:
   :func:`requires` to say in the OpenAPI document what a guard of the app's own checks, and :func:`names`
   for a name in two languages;
 - the transaction: ``async with self.platform.transaction():`` (:meth:`Platform.transaction`);
-- demo data: :func:`upsert_by_code` and :func:`tally` for an idempotent ``seed_demo``.
+- demo data: :func:`upsert_by_code` and :func:`tally` for an idempotent ``seed_demo``;
+- for terminals that decide offline (added for doors, issue 20): :meth:`Platform.find_citizen`,
+  :meth:`Platform.seal` / :meth:`Platform.unseal`, :meth:`Platform.sign_document`, the guard
+  :func:`scanner_caller` with ``scanner: NamedDependency[ScannerCaller]``, keyed claims in the code
+  (:meth:`MiniApp.code_claims`) and the code's offline verifier, ``code_verifier``.
 
 What a mini-app owns comes with it, so enabling one is a setting and never an edit of the platform:
 
