@@ -144,22 +144,30 @@ def handlers(
             out["visitor"] = row["visitor_label"]
         return out
 
-    async def entry_out(row: dict[str, Any], *, manager: bool) -> dict[str, Any]:
-        door = (
-            await Door.select(Door.code, Door.name, Door.name_en).where(Door.id == row["door"]).first().run()  # type: ignore[attr-defined]
-        )
-        assert door is not None
-        out = {
-            "at": row["at"],
-            "door": {"code": door["code"], **names(door["name"], door["name_en"] or door["code"])},
-            "allowed": row["allowed"],
-            "reason": row["reason"],
-            "kind": row["kind"],
-            "offline": row["offline"],
-            "pass_id": str(row["visitor_pass"]) if row["visitor_pass"] else None,
+    async def entries_out(rows: list[dict[str, Any]], *, manager: bool) -> list[dict[str, Any]]:
+        """A page of entries, their doors' names read in one query."""
+        ids = list({r["door"] for r in rows})
+        doors = {
+            d["id"]: d
+            for d in await Door.select(Door.id, Door.code, Door.name, Door.name_en)  # type: ignore[attr-defined]
+            .where(Door.id.is_in(ids or [0]))  # type: ignore[attr-defined]
+            .run()
         }
-        if manager:
-            out["who"] = rules.masked(row["openid"])
+        out = []
+        for row in rows:
+            door = doors[row["door"]]
+            item = {
+                "at": row["at"],
+                "door": {"code": door["code"], **names(door["name"], door["name_en"] or door["code"])},
+                "allowed": row["allowed"],
+                "reason": row["reason"],
+                "kind": row["kind"],
+                "offline": row["offline"],
+                "pass_id": str(row["visitor_pass"]) if row["visitor_pass"] else None,
+            }
+            if manager:
+                item["who"] = rules.masked(row["openid"])
+            out.append(item)
         return out
 
     # ---- places, for everyone signed in -------------------------------------------------------------
@@ -458,7 +466,7 @@ def handlers(
         )
         return page(
             request,
-            [await entry_out(r, manager=False) for r in rows[:limit]] + rows[limit:],
+            await entries_out(rows[:limit], manager=False) + rows[limit:],
             limit=limit,
             offset=offset,
         )
@@ -484,7 +492,7 @@ def handlers(
         )
         return page(
             request,
-            [await entry_out(r, manager=False) for r in rows[:limit]] + rows[limit:],
+            await entries_out(rows[:limit], manager=False) + rows[limit:],
             limit=limit,
             offset=offset,
         )
@@ -680,7 +688,7 @@ def handlers(
         rows = await q.order_by(Entry.at, ascending=False).limit(limit + 1).offset(offset).run()
         return page(
             request,
-            [await entry_out(r, manager=True) for r in rows[:limit]] + rows[limit:],
+            await entries_out(rows[:limit], manager=True) + rows[limit:],
             limit=limit,
             offset=offset,
         )
