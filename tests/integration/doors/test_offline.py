@@ -73,7 +73,8 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
     assert decide(token, trust, listed, now=now, seen=seen).reason == "replayed"  # once per code
     neighbour_code = await city.code(neighbour)
     assert decide(neighbour_code, trust, listed, now=now).reason == "wrong_door"  # building 2's resident
-    assert decide(await city.code(visitor), trust, listed, now=now).reason == "not_resident"  # online only
+    visitor_code = await city.code(visitor)
+    assert decide(visitor_code, trust, listed, now=now).reason == "not_resident"  # passes: online only
     assert decide(await city.code(office), trust, listed, now=now).reason == "not_resident"  # another place
     # two codes of one resident share nothing a reader could link
     city.clock.advance(31)
@@ -87,6 +88,7 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
     records = [
         {"record_id": "off-1", "token": token, "scanned_at": scanned},
         {"record_id": "off-2", "token": neighbour_code, "scanned_at": scanned},
+        {"record_id": "off-3", "token": visitor_code, "scanned_at": scanned},
     ]
     door = city.doors["WK-B1-U1"]["headers"]
     for _ in range(2):
@@ -95,11 +97,14 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
         assert [(x["result"], x["reason"]) for x in up.json()["results"]] == [
             ("allow", "ok"),
             ("deny", "wrong_door"),
+            ("deny", "visitor_offline"),  # the door refused them: no entry of the pass is spent
         ]
     own = (await client.get(f"{APP}/entries", headers=resident["headers"])).json()["items"]
     assert [(e["door"]["code"], e["allowed"], e["offline"]) for e in own] == [("WK-B1-U1", True, True)]
     log = (await client.get(f"{APP}/places/WANKE-CITY/entries", headers=city.manager)).json()["items"]
-    assert len(log) == 2 and all(e["offline"] for e in log)
+    assert len(log) == 3 and all(e["offline"] for e in log)
+    held = (await client.get(f"{APP}/passes?role=held", headers=visitor["headers"])).json()["items"]
+    assert [(p["used"], p["left"]) for p in held] == [(0, 5)]
 
     # removed: the next code carries no claim, and after the next sync the door refuses even an old one
     await client.delete(f"{APP}/places/WANKE-CITY/residents/{row['id']}", headers=city.manager)
