@@ -313,7 +313,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "place_busy": ("该地点正被同时登记，请重试", "the place was registered at the same moment; try again"),
     "duplicate_code": ("楼栋或门的编号重复", "a building or door code is given twice"),
     "code_of_another_place": ("编号已属于其他地点", "these codes belong to another place"),
-    "too_many_passes": ("24 小时内邀请访客次数已达上限，请稍后再试", "too many visitor passes in 24 hours; try later"),
+    "too_many_passes": (
+        "24 小时内邀请访客次数已达上限，请稍后再试",
+        "too many visitor passes in 24 hours; try later",
+    ),
     "pass_cancelled": ("此通行证已取消", "the pass is cancelled already"),
     "invalid_role_filter": ("role 须为 held 或 issued", "role is held or issued"),
     "no_such_citizen": (
