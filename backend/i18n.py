@@ -312,6 +312,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "unknown_residence": ("未找到您的此住所", "no such residence of yours"),
     "place_busy": ("该地点正被同时登记，请重试", "the place was registered at the same moment; try again"),
     "duplicate_code": ("楼栋或门的编号重复", "a building or door code is given twice"),
+    "invalid_place_code": (
+        "地点编号须为 1-24 位字母、数字、“-”或“_”",
+        "a place's code is 1-24 letters, digits, '-' or '_'",
+    ),
     "code_of_another_place": ("编号已属于其他地点", "these codes belong to another place"),
     "too_many_passes": (
         "24 小时内邀请访客次数已达上限，请稍后再试",

@@ -5,6 +5,7 @@ entries), the property manager's backend (residents, entries, the offline key) a
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from miniapps.doors import rules, services
 from miniapps.doors.tables import Building, Door, Entry, Place, Resident, VisitorPass
 
 DoorCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+# a path's constraints are not checked by the framework: a place's code is checked here (its column is 24)
+PLACE_CODE = re.compile(r"[A-Za-z0-9_-]{1,24}")
 
 
 class ResidenceRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -343,21 +346,37 @@ def handlers(
             raise Forbidden(
                 "a resident invites through the doors they open: " + ", ".join(closed), code="not_your_door"
             )
-        # a day's invitations per resident are bounded: each looks a phone up (no probing of who uses the app)
-        since = now - timedelta(days=1)
-        issued = await VisitorPass.count().where(
-            (VisitorPass.host == caller.openid) & (VisitorPass.created_at > since)
-        )
-        if issued >= setting("passes_per_day"):
-            raise RateLimited("too many visitor passes today", code="too_many_passes", retry_after=3600)
-        visitor = await platform.find_citizen(phone=data.phone)
-        if visitor is None:
-            raise InvalidInput("no citizen with this phone uses the app", code="visitor_not_found")
-        if visitor == caller.openid:
-            raise InvalidInput("a resident needs no pass of their own", code="visitor_is_host")
+        # a day's invitations per resident are bounded: each looks a phone up (no probing of who uses it).
+        # Counted and issued in one transaction holding the host's first residence row (an UPDATE that
+        # changes nothing locks it on PostgreSQL; SQLite's write transaction holds the database): the
+        # host's requests at once, on any worker, are counted one after another, never past the limit
         digits = "".join(ch for ch in data.phone if ch.isdigit())[-11:]
         pass_id = uuid.uuid4()
         async with platform.transaction():
+            first = await (
+                Resident.select(Resident.id)  # type: ignore[attr-defined]
+                .where((Resident.openid == caller.openid) & (Resident.state == "active"))
+                .order_by(Resident.id)  # type: ignore[attr-defined]
+                .first()
+                .run()
+            )
+            if first is not None:
+                await (
+                    Resident.update({Resident.openid: caller.openid})
+                    .where(Resident.id == first["id"])  # type: ignore[attr-defined]
+                    .run()
+                )
+            since = now - timedelta(days=1)
+            issued = await VisitorPass.count().where(
+                (VisitorPass.host == caller.openid) & (VisitorPass.created_at > since)
+            )
+            if issued >= setting("passes_per_day"):
+                raise RateLimited("too many visitor passes today", code="too_many_passes", retry_after=3600)
+            visitor = await platform.find_citizen(phone=data.phone)
+            if visitor is None:
+                raise InvalidInput("no citizen with this phone uses the app", code="visitor_not_found")
+            if visitor == caller.openid:
+                raise InvalidInput("a resident needs no pass of their own", code="visitor_is_host")
             await VisitorPass.insert(
                 VisitorPass(
                     id=pass_id,
@@ -525,7 +544,11 @@ def handlers(
         guards=[app_backend],
         summary="The manager registers or renames a place with its buildings and doors (none is removed)",
     )
-    async def save_place(code: FromPath[DoorCode], data: JSONBody[PlaceIn]) -> dict[str, Any]:
+    async def save_place(code: FromPath[str], data: JSONBody[PlaceIn]) -> dict[str, Any]:
+        if not PLACE_CODE.fullmatch(code):
+            raise InvalidInput(
+                "a place's code is 1-24 letters, digits, '-' or '_'", code="invalid_place_code"
+            )
         building_codes = [b.code for b in data.buildings]
         if len(set(building_codes)) != len(building_codes) or len({d.code for d in data.doors}) != len(
             data.doors

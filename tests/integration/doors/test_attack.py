@@ -1,0 +1,54 @@
+"""Findings of an outside attack on 扫码门禁 doors, each through the public API: a visitor-pass limit
+that must hold for requests at once, a place code the path does not check, and documents the doors
+trust that another mini-app could have had signed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from miniapps.doors.tables import Place
+from tests.conftest import BACKEND
+from tests.integration.doors.conftest import APP, City
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="concurrent transactions: PostgreSQL")
+async def test_concurrent_invitations_never_pass_the_daily_limit(city: City):
+    host = await city.citizen()
+    await city.add_resident("WANKE-CITY", host)
+    visitor = await city.citizen()
+    start = city.clock.now() + timedelta(minutes=5)
+    body = {
+        "place": "WANKE-CITY",
+        "phone": visitor["phone"],
+        "doors": ["WK-GATE-N"],
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+    }
+
+    async def invite():
+        return await city.client.post(f"{APP}/passes", json=body, headers=host["headers"])
+
+    answers = await asyncio.gather(*(invite() for _ in range(40)))
+    assert Counter(a.status_code for a in answers) == {201: 30, 429: 10}, [a.text for a in answers][:3]
+    assert {a.json()["code"] for a in answers if a.status_code == 429} == {"too_many_passes"}
+    r = await city.client.get(f"{APP}/passes?role=issued&limit=100", headers=host["headers"])
+    assert len(r.json()["items"]) == 30
+    held = await city.client.get(f"{APP}/passes?role=held&limit=100", headers=visitor["headers"])
+    assert len(held.json()["items"]) == 30
+
+
+@pytest.mark.parametrize("code", ["A" * 25, "a b", "万科", "x.y"])
+async def test_a_place_code_the_path_carries_is_checked(city: City, code: str):
+    r = await city.client.put(
+        f"{APP}/places/{code}", json={"name": "新小区"}, headers={**city.manager, "Accept-Language": "en"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_place_code"
+    assert "1-24" in r.json()["detail"]
+    assert await Place.count().where(Place.code == code) == 0
+    ok = await city.client.put(f"{APP}/places/{'A' * 24}", json={"name": "新小区"}, headers=city.manager)
+    assert ok.status_code == 200, ok.text
