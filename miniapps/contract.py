@@ -457,7 +457,9 @@ class Platform(Protocol):
     async def sign_document(self, document: dict[str, Any], typ: str) -> dict[str, str]:
         """``document`` as a flattened JWS (ES256, raw r||s) signed by the trust list's root key, the key
         every scanner pins (``GET /api/v1/codes/trust-root``), with ``typ`` in the protected header
-        (``[a-z0-9.+-]{1,40}``): documents an app's terminals check offline."""
+        (``[a-z0-9.+-]{1,40}``) and the app's id as ``app``: documents an app's terminals check offline
+        (checking ``typ`` and ``app``). The trust list (``typ`` ``trust-list+json``, or a document whose
+        ``type`` is the trust list's) is the platform's own: ValueError."""
 
     # ---- end of the doors additions
 

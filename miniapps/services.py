@@ -28,6 +28,7 @@ from backend.store import Store
 from codes.format import sign_bytes
 from codes.services import CodeFreshness, CodeServices
 from codes.sources import Contributed
+from codes.verifier import DOCUMENT_TYPE as TRUST_LIST_TYPE
 from licences._consent import Requester
 from licences.setup import LicenceServices
 from messages.services import MessageCentre, Notice
@@ -56,6 +57,7 @@ from ratings.setup import RatingServices
 CODE_TTL = 300
 TOKEN_TTL = 3600
 _TYP = re.compile(r"^[a-z0-9.+-]{1,40}$")
+_TRUST_LIST_TYP = "trust-list+json"
 
 
 @dataclass(frozen=True)
@@ -247,8 +249,13 @@ class AppPlatform:
     async def sign_document(self, document: dict[str, Any], typ: str) -> dict[str, str]:
         if not _TYP.match(typ):
             raise ValueError(f"bad document type {typ!r}")
+        # the root key also signs the trust list every scanner believes: no mini-app has one signed (a
+        # scanner reads the trust list by its payload's type), and each document names the app that had it
+        # signed, so a terminal takes an app's documents from that app only
+        if typ == _TRUST_LIST_TYP or document.get("type") == TRUST_LIST_TYPE:
+            raise ValueError("the trust list is the platform's own document")
         root = await self._id().codes.keys.root.active()
-        header = {"alg": root.alg, "kid": root.kid, "typ": typ}
+        header = {"alg": root.alg, "kid": root.kid, "typ": typ, "app": self.app_id}
         protected = b64u(json.dumps(header, separators=(",", ":")).encode())
         payload = b64u(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
         signature = sign_bytes(root.private, root.alg, f"{protected}.{payload}".encode("ascii"))

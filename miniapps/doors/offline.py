@@ -18,7 +18,7 @@ it was enrolled (``GET /api/v1/codes/trust-root``):
 
     root = code_verifier.public_key_from_jwk(pinned_root_jwk)
     trust = code_verifier.TrustList.from_document(code_verifier.verify_document(trust_list_jws, root))
-    door_list = open_list(door_list_jws, root)
+    door_list = open_list(door_list_jws, root, door=MY_DOOR_CODE)  # the code it was enrolled with
     verdict = decide(scanned_text, trust, door_list, now=time.time(), seen=admitted_ctis)
     verdict.allow, verdict.reason      # True, "ok"  /  False, "list_expired"
 
@@ -39,6 +39,7 @@ from miniapps.contract import code_verifier
 
 LIST_TYPE = "shengshitong-door-list"
 LIST_TYP = "door-list+json"
+LIST_APP = "doors"  # the protected header's "app": the mini-app that had the list signed
 
 
 class ListError(ValueError):
@@ -61,13 +62,15 @@ class DoorList:
     other_handles: frozenset[bytes]  # residents of the place who do not open this door
 
 
-def open_list(jws: dict[str, str], root_public_key: Any) -> DoorList:
-    """Check the list's root signature and type; the list as the door uses it."""
+def open_list(jws: dict[str, str], root_public_key: Any, *, door: str) -> DoorList:
+    """Check the list's root signature, type and origin (the doors app had it signed: the root key signs
+    other apps' documents too), and that it is ``door``'s own (another door's list, of this place or
+    another, opens for other people); the list as the door uses it."""
     try:
         header = json.loads(_unb64u(jws["protected"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ListError("malformed door list") from exc
-    if header.get("typ") != LIST_TYP:
+    if not isinstance(header, dict) or header.get("typ") != LIST_TYP or header.get("app") != LIST_APP:
         raise ListError("not a door list")
     try:
         doc = code_verifier.verify_document(jws, root_public_key)
@@ -75,6 +78,8 @@ def open_list(jws: dict[str, str], root_public_key: Any) -> DoorList:
         raise ListError(str(exc)) from exc
     if doc.get("type") != LIST_TYPE or doc.get("format") != 1:
         raise ListError("not a version-1 door list")
+    if doc.get("door") != door:
+        raise ListError("the list of another door")
     return DoorList(
         place=str(doc["place"]),
         community=int(doc["community"]),

@@ -5,11 +5,15 @@ trust that another mini-app could have had signed."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
+from codes.verifier import public_key_from_jwk, verify_document
+from miniapps.doors.offline import ListError, open_list
 from miniapps.doors.tables import Place
 from tests.conftest import BACKEND
 from tests.integration.doors.conftest import APP, City
@@ -52,3 +56,25 @@ async def test_a_place_code_the_path_carries_is_checked(city: City, code: str):
     assert await Place.count().where(Place.code == code) == 0
     ok = await city.client.put(f"{APP}/places/{'A' * 24}", json={"name": "新小区"}, headers=city.manager)
     assert ok.status_code == 200, ok.text
+
+
+async def test_a_door_takes_only_its_own_list_from_the_doors_app(city: City):
+    client = city.client
+    root = public_key_from_jwk((await client.get("/api/v1/codes/trust-root")).json()["keys"][0])
+    gate = (await client.get(f"{APP}/door-list", headers=city.doors["WK-GATE-N"]["headers"])).json()
+    assert open_list(gate, root, door="WK-GATE-N").door == "WK-GATE-N"
+    # the gate's list (every resident of the place) fed to a building's entrance, or to another place's door
+    for door in ("WK-B1-U1", "FP-LOBBY"):
+        with pytest.raises(ListError):
+            open_list(gate, root, door=door)
+    # another mini-app has the same root key sign a door list of its own making: not the doors app's
+    parking = client.services.miniapps.apps["parking"].platform
+    payload = json.loads(base64.urlsafe_b64decode(gate["payload"] + "=" * (-len(gate["payload"]) % 4)))
+    forged = await parking.sign_document(dict(payload, handles=[], keys=[]), "door-list+json")
+    with pytest.raises(ListError):
+        open_list(forged, root, door="WK-GATE-N")
+    # nor a trust list that every scanner would believe (codes signed by a key of its choosing)
+    trust = verify_document((await client.get("/api/v1/codes/trust-list")).json(), root)
+    for typ in ("trust-list+json", "anything+json"):
+        with pytest.raises(ValueError):
+            await parking.sign_document(trust, typ)

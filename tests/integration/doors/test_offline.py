@@ -48,7 +48,7 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
     synced = await sync(city, "WK-B1-U1")
     assert synced.status_code == 200, synced.text
     etag = synced.headers["ETag"]
-    listed = open_list(synced.json(), root)
+    listed = open_list(synced.json(), root, door="WK-B1-U1")
     assert (listed.door, listed.place) == ("WK-B1-U1", "WANKE-CITY")
     assert listed.expires_at - listed.issued_at == 24 * 3600
     # no personal data: handles, doors, keys
@@ -58,7 +58,7 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
     # a list is the door's own: signed by the pinned root key, tampering shows
     forged = dict(synced.json(), payload=synced.json()["payload"][:-4] + "AAAA")
     try:
-        open_list(forged, root)
+        open_list(forged, root, door="WK-B1-U1")
         raise AssertionError("a forged list was accepted")
     except ListError:
         pass
@@ -113,7 +113,7 @@ async def test_an_offline_door_admits_residents_from_its_synced_list(city: City)
     assert decide(old, trust, listed, now=city.clock.time()).reason == "not_resident"
     resynced = await sync(city, "WK-B1-U1", etag)
     assert resynced.status_code == 200 and resynced.headers["ETag"] != etag
-    fresh = open_list(resynced.json(), root)
+    fresh = open_list(resynced.json(), root, door="WK-B1-U1")
     assert decide(second, trust, fresh, now=city.clock.time()).reason == "not_resident"
     assert decide(await city.code(neighbour), trust, fresh, now=city.clock.time()).reason == "wrong_door"
 
@@ -135,13 +135,17 @@ async def test_a_rotated_key_is_published_before_it_masks_codes_and_the_old_one_
     assert (r.status_code, r.json()["key_id"]) == (200, 2)
     again = await client.post(f"{APP}/places/WANKE-CITY/key", headers=city.manager)
     assert (again.status_code, again.json()["code"]) == (409, "key_rotation_pending")
-    listed = open_list((await sync(city, "WK-GATE-N")).json(), root)  # holds the current and the next
+    listed = open_list(
+        (await sync(city, "WK-GATE-N")).json(), root, door="WK-GATE-N"
+    )  # holds the current and the next
     assert len(listed.keys) == 2
     assert decide(before, trust, listed, now=city.clock.time()).allow
     city.clock.advance(3600 + 61)  # the next key masks codes from now on; the door has not synced
     after = await city.code(resident)
     assert decide(after, trust, listed, now=city.clock.time()).allow
-    promoted = open_list((await sync(city, "WK-GATE-N")).json(), root)  # current 2, previous 1
+    promoted = open_list(
+        (await sync(city, "WK-GATE-N")).json(), root, door="WK-GATE-N"
+    )  # current 2, previous 1
     assert len(promoted.keys) == 2 and promoted.keys[0] == listed.keys[1]
     assert decide(after, trust, promoted, now=city.clock.time()).allow
     other = await client.get(f"{APP}/door-list", headers=city.manager)
