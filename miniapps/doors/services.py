@@ -234,18 +234,31 @@ class Residents:
 
     async def remove(self, place: dict[str, Any], resident_id: uuid.UUID) -> dict[str, Any]:
         """Stop the resident at once online; their next code drops the claim (the platform is told) and
-        the door's next list drops their handle."""
+        the door's next list drops their handle. The visitor passes they issued here are cancelled with
+        it: a pass is a resident's invitation, and one issued ahead (to a second phone of their own) must
+        not keep a removed resident coming in."""
         now = self.platform.now()
-        done = await (
-            Resident.update({Resident.state: "removed", Resident.removed_at: now})
-            .where(
-                (Resident.id == resident_id)
-                & (Resident.place == place["id"])
-                & Resident.state.is_in(["active", "pending"])
+        async with self.platform.transaction():
+            done = await (
+                Resident.update({Resident.state: "removed", Resident.removed_at: now})
+                .where(
+                    (Resident.id == resident_id)
+                    & (Resident.place == place["id"])
+                    & Resident.state.is_in(["active", "pending"])
+                )
+                .returning(Resident.openid)
+                .run()
             )
-            .returning(Resident.openid)
-            .run()
-        )
+            if done:
+                await (
+                    VisitorPass.update({VisitorPass.state: "cancelled", VisitorPass.cancelled_at: now})
+                    .where(
+                        (VisitorPass.host == done[0]["openid"])
+                        & (VisitorPass.place == place["id"])
+                        & (VisitorPass.state == "active")
+                    )
+                    .run()
+                )
         row = await self._row(place, resident_id)
         if not done:
             raise Conflict(f"the resident is {row['state']}", code="not_resident")

@@ -78,3 +78,36 @@ async def test_a_door_takes_only_its_own_list_from_the_doors_app(city: City):
     for typ in ("trust-list+json", "anything+json"):
         with pytest.raises(ValueError):
             await parking.sign_document(trust, typ)
+
+
+@pytest.mark.parametrize("how", ["removed", "moved_out"])
+async def test_a_removed_residents_passes_stop_opening(city: City, how: str):
+    host = await city.citizen()
+    row = await city.add_resident("WANKE-CITY", host)
+    visitor = await city.citizen()  # for example a second phone of the host's own
+    start = city.clock.now()
+    r = await city.client.post(
+        f"{APP}/passes",
+        json={
+            "place": "WANKE-CITY",
+            "phone": visitor["phone"],
+            "doors": ["WK-GATE-N"],
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=100)).isoformat(),
+            "entries": 20,
+        },
+        headers=host["headers"],
+    )
+    assert r.status_code == 201, r.text
+    assert (await city.scan("WK-GATE-N", visitor))["result"] == "allow"
+    if how == "removed":
+        gone = await city.client.delete(
+            f"{APP}/places/WANKE-CITY/residents/{row['id']}", headers=city.manager
+        )
+    else:
+        gone = await city.client.delete(f"{APP}/residences/{row['id']}", headers=host["headers"])
+    assert gone.status_code == 200, gone.text
+    refused = await city.scan("WK-GATE-N", visitor)
+    assert (refused["result"], refused["reason"]) == ("deny", "pass_cancelled")
+    held = (await city.client.get(f"{APP}/passes?role=held", headers=visitor["headers"])).json()["items"]
+    assert [(p["state"], p["used"]) for p in held] == [("cancelled", 1)]
