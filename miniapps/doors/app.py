@@ -115,7 +115,14 @@ class DoorsApp(MiniApp):
         if living and resident is not None and rules.opens(resident["building"], door["building"]):
             reason, kind = "ok", "resident"
         elif scan.offline:  # visitor passes are online only: an offline door refused them
-            reason = "wrong_door" if living else "visitor_offline"
+            if living:
+                reason = "wrong_door"
+            elif await VisitorPass.exists().where(
+                (VisitorPass.visitor == scan.openid)
+                & (VisitorPass.place == place["id"])
+                & (VisitorPass.state == "active")
+            ):
+                reason = "visitor_offline"  # a visitor the door could not admit (else: a stranger)
         else:
             rows = await (
                 VisitorPass.select()

@@ -111,3 +111,16 @@ async def test_a_removed_residents_passes_stop_opening(city: City, how: str):
     assert (refused["result"], refused["reason"]) == ("deny", "pass_cancelled")
     held = (await city.client.get(f"{APP}/passes?role=held", headers=visitor["headers"])).json()["items"]
     assert [(p["state"], p["used"]) for p in held] == [("cancelled", 1)]
+
+
+async def test_an_offline_stranger_is_logged_as_no_resident_not_as_a_visitor(city: City):
+    stranger = await city.citizen()
+    token = await city.code(stranger)
+    records = [{"record_id": "off-stranger", "token": token, "scanned_at": int(city.clock.time())}]
+    up = await city.client.post(
+        "/api/v1/scans/batch", json={"records": records}, headers=city.doors["WK-GATE-S"]["headers"]
+    )
+    assert up.status_code == 200, up.text
+    assert [(x["result"], x["reason"]) for x in up.json()["results"]] == [("deny", "not_resident")]
+    log = (await city.client.get(f"{APP}/places/WANKE-CITY/entries", headers=city.manager)).json()["items"]
+    assert [(e["reason"], e["offline"]) for e in log] == [("not_resident", True)]
