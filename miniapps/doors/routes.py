@@ -554,6 +554,19 @@ def handlers(
             data.doors
         ):
             raise InvalidInput("a building or door code is given twice", code="duplicate_code")
+        # the codes are checked again inside the transaction (another place may take one meanwhile); a
+        # unique index that refuses a write (two new places drawing the same number, or the same new
+        # code) is tried again, checks first: registering places side by side is not an error
+        for _ in range(4):
+            try:
+                return await _save_place(code, data)
+            except Exception as exc:
+                if type(exc).__name__ not in ("UniqueViolationError", "IntegrityError"):
+                    raise
+        raise Conflict("the place was registered at the same moment; try again", code="place_busy")
+
+    async def codes_elsewhere(code: str, data: PlaceIn) -> None:
+        building_codes = [b.code for b in data.buildings]
         taken = (
             await Door.select(Door.code, Door.place.code.as_alias("place"))
             .where(  # type: ignore[attr-defined]
@@ -570,17 +583,10 @@ def handlers(
         )
         if elsewhere := sorted(r["code"] for r in taken if r["place"] != code):
             raise Conflict("codes of another place: " + ", ".join(elsewhere), code="code_of_another_place")
-        try:
-            return await _save_place(code, data)
-        except Exception as exc:  # two managers registering at once: one unique index refused the other
-            if type(exc).__name__ in ("UniqueViolationError", "IntegrityError"):
-                raise Conflict(
-                    "the place was registered at the same moment; try again", code="place_busy"
-                ) from None
-            raise
 
     async def _save_place(code: str, data: PlaceIn) -> dict[str, Any]:
         async with platform.transaction():
+            await codes_elsewhere(code, data)
             place = await Place.select().where(Place.code == code).first().run()
             values: dict[Any, Any] = {
                 "name": data.name,
@@ -589,7 +595,16 @@ def handlers(
                 "district": data.district,
             }
             if place is None:
+                # new places take numbers one after another: the highest-numbered place's row is held
+                # (an UPDATE that changes nothing locks it on PostgreSQL), then the highest read again
                 top = await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
+                if top is not None:
+                    await (
+                        Place.update({Place.number: top["number"]}).where(Place.number == top["number"]).run()
+                    )
+                    top = (
+                        await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
+                    )
                 await Place.insert(Place(code=code, number=(top["number"] if top else 0) + 1, **values)).run()
             else:
                 await Place.update(values).where(Place.id == place["id"]).run()  # type: ignore[attr-defined]
@@ -602,7 +617,11 @@ def handlers(
             for b in data.buildings:
                 row: dict[Any, Any] = {"name": b.name, "name_en": b.name_en}
                 if b.code in known:
-                    await Building.update(row).where(Building.code == b.code).run()
+                    await (
+                        Building.update(row)
+                        .where((Building.code == b.code) & (Building.place == place["id"]))
+                        .run()
+                    )
                 else:
                     await Building.insert(Building(code=b.code, place=place["id"], **row)).run()
                 buildings.add(b.code)
@@ -613,8 +632,9 @@ def handlers(
                     )
                 bid = await services.building_of(place, d.building)
                 door_row: dict[Any, Any] = {"name": d.name, "name_en": d.name_en, "building": bid}
-                if await Door.exists().where(Door.code == d.code).run():
-                    await Door.update(door_row).where(Door.code == d.code).run()
+                mine = (Door.code == d.code) & (Door.place == place["id"])  # never another place's door
+                if await Door.exists().where(mine).run():
+                    await Door.update(door_row).where(mine).run()
                 else:
                     await Door.insert(Door(code=d.code, place=place["id"], **door_row)).run()
         rows = await Door.select(Door.code).where(Door.place == place["id"]).order_by(Door.code).run()

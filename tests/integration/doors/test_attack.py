@@ -124,3 +124,22 @@ async def test_an_offline_stranger_is_logged_as_no_resident_not_as_a_visitor(cit
     assert [(x["result"], x["reason"]) for x in up.json()["results"]] == [("deny", "not_resident")]
     log = (await city.client.get(f"{APP}/places/WANKE-CITY/entries", headers=city.manager)).json()["items"]
     assert [(e["reason"], e["offline"]) for e in log] == [("not_resident", True)]
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="concurrent transactions: PostgreSQL")
+async def test_places_registered_side_by_side_all_succeed_and_keep_their_doors(city: City):
+    async def put(place: str, door: str, name: str):
+        body = {"name": name, "doors": [{"code": door, "name": name}]}
+        return await city.client.put(f"{APP}/places/{place}", json=body, headers=city.manager)
+
+    apart = await asyncio.gather(*(put(f"NEW-{i}", f"NEW-{i}-GATE", f"新小区{i}") for i in range(6)))
+    assert [a.status_code for a in apart] == [200] * 6, [a.text for a in apart]
+    assert len({a.json()["number"] for a in apart}) == 6
+    # six places claiming one new door code at once: one gets it, the others are told it is taken
+    same = await asyncio.gather(*(put(f"RIVAL-{i}", "RIVAL-GATE", f"对手{i}") for i in range(6)))
+    assert sorted(a.status_code for a in same) == [200] + [409] * 5, [a.text for a in same]
+    assert {a.json()["code"] for a in same if a.status_code == 409} == {"code_of_another_place"}
+    winner = next(i for i, a in enumerate(same) if a.status_code == 200)
+    r = await city.client.get(f"{APP}/places?limit=100", headers=(await city.citizen())["headers"])
+    doors = {d["code"]: (p["code"], d["name"]) for p in r.json()["items"] for d in p["doors"]}
+    assert doors["RIVAL-GATE"] == (f"RIVAL-{winner}", f"对手{winner}")
