@@ -14,7 +14,7 @@ import segno
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from miniapps.carmove.rules import (
@@ -440,11 +440,11 @@ def handlers(service: Carmove) -> list[Any]:
     @get("/reports", guards=[app_backend], summary="Reports of misuse, newest first (open ones: ?state=open)")
     async def reports(
         request: Request[Any, Any, Any],
-        state: FromQuery[Literal["open", "closed"] | None] = None,
+        wanted: Annotated[Literal["open", "closed"] | None, QueryParameter(name="state")] = None,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        rows = await service.reports(state, limit=limit + 1, offset=offset)
+        rows = await service.reports(wanted, limit=limit + 1, offset=offset)
         return page(
             request,
             [

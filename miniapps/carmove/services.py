@@ -290,7 +290,8 @@ class Carmove:
         limits = [(f"sender:{k}", s.per_sender_hour) for k in sender_keys]
         if sender:
             limits.append((f"citizen:{sender}", s.per_sender_hour))
-        await self.limit([(f"sticker:{sticker['id'].hex}", s.per_sticker_hour), *limits])
+        # the sender's own limits first: a sender over theirs spends none of the sticker's
+        await self.limit([*limits, (f"sticker:{sticker['id'].hex}", s.per_sticker_hour)])
         token = secrets.token_urlsafe(24)
         request_id = uuid.uuid4()
         now = self.platform.now()
