@@ -14,7 +14,7 @@ import segno
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from miniapps.carmove.rules import (
@@ -49,6 +49,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the sticker's code stays out of other sites' logs
+}
+REFUSALS = {
+    410: "The sticker is no longer valid: its owner replaced it (`sticker_replaced`)",
+    429: "Too many requests from this sender, to this sticker, this hour (`carmove_rate_limited`);"
+    " `Retry-After` says when to try again",
 }
 FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 Code = Annotated[str, msgspec.Meta(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -206,35 +211,35 @@ def handlers(service: Carmove) -> list[Any]:
     async def remove_car(car_id: FromPath[str], caller: NamedDependency[AppCaller]) -> None:
         await service.remove_car(caller.openid, car_id)
 
-    @get(
-        "/cars/{car_id:str}/sticker",
-        guards=[citizen_caller],
-        summary="The car's sticker to print: a QR code of its public page's address, as PNG, SVG or PDF",
-        media_type="application/octet-stream",
-    )
-    async def sticker_image(
-        request: Request[Any, Any, Any],
-        car_id: FromPath[str],
-        caller: NamedDependency[AppCaller],
-        format: FromQuery[Literal["png", "svg", "pdf"]] = "png",
-    ) -> Response[bytes]:
-        s = await service.current_sticker(caller.openid, car_id)
-        qr = segno.make(_sticker_url(request, s["code"]), error="m")
-        out = io.BytesIO()
-        if format == "png":
-            qr.save(out, kind="png", scale=12, border=4)
-        elif format == "svg":
-            qr.save(out, kind="svg", scale=12, border=4, title="扫码挪车 / Scan to reach the owner")
-        else:
-            qr.save(out, kind="pdf", scale=12, border=4)
-        return Response(
-            out.getvalue(),
-            media_type=FORMATS[format],
-            headers={
-                "Content-Disposition": f'attachment; filename="carmove-sticker.{format}"',
-                "Cache-Control": "no-store",
-            },
+    def sticker_image(kind: Literal["png", "svg", "pdf"]) -> Any:
+        @get(
+            f"/cars/{{car_id:str}}/sticker.{kind}",
+            guards=[citizen_caller],
+            summary=f"The car's sticker to print, as {kind.upper()}: a QR code of its public page's address"
+            " (a random code: no plate, no phone)",
+            media_type=FORMATS[kind],
+            name=f"carmove-sticker-{kind}",
         )
+        async def image(
+            request: Request[Any, Any, Any], car_id: FromPath[str], caller: NamedDependency[AppCaller]
+        ) -> Response[bytes]:
+            s = await service.current_sticker(caller.openid, car_id)
+            qr = segno.make(_sticker_url(request, s["code"]), error="m")
+            out = io.BytesIO()
+            if kind == "svg":
+                qr.save(out, kind="svg", scale=12, border=4, title="扫码挪车 / Scan to reach the owner")
+            else:
+                qr.save(out, kind=kind, scale=12, border=4)
+            return Response(
+                out.getvalue(),
+                media_type=FORMATS[kind],
+                headers={
+                    "Content-Disposition": f'attachment; filename="carmove-sticker.{kind}"',
+                    "Cache-Control": "no-store",
+                },
+            )
+
+        return image
 
     @put(
         "/cars/{car_id:str}/sticker",
@@ -362,7 +367,7 @@ def handlers(service: Carmove) -> list[Any]:
         "/stickers/{code:str}/requests",
         summary="Ask the car's owner to move it (no login). Answers the request token: keep it to see the"
         " answer, attach a photo or call. Limited per sender, per sticker and per hour (429)",
-        opt={"problems": [429]},
+        opt={"problems": REFUSALS},
         status_code=HTTP_201_CREATED,
     )
     async def send(
@@ -377,7 +382,7 @@ def handlers(service: Carmove) -> list[Any]:
         "/stickers/{code:str}/requests/signed-in",
         guards=[citizen_caller],
         summary="The same from the citizen app: also limited per citizen",
-        opt={"problems": [429]},
+        opt={"problems": REFUSALS},
         status_code=HTTP_201_CREATED,
     )
     async def send_signed_in(
@@ -417,6 +422,7 @@ def handlers(service: Carmove) -> list[Any]:
         "/sent/{token:str}/call",
         summary="A privacy number (隐私号) that reaches the owner for a few minutes: neither side sees the"
         " other's number",
+        opt={"problems": {503: "No privacy-number provider (`privacy_number_unavailable`)"}},
         status_code=HTTP_200_OK,
     )
     async def call(token: FromPath[str]) -> dict[str, Any]:
@@ -473,7 +479,9 @@ def handlers(service: Carmove) -> list[Any]:
         add_car,
         my_cars,
         remove_car,
-        sticker_image,
+        sticker_image("png"),
+        sticker_image("svg"),
+        sticker_image("pdf"),
         pause_sticker,
         regenerate,
         inbox,

@@ -159,17 +159,17 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
     assert sticker["state"] == "active"
 
     # the printed sticker: a QR code of the public page's address, nothing else (no plate, no phone)
-    png = await client.get(f"{API}/cars/{car['car_id']}/sticker?format=png", headers=owner.me)
+    png = await client.get(f"{API}/cars/{car['car_id']}/sticker.png", headers=owner.me)
     assert png.headers["content-type"] == "image/png"
     url = _qr(png.content)
     assert url == sticker["url"] and url.endswith(f"/s/{sticker['code']}")
     assert "12345" not in url and owner.phone not in url
-    svg = await client.get(f"{API}/cars/{car['car_id']}/sticker?format=svg", headers=owner.me)
+    svg = await client.get(f"{API}/cars/{car['car_id']}/sticker.svg", headers=owner.me)
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
-    pdf = await client.get(f"{API}/cars/{car['car_id']}/sticker?format=pdf", headers=owner.me)
+    pdf = await client.get(f"{API}/cars/{car['car_id']}/sticker.pdf", headers=owner.me)
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
     stranger_owner = await street.owner()
-    other = await client.get(f"{API}/cars/{car['car_id']}/sticker", headers=stranger_owner.me)
+    other = await client.get(f"{API}/cars/{car['car_id']}/sticker.png", headers=stranger_owner.me)
     assert other.status_code == 404 and other.json()["code"] == "car_not_found"
 
     # a phone camera opens the page (no login, a strict policy), which reads the sticker's state
