@@ -77,7 +77,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSCarmove.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -94,6 +94,7 @@
     SSMessages.applyLang();
     SSRatings.applyLang();
     SSLicences.applyLang();
+    SSCarmove.applyLang();
   }
 
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
@@ -107,6 +108,7 @@
     SSMessages.stop();
     SSRatings.stop();
     SSLicences.stop();
+    SSCarmove.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
@@ -389,13 +391,14 @@
             buffer = buffer.slice(cut + 2);
             const name = (/^event: (.*)$/m.exec(block) || [])[1];
             if (name === "code" && !state.loading) loadCode();
-            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); }
+            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSCarmove.refresh(); }
             else if (name === "message") {
               const data = (/^data: (.*)$/m.exec(block) || [])[1];
               try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
               loadHome();  // a fare, a payment or a refund: what is owed has changed too
               SSRatings.refresh();  // an invitation to rate, or a unit's answer to a rating
               SSLicences.refresh();  // a licence issued, suspended or revoked; a request for its fields
+              SSCarmove.refresh();  // a request to move the citizen's car
             }
           }
         }
@@ -416,6 +419,7 @@
     SSMessages.start();
     SSRatings.start();
     SSLicences.start(serverNow);  // a proof and a presentation carry the server's time
+    SSCarmove.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);
