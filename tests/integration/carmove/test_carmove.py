@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 import zxingcpp
 from PIL import Image
 
@@ -449,3 +450,50 @@ async def test_concurrent_answers_make_one_and_concurrent_requests_keep_the_limi
     results = await asyncio.gather(*(street.ask(code, ip=f"10.1.0.{n}") for n in range(12)))
     assert sorted(r.status_code for r in results) == [201] * 2 + [429] * 10
     assert await MoveRequest.count().where(MoveRequest.openid == row["openid"]) == 3
+
+
+async def test_the_operators_cli_lists_and_closes_reports_through_the_api(street, free_port, monkeypatch):
+    """``shengshi carmove reports|close``, run in-process against the app served on a local port."""
+    from click.testing import CliRunner
+
+    from miniapps.carmove.cli import carmove
+
+    client = street.client
+    owner = await street.owner()
+    await street.car(owner, "辽A31415", prove=None)
+    code = (await street.cars(owner))["辽A31415"]["sticker"]["code"]
+    r = await client.post(f"{API}/stickers/{code}/reports", json={"kind": "wrong_car", "note": "不是这辆"})
+    report_id = r.json()["report_id"]
+    cred = await client.services.auth.machines.create("miniapp", app_id="carmove")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):  # up in a few milliseconds
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        runner = CliRunner()
+        refused = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url])
+        assert refused.exit_code != 0 and "SHENGSHI_CARMOVE_CLIENT_ID" in refused.output
+        monkeypatch.setenv("SHENGSHI_CARMOVE_CLIENT_ID", cred["client_id"])
+        monkeypatch.setenv("SHENGSHI_CARMOVE_CLIENT_SECRET", cred["client_secret"])
+        listed = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url, "--json"])
+        assert listed.exit_code == 0, listed.output
+        [line] = [json.loads(x) for x in listed.output.splitlines()]
+        assert (line["report_id"], line["kind"], line["plate"]) == (report_id, "wrong_car", "辽A·***15")
+        done = await asyncio.to_thread(
+            runner.invoke, carmove, ["close", report_id, "--pause", "--server", url]
+        )
+        assert done.exit_code == 0 and "paused" in done.output, done.output
+        again = await asyncio.to_thread(runner.invoke, carmove, ["close", report_id, "--server", url])
+        assert again.exit_code != 0 and "409" in again.output
+        empty = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url])
+        assert empty.exit_code == 0 and empty.output == ""
+    finally:
+        server.should_exit = True
+        await task
+    assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_paused"
