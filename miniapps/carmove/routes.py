@@ -143,6 +143,7 @@ def _received(request: Request[Any, Any, Any], r: dict[str, Any]) -> dict[str, A
         "answer_note": r["answer_note"],
         "created_at": r["created_at"],
         "answered_at": r["answered_at"],
+        "sms_fallback": r["sms_fallback"],  # the owner was texted: unanswered a minute after it was sent
     }
 
 

@@ -7,7 +7,7 @@ import hashlib
 import io
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +23,8 @@ from miniapps.carmove.rules import (
     plate_checked,
     plate_purpose,
     request_state,
+    sms_due,
+    sms_fires,
     sticker_refusal,
     window,
 )
@@ -315,7 +317,7 @@ class Carmove:
                 "move_waiting",
                 data,
                 key=waiting_key(str(request_id)),
-                at=now + timedelta(seconds=s.sms_after),
+                at=sms_due(now, s.sms_after),
                 sms_after=0,
             )
         row = await MoveRequest.select().where(MoveRequest.id == request_id).first().run()
@@ -411,9 +413,15 @@ class Carmove:
         )
         if row is None:
             raise NotFound("no such request to you", code="move_request_not_found")
-        row["state"] = request_state(
-            row["state"], row["created_at"], self.platform.now(), self.settings.open_minutes
+        return self._as_now(row, self.platform.now())
+
+    def _as_now(self, row: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """The request as it stands at ``now``: expired when it waited too long, and whether its SMS
+        fallback was due (the message centre sends it then, unless it was withdrawn by an answer)."""
+        row["sms_fallback"] = sms_fires(
+            sms_due(row["created_at"], self.settings.sms_after), row["answered_at"], now
         )
+        row["state"] = request_state(row["state"], row["created_at"], now, self.settings.open_minutes)
         return row
 
     async def inbox(self, openid: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -430,9 +438,7 @@ class Carmove:
             .run()
         )
         now = self.platform.now()
-        for r in rows:
-            r["state"] = request_state(r["state"], r["created_at"], now, self.settings.open_minutes)
-        return rows
+        return [self._as_now(r, now) for r in rows]
 
     async def answer(self, openid: str, request_id: str, answer: str, note: str) -> dict[str, Any]:
         """The owner's one answer: a conditional UPDATE (two answers at once: one wins, the other is told

@@ -10,7 +10,8 @@
   const $ = (id) => document.getElementById(id);
   let device = localStorage.getItem("carmove-device");
   if (!device) {
-    device = crypto.randomUUID();
+    // crypto.randomUUID needs a secure context; a sticker's page may be opened over plain http
+    device = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
     localStorage.setItem("carmove-device", device);
   }
   const headers = { "Accept-Language": en ? "en" : "zh-CN", "X-Carmove-Device": device };

@@ -218,6 +218,8 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
     await street.deliver()
     assert [m["title"] for m in await inbox(client, owner.me)] == ["有人请您挪车"]
     assert "挪车" not in await street.sms(owner.phone)
+    [received] = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
+    assert received["sms_fallback"] is False and received["state"] == "answered"
     # a request to someone else's car is not the owner's to see or answer
     r = await client.post(
         f"{API}/requests/{received['request_id']}/answer", json={"answer": "moved"}, headers=stranger_owner.me
@@ -241,6 +243,8 @@ async def test_an_unanswered_request_goes_by_sms_after_a_minute_masked(street):
     text = await street.sms(owner.phone)
     assert "挪车请求仍在等待" in text and "车灯未关" in text
     assert "辽B***8" in text and "辽B88888" not in text  # masked in an SMS
+    [received] = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
+    assert received["sms_fallback"] is True and received["state"] == "waiting"
     titles = [m["title"] for m in await inbox(client, owner.me)]
     assert titles == ["挪车请求仍在等待", "有人请您挪车"]
     # once only, whatever the rounds
