@@ -14,7 +14,7 @@ import segno
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from miniapps.carmove.rules import (
@@ -58,6 +58,16 @@ REFUSALS = {
 FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 Code = Annotated[str, msgspec.Meta(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Note = Annotated[str, msgspec.Meta(max_length=200)]
+# the sender's request token travels in a header, never in the path: paths are written to access logs
+Token = Annotated[
+    str,
+    HeaderParameter(
+        name="X-Carmove-Token",
+        min_length=16,
+        max_length=64,
+        description="the request_token the request was answered with",
+    ),
+]
 
 
 class CarCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -402,31 +412,39 @@ def handlers(service: Carmove) -> list[Any]:
         return {"request_token": token, **_for_sender(request, row)}
 
     @get(
-        "/sent/{token:str}",
-        summary="The sender's view of their request: its state and the owner's answer (poll it)",
+        "/sent",
+        summary="The sender's view of their request (its token in X-Carmove-Token): its state and the"
+        " owner's answer (poll it)",
+        opt={"problems": [404]},
     )
-    async def sent(request: Request[Any, Any, Any], token: FromPath[str]) -> dict[str, Any]:
+    async def sent(request: Request[Any, Any, Any], token: Token) -> dict[str, Any]:
         return _for_sender(request, await service.by_token(token))
 
     @put(
-        "/sent/{token:str}/photo",
+        "/sent/photo",
         summary="Attach one photo to the request while it waits: the body is the JPEG or PNG image itself,"
         " its Content-Type saying so; re-encoded without EXIF or location",
         status_code=HTTP_201_CREATED,
+        opt={"problems": [404]},
     )
-    async def photo(request: Request[Any, Any, Any], token: FromPath[str]) -> dict[str, Any]:
+    async def photo(request: Request[Any, Any, Any], token: Token) -> dict[str, Any]:
         body = await request.body()
         kind = await service.attach_photo(token, body, request.headers.get("content-type", ""))
         return {"photo": True, "content_type": kind}
 
     @post(
-        "/sent/{token:str}/call",
+        "/sent/call",
         summary="A privacy number (隐私号) that reaches the owner for a few minutes: neither side sees the"
         " other's number",
-        opt={"problems": {503: "No privacy-number provider (`privacy_number_unavailable`)"}},
+        opt={
+            "problems": {
+                404: "No such request (`move_request_not_found`)",
+                503: "No privacy-number provider (`privacy_number_unavailable`)",
+            }
+        },
         status_code=HTTP_200_OK,
     )
-    async def call(token: FromPath[str]) -> dict[str, Any]:
+    async def call(token: Token) -> dict[str, Any]:
         return await service.call(token)
 
     @post(

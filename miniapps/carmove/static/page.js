@@ -27,7 +27,7 @@
   }
 
   async function poll(token) {
-    const r = await fetch(`${base}/sent/${encodeURIComponent(token)}`, { headers });
+    const r = await fetch(`${base}/sent`, { headers: { ...headers, "X-Carmove-Token": token } });
     if (!r.ok) return say(await problem(r));
     const q = await r.json();
     $("sent").hidden = false;
@@ -73,8 +73,8 @@
     $("ask").hidden = true;
     const file = $("photo").files[0];
     if (file) {
-      const p = await fetch(`${base}/sent/${encodeURIComponent(made.request_token)}/photo`, {
-        method: "PUT", headers: { ...headers, "Content-Type": file.type }, body: file,
+      const p = await fetch(`${base}/sent/photo`, {
+        method: "PUT", headers: { ...headers, "Content-Type": file.type, "X-Carmove-Token": made.request_token }, body: file,
       });
       if (!p.ok) say(await problem(p));
     }
@@ -83,7 +83,7 @@
 
   $("call").addEventListener("click", async () => {
     const token = sessionStorage.getItem(`carmove-${code}`);
-    const r = await fetch(`${base}/sent/${encodeURIComponent(token)}/call`, { method: "POST", headers });
+    const r = await fetch(`${base}/sent/call`, { method: "POST", headers: { ...headers, "X-Carmove-Token": token } });
     if (!r.ok) return say(await problem(r));
     const b = await r.json();
     const until = new Date(b.expires_at).toLocaleTimeString();

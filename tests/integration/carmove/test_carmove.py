@@ -193,7 +193,7 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
     [received] = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
     assert (received["plate"], received["note"], received["state"]) == ("辽A12345", "我在地库出口", "waiting")
 
-    polled = (await client.get(f"{API}/sent/{token}")).json()
+    polled = (await client.get(f"{API}/sent", headers={"X-Carmove-Token": token})).json()
     assert (polled["state"], polled["answer"]) == ("waiting", "")
     r = await client.post(
         f"{API}/requests/{received['request_id']}/answer",
@@ -201,7 +201,9 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
         headers=owner.me,
     )
     assert r.status_code == 200, r.text
-    polled = (await client.get(f"{API}/sent/{token}", headers={"Accept-Language": "en"})).json()
+    polled = (
+        await client.get(f"{API}/sent", headers={"X-Carmove-Token": token, "Accept-Language": "en"})
+    ).json()
     assert polled["state"] == "answered"
     assert (polled["answer"], polled["answer_text"], polled["answer_note"]) == (
         "coming_5",
@@ -338,9 +340,13 @@ async def test_a_photo_is_checked_and_kept_without_exif_and_a_call_never_shows_a
     listed = (await street.cars(owner))["辽A77777"]
     assert (listed["proof"], listed["reason"]) == ("unproven", "mismatch")
     token = (await street.ask(listed["sticker"]["code"], "my_space")).json()["request_token"]
-    photo_url = f"{API}/sent/{token}/photo"
+    photo_url = f"{API}/sent/photo"
 
-    r = await client.put(photo_url, content=b"not an image at all", headers={"Content-Type": "image/jpeg"})
+    r = await client.put(
+        photo_url,
+        content=b"not an image at all",
+        headers={"Content-Type": "image/jpeg", "X-Carmove-Token": token},
+    )
     assert (r.status_code, r.json()["code"]) == (422, "photo_not_image")
     buf = io.BytesIO()
     exif = Image.Exif()
@@ -349,15 +355,23 @@ async def test_a_photo_is_checked_and_kept_without_exif_and_a_call_never_shows_a
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="JPEG", exif=exif)
     jpeg = buf.getvalue()
     assert b"SpyCamMaker" in jpeg
-    r = await client.put(photo_url, content=jpeg, headers={"Content-Type": "image/png"})  # a lie
+    r = await client.put(
+        photo_url, content=jpeg, headers={"Content-Type": "image/png", "X-Carmove-Token": token}
+    )  # a lie
     assert r.json()["code"] == "photo_not_image"
     big = io.BytesIO()
     Image.frombytes("RGB", (400, 400), os.urandom(400 * 400 * 3)).save(big, format="PNG")  # ~480 kB
-    r = await client.put(photo_url, content=big.getvalue(), headers={"Content-Type": "image/png"})
+    r = await client.put(
+        photo_url, content=big.getvalue(), headers={"Content-Type": "image/png", "X-Carmove-Token": token}
+    )
     assert (r.status_code, r.json()["code"]) == (422, "photo_too_large")
-    r = await client.put(photo_url, content=jpeg, headers={"Content-Type": "image/jpeg"})
+    r = await client.put(
+        photo_url, content=jpeg, headers={"Content-Type": "image/jpeg", "X-Carmove-Token": token}
+    )
     assert r.status_code == 201, r.text
-    r = await client.put(photo_url, content=jpeg, headers={"Content-Type": "image/jpeg"})
+    r = await client.put(
+        photo_url, content=jpeg, headers={"Content-Type": "image/jpeg", "X-Carmove-Token": token}
+    )
     assert (r.status_code, r.json()["code"]) == (409, "photo_exists")
 
     [received] = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
@@ -369,21 +383,24 @@ async def test_a_photo_is_checked_and_kept_without_exif_and_a_call_never_shows_a
         assert img.size == (64, 48) and len(img.getexif()) == 0
 
     # a privacy number bound to the owner for a few minutes: the caller never sees the owner's number
-    r = await client.post(f"{API}/sent/{token}/call")
+    r = await client.post(f"{API}/sent/call", headers={"X-Carmove-Token": token})
     assert r.status_code == 200, r.text
     call = r.json()
     assert owner.phone not in r.text and call["number"].startswith("+86170")
     dev = client.services.miniapps.privacy_numbers
     assert str(dev.dial(call["number"], street.clock.now())).endswith(owner.phone)
-    assert (await client.post(f"{API}/sent/{token}/call")).json()["number"] == call["number"]  # the same
+    assert (await client.post(f"{API}/sent/call", headers={"X-Carmove-Token": token})).json()[
+        "number"
+    ] == call["number"]  # the same
     street.clock.advance(6 * 60)
     assert dev.dial(call["number"], street.clock.now()) is None  # the binding ran out
     await client.post(
         f"{API}/requests/{received['request_id']}/answer", json={"answer": "moved"}, headers=owner.me
     )
-    r = await client.post(f"{API}/sent/{token}/call")
+    r = await client.post(f"{API}/sent/call", headers={"X-Carmove-Token": token})
     assert (r.status_code, r.json()["code"]) == (409, "move_request_closed")
-    assert (await client.get(f"{API}/sent/not-a-token-of-anyone")).status_code == 404
+    nobody = {"X-Carmove-Token": "not-a-token-of-anyone"}
+    assert (await client.get(f"{API}/sent", headers=nobody)).status_code == 404
     assert car["proof"] == "unproven"
 
 
@@ -424,7 +441,7 @@ async def test_reports_reach_the_operators_who_may_pause_the_sticker(street):
     assert again.status_code == 409
     assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_paused"
     assert len((await client.get(f"{API}/reports?state=open", headers=backend)).json()["items"]) == 1
-    assert (await client.get(f"{API}/sent/{token}")).json()["state"] == "waiting"
+    assert (await client.get(f"{API}/sent", headers={"X-Carmove-Token": token})).json()["state"] == "waiting"
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="SQLite serialises writers: the race is PostgreSQL's")
