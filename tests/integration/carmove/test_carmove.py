@@ -518,3 +518,16 @@ async def test_the_operators_cli_lists_and_closes_reports_through_the_api(street
         server.should_exit = True
         await task
     assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_paused"
+
+
+async def test_the_demo_showcase_stickers_open_the_page_and_reach_nobody(street):
+    client = street.client
+    app = client.services.miniapps.apps["carmove"]
+    first = await app.seed_demo()
+    assert "2 showcase car stickers in Shenyang (2 new, 0 updated)" in first[0]
+    assert "(0 new, 0 updated)" in (await app.seed_demo())[0]  # idempotent
+    info = (await client.get(f"{API}/stickers/DEMO-ZHONGJIE-01")).json()
+    assert (info["plate"], info["refusal"], info["owner_verified"]) == ("辽A·***45", "", False)
+    assert (await client.get(f"{API}/stickers/DEMO-TIEXI-0002")).json()["plate"] == "辽A·***90"
+    r = await street.ask("DEMO-ZHONGJIE-01", "other", "演示")
+    assert r.status_code == 201 and r.json()["state"] == "waiting"
