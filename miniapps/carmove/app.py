@@ -42,6 +42,8 @@ class CarmoveApp(MiniApp):
             "open_minutes": {"type": "integer", "default": 120},
             "photo_max_bytes": {"type": "integer", "default": 800000},
             "call_minutes": {"type": "integer", "default": 5},
+            # the address printed stickers open (https://sst.shenyang.gov.cn); "": the request's own
+            "sticker_base_url": {"type": "string", "default": ""},
         },
         templates={
             "move_request": MessageTemplate(

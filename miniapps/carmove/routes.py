@@ -37,6 +37,7 @@ from miniapps.contract import (
     Offset,
     app_backend,
     citizen_caller,
+    names,
     page,
 )
 
@@ -106,26 +107,28 @@ def _text(value: str, field: str) -> str:
 
 
 def _pick(request: Request[Any, Any, Any], pair: tuple[str, str]) -> str:
-    return pair[1] if request.headers.get("accept-language", "").lower().startswith("en") else pair[0]
+    """A text in the request's language (Accept-Language, as the platform reads it)."""
+    return names(pair[0], pair[1], "text")["text"]
 
 
-def _sticker_url(request: Request[Any, Any, Any], code: str) -> str:
-    base = str(request.base_url).rstrip("/")
-    return f"{base}{PREFIX}/s/{code}"
+def _sticker_url(request: Request[Any, Any, Any], code: str, base: str = "") -> str:
+    """The page a sticker's QR opens: under ``sticker_base_url`` when set (the address the city prints,
+    whatever host a request came through), else the address this request came to."""
+    return f"{(base or str(request.base_url)).rstrip('/')}{PREFIX}/s/{code}"
 
 
-def _sticker(request: Request[Any, Any, Any], s: dict[str, Any] | None) -> dict[str, Any] | None:
+def _sticker(request: Request[Any, Any, Any], s: dict[str, Any] | None, base: str) -> dict[str, Any] | None:
     if s is None:
         return None
     return {
         "code": s["code"],
         "state": s["state"],
-        "url": _sticker_url(request, s["code"]),
+        "url": _sticker_url(request, s["code"], base),
         "created_at": s["created_at"],
     }
 
 
-def _car(request: Request[Any, Any, Any], c: dict[str, Any]) -> dict[str, Any]:
+def _car(request: Request[Any, Any, Any], c: dict[str, Any], base: str) -> dict[str, Any]:
     return {
         "car_id": str(c["id"]),
         "plate": c["plate"],
@@ -135,7 +138,7 @@ def _car(request: Request[Any, Any, Any], c: dict[str, Any]) -> dict[str, Any]:
         "licence_request": c["request"],
         "vehicle_type": c["vehicle_type"],
         "created_at": c["created_at"],
-        "sticker": _sticker(request, c.get("sticker")),
+        "sticker": _sticker(request, c.get("sticker"), base),
     }
 
 
@@ -183,6 +186,8 @@ def _sender_keys(request: Request[Any, Any, Any]) -> list[str]:
 
 
 def handlers(service: Carmove) -> list[Any]:
+    base = service.settings.sticker_base_url
+
     # ---- the owner ----------------------------------------------------------------------------------
     @post(
         "/cars",
@@ -201,7 +206,7 @@ def handlers(service: Carmove) -> list[Any]:
             raise InvalidInput(str(exc), code="invalid_plate", field="plate") from exc
         row, created = await service.add_car(caller.openid, registered)
         row["sticker"] = await service.sticker_of(row["id"])
-        return Response(_car(request, row), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+        return Response(_car(request, row, base), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/cars", guards=[citizen_caller], summary="The caller's cars with their stickers, newest first")
     async def my_cars(
@@ -211,7 +216,7 @@ def handlers(service: Carmove) -> list[Any]:
         offset: Offset = 0,
     ) -> dict[str, Any]:
         rows = await service.cars(caller.openid, limit=limit + 1, offset=offset)
-        return page(request, [_car(request, c) for c in rows], limit=limit, offset=offset)
+        return page(request, [_car(request, c, base) for c in rows], limit=limit, offset=offset)
 
     @delete(
         "/cars/{car_id:str}",
@@ -235,7 +240,7 @@ def handlers(service: Carmove) -> list[Any]:
             request: Request[Any, Any, Any], car_id: FromPath[str], caller: NamedDependency[AppCaller]
         ) -> Response[bytes]:
             s = await service.current_sticker(caller.openid, car_id)
-            qr = segno.make(_sticker_url(request, s["code"]), error="m")
+            qr = segno.make(_sticker_url(request, s["code"], base), error="m")
             out = io.BytesIO()
             if kind == "svg":
                 qr.save(out, kind="svg", scale=12, border=4, title="扫码挪车 / Scan to reach the owner")
@@ -264,7 +269,7 @@ def handlers(service: Carmove) -> list[Any]:
         data: JSONBody[StickerChange],
         caller: NamedDependency[AppCaller],
     ) -> dict[str, Any]:
-        return _sticker(request, await service.set_paused(caller.openid, car_id, data.paused)) or {}
+        return _sticker(request, await service.set_paused(caller.openid, car_id, data.paused), base) or {}
 
     @post(
         "/cars/{car_id:str}/sticker/regenerate",
@@ -275,7 +280,7 @@ def handlers(service: Carmove) -> list[Any]:
     async def regenerate(
         request: Request[Any, Any, Any], car_id: FromPath[str], caller: NamedDependency[AppCaller]
     ) -> dict[str, Any]:
-        return _sticker(request, await service.regenerate(caller.openid, car_id)) or {}
+        return _sticker(request, await service.regenerate(caller.openid, car_id), base) or {}
 
     @get("/requests", guards=[citizen_caller], summary="Requests to move the caller's cars, newest first")
     async def inbox(

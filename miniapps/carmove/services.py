@@ -59,6 +59,7 @@ class Settings:
         self.open_minutes = int(config.get("open_minutes", 120))
         self.photo_max_bytes = int(config.get("photo_max_bytes", 800_000))
         self.call_minutes = int(config.get("call_minutes", 5))
+        self.sticker_base_url = str(config.get("sticker_base_url", ""))
 
 
 class Carmove:

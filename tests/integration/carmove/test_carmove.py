@@ -122,7 +122,14 @@ class Street:
 async def street(make_client, login, new_phone, new_id_number, verify_real_name, monkeypatch):
     monkeypatch.setenv(
         "SHENGSHI_MINIAPP_CARMOVE",
-        json.dumps({"per_sticker_hour": 3, "per_sender_hour": 5, "photo_max_bytes": 200_000}),
+        json.dumps(
+            {
+                "per_sticker_hour": 3,
+                "per_sender_hour": 5,
+                "photo_max_bytes": 200_000,
+                "sticker_base_url": "https://sst.shenyang.example/",
+            }
+        ),
     )
     clock = FrozenClock(START)
     async with make_client(clock=clock, access_token_ttl=30 * 86400, message_sms_after=600) as client:
@@ -163,7 +170,7 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
     png = await client.get(f"{API}/cars/{car['car_id']}/sticker.png", headers=owner.me)
     assert png.headers["content-type"] == "image/png"
     url = _qr(png.content)
-    assert url == sticker["url"] and url.endswith(f"/s/{sticker['code']}")
+    assert url == sticker["url"] == f"https://sst.shenyang.example{API}/s/{sticker['code']}"
     assert "12345" not in url and owner.phone not in url
     svg = await client.get(f"{API}/cars/{car['car_id']}/sticker.svg", headers=owner.me)
     assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
@@ -174,7 +181,7 @@ async def test_a_stranger_asks_the_owner_answers_and_the_stranger_sees_the_answe
     assert other.status_code == 404 and other.json()["code"] == "car_not_found"
 
     # a phone camera opens the page (no login, a strict policy), which reads the sticker's state
-    page = await client.get(url.removeprefix("http://testserver"))
+    page = await client.get(url.removeprefix("https://sst.shenyang.example"))
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     info = (await client.get(f"{API}/stickers/{sticker['code']}")).json()
     assert info["plate"] == "辽A·***45" and info["owner_verified"] is True and info["refusal"] == ""
