@@ -41,6 +41,7 @@ class CarmoveApp(MiniApp):
             "per_report_hour": {"type": "integer", "default": 5},
             "open_minutes": {"type": "integer", "default": 120},
             "photo_max_bytes": {"type": "integer", "default": 800000},
+            "photo_days": {"type": "integer", "default": 7},
             "call_minutes": {"type": "integer", "default": 5},
             # the address printed stickers open (https://sst.shenyang.gov.cn); "": the request's own
             "sticker_base_url": {"type": "string", "default": ""},

@@ -7,7 +7,7 @@ import hashlib
 import io
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -60,6 +60,7 @@ class Settings:
         self.photo_max_bytes = int(config.get("photo_max_bytes", 800_000))
         self.call_minutes = int(config.get("call_minutes", 5))
         self.sticker_base_url = str(config.get("sticker_base_url", ""))
+        self.photo_days = int(config.get("photo_days", 7))
 
 
 class Carmove:
@@ -323,7 +324,28 @@ class Carmove:
             )
         row = await MoveRequest.select().where(MoveRequest.id == request_id).first().run()
         assert row is not None
+        await self.forget_photos(now)
         return row, token
+
+    async def forget_photos(self, now: datetime, most: int = 100) -> int:
+        """Photos are kept ``photo_days``: each new request deletes up to ``most`` older ones (the
+        request stays, saying it has no photo now). Cheap, and as often as photos can come."""
+        old = (
+            await MoveRequest.select(MoveRequest.id)
+            .where(
+                (MoveRequest.photo_type != "")
+                & (MoveRequest.created_at < now - timedelta(days=self.settings.photo_days))
+            )
+            .limit(most)
+            .run()
+        )
+        if not old:
+            return 0
+        ids = [r["id"] for r in old]
+        async with self.platform.transaction():
+            await Photo.delete().where(Photo.request.is_in(ids)).run()
+            await MoveRequest.update({MoveRequest.photo_type: ""}).where(MoveRequest.id.is_in(ids)).run()
+        return len(ids)
 
     async def by_token(self, token: str) -> dict[str, Any]:
         row = (

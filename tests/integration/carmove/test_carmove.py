@@ -408,6 +408,11 @@ async def test_a_photo_is_checked_and_kept_without_exif_and_a_call_never_shows_a
     assert (r.status_code, r.json()["code"]) == (409, "move_request_closed")
     nobody = {"X-Carmove-Token": "not-a-token-of-anyone"}
     assert (await client.get(f"{API}/sent", headers=nobody)).status_code == 404
+    # kept a week: a request eight days later takes the old photo away (the request stays)
+    street.clock.advance(8 * 86400)
+    assert (await street.ask(listed["sticker"]["code"], "other")).status_code == 201
+    gone = await client.get(f"{API}/requests/{received['request_id']}/photo", headers=owner.me)
+    assert (gone.status_code, gone.json()["code"]) == (404, "photo_not_found")
     assert car["proof"] == "unproven"
 
 
