@@ -98,14 +98,19 @@ class Street:
         assert r.status_code == 200, r.text
         return {c["plate"]: c for c in r.json()["items"]}
 
-    async def ask(self, code: str, reason: str = "blocking_exit", note: str = "", ip: str = "") -> Any:
-        """A stranger at the car asks, no login, from network address ``ip`` (a new one by default)."""
+    async def ask(
+        self, code: str, reason: str = "blocking_exit", note: str = "", ip: str = "", me: Any = None
+    ) -> Any:
+        """A stranger at the car asks, no login (or in the citizen app as ``me``), from network address
+        ``ip`` (a new one by default)."""
         self.strangers += 1
         peer = ip or f"203.0.113.{self.strangers % 250}"
         transport = httpx.ASGITransport(app=self.client.app, client=(peer, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as stranger:
             return await stranger.post(
-                f"{API}/stickers/{code}/requests", json={"reason": reason, "note": note}
+                f"{API}/stickers/{code}/requests" + ("/signed-in" if me else ""),
+                json={"reason": reason, "note": note},
+                headers=me.me if me else {},
             )
 
     async def sms(self, phone: str) -> str:
@@ -289,6 +294,15 @@ async def test_limits_per_sticker_and_sender_answer_429_with_retry_after_until_t
 
     street.clock.advance(3600)  # the next hour
     assert (await street.ask(codes[0], ip="10.0.0.9")).status_code == 201
+
+    # in the citizen app, a citizen is one sender whatever network they come from
+    sender = await street.owner()
+    for n, code in enumerate((codes[1], codes[1], codes[1], codes[2], codes[2])):
+        r = await street.ask(code, ip=f"10.2.0.{n}", me=sender)
+        assert r.status_code == 201, r.text
+    r = await street.ask(codes[2], ip="10.2.0.9", me=sender)
+    assert r.status_code == 429 and r.json()["code"] == "carmove_rate_limited"
+    assert (await street.ask(codes[2], ip="10.2.0.9")).status_code == 201  # not signed in: another sender
 
 
 async def test_a_paused_or_regenerated_sticker_and_bad_input(street):
