@@ -531,7 +531,7 @@ def _report(r: dict[str, Any]) -> dict[str, Any]:
         "report_id": str(r["id"]),
         "kind": r["kind"],
         "note": r["note"],
-        "by_owner": r["by_owner"] == "yes",
+        "by_owner": bool(r["by_owner"]),
         "request_id": r["request"],
         "state": r["state"],
         "action": r["action"],

@@ -526,7 +526,7 @@ class Carmove:
                 sticker=sticker["id"],
                 kind=kind,
                 note=note,
-                by_owner="yes" if owner and owner == sticker["openid"] else "no",
+                by_owner=bool(owner) and owner == sticker["openid"],
                 request=request,
                 created_at=self.platform.now(),
             )

@@ -1,7 +1,7 @@
 """扫码挪车's own tables. Citizens only by their pairwise openid; senders by a hash of their request
 token (and the openid of a signed-in one), never a phone or an address."""
 
-from piccolo.columns import UUID, Bytea, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Bytea, ForeignKey, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -70,7 +70,7 @@ class Report(Table, tablename="carmove_report"):
     sticker = ForeignKey(references=Sticker, on_delete=OnDelete.cascade, index=True)
     kind = Varchar(length=16)
     note = Varchar(length=64, default="")
-    by_owner = Varchar(length=5, default="no")  # "yes": the sticker's owner reported a request
+    by_owner = Boolean(default=False)  # the sticker's owner reported one of its requests
     request = Varchar(length=36, default="")  # the request it is about, if any
     state = Varchar(length=10, default="open", index=True)  # open | closed
     action = Varchar(length=16, default="")  # none | paused: what the operator did on closing it

@@ -1,7 +1,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.table import Table
 
-ID = "2026-11-29T10:29:00:000000"
+ID = "2026-11-29T10:51:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "carmove: a car once per citizen (a unique index on carmove_car (openid, plate))"
 
