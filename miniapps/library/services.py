@@ -241,10 +241,10 @@ class Lending:
                 hold["openid"],
                 "hold_ready",
                 {
-                    "title": copy["title.title"],
+                    "title": copy["title.title"][:64],
                     "branch": copy["branch.name"],
                     "branch_en": copy["branch.name_en"] or copy["branch.code"],
-                    "until": until,
+                    "until": until.isoformat(),
                 },
                 key=f"library-hold-{hold['id']}",
             )
@@ -345,7 +345,7 @@ class Lending:
             await self.platform.notify(
                 openid,
                 "due_soon",
-                {"title": copy["title.title"], "due_at": due},
+                {"title": copy["title.title"][:64], "due_at": due.isoformat()},
                 key=reminder_key(loan_id, renewals),
                 at=at,
             )
