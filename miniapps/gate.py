@@ -704,7 +704,11 @@ class Gate:
                 refusal=checked.reason or "unknown_code",
                 lacking=self._lacking(scanner, checked),
             )
-        self.records.keep(self.records.row(scanner, result, checked, at=now, offline=False, final=False))
+        row = self.records.row(scanner, result, checked, at=now, offline=False, final=bool(openid))
+        if openid:  # the citizen sees at once where their code was used
+            await self.records.save(row)
+        else:
+            self.records.keep(row)
         self._observe(scanner.app_id, result, time.perf_counter() - started, False)
         return result, openid
 

@@ -13,7 +13,8 @@ tested here against the independent ``sip2`` client (a dev dependency).
   last answer. A message that cannot be parsed is answered ``96``; three in a row close the connection.
 - Login (93): CN/CO are the client id and secret of a scanner enrolled to the library app in context
   ``library-kiosk`` (``shengshi scanners add --app library --context library-kiosk --place <branch>``);
-  anything but 93 before a good login closes the connection. Revoking the credential stops the kiosk
+  a failed login is answered ``940`` and the connection closed; anything but 93 before a good login
+  closes it too. Revoking the credential stops the kiosk
   at its next patron (the code is verified for the scanner each time).
 - The patron identifier (AA) is the citizen code the kiosk scanned. The platform verifies it once
   (``Platform.identify``: signature, 60 s window, single use in the kiosk's context, account state);
@@ -52,6 +53,19 @@ FIXED: dict[str, tuple[int, ...]] = {
 }
 # BX, in the order of SIP2 2.00: 23 11 09 01 99 97 93 63 35 37 17 19 25 15 29 65
 SUPPORTED = "YYYNYYYYYNYNNNYN"
+
+
+# the platform's refusals of a scanned code, as a kiosk's screen shows them (``Platform.identify``)
+CODE_REFUSALS = {
+    "replayed": "此码已使用，请刷新市民码 Code already used: refresh it",
+    "expired": "码已过期，请刷新市民码 Code expired: refresh it",
+    "not_yet_valid": "码尚未生效，请校准手机时间 Code not yet valid: check the phone's clock",
+    "account_blocked": "账户已冻结，请联系服务台 Account blocked: ask at the desk",
+    "account_deleted": "账户已注销 Account closed",
+    "device_revoked": "设备已退出登录 Device signed out",
+    "scanner_revoked": "自助机未授权 This kiosk is not enrolled",
+    "patron_required": "请扫描市民码 Scan your citizen code",
+}
 
 
 class BadMessage(Exception):
@@ -211,8 +225,9 @@ class Sip2Server:
                 fields.get("CN", ""), fields.get("CO", ""), ip=str(peer[0]) if peer else ""
             )
             ok = session.scanner is not None and session.scanner.context == "library-kiosk"
-            if not ok:
+            if not ok:  # answered, then closed: one try per connection
                 session.scanner = None
+                session.bad = 3
             body = f"94{'1' if ok else '0'}"
         elif session.scanner is None:
             return None  # nothing but a login before a good login
@@ -343,7 +358,9 @@ class Sip2Server:
 
     @staticmethod
     def _screen(code: str) -> str:
-        zh, en = REFUSALS.get(code, ("无法办理", code.replace("_", " ")))
+        if code in CODE_REFUSALS:
+            return CODE_REFUSALS[code]
+        zh, en = REFUSALS.get(code, ("无效的市民码", "Not a valid citizen code"))
         return f"{zh} {en}"
 
     async def _checkin(self, barcode: str, institution: str, now: datetime) -> str:

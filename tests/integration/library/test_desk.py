@@ -30,11 +30,17 @@ async def test_borrow_hold_renew_return_at_the_desk(bench):
         "/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "978-7-5366-9293-0"}, headers=waiting
     )
     assert r.status_code == 201 and r.json()["state"] == "waiting", r.text
-    r = await client.post("/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787536692930"}, headers=waiting)
+    r = await client.post(
+        "/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787536692930"}, headers=waiting
+    )
     assert r.status_code == 409 and r.json()["code"] == "already_held"
-    r = await client.post("/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787536692931"}, headers=waiting)
+    r = await client.post(
+        "/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787536692931"}, headers=waiting
+    )
     assert r.status_code == 422 and r.json()["code"] == "invalid_isbn"
-    r = await client.post("/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787020002207"}, headers=waiting)
+    r = await client.post(
+        "/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787020002207"}, headers=waiting
+    )
     assert r.status_code == 409 and r.json()["code"] == "copy_available"  # 红楼梦 is on the shelf
 
     # the holder's wait stops the reader's renewal, at the desk and in the app
@@ -57,7 +63,9 @@ async def test_borrow_hold_renew_return_at_the_desk(bench):
     assert taken["reason"] == "held_for_another"
     got = await desk_scan(client, waiting, desk, clock, action="checkout", item="LN0000003")
     assert got["result"] == "allow"
-    assert (await client.get("/api/v1/apps/library/holds", headers=waiting)).json()["items"][0]["state"] == "collected"
+    assert (await client.get("/api/v1/apps/library/holds", headers=waiting)).json()["items"][0][
+        "state"
+    ] == "collected"
 
     # nobody waits now: the new reader renews in the app, once per renewal allowed
     mine = (await client.get(LOANS, headers=waiting)).json()["items"][0]
@@ -90,7 +98,9 @@ async def test_the_loan_limit_and_the_librarys_backend(bench, shengshi_cli):
     )
     assert r.status_code == 201, r.text
     r = await client.post(
-        "/api/v1/apps/library/titles", json={"library": "LNLIB", "isbn": "9787020024758", "title": "x"}, headers=ils
+        "/api/v1/apps/library/titles",
+        json={"library": "LNLIB", "isbn": "9787020024758", "title": "x"},
+        headers=ils,
     )
     assert r.status_code == 422 and r.json()["code"] == "invalid_isbn"
     for n in range(3):
@@ -112,13 +122,18 @@ async def test_the_loan_limit_and_the_librarys_backend(bench, shengshi_cli):
         headers=ils,
     )
     assert r.status_code == 409 and r.json()["code"] == "other_library"
-    assert (await client.post("/api/v1/apps/library/titles", json={}, headers=reader)).status_code in (401, 403)
+    assert (await client.post("/api/v1/apps/library/titles", json={}, headers=reader)).status_code in (
+        401,
+        403,
+    )
 
     from miniapps.library.tables import Library
 
     await Library.update({Library.max_loans: 2}).where(Library.code == "LNLIB").run()
     for n in range(2):
-        assert (await desk_scan(client, reader, desk, clock, action="checkout", item=f"LNX{n}"))["result"] == "allow"
+        assert (await desk_scan(client, reader, desk, clock, action="checkout", item=f"LNX{n}"))[
+            "result"
+        ] == "allow"
     over = await desk_scan(client, reader, desk, clock, action="checkout", item="LNX2")
     assert over["reason"] == "loan_limit"
     other_lib = await desk_scan(client, reader, desk, clock, action="checkout", item="SY0000001")
