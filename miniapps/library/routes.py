@@ -4,6 +4,7 @@ book drop's returns and blocking a reader."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Annotated, Any
 
@@ -111,9 +112,9 @@ def _loan(r: dict[str, Any], now: Any) -> dict[str, Any]:
 
 _LOAN_COLUMNS = (
     Loan.copy.barcode,
-    Loan.copy.title.isbn,
-    Loan.copy.title.title,
-    Loan.copy.title.author,
+    Loan.copy.title.isbn,  # type: ignore[union-attr]
+    Loan.copy.title.title,  # type: ignore[union-attr]
+    Loan.copy.title.author,  # type: ignore[union-attr]
     Loan.library.code,
     Loan.library.name,
     Loan.library.name_en,
@@ -132,7 +133,7 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             {
                 "code": r["code"],
                 **names(r["name"], r["name_en"]),
-                "rule": msgspec.structs.asdict(rule_of(r)),
+                "rule": dataclasses.asdict(rule_of(r)),
                 "branches": [
                     {
                         "code": b["code"],
@@ -244,7 +245,7 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
                 Hold.all_columns(),  # type: ignore[arg-type]
                 Hold.title.isbn,
                 Hold.title.title,
-                Hold.title.library.code,
+                Hold.title.library.code,  # type: ignore[union-attr]
             )
             .where(Hold.openid == caller.openid)
             .order_by(Hold.placed_at, ascending=False)
@@ -348,7 +349,17 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
                 .run()
             )
             if row is None:
-                await Title.insert(Title(id=uuid.uuid4(), library=lib["id"], isbn=isbn, **values)).run()
+                await Title.insert(
+                    Title(
+                        id=uuid.uuid4(),
+                        library=lib["id"],
+                        isbn=isbn,
+                        title=data.title,
+                        author=data.author,
+                        publisher=data.publisher,
+                        year=data.year,
+                    )
+                ).run()
             else:
                 await Title.update(values).where(Title.id == row["id"]).run()  # type: ignore[arg-type]
         return {"library": data.library, "isbn": isbn, **values}

@@ -103,7 +103,7 @@ class Lending:
                 Copy.title.isbn,
                 Copy.title.title,
                 Copy.title.author,
-                Copy.title.library.all_columns(),  # type: ignore[arg-type]
+                Copy.title.library.all_columns(),  # type: ignore[arg-type,union-attr]
                 Copy.branch.code,
                 Copy.branch.name,
                 Copy.branch.name_en,
@@ -153,6 +153,30 @@ class Lending:
         )
         return int((row or {}).get("sum") or 0)
 
+    async def settle(self, library_id: int, openid: str) -> None:
+        """Catch up with the payment centre for one reader: a fine or deposit order paid (or closed) whose
+        event has not reached the app yet is settled from the order itself (the event settles it too)."""
+        fines = (
+            await Loan.select(Loan.fine_order)
+            .where(
+                (Loan.library == library_id)
+                & (Loan.openid == openid)
+                & (Loan.fine_order != "")
+                & (Loan.fine_paid == False)  # noqa: E712
+            )
+            .run()
+        )
+        for r in fines:
+            if (await self.platform.payments.order(r["fine_order"]))["state"] == "paid":
+                await self.fine_paid(r["fine_order"])
+        reader = await self._reader(library_id, openid)
+        if reader is not None and reader["deposit_state"] == "pending" and reader["deposit_order"]:
+            state = (await self.platform.payments.order(reader["deposit_order"]))["state"]
+            if state == "paid":
+                await self.deposit_event(reader["deposit_order"], "order.paid")
+            elif state in ("closed", "failed"):
+                await self.deposit_event(reader["deposit_order"], "order.closed")
+
     @staticmethod
     async def open_loans(library_id: int, openid: str) -> int:
         return await Loan.count().where(
@@ -162,6 +186,7 @@ class Lending:
     async def standing(self, library: dict[str, Any], openid: str) -> dict[str, Any]:
         """What the reader's standing is at ``library``: loans, overdue, fines owed, holds, deposit."""
         now = self.platform.now()
+        await self.settle(library["id"], openid)
         reader = await self.reader(library["id"], openid)
         loans = (
             await Loan.select(Loan.due_at)
@@ -281,6 +306,7 @@ class Lending:
                 hold_id = copy["held_for"]
             library = await self.library(copy["title.library.code"])
             rule = rule_of(library)
+            await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
             refusal = checkout_refusal(
                 open_loans=await self.open_loans(library["id"], openid),
@@ -522,6 +548,7 @@ class Lending:
         """The deposit order for a reader who is not in good standing (信用免押 for the others)."""
         library = await self.library(library_code)
         async with self.platform.transaction():
+            await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
             if reader["deposit_state"] in ("pending", "paid"):
                 return await self.standing(library, openid)
@@ -552,6 +579,7 @@ class Lending:
         """Give the deposit back to a reader who leaves with nothing borrowed and nothing owed."""
         library = await self.library(library_code)
         async with self.platform.transaction():
+            await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
             if reader["deposit_state"] != "paid":
                 raise Refused("no_deposit")

@@ -157,3 +157,17 @@ async def test_the_loan_limit_and_the_librarys_backend(bench, shengshi_cli):
     assert blocked["reason"] == "reader_blocked"
     status = await desk_scan(client, reader, desk, clock)
     assert status["result"] == "allow" and status["data"]["blocked"] is True and status["data"]["loans"] == 1
+
+
+async def test_the_catalogue_anyone_reads(bench):
+    client, _, _, _ = bench
+    libs = (await client.get("/api/v1/apps/library/libraries", headers={"Accept-Language": "en"})).json()[
+        "items"
+    ]
+    sy = next(x for x in libs if x["code"] == "SYLIB")
+    assert sy["name"] == "Shenyang Library" and sy["name_zh"] == "沈阳市图书馆"
+    assert sy["rule"]["loan_days"] == 28 and {b["code"] for b in sy["branches"]} == {"SY-MAIN", "SY-TIEXI"}
+    found = (await client.get("/api/v1/apps/library/titles", params={"library": "SYLIB", "q": "三体"})).json()
+    assert [(t["isbn"], t["copies"], t["available"]) for t in found["items"]] == [("9787536692930", 2, 2)]
+    r = await client.get("/api/v1/apps/library/titles", params={"library": "NOPE"})
+    assert r.status_code == 404 and r.json()["code"] == "unknown_library"

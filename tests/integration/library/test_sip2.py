@@ -127,7 +127,7 @@ def with_checksum(body: str, seq: int = 0) -> bytes:
 
 
 async def test_bad_frames_are_answered_96_or_closed_and_the_server_lives_on(kiosk):
-    client, citizen, cred, port, clock = kiosk
+    client, _citizen, cred, port, _clock = kiosk
     login = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|CPSY-MAIN|")
     bad = bytearray(with_checksum("9900302.00"))
     bad[-2:-1] = b"0" if bad[-2:-1] != b"0" else b"1"  # a wrong checksum
