@@ -225,14 +225,15 @@ class Lending:
     async def expire_holds(self) -> int:
         """Copies whose hold was not collected in time go to the next hold, or back to the shelf."""
         now = self.platform.now()
-        stale = (
-            await Hold.update({Hold.state: "expired"})
-            .where((Hold.state == "ready") & (Hold.ready_until < now))  # type: ignore[operator]
-            .returning(Hold.copy)
-            .run()
-        )
-        for row in stale:
-            await self._pass_on(row["copy"], now)
+        async with self.platform.transaction():  # the hold lapsed and its copy passed on, or neither
+            stale = (
+                await Hold.update({Hold.state: "expired"})
+                .where((Hold.state == "ready") & (Hold.ready_until < now))  # type: ignore[operator]
+                .returning(Hold.copy)
+                .run()
+            )
+            for row in stale:
+                await self._pass_on(row["copy"], now)
         return len(stale)
 
     async def _pass_on(self, barcode: str, now: datetime) -> str | None:
@@ -345,6 +346,12 @@ class Lending:
             ).run()
             if hold_id:
                 await Hold.update({Hold.state: "collected"}).where(Hold.id == _uuid(hold_id)).run()
+            # a reader who waited for the title and found a copy on the shelf: their wait is over
+            await (
+                Hold.update({Hold.state: "collected"})
+                .where((Hold.title == copy["title.id"]) & (Hold.openid == openid) & (Hold.state == "waiting"))
+                .run()
+            )
             await self._remind(openid, str(loan_id), 0, copy, due, now, rule)
         return {
             "loan_id": str(loan_id),

@@ -397,7 +397,7 @@ class Sip2Server:
             copy = await self.lending.copy(barcode)
         except Refused:
             return (
-                "180100"
+                "18010001"
                 + stamp(now)
                 + var("AB", barcode)
                 + var("AJ", "")

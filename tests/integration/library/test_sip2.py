@@ -147,6 +147,17 @@ async def test_bad_frames_are_answered_96_or_closed_and_the_server_lives_on(kios
     assert first.startswith(b"940") and rest == b""
     assert await frames(port, b"99" + b"0" * 5000 + b"\r", read=False) == [b""]
 
+    # an unknown barcode is answered, not an error; a connection left idle is closed
+    login2 = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|")
+    item = with_checksum("1720261125    180000AOSYLIB|ABNOPE|", 1)
+    config = client.services.miniapps.apps["library"].platform.config
+    config["sip2_idle_seconds"] = 0.3
+    try:
+        _, unknown, closed = await frames(port, login2, item)
+    finally:
+        config["sip2_idle_seconds"] = 5
+    assert unknown.startswith(b"18010001") and "未知的图书条码".encode() in unknown and closed == b""
+
     # revoked: its next login fails
     await client.services.auth.machines.revoke(cred["client_id"])
     first, rest = await frames(port, login)
