@@ -108,5 +108,5 @@ async def seed() -> list[str]:
 
 SCANNERS = (
     DemoScanner("library-desk", "LN-MAIN", "演示：辽宁省图书馆 总馆 借还服务台"),
-    DemoScanner("library-kiosk", "SY-MAIN", "演示：沈阳市图书馆 总馆 自助借还机（SIP2）"),
+    DemoScanner("library-kiosk", "SY-MAIN", "演示：沈阳市图书馆 总馆 自助借还机"),
 )
