@@ -12,9 +12,9 @@ from backend.seed import seed_demo
 from miniapps.civic import CivicApp
 from miniapps.civic.tables import Checkpoint, Hall, Service
 from miniapps.hospital import HospitalApp
+from miniapps.hospital.tables import Department, Hospital, Slot
 from miniapps.library import LibraryApp
 from miniapps.library.tables import Branch, Library
-from miniapps.hospital.tables import Department, Hospital, Slot
 from miniapps.parking import ParkingApp
 from miniapps.parking.tables import CarPark
 from miniapps.tourism import TourismApp
