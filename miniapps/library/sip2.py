@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -57,15 +58,22 @@ SUPPORTED = "YYYNYYYYYNYNNNYN"
 
 # the platform's refusals of a scanned code, as a kiosk's screen shows them (``Platform.identify``)
 CODE_REFUSALS = {
-    "replayed": "此码已使用，请刷新市民码 Code already used: refresh it",
-    "expired": "码已过期，请刷新市民码 Code expired: refresh it",
-    "not_yet_valid": "码尚未生效，请校准手机时间 Code not yet valid: check the phone's clock",
-    "account_blocked": "账户已冻结，请联系服务台 Account blocked: ask at the desk",
-    "account_deleted": "账户已注销 Account closed",
-    "device_revoked": "设备已退出登录 Device signed out",
-    "scanner_revoked": "自助机未授权 This kiosk is not enrolled",
-    "patron_required": "请扫描市民码 Scan your citizen code",
+    "replayed": ("此码已使用，请刷新市民码", "Code already used: refresh it"),
+    "expired": ("码已过期，请刷新市民码", "Code expired: refresh it"),
+    "not_yet_valid": ("码尚未生效，请校准手机时间", "Code not yet valid: check the phone's clock"),
+    "account_blocked": ("账户已冻结，请联系服务台", "Account blocked: ask at the desk"),
+    "account_deleted": ("账户已注销", "Account closed"),
+    "device_revoked": ("设备已退出登录", "Device signed out"),
+    "scanner_revoked": ("自助机未授权", "This kiosk is not enrolled"),
+    "patron_required": ("请扫描市民码", "Scan your citizen code"),
 }
+# the kiosk's language: Chinese, or English when its patron status or information request says 001
+_lang: ContextVar[str] = ContextVar("sip2_lang", default="zh")
+
+
+def say(zh: str, en: str) -> str:
+    """One language per screen: the kiosk's."""
+    return en if _lang.get() == "en" else zh
 
 
 class BadMessage(Exception):
@@ -273,13 +281,21 @@ class Sip2Server:
                 + var("BX", SUPPORTED)
                 + var("AN", session.scanner.place)
             )
+        if command in ("23", "63") and fixed and fixed[0] in ("001", "019"):
+            _lang.set("en" if fixed[0] == "001" else "zh")  # English, Chinese: for this session
         if command == "17":
             return await self._item(fields.get("AB", ""), institution, now)
         if command == "09":
             return await self._checkin(fields.get("AB", ""), institution, now)
         if command == "35":  # the patron is done: the session forgets their code
             session.patron = session.refused = None
-            return "36Y" + stamp(now) + var("AO", institution) + var("AA", "") + var("AF", "再见 Goodbye")
+            return (
+                "36Y"
+                + stamp(now)
+                + var("AO", institution)
+                + var("AA", "")
+                + var("AF", say("再见", "Goodbye"))
+            )
         openid, why = await self._patron(session, fields.get("AA", ""))
         if command in ("23", "63"):
             return await self._patron_status(command, openid, why, institution, now, fixed)
@@ -321,6 +337,7 @@ class Sip2Server:
                     + var("AH", "")
                     + var("AF", self._screen(exc.code))
                 )
+            due = f"{loan['due_at'].astimezone(CHINA):%Y-%m-%d}"
             return (
                 "121NNY"
                 + stamp(now)
@@ -329,7 +346,7 @@ class Sip2Server:
                 + var("AB", barcode)
                 + var("AJ", loan["title"])
                 + var("AH", stamp(loan["due_at"]))
-                + var("AF", f"借阅成功 Borrowed, due {loan['due_at'].astimezone(CHINA):%Y-%m-%d}")
+                + var("AF", say(f"借阅成功，{due} 到期", f"Borrowed: due {due}"))
             )
         # 29 renew
         try:
@@ -345,6 +362,7 @@ class Sip2Server:
                 + var("AH", "")
                 + var("AF", self._screen(exc.code))
             )
+        due = f"{loan['due_at'].astimezone(CHINA):%Y-%m-%d}"
         return (
             "301YNY"
             + stamp(now)
@@ -353,15 +371,13 @@ class Sip2Server:
             + var("AB", barcode)
             + var("AJ", loan["title"])
             + var("AH", stamp(loan["due_at"]))
-            + var("AF", f"续借成功 Renewed, due {loan['due_at'].astimezone(CHINA):%Y-%m-%d}")
+            + var("AF", say(f"续借成功，{due} 到期", f"Renewed: due {due}"))
         )
 
     @staticmethod
     def _screen(code: str) -> str:
-        if code in CODE_REFUSALS:
-            return CODE_REFUSALS[code]
-        zh, en = REFUSALS.get(code, ("无效的市民码", "Not a valid citizen code"))
-        return f"{zh} {en}"
+        zh, en = CODE_REFUSALS.get(code) or REFUSALS.get(code, ("无效的市民码", "Not a valid citizen code"))
+        return say(zh, en)
 
     async def _checkin(self, barcode: str, institution: str, now: datetime) -> str:
         try:
@@ -375,9 +391,9 @@ class Sip2Server:
                 + var("AQ", "")
                 + var("AF", self._screen(exc.code))
             )
-        screen = "归还成功 Returned"
+        screen = say("归还成功", "Returned")
         if done["fine"]:
-            screen += f"; 逾期罚款 fine {yuan(done['fine'])}"
+            screen += say(f"，逾期罚款 {yuan(done['fine'])}", f"; overdue fine {yuan(done['fine'])}")
         alert = "Y" if done["to_hold"] else "N"
         out = (
             f"101YN{alert}"
@@ -389,7 +405,7 @@ class Sip2Server:
         )
         if done["to_hold"]:
             out += var("CV", "01")  # hold for this library: put it on the hold shelf
-            screen += "; 请放预约书架 to the hold shelf"
+            screen += say("，请放预约书架", "; to the hold shelf")
         return out + var("AF", screen)
 
     async def _item(self, barcode: str, institution: str, now: datetime) -> str:
@@ -454,7 +470,7 @@ class Sip2Server:
         )
         fines = var("BH", "CNY") + var("BV", f"{st['unpaid_fines'] / 100:.2f}")
         screen = (
-            "读者已识别 Reader identified"
+            say("读者已识别", "Reader identified")
             if denied == " "
             else self._screen("reader_blocked" if st["blocked"] else "deposit_required")
         )

@@ -171,3 +171,35 @@ async def test_the_catalogue_anyone_reads(bench):
     assert [(t["isbn"], t["copies"], t["available"]) for t in found["items"]] == [("9787536692930", 2, 2)]
     r = await client.get("/api/v1/apps/library/titles", params={"library": "NOPE"})
     assert r.status_code == 404 and r.json()["code"] == "unknown_library"
+
+
+async def test_a_hold_not_collected_in_time_lapses_and_the_copy_goes_to_the_next(bench):
+    client, citizen, desk, clock = bench
+    reader, first, second = await citizen(), await citizen(), await citizen()
+    assert (await desk_scan(client, reader, desk, clock, action="checkout", item="LN0000004"))[
+        "result"
+    ] == "allow"
+    for me in (first, second):
+        clock.advance(60)
+        r = await client.post(
+            "/api/v1/apps/library/holds", json={"library": "LNLIB", "isbn": "9787544253994"}, headers=me
+        )
+        assert r.status_code == 201, r.text
+    assert r.json()["ahead"] == 1
+    await desk_scan(client, reader, desk, clock, action="checkin", item="LN0000004")
+    mine = (await client.get("/api/v1/apps/library/holds", headers=first)).json()["items"][0]
+    assert mine["state"] == "ready"
+    clock.advance(int(timedelta(days=8).total_seconds()))  # kept 7 days, to the end of the day
+    assert (await client.get("/api/v1/apps/library/holds", headers=first)).json()["items"][0][
+        "state"
+    ] == "expired"
+    theirs = (await client.get("/api/v1/apps/library/holds", headers=second)).json()["items"][0]
+    assert theirs["state"] == "ready"
+    # the second gives it up: the copy goes back to the shelf for anyone
+    r = await client.delete(f"/api/v1/apps/library/holds/{theirs['hold_id']}", headers=second)
+    assert r.status_code == 204
+    r = await client.delete(f"/api/v1/apps/library/holds/{theirs['hold_id']}", headers=second)
+    assert r.status_code == 404 and r.json()["code"] == "hold_not_found"
+    assert (await desk_scan(client, first, desk, clock, action="checkout", item="LN0000004"))[
+        "result"
+    ] == "allow"

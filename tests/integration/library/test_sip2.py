@@ -91,7 +91,7 @@ async def test_a_kiosk_session_with_the_independent_client(kiosk, tmp_path):
     assert out["checkin"]["fixed"]["Ok"] == "1"
     assert out["end"]["fixed"]["EndSession"] == "Y"
     assert out["after"]["fixed"]["Ok"] == "0"
-    assert out["after"]["variable"]["AF"] == ["此码已使用，请刷新市民码 Code already used: refresh it"]
+    assert out["after"]["variable"]["AF"] == ["此码已使用，请刷新市民码"]  # the kiosk's language: Chinese
 
     loans = (await client.get("/api/v1/apps/library/loans", headers=reader)).json()["items"]
     by = {x["barcode"]: x for x in loans}
@@ -150,6 +150,10 @@ async def test_bad_frames_are_answered_96_or_closed_and_the_server_lives_on(kios
     # an unknown barcode is answered, not an error; a connection left idle is closed
     login2 = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|")
     item = with_checksum("1720261125    180000AOSYLIB|ABNOPE|", 1)
+    # a kiosk asking in English (language 001) is answered in English: not a citizen code
+    english = with_checksum("63001" + "20261125    180000" + " " * 10 + "AOSYLIB|AANOT-A-CODE|", 2)
+    _, info = await frames(port, login2, english, closes=False)
+    assert info.startswith(b"64YYYY") and b"|BLN|" in info and b"AFNot a valid citizen code|" in info
     config = client.services.miniapps.apps["library"].platform.config
     config["sip2_idle_seconds"] = 0.3
     try:
