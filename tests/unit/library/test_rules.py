@@ -140,3 +140,10 @@ def test_reminders_and_the_hold_shelf():
 def test_a_reminder_comes_before_the_due_date_and_after_now(due, now, rule):
     at = reminder_at(due, now, rule)
     assert at is None or now < at <= due
+
+
+def test_every_refusal_reads_the_same_at_the_gate_the_kiosk_and_the_api():
+    from backend.i18n import PROBLEMS
+
+    for code, texts in REFUSALS.items():
+        assert PROBLEMS.get(code) == texts, code
