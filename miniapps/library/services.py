@@ -309,6 +309,14 @@ class Lending:
             rule = rule_of(library)
             await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
+            # the reader's row locked until the commit (PostgreSQL; SQLite's writers are one at a time):
+            # two checkouts of one reader at once are counted one after the other, never past the limit
+            await (
+                Reader.update({Reader.deposit_amount: Reader.deposit_amount + 0})
+                .where(Reader.id == reader["id"])  # type: ignore[attr-defined]
+                .run()
+            )
+            reader = await self.reader(library["id"], openid)
             refusal = checkout_refusal(
                 open_loans=await self.open_loans(library["id"], openid),
                 rule=rule,

@@ -203,3 +203,33 @@ async def test_a_hold_not_collected_in_time_lapses_and_the_copy_goes_to_the_next
     assert (await desk_scan(client, first, desk, clock, action="checkout", item="LN0000004"))[
         "result"
     ] == "allow"
+
+
+async def test_one_reader_at_two_desks_at_once_stays_within_the_loan_limit(bench, enrol_scanner):
+    import asyncio
+
+    from miniapps.library.tables import Library, Loan
+
+    client, citizen, desk, clock = bench
+    other_desk = await enrol_scanner(client, "library", context="library-desk", place="LN-MAIN")
+    await Library.update({Library.max_loans: 1}).where(Library.code == "LNLIB").run()
+    reader = await citizen()
+    # known to the library already (a first visit's row would make the two wait on its insert)
+    assert (await desk_scan(client, reader, desk, clock))["data"]["loans"] == 0
+    clock.advance(31)
+    first = (await client.get("/api/v1/codes/current", headers=reader)).json()["token"]
+    clock.advance(31)  # the next code; the first is still within its minute
+    second = (await client.get("/api/v1/codes/current", headers=reader)).json()["token"]
+    scans = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/scans",
+                json={"token": t, "meta": {"action": "checkout", "item": item}},
+                headers=d["headers"],
+            )
+            for t, item, d in ((first, "LN0000001", desk), (second, "LN0000003", other_desk))
+        )
+    )
+    answers = sorted((r.json()["result"], r.json()["reason"]) for r in scans)
+    assert answers == [("allow", "ok"), ("deny", "loan_limit")], answers
+    assert await Loan.count().where(Loan.returned_at.is_null()) == 1
