@@ -39,7 +39,7 @@ const SSLibrary = (() => {
   const day = iso => new Intl.DateTimeFormat(SSLang.get() === "en" ? "en-GB" : "zh-CN", {
     year: "numeric", month: "2-digit", day: "2-digit",
   }).format(new Date(iso));
-  const blank = () => ({ on: false, loans: [], holds: [], standing: [], note: "" });
+  const blank = () => ({ on: false, loans: [], holds: [], standing: [], note: "", scrolled: false });
   let s = blank();
 
   function failed(e) {
@@ -63,6 +63,7 @@ const SSLibrary = (() => {
       Object.assign(s, { loans: loans.items, holds: holds.items, standing });
       $("library-error").textContent = "";
       render();
+      if (!s.scrolled && location.hash === "#library") { s.scrolled = true; $("library").scrollIntoView(); }
     } catch (e) { failed(e); }
   }
 
