@@ -124,9 +124,9 @@ def check_json_text(body: bytes, *, utf8: bool = False) -> None:
     if json_has_control_character(body):
         try:  # only on this error path: find the field to name it
             key = _where_control(msgspec.json.decode(body))
-        except UnicodeDecodeError:
-            raise not_utf8() from None
-        except (msgspec.DecodeError, RecursionError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            if not _is_utf8(body):
+                raise not_utf8() from None
             key = None
         error: dict[str, Any] = {"message": "contains a control character", "source": "body"}
         if key:
@@ -166,10 +166,19 @@ def decode_json_body(body: bytes, target: Any = Any, type_decoders: Any = None) 
         return _decoder(target, type_decoders).decode(body)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # bytes that are not UTF-8: msgspec before 0.23 raised UnicodeDecodeError, since then DecodeError
+        if not _is_utf8(body):
+            raise not_utf8() from None
         raise ClientException(f"the request body is not valid JSON: {exc}") from None
-    except UnicodeDecodeError:  # msgspec's decoder raises it for bytes that are not UTF-8
-        raise not_utf8() from None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class StrictRequest(Request[Any, Any, Any]):

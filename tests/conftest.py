@@ -154,15 +154,7 @@ def frozen_clock() -> FrozenClock:
 @pytest.fixture
 def make_runtime(settings: Settings, migrated: None) -> Callable[..., Runtime]:
     """Build a runtime on this pass's backend with a store namespace of its own (tests don't collide)."""
-
-    def make(*, clock: Clock | None = None, store: Store | None = None, **overrides: Any) -> Runtime:
-        s = settings
-        if overrides:
-            s = load_settings(**{**_fields(settings), **overrides})
-        prefix = f"{s.store_prefix}{secrets.token_hex(4)}:"
-        return build_runtime(s, clock=clock, store=store or create_store(s.redis_url, prefix))
-
-    return make
+    return functools.partial(_runtime, settings)
 
 
 def _fields(s: Settings) -> dict[str, Any]:
@@ -201,43 +193,64 @@ async def running(app: Litestar) -> AsyncIterator[None]:
         await task
 
 
+def _runtime(
+    settings: Settings, *, clock: Clock | None = None, store: Store | None = None, **overrides: Any
+) -> Runtime:
+    """A runtime on this pass's backend with a store namespace of its own (tests don't collide)."""
+    s = settings
+    if overrides:
+        s = load_settings(**{**_fields(settings), **overrides})
+    prefix = f"{s.store_prefix}{secrets.token_hex(4)}:"
+    return build_runtime(s, clock=clock, store=store or create_store(s.redis_url, prefix))
+
+
+@asynccontextmanager
+async def _app_client(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    extra_plugins: list[Any] | None = None,
+    clock: Clock | None = None,
+    miniapps: list[Any] | None = None,
+    miniapps_enabled: str | None = None,
+    background: bool = False,
+    **overrides: Any,
+) -> AsyncIterator[AppClient]:
+    """An app on this pass's backend, started in the running event loop, with clean tables.
+    ``background``: run the server's background work (the webhook queue's worker); tests that drive the
+    dispatcher themselves ask for it."""
+    if miniapps_enabled is not None:
+        overrides["miniapps"] = miniapps_enabled
+    rt = runtime or _runtime(settings, clock=clock, **overrides)
+    rt.background = background
+    app = create_app(
+        runtime=rt,
+        extra_plugins=extra_plugins,
+        extra_miniapps=[TestGate] if miniapps is None else miniapps,
+    )
+    await _truncate(settings)  # before start-up, which creates the first signing keys
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with AppClient(transport=transport, base_url="http://testserver") as client:
+            client.app = app
+            client.runtime = rt
+            client.services = services_of(app)
+            yield client
+
+
 @pytest.fixture
-def make_client(make_runtime: Callable[..., Runtime], settings: Settings) -> Callable[..., Any]:
+def make_client(settings: Settings, migrated: None) -> Callable[..., Any]:
     """``async with make_client(...) as client`` — an app on this pass's backend, started in the test's
     own event loop (the database pool and the test share one loop), with clean tables."""
+    return functools.partial(_app_client, settings)
 
-    @asynccontextmanager
-    async def make(
-        *,
-        runtime: Runtime | None = None,
-        extra_plugins: list[Any] | None = None,
-        clock: Clock | None = None,
-        miniapps: list[Any] | None = None,
-        miniapps_enabled: str | None = None,
-        background: bool = False,
-        **overrides: Any,
-    ) -> AsyncIterator[AppClient]:
-        """``background``: run the server's background work (the webhook queue's worker); tests that
-        drive the dispatcher themselves ask for it."""
-        if miniapps_enabled is not None:
-            overrides["miniapps"] = miniapps_enabled
-        rt = runtime or make_runtime(clock=clock, **overrides)
-        rt.background = background
-        app = create_app(
-            runtime=rt,
-            extra_plugins=extra_plugins,
-            extra_miniapps=[TestGate] if miniapps is None else miniapps,
-        )
-        await _truncate(settings)  # before start-up, which creates the first signing keys
-        async with running(app):
-            transport = httpx.ASGITransport(app=app)
-            async with AppClient(transport=transport, base_url="http://testserver") as client:
-                client.app = app
-                client.runtime = rt
-                client.services = services_of(app)
-                yield client
 
-    return make
+@pytest.fixture(scope="module")
+def make_module_client(settings: Settings, migrated: None) -> Callable[..., Any]:
+    """``make_client`` for a module-scoped fixture: one app start serves every test of a module (a start
+    costs a good part of a second). Only for tests that need no clean tables of their own: each makes
+    its own citizens, and none counts rows another test of the module may have written."""
+    return functools.partial(_app_client, settings)
 
 
 @pytest.fixture
@@ -475,7 +488,7 @@ def verify_real_name() -> Callable[..., Any]:
     return verify
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def testgate_app() -> type[MiniApp]:
     return TestGate
 

@@ -13,6 +13,13 @@ from backend.openapi import SECURITY_ATTR
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests only read, or make citizens of their own."""
+    async with make_module_client() as c:
+        yield c
+
+
 @pytest.fixture
 async def doc(client) -> dict[str, Any]:
     r = await client.get("/schema/openapi.json")

@@ -9,6 +9,13 @@ from litestar.routes import HTTPRoute
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests only read, or make citizens of their own."""
+    async with make_module_client() as c:
+        yield c
+
+
 def assert_invalid_parameter(r, key: str) -> dict:
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
