@@ -5,30 +5,47 @@ garbage, an over-long line, a message before login, a revoked kiosk."""
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 
+from backend.clock import FrozenClock
 from tests.integration.library.conftest import code_of
 
 pytestmark = pytest.mark.storage
 
 
-@pytest.fixture
-async def kiosk(make_client, frozen_clock, login, new_phone, enrol_scanner, free_port, monkeypatch):
+@pytest.fixture(scope="module")
+async def sip2_app(make_module_client, free_port):
+    """One app for the module, listening for SIP2 on a port of its own; each test enrols its own kiosks
+    and makes its own citizens, and lends copies no other test of the module lends."""
     port = free_port()
-    monkeypatch.setenv(
-        "SHENGSHI_MINIAPP_LIBRARY",
-        json.dumps({"sip2_port": port, "sip2_idle_seconds": 5, "sip2_max_line": 1024}),
+    clock = FrozenClock(datetime(2026, 11, 25, 8, tzinfo=UTC))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "SHENGSHI_MINIAPP_LIBRARY",
+            json.dumps({"sip2_port": port, "sip2_idle_seconds": 5, "sip2_max_line": 1024}),
+        )
+        async with make_module_client(clock=clock, access_token_ttl=90 * 86400) as client:
+            await client.services.miniapps.apps["library"].seed_demo()
+            yield client, port, clock
+
+
+async def enrol_kiosk(client, name="kiosk"):
+    return await client.services.auth.machines.create(
+        "scanner", app_id="library", place="SY-MAIN", context="library-kiosk", name=name
     )
-    async with make_client(clock=frozen_clock, access_token_ttl=90 * 86400) as client:
-        await client.services.miniapps.apps["library"].seed_demo()
-        cred = await enrol_scanner(client, "library", context="library-kiosk", place="SY-MAIN")
 
-        async def citizen():
-            pair = await login(client, new_phone())
-            return {"Authorization": f"Bearer {pair['access_token']}"}
 
-        yield client, citizen, cred, port, frozen_clock
+@pytest.fixture
+async def kiosk(sip2_app, login, new_phone):
+    client, port, clock = sip2_app
+
+    async def citizen():
+        pair = await login(client, new_phone())
+        return {"Authorization": f"Bearer {pair['access_token']}"}
+
+    yield client, citizen, await enrol_kiosk(client), port, clock
 
 
 def independent_client(port, tmp_path):
@@ -167,9 +184,7 @@ async def test_bad_frames_are_answered_96_or_closed_and_the_server_lives_on(kios
     first, rest = await frames(port, login)
     assert first.startswith(b"940") and rest == b""
     # and the server still serves others
-    other = await client.services.auth.machines.create(
-        "scanner", app_id="library", place="SY-MAIN", context="library-kiosk", name="kiosk 2"
-    )
+    other = await enrol_kiosk(client, "kiosk 2")
     (first,) = await frames(
         port, with_checksum(f"9300CN{other['client_id']}|CO{other['client_secret']}|"), closes=False
     )
@@ -180,9 +195,7 @@ async def test_two_kiosks_checking_out_one_copy_at_once_make_one_loan(kiosk):
     from miniapps.library.tables import Copy, Loan
 
     client, citizen, cred, port, clock = kiosk
-    second = await client.services.auth.machines.create(
-        "scanner", app_id="library", place="SY-MAIN", context="library-kiosk", name="kiosk 2"
-    )
+    second = await enrol_kiosk(client, "kiosk 2")
     readers = [await citizen() for _ in range(2)]
     clock.advance(31)
     tokens = [(await client.get("/api/v1/codes/current", headers=r)).json()["token"] for r in readers]
@@ -190,13 +203,13 @@ async def test_two_kiosks_checking_out_one_copy_at_once_make_one_loan(kiosk):
     async def kiosk_checkout(credential, token):
         login = with_checksum(f"9300CN{credential['client_id']}|CO{credential['client_secret']}|")
         checkout = with_checksum(
-            f"11NN20261125    180000                  AOSYLIB|AA{token}|ABSY0000002|AC|", 1
+            f"11NN20261125    180000                  AOSYLIB|AA{token}|ABSY0000004|AC|", 1
         )
         answers = await frames(port, login, checkout, closes=False)
         return answers[1]
 
     outs = await asyncio.gather(kiosk_checkout(cred, tokens[0]), kiosk_checkout(second, tokens[1]))
     assert sorted(o[2:3] for o in outs) == [b"0", b"1"], outs
-    copy = await Copy.select().where(Copy.barcode == "SY0000002").first()
+    copy = await Copy.select().where(Copy.barcode == "SY0000004").first()
     loans = await Loan.select().where((Loan.copy == copy["id"]) & Loan.returned_at.is_null())
     assert len(loans) == 1 and copy["state"] == "on_loan" and loans[0]["via"] == "kiosk"
