@@ -49,3 +49,33 @@ def test_no_input_breaks_the_parser(raw):
     except (BadMessage, UnicodeDecodeError):
         return
     assert isinstance(fields, dict) and all(isinstance(f, str) for f in fixed)
+
+
+async def test_several_workers_share_the_port_only_with_reuse_port(free_port):
+    """Each worker of a multi-worker server binds the SIP2 port when ``sip2_reuse_port`` is set (the kernel
+    spreads the kiosks' connections); without it the second bind fails at start-up."""
+    import socket
+    from types import SimpleNamespace
+
+    import pytest
+
+    from miniapps.library.sip2 import Sip2Server
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        pytest.skip("no SO_REUSEPORT here")
+    port = free_port()
+
+    def worker(reuse):
+        config = {"sip2_reuse_port": reuse, "sip2_idle_seconds": 5, "sip2_max_line": 1024}
+        return Sip2Server(SimpleNamespace(config=config), lending=None)  # type: ignore[arg-type]
+
+    first, second = worker(True), worker(True)
+    await first.start("127.0.0.1", port)
+    try:
+        await second.start("127.0.0.1", port)
+        await second.stop()
+        lone = worker(False)
+        with pytest.raises(OSError):
+            await lone.start("127.0.0.1", port)
+    finally:
+        await first.stop()
