@@ -57,6 +57,24 @@ SECRETS = {
 }
 
 
+# Tests of pure logic (tests/unit, tests/vectors) give the same answer on either backend: they run in the
+# SQLite pass only, unless marked ``storage`` (they touch a database or a store then, and run in both).
+_BACKEND_FREE = ("unit", "vectors")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND != "postgres":
+        return
+    tests_dir = Path(__file__).parent
+    keep, once = [], []
+    for item in items:
+        part = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
+        (once if part in _BACKEND_FREE and item.get_closest_marker("storage") is None else keep).append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = keep
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     kind = "PostgreSQL + Redis" if BACKEND == "postgres" else "SQLite + in-process store"
     return f"shengshitong storage backend: {kind}"

@@ -2,7 +2,16 @@
 
 import re
 
+import pytest
+
 from backend.tables import AuditEvent
+
+
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make citizens of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
 
 
 async def test_full_flow_with_refresh_reuse_detection(client, login, new_phone, auth_header):

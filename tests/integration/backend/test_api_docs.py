@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make citizens of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
+
+
 REFERENCE = re.compile(r"""(?:src|href|spec-url|data-spec-url)\s*=\s*["']([^"']+)["']""")
 
 

@@ -7,6 +7,14 @@ import pytest
 
 from backend.i18n import PROBLEMS
 
+
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make citizens of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
+
+
 pytestmark = pytest.mark.storage
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")

@@ -6,6 +6,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make citizens of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
+
+
 async def test_healthz(client):
     r = await client.get("/healthz")
     assert r.status_code == 200

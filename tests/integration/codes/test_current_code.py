@@ -16,6 +16,14 @@ from pycose.messages import Sign1Message
 from codes import format as fmt
 from codes.trustlist import public_key_from_jwk, verify_document
 
+
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make citizens of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
+
+
 ID_NUMBER = "21010219491231018X"
 
 
