@@ -96,7 +96,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # the largest bulk upload of entitlement changes an owner may stream in one request (NDJSON)
     entitlement_upload_max_bytes: int = 2 * 1024**3
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
-    miniapps: str = "transit,parking,hospital,tourism,civic"
+    miniapps: str = "transit,parking,hospital,tourism,civic,library"
     miniapp_scan_budget: float = 0.3
     # A fast decision's writes (mini-apps that decide from state): "behind" the answer, in batches (the
     # production mode: the journal in Redis keeps them until written), "inline" before the answer (one
