@@ -96,7 +96,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # the largest bulk upload of entitlement changes an owner may stream in one request (NDJSON)
     entitlement_upload_max_bytes: int = 2 * 1024**3
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
-    miniapps: str = "transit,parking,hospital,tourism,civic,carmove"
+    miniapps: str = "transit,parking,hospital,tourism,civic,library,carmove"
     miniapp_scan_budget: float = 0.3
     # Privacy numbers (隐私号) a mini-app may bind to a citizen for a call (扫码挪车): "development" (an
     # in-process provider for make run and the tests; refused in prod) or "off" (docs/miniapps.md)

@@ -81,6 +81,7 @@ __all__ = [
     "Forbidden",
     "Gauge",
     "Gone",
+    "Identified",
     "InvalidInput",
     "Limit",
     "Manifest",
@@ -350,6 +351,17 @@ class PaymentEvent(msgspec.Struct, frozen=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+# ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server --------
+class Identified(msgspec.Struct, frozen=True):
+    """A citizen code verified for one of the app's scanners (:meth:`Platform.identify`)."""
+
+    allow: bool
+    reason: str  # "ok", or the platform's refusal (expired, replayed, account_blocked, scanner_revoked, ...)
+    openid: str = ""  # the citizen's pairwise id for this mini-app, when allowed
+    scanner: Scanner | None = None
+    record_id: str = ""  # the scan's record in the citizen's scan history
+
+
 class Platform(Protocol):
     """What the platform offers a mini-app (built by the platform, one per mini-app)."""
 
@@ -445,6 +457,20 @@ class Platform(Protocol):
         """The consented fields, logged in the citizen's use log; a one-time consent is spent by it.
         :class:`Conflict` (``consent_pending``, ``consent_refused``, ``consent_used``, ``consent_revoked``,
         ``consent_expired``, ``licence_suspended``, ``licence_revoked``) when there is nothing to give."""
+
+    # ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server ----
+    async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
+        """One of this app's scanners, by the client id and secret of its credential, presented some
+        other way than HTTP (a SIP2 kiosk's login message); None when wrong, revoked, not a scanner or
+        another app's."""
+
+    async def identify(self, code: str, *, scanner: str) -> Identified:
+        """Verify a citizen code scanned at one of this app's scanners (its ``client_id``), as a scan
+        at ``POST /api/v1/scans`` is verified: signature, time window, the entitlement the scanner's
+        context requires, single use in that context, account state; kept in the citizen's scan history.
+        The app is not asked to decide (no ``on_scan``): it gets the citizen's pairwise openid, for a
+        terminal that speaks a protocol of its own (a library's SIP2 kiosk). A revoked scanner gets
+        ``scanner_revoked``."""
 
     # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
     async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from auth._machines import MachineCredentials
 from auth.pairwise import Pairwise
 from auth.pii import mask_name
 from auth.privacy_numbers import NoPrivacyNumbers, PrivacyNumbers, create_privacy_numbers
@@ -37,6 +38,7 @@ from miniapps.contract import (
     SCOPES,
     SCOPES_ZH,
     Contribution,
+    Identified,
     LicenceAsk,
     MiniApp,
     Note,
@@ -44,6 +46,7 @@ from miniapps.contract import (
     PaymentEvent,
     PrivacyBinding,
     RatingUnit,
+    Scanner,
     SharedLicence,
 )
 from miniapps.gate import Gate
@@ -76,12 +79,15 @@ class AppPlatform:
         ratings: RatingCentre,
         licences: LicenceServices,
         name: str = "",
+        machines: MachineCredentials | None = None,
         phone_of: Callable[[str], Awaitable[str | None]] | None = None,
         privacy: PrivacyNumbers | None = None,
     ) -> None:
         self._phone_of = phone_of  # issue 20: resolved inside the platform only (privacy numbers)
         self._privacy = privacy or NoPrivacyNumbers()
         self.app_id = app_id
+        self._machines = machines
+        self._gate: Gate | None = None  # set once the gate over every app is built
         self.name = name or app_id  # the manifest's name, as citizens see who asks them
         self._messages = messages
         self._ratings = ratings
@@ -261,6 +267,32 @@ class AppPlatform:
             if r.openid in citizens and 1 <= r.level <= 5
         ]
         return await self._ratings.import_history(self.app_id, service, items)
+
+
+    # ---- added for 一码借阅 (issue 20): codes read by a mini-app's own protocol server -------------
+    async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
+        if self._machines is None:
+            return None
+        try:
+            who = await self._machines.verify(client_id, secret, ("scanner",), ip=ip)
+        except (Unauthorized, InvalidInput):
+            return None
+        if who.app_id != self.app_id:
+            return None
+        return Scanner(client_id=who.client_id, place=who.place, context=who.context)
+
+    async def identify(self, code: str, *, scanner: str) -> Identified:
+        who = None if self._machines is None else await self._machines.active(scanner)
+        if who is None or who.kind != "scanner" or who.app_id != self.app_id or self._gate is None:
+            return Identified(allow=False, reason="scanner_revoked")
+        result, openid = await self._gate.identify(who, code)
+        return Identified(
+            allow=result.result == "allow",
+            reason=result.reason,
+            openid=openid,
+            scanner=Scanner(client_id=who.client_id, place=who.place, context=who.context),
+            record_id=result.record_id,
+        )
 
 
 def _h(value: str) -> str:
@@ -504,6 +536,7 @@ def build_miniapp_services(
     orders."""
     s = runtime.settings
     apps: dict[str, MiniApp] = {}
+    platforms: list[AppPlatform] = []
     privacy_numbers = create_privacy_numbers(s.privacy_number_provider)
     for cls in _enabled_classes(s, extra):
         app_id = cls.manifest.id
@@ -519,9 +552,11 @@ def build_miniapp_services(
             ratings=ratings.centre,
             licences=licences,
             name=cls.manifest.name_zh,
+            machines=auth.machines,
             phone_of=auth.profile.phone_of,
             privacy=privacy_numbers,
         )
+        platforms.append(platform)
         messages.register(app_id, dict(cls.manifest.templates))
         ratings.register(
             app_id,
@@ -547,6 +582,8 @@ def build_miniapp_services(
         if s.gate_writes == "auto"
         else s.gate_writes,
     )
+    for p in platforms:
+        p._gate = gate
     payments.subscribers.subscribe("miniapp", PaymentEvents(apps, payments, auth.pairwise))
     return MiniAppServices(
         apps=apps,

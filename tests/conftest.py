@@ -57,6 +57,24 @@ SECRETS = {
 }
 
 
+# Tests of pure logic (tests/unit, tests/vectors) give the same answer on either backend: they run in the
+# SQLite pass only, unless marked ``storage`` (they touch a database or a store then, and run in both).
+_BACKEND_FREE = ("unit", "vectors")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND != "postgres":
+        return
+    tests_dir = Path(__file__).parent
+    keep, once = [], []
+    for item in items:
+        part = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
+        (once if part in _BACKEND_FREE and item.get_closest_marker("storage") is None else keep).append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = keep
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     kind = "PostgreSQL + Redis" if BACKEND == "postgres" else "SQLite + in-process store"
     return f"shengshitong storage backend: {kind}"
@@ -265,7 +283,7 @@ def data_dir() -> Iterator[Path]:
 
 
 # ---- identity helpers ------------------------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="session")
 def new_phone() -> Callable[[], str]:
     """A fresh mainland mobile number for each call (no two tests share a citizen)."""
 
@@ -285,7 +303,7 @@ async def read_dev_sms_code(client: httpx.AsyncClient, phone: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def login() -> Callable[..., Any]:
     """``await login(client, phone, device_id=...)`` → the token pair, through the HTTP API."""
 
@@ -314,7 +332,7 @@ def bearer(pair: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {pair['access_token']}"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
     return bearer
 
@@ -396,7 +414,7 @@ def basic_auth(cred: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def enrol_scanner() -> Callable[..., Any]:
     """``await enrol_scanner(client, app_id="transit", context=None, place=...)`` → credential + headers."""
 
@@ -412,7 +430,7 @@ def enrol_scanner() -> Callable[..., Any]:
 
 
 # ---- the systems that own entitlements ---------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="session")
 def new_id_number() -> Callable[[], str]:
     """A fresh valid resident ID number of Shenyang (2101xx) for each call."""
     from auth.pii import id_check_digit
@@ -426,7 +444,7 @@ def new_id_number() -> Callable[[], str]:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def enrol_source() -> Callable[..., Any]:
     """``await enrol_source(client, "medical", name=...)`` → a source credential and its headers."""
 
@@ -439,7 +457,7 @@ def enrol_source() -> Callable[..., Any]:
     return enrol
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def push_change() -> Callable[..., Any]:
     """``await push_change(client, source, id_number, value, effective_at=..., valid_until=...)`` → the
     answer of ``POST /api/v1/entitlements/changes`` (asserted 200)."""
@@ -472,7 +490,7 @@ def push_change() -> Callable[..., Any]:
     return push
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def verify_real_name() -> Callable[..., Any]:
     """``await verify_real_name(client, pair, name, id_number)``: the citizen's real name verified through
     the API (the development provider in tests)."""

@@ -2,7 +2,8 @@
 // scans and the mini-app catalogue, in the page's language (lang.js); the messages (inbox, live banner,
 // settings, Web Push) are wallet-messages.js, fed from this page's event stream; the services to rate and
 // the citizen's ratings (好差评, /wallet#ratings) are wallet-ratings.js; the e-licences (电子证照: the
-// licences, 亮证, requests for their fields, the use log, /wallet#licences) are wallet-licences.js. The
+// licences, 亮证, requests for their fields, the use log, /wallet#licences) are wallet-licences.js; the
+// library's loans, holds and standing (一码借阅, /wallet#library) are wallet-library.js. The
 // citizen's session (SMS sign-in, tokens in this tab's sessionStorage, rotated on refresh) is citizen.js,
 // shared with the sandbox's payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
@@ -77,7 +78,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSCarmove.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang], SSCarmove.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -94,6 +95,7 @@
     SSMessages.applyLang();
     SSRatings.applyLang();
     SSLicences.applyLang();
+    SSLibrary.applyLang();
     SSCarmove.applyLang();
   }
 
@@ -108,6 +110,7 @@
     SSMessages.stop();
     SSRatings.stop();
     SSLicences.stop();
+    SSLibrary.stop();
     SSCarmove.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
@@ -398,6 +401,7 @@
               loadHome();  // a fare, a payment or a refund: what is owed has changed too
               SSRatings.refresh();  // an invitation to rate, or a unit's answer to a rating
               SSLicences.refresh();  // a licence issued, suspended or revoked; a request for its fields
+              SSLibrary.refresh();  // a hold ready, a reminder of a due date
               SSCarmove.refresh();  // a request to move the citizen's car
             }
           }
@@ -419,6 +423,7 @@
     SSMessages.start();
     SSRatings.start();
     SSLicences.start(serverNow);  // a proof and a presentation carry the server's time
+    SSLibrary.start();
     SSCarmove.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);

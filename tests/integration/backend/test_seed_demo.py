@@ -13,6 +13,8 @@ from miniapps.civic import CivicApp
 from miniapps.civic.tables import Checkpoint, Hall, Service
 from miniapps.hospital import HospitalApp
 from miniapps.hospital.tables import Department, Hospital, Slot
+from miniapps.library import LibraryApp
+from miniapps.library.tables import Branch, Library
 from miniapps.parking import ParkingApp
 from miniapps.parking.tables import CarPark
 from miniapps.tourism import TourismApp
@@ -34,11 +36,13 @@ NAMED = (
     Hall,
     Service,
     Checkpoint,
+    Library,
+    Branch,
 )
 # the scanners each built-in mini-app asks the demo for, and the names earlier versions gave them
 SCANNERS = [
     (app.manifest.id, s.context, s.place, s.name)
-    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp)
+    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp, LibraryApp)
     for s in app.demo_scanners
 ]
 FORMERLY = {
@@ -88,6 +92,8 @@ async def test_every_demo_scanner_stands_at_a_place_of_the_demo_data(city):
         "hotel-checkin": {r["code"] for r in await Hotel.select(Hotel.code)},
         "civic-hall": {r["code"] for r in await Hall.select(Hall.code)},
         "health-check": {r["code"] for r in await Checkpoint.select(Checkpoint.code)},
+        "library-desk": {r["code"] for r in await Branch.select(Branch.code)},
+        "library-kiosk": {r["code"] for r in await Branch.select(Branch.code)},
     }
     for app_id, context, place, _ in SCANNERS:
         kind = context.split("-")[0] if app_id in ("transit", "parking") else context

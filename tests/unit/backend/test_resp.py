@@ -12,10 +12,13 @@ import uvloop
 from backend.store.resp import PipelinedRedis, RespError
 
 REDIS_URL = os.environ.get("SHENGSHI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-pytestmark = pytest.mark.skipif(
-    os.environ.get("SHENGSHI_TEST_BACKEND", "sqlite") != "postgres",
-    reason="needs the Redis of the postgres pass",
-)
+pytestmark = [
+    pytest.mark.storage,
+    pytest.mark.skipif(
+        os.environ.get("SHENGSHI_TEST_BACKEND", "sqlite") != "postgres",
+        reason="needs the Redis of the postgres pass",
+    ),
+]
 
 
 async def _exercise() -> None:
