@@ -4,10 +4,13 @@ library only. Tested in ``tests/unit/carmove/test_rules.py`` by examples and hyp
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 
+# the provinces' one-character names a plate starts with (省、自治区、直辖市的简称)
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # the plate as the traffic police write it, without the separator dot: 辽A12345, 辽AD12345 (new energy)
-_PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{5,6}$")
+_PLATE = re.compile(rf"^[{PROVINCES}][A-Z][A-Z0-9]{{5,6}}$")
 # what a sender or an owner may type: no control characters, nothing invisible or direction-changing
 # (the message centre's rule for texts a citizen reads)
 BAD_CHARS = re.compile(
@@ -47,11 +50,14 @@ REPORTS: dict[str, tuple[str, str]] = {
 
 
 def plate(raw: str) -> str:
-    """The plate as stored: separators and spaces dropped, letters in upper case (辽a·12345 → 辽A12345).
-    ValueError when it is not a plate."""
-    out = re.sub(r"[\s·.\-_•]", "", raw).upper()
+    """The plate as stored: full-width letters and digits as ASCII (what a Chinese keyboard types:
+    辽Ａ１２３４５), separators and spaces dropped, letters in upper case (辽a·12345 → 辽A12345).
+    ValueError when it is not a plate: a province's name first, then ASCII letters and digits only (no
+    letter that upper-casing turns into one, as ı becomes I)."""
+    folded = unicodedata.normalize("NFKC", raw)
+    out = "".join(c.upper() if "a" <= c <= "z" else c for c in re.sub(r"[\s·.\-_•]", "", folded))
     if not _PLATE.match(out):
-        raise ValueError("not a plate: a province character, a letter, then 5 or 6 letters or digits")
+        raise ValueError("not a plate: a province's name, a letter, then 5 or 6 letters or digits")
     return out
 
 

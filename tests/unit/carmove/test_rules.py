@@ -52,6 +52,23 @@ def test_plates_are_written_one_way_and_shown_masked():
     assert "辽A·12345" in plate_purpose("辽A12345")
 
 
+def test_a_plate_typed_full_width_is_the_plate_and_a_look_alike_is_not():
+    # a Chinese keyboard's full-width letters and digits (and its full stop) are the plate's own
+    assert plate("辽Ａ·１２３４５") == plate("辽ａ．１２３４５") == "辽A12345"
+    # not a province's name (any other Han character was taken), or a letter that only upper-casing
+    # makes ASCII (dotless ı → I): not a plate
+    for bad in ("一A12345", "中A12345", "辽Aı2345", "辽A12345\u0130"):
+        with pytest.raises(ValueError):
+            plate(bad)
+
+
+@PROPERTY
+@given(plates)
+def test_any_plate_typed_full_width_is_the_same_plate(p):
+    full_width = p[0] + "".join(chr(ord(c) + 0xFEE0) for c in p[1:])  # Ａ is A + 0xFEE0
+    assert plate(full_width) == p
+
+
 @PROPERTY
 @given(plates, st.sampled_from(["", "·", " ", "-"]), st.booleans())
 def test_any_plate_however_written_is_the_same_and_its_mask_hides_the_middle(p, sep, lower):
