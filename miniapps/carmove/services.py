@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+import struct
 import uuid
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -392,6 +394,10 @@ class Carmove:
                 clean.paste(img.convert("RGB"))
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as exc:
             raise InvalidInput("the photo could not be read", code="photo_not_image") from exc
+        # what Pillow raises for an image broken past its header (a PNG chunk of no valid type is a
+        # SyntaxError while the pixels are read): the sender's mistake, not the server's
+        except (SyntaxError, EOFError, struct.error, zlib.error) as exc:
+            raise InvalidInput("the photo could not be read", code="photo_not_image") from exc
         clean.thumbnail((1600, 1600))
         out = io.BytesIO()
         clean.save(out, format="JPEG", quality=80)  # no exif= given: none is written
@@ -496,19 +502,37 @@ class Carmove:
         row = await self.by_token(token)
         if row["state"] != "waiting":
             raise Conflict("the request is no longer waiting", code="move_request_closed")
-        now = self.platform.now()
-        if row["call_number"] and row["call_until"] and row["call_until"] > now:
-            return {"number": row["call_number"], "expires_at": row["call_until"]}
-        bound = await self.platform.privacy_number(row["openid"], minutes=self.settings.call_minutes)
-        if bound is None:
-            raise Conflict("the owner cannot be called", code="owner_unreachable")
-        await (
-            MoveRequest.update(
-                {MoveRequest.call_number: bound.number, MoveRequest.call_until: bound.expires_at}
+        async with self.platform.transaction():
+            # the request's row locked until the commit (a write: PostgreSQL's row lock; SQLite's writers
+            # are one at a time): of calls at once, from any worker, one binds a number and the others
+            # read it, instead of each binding (and paying for) one of its own
+            still = (
+                await MoveRequest.update({MoveRequest.state: "waiting"})
+                .where((MoveRequest.id == row["id"]) & (MoveRequest.state == "waiting"))
+                .returning(MoveRequest.id)
+                .run()
             )
-            .where(MoveRequest.id == row["id"])
-            .run()
-        )
+            if not still:  # answered meanwhile
+                raise Conflict("the request is no longer waiting", code="move_request_closed")
+            held = (
+                await MoveRequest.select(MoveRequest.call_number, MoveRequest.call_until)
+                .where(MoveRequest.id == row["id"])
+                .first()
+                .run()
+            )
+            assert held is not None  # locked above
+            if held["call_number"] and held["call_until"] and held["call_until"] > self.platform.now():
+                return {"number": held["call_number"], "expires_at": held["call_until"]}
+            bound = await self.platform.privacy_number(row["openid"], minutes=self.settings.call_minutes)
+            if bound is None:
+                raise Conflict("the owner cannot be called", code="owner_unreachable")
+            await (
+                MoveRequest.update(
+                    {MoveRequest.call_number: bound.number, MoveRequest.call_until: bound.expires_at}
+                )
+                .where(MoveRequest.id == row["id"])
+                .run()
+            )
         return {"number": bound.number, "expires_at": bound.expires_at}
 
     # ---- reports to the operators -------------------------------------------------------------------

@@ -569,3 +569,73 @@ async def test_the_demo_showcase_stickers_open_the_page_and_reach_nobody(street)
     assert (await client.get(f"{API}/stickers/DEMO-TIEXI-0002")).json()["plate"] == "辽A·***90"
     r = await street.ask("DEMO-ZHONGJIE-01", "other", "演示")
     assert r.status_code == 201 and r.json()["state"] == "waiting"
+
+
+# ---- found by attacking the scene from outside (two workers over one database and Redis) ------------------
+
+
+def _broken_png() -> bytes:
+    """A PNG whose header reads well and whose second pixel chunk has no valid type: Pillow opens it and
+    fails only while reading the pixels (with a SyntaxError, which once answered 500)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = zlib.compress(b"".join(b"\x00" + bytes([200, 30, 30]) * 8 for _ in range(8)))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", pixels[:10])
+        + chunk(b"\x00\x01d.", pixels[10:])
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_photo_broken_past_its_header_is_refused_and_a_good_one_still_taken(street):
+    client = street.client
+    owner = await street.owner()
+    await street.car(owner, "辽A24680", prove=None)
+    code = (await street.cars(owner))["辽A24680"]["sticker"]["code"]
+    token = (await street.ask(code, "lights_on")).json()["request_token"]
+    sender = {"X-Carmove-Token": token}
+    r = await client.put(
+        f"{API}/sent/photo", content=_broken_png(), headers={**sender, "Content-Type": "image/png"}
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "photo_not_image"), r.text
+    assert (await client.get(f"{API}/sent", headers=sender)).json()["photo"] is False  # nothing kept
+    good = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(good, format="PNG")
+    r = await client.put(
+        f"{API}/sent/photo", content=good.getvalue(), headers={**sender, "Content-Type": "image/png"}
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_a_plate_typed_full_width_is_the_plate_and_no_province_is_no_plate(street):
+    client = street.client
+    owner = await street.owner()
+    r = await client.post(f"{API}/cars", json={"plate": "辽Ａ·１３５７９"}, headers=owner.me)
+    assert (r.status_code, r.json()["plate"]) == (201, "辽A13579"), r.text
+    again = await client.post(f"{API}/cars", json={"plate": "辽a13579"}, headers=owner.me)
+    assert (again.status_code, again.json()["car_id"]) == (200, r.json()["car_id"])  # the same car
+    for junk in ("一A12345", "辽Aı2345"):
+        r = await client.post(f"{API}/cars", json={"plate": junk}, headers=owner.me)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_plate"), r.text
+    assert list(await street.cars(owner)) == ["辽A13579"]
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite serialises writers: the race is PostgreSQL's")
+async def test_concurrent_calls_of_one_request_bind_one_privacy_number(street):
+    client = street.client
+    owner = await street.owner()
+    await street.car(owner, "辽A86420", prove=None)
+    code = (await street.cars(owner))["辽A86420"]["sticker"]["code"]
+    sender = {"X-Carmove-Token": (await street.ask(code, "blocking_car")).json()["request_token"]}
+    results = await asyncio.gather(*(client.post(f"{API}/sent/call", headers=sender) for _ in range(8)))
+    assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
+    numbers = {r.json()["number"] for r in results}
+    assert len(numbers) == 1, numbers  # one binding, the same number for every tap
+    dev = client.services.miniapps.privacy_numbers
+    assert str(dev.dial(numbers.pop(), street.clock.now())).endswith(owner.phone)
