@@ -191,8 +191,24 @@ class Carmove:
         return row
 
     async def remove_car(self, openid: str, car_id: str) -> None:
+        """The car gone with its stickers and requests; the reminders (and their SMS) still due for its
+        unanswered requests are withdrawn with it: no "still waiting" text about a car the citizen no
+        longer has."""
         car = await self.car(openid, car_id)
-        await Car.delete().where(Car.id == car["id"]).run()
+        async with self.platform.transaction():
+            waiting = (
+                await MoveRequest.select(MoveRequest.id)
+                .where(
+                    MoveRequest.sticker.is_in(
+                        Sticker.select(Sticker.id).where(Sticker.car == car["id"])  # type: ignore[arg-type]
+                    )
+                    & (MoveRequest.state == "waiting")
+                )
+                .run()
+            )
+            for r in waiting:
+                await self.platform.cancel_notice(waiting_key(str(r["id"])))
+            await Car.delete().where(Car.id == car["id"]).run()
 
     async def sticker_of(self, car_id: Any) -> dict[str, Any] | None:
         return (

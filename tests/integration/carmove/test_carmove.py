@@ -639,3 +639,24 @@ async def test_concurrent_calls_of_one_request_bind_one_privacy_number(street):
     assert len(numbers) == 1, numbers  # one binding, the same number for every tap
     dev = client.services.miniapps.privacy_numbers
     assert str(dev.dial(numbers.pop(), street.clock.now())).endswith(owner.phone)
+
+
+async def test_a_removed_car_sends_no_reminder_of_its_unanswered_requests(street):
+    client = street.client
+    owner = await street.owner()
+    car = await street.car(owner, "辽A11223", prove=None)
+    kept = await street.car(owner, "辽A33221", prove=None)
+    for plate in ("辽A11223", "辽A33221"):
+        code = (await street.cars(owner))[plate]["sticker"]["code"]
+        assert (await street.ask(code, "blocking_exit")).status_code == 201
+    r = await client.delete(f"{API}/cars/{car['car_id']}", headers=owner.me)
+    assert r.status_code == 204
+    street.clock.advance(61)
+    await street.deliver()
+    # the kept car's request is still reminded of, by message and SMS; the removed car's is not
+    assert "辽A***1" in await street.sms(owner.phone)  # the kept car, masked (辽A33221)
+    titles = [m["title"] for m in await inbox(client, owner.me)]
+    assert titles.count("挪车请求仍在等待") == 1, titles
+    reminders = [m["body"] for m in await inbox(client, owner.me) if m["title"] == "挪车请求仍在等待"]
+    assert "辽A33221" in reminders[0] and "辽A11223" not in reminders[0]
+    assert [c["plate"] for c in (await street.cars(owner)).values()] == [kept["plate"]]
