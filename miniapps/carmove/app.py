@@ -38,6 +38,7 @@ class CarmoveApp(MiniApp):
             "sms_after_seconds": {"type": "integer", "default": 60},
             "per_sender_hour": {"type": "integer", "default": 10},
             "per_sticker_hour": {"type": "integer", "default": 6},
+            "per_sender_sticker_hour": {"type": "integer", "default": 3},
             "per_report_hour": {"type": "integer", "default": 5},
             "open_minutes": {"type": "integer", "default": 120},
             "photo_max_bytes": {"type": "integer", "default": 800000},

@@ -57,6 +57,8 @@ class Settings:
         self.sms_after = float(config.get("sms_after_seconds", 60))
         self.per_sender_hour = int(config.get("per_sender_hour", 10))
         self.per_sticker_hour = int(config.get("per_sticker_hour", 6))
+        # one sender to one sticker: below the sticker's own limit, so no one sender uses up its hour
+        self.per_sender_sticker_hour = int(config.get("per_sender_sticker_hour", 3))
         self.per_report_hour = int(config.get("per_report_hour", 5))
         self.open_minutes = int(config.get("open_minutes", 120))
         self.photo_max_bytes = int(config.get("photo_max_bytes", 800_000))
@@ -309,11 +311,16 @@ class Carmove:
             raise InvalidInput(f"reason is one of {', '.join(REASONS)}", code="unknown_reason")
         sticker = await self._usable(code)
         s = self.settings
-        limits = [(f"sender:{k}", s.per_sender_hour) for k in sender_keys]
-        if sender:
-            limits.append((f"citizen:{sender}", s.per_sender_hour))
-        # the sender's own limits first: a sender over theirs spends none of the sticker's
-        await self.limit([*limits, (f"sticker:{sticker['id'].hex}", s.per_sticker_hour)])
+        who = [f"sender:{k}" for k in sender_keys] + ([f"citizen:{sender}"] if sender else [])
+        to = sticker["id"].hex
+        # the sender's own limits first, then theirs to this sticker: a sender over either spends none
+        # of the sticker's, and one sender alone never reaches the sticker's limit (a harasser would
+        # otherwise text the owner six times an hour and shut out everyone with a real need)
+        await self.limit(
+            [(k, s.per_sender_hour) for k in who]
+            + [(f"{k}:to:{to}", s.per_sender_sticker_hour) for k in who]
+            + [(f"sticker:{to}", s.per_sticker_hour)]
+        )
         token = secrets.token_urlsafe(24)
         request_id = uuid.uuid4()
         now = self.platform.now()

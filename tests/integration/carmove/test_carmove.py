@@ -130,6 +130,7 @@ async def town(make_module_client):
     config = {
         "per_sticker_hour": 3,
         "per_sender_hour": 5,
+        "per_sender_sticker_hour": 2,
         "photo_max_bytes": 200_000,
         "sticker_base_url": "https://sst.shenyang.example/",
     }
@@ -307,7 +308,7 @@ async def test_limits_per_sticker_and_sender_answer_429_with_retry_after_until_t
 
     # in the citizen app, a citizen is one sender whatever network they come from
     sender = await street.owner()
-    for n, code in enumerate((codes[1], codes[1], codes[1], codes[2], codes[2])):
+    for n, code in enumerate((codes[1], codes[1], codes[0], codes[2], codes[2])):
         r = await street.ask(code, ip=f"10.2.0.{n}", me=sender)
         assert r.status_code == 201, r.text
     r = await street.ask(codes[2], ip="10.2.0.9", me=sender)
@@ -660,3 +661,21 @@ async def test_a_removed_car_sends_no_reminder_of_its_unanswered_requests(street
     reminders = [m["body"] for m in await inbox(client, owner.me) if m["title"] == "挪车请求仍在等待"]
     assert "辽A33221" in reminders[0] and "辽A11223" not in reminders[0]
     assert [c["plate"] for c in (await street.cars(owner)).values()] == [kept["plate"]]
+
+
+async def test_one_sender_alone_cannot_use_up_a_stickers_hour(street):
+    """Two a sender to one sticker an hour in this module (three the sticker from anyone): a harasser's
+    third is refused and spends nothing of the sticker's, so someone with a real need still gets through."""
+    client = street.client
+    owner = await street.owner()
+    await street.car(owner, "辽A97531", prove=None)
+    code = (await street.cars(owner))["辽A97531"]["sticker"]["code"]
+    for _ in range(2):
+        assert (await street.ask(code, "other", ip="10.3.0.1")).status_code == 201
+    r = await street.ask(code, "other", ip="10.3.0.1")
+    assert (r.status_code, r.json()["code"]) == (429, "carmove_rate_limited")
+    assert int(r.headers["retry-after"]) > 0
+    assert (await street.ask(code, "fire_lane", ip="10.3.0.2")).status_code == 201  # someone else
+    assert (await street.ask(code, "fire_lane", ip="10.3.0.3")).status_code == 429  # the sticker's three
+    received = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
+    assert sorted(r["reason"] for r in received) == ["fire_lane", "other", "other"]
