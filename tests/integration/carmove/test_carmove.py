@@ -575,21 +575,22 @@ async def test_the_demo_showcase_stickers_open_the_page_and_reach_nobody(street)
 # ---- found by attacking the scene from outside (two workers over one database and Redis) ------------------
 
 
-def _broken_png() -> bytes:
-    """A PNG whose header reads well and whose second pixel chunk has no valid type: Pillow opens it and
-    fails only while reading the pixels (with a SyntaxError, which once answered 500)."""
+def _png(width: int, height: int, pixels: bytes, *, broken: bool = False) -> bytes:
+    """A PNG made by hand: its header says ``width`` × ``height`` whatever ``pixels`` hold, and
+    (``broken``) its second pixel chunk has no valid type, so Pillow opens it and fails only while
+    reading the pixels (with a SyntaxError, which once answered 500)."""
     import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    pixels = zlib.compress(b"".join(b"\x00" + bytes([200, 30, 30]) * 8 for _ in range(8)))
+    packed = zlib.compress(pixels)
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", pixels[:10])
-        + chunk(b"\x00\x01d.", pixels[10:])
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", packed[:10])
+        + chunk(b"\x00\x01d." if broken else b"IDAT", packed[10:])
         + chunk(b"IEND", b"")
     )
 
@@ -601,17 +602,22 @@ async def test_a_photo_broken_past_its_header_is_refused_and_a_good_one_still_ta
     code = (await street.cars(owner))["辽A24680"]["sticker"]["code"]
     token = (await street.ask(code, "lights_on")).json()["request_token"]
     sender = {"X-Carmove-Token": token}
-    r = await client.put(
-        f"{API}/sent/photo", content=_broken_png(), headers={**sender, "Content-Type": "image/png"}
-    )
+    pixels = b"".join(b"\x00" + bytes([200, 30, 30]) * 8 for _ in range(8))
+    as_png = {**sender, "Content-Type": "image/png"}
+    r = await client.put(f"{API}/sent/photo", content=_png(8, 8, pixels, broken=True), headers=as_png)
     assert (r.status_code, r.json()["code"]) == (422, "photo_not_image"), r.text
     assert (await client.get(f"{API}/sent", headers=sender)).json()["photo"] is False  # nothing kept
-    good = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(good, format="PNG")
-    r = await client.put(
-        f"{API}/sent/photo", content=good.getvalue(), headers={**sender, "Content-Type": "image/png"}
-    )
+    # a header of 20000 × 20000 pixels (Pillow's own limit refuses it as it opens): too many pixels, as
+    # said of one of 5000 × 5000 (ours), not "not an image"
+    for side in (20000, 5000):
+        r = await client.put(f"{API}/sent/photo", content=_png(side, side, pixels), headers=as_png)
+        assert (r.status_code, r.json()["code"]) == (422, "photo_too_large"), r.text
+    r = await client.put(f"{API}/sent/photo", content=_png(8, 8, pixels), headers=as_png)
     assert r.status_code == 201, r.text
+    # once a photo is there, another upload is refused before it is decoded (it would cost the server
+    # a third of a second for a 4096 × 4096 image, as often as a sender repeats it)
+    r = await client.put(f"{API}/sent/photo", content=_png(8, 8, pixels, broken=True), headers=as_png)
+    assert (r.status_code, r.json()["code"]) == (409, "photo_exists"), r.text
 
 
 async def test_a_plate_typed_full_width_is_the_plate_and_no_province_is_no_plate(street):
