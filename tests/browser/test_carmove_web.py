@@ -3,8 +3,11 @@ unproven with its sticker; a stranger's phone opens the sticker's page with no l
 move the car; the request reaches the open wallet, the owner answers there, and the stranger's page
 shows the answer. Nothing leaves the machine, and the pages run under their strict CSP."""
 
+import io
+
 import httpx
 import pytest
+from PIL import Image
 
 from tests.browser.test_web import _no_internet, _until, _wallet_sign_in
 
@@ -35,6 +38,18 @@ def test_a_stranger_asks_through_the_sticker_page_and_sees_the_owners_answer_fro
     assert page.text_content("#plate").startswith("车牌：辽A·***80")
     page.select_option("#reason", "blocking_exit")
     page.fill("#note", "堵住了地库出口")
+    # a phone camera's photo: 4000 × 3000 and nearly 4 MB, over the upload's 800 kB (the page shrinks it)
+    scene = Image.blend(
+        Image.effect_mandelbrot((4000, 3000), (-2, -1.2, 1, 1.2), 100).convert("RGB"),
+        Image.effect_noise((4000, 3000), 40).convert("RGB"),
+        0.15,
+    )
+    camera = io.BytesIO()
+    scene.save(camera, format="JPEG", quality=92)
+    assert camera.tell() > 800_000
+    page.set_input_files(
+        "#photo", files=[{"name": "IMG_0001.jpg", "mimeType": "image/jpeg", "buffer": camera.getvalue()}]
+    )
     page.click("#send")
     page.wait_for_selector("#sent:not([hidden])")
     _until(lambda: "等待回复" in page.text_content("#answer"), what="the page to wait for the answer")
@@ -42,6 +57,17 @@ def test_a_stranger_asks_through_the_sticker_page_and_sees_the_owners_answer_fro
     # the request reaches the open wallet (its message event); the owner answers there
     wallet.wait_for_selector("#carmove-requests li[data-request] .answer-form", timeout=15000)
     assert "挡住了出口 — 堵住了地库出口" in wallet.text_content("#carmove-requests")
+
+    def received() -> dict:
+        [one] = httpx.get(f"{web.url}/api/v1/apps/carmove/requests", headers=me, timeout=10).json()["items"]
+        return dict(one)
+
+    _until(lambda: received()["photo"] is True, what="the photo, shrunk by the page, to come")
+    kept = httpx.get(
+        f"{web.url}/api/v1/apps/carmove/requests/{received()['request_id']}/photo", headers=me, timeout=10
+    )
+    with Image.open(io.BytesIO(kept.content)) as img:
+        assert img.size == (1600, 1200)
     wallet.select_option("#carmove-requests .answer-form select", "coming_5")
     wallet.click("#carmove-requests .answer-form button")
     _until(lambda: "马上到" in page.text_content("#answer"), what="the owner's answer on the page")

@@ -26,6 +26,24 @@
     }
   }
 
+  // A phone camera's photo is several megabytes, over the upload's limit: it is drawn again here at most
+  // 1600 px a side as a JPEG (what the server keeps of it anyway), upright as taken. The file as it is
+  // when the browser cannot draw it.
+  async function shrunk(file) {
+    try {
+      const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+      const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.8));
+      return blob || file;
+    } catch (e) {
+      return file;
+    }
+  }
+
   async function poll(token) {
     const r = await fetch(`${base}/sent`, { headers: { ...headers, "X-Carmove-Token": token } });
     if (!r.ok) return say(await problem(r));
@@ -73,8 +91,9 @@
     $("ask").hidden = true;
     const file = $("photo").files[0];
     if (file) {
+      const photo = await shrunk(file);
       const p = await fetch(`${base}/sent/photo`, {
-        method: "PUT", headers: { ...headers, "Content-Type": file.type, "X-Carmove-Token": made.request_token }, body: file,
+        method: "PUT", headers: { ...headers, "Content-Type": photo.type, "X-Carmove-Token": made.request_token }, body: photo,
       });
       if (!p.ok) say(await problem(p));
     }
