@@ -13,7 +13,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from miniapps.carmove.rules import (
     ANSWERS,
@@ -52,8 +52,11 @@ def reencoded(body: bytes) -> bytes:
             if img.width * img.height > MAX_PIXELS:
                 raise InvalidInput("the photo has too many pixels", code="photo_too_large", most=MAX_PIXELS)
             img.load()
-            clean = Image.new("RGB", img.size)
-            clean.paste(img.convert("RGB"))
+            # a phone stores a portrait photo on its side with an EXIF orientation; as EXIF is not
+            # kept, the pixels are turned here, or the owner would see the photo sideways
+            upright = ImageOps.exif_transpose(img)
+            clean = Image.new("RGB", upright.size)
+            clean.paste(upright.convert("RGB"))
     except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours: said as ours
         raise InvalidInput("the photo has too many pixels", code="photo_too_large", most=MAX_PIXELS) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:

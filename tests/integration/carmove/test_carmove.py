@@ -685,3 +685,25 @@ async def test_one_sender_alone_cannot_use_up_a_stickers_hour(street):
     assert (await street.ask(code, "fire_lane", ip="10.3.0.3")).status_code == 429  # the sticker's three
     received = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
     assert sorted(r["reason"] for r in received) == ["fire_lane", "other", "other"]
+
+
+async def test_a_portrait_photo_stored_on_its_side_reaches_the_owner_upright(street):
+    client = street.client
+    owner = await street.owner()
+    await street.car(owner, "辽A13131", prove=None)
+    code = (await street.cars(owner))["辽A13131"]["sticker"]["code"]
+    token = (await street.ask(code, "window_open")).json()["request_token"]
+    sideways = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90° clockwise to view (a phone held upright)
+    Image.new("RGB", (64, 48), (30, 30, 200)).save(sideways, format="JPEG", exif=exif)
+    r = await client.put(
+        f"{API}/sent/photo",
+        content=sideways.getvalue(),
+        headers={"Content-Type": "image/jpeg", "X-Carmove-Token": token},
+    )
+    assert r.status_code == 201, r.text
+    [received] = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"]
+    kept = await client.get(f"{API}/requests/{received['request_id']}/photo", headers=owner.me)
+    with Image.open(io.BytesIO(kept.content)) as img:
+        assert img.size == (48, 64) and len(img.getexif()) == 0  # upright, and still no EXIF
