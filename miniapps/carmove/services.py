@@ -13,7 +13,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from miniapps.carmove.rules import (
     ANSWERS,
@@ -44,6 +44,28 @@ from miniapps.contract import (
 MAX_PIXELS = 4096 * 4096  # a bigger image is refused before it is decoded (a decompression bomb)
 
 
+# what makes a photo upright from each EXIF orientation (1, or none, is upright already)
+TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def orientation(img: Image.Image) -> int:
+    """The photo's EXIF orientation; 1 (upright) when it has none or its EXIF cannot be read (read
+    only: Pillow's exif_transpose writes the EXIF again, and fails on some a sender can make)."""
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block says nothing about the pixels
+        return 1
+    return value if isinstance(value, int) else 1
+
+
 def reencoded(body: bytes) -> bytes:
     """A JPEG of the photo's pixels alone (no EXIF, no location), at most 1600 px a side; InvalidInput
     when it has too many pixels (checked before it is decoded) or cannot be read."""
@@ -54,7 +76,8 @@ def reencoded(body: bytes) -> bytes:
             img.load()
             # a phone stores a portrait photo on its side with an EXIF orientation; as EXIF is not
             # kept, the pixels are turned here, or the owner would see the photo sideways
-            upright = ImageOps.exif_transpose(img)
+            turn = TURNS.get(orientation(img))
+            upright = img.transpose(turn) if turn is not None else img
             clean = Image.new("RGB", upright.size)
             clean.paste(upright.convert("RGB"))
     except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours: said as ours

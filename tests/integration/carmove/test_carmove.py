@@ -707,3 +707,24 @@ async def test_a_portrait_photo_stored_on_its_side_reaches_the_owner_upright(str
     kept = await client.get(f"{API}/requests/{received['request_id']}/photo", headers=owner.me)
     with Image.open(io.BytesIO(kept.content)) as img:
         assert img.size == (48, 64) and len(img.getexif()) == 0  # upright, and still no EXIF
+
+    # an EXIF block a sender broke on purpose (a text tag said to hold numbers: Pillow's exif_transpose
+    # fails writing it again) leaves the photo as its orientation says, never a 500
+    street.clock.advance(1)  # the newest request in the owner's list
+    token = (await street.ask(code, "alarm")).json()["request_token"]
+    exif = Image.Exif()
+    exif[0x0112] = 8  # Orientation: turn 90° anticlockwise to view
+    exif[0x8825] = {1: "N"}  # GPS: latitude north, an ASCII tag ...
+    crafted = io.BytesIO()
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(crafted, format="JPEG", exif=exif)
+    ascii_tag = b"\x00\x01\x00\x02\x00\x00\x00\x02N\x00"
+    assert crafted.getvalue().count(ascii_tag) == 1
+    broken = crafted.getvalue().replace(ascii_tag, b"\x00\x01\x00\x08" + ascii_tag[4:])  # ... said SSHORT
+    r = await client.put(
+        f"{API}/sent/photo", content=broken, headers={"Content-Type": "image/jpeg", "X-Carmove-Token": token}
+    )
+    assert r.status_code == 201, r.text
+    newest = (await client.get(f"{API}/requests", headers=owner.me)).json()["items"][0]
+    kept = await client.get(f"{API}/requests/{newest['request_id']}/photo", headers=owner.me)
+    with Image.open(io.BytesIO(kept.content)) as img:
+        assert img.size == (30, 40) and len(img.getexif()) == 0
