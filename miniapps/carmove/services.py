@@ -250,6 +250,13 @@ class Carmove:
         longer has."""
         car = await self.car(openid, car_id)
         async with self.platform.transaction():
+            # its stickers' rows locked first: a request being sent at this moment is either in before
+            # (and found below) or refused after, the sticker gone (see ``send``)
+            await (
+                Sticker.update({Sticker.replaced_at: self.platform.now()})
+                .where(Sticker.car == car["id"])
+                .run()
+            )
             waiting = (
                 await MoveRequest.select(MoveRequest.id)
                 .where(
@@ -378,6 +385,18 @@ class Carmove:
         now = self.platform.now()
         data = {"plate": sticker["car.plate"], "reason": REASONS[reason][0]}
         async with self.platform.transaction():
+            # the sticker's row locked until the commit, and still taking requests: removing the car,
+            # pausing or regenerating the sticker at this moment comes either before (this request is
+            # refused) or after (and sees this request: a removal withdraws its reminder)
+            held = (
+                await Sticker.update({Sticker.state: "active"})
+                .where((Sticker.id == sticker["id"]) & (Sticker.state == "active"))
+                .returning(Sticker.id)
+                .run()
+            )
+            if not held:
+                await self._usable(code)  # says why: paused, replaced, or gone with its car
+                raise NotFound("no such car sticker", code="sticker_not_found")
             await MoveRequest.insert(
                 MoveRequest(
                     id=request_id,
@@ -399,8 +418,8 @@ class Carmove:
                 at=sms_due(now, s.sms_after),
                 sms_after=0,
             )
-        row = await MoveRequest.select().where(MoveRequest.id == request_id).first().run()
-        assert row is not None
+            row = await MoveRequest.select().where(MoveRequest.id == request_id).first().run()
+            assert row is not None  # written above, in this transaction
         await self.forget_photos(now)
         return row, token
 

@@ -728,3 +728,25 @@ async def test_a_portrait_photo_stored_on_its_side_reaches_the_owner_upright(str
     kept = await client.get(f"{API}/requests/{newest['request_id']}/photo", headers=owner.me)
     with Image.open(io.BytesIO(kept.content)) as img:
         assert img.size == (30, 40) and len(img.getexif()) == 0
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite serialises writers: the race is PostgreSQL's")
+async def test_requests_sent_while_the_car_is_removed_are_refused_or_withdrawn_never_a_500(street):
+    """Each removal races three requests to its car's sticker: a request is either in before the removal
+    (which then withdraws its reminder) or refused after it, never a 500 for a request that vanished."""
+    client = street.client
+    owner = await street.owner()
+    statuses = []
+    for n in range(6):
+        car = await street.car(owner, f"辽A5{n}5{n}5", prove=False)  # answered: not pending
+        code = car["sticker"]["code"]
+        asks = [street.ask(code, "blocking_exit", ip=f"10.4.{n}.{k}") for k in range(3)]
+        removal = client.delete(f"{API}/cars/{car['car_id']}", headers=owner.me)
+        results = await asyncio.gather(asks[0], removal, *asks[1:])
+        assert results[1].status_code == 204, results[1].text
+        statuses += [r.status_code for k, r in enumerate(results) if k != 1]
+    assert set(statuses) <= {201, 404}, statuses
+    street.clock.advance(61)
+    await street.deliver()
+    assert "挪车请求仍在等待" not in [m["title"] for m in await inbox(client, owner.me)]
+    assert "挪车" not in await street.sms(owner.phone)  # no reminder of a car no longer there
