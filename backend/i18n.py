@@ -328,7 +328,15 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "too_late_to_refund": ("游览日前一天起不能退款", "refunds close the day before the visit"),
     "hotel_not_found": ("酒店不存在", "no such hotel"),
     # 扫码挪车 car moving
-    "invalid_plate": ("车牌号码格式不正确", "not a plate: a province character, a letter, then 5 or 6 more"),
+    "invalid_plate": (
+        "车牌号码格式不正确（省份简称、字母，再 5 或 6 位字母或数字，如 辽A12345）",
+        "not a plate: a province's name, a letter, then 5 or 6 more (辽A12345)",
+    ),
+    "licence_requests_pending": (
+        "您尚有 {most} 个行驶证授权申请未处理：请先在证照的“授权申请”中同意或拒绝，再登记车辆",
+        "you have {most} requests to share a vehicle licence unanswered: approve or refuse them under your"
+        " licences' requests first, then register the car",
+    ),
     "car_not_found": ("您没有登记此车辆", "no such car of yours"),
     "sticker_not_found": ("挪车码不存在", "no such car sticker"),
     "sticker_paused": ("车主已暂停此挪车码", "the owner has paused this sticker"),

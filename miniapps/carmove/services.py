@@ -139,13 +139,24 @@ class Carmove:
                 .run()
             )
             if made:
-                ask = await self.platform.ask_licence(
-                    openid,
-                    VEHICLE_LICENCE,
-                    list(PLATE_FIELDS),
-                    plate_purpose(registered),
-                    key=f"car:{car_id.hex}",
-                )
+                try:
+                    ask = await self.platform.ask_licence(
+                        openid,
+                        VEHICLE_LICENCE,
+                        list(PLATE_FIELDS),
+                        plate_purpose(registered),
+                        key=f"car:{car_id.hex}",
+                    )
+                except Conflict as exc:
+                    if exc.code != "requests_pending":
+                        raise
+                    # the platform's words are for the relying party ("this citizen has N of your
+                    # requests unanswered"); the citizen is told what to do
+                    raise Conflict(
+                        "answer your earlier requests to share a vehicle licence first",
+                        code="licence_requests_pending",
+                        most=exc.extra.get("most", 0),
+                    ) from exc
                 if ask is None:
                     raise NotFound("no such citizen", code="citizen_not_found")
                 await Car.update({Car.request: ask.id}).where(Car.id == car_id).run()

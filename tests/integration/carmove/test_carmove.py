@@ -750,3 +750,18 @@ async def test_requests_sent_while_the_car_is_removed_are_refused_or_withdrawn_n
     await street.deliver()
     assert "挪车请求仍在等待" not in [m["title"] for m in await inbox(client, owner.me)]
     assert "挪车" not in await street.sms(owner.phone)  # no reminder of a car no longer there
+
+
+async def test_a_sixth_car_while_five_licence_requests_wait_says_what_to_do(street):
+    client = street.client
+    owner = await street.owner()
+    cars = [await street.car(owner, f"辽A6{n}6{n}6", prove=None) for n in range(5)]  # none answered
+    r = await client.post(f"{API}/cars", json={"plate": "辽A77766"}, headers=owner.me)
+    assert (r.status_code, r.json()["code"]) == (409, "licence_requests_pending"), r.text
+    assert "行驶证授权申请" in r.json()["detail"] and "5" in r.json()["detail"]
+    assert "辽A77766" not in await street.cars(owner)  # nothing registered
+    r = await client.post(
+        f"/api/v1/me/licence-requests/{cars[0]['licence_request']}/refuse", json={}, headers=owner.me
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.post(f"{API}/cars", json={"plate": "辽A77766"}, headers=owner.me)).status_code == 201
