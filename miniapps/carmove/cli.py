@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -27,6 +29,15 @@ def _client(server: str) -> httpx.Client:
             " credential (shengshi miniapps credentials carmove --json)"
         )
     return httpx.Client(base_url=server.rstrip("/"), auth=(client_id, secret), timeout=10)
+
+
+@contextmanager
+def _reaching(server: str) -> Iterator[None]:
+    """An operator told the server could not be reached (and why), not shown httpx's traceback."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc or type(exc).__name__}") from exc
 
 
 def _answer(response: httpx.Response) -> Any:
@@ -61,7 +72,7 @@ def reports(server: str, state: str, as_json: bool) -> None:
     params: dict[str, Any] = {"limit": 100}
     if state != "all":
         params["state"] = state
-    with _client(server) as client:
+    with _client(server) as client, _reaching(server):
         offset = 0
         while True:
             page = _answer(client.get(f"{API}/reports", params={**params, "offset": offset}))
@@ -85,7 +96,7 @@ def reports(server: str, state: str, as_json: bool) -> None:
 @click.option("--pause", is_flag=True, help="also pause the sticker it is about")
 def close(server: str, report_id: str, pause: bool) -> None:
     """Close a report (and pause its sticker with --pause)."""
-    with _client(server) as client:
+    with _client(server) as client, _reaching(server):
         done = _answer(
             client.post(f"{API}/reports/{report_id}/close", json={"action": "pause" if pause else "none"})
         )

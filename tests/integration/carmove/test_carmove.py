@@ -553,6 +553,9 @@ async def test_the_operators_cli_lists_and_closes_reports_through_the_api(street
         assert again.exit_code != 0 and "409" in again.output
         left = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url])
         assert left.exit_code == 0 and report_id not in left.output
+        nowhere = f"http://127.0.0.1:{free_port()}"  # no server there: said so, no traceback
+        down = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", nowhere])
+        assert down.exit_code == 1 and f"cannot reach {nowhere}" in down.output, down.output
     finally:
         server.should_exit = True
         await task
