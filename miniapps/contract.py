@@ -457,6 +457,13 @@ class Platform(Protocol):
         terminal that speaks a protocol of its own (a library's SIP2 kiosk). A revoked scanner gets
         ``scanner_revoked``."""
 
+    # ---- added for 一码借阅 (issue 20, hardening): a listener only in a server ----
+    #: True in a server's worker; False in an operator's command (``shengshi scanners revoke``, ``migrate``,
+    #: ``seed-demo``), which starts the app too: a listener of the app's own (a TCP port, a background
+    #: loop) starts in :meth:`MiniApp.startup` only when it is True, or the command would take the
+    #: server's port (and fail, or answer kiosks for the second it runs).
+    serving: bool
+
     @property
     def payments(self) -> Any:
         """``create_order(openid=, reference=, amount=, description=, deferred=)``,

@@ -77,8 +77,10 @@ class AppPlatform:
         licences: LicenceServices,
         name: str = "",
         machines: MachineCredentials | None = None,
+        serving: bool = True,
     ) -> None:
         self.app_id = app_id
+        self.serving = serving  # False in an operator's command: no listeners of the app's own
         self._machines = machines
         self._gate: Gate | None = None  # set once the gate over every app is built
         self.name = name or app_id  # the manifest's name, as citizens see who asks them
@@ -506,6 +508,7 @@ def build_miniapp_services(
             licences=licences,
             name=cls.manifest.name_zh,
             machines=auth.machines,
+            serving=runtime.serving,
         )
         platforms.append(platform)
         messages.register(app_id, dict(cls.manifest.templates))

@@ -93,7 +93,7 @@ class LibraryApp(MiniApp):
 
     async def startup(self) -> None:
         port = self.platform.config["sip2_port"]
-        if port:
+        if port and self.platform.serving:  # an operator's command leaves the server's port alone
             self.sip2 = Sip2Server(self.platform, self.lending)
             await self.sip2.start(self.platform.config["sip2_host"], port)
 

@@ -2,6 +2,8 @@
 kept from coming back. One app for the module; every test lends copies of its own."""
 
 import asyncio
+import json
+import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -102,3 +104,23 @@ async def test_a_blocked_reader_is_not_sold_a_deposit(lib):
     assert await _deposit_orders(client, reader) == []
     standing = (await client.get(f"{API}/standing", params={"library": "LNLIB"}, headers=reader)).json()
     assert standing["deposit"]["state"] == "none" and standing["blocked"] is True
+
+
+async def test_an_operators_command_leaves_the_kiosks_port_to_the_server(lib, shengshi_cli, free_port):
+    """With the SIP2 port set (as the server's environment has it), every command started the listener
+    too: next to a running server `shengshi scanners add` (or `revoke`, to stop a stolen kiosk) failed
+    with 'address already in use'; with `sip2_reuse_port` it took kiosks' connections while it ran."""
+    port = free_port()
+    server = socket.socket()
+    server.bind(("127.0.0.1", port))
+    server.listen()  # the server's SIP2 listener
+    try:
+        out = shengshi_cli(
+            *("scanners", "add", "--app", "library", "--context", "library-kiosk", "--place", "SY-MAIN"),
+            "--json",
+            env={"SHENGSHI_MINIAPP_LIBRARY": json.dumps({"sip2_port": port})},
+        )
+    finally:
+        server.close()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["context"] == "library-kiosk"
