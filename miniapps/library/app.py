@@ -153,7 +153,7 @@ class LibraryApp(MiniApp):
             loan = await self.lending.renew(scan.openid, item)
             return {**loan, "due_at": loan["due_at"].isoformat()}
         if action == "checkin":
-            done = await self.lending.checkin(item)
+            done = await self.lending.checkin(item, branch_code=branch)
             done.pop("openid")  # the desk needs no reader's id
             return done
         library = (await self.lending.branch(branch))["library.code"]

@@ -96,6 +96,8 @@ class Lending:
         return row
 
     async def copy(self, barcode: str) -> dict[str, Any]:
+        if not barcode.isprintable() or len(barcode) > 32:  # a kiosk's misread: never a copy's barcode
+            raise Refused("unknown_item")
         row = (
             await Copy.select(
                 Copy.all_columns(),  # type: ignore[arg-type]
@@ -398,10 +400,15 @@ class Lending:
                 at=at,
             )
 
-    async def checkin(self, barcode: str) -> dict[str, Any]:
+    async def checkin(self, barcode: str, *, branch_code: str | None = None) -> dict[str, Any]:
+        """Return a copy; at a branch's desk or kiosk (``branch_code``) only a copy of that library: a
+        book of another library left in this one's bin would be 'on the shelf' where it is not."""
         now = self.platform.now()
+        branch = await self.branch(branch_code) if branch_code is not None else None
         async with self.platform.transaction():
             copy = await self.copy(barcode)
+            if branch is not None and copy["title.library.id"] != branch["library"]:
+                raise Refused("other_library")
             closed = (
                 await Loan.update({Loan.returned_at: now})
                 .where((Loan.copy == copy["id"]) & Loan.returned_at.is_null())

@@ -286,7 +286,7 @@ class Sip2Server:
         if command == "17":
             return await self._item(fields.get("AB", ""), institution, now)
         if command == "09":
-            return await self._checkin(fields.get("AB", ""), institution, now)
+            return await self._checkin(fields.get("AB", ""), session.scanner.place, institution, now)
         if command == "35":  # the patron is done: the session forgets their code
             session.patron = session.refused = None
             return (
@@ -379,9 +379,9 @@ class Sip2Server:
         zh, en = CODE_REFUSALS.get(code) or REFUSALS.get(code, ("无效的市民码", "Not a valid citizen code"))
         return say(zh, en)
 
-    async def _checkin(self, barcode: str, institution: str, now: datetime) -> str:
+    async def _checkin(self, barcode: str, branch: str, institution: str, now: datetime) -> str:
         try:
-            done = await self.lending.checkin(barcode)
+            done = await self.lending.checkin(barcode, branch_code=branch)
         except Refused as exc:
             return (
                 "100NUN"
