@@ -53,6 +53,8 @@ class LibraryApp(MiniApp):
             "sip2_reuse_port": {"type": "boolean", "default": False},  # several workers on one port
             "sip2_idle_seconds": {"type": "number", "default": 300},
             "sip2_max_line": {"type": "integer", "default": 2048},
+            "sip2_login_seconds": {"type": "number", "default": 10},  # to log in after connecting
+            "sip2_max_connections": {"type": "integer", "default": 200},  # per process
         },
         templates={
             "due_soon": MessageTemplate(

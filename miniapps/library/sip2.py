@@ -5,7 +5,8 @@ server) had one alpha release (0.1.0) when this was written; the subset a kiosk 
 tested here against the independent ``sip2`` client (a dev dependency).
 
 - Framing: a message ends with CR (a LF after it is skipped); a line longer than ``max_line`` bytes
-  closes the connection; so does ``idle`` seconds without a message. UTF-8.
+  closes the connection; so does ``idle`` seconds without a message, or no good login
+  ``login_seconds`` after connecting; a process keeps at most ``max_connections``. UTF-8.
 - Error detection: a request with ``AY<n>AZ<hex>`` has its checksum verified (the low 16 bits of the
   sum of its bytes up to and including ``AZ``, plus the checksum, are 0; up to four hex digits are
   accepted, as some clients do not pad); a wrong one is answered ``96`` (resend). Answers carry the
@@ -167,6 +168,14 @@ class Sip2Server:
     def max_line(self) -> int:
         return int(self.platform.config["sip2_max_line"])
 
+    @property
+    def login_seconds(self) -> float:
+        return float(self.platform.config["sip2_login_seconds"])
+
+    @property
+    def max_connections(self) -> int:
+        return int(self.platform.config["sip2_max_connections"])
+
     async def start(self, host: str, port: int) -> None:
         reuse = bool(self.platform.config.get("sip2_reuse_port")) and hasattr(socket, "SO_REUSEPORT")
         self.server = await asyncio.start_server(
@@ -186,13 +195,24 @@ class Sip2Server:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self.connections) >= self.max_connections:  # a flood of sockets: no more for now
+            log.warning("SIP2 connection refused: too many", extra={"limit": self.max_connections})
+            writer.close()
+            return
         self.connections.add(task)
         session = Session()
         peer = writer.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
+        login_by = loop.time() + self.login_seconds
         try:
             while True:
+                # a connection gets a short while to log in (from its start, whatever it sends
+                # meanwhile), not the idle time: sockets opened and left alone are not kept
+                wait = self.idle
+                if session.scanner is None:
+                    wait = max(0.0, min(wait, login_by - loop.time()))
                 try:
-                    raw = await asyncio.wait_for(reader.readuntil(b"\r"), self.idle)
+                    raw = await asyncio.wait_for(reader.readuntil(b"\r"), wait)
                 except (
                     TimeoutError,
                     asyncio.IncompleteReadError,

@@ -242,3 +242,30 @@ async def test_a_kiosk_returns_only_its_own_librarys_copies_and_reads_a_misread_
     assert (refused["result"], refused["reason"]) == ("deny", "other_library")
     back = await desk_scan(client, reader, desk, clock, action="checkin", item="LN0000004")
     assert back["result"] == "allow" and back["data"]["title"]
+
+
+async def test_sockets_opened_and_left_alone_are_not_kept(kiosk):
+    """Anyone who reaches the port could open sockets and leave them: each was kept for the idle time
+    (300 s) with no login, and there was no limit to how many (a process's file descriptors, shared with
+    its HTTP server). A connection now has a few seconds to log in, and a process keeps only so many."""
+    client, _citizen, cred, port, _clock = kiosk
+    config = client.services.miniapps.apps["library"].platform.config
+    login = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|")
+    config.update(sip2_login_seconds=0.5, sip2_max_connections=1)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"97\r")  # talking (but not logging in) does not keep it
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readuntil(b"\r"), 5)).startswith(b"96")
+        # one more while the first is open: closed at once, unanswered
+        extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(extra_reader.read(), 5) == b""
+        extra_writer.close()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the first: closed, no login in time
+        writer.close()
+        config["sip2_login_seconds"] = 5
+        # a kiosk that logs in keeps its connection past the login time
+        (first,) = await frames(port, login, closes=False)
+        assert first.startswith(b"941")
+    finally:
+        config.update(sip2_login_seconds=10, sip2_max_connections=200)
