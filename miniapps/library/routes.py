@@ -342,26 +342,18 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             raise refused(exc) from None
         values = {"title": data.title, "author": data.author, "publisher": data.publisher, "year": data.year}
         async with platform.transaction():
-            row = (
-                await Title.select(Title.id)
-                .where((Title.library == lib["id"]) & (Title.isbn == isbn))
-                .first()
+            # insert-or-nothing, then update: the same title sent twice at once (a catalogue sync retried,
+            # two workers) waits on the unique index instead of failing on it
+            await (
+                Title.insert(Title(id=uuid.uuid4(), library=lib["id"], isbn=isbn, **values))
+                .on_conflict(action="DO NOTHING")
                 .run()
             )
-            if row is None:
-                await Title.insert(
-                    Title(
-                        id=uuid.uuid4(),
-                        library=lib["id"],
-                        isbn=isbn,
-                        title=data.title,
-                        author=data.author,
-                        publisher=data.publisher,
-                        year=data.year,
-                    )
-                ).run()
-            else:
-                await Title.update(values).where(Title.id == row["id"]).run()  # type: ignore[arg-type]
+            await (
+                Title.update(values)  # type: ignore[arg-type]
+                .where((Title.library == lib["id"]) & (Title.isbn == isbn))
+                .run()
+            )
         return {"library": data.library, "isbn": isbn, **values}
 
     @post("/copies", guards=[app_backend], summary="Add a copy of a catalogued title at a branch")

@@ -124,3 +124,23 @@ async def test_an_operators_command_leaves_the_kiosks_port_to_the_server(lib, sh
         server.close()
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout)["context"] == "library-kiosk"
+
+
+async def test_the_same_title_sent_twice_at_once_is_one_title(lib):
+    """POST /titles is idempotent by ISBN, but the same title sent at once (a catalogue sync retried, two
+    workers) answered 500 to all but one: both looked, found nothing, and inserted."""
+    client, _, _, _, ils, _ = lib
+    isbn = "9787108009821"
+    answers = await asyncio.gather(
+        *[
+            client.post(
+                f"{API}/titles",
+                json={"library": "SYLIB", "isbn": isbn, "title": f"三联版 {n}", "author": "钱锺书"},
+                headers=ils,
+            )
+            for n in range(8)
+        ]
+    )
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
+    found = (await client.get(f"{API}/titles", params={"library": "SYLIB", "q": isbn})).json()["items"]
+    assert len(found) == 1 and found[0]["title"].startswith("三联版") and found[0]["author"] == "钱锺书"
