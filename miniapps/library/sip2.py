@@ -244,7 +244,6 @@ class Sip2Server:
         except (BadMessage, UnicodeDecodeError):
             session.bad += 1
             return frame("96", None, b"AZ" in raw)
-        session.bad = 0
         checked = b"AZ" in raw
         if command == "97":
             return session.last or frame("96", None, checked)
@@ -253,9 +252,13 @@ class Sip2Server:
                 fields.get("CN", ""), fields.get("CO", ""), ip=str(peer[0]) if peer else ""
             )
             ok = session.scanner is not None and session.scanner.context == "library-kiosk"
+            if ok and not await self._at_a_branch(session.scanner):
+                ok = False  # enrolled at a place that is no branch: it could serve nobody
             if not ok:  # answered, then closed: one try per connection
                 session.scanner = None
                 session.bad = 3
+            else:
+                session.bad = 0
             body = f"94{'1' if ok else '0'}"
         elif session.scanner is None:
             return None  # nothing but a login before a good login
@@ -264,11 +267,23 @@ class Sip2Server:
                 body = await self._handle(session, command, fixed, fields)
             except Exception:
                 log.exception("SIP2 request failed", extra={"command": command})
-                session.bad += 1
+                session.bad += 1  # three in a row close the connection, as unreadable frames do
                 return frame("96", None, checked)
+            session.bad = 0
         out = frame(body, seq, checked)
         session.last = out
         return out
+
+    async def _at_a_branch(self, scanner: Scanner) -> bool:
+        try:
+            await self.lending.branch(scanner.place)
+        except Refused:
+            log.warning(
+                "SIP2 login refused: the kiosk's place is no branch",
+                extra={"client_id": scanner.client_id, "place": scanner.place},
+            )
+            return False
+        return True
 
     async def _patron(self, session: Session, code: str) -> tuple[str | None, str]:
         """The openid behind the kiosk's patron identifier, verified once per session; (None, why)."""

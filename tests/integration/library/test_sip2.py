@@ -269,3 +269,14 @@ async def test_sockets_opened_and_left_alone_are_not_kept(kiosk):
         assert first.startswith(b"941")
     finally:
         config.update(sip2_login_seconds=10, sip2_max_connections=200)
+
+
+async def test_a_kiosk_enrolled_at_no_branch_is_refused_at_login(kiosk):
+    """A kiosk enrolled with a mistyped place logged in, then every message failed inside (96, a
+    traceback in the log each time) and the connection stayed open: its login is refused now."""
+    client, _citizen, _cred, port, _clock = kiosk
+    lost = await client.services.auth.machines.create(
+        "scanner", app_id="library", place="SY-MIAN", context="library-kiosk", name="typo"
+    )
+    first, rest = await frames(port, with_checksum(f"9300CN{lost['client_id']}|CO{lost['client_secret']}|"))
+    assert first.startswith(b"940") and rest == b""
