@@ -345,7 +345,17 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             # insert-or-nothing, then update: the same title sent twice at once (a catalogue sync retried,
             # two workers) waits on the unique index instead of failing on it
             await (
-                Title.insert(Title(id=uuid.uuid4(), library=lib["id"], isbn=isbn, **values))
+                Title.insert(
+                    Title(
+                        id=uuid.uuid4(),
+                        library=lib["id"],
+                        isbn=isbn,
+                        title=data.title,
+                        author=data.author,
+                        publisher=data.publisher,
+                        year=data.year,
+                    )
+                )
                 .on_conflict(action="DO NOTHING")
                 .run()
             )

@@ -252,7 +252,7 @@ class Sip2Server:
                 fields.get("CN", ""), fields.get("CO", ""), ip=str(peer[0]) if peer else ""
             )
             ok = session.scanner is not None and session.scanner.context == "library-kiosk"
-            if ok and not await self._at_a_branch(session.scanner):
+            if ok and session.scanner is not None and not await self._at_a_branch(session.scanner):
                 ok = False  # enrolled at a place that is no branch: it could serve nobody
             if not ok:  # answered, then closed: one try per connection
                 session.scanner = None
