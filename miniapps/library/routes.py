@@ -163,7 +163,9 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
         query = Title.select().where(Title.library == lib["id"]).order_by(Title.isbn)
         if q:
             query = query.where(
-                (Title.title.ilike(f"%{q}%")) | (Title.author.ilike(f"%{q}%")) | (Title.isbn == q)
+                (Title.title.ilike(f"%{q}%"))
+                | (Title.author.ilike(f"%{q}%"))
+                | (Title.isbn == (isbn13(q) or q))
             )
         rows = await query.limit(limit + 1).offset(offset).run()
         copies = await Copy.select(Copy.title, Copy.state).where(
