@@ -13,6 +13,7 @@ from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from piccolo.query import OrderByRaw
 
 from miniapps.contract import (
     DEFAULT_LIMIT,
@@ -201,6 +202,9 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
         rows = (
             await Loan.select(Loan.all_columns(), *_LOAN_COLUMNS)  # type: ignore[arg-type]
             .where(Loan.openid == caller.openid)
+            # open loans first across pages, not only within one: a loan borrowed before the last 50
+            # returns (the wallet's page) was left out of the wallet, overdue or not
+            .order_by(OrderByRaw("returned_at IS NOT NULL"))
             .order_by(Loan.borrowed_at, ascending=False)
             .order_by(Loan.id)
             .limit(limit + 1)
@@ -208,8 +212,7 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             .run()
         )
         now = platform.now()
-        items = sorted((_loan(r, now) for r in rows), key=lambda i: i["returned_at"] is not None)
-        return page(request, items, limit=limit, offset=offset)
+        return page(request, [_loan(r, now) for r in rows], limit=limit, offset=offset)
 
     @post(
         "/loans/{loan_id:str}/renew",

@@ -153,3 +153,24 @@ async def test_the_catalogue_finds_a_title_by_the_isbn_printed_on_it(lib):
     for q in ("978-7-5366-9293-0", "9787536692930"):
         found = (await client.get(f"{API}/titles", params={"library": "LNLIB", "q": q})).json()["items"]
         assert [t["title"] for t in found] == ["三体"], q
+
+
+async def test_a_readers_open_loan_comes_first_however_many_returns_came_after(lib):
+    """Loans were ordered by date page by page and open ones put first only within the page: a loan
+    borrowed before the last 50 returns (the wallet reads 50) was missing from the wallet, overdue too."""
+    client, citizen, desk, clock, _, new_copy = lib
+    reader, kept, read = await citizen(), await new_copy(), await new_copy("9787544253994")
+    assert (await desk_scan(client, reader, desk, clock, action="checkout", item=kept))["result"] == "allow"
+    for _ in range(2):
+        clock.advance(3600)
+        assert (await desk_scan(client, reader, desk, clock, action="checkout", item=read))[
+            "result"
+        ] == "allow"
+        assert (await desk_scan(client, reader, desk, clock, action="checkin", item=read))[
+            "result"
+        ] == "allow"
+    first = (await client.get(f"{API}/loans", params={"limit": 2}, headers=reader)).json()
+    got = [(x["barcode"], x["returned_at"] is None) for x in first["items"]]
+    assert got == [(kept, True), (read, False)], got
+    rest = (await client.get(first["next"], headers=reader)).json()["items"]
+    assert [x["barcode"] for x in rest] == [read]
