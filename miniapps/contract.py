@@ -95,6 +95,7 @@ __all__ = [
     "PastRating",
     "PaymentEvent",
     "Platform",
+    "PrivacyBinding",
     "RateLimited",
     "Rateable",
     "RatingUnit",
@@ -325,6 +326,20 @@ class SharedLicence(msgspec.Struct, frozen=True):
     expires_at: datetime
 
 
+# ---- issue 20, 扫码挪车 (carmove): a privacy number's binding (see Platform.privacy_number) ----------------
+class PrivacyBinding(msgspec.Struct, frozen=True):
+    """A privacy number (隐私号) bound to a citizen for a few minutes (:meth:`Platform.privacy_number`):
+    a call to ``number`` before ``expires_at`` reaches the citizen's phone through the provider, and
+    neither side sees the other's real number. The citizen's number never leaves the platform."""
+
+    number: str  # the virtual number to call (E.164)
+    expires_at: datetime
+    binding: str  # the provider's id of the binding
+
+
+# ---- end of issue 20's types ---------------------------------------------------------------------------
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -463,6 +478,38 @@ class Platform(Protocol):
     #: loop) starts in :meth:`MiniApp.startup` only when it is True, or the command would take the
     #: server's port (and fail, or answer kiosks for the second it runs).
     serving: bool
+
+    # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
+    async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
+        """Add ``by`` to the counter ``key`` of the app's namespace and return its new value, atomically
+        across workers (the shared store); a counter that did not exist starts at 0 and lives ``ttl``
+        seconds from then (a rate limit's window)."""
+
+    async def notify_urgent(
+        self,
+        openid: str,
+        template: str,
+        data: dict[str, Any],
+        *,
+        key: str,
+        at: datetime | None = None,
+        sms_after: float = 0.0,
+    ) -> Notice:
+        """:meth:`notify` with an urgent transactional template whose SMS fallback is due ``sms_after``
+        seconds after the message shows (at ``at``), rather than the platform's
+        ``SHENGSHI_MESSAGE_SMS_AFTER``: the SMS goes out then unless the citizen has read the message or
+        the app withdrew it (:meth:`cancel_notice`) before it showed. The schedule is in the database:
+        it survives a restart and is sent once across workers. :class:`InvalidInput` for a template that
+        is not urgent."""
+
+    async def privacy_number(self, openid: str, *, minutes: int) -> PrivacyBinding | None:
+        """Bind a privacy number (隐私号) to the citizen's phone for ``minutes`` (1-30) through the
+        platform's provider: whoever calls it reaches the citizen, and neither number is shown to the
+        other side. The citizen's real number is resolved inside the platform and never given to the app.
+        None for an openid the platform does not know or an account without a reachable phone;
+        :class:`ServiceUnavailable` (``privacy_number_unavailable``) when no provider is configured."""
+
+    # ---- end of issue 20's methods ---------------------------------------------------------------------
 
     @property
     def payments(self) -> Any:

@@ -78,7 +78,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang], SSCarmove.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -96,6 +96,7 @@
     SSRatings.applyLang();
     SSLicences.applyLang();
     SSLibrary.applyLang();
+    SSCarmove.applyLang();
   }
 
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
@@ -110,6 +111,7 @@
     SSRatings.stop();
     SSLicences.stop();
     SSLibrary.stop();
+    SSCarmove.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
@@ -392,7 +394,7 @@
             buffer = buffer.slice(cut + 2);
             const name = (/^event: (.*)$/m.exec(block) || [])[1];
             if (name === "code" && !state.loading) loadCode();
-            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); }
+            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSCarmove.refresh(); }
             else if (name === "message") {
               const data = (/^data: (.*)$/m.exec(block) || [])[1];
               try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
@@ -400,6 +402,7 @@
               SSRatings.refresh();  // an invitation to rate, or a unit's answer to a rating
               SSLicences.refresh();  // a licence issued, suspended or revoked; a request for its fields
               SSLibrary.refresh();  // a hold ready, a reminder of a due date
+              SSCarmove.refresh();  // a request to move the citizen's car
             }
           }
         }
@@ -421,6 +424,7 @@
     SSRatings.start();
     SSLicences.start(serverNow);  // a proof and a presentation carry the server's time
     SSLibrary.start();
+    SSCarmove.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);

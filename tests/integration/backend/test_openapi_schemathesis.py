@@ -126,7 +126,7 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         ),
         "miniapps": {
             app: _basic(cli("miniapps", "credentials", app, "--json"))
-            for app in ("transit", "parking", "hospital", "tourism", "civic", "library")
+            for app in ("transit", "parking", "hospital", "tourism", "civic", "library", "carmove")
         },
     }
     with httpx.Client(base_url=server.url, timeout=10) as c:
