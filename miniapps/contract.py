@@ -472,6 +472,13 @@ class Platform(Protocol):
         terminal that speaks a protocol of its own (a library's SIP2 kiosk). A revoked scanner gets
         ``scanner_revoked``."""
 
+    # ---- added for 一码借阅 (issue 20, hardening): a listener only in a server ----
+    #: True in a server's worker; False in an operator's command (``shengshi scanners revoke``, ``migrate``,
+    #: ``seed-demo``), which starts the app too: a listener of the app's own (a TCP port, a background
+    #: loop) starts in :meth:`MiniApp.startup` only when it is True, or the command would take the
+    #: server's port (and fail, or answer kiosks for the second it runs).
+    serving: bool
+
     # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
     async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
         """Add ``by`` to the counter ``key`` of the app's namespace and return its new value, atomically

@@ -80,12 +80,14 @@ class AppPlatform:
         licences: LicenceServices,
         name: str = "",
         machines: MachineCredentials | None = None,
+        serving: bool = True,
         phone_of: Callable[[str], Awaitable[str | None]] | None = None,
         privacy: PrivacyNumbers | None = None,
     ) -> None:
         self._phone_of = phone_of  # issue 20: resolved inside the platform only (privacy numbers)
         self._privacy = privacy or NoPrivacyNumbers()
         self.app_id = app_id
+        self.serving = serving  # False in an operator's command: no listeners of the app's own
         self._machines = machines
         self._gate: Gate | None = None  # set once the gate over every app is built
         self.name = name or app_id  # the manifest's name, as citizens see who asks them
@@ -553,6 +555,7 @@ def build_miniapp_services(
             licences=licences,
             name=cls.manifest.name_zh,
             machines=auth.machines,
+            serving=runtime.serving,
             phone_of=auth.profile.phone_of,
             privacy=privacy_numbers,
         )

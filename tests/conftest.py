@@ -158,7 +158,14 @@ async def _truncate(settings: Settings) -> None:
     if not names:
         return
     if settings.uses_postgres:
-        await engine.run_ddl("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
+        # DELETE, not TRUNCATE: a test's tables hold a few rows, which DELETE empties in a few ms, while
+        # TRUNCATE gives each of the ~80 tables a new file (half a second for every app a test starts).
+        # One statement (a DO block), children before parents; TRUNCATE if the order ever falls short.
+        deletes = " ".join(f'DELETE FROM "{n}";' for n in reversed(names))
+        try:
+            await engine.run_ddl(f"DO $$ BEGIN {deletes} END $$")
+        except Exception:
+            await engine.run_ddl("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
     else:
         for name in reversed(names):
             await engine.run_ddl(f'DELETE FROM "{name}"')

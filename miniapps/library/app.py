@@ -53,6 +53,8 @@ class LibraryApp(MiniApp):
             "sip2_reuse_port": {"type": "boolean", "default": False},  # several workers on one port
             "sip2_idle_seconds": {"type": "number", "default": 300},
             "sip2_max_line": {"type": "integer", "default": 2048},
+            "sip2_login_seconds": {"type": "number", "default": 10},  # to log in after connecting
+            "sip2_max_connections": {"type": "integer", "default": 200},  # per process
         },
         templates={
             "due_soon": MessageTemplate(
@@ -93,7 +95,7 @@ class LibraryApp(MiniApp):
 
     async def startup(self) -> None:
         port = self.platform.config["sip2_port"]
-        if port:
+        if port and self.platform.serving:  # an operator's command leaves the server's port alone
             self.sip2 = Sip2Server(self.platform, self.lending)
             await self.sip2.start(self.platform.config["sip2_host"], port)
 
@@ -153,7 +155,7 @@ class LibraryApp(MiniApp):
             loan = await self.lending.renew(scan.openid, item)
             return {**loan, "due_at": loan["due_at"].isoformat()}
         if action == "checkin":
-            done = await self.lending.checkin(item)
+            done = await self.lending.checkin(item, branch_code=branch)
             done.pop("openid")  # the desk needs no reader's id
             return done
         library = (await self.lending.branch(branch))["library.code"]

@@ -13,6 +13,7 @@ from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from piccolo.query import OrderByRaw
 
 from miniapps.contract import (
     DEFAULT_LIMIT,
@@ -163,7 +164,9 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
         query = Title.select().where(Title.library == lib["id"]).order_by(Title.isbn)
         if q:
             query = query.where(
-                (Title.title.ilike(f"%{q}%")) | (Title.author.ilike(f"%{q}%")) | (Title.isbn == q)
+                (Title.title.ilike(f"%{q}%"))
+                | (Title.author.ilike(f"%{q}%"))
+                | (Title.isbn == (isbn13(q) or q))
             )
         rows = await query.limit(limit + 1).offset(offset).run()
         copies = await Copy.select(Copy.title, Copy.state).where(
@@ -199,6 +202,9 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
         rows = (
             await Loan.select(Loan.all_columns(), *_LOAN_COLUMNS)  # type: ignore[arg-type]
             .where(Loan.openid == caller.openid)
+            # open loans first across pages, not only within one: a loan borrowed before the last 50
+            # returns (the wallet's page) was left out of the wallet, overdue or not
+            .order_by(OrderByRaw("returned_at IS NOT NULL"))
             .order_by(Loan.borrowed_at, ascending=False)
             .order_by(Loan.id)
             .limit(limit + 1)
@@ -206,8 +212,7 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             .run()
         )
         now = platform.now()
-        items = sorted((_loan(r, now) for r in rows), key=lambda i: i["returned_at"] is not None)
-        return page(request, items, limit=limit, offset=offset)
+        return page(request, [_loan(r, now) for r in rows], limit=limit, offset=offset)
 
     @post(
         "/loans/{loan_id:str}/renew",
@@ -342,14 +347,10 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
             raise refused(exc) from None
         values = {"title": data.title, "author": data.author, "publisher": data.publisher, "year": data.year}
         async with platform.transaction():
-            row = (
-                await Title.select(Title.id)
-                .where((Title.library == lib["id"]) & (Title.isbn == isbn))
-                .first()
-                .run()
-            )
-            if row is None:
-                await Title.insert(
+            # insert-or-nothing, then update: the same title sent twice at once (a catalogue sync retried,
+            # two workers) waits on the unique index instead of failing on it
+            await (
+                Title.insert(
                     Title(
                         id=uuid.uuid4(),
                         library=lib["id"],
@@ -359,9 +360,15 @@ def handlers(platform: Platform, lending: Lending) -> list[Any]:
                         publisher=data.publisher,
                         year=data.year,
                     )
-                ).run()
-            else:
-                await Title.update(values).where(Title.id == row["id"]).run()  # type: ignore[arg-type]
+                )
+                .on_conflict(action="DO NOTHING")
+                .run()
+            )
+            await (
+                Title.update(values)  # type: ignore[arg-type]
+                .where((Title.library == lib["id"]) & (Title.isbn == isbn))
+                .run()
+            )
         return {"library": data.library, "isbn": isbn, **values}
 
     @post("/copies", guards=[app_backend], summary="Add a copy of a catalogued title at a branch")

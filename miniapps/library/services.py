@@ -96,6 +96,8 @@ class Lending:
         return row
 
     async def copy(self, barcode: str) -> dict[str, Any]:
+        if not barcode.isprintable() or len(barcode) > 32:  # a kiosk's misread: never a copy's barcode
+            raise Refused("unknown_item")
         row = (
             await Copy.select(
                 Copy.all_columns(),  # type: ignore[arg-type]
@@ -127,6 +129,20 @@ class Lending:
             )
             row = await self._reader(library_id, openid)
             assert row is not None
+        return row
+
+    async def locked_reader(self, library_id: int, openid: str) -> dict[str, Any]:
+        """The reader's row, locked until the transaction commits (a no-op UPDATE: PostgreSQL's row lock;
+        SQLite's writers are one at a time) and read again under the lock: what one request decides from
+        it (a loan counted, a deposit asked for or refunded) the next one of the same reader sees."""
+        reader = await self.reader(library_id, openid)
+        await (
+            Reader.update({Reader.deposit_amount: Reader.deposit_amount + 0})
+            .where(Reader.id == reader["id"])  # type: ignore[attr-defined]
+            .run()
+        )
+        row = await self._reader(library_id, openid)
+        assert row is not None
         return row
 
     @staticmethod
@@ -308,15 +324,8 @@ class Lending:
             library = await self.library(copy["title.library.code"])
             rule = rule_of(library)
             await self.settle(library["id"], openid)
-            reader = await self.reader(library["id"], openid)
-            # the reader's row locked until the commit (PostgreSQL; SQLite's writers are one at a time):
             # two checkouts of one reader at once are counted one after the other, never past the limit
-            await (
-                Reader.update({Reader.deposit_amount: Reader.deposit_amount + 0})
-                .where(Reader.id == reader["id"])  # type: ignore[attr-defined]
-                .run()
-            )
-            reader = await self.reader(library["id"], openid)
+            reader = await self.locked_reader(library["id"], openid)
             refusal = checkout_refusal(
                 open_loans=await self.open_loans(library["id"], openid),
                 rule=rule,
@@ -391,10 +400,15 @@ class Lending:
                 at=at,
             )
 
-    async def checkin(self, barcode: str) -> dict[str, Any]:
+    async def checkin(self, barcode: str, *, branch_code: str | None = None) -> dict[str, Any]:
+        """Return a copy; at a branch's desk or kiosk (``branch_code``) only a copy of that library: a
+        book of another library left in this one's bin would be 'on the shelf' where it is not."""
         now = self.platform.now()
+        branch = await self.branch(branch_code) if branch_code is not None else None
         async with self.platform.transaction():
             copy = await self.copy(barcode)
+            if branch is not None and copy["title.library.id"] != branch["library"]:
+                raise Refused("other_library")
             closed = (
                 await Loan.update({Loan.returned_at: now})
                 .where((Loan.copy == copy["id"]) & Loan.returned_at.is_null())
@@ -563,10 +577,15 @@ class Lending:
         """The deposit order for a reader who is not in good standing (信用免押 for the others)."""
         library = await self.library(library_code)
         async with self.platform.transaction():
+            # one deposit order per reader: two asks at once (two taps, two workers) make one order, not a
+            # second the citizen could pay and never get back
+            reader = await self.locked_reader(library["id"], openid)
             await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
             if reader["deposit_state"] in ("pending", "paid"):
                 return await self.standing(library, openid)
+            if reader["blocked"]:  # a deposit lends nothing to a reader the library has blocked
+                raise Refused("reader_blocked")
             unpaid = await self.unpaid_fines(library["id"], openid)
             if in_good_standing(unpaid, reader["blocked"]):
                 raise Refused("deposit_not_needed")
@@ -594,6 +613,8 @@ class Lending:
         """Give the deposit back to a reader who leaves with nothing borrowed and nothing owed."""
         library = await self.library(library_code)
         async with self.platform.transaction():
+            # locked as a checkout locks it: a loan made at this moment is counted before the refund
+            await self.locked_reader(library["id"], openid)
             await self.settle(library["id"], openid)
             reader = await self.reader(library["id"], openid)
             if reader["deposit_state"] != "paid":

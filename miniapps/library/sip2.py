@@ -5,7 +5,8 @@ server) had one alpha release (0.1.0) when this was written; the subset a kiosk 
 tested here against the independent ``sip2`` client (a dev dependency).
 
 - Framing: a message ends with CR (a LF after it is skipped); a line longer than ``max_line`` bytes
-  closes the connection; so does ``idle`` seconds without a message. UTF-8.
+  closes the connection; so does ``idle`` seconds without a message, or no good login
+  ``login_seconds`` after connecting; a process keeps at most ``max_connections``. UTF-8.
 - Error detection: a request with ``AY<n>AZ<hex>`` has its checksum verified (the low 16 bits of the
   sum of its bytes up to and including ``AZ``, plus the checksum, are 0; up to four hex digits are
   accepted, as some clients do not pad); a wrong one is answered ``96`` (resend). Answers carry the
@@ -167,6 +168,14 @@ class Sip2Server:
     def max_line(self) -> int:
         return int(self.platform.config["sip2_max_line"])
 
+    @property
+    def login_seconds(self) -> float:
+        return float(self.platform.config["sip2_login_seconds"])
+
+    @property
+    def max_connections(self) -> int:
+        return int(self.platform.config["sip2_max_connections"])
+
     async def start(self, host: str, port: int) -> None:
         reuse = bool(self.platform.config.get("sip2_reuse_port")) and hasattr(socket, "SO_REUSEPORT")
         self.server = await asyncio.start_server(
@@ -186,13 +195,24 @@ class Sip2Server:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self.connections) >= self.max_connections:  # a flood of sockets: no more for now
+            log.warning("SIP2 connection refused: too many", extra={"limit": self.max_connections})
+            writer.close()
+            return
         self.connections.add(task)
         session = Session()
         peer = writer.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
+        login_by = loop.time() + self.login_seconds
         try:
             while True:
+                # a connection gets a short while to log in (from its start, whatever it sends
+                # meanwhile), not the idle time: sockets opened and left alone are not kept
+                wait = self.idle
+                if session.scanner is None:
+                    wait = max(0.0, min(wait, login_by - loop.time()))
                 try:
-                    raw = await asyncio.wait_for(reader.readuntil(b"\r"), self.idle)
+                    raw = await asyncio.wait_for(reader.readuntil(b"\r"), wait)
                 except (
                     TimeoutError,
                     asyncio.IncompleteReadError,
@@ -224,7 +244,6 @@ class Sip2Server:
         except (BadMessage, UnicodeDecodeError):
             session.bad += 1
             return frame("96", None, b"AZ" in raw)
-        session.bad = 0
         checked = b"AZ" in raw
         if command == "97":
             return session.last or frame("96", None, checked)
@@ -233,9 +252,13 @@ class Sip2Server:
                 fields.get("CN", ""), fields.get("CO", ""), ip=str(peer[0]) if peer else ""
             )
             ok = session.scanner is not None and session.scanner.context == "library-kiosk"
+            if ok and session.scanner is not None and not await self._at_a_branch(session.scanner):
+                ok = False  # enrolled at a place that is no branch: it could serve nobody
             if not ok:  # answered, then closed: one try per connection
                 session.scanner = None
                 session.bad = 3
+            else:
+                session.bad = 0
             body = f"94{'1' if ok else '0'}"
         elif session.scanner is None:
             return None  # nothing but a login before a good login
@@ -244,11 +267,23 @@ class Sip2Server:
                 body = await self._handle(session, command, fixed, fields)
             except Exception:
                 log.exception("SIP2 request failed", extra={"command": command})
-                session.bad += 1
+                session.bad += 1  # three in a row close the connection, as unreadable frames do
                 return frame("96", None, checked)
+            session.bad = 0
         out = frame(body, seq, checked)
         session.last = out
         return out
+
+    async def _at_a_branch(self, scanner: Scanner) -> bool:
+        try:
+            await self.lending.branch(scanner.place)
+        except Refused:
+            log.warning(
+                "SIP2 login refused: the kiosk's place is no branch",
+                extra={"client_id": scanner.client_id, "place": scanner.place},
+            )
+            return False
+        return True
 
     async def _patron(self, session: Session, code: str) -> tuple[str | None, str]:
         """The openid behind the kiosk's patron identifier, verified once per session; (None, why)."""
@@ -286,7 +321,7 @@ class Sip2Server:
         if command == "17":
             return await self._item(fields.get("AB", ""), institution, now)
         if command == "09":
-            return await self._checkin(fields.get("AB", ""), institution, now)
+            return await self._checkin(fields.get("AB", ""), session.scanner.place, institution, now)
         if command == "35":  # the patron is done: the session forgets their code
             session.patron = session.refused = None
             return (
@@ -379,9 +414,9 @@ class Sip2Server:
         zh, en = CODE_REFUSALS.get(code) or REFUSALS.get(code, ("无效的市民码", "Not a valid citizen code"))
         return say(zh, en)
 
-    async def _checkin(self, barcode: str, institution: str, now: datetime) -> str:
+    async def _checkin(self, barcode: str, branch: str, institution: str, now: datetime) -> str:
         try:
-            done = await self.lending.checkin(barcode)
+            done = await self.lending.checkin(barcode, branch_code=branch)
         except Refused as exc:
             return (
                 "100NUN"

@@ -213,3 +213,70 @@ async def test_two_kiosks_checking_out_one_copy_at_once_make_one_loan(kiosk):
     copy = await Copy.select().where(Copy.barcode == "SY0000004").first()
     loans = await Loan.select().where((Loan.copy == copy["id"]) & Loan.returned_at.is_null())
     assert len(loans) == 1 and copy["state"] == "on_loan" and loans[0]["via"] == "kiosk"
+
+
+async def test_a_kiosk_returns_only_its_own_librarys_copies_and_reads_a_misread_barcode(kiosk, enrol_scanner):
+    """A 沈阳市图书馆 kiosk closed a loan of 辽宁省图书馆: the book lay in the wrong library's bin while its
+    own catalogue said it was on the shelf. And a barcode misread with a control character was answered
+    96 (resend: the kiosk sends it again and again) with a traceback in the log, on PostgreSQL."""
+    from tests.integration.library.conftest import desk_scan
+
+    client, citizen, cred, port, clock = kiosk
+    reader = await citizen()
+    desk = await enrol_scanner(client, "library", context="library-desk", place="LN-MAIN")
+    lent = await desk_scan(client, reader, desk, clock, action="checkout", item="LN0000004")
+    assert lent["result"] == "allow", lent
+    token = await code_of(client, reader, clock)
+    login = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|")
+    checkin = with_checksum("09N20261125    18000020261125    180000APSY-MAIN|AOSYLIB|ABLN0000004|AC|", 1)
+    misread = with_checksum(f"11NN20261125    180000                  AOSYLIB|AA{token}|ABSY\x000001|AC|", 2)
+    _, back, out = await frames(port, login, checkin, misread, closes=False)
+    assert back.startswith(b"100N") and "此书属于其他图书馆".encode() in back, back
+    assert out.startswith(b"120NUN") and "未知的图书条码".encode() in out, out
+    loans = (await client.get("/api/v1/apps/library/loans", headers=reader)).json()["items"]
+    assert [(x["barcode"], x["returned_at"]) for x in loans] == [("LN0000004", None)]
+
+    # nor does another library's desk; the library's own desk does
+    sy_desk = await enrol_scanner(client, "library", context="library-desk", place="SY-MAIN")
+    refused = await desk_scan(client, reader, sy_desk, clock, action="checkin", item="LN0000004")
+    assert (refused["result"], refused["reason"]) == ("deny", "other_library")
+    back = await desk_scan(client, reader, desk, clock, action="checkin", item="LN0000004")
+    assert back["result"] == "allow" and back["data"]["title"]
+
+
+async def test_sockets_opened_and_left_alone_are_not_kept(kiosk):
+    """Anyone who reaches the port could open sockets and leave them: each was kept for the idle time
+    (300 s) with no login, and there was no limit to how many (a process's file descriptors, shared with
+    its HTTP server). A connection now has a few seconds to log in, and a process keeps only so many."""
+    client, _citizen, cred, port, _clock = kiosk
+    config = client.services.miniapps.apps["library"].platform.config
+    login = with_checksum(f"9300CN{cred['client_id']}|CO{cred['client_secret']}|")
+    config.update(sip2_login_seconds=0.5, sip2_max_connections=1)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"97\r")  # talking (but not logging in) does not keep it
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readuntil(b"\r"), 5)).startswith(b"96")
+        # one more while the first is open: closed at once, unanswered
+        extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(extra_reader.read(), 5) == b""
+        extra_writer.close()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the first: closed, no login in time
+        writer.close()
+        config["sip2_login_seconds"] = 5
+        # a kiosk that logs in keeps its connection past the login time
+        (first,) = await frames(port, login, closes=False)
+        assert first.startswith(b"941")
+    finally:
+        config.update(sip2_login_seconds=10, sip2_max_connections=200)
+
+
+async def test_a_kiosk_enrolled_at_no_branch_is_refused_at_login(kiosk):
+    """A kiosk enrolled with a mistyped place logged in, then every message failed inside (96, a
+    traceback in the log each time) and the connection stayed open: its login is refused now."""
+    client, _citizen, _cred, port, _clock = kiosk
+    lost = await client.services.auth.machines.create(
+        "scanner", app_id="library", place="SY-MIAN", context="library-kiosk", name="typo"
+    )
+    first, rest = await frames(port, with_checksum(f"9300CN{lost['client_id']}|CO{lost['client_secret']}|"))
+    assert first.startswith(b"940") and rest == b""
