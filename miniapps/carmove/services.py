@@ -756,6 +756,8 @@ class Carmove:
                 .run()
             )
             if not done:
+                if not await Report.exists().where(Report.id == key).run():  # gone with its car meanwhile
+                    raise NotFound("no such report", code="report_not_found")
                 raise Conflict("this report is closed already", code="report_closed")
             if action == "pause":
                 await (
