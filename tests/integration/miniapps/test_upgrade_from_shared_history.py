@@ -45,7 +45,7 @@ asyncio.run(db.migrate(engine, [app], quiet=True))
 # hospital's third, the old ratings' partial index, came with the evaluation centre; with the e-licences
 # came parking's third and fourth, plates checked against vehicle licences, and the hospital's fourth,
 # the linked insurance card; library and carmove came with issue 20: their two each simply run)
-MINIAPPS = {"transit": 2, "parking": 4, "hospital": 4, "tourism": 2, "civic": 1, "library": 2, "carmove": 2}
+MINIAPPS = {"transit": 2, "parking": 4, "hospital": 4, "tourism": 2, "civic": 1, "library": 2, "carmove": 3}
 
 
 def _id(path: Path) -> str:
