@@ -340,6 +340,16 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "car_not_found": ("您没有登记此车辆", "no such car of yours"),
     "sticker_not_found": ("挪车码不存在", "no such car sticker"),
     "sticker_paused": ("车主已暂停此挪车码", "the owner has paused this sticker"),
+    "sticker_suspended": (
+        "此挪车码因被举报已由运营人员停用；车主如有异议请联系客服",
+        "the operators suspended this sticker after a report of misuse; its owner may contact the"
+        " service to have it lifted",
+    ),
+    "sticker_not_suspended": ("此挪车码未被停用", "this sticker is not suspended"),
+    "report_not_suspending": (
+        "此举报关闭时未停用挪车码",
+        "this report did not suspend a sticker when it was closed",
+    ),
     "sticker_replaced": (
         "此挪车码已失效（车主已更换）",
         "this sticker is no longer valid: the owner replaced it",

@@ -11,6 +11,7 @@ const SSCarmove = (() => {
       cmTitle: "扫码挪车", cmCars: "我的车辆", cmRequests: "收到的挪车请求", cmNoCars: "尚未登记车辆", cmNoRequests: "暂无挪车请求",
       cmPlate: "车牌号码", cmAdd: "登记车辆", cmProven: "已核验", cmUnproven: "未核验（请在电子证照中同意出示行驶证）",
       cmMismatch: "未核验：行驶证号牌与车牌不符", cmSticker: "挪车码", cmActive: "使用中", cmPaused: "已暂停",
+      cmSuspended: "已被运营停用", cmSuspendedWhy: "因被举报，运营人员已停用此挪车码；如有异议请联系客服。",
       cmPause: "暂停", cmResume: "恢复", cmRegenerate: "重新生成", cmRegenerated: "已生成新挪车码，旧车贴已失效",
       cmPrint: "下载车贴", cmRemove: "删除", cmWaiting: "等待回复", cmAnswered: "已回复", cmExpired: "已过期",
       cmAnswer: "回复", cmPhoto: "查看照片", cmNote: "附言（选填）", neterror: "网络不可用，请稍后再试",
@@ -22,7 +23,9 @@ const SSCarmove = (() => {
       cmNoRequests: "No requests", cmPlate: "Plate", cmAdd: "Register a car", cmProven: "Verified",
       cmUnproven: "Not verified (approve sharing your vehicle licence under E-licences)",
       cmMismatch: "Not verified: the vehicle licence is for another plate", cmSticker: "Sticker", cmActive: "In use",
-      cmPaused: "Paused", cmPause: "Pause", cmResume: "Resume", cmRegenerate: "Regenerate",
+      cmPaused: "Paused", cmSuspended: "Suspended by the operators",
+      cmSuspendedWhy: "The operators suspended this sticker after a report of misuse; contact the service to have it lifted.",
+      cmPause: "Pause", cmResume: "Resume", cmRegenerate: "Regenerate",
       cmRegenerated: "A new sticker was made; the old one no longer works", cmPrint: "Download the sticker",
       cmRemove: "Remove", cmWaiting: "Waiting for you", cmAnswered: "Answered", cmExpired: "Expired", cmAnswer: "Answer",
       cmPhoto: "See the photo", cmNote: "Note (optional)", neterror: "Network unavailable; try again shortly",
@@ -87,8 +90,14 @@ const SSCarmove = (() => {
     li.dataset.car = car.car_id;
     const st = car.sticker;
     if (st) {
-      const state = el("span", { className: "pill " + (st.state === "active" ? "ok" : ""), textContent: t(st.state === "active" ? "cmActive" : "cmPaused") });
+      const label = { active: "cmActive", paused: "cmPaused", suspended: "cmSuspended" }[st.state] || "cmPaused";
+      const state = el("span", { className: "pill " + ({ active: "ok", suspended: "warn" }[st.state] || ""), textContent: t(label) });
       state.dataset.state = st.state;
+      if (st.state === "suspended") {
+        // the operators' suspension: no resume, regenerate or remove here (the server refuses them too)
+        li.append(el("div", {}, t("cmSticker") + " ", state), el("div", { className: "muted", textContent: t("cmSuspendedWhy") }));
+        return li;
+      }
       const pause = el("button", { type: "button", className: "ghost small", textContent: t(st.state === "active" ? "cmPause" : "cmResume") });
       pause.addEventListener("click", () => act(() => call(`${API}/cars/${car.car_id}/sticker`, { method: "PUT", body: { paused: st.state === "active" } })));
       const again = el("button", { type: "button", className: "ghost small", textContent: t("cmRegenerate") });

@@ -1,6 +1,7 @@
 """``shengshi carmove ...``: the operators of 扫码挪车 work the reports of misuse from a terminal, through
-the app's own API (``GET /reports``, ``POST /reports/{id}/close``) with the app's backend credential,
-like any back office of the app would: the command needs the server, not its database.
+the app's own API (``GET /reports``, ``POST /reports/{id}/close``, ``POST /reports/{id}/lift``) with
+the app's backend credential, like any back office of the app would: the command needs the server, not
+its database.
 
 The credential comes from the environment (``SHENGSHI_CARMOVE_CLIENT_ID``,
 ``SHENGSHI_CARMOVE_CLIENT_SECRET``: made with ``shengshi miniapps credentials carmove``), never from the
@@ -8,6 +9,7 @@ command line, where other users of the machine and the shell's history would see
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections.abc import Iterator
@@ -90,14 +92,46 @@ def reports(server: str, state: str, as_json: bool) -> None:
             offset = page["next_offset"]
 
 
+def _me() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container): --by is then needed to lift
+        return ""
+
+
+BY = click.option(
+    "--by",
+    default=_me,
+    show_default="your login name",
+    help="the operator, recorded on the report",
+)
+
+
 @carmove.command("close")
 @SERVER
+@BY
 @click.argument("report_id")
-@click.option("--pause", is_flag=True, help="also pause the sticker it is about")
-def close(server: str, report_id: str, pause: bool) -> None:
-    """Close a report (and pause its sticker with --pause)."""
+@click.option(
+    "--pause", is_flag=True, help="also suspend the car's sticker (its owner cannot lift it: see lift)"
+)
+def close(server: str, by: str, report_id: str, pause: bool) -> None:
+    """Close a report (and suspend its car's sticker with --pause)."""
     with _client(server) as client, _reaching(server):
         done = _answer(
-            client.post(f"{API}/reports/{report_id}/close", json={"action": "pause" if pause else "none"})
+            client.post(
+                f"{API}/reports/{report_id}/close",
+                json={"action": "pause" if pause else "none", "by": by},
+            )
         )
-    click.echo(f"closed {done['report_id']}" + (" and paused the sticker" if pause else ""))
+    click.echo(f"closed {done['report_id']}" + (" and suspended the sticker" if pause else ""))
+
+
+@carmove.command("lift")
+@SERVER
+@BY
+@click.argument("report_id")
+def lift(server: str, by: str, report_id: str) -> None:
+    """Lift the suspension of a sticker made by closing REPORT_ID with --pause."""
+    with _client(server) as client, _reaching(server):
+        done = _answer(client.post(f"{API}/reports/{report_id}/lift", json={"by": by}))
+    click.echo(f"lifted the suspension of report {done['report_id']} (by {done['lifted_by']})")

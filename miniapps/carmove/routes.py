@@ -52,6 +52,8 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",  # the sticker's code stays out of other sites' logs
 }
 REFUSALS = {
+    409: "The sticker takes no requests: its owner paused it (`sticker_paused`), or the operators"
+    " suspended it after a report of misuse (`sticker_suspended`)",
     410: "The sticker is no longer valid: its owner replaced it (`sticker_replaced`)",
     429: "Too many requests from this sender, to this sticker, this hour (`carmove_rate_limited`);"
     " `Retry-After` says when to try again",
@@ -95,8 +97,16 @@ class ReportCreate(msgspec.Struct, forbid_unknown_fields=True):
     request_id: Annotated[str, msgspec.Meta(max_length=36)] = ""
 
 
+Operator = Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class ReportClose(msgspec.Struct, forbid_unknown_fields=True):
     action: Literal["none", "pause"]
+    by: Operator = ""  # the operator, as they name themselves (the credential is the app's, shared)
+
+
+class SuspensionLift(msgspec.Struct, forbid_unknown_fields=True):
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 def _text(value: str, field: str) -> str:
@@ -493,11 +503,25 @@ def handlers(service: Carmove) -> list[Any]:
     @post(
         "/reports/{report_id:str}/close",
         guards=[app_backend],
-        summary="Close a report, pausing the sticker (action pause) or not (none)",
+        summary="Close a report, suspending the car's sticker (action pause: its owner cannot resume,"
+        " regenerate it or remove the car until an operator lifts it) or not (none)",
         status_code=HTTP_200_OK,
     )
     async def close_report(report_id: FromPath[str], data: JSONBody[ReportClose]) -> dict[str, Any]:
-        return _report(await service.close_report(report_id, data.action))
+        return _report(await service.close_report(report_id, data.action, _text(data.by, "by")))
+
+    @post(
+        "/reports/{report_id:str}/lift",
+        guards=[app_backend],
+        summary="Lift the suspension a report closed with pause made: the car's sticker takes requests"
+        " again; the report records who lifted it and when",
+        status_code=HTTP_200_OK,
+    )
+    async def lift(report_id: FromPath[str], data: JSONBody[SuspensionLift]) -> dict[str, Any]:
+        by = _text(data.by, "by")
+        if not by:
+            raise InvalidInput("by: the operator's name", code="invalid_note", field="by")
+        return _report(await service.lift(report_id, by))
 
     return [
         add_car,
@@ -523,6 +547,7 @@ def handlers(service: Carmove) -> list[Any]:
         report,
         reports,
         close_report,
+        lift,
     ]
 
 
@@ -537,4 +562,7 @@ def _report(r: dict[str, Any]) -> dict[str, Any]:
         "action": r["action"],
         "created_at": r["created_at"],
         "closed_at": r["closed_at"],
+        "closed_by": r["closed_by"],
+        "lifted_at": r["lifted_at"],  # the suspension it made was lifted (action pause)
+        "lifted_by": r["lifted_by"],
     }

@@ -126,8 +126,11 @@ def request_state(state: str, created_at: datetime, now: datetime, open_minutes:
 
 
 def sticker_refusal(state: str) -> str:
-    """Why a sticker takes no request: "" (it does), ``sticker_paused`` or ``sticker_replaced``."""
-    return {"active": "", "paused": "sticker_paused"}.get(state, "sticker_replaced")
+    """Why a sticker takes no request: "" (it does), ``sticker_paused`` (by its owner),
+    ``sticker_suspended`` (by the operators, after a report) or ``sticker_replaced``."""
+    return {"active": "", "paused": "sticker_paused", "suspended": "sticker_suspended"}.get(
+        state, "sticker_replaced"
+    )
 
 
 def photo_type(head: bytes) -> str:

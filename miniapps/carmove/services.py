@@ -98,6 +98,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def suspended() -> Conflict:
+    """What the owner (or a sender) is told of a sticker the operators suspended after a report."""
+    return Conflict(
+        "the operators suspended this sticker after a report of misuse; contact the service to have it"
+        " lifted",
+        code="sticker_suspended",
+    )
+
+
 def waiting_key(request_id: str) -> str:
     """The key of the urgent notice (and its SMS) due when a request stays unanswered."""
     return f"waiting-{request_id}"
@@ -261,7 +270,11 @@ class Carmove:
         longer has."""
         car = await self.car(openid, car_id)
         async with self.platform.transaction():
-            # its stickers' rows locked first: a request being sent at this moment is either in before
+            await self._lock_car(car)
+            # a sticker the operators suspended stays with its car: removing the car would escape it
+            if await self._suspended(car["id"]):
+                raise suspended()
+            # its stickers' rows locked next: a request being sent at this moment is either in before
             # (and found below) or refused after, the sticker gone (see ``send``)
             await (
                 Sticker.update({Sticker.replaced_at: self.platform.now()})
@@ -281,6 +294,20 @@ class Carmove:
             for r in waiting:
                 await self.platform.cancel_notice(waiting_key(str(r["id"])))
             await Car.delete().where(Car.id == car["id"]).run()
+
+    async def _suspended(self, car_id: Any) -> bool:
+        """Whether the operators suspended the car's sticker (a request made through an older code of
+        the car is held by it too)."""
+        return bool(
+            await Sticker.exists().where((Sticker.car == car_id) & (Sticker.state == "suspended")).run()
+        )
+
+    async def _lock_car(self, car: dict[str, Any]) -> None:
+        """The car's row locked until the transaction's end (a write of what it holds already:
+        PostgreSQL's row lock; SQLite's writers are one at a time). Whatever changes which sticker a car
+        has, or whether it is suspended (removing the car, regenerating, suspending, lifting), takes it
+        first: one at a time per car, so a suspension never misses a sticker made at the same moment."""
+        await Car.update({Car.plate: car["plate"]}).where(Car.id == car["id"]).run()
 
     async def sticker_of(self, car_id: Any) -> dict[str, Any] | None:
         return (
@@ -302,23 +329,34 @@ class Carmove:
         return row
 
     async def set_paused(self, openid: str, car_id: str, paused: bool) -> dict[str, Any]:
+        """The owner pauses or resumes their sticker: a conditional UPDATE from the other state, so it
+        never touches a sticker the operators suspended (suspended meanwhile: it stays so, and the owner
+        is told)."""
         sticker = await self.current_sticker(openid, car_id)
+        if sticker["state"] == "suspended":
+            raise suspended()
         new, old = ("paused", "active") if paused else ("active", "paused")
         await (
             Sticker.update({Sticker.state: new})
             .where((Sticker.id == sticker["id"]) & (Sticker.state == old))
             .run()
         )
-        return await self.current_sticker(openid, car_id)
+        now = await self.current_sticker(openid, car_id)
+        if now["state"] == "suspended":
+            raise suspended()
+        return now
 
     async def regenerate(self, openid: str, car_id: str) -> dict[str, Any]:
         """A new code for the car: the old sticker says it is no longer valid (one replaced at a time: a
         conditional UPDATE, so two regenerations at once make one new sticker each in turn)."""
         async with self.platform.transaction():
+            await self._lock_car(await self.car(openid, car_id))
             sticker = await self.current_sticker(openid, car_id)
+            if sticker["state"] == "suspended":  # a new code would escape the operators' suspension
+                raise suspended()
             gone = (
                 await Sticker.update({Sticker.state: "replaced", Sticker.replaced_at: self.platform.now()})
-                .where((Sticker.id == sticker["id"]) & (Sticker.state != "replaced"))
+                .where((Sticker.id == sticker["id"]) & Sticker.state.is_in(["active", "paused"]))
                 .returning(Sticker.id)
                 .run()
             )
@@ -345,6 +383,8 @@ class Carmove:
     async def _usable(self, code: str) -> dict[str, Any]:
         row = await self.sticker(code)
         refusal = sticker_refusal(row["state"])
+        if refusal == "sticker_suspended":
+            raise suspended()
         if refusal == "sticker_paused":
             raise Conflict("the owner has paused this sticker", code=refusal)
         if refusal:
@@ -406,7 +446,7 @@ class Carmove:
                 .run()
             )
             if not held:
-                await self._usable(code)  # says why: paused, replaced, or gone with its car
+                await self._usable(code)  # says why: paused, suspended, replaced, or gone with its car
                 raise NotFound("no such car sticker", code="sticker_not_found")
             await MoveRequest.insert(
                 MoveRequest(
@@ -460,6 +500,7 @@ class Carmove:
                 MoveRequest.all_columns(),  # type: ignore[arg-type]
                 MoveRequest.sticker.code,
                 MoveRequest.sticker.state,
+                MoveRequest.sticker.car,
             )
             .where(MoveRequest.token_hash == token_hash(token))
             .first()
@@ -477,6 +518,8 @@ class Carmove:
         was declared), size and pixel count, then re-encoded as JPEG from its pixels alone, so no EXIF or
         location survives."""
         row = await self.by_token(token)
+        if await self._suspended(row["sticker.car"]):
+            raise suspended()
         if row["state"] != "waiting":
             raise Conflict("the request is no longer waiting", code="move_request_closed")
         if row["photo_type"]:  # before any decoding: a retry costs the server nothing
@@ -593,6 +636,8 @@ class Carmove:
         """A privacy number bound to the owner for a few minutes, while the request waits (the same one
         again while it lasts)."""
         row = await self.by_token(token)
+        if await self._suspended(row["sticker.car"]):  # no call to an owner the operators shielded
+            raise suspended()
         if row["state"] != "waiting":
             raise Conflict("the request is no longer waiting", code="move_request_closed")
         async with self.platform.transaction():
@@ -669,32 +714,83 @@ class Carmove:
             .run()
         )
 
-    async def close_report(self, report_id: str, action: str) -> dict[str, Any]:
-        """An operator closes a report, pausing the sticker when ``action`` is ``pause``."""
+    async def _report_of(self, report_id: str) -> tuple[Any, dict[str, Any]]:
         try:
             key = uuid.UUID(report_id)
         except ValueError:
             key = None
-        row = None if key is None else await Report.select().where(Report.id == key).first().run()
+        row = (
+            None
+            if key is None
+            else await Report.select(
+                Report.all_columns(),  # type: ignore[arg-type]
+                Report.sticker._.car,
+                Report.sticker._.car._.plate,
+            )
+            .where(Report.id == key)
+            .first()
+            .run()
+        )
         if row is None:
             raise NotFound("no such report", code="report_not_found")
+        return key, row
+
+    async def close_report(self, report_id: str, action: str, by: str = "") -> dict[str, Any]:
+        """An operator closes a report; ``pause`` suspends the car's current sticker (whichever code it
+        has now: one regenerated since the report is suspended too), which its owner cannot lift."""
+        key, row = await self._report_of(report_id)
+        car = {"id": row["sticker.car"], "plate": row["sticker.car.plate"]}
         async with self.platform.transaction():
+            await self._lock_car(car)  # first, as removing the car or regenerating its sticker do
             done = (
                 await Report.update(
-                    {Report.state: "closed", Report.action: action, Report.closed_at: self.platform.now()}
+                    {
+                        Report.state: "closed",
+                        Report.action: action,
+                        Report.closed_at: self.platform.now(),
+                        Report.closed_by: by,
+                    }
                 )
                 .where((Report.id == key) & (Report.state == "open"))
                 .returning(Report.id)
                 .run()
             )
             if not done:
+                if not await Report.exists().where(Report.id == key).run():  # gone with its car meanwhile
+                    raise NotFound("no such report", code="report_not_found")
                 raise Conflict("this report is closed already", code="report_closed")
             if action == "pause":
                 await (
-                    Sticker.update({Sticker.state: "paused"})
-                    .where((Sticker.id == row["sticker"]) & (Sticker.state == "active"))
+                    Sticker.update({Sticker.state: "suspended"})
+                    .where((Sticker.car == car["id"]) & Sticker.state.is_in(["active", "paused"]))
                     .run()
                 )
         closed = await Report.select().where(Report.id == key).first().run()
         assert closed is not None
         return closed
+
+    async def lift(self, report_id: str, by: str) -> dict[str, Any]:
+        """An operator lifts the suspension a report made: the car's sticker takes requests again, and
+        the report records who lifted it and when."""
+        key, row = await self._report_of(report_id)
+        if row["action"] != "pause":
+            raise Conflict("this report did not suspend a sticker", code="report_not_suspending")
+        car = {"id": row["sticker.car"], "plate": row["sticker.car.plate"]}
+        async with self.platform.transaction():
+            await self._lock_car(car)
+            done = (
+                await Sticker.update({Sticker.state: "active"})
+                .where((Sticker.car == car["id"]) & (Sticker.state == "suspended"))
+                .returning(Sticker.id)
+                .run()
+            )
+            if not done:
+                raise Conflict("this sticker is not suspended", code="sticker_not_suspended")
+            await (
+                Report.update({Report.lifted_at: self.platform.now(), Report.lifted_by: by})
+                .where(Report.id == key)
+                .run()
+            )
+        lifted = await Report.select().where(Report.id == key).first().run()
+        assert lifted is not None
+        return lifted

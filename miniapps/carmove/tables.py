@@ -30,7 +30,8 @@ class Sticker(Table, tablename="carmove_sticker"):
     car = ForeignKey(references=Car, on_delete=OnDelete.cascade, index=True)
     code = Varchar(length=32, unique=True)  # random, URL-safe
     openid = Varchar(length=40, index=True)  # the owner's, as the car's
-    state = Varchar(length=10, default="active")  # active | paused | replaced
+    # active | paused (by its owner) | suspended (by the operators, after a report) | replaced
+    state = Varchar(length=10, default="active")
     created_at = Timestamptz(default=TimestamptzNow())
     replaced_at = Timestamptz(null=True, default=None)
 
@@ -73,9 +74,12 @@ class Report(Table, tablename="carmove_report"):
     by_owner = Boolean(default=False)  # the sticker's owner reported one of its requests
     request = Varchar(length=36, default="")  # the request it is about, if any
     state = Varchar(length=10, default="open", index=True)  # open | closed
-    action = Varchar(length=16, default="")  # none | paused: what the operator did on closing it
+    action = Varchar(length=16, default="")  # none | pause (suspended the car's sticker): on closing it
     created_at = Timestamptz(default=TimestamptzNow())
     closed_at = Timestamptz(null=True, default=None)
+    closed_by = Varchar(length=64, default="")  # the operator who closed it, as they named themselves
+    lifted_at = Timestamptz(null=True, default=None)  # the suspension it made was lifted through it
+    lifted_by = Varchar(length=64, default="")
 
 
 TABLES = [Car, Sticker, MoveRequest, Photo, Report]

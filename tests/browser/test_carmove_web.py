@@ -1,7 +1,9 @@
 """扫码挪车 in a real browser: a citizen registers a car in the wallet (/wallet#carmove) and sees it
 unproven with its sticker; a stranger's phone opens the sticker's page with no login, asks the owner to
 move the car; the request reaches the open wallet, the owner answers there, and the stranger's page
-shows the answer. Nothing leaves the machine, and the pages run under their strict CSP."""
+shows the answer; once the operators suspend the sticker, the wallet shows it suspended (nothing to
+press) and the page says why it takes no request. Nothing leaves the machine, and the pages run under
+their strict CSP."""
 
 import io
 
@@ -71,6 +73,29 @@ def test_a_stranger_asks_through_the_sticker_page_and_sees_the_owners_answer_fro
     wallet.select_option("#carmove-requests .answer-form select", "coming_5")
     wallet.click("#carmove-requests .answer-form button")
     _until(lambda: "马上到" in page.text_content("#answer"), what="the owner's answer on the page")
+
+    # the operators suspend the sticker after a report: the wallet shows it so, with nothing to press
+    # but the advice to contact the service; the stranger's page says why it takes no request
+    cred = web.cli("miniapps", "credentials", "carmove", "--json")
+    auth = (cred["client_id"], cred["client_secret"])
+    code = cars[0]["sticker"]["code"]
+    report = httpx.post(
+        f"{web.url}/api/v1/apps/carmove/stickers/{code}/reports", json={"kind": "harassment"}, timeout=10
+    ).json()
+    closed = httpx.post(
+        f"{web.url}/api/v1/apps/carmove/reports/{report['report_id']}/close",
+        json={"action": "pause", "by": "李运营"},
+        auth=auth,
+        timeout=10,
+    )
+    assert closed.status_code == 200, closed.text
+    wallet.reload()
+    wallet.wait_for_selector("#carmove-cars li[data-car] [data-state=suspended]")
+    assert "联系客服" in wallet.text_content("#carmove-cars")
+    assert wallet.locator("#carmove-cars li[data-car] button").count() == 0
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    _until(lambda: "运营人员停用" in page.text_content("#status"), what="the page to say it is suspended")
     assert outside == []
     owner.close()
     stranger.close()

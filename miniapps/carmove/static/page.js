@@ -72,6 +72,7 @@
     for (const reason of s.reasons) $("reason").add(new Option(reason.text, reason.code));
     for (const kind of s.reports) $("report-kind").add(new Option(kind.text, kind.code));
     if (s.refusal === "sticker_paused") return say(t("车主已暂停此挪车码。", "The owner has paused this sticker."));
+    if (s.refusal === "sticker_suspended") return say(t("此挪车码因被举报已由运营人员停用。", "The operators suspended this sticker after a report of misuse."));
     if (s.refusal) return say(t("此挪车码已失效。", "This sticker is no longer valid."));
     const token = sessionStorage.getItem(`carmove-${code}`);
     if (token) return poll(token);

@@ -23,7 +23,7 @@ import zxingcpp
 from PIL import Image
 
 from backend.clock import FrozenClock
-from miniapps.carmove.tables import MoveRequest
+from miniapps.carmove.tables import MoveRequest, Sticker
 from tests.conftest import BACKEND, basic_auth, bearer
 from tests.integration.messages.citizen import approve, inbox
 
@@ -477,10 +477,112 @@ async def test_reports_reach_the_operators_who_may_pause_the_sticker(street):
         f"{API}/reports/{listed_reports[1]['report_id']}/close", json={"action": "none"}, headers=backend
     )
     assert again.status_code == 409
-    assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_paused"
+    assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_suspended"
     still = (await client.get(f"{API}/reports?state=open&limit=100", headers=backend)).json()["items"]
     assert [r["kind"] for r in still if r["sticker"] == code] == ["harassment"]
     assert (await client.get(f"{API}/sent", headers={"X-Carmove-Token": token})).json()["state"] == "waiting"
+
+
+async def test_a_sticker_the_operators_suspend_stays_suspended_until_they_lift_it(street):
+    """Closing a report with ``pause`` suspends the car's sticker: its owner can neither resume it,
+    regenerate it nor remove the car to escape; strangers are refused; an operator lifts it."""
+    client = street.client
+    owner = await street.owner()
+    car = await street.car(owner, "辽A24680", prove=None)
+    mine = f"{API}/cars/{car['car_id']}"
+    code = car["sticker"]["code"]
+    report = (await client.post(f"{API}/stickers/{code}/reports", json={"kind": "harassment"})).json()
+    token = (await street.ask(code, "alarm")).json()["request_token"]
+    # the owner regenerates and pauses before the operators get to it: the car's sticker is suspended
+    # whatever its code and state are now
+    new = (await client.post(f"{mine}/sticker/regenerate", headers=owner.me)).json()["code"]
+    assert (await client.put(f"{mine}/sticker", json={"paused": True}, headers=owner.me)).status_code == 200
+    backend = basic_auth(await client.services.auth.machines.create("miniapp", app_id="carmove"))
+    close = f"{API}/reports/{report['report_id']}/close"
+    r = await client.post(close, json={"action": "pause", "by": "李运营"}, headers=backend)
+    assert r.status_code == 200, r.text
+    assert (r.json()["action"], r.json()["closed_by"], r.json()["lifted_at"]) == ("pause", "李运营", None)
+    assert (await street.cars(owner))["辽A24680"]["sticker"]["state"] == "suspended"
+
+    # the owner cannot lift it, nor escape it with a new code or by removing the car
+    for attempt in (
+        client.put(f"{mine}/sticker", json={"paused": False}, headers=owner.me),
+        client.put(f"{mine}/sticker", json={"paused": True}, headers=owner.me),
+        client.post(f"{mine}/sticker/regenerate", headers=owner.me),
+        client.delete(mine, headers={**owner.me, "Accept-Language": "en"}),
+    ):
+        r = await attempt
+        assert (r.status_code, r.json()["code"]) == (409, "sticker_suspended"), r.text
+    assert "contact the service" in r.json()["detail"]
+    held = (await street.cars(owner))["辽A24680"]["sticker"]
+    assert (held["code"], held["state"]) == (new, "suspended")  # the car is still there, its code too
+    # strangers are refused, at the page and at the request routes (a waiting request cannot call)
+    info = (await client.get(f"{API}/stickers/{new}")).json()
+    assert info["refusal"] == "sticker_suspended"
+    r = await street.ask(new)
+    assert (r.status_code, r.json()["code"]) == (409, "sticker_suspended")
+    r = await client.post(f"{API}/sent/call", headers={"X-Carmove-Token": token})
+    assert (r.status_code, r.json()["code"]) == (409, "sticker_suspended")
+    assert (await street.ask(code)).json()["code"] == "sticker_replaced"
+
+    # only the operators lift it, naming themselves, through a report that suspended it
+    lift = f"{API}/reports/{report['report_id']}/lift"
+    assert (await client.post(lift, json={"by": "车主"}, headers=owner.me)).status_code in (401, 403)
+    r = await client.post(lift, json={"by": ""}, headers=backend)
+    assert r.status_code == 400
+    other = (await client.post(f"{API}/stickers/{new}/reports", json={"kind": "other"})).json()
+    await client.post(f"{API}/reports/{other['report_id']}/close", json={"action": "none"}, headers=backend)
+    r = await client.post(f"{API}/reports/{other['report_id']}/lift", json={"by": "李运营"}, headers=backend)
+    assert (r.status_code, r.json()["code"]) == (409, "report_not_suspending")
+    assert (await street.cars(owner))["辽A24680"]["sticker"]["state"] == "suspended"  # nothing changed
+    street.clock.advance(600)
+    r = await client.post(lift, json={"by": "张主管"}, headers=backend)
+    assert r.status_code == 200, r.text
+    assert r.json()["lifted_by"] == "张主管"
+    assert datetime.fromisoformat(r.json()["lifted_at"]) == street.clock.now()
+    again = await client.post(lift, json={"by": "张主管"}, headers=backend)
+    assert (again.status_code, again.json()["code"]) == (409, "sticker_not_suspended")
+
+    # it works again, and is the owner's to pause, regenerate or remove
+    assert (await client.get(f"{API}/stickers/{new}")).json()["refusal"] == ""
+    assert (await street.ask(new)).status_code == 201
+    assert (await street.cars(owner))["辽A24680"]["sticker"]["state"] == "active"
+    r = await client.put(f"{mine}/sticker", json={"paused": True}, headers=owner.me)
+    assert r.json()["state"] == "paused"
+    assert (await client.delete(mine, headers=owner.me)).status_code == 204
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="SQLite serialises writers: the race is PostgreSQL's")
+async def test_an_owner_racing_the_operators_suspension_ends_suspended(street):
+    """The owner resumes and regenerates while an operator suspends the sticker, at once, on several
+    cars: each car ends with one current sticker, suspended."""
+    client = street.client
+    owner = await street.owner()
+    backend = basic_auth(await client.services.auth.machines.create("miniapp", app_id="carmove"))
+    cars = [await street.car(owner, f"辽A7000{n}", prove=None) for n in range(4)]
+    races = []
+    for car in cars:
+        mine = f"{API}/cars/{car['car_id']}"
+        await client.put(f"{mine}/sticker", json={"paused": True}, headers=owner.me)
+        code = car["sticker"]["code"]
+        report = (await client.post(f"{API}/stickers/{code}/reports", json={"kind": "harassment"})).json()
+        races += [
+            client.put(f"{mine}/sticker", json={"paused": False}, headers=owner.me),
+            client.post(f"{mine}/sticker/regenerate", headers=owner.me),
+            client.post(
+                f"{API}/reports/{report['report_id']}/close", json={"action": "pause"}, headers=backend
+            ),
+            client.put(f"{mine}/sticker", json={"paused": False}, headers=owner.me),
+        ]
+    results = await asyncio.gather(*races)
+    for r in results:
+        assert r.status_code in (200, 201) or r.json()["code"] == "sticker_suspended", r.text
+    assert all(r.status_code == 200 for r in results[2::4])  # every close went through
+    for car in cars:
+        current = await Sticker.select().where(
+            (Sticker.car == uuid.UUID(car["car_id"])) & (Sticker.state != "replaced")
+        )
+        assert [s["state"] for s in current] == ["suspended"], current
 
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="SQLite serialises writers: the race is PostgreSQL's")
@@ -541,6 +643,8 @@ async def test_the_operators_cli_lists_and_closes_reports_through_the_api(street
         assert refused.exit_code != 0 and "SHENGSHI_CARMOVE_CLIENT_ID" in refused.output
         monkeypatch.setenv("SHENGSHI_CARMOVE_CLIENT_ID", cred["client_id"])
         monkeypatch.setenv("SHENGSHI_CARMOVE_CLIENT_SECRET", cred["client_secret"])
+        monkeypatch.setenv("USER", "op-wang")  # --by's default: the operator's login name
+        monkeypatch.setenv("LOGNAME", "op-wang")
         listed = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url, "--json"])
         assert listed.exit_code == 0, listed.output
         [line] = [x for x in map(json.loads, listed.output.splitlines()) if x["report_id"] == report_id]
@@ -548,18 +652,23 @@ async def test_the_operators_cli_lists_and_closes_reports_through_the_api(street
         done = await asyncio.to_thread(
             runner.invoke, carmove, ["close", report_id, "--pause", "--server", url]
         )
-        assert done.exit_code == 0 and "paused" in done.output, done.output
+        assert done.exit_code == 0 and "suspended" in done.output, done.output
         again = await asyncio.to_thread(runner.invoke, carmove, ["close", report_id, "--server", url])
         assert again.exit_code != 0 and "409" in again.output
         left = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", url])
         assert left.exit_code == 0 and report_id not in left.output
+        closed = (await client.get(f"{API}/reports?state=closed&limit=100", headers=basic_auth(cred))).json()
+        [mine] = [x for x in closed["items"] if x["report_id"] == report_id]
+        assert (mine["sticker_state"], mine["closed_by"]) == ("suspended", "op-wang")
+        lifted = await asyncio.to_thread(runner.invoke, carmove, ["lift", report_id, "--server", url])
+        assert lifted.exit_code == 0 and "by op-wang" in lifted.output, lifted.output
         nowhere = f"http://127.0.0.1:{free_port()}"  # no server there: said so, no traceback
         down = await asyncio.to_thread(runner.invoke, carmove, ["reports", "--server", nowhere])
         assert down.exit_code == 1 and f"cannot reach {nowhere}" in down.output, down.output
     finally:
         server.should_exit = True
         await task
-    assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == "sticker_paused"
+    assert (await client.get(f"{API}/stickers/{code}")).json()["refusal"] == ""  # lifted
 
 
 async def test_the_demo_showcase_stickers_open_the_page_and_reach_nobody(street):

@@ -52,7 +52,7 @@ MINIAPPS = {
     "tourism": 2,
     "civic": 1,
     "library": 2,
-    "carmove": 2,
+    "carmove": 3,
     "doors": 1,
 }
 

@@ -156,6 +156,7 @@ def test_an_expired_request_stays_expired(state, minutes, open_minutes):
 def test_stickers_and_photos():
     assert sticker_refusal("active") == ""
     assert sticker_refusal("paused") == "sticker_paused"
+    assert sticker_refusal("suspended") == "sticker_suspended"
     assert sticker_refusal("replaced") == "sticker_replaced"
     assert photo_type(b"\xff\xd8\xff\xe0\x00\x10JFIF") == "image/jpeg"
     assert photo_type(b"\x89PNG\r\n\x1a\n\x00\x00") == "image/png"
