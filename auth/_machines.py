@@ -204,6 +204,21 @@ class MachineCredentials:
         self, header: str | None, kinds: tuple[str, ...], *, ip: str = ""
     ) -> MachinePrincipal:
         client_id, secret = parse_basic(header)
+        return await self.verify(client_id, secret, kinds, ip=ip)
+
+    # ---- added for 一码借阅 (issue 20): credentials presented outside HTTP (a SIP2 kiosk's login) ----
+    async def active(self, client_id: str) -> MachinePrincipal | None:
+        """The principal of a credential that is not revoked (no secret checked: for a terminal that
+        authenticated already, whose revocation must still stop it)."""
+        entry = await self._lookup(client_id)
+        if entry is None or entry.principal is None or entry.revoked:
+            return None
+        return entry.principal
+
+    async def verify(
+        self, client_id: str, secret: str, kinds: tuple[str, ...], *, ip: str = ""
+    ) -> MachinePrincipal:
+        """:meth:`authenticate` for a client id and secret given some other way than a Basic header."""
         entry = await self._lookup(client_id)
         if entry is None or entry.principal is None or not same(entry.secret_hash, self._hash(secret)):
             raise bad_client()

@@ -88,6 +88,7 @@ def run_with_runtime(fn: Callable[[Any], Awaitable[T]], *, settings: Settings | 
         timeout = max(base.db_command_timeout, CLI_COMMAND_TIMEOUT)
         runtime = build_runtime(msgspec.structs.replace(base, db_command_timeout=timeout))
         runtime.background = False
+        runtime.serving = False  # the server's ports stay the server's
         app = create_app(runtime)
         async with app.lifespan():
             return await fn(app)

@@ -43,6 +43,8 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     # Background work (webhook delivery, order closing) runs in servers, not in one-off CLI commands.
     background: bool = True
+    # False in an operator's command: a mini-app's own listener (a kiosk's TCP port) is the server's.
+    serving: bool = True
     # Called synchronously for every decided scan; must be cheap and must not raise (count, not await).
     scan_observers: list[ScanObserver] = field(default_factory=list)
     # events to citizens' open apps, across workers (built on the store)

@@ -96,8 +96,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # the largest bulk upload of entitlement changes an owner may stream in one request (NDJSON)
     entitlement_upload_max_bytes: int = 2 * 1024**3
     # Mini-apps: the enabled ones, in order (comma-separated ids), and a scan handler's time budget
-    miniapps: str = "transit,parking,hospital,tourism,civic,doors"
+    miniapps: str = "transit,parking,hospital,tourism,civic,library,carmove,doors"
     miniapp_scan_budget: float = 0.3
+    # Privacy numbers (隐私号) a mini-app may bind to a citizen for a call (扫码挪车): "development" (an
+    # in-process provider for make run and the tests; refused in prod) or "off" (docs/miniapps.md)
+    privacy_number_provider: Literal["development", "off"] = "development"
     # A fast decision's writes (mini-apps that decide from state): "behind" the answer, in batches (the
     # production mode: the journal in Redis keeps them until written), "inline" before the answer (one
     # process, and tests that read the books right after a scan), or "auto": behind with Redis.
@@ -365,6 +368,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             problems.append(f"{PREFIX}DATABASE_URL must point at PostgreSQL in prod (SQLite is for dev)")
         if settings.sms_gateway == "dev":
             problems.append(f"{PREFIX}SMS_GATEWAY=dev is the development gateway; prod needs 'http'")
+        if settings.privacy_number_provider == "development":
+            problems.append(
+                f"{PREFIX}PRIVACY_NUMBER_PROVIDER=development is the development provider; prod needs 'off'"
+                " (or an operator's provider)"
+            )
         dev_file = Path(settings.data_dir) / "dev-secrets.json"
         if dev_file.exists():
             dev_values = json.loads(dev_file.read_text())

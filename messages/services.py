@@ -142,10 +142,14 @@ class MessageCentre:
 
     # -- a mini-app's face (by pairwise id) --
     async def notify_app(
-        self, app_id: str, items: Sequence[tuple[str, str, dict[str, Any], str, datetime | None]]
+        self,
+        app_id: str,
+        items: Sequence[tuple[str, str, dict[str, Any], str, datetime | None]],
+        *,
+        sms_after: float | None = None,
     ) -> list[Notice]:
         """``(openid, template name, data, key, at)`` from mini-app ``app_id``; unknown openids are
-        skipped."""
+        skipped. ``sms_after``: see :meth:`send`."""
         citizens = await self._pairwise.citizens(app_id, list({i[0] for i in items}))
         by_template: dict[str, list[tuple[int, Outgoing]]] = {}
         out: list[Notice | None] = [None] * len(items)
@@ -156,7 +160,7 @@ class MessageCentre:
                 continue
             by_template.setdefault(name, []).append((n, Outgoing(citizen, key, data, at)))
         for name, batch in by_template.items():
-            notices = await self.send(app_id, name, [o for _, o in batch])
+            notices = await self.send(app_id, name, [o for _, o in batch], sms_after=sms_after)
             for (n, _), notice in zip(batch, notices, strict=True):
                 out[n] = notice
         return [o or Notice("skipped", reason="unknown_citizen") for o in out]
@@ -184,11 +188,27 @@ class MessageCentre:
         return bool(rows)
 
     async def send(
-        self, sender: str, name: str, items: Sequence[Outgoing], *, announcement: str = ""
+        self,
+        sender: str,
+        name: str,
+        items: Sequence[Outgoing],
+        *,
+        announcement: str = "",
+        sms_after: float | None = None,
     ) -> list[Notice]:
-        """Send template ``<sender>.<name>`` to each item's citizen; the same key again is a duplicate."""
+        """Send template ``<sender>.<name>`` to each item's citizen; the same key again is a duplicate.
+        ``sms_after``: for an urgent template, the seconds after it shows that its SMS is due (instead
+        of the limits' ``sms_after``; 0: when it shows)."""
         template_id = f"{sender}.{name}"
         template = await self.templates.usable(template_id)
+        if sms_after is not None and (not template.urgent or not 0 <= sms_after <= 7 * 86400):
+            raise InvalidInput(
+                f"{template_id} is not urgent: it has no SMS fallback to schedule"
+                if not template.urgent
+                else "sms_after is 0 to 604800 seconds",
+                code="invalid_message_data",
+                problems="sms_after",
+            )
         # an announcement's batch (or any batch) sends the same data to many: each distinct data is
         # checked and rendered once (rendering four texts a message was a fifth of an announcement's time)
         by_data: dict[bytes, tuple[dict[str, Any], str, dict[str, Any]]] = {}
@@ -290,7 +310,7 @@ class MessageCentre:
                 )
             )
             new_rows = [r for r in rows if r["idempotency"] in written]
-            await self._deliveries(new_rows, template, prefs, now)
+            await self._deliveries(new_rows, template, prefs, now, sms_after)
             by_key = {r["idempotency"]: r for r in rows}
             for n, key in enumerate(keys):
                 if notices[n] is not None:
@@ -345,7 +365,12 @@ class MessageCentre:
         return {r["citizen_id"] for r in counts if r["n"] >= self.limits.daily_cap}
 
     async def _deliveries(
-        self, rows: list[dict[str, Any]], template: Template, prefs: dict[str, Prefs], now: datetime
+        self,
+        rows: list[dict[str, Any]],
+        template: Template,
+        prefs: dict[str, Prefs],
+        now: datetime,
+        sms_after: float | None = None,
     ) -> None:
         """The work each new message needs beyond the inbox: Web Push to each live browser subscription
         (held past quiet hours unless urgent), an SMS if an urgent one stays unread."""
@@ -397,7 +422,8 @@ class MessageCentre:
                         "citizen_id": r["citizen_id"],
                         "channel": "sms",
                         "target": "",
-                        "next_attempt_at": r["visible_at"] + timedelta(seconds=self.limits.sms_after),
+                        "next_attempt_at": r["visible_at"]
+                        + timedelta(seconds=self.limits.sms_after if sms_after is None else sms_after),
                         "created_at": now,
                     }
                 )

@@ -86,6 +86,7 @@ __all__ = [
     "Forbidden",
     "Gauge",
     "Gone",
+    "Identified",
     "InvalidInput",
     "Limit",
     "Manifest",
@@ -99,6 +100,7 @@ __all__ = [
     "PastRating",
     "PaymentEvent",
     "Platform",
+    "PrivacyBinding",
     "RateLimited",
     "Rateable",
     "RatingUnit",
@@ -332,6 +334,20 @@ class SharedLicence(msgspec.Struct, frozen=True):
     expires_at: datetime
 
 
+# ---- issue 20, 扫码挪车 (carmove): a privacy number's binding (see Platform.privacy_number) ----------------
+class PrivacyBinding(msgspec.Struct, frozen=True):
+    """A privacy number (隐私号) bound to a citizen for a few minutes (:meth:`Platform.privacy_number`):
+    a call to ``number`` before ``expires_at`` reaches the citizen's phone through the provider, and
+    neither side sees the other's real number. The citizen's number never leaves the platform."""
+
+    number: str  # the virtual number to call (E.164)
+    expires_at: datetime
+    binding: str  # the provider's id of the binding
+
+
+# ---- end of issue 20's types ---------------------------------------------------------------------------
+
+
 class PaymentEvent(msgspec.Struct, frozen=True):
     type: Literal["order.paid", "order.refunded", "order.failed", "order.closed"]
     order_id: str
@@ -341,6 +357,17 @@ class PaymentEvent(msgspec.Struct, frozen=True):
     refunded: int = 0
     at: datetime | None = None
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server --------
+class Identified(msgspec.Struct, frozen=True):
+    """A citizen code verified for one of the app's scanners (:meth:`Platform.identify`)."""
+
+    allow: bool
+    reason: str  # "ok", or the platform's refusal (expired, replayed, account_blocked, scanner_revoked, ...)
+    openid: str = ""  # the citizen's pairwise id for this mini-app, when allowed
+    scanner: Scanner | None = None
+    record_id: str = ""  # the scan's record in the citizen's scan history
 
 
 class Platform(Protocol):
@@ -438,6 +465,59 @@ class Platform(Protocol):
         """The consented fields, logged in the citizen's use log; a one-time consent is spent by it.
         :class:`Conflict` (``consent_pending``, ``consent_refused``, ``consent_used``, ``consent_revoked``,
         ``consent_expired``, ``licence_suspended``, ``licence_revoked``) when there is nothing to give."""
+
+    # ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server ----
+    async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
+        """One of this app's scanners, by the client id and secret of its credential, presented some
+        other way than HTTP (a SIP2 kiosk's login message); None when wrong, revoked, not a scanner or
+        another app's."""
+
+    async def identify(self, code: str, *, scanner: str) -> Identified:
+        """Verify a citizen code scanned at one of this app's scanners (its ``client_id``), as a scan
+        at ``POST /api/v1/scans`` is verified: signature, time window, the entitlement the scanner's
+        context requires, single use in that context, account state; kept in the citizen's scan history.
+        The app is not asked to decide (no ``on_scan``): it gets the citizen's pairwise openid, for a
+        terminal that speaks a protocol of its own (a library's SIP2 kiosk). A revoked scanner gets
+        ``scanner_revoked``."""
+
+    # ---- added for 一码借阅 (issue 20, hardening): a listener only in a server ----
+    #: True in a server's worker; False in an operator's command (``shengshi scanners revoke``, ``migrate``,
+    #: ``seed-demo``), which starts the app too: a listener of the app's own (a TCP port, a background
+    #: loop) starts in :meth:`MiniApp.startup` only when it is True, or the command would take the
+    #: server's port (and fail, or answer kiosks for the second it runs).
+    serving: bool
+
+    # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
+    async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
+        """Add ``by`` to the counter ``key`` of the app's namespace and return its new value, atomically
+        across workers (the shared store); a counter that did not exist starts at 0 and lives ``ttl``
+        seconds from then (a rate limit's window)."""
+
+    async def notify_urgent(
+        self,
+        openid: str,
+        template: str,
+        data: dict[str, Any],
+        *,
+        key: str,
+        at: datetime | None = None,
+        sms_after: float = 0.0,
+    ) -> Notice:
+        """:meth:`notify` with an urgent transactional template whose SMS fallback is due ``sms_after``
+        seconds after the message shows (at ``at``), rather than the platform's
+        ``SHENGSHI_MESSAGE_SMS_AFTER``: the SMS goes out then unless the citizen has read the message or
+        the app withdrew it (:meth:`cancel_notice`) before it showed. The schedule is in the database:
+        it survives a restart and is sent once across workers. :class:`InvalidInput` for a template that
+        is not urgent."""
+
+    async def privacy_number(self, openid: str, *, minutes: int) -> PrivacyBinding | None:
+        """Bind a privacy number (隐私号) to the citizen's phone for ``minutes`` (1-30) through the
+        platform's provider: whoever calls it reaches the citizen, and neither number is shown to the
+        other side. The citizen's real number is resolved inside the platform and never given to the app.
+        None for an openid the platform does not know or an account without a reachable phone;
+        :class:`ServiceUnavailable` (``privacy_number_unavailable``) when no provider is configured."""
+
+    # ---- end of issue 20's methods ---------------------------------------------------------------------
 
     # ---- added for 扫码门禁 doors (issue 20): finding a citizen, sealing keys, signing documents --------
     async def find_citizen(self, *, phone: str | None = None, id_number: str | None = None) -> str | None:

@@ -673,6 +673,45 @@ class Gate:
         self._observe(scanner.app_id, result, time.perf_counter() - started, False)
         return result
 
+    # ---- added for 一码借阅 (issue 20): a code read by a mini-app's own protocol server -------------
+    async def identify(self, scanner: MachinePrincipal, token: str) -> tuple[ScanResult, str]:
+        """A code scanned at a terminal that speaks the mini-app's own protocol (a library's SIP2
+        self-check kiosk): verified and claimed exactly as a scan is (signature, time window, the
+        context's entitlement, single use in the scanner's context, account state) and kept in the
+        citizen's scan history, but the mini-app is not asked to decide: it gets the citizen's openid
+        for itself. (The answer, the openid or "" when refused.)"""
+        started = time.perf_counter()
+        now = self.scans.clock.time()
+        record_id = uuid.uuid4().hex
+        checked = await self._check(scanner, token, now, now=now, record_id=record_id, offline=False)
+        openid = ""
+        if checked.reason is None and checked.holder is not None:
+            try:
+                openid = await self.pairwise.issue(scanner.app_id, checked.holder.citizen_id)
+            except BaseException:
+                if checked.claim is not None:
+                    await self.scans.release(checked.claim)
+                raise
+            result = result_for(
+                scanner,
+                record_id,
+                answer=ScanDecision(allow=True, reason="ok", display=display_for("ok")),
+            )
+        else:
+            result = result_for(
+                scanner,
+                record_id,
+                refusal=checked.reason or "unknown_code",
+                lacking=self._lacking(scanner, checked),
+            )
+        row = self.records.row(scanner, result, checked, at=now, offline=False, final=bool(openid))
+        if openid:  # the citizen sees at once where their code was used
+            await self.records.save(row)
+        else:
+            self.records.keep(row)
+        self._observe(scanner.app_id, result, time.perf_counter() - started, False)
+        return result, openid
+
     async def batch(self, scanner: MachinePrincipal, records: list[BatchRecord]) -> list[ScanResult]:
         """Offline uploads: each record decided once (idempotent per scanner and record id); a code that
         another scanner (or an online scan) already used is flagged as a replay, not accepted twice. A

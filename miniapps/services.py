@@ -9,12 +9,15 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from auth._machines import MachineCredentials
 from auth.pairwise import Pairwise
 from auth.pii import mask_name, normalise_id_number, normalise_phone
+from auth.privacy_numbers import NoPrivacyNumbers, PrivacyNumbers, create_privacy_numbers
 from auth.services import AuthServices
 from auth.tables import Citizen
 from backend import audit, db
@@ -38,12 +41,15 @@ from miniapps.contract import (
     SCOPES,
     SCOPES_ZH,
     Contribution,
+    Identified,
     LicenceAsk,
     MiniApp,
     Note,
     PastRating,
     PaymentEvent,
+    PrivacyBinding,
     RatingUnit,
+    Scanner,
     SharedLicence,
 )
 from miniapps.gate import Gate
@@ -87,9 +93,18 @@ class AppPlatform:
         ratings: RatingCentre,
         licences: LicenceServices,
         name: str = "",
+        machines: MachineCredentials | None = None,
+        serving: bool = True,
+        phone_of: Callable[[str], Awaitable[str | None]] | None = None,
+        privacy: PrivacyNumbers | None = None,
         identity: Identity | None = None,
     ) -> None:
+        self._phone_of = phone_of  # issue 20: resolved inside the platform only (privacy numbers)
+        self._privacy = privacy or NoPrivacyNumbers()
         self.app_id = app_id
+        self.serving = serving  # False in an operator's command: no listeners of the app's own
+        self._machines = machines
+        self._gate: Gate | None = None  # set once the gate over every app is built
         self._identity = identity
         self.name = name or app_id  # the manifest's name, as citizens see who asks them
         self._messages = messages
@@ -163,6 +178,44 @@ class AppPlatform:
 
     async def cancel_notice(self, key: str) -> bool:
         return await self._messages.cancel(self.app_id, key)
+
+    # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
+    async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
+        return await self._store.incr(self._prefix + key, ttl, by)
+
+    async def notify_urgent(
+        self,
+        openid: str,
+        template: str,
+        data: dict[str, Any],
+        *,
+        key: str,
+        at: datetime | None = None,
+        sms_after: float = 0.0,
+    ) -> Notice:
+        try:
+            [notice] = await self._messages.notify_app(
+                self.app_id, [(openid, template, data, key, at)], sms_after=sms_after
+            )
+        except (Conflict, NotFound) as exc:  # not approved (yet): as notify_many says
+            self.log.warning("messages of %s.%s not sent: %s", self.app_id, template, exc.code)
+            return Notice("skipped", reason=exc.code)
+        return notice
+
+    async def privacy_number(self, openid: str, *, minutes: int) -> PrivacyBinding | None:
+        if not 1 <= minutes <= 30:
+            raise InvalidInput("a privacy number is bound for 1 to 30 minutes", code="invalid_input")
+        citizen = await self._pairwise.citizen(self.app_id, openid)
+        if citizen is None or self._phone_of is None:
+            return None
+        phone = await self._phone_of(citizen)
+        if phone is None:
+            return None
+        bound = await self._privacy.bind(phone, minutes=minutes, at=self._clock.now())
+        self.log.info("privacy number bound for %s minutes", minutes)  # never the numbers
+        return PrivacyBinding(number=bound.number, expires_at=bound.expires_at, binding=bound.binding)
+
+    # ---- end of issue 20's methods ---------------------------------------------------------------------
 
     async def rateable(
         self, openid: str, service: str, *, key: str, unit: str = "", at: datetime | None = None
@@ -279,6 +332,31 @@ class AppPlatform:
             if r.openid in citizens and 1 <= r.level <= 5
         ]
         return await self._ratings.import_history(self.app_id, service, items)
+
+    # ---- added for 一码借阅 (issue 20): codes read by a mini-app's own protocol server -------------
+    async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
+        if self._machines is None:
+            return None
+        try:
+            who = await self._machines.verify(client_id, secret, ("scanner",), ip=ip)
+        except (Unauthorized, InvalidInput):
+            return None
+        if who.app_id != self.app_id:
+            return None
+        return Scanner(client_id=who.client_id, place=who.place, context=who.context)
+
+    async def identify(self, code: str, *, scanner: str) -> Identified:
+        who = None if self._machines is None else await self._machines.active(scanner)
+        if who is None or who.kind != "scanner" or who.app_id != self.app_id or self._gate is None:
+            return Identified(allow=False, reason="scanner_revoked")
+        result, openid = await self._gate.identify(who, code)
+        return Identified(
+            allow=result.result == "allow",
+            reason=result.reason,
+            openid=openid,
+            scanner=Scanner(client_id=who.client_id, place=who.place, context=who.context),
+            record_id=result.record_id,
+        )
 
 
 def _h(value: str) -> str:
@@ -487,6 +565,7 @@ class MiniAppServices:
     apps: dict[str, MiniApp]  # the enabled mini-apps by id, in settings order
     auth: MiniAppAuth
     gate: Gate
+    privacy_numbers: PrivacyNumbers = field(default_factory=NoPrivacyNumbers)  # issue 20
 
 
 MINIAPPS = Slot[MiniAppServices]("miniapps")
@@ -521,6 +600,8 @@ def build_miniapp_services(
     orders."""
     s = runtime.settings
     apps: dict[str, MiniApp] = {}
+    platforms: list[AppPlatform] = []
+    privacy_numbers = create_privacy_numbers(s.privacy_number_provider)
     identity = Identity(auth=auth, codes=codes, kek=s.secret_bytes("key_encryption_key"))
     for cls in _enabled_classes(s, extra):
         app_id = cls.manifest.id
@@ -536,8 +617,13 @@ def build_miniapp_services(
             ratings=ratings.centre,
             licences=licences,
             name=cls.manifest.name_zh,
+            machines=auth.machines,
+            serving=runtime.serving,
+            phone_of=auth.profile.phone_of,
+            privacy=privacy_numbers,
             identity=identity,
         )
+        platforms.append(platform)
         messages.register(app_id, dict(cls.manifest.templates))
         ratings.register(
             app_id,
@@ -565,9 +651,14 @@ def build_miniapp_services(
         if s.gate_writes == "auto"
         else s.gate_writes,
     )
+    for p in platforms:
+        p._gate = gate
     payments.subscribers.subscribe("miniapp", PaymentEvents(apps, payments, auth.pairwise))
     return MiniAppServices(
-        apps=apps, auth=MiniAppAuth(s, runtime.clock, runtime.store, auth.pairwise, apps), gate=gate
+        apps=apps,
+        auth=MiniAppAuth(s, runtime.clock, runtime.store, auth.pairwise, apps),
+        gate=gate,
+        privacy_numbers=privacy_numbers,
     )
 
 

@@ -158,7 +158,14 @@ async def _truncate(settings: Settings) -> None:
     if not names:
         return
     if settings.uses_postgres:
-        await engine.run_ddl("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
+        # DELETE, not TRUNCATE: a test's tables hold a few rows, which DELETE empties in a few ms, while
+        # TRUNCATE gives each of the ~80 tables a new file (half a second for every app a test starts).
+        # One statement (a DO block), children before parents; TRUNCATE if the order ever falls short.
+        deletes = " ".join(f'DELETE FROM "{n}";' for n in reversed(names))
+        try:
+            await engine.run_ddl(f"DO $$ BEGIN {deletes} END $$")
+        except Exception:
+            await engine.run_ddl("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE")
     else:
         for name in reversed(names):
             await engine.run_ddl(f'DELETE FROM "{name}"')
@@ -283,7 +290,7 @@ def data_dir() -> Iterator[Path]:
 
 
 # ---- identity helpers ------------------------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="session")
 def new_phone() -> Callable[[], str]:
     """A fresh mainland mobile number for each call (no two tests share a citizen)."""
 
@@ -303,7 +310,7 @@ async def read_dev_sms_code(client: httpx.AsyncClient, phone: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def login() -> Callable[..., Any]:
     """``await login(client, phone, device_id=...)`` → the token pair, through the HTTP API."""
 
@@ -332,7 +339,7 @@ def bearer(pair: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {pair['access_token']}"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def auth_header() -> Callable[[dict[str, Any]], dict[str, str]]:
     return bearer
 
@@ -414,7 +421,7 @@ def basic_auth(cred: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def enrol_scanner() -> Callable[..., Any]:
     """``await enrol_scanner(client, app_id="transit", context=None, place=...)`` → credential + headers."""
 
@@ -430,7 +437,7 @@ def enrol_scanner() -> Callable[..., Any]:
 
 
 # ---- the systems that own entitlements ---------------------------------------------------------------
-@pytest.fixture
+@pytest.fixture(scope="session")
 def new_id_number() -> Callable[[], str]:
     """A fresh valid resident ID number of Shenyang (2101xx) for each call."""
     from auth.pii import id_check_digit
@@ -444,7 +451,7 @@ def new_id_number() -> Callable[[], str]:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def enrol_source() -> Callable[..., Any]:
     """``await enrol_source(client, "medical", name=...)`` → a source credential and its headers."""
 
@@ -457,7 +464,7 @@ def enrol_source() -> Callable[..., Any]:
     return enrol
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def push_change() -> Callable[..., Any]:
     """``await push_change(client, source, id_number, value, effective_at=..., valid_until=...)`` → the
     answer of ``POST /api/v1/entitlements/changes`` (asserted 200)."""
@@ -490,7 +497,7 @@ def push_change() -> Callable[..., Any]:
     return push
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def verify_real_name() -> Callable[..., Any]:
     """``await verify_real_name(client, pair, name, id_number)``: the citizen's real name verified through
     the API (the development provider in tests)."""

@@ -2,8 +2,9 @@
 // scans and the mini-app catalogue, in the page's language (lang.js); the messages (inbox, live banner,
 // settings, Web Push) are wallet-messages.js, fed from this page's event stream; the services to rate and
 // the citizen's ratings (好差评, /wallet#ratings) are wallet-ratings.js; the e-licences (电子证照: the
-// licences, 亮证, requests for their fields, the use log, /wallet#licences) are wallet-licences.js; door
-// passes (扫码门禁: residences, visitor passes held and issued, /wallet#doors) are wallet-doors.js. The
+// licences, 亮证, requests for their fields, the use log, /wallet#licences) are wallet-licences.js; the
+// library's loans, holds and standing (一码借阅, /wallet#library) are wallet-library.js; door passes
+// (扫码门禁: residences, visitor passes held and issued, /wallet#doors) are wallet-doors.js. The
 // citizen's session (SMS sign-in, tokens in this tab's sessionStorage, rotated on refresh) is citizen.js,
 // shared with the sandbox's payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
@@ -78,7 +79,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSDoors.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang], SSCarmove.texts[lang], SSDoors.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -95,6 +96,8 @@
     SSMessages.applyLang();
     SSRatings.applyLang();
     SSLicences.applyLang();
+    SSLibrary.applyLang();
+    SSCarmove.applyLang();
     SSDoors.applyLang();
   }
 
@@ -109,6 +112,8 @@
     SSMessages.stop();
     SSRatings.stop();
     SSLicences.stop();
+    SSLibrary.stop();
+    SSCarmove.stop();
     SSDoors.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
@@ -392,13 +397,15 @@
             buffer = buffer.slice(cut + 2);
             const name = (/^event: (.*)$/m.exec(block) || [])[1];
             if (name === "code" && !state.loading) loadCode();
-            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSDoors.refresh(); }
+            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSCarmove.refresh(); SSDoors.refresh(); }
             else if (name === "message") {
               const data = (/^data: (.*)$/m.exec(block) || [])[1];
               try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
               loadHome();  // a fare, a payment or a refund: what is owed has changed too
               SSRatings.refresh();  // an invitation to rate, or a unit's answer to a rating
               SSLicences.refresh();  // a licence issued, suspended or revoked; a request for its fields
+              SSLibrary.refresh();  // a hold ready, a reminder of a due date
+              SSCarmove.refresh();  // a request to move the citizen's car
               SSDoors.refresh();  // an invitation through a door (a visitor pass)
             }
           }
@@ -420,6 +427,8 @@
     SSMessages.start();
     SSRatings.start();
     SSLicences.start(serverNow);  // a proof and a presentation carry the server's time
+    SSLibrary.start();
+    SSCarmove.start();
     SSDoors.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);

@@ -126,7 +126,7 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         ),
         "miniapps": {
             app: _basic(cli("miniapps", "credentials", app, "--json"))
-            for app in ("transit", "parking", "hospital", "tourism", "civic", "doors")
+            for app in ("transit", "parking", "hospital", "tourism", "civic", "library", "carmove", "doors")
         },
         # a door's controller: its offline list (/api/v1/apps/doors/door-list)
         "door": _basic(

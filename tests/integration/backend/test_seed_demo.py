@@ -15,6 +15,8 @@ from miniapps.doors import DoorsApp
 from miniapps.doors.tables import Building, Door, Place
 from miniapps.hospital import HospitalApp
 from miniapps.hospital.tables import Department, Hospital, Slot
+from miniapps.library import LibraryApp
+from miniapps.library.tables import Branch, Library
 from miniapps.parking import ParkingApp
 from miniapps.parking.tables import CarPark
 from miniapps.tourism import TourismApp
@@ -36,6 +38,8 @@ NAMED = (
     Hall,
     Service,
     Checkpoint,
+    Library,
+    Branch,
     Place,
     Building,
     Door,
@@ -43,7 +47,7 @@ NAMED = (
 # the scanners each built-in mini-app asks the demo for, and the names earlier versions gave them
 SCANNERS = [
     (app.manifest.id, s.context, s.place, s.name)
-    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp, DoorsApp)
+    for app in (TransitApp, ParkingApp, HospitalApp, TourismApp, CivicApp, LibraryApp, DoorsApp)
     for s in app.demo_scanners
 ]
 FORMERLY = {
@@ -93,6 +97,8 @@ async def test_every_demo_scanner_stands_at_a_place_of_the_demo_data(city):
         "hotel-checkin": {r["code"] for r in await Hotel.select(Hotel.code)},
         "civic-hall": {r["code"] for r in await Hall.select(Hall.code)},
         "health-check": {r["code"] for r in await Checkpoint.select(Checkpoint.code)},
+        "library-desk": {r["code"] for r in await Branch.select(Branch.code)},
+        "library-kiosk": {r["code"] for r in await Branch.select(Branch.code)},
         "door": {r["code"] for r in await Door.select(Door.code)},
     }
     for app_id, context, place, _ in SCANNERS:

@@ -5,6 +5,14 @@ import json
 
 import pytest
 
+
+@pytest.fixture(scope="module")
+async def client(make_module_client):
+    """One app for the module: its tests make what they need of their own and count nothing of another's."""
+    async with make_module_client() as c:
+        yield c
+
+
 pytestmark = pytest.mark.storage
 
 
@@ -14,32 +22,31 @@ async def _token(client, login, new_phone, auth_header):
 
 
 async def test_a_scan_through_the_door_is_answered_as_through_the_general_stack(
-    make_client, login, new_phone, enrol_scanner, auth_header
+    client, login, new_phone, enrol_scanner, auth_header
 ):
-    async with make_client() as client:
-        gate = await enrol_scanner(client)
-        headers = {**gate["headers"], "Content-Type": "application/json", "X-Request-ID": "door-test-0001"}
-        door = await client.post(
-            "/api/v1/scans",
-            content=json.dumps({"token": await _token(client, login, new_phone, auth_header)}),
-            headers=headers,
-        )
-        token = await _token(client, login, new_phone, auth_header)
+    gate = await enrol_scanner(client)
+    headers = {**gate["headers"], "Content-Type": "application/json", "X-Request-ID": "door-test-0001"}
+    door = await client.post(
+        "/api/v1/scans",
+        content=json.dumps({"token": await _token(client, login, new_phone, auth_header)}),
+        headers=headers,
+    )
+    token = await _token(client, login, new_phone, auth_header)
 
-        async def chunks(body: bytes):  # no Content-Length: the general stack takes it
-            yield body
+    async def chunks(body: bytes):  # no Content-Length: the general stack takes it
+        yield body
 
-        body = json.dumps({"token": await _token(client, login, new_phone, auth_header)}).encode()
-        general = await client.post("/api/v1/scans", content=chunks(body), headers=headers)
-        assert door.status_code == general.status_code == 200
-        a, b = door.json(), general.json()
-        assert a.keys() == b.keys() and a["result"] == b["result"] == "allow"
-        assert door.headers["x-request-id"] == general.headers["x-request-id"] == "door-test-0001"
-        assert door.headers["content-type"] == general.headers["content-type"] == "application/json"
-        # a retry of the door's record (the same code, the same record id) gets the same answer
-        first = json.dumps({"token": token, "record_id": "door-r1"})
-        answers = [await client.post("/api/v1/scans", content=first, headers=headers) for _ in range(2)]
-        assert answers[0].json() == answers[1].json() and answers[0].json()["result"] == "allow"
+    body = json.dumps({"token": await _token(client, login, new_phone, auth_header)}).encode()
+    general = await client.post("/api/v1/scans", content=chunks(body), headers=headers)
+    assert door.status_code == general.status_code == 200
+    a, b = door.json(), general.json()
+    assert a.keys() == b.keys() and a["result"] == b["result"] == "allow"
+    assert door.headers["x-request-id"] == general.headers["x-request-id"] == "door-test-0001"
+    assert door.headers["content-type"] == general.headers["content-type"] == "application/json"
+    # a retry of the door's record (the same code, the same record id) gets the same answer
+    first = json.dumps({"token": token, "record_id": "door-r1"})
+    answers = [await client.post("/api/v1/scans", content=first, headers=headers) for _ in range(2)]
+    assert answers[0].json() == answers[1].json() and answers[0].json()["result"] == "allow"
 
 
 @pytest.mark.parametrize(
@@ -51,25 +58,23 @@ async def test_a_scan_through_the_door_is_answered_as_through_the_general_stack(
         (b'{"token": "SC1:AAAA", "extra": ' + b"[" * 40 + b"1" + b"]" * 40 + b"}", 400),  # deep nesting
     ],
 )
-async def test_bad_bodies_get_the_general_stacks_problem(make_client, enrol_scanner, body, status):
-    async with make_client() as client:
-        gate = await enrol_scanner(client)
-        r = await client.post(
-            "/api/v1/scans", content=body, headers={**gate["headers"], "Content-Type": "application/json"}
-        )
-        assert r.status_code == status, r.text
-        assert r.headers["content-type"].startswith("application/problem+json")
-        assert r.headers["x-request-id"] and r.json()["code"]
+async def test_bad_bodies_get_the_general_stacks_problem(client, enrol_scanner, body, status):
+    gate = await enrol_scanner(client)
+    r = await client.post(
+        "/api/v1/scans", content=body, headers={**gate["headers"], "Content-Type": "application/json"}
+    )
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["x-request-id"] and r.json()["code"]
 
 
-async def test_a_wrong_credential_gets_a_401_problem(make_client, enrol_scanner):
-    async with make_client() as client:
-        r = await client.post(
-            "/api/v1/scans",
-            content=b'{"token": "SC1:AAAA"}',
-            headers={"Authorization": "Basic c2NuX3g6eQ==", "Content-Type": "application/json"},
-        )
-        assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+async def test_a_wrong_credential_gets_a_401_problem(client, enrol_scanner):
+    r = await client.post(
+        "/api/v1/scans",
+        content=b'{"token": "SC1:AAAA"}',
+        headers={"Authorization": "Basic c2NuX3g6eQ==", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
 
 
 def _scans_counted(metrics: str) -> float:
@@ -83,13 +88,12 @@ def _scans_counted(metrics: str) -> float:
 
 
 async def test_scans_through_the_door_are_counted_in_the_request_metrics(
-    make_client, login, new_phone, enrol_scanner, auth_header
+    client, login, new_phone, enrol_scanner, auth_header
 ):
-    async with make_client() as client:
-        gate = await enrol_scanner(client)
-        headers = {**gate["headers"], "Content-Type": "application/json"}
-        token = await _token(client, login, new_phone, auth_header)
-        before = _scans_counted((await client.get("/metrics")).text)
-        r = await client.post("/api/v1/scans", content=json.dumps({"token": token}), headers=headers)
-        assert r.status_code == 200
-        assert _scans_counted((await client.get("/metrics")).text) == before + 1
+    gate = await enrol_scanner(client)
+    headers = {**gate["headers"], "Content-Type": "application/json"}
+    token = await _token(client, login, new_phone, auth_header)
+    before = _scans_counted((await client.get("/metrics")).text)
+    r = await client.post("/api/v1/scans", content=json.dumps({"token": token}), headers=headers)
+    assert r.status_code == 200
+    assert _scans_counted((await client.get("/metrics")).text) == before + 1

@@ -44,8 +44,17 @@ asyncio.run(db.migrate(engine, [app], quiet=True))
 # each one's migrations (civic came after the shared history: its one migration simply runs; the
 # hospital's third, the old ratings' partial index, came with the evaluation centre; with the e-licences
 # came parking's third and fourth, plates checked against vehicle licences, and the hospital's fourth,
-# the linked insurance card; doors, like civic, has one migration of its own)
-MINIAPPS = {"transit": 2, "parking": 4, "hospital": 4, "tourism": 2, "civic": 1, "doors": 1}
+# the linked insurance card; library, carmove and doors came with issue 20: their migrations simply run)
+MINIAPPS = {
+    "transit": 2,
+    "parking": 4,
+    "hospital": 4,
+    "tourism": 2,
+    "civic": 1,
+    "library": 2,
+    "carmove": 3,
+    "doors": 1,
+}
 
 
 def _id(path: Path) -> str:

@@ -16,6 +16,7 @@ PROD_OK = {
     "SHENGSHI_REALNAME_HTTP_URL": "https://idv.example/api",
     "SHENGSHI_REALNAME_HTTP_APP_ID": "sst-city",
     "SHENGSHI_REALNAME_HTTP_SECRET": "a-long-shared-secret-for-tests",
+    "SHENGSHI_PRIVACY_NUMBER_PROVIDER": "off",
     "SHENGSHI_SECRET_KEY": new_key(),
     "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
     "SHENGSHI_PII_KEYS": f"p1:{new_key()}",
@@ -64,10 +65,12 @@ def test_prod_refuses_development_components():
         "SHENGSHI_DATABASE_URL": "",
         "SHENGSHI_SMS_GATEWAY": "dev",
         "SHENGSHI_REALNAME_PROVIDER": "development",
+        "SHENGSHI_PRIVACY_NUMBER_PROVIDER": "development",
     }
     with pytest.raises(SettingsError) as err:
         load_settings(env)
     text = str(err.value)
+    assert "SHENGSHI_PRIVACY_NUMBER_PROVIDER=development is the development provider" in text
     assert "SHENGSHI_REDIS_URL is required in prod" in text
     assert "PostgreSQL in prod" in text
     assert "SHENGSHI_SMS_GATEWAY=dev" in text

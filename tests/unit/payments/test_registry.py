@@ -25,6 +25,7 @@ PROD = {
     "SHENGSHI_REALNAME_HTTP_URL": "https://idv.example/api",
     "SHENGSHI_REALNAME_HTTP_APP_ID": "sst-city",
     "SHENGSHI_REALNAME_HTTP_SECRET": "a-long-shared-secret-for-tests",
+    "SHENGSHI_PRIVACY_NUMBER_PROVIDER": "off",
     "SHENGSHI_SECRET_KEY": new_key(),
     "SHENGSHI_KEY_ENCRYPTION_KEY": new_key(),
     "SHENGSHI_PII_KEYS": f"p1:{new_key()}",
