@@ -595,16 +595,17 @@ def handlers(
                 "district": data.district,
             }
             if place is None:
-                # new places take numbers one after another: the highest-numbered place's row is held
-                # (an UPDATE that changes nothing locks it on PostgreSQL), then the highest read again
-                top = await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
-                if top is not None:
+                # new places take numbers one after another: the first place's row is held (an UPDATE
+                # that changes nothing locks it on PostgreSQL; every new place waits for the same row),
+                # then the highest number read
+                first = await Place.select(Place.number).order_by(Place.number).first().run()
+                if first is not None:
                     await (
-                        Place.update({Place.number: top["number"]}).where(Place.number == top["number"]).run()
+                        Place.update({Place.number: first["number"]})
+                        .where(Place.number == first["number"])
+                        .run()
                     )
-                    top = (
-                        await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
-                    )
+                top = await Place.select(Place.number).order_by(Place.number, ascending=False).first().run()
                 await Place.insert(Place(code=code, number=(top["number"] if top else 0) + 1, **values)).run()
             else:
                 await Place.update(values).where(Place.id == place["id"]).run()  # type: ignore[attr-defined]
