@@ -372,6 +372,12 @@ def handlers(
             )
             if issued >= setting("passes_per_day"):
                 raise RateLimited("too many visitor passes today", code="too_many_passes", retry_after=3600)
+            # every look-up counts, found or not: a phone nobody uses costs as much as one somebody does
+            # (the shared store's counter, not rolled back with the refusal), so no resident probes
+            # more than a day's passes' worth of numbers
+            looked = await platform.kv_incr(f"lookups:{caller.openid}:{now:%Y%m%d}", 2 * 86400)
+            if looked > setting("passes_per_day"):
+                raise RateLimited("too many phone look-ups today", code="too_many_passes", retry_after=3600)
             visitor = await platform.find_citizen(phone=data.phone)
             if visitor is None:
                 raise InvalidInput("no citizen with this phone uses the app", code="visitor_not_found")

@@ -45,6 +45,30 @@ async def test_concurrent_invitations_never_pass_the_daily_limit(city: City):
     assert len(held.json()["items"]) == 30
 
 
+async def test_phones_nobody_uses_count_toward_the_days_look_ups(city: City):
+    host = await city.citizen()
+    await city.add_resident("WANKE-CITY", host)
+    visitor = await city.citizen()
+    start = city.clock.now() + timedelta(minutes=5)
+    body = {
+        "place": "WANKE-CITY",
+        "doors": ["WK-GATE-N"],
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+    }
+    for i in range(30):  # a day's worth of probes of numbers nobody uses
+        r = await city.client.post(
+            f"{APP}/passes", json={**body, "phone": f"1370000{i:04d}"}, headers=host["headers"]
+        )
+        assert r.status_code == 422 and r.json()["code"] == "visitor_not_found", r.text
+    r = await city.client.post(
+        f"{APP}/passes", json={**body, "phone": visitor["phone"]}, headers=host["headers"]
+    )
+    assert r.status_code == 429 and r.json()["code"] == "too_many_passes", r.text
+    held = await city.client.get(f"{APP}/passes?role=held", headers=visitor["headers"])
+    assert held.json()["items"] == []
+
+
 @pytest.mark.parametrize("code", ["A" * 25, "a b", "万科", "x.y"])
 async def test_a_place_code_the_path_carries_is_checked(city: City, code: str):
     r = await city.client.put(
