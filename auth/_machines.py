@@ -206,7 +206,7 @@ class MachineCredentials:
         client_id, secret = parse_basic(header)
         return await self.verify(client_id, secret, kinds, ip=ip)
 
-    # ---- added for 一码借阅 (issue 20): credentials presented outside HTTP (a SIP2 kiosk's login) ----
+    # ---- credentials presented outside HTTP (a SIP2 kiosk's login) (一码借阅) ----
     async def active(self, client_id: str) -> MachinePrincipal | None:
         """The principal of a credential that is not revoked (no secret checked: for a terminal that
         authenticated already, whose revocation must still stop it)."""

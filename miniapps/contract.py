@@ -20,7 +20,7 @@ What the platform offers here, besides the types of a scan and a payment:
   for a name in two languages;
 - the transaction: ``async with self.platform.transaction():`` (:meth:`Platform.transaction`);
 - demo data: :func:`upsert_by_code` and :func:`tally` for an idempotent ``seed_demo``;
-- for terminals that decide offline (added for doors, issue 20): :meth:`Platform.find_citizen`,
+- for terminals that decide offline: :meth:`Platform.find_citizen`,
   :meth:`Platform.seal` / :meth:`Platform.unseal`, :meth:`Platform.sign_document`, the guard
   :func:`scanner_caller` with ``scanner: NamedDependency[ScannerCaller]``, keyed claims in the code
   (:meth:`MiniApp.code_claims`) and the code's offline verifier, ``code_verifier``.
@@ -61,7 +61,7 @@ from backend.errors import (
 from backend.openapi import requires
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page, window
 from backend.seed import tally, upsert_by_code
-from codes import verifier as code_verifier  # doors (issue 20): the code's self-contained verifier
+from codes import verifier as code_verifier  # the code's own verifier, for doors deciding offline
 from messages.services import Notice
 from messages.templates import Template as MessageTemplate
 from miniapps.deps import AppCaller, ScannerCaller, app_backend, citizen_caller, names, scanner_caller
@@ -334,7 +334,7 @@ class SharedLicence(msgspec.Struct, frozen=True):
     expires_at: datetime
 
 
-# ---- issue 20, 扫码挪车 (carmove): a privacy number's binding (see Platform.privacy_number) ----------------
+# ---- a privacy number's binding (see Platform.privacy_number; 扫码挪车) ------------------------------------
 class PrivacyBinding(msgspec.Struct, frozen=True):
     """A privacy number (隐私号) bound to a citizen for a few minutes (:meth:`Platform.privacy_number`):
     a call to ``number`` before ``expires_at`` reaches the citizen's phone through the provider, and
@@ -343,9 +343,6 @@ class PrivacyBinding(msgspec.Struct, frozen=True):
     number: str  # the virtual number to call (E.164)
     expires_at: datetime
     binding: str  # the provider's id of the binding
-
-
-# ---- end of issue 20's types ---------------------------------------------------------------------------
 
 
 class PaymentEvent(msgspec.Struct, frozen=True):
@@ -359,7 +356,7 @@ class PaymentEvent(msgspec.Struct, frozen=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-# ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server --------
+# ---- codes read by a mini-app's own protocol server (一码借阅) --------
 class Identified(msgspec.Struct, frozen=True):
     """A citizen code verified for one of the app's scanners (:meth:`Platform.identify`)."""
 
@@ -466,7 +463,7 @@ class Platform(Protocol):
         :class:`Conflict` (``consent_pending``, ``consent_refused``, ``consent_used``, ``consent_revoked``,
         ``consent_expired``, ``licence_suspended``, ``licence_revoked``) when there is nothing to give."""
 
-    # ---- added for 一码借阅 (libraries, issue 20): codes read by a mini-app's own protocol server ----
+    # ---- codes read by a mini-app's own protocol server (一码借阅) ----
     async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
         """One of this app's scanners, by the client id and secret of its credential, presented some
         other way than HTTP (a SIP2 kiosk's login message); None when wrong, revoked, not a scanner or
@@ -480,14 +477,14 @@ class Platform(Protocol):
         terminal that speaks a protocol of its own (a library's SIP2 kiosk). A revoked scanner gets
         ``scanner_revoked``."""
 
-    # ---- added for 一码借阅 (issue 20, hardening): a listener only in a server ----
+    # ---- a listener only in a server (一码借阅) ----
     #: True in a server's worker; False in an operator's command (``shengshi scanners revoke``, ``migrate``,
     #: ``seed-demo``), which starts the app too: a listener of the app's own (a TCP port, a background
     #: loop) starts in :meth:`MiniApp.startup` only when it is True, or the command would take the
     #: server's port (and fail, or answer kiosks for the second it runs).
     serving: bool
 
-    # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
+    # ---- a shared counter, an SMS due at a set time, privacy numbers (扫码挪车) -------------------------
     async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
         """Add ``by`` to the counter ``key`` of the app's namespace and return its new value, atomically
         across workers (the shared store); a counter that did not exist starts at 0 and lives ``ttl``
@@ -517,9 +514,7 @@ class Platform(Protocol):
         None for an openid the platform does not know or an account without a reachable phone;
         :class:`ServiceUnavailable` (``privacy_number_unavailable``) when no provider is configured."""
 
-    # ---- end of issue 20's methods ---------------------------------------------------------------------
-
-    # ---- added for 扫码门禁 doors (issue 20): finding a citizen, sealing keys, signing documents --------
+    # ---- finding a citizen, sealing keys, signing documents (扫码门禁 doors) --------
     async def find_citizen(self, *, phone: str | None = None, id_number: str | None = None) -> str | None:
         """This mini-app's pairwise id of the citizen with this mobile number (any account) or ID number
         (only a real-name-verified account: a self-typed number finds nobody), looked up through the
@@ -620,7 +615,7 @@ class MiniApp(ABC):
         citizen): one indexed read, no more."""
         raise TypeError(f"{type(self).__name__} contributes {name!r} but does not answer for it")
 
-    # ---- added for 扫码门禁 doors (issue 20): keyed claims in the citizen code ------------------------
+    # ---- keyed claims in the citizen code (扫码门禁 doors) ------------------------
     async def code_claims(self, openid: str, cti: bytes) -> list[tuple[int, bytes]]:
         """Optional, for one mini-app of a platform: keyed claims the citizen's next code carries, computed
         for that code's ``cti`` (12 random bytes): at most two ``(scope, value)`` pairs, scope a number

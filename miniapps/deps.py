@@ -70,7 +70,7 @@ async def app_backend(connection: ASGIConnection[Any, Any, Any, Any], handler: B
         raise Forbidden(f"this route is for {app_id!r}'s own backend", code="wrong_miniapp")
 
 
-# ---- added for 扫码门禁 doors (issue 20): a scanner of the app calling one of its routes ----------------
+# ---- a scanner of the app calling one of its routes (扫码门禁 doors) ----------------
 SCANNER_CALLER = "miniapp_scanner"
 
 

@@ -673,7 +673,7 @@ class Gate:
         self._observe(scanner.app_id, result, time.perf_counter() - started, False)
         return result
 
-    # ---- added for 一码借阅 (issue 20): a code read by a mini-app's own protocol server -------------
+    # ---- a code read by a mini-app's own protocol server (一码借阅) -------------
     async def identify(self, scanner: MachinePrincipal, token: str) -> tuple[ScanResult, str]:
         """A code scanned at a terminal that speaks the mini-app's own protocol (a library's SIP2
         self-check kiosk): verified and claimed exactly as a scan is (signature, time window, the

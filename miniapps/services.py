@@ -99,7 +99,7 @@ class AppPlatform:
         privacy: PrivacyNumbers | None = None,
         identity: Identity | None = None,
     ) -> None:
-        self._phone_of = phone_of  # issue 20: resolved inside the platform only (privacy numbers)
+        self._phone_of = phone_of  # resolved inside the platform only (privacy numbers)
         self._privacy = privacy or NoPrivacyNumbers()
         self.app_id = app_id
         self.serving = serving  # False in an operator's command: no listeners of the app's own
@@ -179,7 +179,7 @@ class AppPlatform:
     async def cancel_notice(self, key: str) -> bool:
         return await self._messages.cancel(self.app_id, key)
 
-    # ---- issue 20, 扫码挪车 (carmove): a shared counter, an SMS due at a set time, privacy numbers ------
+    # ---- a shared counter, an SMS due at a set time, privacy numbers (扫码挪车) -------------------------
     async def kv_incr(self, key: str, ttl: float, by: int = 1) -> int:
         return await self._store.incr(self._prefix + key, ttl, by)
 
@@ -214,8 +214,6 @@ class AppPlatform:
         bound = await self._privacy.bind(phone, minutes=minutes, at=self._clock.now())
         self.log.info("privacy number bound for %s minutes", minutes)  # never the numbers
         return PrivacyBinding(number=bound.number, expires_at=bound.expires_at, binding=bound.binding)
-
-    # ---- end of issue 20's methods ---------------------------------------------------------------------
 
     async def rateable(
         self, openid: str, service: str, *, key: str, unit: str = "", at: datetime | None = None
@@ -269,7 +267,7 @@ class AppPlatform:
             expires_at=shared["expires_at"],
         )
 
-    # ---- added for 扫码门禁 doors (issue 20) ---------------------------------------------------------
+    # ---- 扫码门禁 doors ---------------------------------------------------------
     def _id(self) -> Identity:
         if self._identity is None:
             raise RuntimeError("this platform was built without identity services")
@@ -333,7 +331,7 @@ class AppPlatform:
         ]
         return await self._ratings.import_history(self.app_id, service, items)
 
-    # ---- added for 一码借阅 (issue 20): codes read by a mini-app's own protocol server -------------
+    # ---- codes read by a mini-app's own protocol server (一码借阅) -------------
     async def scanner_login(self, client_id: str, secret: str, *, ip: str = "") -> Scanner | None:
         if self._machines is None:
             return None
@@ -565,7 +563,7 @@ class MiniAppServices:
     apps: dict[str, MiniApp]  # the enabled mini-apps by id, in settings order
     auth: MiniAppAuth
     gate: Gate
-    privacy_numbers: PrivacyNumbers = field(default_factory=NoPrivacyNumbers)  # issue 20
+    privacy_numbers: PrivacyNumbers = field(default_factory=NoPrivacyNumbers)
 
 
 MINIAPPS = Slot[MiniAppServices]("miniapps")
