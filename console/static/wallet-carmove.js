@@ -159,7 +159,7 @@ const SSCarmove = (() => {
     texts: T,
     start() { s = { on: true, cars: [], requests: [], note: "" }; refresh(); },
     refresh,
-    applyLang() { if (s.on) { $("carmove-error").textContent = ""; refresh(); } },
+    applyLang() { if (s.on) { $("carmove-error").textContent = ""; render(); refresh(); } },
     stop() {
       s = { on: false, cars: [], requests: [], note: "" };
       $("carmove-cars").replaceChildren(); $("carmove-requests").replaceChildren();
