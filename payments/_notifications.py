@@ -29,7 +29,7 @@ from payments._books import (
     locked_order,
     outbox,
 )
-from payments.channels.base import Channel, Notification, NotificationRejected, Reply
+from payments.channels.base import Callback, Channel, Notification, NotificationRejected, Reply
 from payments.tables import ChannelNotification, LedgerEntry, Overpayment, PaymentOrder, Refund
 
 log = logging.getLogger("shengshitong.payments")
@@ -66,6 +66,17 @@ class NotificationService:
         if refused:
             return channel.failure(refused[0].removeprefix("rejected:")), outcomes
         return channel.success(), outcomes
+
+    async def take(self, channel_name: str, answer: Callback | list[Notification] | None) -> list[str]:
+        """What a channel's answer to our call says happened (a payment, a refund, a close), applied like
+        its notifications: a callback to verify (the sandbox's), or notifications the channel built from
+        its verified answer (a query's, a refund's), each exactly once. None or [] applies nothing."""
+        if answer is None:
+            return []
+        if isinstance(answer, tuple):
+            _reply, outcomes = await self.handle(channel_name, *answer)
+            return outcomes
+        return [await self._apply_once(n.checked()) for n in answer]
 
     async def _apply_once(self, n: Notification) -> str:
         key = f"{n.channel}/{n.notify_id}"

@@ -447,8 +447,7 @@ class OrderService:
             # the channel said no before doing anything: the refund never was, and holds no room
             await Refund.delete().where((Refund.id == refund["id"]) & (Refund.state == "pending")).run()
             raise
-        if callback is not None:
-            await self.callbacks.handle(channel.name, *callback)
+        await self.callbacks.take(channel.name, callback)
 
     # ---- closing and charging --------------------------------------------------------------------
     async def close_expired(self) -> int:
@@ -491,10 +490,10 @@ class OrderService:
                 "citizen pays the order in the app instead",
                 code="agreement_unavailable",
             )
-        headers, body = await channel.charge_agreement(
-            {"order_ref": row["order_id"], "amount": row["amount"]}
+        answer = await channel.charge_agreement(
+            {"order_ref": row["order_id"], "amount": row["amount"], "description": row["description"]}
         )
-        await self.callbacks.handle(channel.name, headers, body)
+        await self.callbacks.take(channel.name, answer)
         return await self.get(order_id)
 
     # ---- the citizen's orders --------------------------------------------------------------------

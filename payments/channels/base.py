@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -39,6 +39,9 @@ __all__ = [
     "Reply",
     "ServiceUnavailable",
     "SettingsProblem",
+    "Statement",
+    "StatementRow",
+    "channel_busy",
     "channel_time",
     "decode_key",
     "json_too_deep",
@@ -159,6 +162,16 @@ class Capability(StrEnum):
     # has a payment page on this service (the web faces' /sandbox/pay/{id}), paid through
     # :meth:`Channel.pay_on_page`
     PAY_PAGE = "pay_page"
+    # the channel answers what became of a payment or a refund (:meth:`Channel.query_payment`,
+    # :meth:`Channel.query_refund`): a notification that never came is recovered by asking, and a
+    # refund the channel answered "processing" is asked about until it ends
+    QUERY = "query"
+    # the channel's trade is closed there when our order closes (:meth:`Channel.close_payment`), so a
+    # citizen can no longer pay an order we no longer take
+    CLOSE = "close"
+    # the channel publishes a daily statement we download (:meth:`Channel.download_bill`) and
+    # reconcile automatically once it is out (:attr:`Channel.bill_ready_at`)
+    BILLS = "bills"
 
 
 class Channel(ABC):
@@ -185,28 +198,111 @@ class Channel(ABC):
 
     @abstractmethod
     async def start_payment(self, order: dict[str, Any]) -> dict[str, Any]:
-        """What the citizen's app needs to pay this order in this channel."""
+        """What the citizen's app needs to pay this order in this channel: ``order_ref``, ``amount``,
+        ``description``, ``expires_at`` (UTC, the order's payment window: the channel's trade expires
+        with it), ``method`` (one of :attr:`pay_methods`) and, for a method that needs one, ``payer``
+        (WeChat JSAPI: the citizen's openid under our WeChat app id). Asking twice for one order and
+        method gives a payment of the same trade (the channel's idempotency on out_trade_no)."""
 
-    async def request_refund(self, refund: dict[str, Any]) -> tuple[dict[str, str], bytes] | None:
+    async def request_refund(
+        self, refund: dict[str, Any]
+    ) -> tuple[dict[str, str], bytes] | list[Notification] | None:
         """Ask the channel to refund (``refund_ref`` is the channel's out_refund_no, so asking twice
-        refunds once). Channels that confirm by a later callback return None; one that confirms at once
-        returns that callback (headers, raw body) for the usual verification path. An :class:`AppError`
-        means the channel refused before doing anything; any other exception leaves the outcome
-        unknown."""
+        refunds once; ``order_ref``, ``amount``, ``total`` the order's amount, ``channel_txn`` the
+        payment's transaction, ``reason``). A channel that confirms by a later callback (or answered
+        "processing") returns None or []; one whose answer already says the refund succeeded returns
+        it as notifications (or, like the sandbox, a callback to verify). An :class:`AppError` means
+        the channel refused before doing anything; :func:`channel_busy` (or any other exception)
+        leaves the outcome unknown, and the refund stays pending to be asked again."""
         raise refund_unavailable(self.name)
 
-    async def charge_agreement(self, order: dict[str, Any]) -> Callback:
-        """(:attr:`Capability.DEFERRED_CHARGE`) Charge a deferred order (``order_ref``, ``amount``) against
-        the citizen's agreement, once per order; returns the channel's callback confirming it."""
+    async def charge_agreement(self, order: dict[str, Any]) -> Callback | list[Notification]:
+        """(:attr:`Capability.DEFERRED_CHARGE`) Charge an order (``order_ref``, ``amount``,
+        ``description``, and ``agreement_no``: the citizen's agreement with this channel, when it has
+        one) against the citizen's agreement, once per order; returns the channel's callback
+        confirming it, or the payment as notifications when the channel's answer says it is paid
+        (none while the channel is still processing it: its notification or a query completes it)."""
         raise ServiceUnavailable(
             f"{self.name} does not charge payment agreements; the citizen pays the order in the app instead",
             code="agreement_unavailable",
         )
 
+    # (BILLS) when the channel's statement for a day is out: this time (China time) on the next day
+    bill_ready_at: ClassVar[time] = time(10, 0)
+    # the ways the citizen's app (or a till) can pay in this channel: the ``method`` of start_payment,
+    # the first being the default (WeChat: app, jsapi, native; Alipay: app, page, precreate)
+    pay_methods: ClassVar[tuple[str, ...]] = ("app",)
+
+    async def query_payment(self, order: dict[str, Any]) -> list[Notification]:
+        """(:attr:`Capability.QUERY`) What the channel says of the trade for ``order_ref``: a ``payment``
+        notification when it is paid, a ``closed`` one when the channel closed it, none while it is
+        unpaid or the channel has no such trade. Each carries a ``notify_id`` fixed by the fact
+        (``query:<transaction id>``), so asking twice applies once, and a payment told both by its
+        notification and by a query is one payment (the payment centre matches its transaction)."""
+        return []
+
+    async def query_refund(self, refund: dict[str, Any]) -> list[Notification]:
+        """(:attr:`Capability.QUERY`) What became of refund ``refund_ref`` of ``order_ref``: a
+        ``refund`` notification when it succeeded, ``refund_failed`` when it was closed or could not
+        be paid out, none while it is still processing."""
+        return []
+
+    async def close_payment(self, order: dict[str, Any]) -> None:
+        """(:attr:`Capability.CLOSE`) Close the channel's trade for ``order_ref`` so it can no longer be
+        paid. A trade already closed, or never opened there, is closed already: success. A trade the
+        channel says is paid raises Conflict (code ``channel_trade_paid``): the payment centre then
+        queries it, and the payment is applied (or booked as an overpayment)."""
+        return None
+
+    async def download_bill(self, day: date) -> Statement:
+        """(:attr:`Capability.BILLS`) The channel's trade statement for ``day`` (its business day, China
+        time), downloaded as the channel publishes it and parsed. Raises ServiceUnavailable (code
+        ``bill_not_ready``) before the channel has it; a day with no trade is an empty statement."""
+        raise ServiceUnavailable(f"{self.name} publishes no statement", code="bill_not_ready")
+
     async def pay_on_page(self, order: dict[str, Any]) -> Callback:
         """(:attr:`Capability.PAY_PAGE`) The citizen paid on this channel's page (``order_ref``,
         ``amount``): the channel's callback for it (the same payment if paid twice)."""
         raise NotFound(f"{self.name} has no payment page", code="channel_not_enabled")
+
+
+class StatementRow(msgspec.Struct, frozen=True):
+    """One movement of money on a channel's statement (its trade bill), as reconciliation reads it."""
+
+    txn_id: str  # the channel's transaction id (a refund's: its refund id)
+    order_id: str  # our order (out_trade_no), as the channel knows it
+    type: Literal["payment", "refund"]
+    amount: Annotated[int, Meta(ge=0)]  # fen, positive for both types
+    refund_ref: str = ""  # our refund id (out_refund_no) for a refund
+    fee: int = 0  # the channel's fee on this row (fen), as the bill states it
+    channel_time: Annotated[datetime, Meta(tz=True)] | None = None  # when the money moved, UTC
+    merchant: str = ""  # the channel's merchant or sub-merchant id on the row
+
+
+class Statement(msgspec.Struct, frozen=True):
+    """A channel's statement for one business day (China time), parsed from the file it published."""
+
+    channel: str
+    day: date
+    rows: list[StatementRow]
+    # the bill's own totals line (count, payments, refunds, fees in fen), to check the parse against
+    totals: dict[str, int] = msgspec.field(default_factory=dict)
+    raw: bytes = b""  # the file as downloaded (kept for the operators and the auditors)
+    media_type: str = "text/csv"
+
+
+# What a channel call may answer besides the success it hopes for:
+# - an :class:`AppError` (InvalidInput, Conflict, NotFound, ...) when the channel refused before doing
+#   anything (a bad request, an order it does not know): the caller may change and try again;
+# - :func:`channel_busy` (a ServiceUnavailable, code ``channel_unavailable``) when the channel could not
+#   be reached, timed out, answered 5xx or SYSTEM_ERROR, or answered with a signature that does not
+#   verify: the outcome is unknown, and the same call (same out_trade_no / out_refund_no) is retried.
+def channel_busy(channel: str, detail: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"{channel} did not answer usably ({detail}); the same call is tried again",
+        code="channel_unavailable",
+        channel=channel,
+    )
 
 
 @dataclass(frozen=True)
