@@ -434,6 +434,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "本部署未开通{channel:channel}（可用：{available:channel}）",
         "unknown channel {channel!r} (available: {available})",
     ),
+    "unknown_pay_method": (
+        "{channel:channel}不支持该支付方式（可用：{available}）",
+        "{channel} is paid by {available}, not this method",
+    ),
     "channel_refund_unavailable": (
         "本部署无法调用{channel:channel}的退款接口；请在该渠道的商户平台退款（其回调会在此生效）",
         "refunds through {channel} need its refund API, which this deployment cannot reach; refund at "

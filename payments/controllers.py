@@ -116,7 +116,9 @@ class OrdersController(Controller):
         citizen: NamedDependency[CitizenPrincipal],
         orders: NamedDependency[OrderService],
     ) -> dict[str, Any]:
-        return await orders.pay(order_id, citizen.citizen_id, data.channel)
+        return await orders.pay(
+            order_id, citizen.citizen_id, data.channel, method=data.method, payer=data.payer
+        )
 
     @post(
         "/{order_id:str}/refunds",

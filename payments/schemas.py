@@ -86,6 +86,11 @@ class PaymentChannels(msgspec.Struct):
 class PayRequest(msgspec.Struct, forbid_unknown_fields=True):
     # one of the enabled channels (GET /api/v1/payments/channels); another name is 422 unknown_channel
     channel: ChannelName
+    # how the citizen pays there (the channel's pay methods, e.g. WeChat Pay app / jsapi / native, Alipay
+    # app / page / precreate); the channel's first when omitted; another is 422 unknown_pay_method
+    method: Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[a-z_]+\Z")] | None = None
+    # who pays, where the method needs it (WeChat Pay JSAPI: the citizen's openid under our WeChat app)
+    payer: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+\Z")] | None = None
 
 
 class RefundCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -301,7 +301,15 @@ class OrderService:
             raise NotFound("no such order", code="order_not_found")
         return row
 
-    async def pay(self, order_id: str, citizen_id: str, channel_name: str) -> dict[str, Any]:
+    async def pay(
+        self,
+        order_id: str,
+        citizen_id: str,
+        channel_name: str,
+        *,
+        method: str | None = None,
+        payer: str | None = None,
+    ) -> dict[str, Any]:
         channel = self.channels.get(channel_name)
         if channel is None:
             raise InvalidInput(
@@ -310,13 +318,28 @@ class OrderService:
                 channel=channel_name,
                 available=sorted(self.channels),
             )
+        method = method or channel.pay_methods[0]
+        if method not in channel.pay_methods:
+            raise InvalidInput(
+                f"{channel_name} is paid by {', '.join(channel.pay_methods)}, not {method!r}",
+                code="unknown_pay_method",
+                channel=channel_name,
+                available=list(channel.pay_methods),
+            )
         row = await self._payable_by(order_id, citizen_id)
         if row["state"] not in PAYABLE_STATES:
             raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
         if row["expires_at"] is not None and row["expires_at"] <= self.clock.now():
             raise Conflict("the order has expired", code="order_expired")
         payload = await channel.start_payment(
-            {"order_ref": str(row["id"]), "amount": row["amount"], "description": row["description"]}
+            {
+                "order_ref": str(row["id"]),
+                "amount": row["amount"],
+                "description": row["description"],
+                "expires_at": row["expires_at"],
+                "method": method,
+                "payer": payer,
+            }
         )
         await (
             PaymentOrder.update(
