@@ -30,6 +30,7 @@ KINDS = {
     "scanner": "scn",
     "miniapp": "app",
     "merchant": "mch",
+    "till": "til",  # a merchant's till scanning citizen codes as pay codes (payments/paycode.py)
     "operator": "opr",
     "source": "src",
     "unit": "unt",

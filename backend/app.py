@@ -32,6 +32,8 @@ from miniapps.contract import MiniApp
 from miniapps.gateway import gate_door
 from miniapps.plugin import MiniAppsPlugin
 from miniapps.services import MiniAppServices, build_miniapp_services
+from payments.merchant_plugin import MerchantsPlugin
+from payments.merchants import MerchantServices, build_merchant_services
 from payments.plugin import PaymentsPlugin, build_payment_services
 from payments.services import PaymentServices
 from ratings.plugin import RatingsPlugin
@@ -47,6 +49,7 @@ class Services:
     auth: AuthServices
     codes: CodeServices
     payments: PaymentServices
+    merchants: MerchantServices
     messages: MessageServices
     ratings: RatingServices
     licences: LicenceServices
@@ -65,6 +68,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     auth = build_auth_services(runtime)
     codes = build_code_services(runtime, auth.revocations, auth.realname.observers)
     payments = build_payment_services(runtime)
+    merchants = build_merchant_services(runtime.clock, payments.orders, auth.machines, codes.scans)
     messages, payment_messages = build_message_services(
         runtime, auth=auth, citizen_of_order=payments.orders.citizen_of
     )
@@ -98,6 +102,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         auth=auth,
         codes=codes,
         payments=payments,
+        merchants=merchants,
         messages=messages,
         ratings=ratings,
         licences=licences,
@@ -127,6 +132,7 @@ def create_app(
             upload_limit=settings.entitlement_upload_max_bytes,
         ),
         PaymentsPlugin(runtime, services.payments),
+        MerchantsPlugin(services.merchants),
         MessagesPlugin(services.messages, env=settings.env),
         RatingsPlugin(services.ratings, env=settings.env),
         LicencesPlugin(services.licences, env=settings.env),

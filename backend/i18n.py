@@ -459,6 +459,36 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "此支付渠道暂不可用，请选择其他渠道",
         "this payment channel is not available here",
     ),
+    # merchants and the pay code at the till (payments/paycode.py, payments/merchants.py)
+    "paycode_code_expired": (
+        "付款码已过期，请刷新后重新出示",
+        "the code has expired; refresh it and show it again",
+    ),
+    "paycode_code_replayed": (
+        "此付款码已使用，请刷新后重新出示",
+        "this code has been used already; refresh it",
+    ),
+    "paycode_code_invalid": ("这不是有效的市民码", "this is not a valid citizen code"),
+    "paycode_off": ("市民未开通付款码支付", "the citizen has not turned on paying by code"),
+    "paycode_credit_limit": (
+        "已超出信用额度：未付 {unpaid} 分，上限 {limit} 分",
+        "over the credit limit: {unpaid} fen unpaid, at most {limit} fen on credit",
+    ),
+    "paycode_no_agreement": (
+        "市民尚未与{channel:channel}签订免密支付协议",
+        "the citizen has no payment agreement with {channel}",
+    ),
+    "paycode_bad_limit": ("单笔免确认限额须为 1 至 {max} 分", "the per-payment limit is 1 to {max} fen"),
+    "paycode_bad_method": ("付款方式须为以下之一：{available}", "a pay code pays by one of {available}"),
+    "confirmation_not_found": ("没有这笔待确认的付款", "no such confirmation"),
+    "confirmation_expired": ("确认时间已过，付款已取消", "the confirmation window has passed"),
+    "confirmation_decided": ("这笔付款已处理：{result}", "this payment was decided already: {result}"),
+    "no_pay_link": ("此订单已没有付款链接", "the order has no pay link any more"),
+    "unknown_state": ("订单状态须为以下之一：{states}", "state is one of {states}"),
+    "bad_period": (
+        "日期须为 YYYY-MM-DD，且 to 不早于 from，最多 92 天",
+        "a period of days YYYY-MM-DD, from before to, 92 days at most",
+    ),
     "openid_not_allowed": ("只有小程序才能用 openid 指定市民", "only a mini-app names a citizen by openid"),
     "unknown_openid": ("此小程序下没有这个 openid", "unknown openid for this mini-app"),
     "invalid_date": ("日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD"),

@@ -16,6 +16,7 @@ from console.tables import TABLES as CONSOLE_TABLES
 from licences.tables import TABLES as LICENCE_TABLES
 from messages.tables import TABLES as MESSAGE_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
+from payments.merchant_tables import TABLES as PAYCODE_TABLES
 from payments.tables import TABLES as PAYMENT_TABLES
 from ratings.tables import TABLES as RATING_TABLES
 
@@ -30,6 +31,7 @@ APP_CONFIG = AppConfig(
         *CODES_TABLES,
         *MINIAPP_TABLES,
         *PAYMENT_TABLES,
+        *PAYCODE_TABLES,
         *MESSAGE_TABLES,
         *RATING_TABLES,
         *LICENCE_TABLES,

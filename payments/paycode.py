@@ -1,0 +1,543 @@
+"""The citizen code as a pay code (付款码): a merchant's till scans the citizen's code, the payment centre
+charges what the citizen chose to pay with.
+
+A till is a machine credential of its own kind (``till``), owned by a merchant (its ``app_id`` is the
+merchant's client id) in the ``pay`` context. Its scans come here, to the payment centre, never to the
+gate: the gate routes a scan to the mini-app owning the scanner, and a till is owned by no mini-app, so
+the mini-app contract does not change. The code is verified and its single use claimed by the codes
+package exactly as at a gate (:meth:`codes.services.ScanService.check`, in the ``pay`` context: a code
+pays once at any till), and the payment row keeps the code's id under a unique key as well.
+
+What a scan does (:meth:`PayCodeService.pay`):
+
+1. the merchant's reference is the idempotency key: a reference already used answers what the payment
+   is now (a till's retry never charges twice, and needs no fresh code);
+2. the code is checked and claimed; then the citizen's choice (:class:`PayCodeSetting`): off, ``credit``
+   (a deferred order, charged later, allowed under the unpaid limit) or a channel with
+   ``deferred_charge`` and a signed :class:`PaymentAgreement`;
+3. the order and the payment row are written in one transaction (unique on the reference, on the
+   code); a refusal before it gives the code's single use back;
+4. up to the citizen's per-payment limit the order is charged at once (``charge_agreement``, applied
+   exactly once by the notification service); above it the payment waits for the citizen's
+   confirmation in the app (:meth:`PayCodeService.decide`), a conditional update that only one
+   confirmation wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from auth.principals import MachinePrincipal
+from backend import db
+from backend.clock import Clock
+from backend.errors import AppError, Conflict, InvalidInput, NotFound
+from codes.services import ScanService
+from payments._books import ALL_ORDER_COLUMNS, PAYABLE_STATES, locked_order, outbox
+from payments.channels.base import Capability, Channel
+from payments.merchant_tables import PayCodePayment, PayCodeSetting, PaymentAgreement
+from payments.services import OrderService
+from payments.tables import PaymentOrder
+
+log = logging.getLogger("shengshitong.payments.paycode")
+
+PAY_CONTEXT = "pay"
+CREDIT = "credit"
+DEFAULT_LIMIT = 20000  # fen per payment without a confirmation (¥200); the citizen may lower it
+CREDIT_LIMIT = 50000  # fen a citizen may owe on credit (unpaid deferred orders), this payment included
+CONFIRM_SECONDS = 300  # how long a payment waits for the citizen's confirmation
+
+# what the till shows for a code the codes package refused, by the verifier's reason
+_CODE_REFUSALS = {
+    "expired": ("paycode_code_expired", "the code has expired; the citizen refreshes it"),
+    "not_yet_valid": ("paycode_code_expired", "the code is not valid yet; the phone's clock is off"),
+    "bad_scan_time": ("paycode_code_expired", "the scan time is out of range"),
+    "replayed": ("paycode_code_replayed", "this code has been used already; the citizen refreshes it"),
+}
+
+
+def code_refused(reason: str) -> AppError:
+    code, detail = _CODE_REFUSALS.get(reason, ("paycode_code_invalid", "this is not a valid citizen code"))
+    if code == "paycode_code_replayed":
+        return Conflict(detail, code=code)
+    return InvalidInput(detail, code=code, reason=reason)
+
+
+def payment_view(row: Mapping[str, Any], order: Mapping[str, Any], now: Any) -> dict[str, Any]:
+    """The payment as the till (and the merchant) reads it: ``result`` is what the till shows."""
+    state = row["state"]
+    if state == "confirm" and row["confirm_by"] is not None and row["confirm_by"] <= now:
+        state = "expired"
+    result = {"confirm": "confirm_required", "charging": "pending"}.get(state, state)
+    return {
+        "result": result,  # paid | deferred | confirm_required | pending | declined | expired | failed
+        "order_id": str(order["id"]),
+        "reference": order["reference"],
+        "amount": order["amount"],
+        "method": row["method"],
+        "order_state": order["state"],
+        "confirmation_id": str(row["id"]) if state == "confirm" else None,
+        "confirm_by": row["confirm_by"] if state == "confirm" else None,
+        "reason": row["reason"],
+    }
+
+
+class PayCodeService:
+    def __init__(
+        self,
+        clock: Clock,
+        orders: OrderService,
+        scans: ScanService,
+        *,
+        credit_limit: int = CREDIT_LIMIT,
+        confirm_seconds: int = CONFIRM_SECONDS,
+    ) -> None:
+        self.clock = clock
+        self.orders = orders
+        self.scans = scans
+        self.credit_limit = credit_limit
+        self.confirm_seconds = confirm_seconds
+
+    # ---- the citizen's choice --------------------------------------------------------------------
+    @property
+    def channels(self) -> dict[str, Channel]:
+        return {n: c for n, c in self.orders.channels.items() if Capability.DEFERRED_CHARGE in c.capabilities}
+
+    async def _agreement(self, citizen_id: str, channel: str) -> dict[str, Any] | None:
+        row = (
+            await PaymentAgreement.select()
+            .where(
+                (PaymentAgreement.citizen_channel == f"{citizen_id}/{channel}")
+                & (PaymentAgreement.state == "signed")
+            )
+            .first()
+            .run()
+        )
+        return row
+
+    async def settings(self, citizen_id: str) -> dict[str, Any]:
+        row = await PayCodeSetting.select().where(PayCodeSetting.citizen_id == citizen_id).first().run()
+        agreements = (
+            await PaymentAgreement.select(
+                PaymentAgreement.channel, PaymentAgreement.state, PaymentAgreement.signed_at
+            )
+            .where(PaymentAgreement.citizen_id == citizen_id)
+            .order_by(PaymentAgreement.signed_at)
+            .run()
+        )
+        return {
+            "enabled": bool(row and row["enabled"]),
+            "method": row["method"] if row else "",
+            "limit": row["limit"] if row else DEFAULT_LIMIT,
+            "max_limit": DEFAULT_LIMIT,
+            "methods": [CREDIT, *self.channels],
+            "agreements": [
+                {"channel": a["channel"], "state": a["state"], "signed_at": a["signed_at"]}
+                for a in agreements
+            ],
+            "unpaid_total": await self.orders.unpaid_total(citizen_id),
+            "credit_limit": self.credit_limit,
+        }
+
+    async def update(
+        self, citizen_id: str, *, enabled: bool, method: str, limit: int | None
+    ) -> dict[str, Any]:
+        """Set what the code pays with. A channel needs the citizen's agreement with it: the sandbox's
+        (a channel that moves no real money) is signed at once; a real channel's is recorded when the
+        channel's sign notice comes (or by an operator, :meth:`record_agreement`)."""
+        limit = DEFAULT_LIMIT if limit is None else limit
+        if not 1 <= limit <= DEFAULT_LIMIT:
+            raise InvalidInput(
+                f"the per-payment limit is 1 to {DEFAULT_LIMIT} fen",
+                code="paycode_bad_limit",
+                max=DEFAULT_LIMIT,
+            )
+        if enabled or method:
+            if method != CREDIT and method not in self.channels:
+                raise InvalidInput(
+                    f"a pay code pays by {', '.join([CREDIT, *self.channels])}, not {method!r}",
+                    code="paycode_bad_method",
+                    available=[CREDIT, *self.channels],
+                )
+            if method != CREDIT and await self._agreement(citizen_id, method) is None:
+                channel = self.channels[method]
+                if channel.for_production:
+                    raise InvalidInput(
+                        f"no payment agreement with {method}: sign it in the channel first",
+                        code="paycode_no_agreement",
+                        channel=method,
+                    )
+                await self.record_agreement(citizen_id, method, agreement_no="", signed_by=method)
+        now = self.clock.now()
+        await (
+            PayCodeSetting.insert(
+                PayCodeSetting(
+                    citizen_id=citizen_id, enabled=enabled, method=method, limit=limit, updated_at=now
+                )
+            )
+            .on_conflict(
+                target=PayCodeSetting.citizen_id,
+                action="DO UPDATE",
+                values=[
+                    PayCodeSetting.enabled,
+                    PayCodeSetting.method,
+                    PayCodeSetting.limit,
+                    PayCodeSetting.updated_at,
+                ],
+            )
+            .run()
+        )
+        return await self.settings(citizen_id)
+
+    async def record_agreement(
+        self, citizen_id: str, channel: str, *, agreement_no: str, signed_by: str
+    ) -> dict[str, Any]:
+        """A signed agreement (a channel's sign notice, an operator, or the sandbox at once); signing
+        again replaces the agreement number."""
+        now = self.clock.now()
+        await (
+            PaymentAgreement.insert(
+                PaymentAgreement(
+                    id=uuid.uuid4(),
+                    citizen_channel=f"{citizen_id}/{channel}",
+                    citizen_id=citizen_id,
+                    channel=channel,
+                    agreement_no=agreement_no,
+                    state="signed",
+                    signed_by=signed_by,
+                    signed_at=now,
+                )
+            )
+            .on_conflict(
+                target=PaymentAgreement.citizen_channel,
+                action="DO UPDATE",
+                values=[
+                    PaymentAgreement.agreement_no,
+                    PaymentAgreement.state,
+                    PaymentAgreement.signed_by,
+                    PaymentAgreement.signed_at,
+                ],
+            )
+            .run()
+        )
+        return {"citizen_id": citizen_id, "channel": channel, "state": "signed", "signed_by": signed_by}
+
+    # ---- at the till -----------------------------------------------------------------------------
+    async def _existing(self, owner: str, reference: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        order = (
+            await PaymentOrder.select()
+            .where(PaymentOrder.owner_reference == f"{owner}/{reference}")
+            .first()
+            .run()
+        )
+        if order is None:
+            return None
+        row = await PayCodePayment.select().where(PayCodePayment.order == order["id"]).first().run()
+        if row is None:  # the merchant used this reference for an order of another kind
+            raise Conflict(
+                "this reference was used for an order that is not a pay-code payment",
+                code="reference_reused",
+                order_id=str(order["id"]),
+            )
+        return row, order
+
+    async def status(self, till: MachinePrincipal, reference: str) -> dict[str, Any]:
+        """What a payment is now, by the merchant's reference: what a till polls while the citizen
+        confirms."""
+        found = await self._existing(f"merchant:{till.app_id}", reference)
+        if found is None:
+            raise NotFound("no pay-code payment with this reference", code="order_not_found")
+        return payment_view(*found, self.clock.now())
+
+    async def pay(
+        self, till: MachinePrincipal, *, token: str, amount: int, reference: str, description: str
+    ) -> dict[str, Any]:
+        if amount <= 0:
+            raise InvalidInput("amount must be a positive number of fen", code="invalid_amount")
+        owner = f"merchant:{till.app_id}"
+        found = await self._existing(owner, reference)
+        if found is not None:  # a till's retry: the answer as it stands, no second charge
+            return self._again(found, amount)
+        checked = await self.scans.check(
+            till, token, at=self.clock.time(), record_id=reference, offline=False, requirement=None
+        )
+        if checked.reason is not None or checked.holder is None:
+            raise code_refused(checked.reason or "unknown_code")
+        try:
+            row, order = await self._write(
+                till, owner, checked.holder.citizen_id, checked.code_id, amount, reference, description
+            )
+        except AppError:
+            if checked.claim is not None:
+                await self.scans.release(checked.claim)  # nothing was charged: the code is not used up
+            raise
+        if row is None:  # the same reference written at once by the till's retry: its answer
+            found = await self._existing(owner, reference)
+            assert found is not None
+            return self._again(found, amount)
+        if row["state"] == "charging":
+            row, order = await self._charge(row, order)
+        return payment_view(row, order, self.clock.now())
+
+    def _again(self, found: tuple[dict[str, Any], dict[str, Any]], amount: int) -> dict[str, Any]:
+        row, order = found
+        if order["amount"] != amount:
+            raise Conflict(
+                "this reference was used for a different amount",
+                code="reference_reused",
+                order_id=str(order["id"]),
+            )
+        return payment_view(row, order, self.clock.now())
+
+    async def _write(
+        self,
+        till: MachinePrincipal,
+        owner: str,
+        citizen_id: str,
+        code_id: str,
+        amount: int,
+        reference: str,
+        description: str,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        setting = await PayCodeSetting.select().where(PayCodeSetting.citizen_id == citizen_id).first().run()
+        if setting is None or not setting["enabled"] or not setting["method"]:
+            raise InvalidInput("the citizen has not turned on paying by code", code="paycode_off")
+        method = setting["method"]
+        if method == CREDIT:
+            unpaid = await self.orders.unpaid_total(citizen_id)
+            if unpaid + amount > self.credit_limit:
+                raise InvalidInput(
+                    f"over the credit limit: {unpaid} fen unpaid, at most {self.credit_limit} on credit",
+                    code="paycode_credit_limit",
+                    unpaid=unpaid,
+                    limit=self.credit_limit,
+                )
+        elif method not in self.channels:
+            raise InvalidInput(
+                f"{method} cannot charge a payment agreement here",
+                code="paycode_no_agreement",
+                channel=method,
+            )
+        elif await self._agreement(citizen_id, method) is None:
+            raise InvalidInput(
+                f"the citizen has no payment agreement with {method}",
+                code="paycode_no_agreement",
+                channel=method,
+            )
+        now = self.clock.now()
+        confirm = amount > setting["limit"]
+        confirm_by = now + timedelta(seconds=self.confirm_seconds) if confirm else None
+        deferred = method == CREDIT and not confirm
+        async with db.transaction():
+            inserted = (
+                await PaymentOrder.insert(
+                    PaymentOrder(
+                        id=uuid.uuid4(),
+                        owner=owner,
+                        app_id=till.app_id,
+                        reference=reference,
+                        owner_reference=f"{owner}/{reference}",
+                        citizen_id=citizen_id,
+                        description=description,
+                        amount=amount,
+                        deferred=deferred,
+                        created_at=now,
+                        updated_at=now,
+                        # a payment waiting for the citizen closes with its confirmation window
+                        expires_at=confirm_by,
+                    )
+                )
+                .on_conflict(target=PaymentOrder.owner_reference, action="DO NOTHING")
+                .returning(*ALL_ORDER_COLUMNS)
+                .run()
+            )
+            if not inserted:
+                return None, {}
+            order = inserted[0]
+            written = (
+                await PayCodePayment.insert(
+                    PayCodePayment(
+                        id=uuid.uuid4(),
+                        order=order["id"],
+                        merchant=owner,
+                        till=till.client_id,
+                        citizen_id=citizen_id,
+                        code_key=f"{PAY_CONTEXT}/{code_id}",
+                        method=method,
+                        state="confirm" if confirm else ("deferred" if deferred else "charging"),
+                        created_at=now,
+                        confirm_by=confirm_by,
+                        decided_at=None if confirm or not deferred else now,
+                    )
+                )
+                .on_conflict(target=PayCodePayment.code_key, action="DO NOTHING")
+                .returning(*PayCodePayment.all_columns())
+                .run()
+            )
+            if not written:  # the code paid another payment already: nothing of this one stays
+                raise code_refused("replayed")
+        return written[0], order
+
+    async def _charge(
+        self, row: dict[str, Any], order: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Charge a payment the citizen's limit (or confirmation) lets through: on credit the order is a
+        deferred one from now on; through a channel, one agreement charge (exactly once per order)."""
+        now = self.clock.now()
+        if row["method"] == CREDIT:
+            async with db.transaction():
+                locked = await locked_order(order["id"])
+                updated = (
+                    await PaymentOrder.update(
+                        {
+                            PaymentOrder.deferred: True,
+                            PaymentOrder.expires_at: None,
+                            PaymentOrder.updated_at: now,
+                        }
+                    )
+                    .where((PaymentOrder.id == locked["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
+                    .returning(*ALL_ORDER_COLUMNS)
+                    .run()
+                )
+                state, reason = ("deferred", "") if updated else ("failed", f"order_{locked['state']}")
+                row = await self._settle(row, state, reason)
+            return row, updated[0] if updated else locked
+        channel = self.orders.channels[row["method"]]
+        agreement = await self._agreement(row["citizen_id"], row["method"])
+        try:
+            answer = await channel.charge_agreement(
+                {
+                    "order_ref": str(order["id"]),
+                    "amount": order["amount"],
+                    "description": order["description"],
+                    "agreement_no": agreement["agreement_no"] if agreement else "",
+                }
+            )
+            await self.orders.callbacks.take(channel.name, answer)
+        except AppError as exc:  # the channel refused: the merchant is not paid, the till says why
+            log.warning("agreement charge refused by %s: %s", channel.name, exc.code)
+            return await self._settle(row, "failed", exc.code), await self._close(order)
+        fresh = await PaymentOrder.select().where(PaymentOrder.id == order["id"]).first().run()
+        assert fresh is not None
+        if fresh["state"] in ("paid", "partially_refunded", "refunded"):
+            row = await self._settle(row, "paid", "")
+        return row, fresh  # still charging: the channel's notification (or a query) completes it
+
+    async def _settle(self, row: Mapping[str, Any], state: str, reason: str) -> dict[str, Any]:
+        updated = (
+            await PayCodePayment.update(
+                {
+                    PayCodePayment.state: state,
+                    PayCodePayment.reason: reason,
+                    PayCodePayment.decided_at: self.clock.now(),
+                }
+            )
+            .where(PayCodePayment.id == row["id"])
+            .returning(*PayCodePayment.all_columns())
+            .run()
+        )
+        return dict(updated[0])
+
+    async def _close(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        """Close an unpaid order (declined or refused): one transaction under the order's lock, with its
+        ``order.closed`` event for the merchant."""
+        now = self.clock.now()
+        async with db.transaction():
+            locked = await locked_order(order["id"])
+            closed = (
+                await PaymentOrder.update(
+                    {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+                )
+                .where((PaymentOrder.id == locked["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
+                .returning(*ALL_ORDER_COLUMNS)
+                .run()
+            )
+            if closed:
+                await outbox(closed[0], "order.closed", now)
+                return dict(closed[0])
+        return dict(locked)
+
+    # ---- the citizen confirms --------------------------------------------------------------------
+    async def pending(self, citizen_id: str) -> list[dict[str, Any]]:
+        """Payments waiting for this citizen's confirmation, newest first."""
+        now = self.clock.now()
+        rows = (
+            await PayCodePayment.select(
+                PayCodePayment.id,
+                PayCodePayment.created_at,
+                PayCodePayment.confirm_by,
+                PayCodePayment.method,
+                PayCodePayment.merchant,
+                PayCodePayment.order.amount,
+                PayCodePayment.order.description,
+            )
+            .where(
+                (PayCodePayment.citizen_id == citizen_id)
+                & (PayCodePayment.state == "confirm")
+                & (PayCodePayment.confirm_by > now)
+            )
+            .order_by(PayCodePayment.created_at, ascending=False)
+            .run()
+        )
+        return [
+            {
+                "confirmation_id": str(r["id"]),
+                "amount": r["order.amount"],
+                "description": r["order.description"],
+                "merchant_name": await self.orders._merchant_name(r["merchant"]),
+                "method": r["method"],
+                "created_at": r["created_at"],
+                "confirm_by": r["confirm_by"],
+            }
+            for r in rows
+        ]
+
+    async def decide(self, citizen_id: str, confirmation_id: str, *, approve: bool) -> dict[str, Any]:
+        """Approve or decline a payment waiting for this citizen. Only one decision is taken (a
+        conditional update): two approvals at once charge once; the same decision again answers the
+        payment as it is."""
+        try:
+            pid = uuid.UUID(confirmation_id)
+        except ValueError:
+            raise NotFound("no such confirmation", code="confirmation_not_found") from None
+        now = self.clock.now()
+        taken = (
+            await PayCodePayment.update(
+                {PayCodePayment.state: "charging" if approve else "declined", PayCodePayment.decided_at: now}
+            )
+            .where(
+                (PayCodePayment.id == pid)
+                & (PayCodePayment.citizen_id == citizen_id)
+                & (PayCodePayment.state == "confirm")
+                & (PayCodePayment.confirm_by > now)
+            )
+            .returning(*PayCodePayment.all_columns())
+            .run()
+        )
+        if not taken:
+            row = await PayCodePayment.select().where(PayCodePayment.id == pid).first().run()
+            if row is None or row["citizen_id"] != citizen_id:
+                raise NotFound("no such confirmation", code="confirmation_not_found")
+            order = await PaymentOrder.select().where(PaymentOrder.id == row["order"]).first().run()
+            assert order is not None  # the payment's order (a foreign key that restricts deletes)
+            view = payment_view(row, order, now)
+            if view["result"] == "expired":
+                raise Conflict("the confirmation window has passed", code="confirmation_expired")
+            if approve != (view["result"] in ("paid", "deferred", "pending")):
+                raise Conflict(
+                    f"this payment was decided already: {view['result']}",
+                    code="confirmation_decided",
+                    result=view["result"],
+                )
+            return view
+        row = dict(taken[0])
+        order = await PaymentOrder.select().where(PaymentOrder.id == row["order"]).first().run()
+        assert order is not None
+        if approve:
+            row, order = await self._charge(row, order)
+        else:
+            order = await self._close(order)
+        return payment_view(row, order, now)

@@ -1,0 +1,390 @@
+"""Partner merchants paid by citizens, end to end through HTTP: the order QR paid in the app, the citizen
+code as a pay code at the till (agreement and credit, the per-payment limit confirmed or declined in the
+app, refusals), the merchant's order list and settlement read back against the ledger, and the races
+(run on PostgreSQL too: the same code at two tills, a till's retry, two confirmations at once)."""
+
+import asyncio
+import csv
+import io
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from payments.merchant_tables import PayCodePayment, PaymentAgreement
+from payments.tables import LedgerEntry, OutboxEvent, WebhookDelivery
+from tests.integration.payments.conftest import basic
+
+CHINA = timezone(timedelta(hours=8))
+
+
+@pytest.fixture(scope="module")
+async def shop(make_module_client):
+    async with make_module_client() as client:
+        yield client
+
+
+async def _merchant(client, name="沈阳老边饺子馆"):
+    cred = await client.services.auth.machines.create("merchant", name=name)
+    r = await client.post("/api/v1/merchant/tills", json={"place": "counter 1"}, headers=basic(cred))
+    assert r.status_code == 201, r.text
+    till = r.json()
+    assert till["kind"] == "till" and till["context"] == "pay" and till["app_id"] == cred["client_id"]
+    return basic(cred), basic(till)
+
+
+async def _citizen(client, login, new_phone, **paycode):
+    phone = new_phone()
+    me = {"Authorization": f"Bearer {(await login(client, phone))['access_token']}"}
+    if paycode:
+        r = await client.put("/api/v1/me/paycode", json=paycode, headers=me)
+        assert r.status_code == 200, r.text
+    return phone, me
+
+
+async def _code(client, me):
+    r = await client.get("/api/v1/codes/current", headers=me)
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+async def _fresh_code(client, login, phone):
+    """A code from another sign-in of the same citizen (a new session: a new code)."""
+    pair = await login(client, phone, device_id=f"phone-{secrets.token_hex(3)}")
+    return await _code(client, {"Authorization": f"Bearer {pair['access_token']}"})
+
+
+async def _scan(client, till, code, amount, reference=None, **extra):
+    body = {"code": code, "amount": amount, "reference": reference or f"t-{secrets.token_hex(6)}", **extra}
+    return await client.post("/api/v1/payments/paycode", json=body, headers=till)
+
+
+async def _ledger(order_id):
+    return await LedgerEntry.select().where(LedgerEntry.order == order_id).run()
+
+
+# ---- the order QR ---------------------------------------------------------------------------------
+async def test_a_merchants_order_qr_is_paid_in_the_app(shop, login, new_phone):
+    client = shop
+    merchant, _ = await _merchant(client)
+    other, _ = await _merchant(client, "另一家店")
+    owner = (
+        "merchant:"
+        + (await client.get("/api/v1/merchant/tills", headers=merchant)).json()["items"][0]["app_id"]
+    )
+    endpoint = await client.services.payments.endpoints.add(owner, "https://shop.example/hooks")
+    r = await client.post(
+        "/api/v1/payments/orders",
+        json={"reference": "qr-1", "amount": 2600, "description": "锅包肉"},
+        headers=merchant,
+    )
+    assert r.status_code == 201, r.text
+    oid = r.json()["order_id"]
+    svg = await client.get(f"/api/v1/payments/orders/{oid}/qr.svg", headers=merchant)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content
+    png = await client.get(f"/api/v1/payments/orders/{oid}/qr.png", headers=merchant)
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    # the QR says the pay link (read back by a decoder we did not write, where one is installed)
+    try:
+        import zxingcpp  # type: ignore[import-not-found]
+        from PIL import Image
+
+        decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
+        assert decoded[0].text == r.json()["pay_link"]["url"]
+    except ImportError:
+        pass
+    assert (await client.get(f"/api/v1/payments/orders/{oid}/qr.svg", headers=other)).status_code == 404
+    # the citizen's app opens the link and pays in the sandbox
+    _, me = await _citizen(client, login, new_phone)
+    seen = await client.get(f"/api/v1/payments/orders/{oid}", headers=me)
+    assert seen.status_code == 200 and seen.json()["merchant_name"] == "沈阳老边饺子馆"
+    paid = await client.post(f"/api/v1/payments/sandbox/orders/{oid}/pay", headers=me)
+    assert paid.status_code == 200 and paid.json()["state"] == "paid", paid.text
+    # the merchant sees it paid, and is told by its webhook
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=merchant)).json()
+    assert order["state"] == "paid" and order["channel"] == "sandbox"
+    await client.services.payments.webhooks.fan_out()
+    events = await OutboxEvent.select(OutboxEvent.id, OutboxEvent.type).where(OutboxEvent.order == oid).run()
+    assert [e["type"] for e in events] == ["order.paid"]
+    deliveries = await WebhookDelivery.select().where(WebhookDelivery.event == events[0]["id"]).run()
+    assert f"endpoint:{endpoint['endpoint_id']}" in [d["target"] for d in deliveries]
+    # a paid order has no pay link to show any more
+    gone = await client.get(f"/api/v1/payments/orders/{oid}/qr.png", headers=merchant)
+    assert gone.status_code == 409 and gone.json()["code"] == "no_pay_link"
+
+
+# ---- the pay code at the till -----------------------------------------------------------------------
+async def test_a_citizen_pays_at_the_till_by_code_through_the_sandbox_agreement(shop, login, new_phone):
+    client = shop
+    merchant, till = await _merchant(client)
+    phone, me = await _citizen(client, login, new_phone)
+    settings = (await client.get("/api/v1/me/paycode", headers=me)).json()
+    assert settings["enabled"] is False and settings["limit"] == 20000
+    assert settings["methods"] == ["credit", "sandbox"]
+    code = await _code(client, me)
+    off = await _scan(client, till, code, 3500)
+    assert off.status_code == 422 and off.json()["code"] == "paycode_off"
+    r = await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "sandbox"}, headers=me)
+    assert r.status_code == 200 and [a["channel"] for a in r.json()["agreements"]] == ["sandbox"]
+    # the refused scan used nothing up: the same code pays now
+    paid = await _scan(client, till, code, 3500, "sale-1", description="两盘饺子")
+    assert paid.status_code == 200, paid.text
+    answer = paid.json()
+    assert answer["result"] == "paid" and answer["order_state"] == "paid" and answer["method"] == "sandbox"
+    # the till's retry: the same answer, no second charge, no fresh code needed
+    again = await _scan(client, till, code, 3500, "sale-1")
+    assert again.status_code == 200 and again.json() == answer
+    polled = await client.get("/api/v1/payments/paycode/sale-1", headers=till)
+    assert polled.json() == answer
+    oid = answer["order_id"]
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=merchant)).json()
+    assert order["state"] == "paid" and order["amount"] == 3500 and order["channel"] == "sandbox"
+    ledger = await _ledger(oid)
+    assert sorted(e["amount"] for e in ledger) == [-3500, 3500] and sum(e["amount"] for e in ledger) == 0
+    mine = (await client.get("/api/v1/me/orders", headers=me)).json()["items"]
+    assert [o["order_id"] for o in mine] == [oid]
+    # the code paid once: another sale with it is refused
+    replayed = await _scan(client, till, code, 100, "sale-2")
+    assert replayed.status_code == 409 and replayed.json()["code"] == "paycode_code_replayed"
+    # the same reference for another amount is a different sale: refused
+    reused = await _scan(client, till, await _fresh_code(client, login, phone), 3600, "sale-1")
+    assert reused.status_code == 409 and reused.json()["code"] == "reference_reused"
+    # the merchant refunds it as any order
+    r = await client.post(
+        f"/api/v1/payments/orders/{oid}/refunds", json={"reference": "r1", "amount": 500}, headers=merchant
+    )
+    assert r.status_code == 202 and r.json()["state"] == "succeeded", r.text
+
+
+async def test_a_citizen_pays_at_the_till_on_credit_within_the_credit_limit(shop, login, new_phone):
+    client = shop
+    merchant, till = await _merchant(client)
+    phone, me = await _citizen(client, login, new_phone, enabled=True, method="credit")
+    r = await _scan(client, till, await _code(client, me), 4000, "credit-1")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == "deferred" and r.json()["order_state"] == "created"
+    oid = r.json()["order_id"]
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=merchant)).json()
+    assert order["deferred"] is True and order["state"] == "created"
+    unpaid = (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()
+    assert unpaid["unpaid_total"] == 4000 and [o["order_id"] for o in unpaid["items"]] == [oid]
+    # over the credit limit (50000 fen owed at most)
+    over = await _scan(client, till, await _fresh_code(client, login, phone), 46001, "credit-2")
+    assert over.status_code == 422 and over.json()["code"] == "paycode_credit_limit"
+    assert over.json()["unpaid"] == 4000
+    # the merchant charges the credit order against the citizen's agreement: paid, told once
+    charged = await client.post(f"/api/v1/merchant/orders/{oid}/charge", headers=merchant)
+    assert charged.status_code == 200 and charged.json()["state"] == "paid", charged.text
+    assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 0
+
+
+async def test_over_the_limit_the_citizen_confirms_in_the_app(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox", limit=1000)
+    r = await _scan(client, till, await _code(client, me), 2500, "big-1")
+    assert r.status_code == 200, r.text
+    waiting = r.json()
+    assert waiting["result"] == "confirm_required" and waiting["order_state"] == "created"
+    assert waiting["confirmation_id"] and waiting["confirm_by"]
+    assert (await client.get("/api/v1/payments/paycode/big-1", headers=till)).json()[
+        "result"
+    ] == "confirm_required"
+    pending = (await client.get("/api/v1/me/paycode/confirmations", headers=me)).json()["items"]
+    assert [(p["confirmation_id"], p["amount"], p["merchant_name"]) for p in pending] == [
+        (waiting["confirmation_id"], 2500, "沈阳老边饺子馆")
+    ]
+    url = f"/api/v1/me/paycode/confirmations/{waiting['confirmation_id']}"
+    _, stranger = await _citizen(client, login, new_phone)
+    assert (await client.post(url, json={"decision": "approve"}, headers=stranger)).status_code == 404
+    ok = await client.post(url, json={"decision": "approve"}, headers=me)
+    assert ok.status_code == 200 and ok.json()["result"] == "paid", ok.text
+    assert (await client.get("/api/v1/payments/paycode/big-1", headers=till)).json()["result"] == "paid"
+    # approving again answers the same; declining now is too late
+    assert (await client.post(url, json={"decision": "approve"}, headers=me)).json()["result"] == "paid"
+    late = await client.post(url, json={"decision": "decline"}, headers=me)
+    assert late.status_code == 409 and late.json()["code"] == "confirmation_decided"
+    assert (await client.get("/api/v1/me/paycode/confirmations", headers=me)).json()["items"] == []
+    assert len(await _ledger(ok.json()["order_id"])) == 2
+
+
+async def test_a_declined_payment_closes_the_order(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="credit", limit=500)
+    waiting = (await _scan(client, till, await _code(client, me), 800, "no-1")).json()
+    assert waiting["result"] == "confirm_required"
+    url = f"/api/v1/me/paycode/confirmations/{waiting['confirmation_id']}"
+    r = await client.post(url, json={"decision": "decline"}, headers=me)
+    assert r.status_code == 200 and r.json()["result"] == "declined" and r.json()["order_state"] == "closed"
+    assert (await client.get("/api/v1/payments/paycode/no-1", headers=till)).json()["result"] == "declined"
+    events = await OutboxEvent.select(OutboxEvent.type).where(OutboxEvent.order == waiting["order_id"]).run()
+    assert [e["type"] for e in events] == ["order.closed"]
+    late = await client.post(url, json={"decision": "approve"}, headers=me)
+    assert late.status_code == 409 and late.json()["code"] == "confirmation_decided"
+    assert await _ledger(waiting["order_id"]) == []
+    assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 0
+
+
+async def test_what_the_till_is_refused(shop, login, new_phone):
+    client = shop
+    merchant, till = await _merchant(client)
+    _phone, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    bad = await _scan(client, till, "HC1:NOT-A-CODE", 100)
+    assert bad.status_code == 422 and bad.json()["code"] == "paycode_code_invalid"
+    # the agreement ended (at the channel): nothing is charged, and the till says why
+    await (
+        PaymentAgreement.update({PaymentAgreement.state: "ended"})
+        .where(
+            PaymentAgreement.citizen_channel.like("%/sandbox")
+            & (PaymentAgreement.citizen_id == (await client.get("/api/v1/me", headers=me)).json()["id"])
+        )
+        .run()
+    )
+    code = await _code(client, me)
+    r = await _scan(client, till, code, 100)
+    assert (
+        r.status_code == 422
+        and r.json()["code"] == "paycode_no_agreement"
+        and r.json()["channel"] == "sandbox"
+    )
+    # a merchant's own credential is not a till's, and a till is not a gate's scanner
+    wrong = await _scan(client, merchant, code, 100)
+    assert wrong.status_code == 401 and wrong.json()["code"] == "wrong_client_kind"
+    scan = await client.post("/api/v1/scans", json={"token": code}, headers=till)
+    assert scan.status_code in (401, 403)
+    # the citizen's choice is checked
+    r = await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "wechatpay"}, headers=me)
+    assert r.status_code == 422 and r.json()["code"] == "paycode_bad_method"
+    r = await client.put(
+        "/api/v1/me/paycode", json={"enabled": True, "method": "credit", "limit": 30000}, headers=me
+    )
+    assert r.status_code == 422 and r.json()["code"] == "paycode_bad_limit"
+    zh = await client.put(
+        "/api/v1/me/paycode",
+        json={"enabled": True, "method": "credit", "limit": 30000},
+        headers={**me, "Accept-Language": "zh-CN"},
+    )
+    assert "限额" in zh.json()["detail"]
+
+
+# ---- the merchant's list and settlement ----------------------------------------------------------------
+async def test_the_merchants_orders_and_settlement_match_the_ledger(shop, login, new_phone):
+    client = shop
+    merchant, till = await _merchant(client)
+    amounts = [1200, 3400, 560]
+    ids = []
+    for i, amount in enumerate(amounts):
+        _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+        r = await _scan(client, till, await _code(client, me), amount, f"day-{i}")
+        assert r.json()["result"] == "paid", r.text
+        ids.append(r.json()["order_id"])
+    open_ = await client.post(
+        "/api/v1/payments/orders", json={"reference": "open-1", "amount": 999}, headers=merchant
+    )
+    r = await client.post(
+        f"/api/v1/payments/orders/{ids[1]}/refunds",
+        json={"reference": "back", "amount": 400},
+        headers=merchant,
+    )
+    assert r.status_code == 202 and r.json()["state"] == "succeeded"
+    # the list: newest first, by state, by day (China time), in pages
+    items = (await client.get("/api/v1/merchant/orders", headers=merchant)).json()["items"]
+    assert [o["order_id"] for o in items] == [open_.json()["order_id"], *reversed(ids)]
+    paid = (await client.get("/api/v1/merchant/orders?state=paid", headers=merchant)).json()["items"]
+    assert [o["order_id"] for o in paid] == [ids[2], ids[0]]
+    today = datetime.now(CHINA).date()
+    got = (await client.get(f"/api/v1/merchant/orders?day={today}", headers=merchant)).json()["items"]
+    assert len(got) == 4
+    yesterday = today - timedelta(days=1)
+    assert (await client.get(f"/api/v1/merchant/orders?day={yesterday}", headers=merchant)).json()[
+        "items"
+    ] == []
+    first = (await client.get("/api/v1/merchant/orders?limit=3", headers=merchant)).json()
+    assert len(first["items"]) == 3 and first["next_offset"] == 3
+    rest = (await client.get(first["next"], headers=merchant)).json()
+    assert [o["order_id"] for o in rest["items"]] == [ids[0]] and rest["next"] is None
+    bad = await client.get("/api/v1/merchant/orders?state=lost", headers=merchant)
+    assert bad.status_code == 422 and bad.json()["code"] == "unknown_state"
+    # the settlement, against the ledger's own rows
+    owner = paid[0]["owner"]
+    rows = (
+        await LedgerEntry.select()
+        .where(LedgerEntry.account == owner.replace("merchant:", "payable:merchant:"))
+        .run()
+    )
+    ledger_paid = -sum(e["amount"] for e in rows if e["kind"] == "payment")
+    ledger_refunded = sum(e["amount"] for e in rows if e["kind"] == "refund")
+    assert (ledger_paid, ledger_refunded) == (sum(amounts), 400)
+    r = await client.get(f"/api/v1/merchant/settlements?from={yesterday}&to={today}", headers=merchant)
+    assert r.status_code == 200, r.text
+    days = r.json()["days"]
+    assert [d["day"] for d in days] == [yesterday.isoformat(), today.isoformat()]
+    assert days[0]["paid_count"] == 0 and days[0]["by_channel"] == {}
+    day = days[1]
+    assert (day["paid_count"], day["paid_amount"], day["refunded_amount"], day["net"]) == (
+        3,
+        ledger_paid,
+        ledger_refunded,
+        ledger_paid - ledger_refunded,
+    )
+    assert day["by_channel"] == {
+        "sandbox": {"paid_count": 3, "paid_amount": 5160, "refunded_amount": 400, "net": 4760}
+    }
+    text = (
+        await client.get(f"/api/v1/merchant/settlements?from={today}&to={today}&format=csv", headers=merchant)
+    ).text
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["day", "channel", "paid_count", "paid_amount", "refunded_amount", "net"],
+        [today.isoformat(), "sandbox", "3", "5160", "400", "4760"],
+        [today.isoformat(), "all", "3", "5160", "400", "4760"],
+    ]
+    wrong = await client.get(f"/api/v1/merchant/settlements?from={today}&to={yesterday}", headers=merchant)
+    assert wrong.status_code == 422 and wrong.json()["code"] == "bad_period"
+
+
+# ---- races (meaningful on PostgreSQL, where requests really run at once) -------------------------------
+async def test_one_code_at_two_tills_at_once_pays_once(shop, login, new_phone):
+    client = shop
+    _, till_a = await _merchant(client)
+    _, till_b = await _merchant(client, "隔壁超市")
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    code = await _code(client, me)
+    replies = await asyncio.gather(
+        *(_scan(client, t, code, 700, f"race-{i}") for i, t in enumerate([till_a, till_b] * 3))
+    )
+    paid = [r for r in replies if r.status_code == 200]
+    assert len(paid) == 1 and paid[0].json()["result"] == "paid", [r.text for r in replies]
+    assert {r.json()["code"] for r in replies if r.status_code != 200} == {"paycode_code_replayed"}
+    citizen = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    assert await PayCodePayment.count().where(PayCodePayment.citizen_id == citizen) == 1
+
+
+async def test_a_tills_retries_at_once_charge_once(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    code = await _code(client, me)
+    replies = await asyncio.gather(*(_scan(client, till, code, 900, "retry-1") for _ in range(5)))
+    assert [r.status_code for r in replies] == [200] * 5, [r.text for r in replies]
+    assert len({r.json()["order_id"] for r in replies}) == 1
+    oid = replies[0].json()["order_id"]
+    assert (await client.get("/api/v1/payments/paycode/retry-1", headers=till)).json()["result"] == "paid"
+    assert len(await _ledger(oid)) == 2  # one payment: two entries
+
+
+async def test_two_confirmations_at_once_charge_once(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox", limit=100)
+    waiting = (await _scan(client, till, await _code(client, me), 1500, "both-1")).json()
+    url = f"/api/v1/me/paycode/confirmations/{waiting['confirmation_id']}"
+    replies = await asyncio.gather(
+        *(client.post(url, json={"decision": "approve"}, headers=me) for _ in range(4))
+    )
+    assert {r.status_code for r in replies} == {200}, [r.text for r in replies]
+    assert (await client.get("/api/v1/payments/paycode/both-1", headers=till)).json()["result"] == "paid"
+    assert len(await _ledger(waiting["order_id"])) == 2
+    events = await OutboxEvent.select(OutboxEvent.type).where(OutboxEvent.order == waiting["order_id"]).run()
+    assert [e["type"] for e in events] == ["order.paid"]
