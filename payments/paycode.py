@@ -225,6 +225,21 @@ class PayCodeService:
         )
         return {"citizen_id": citizen_id, "channel": channel, "state": "signed", "signed_by": signed_by}
 
+    async def end_agreement(self, citizen_id: str, channel: str) -> dict[str, Any]:
+        """The agreement ended (cancelled at the channel): the code no longer pays through it."""
+        ended = (
+            await PaymentAgreement.update(
+                {PaymentAgreement.state: "ended", PaymentAgreement.ended_at: self.clock.now()}
+            )
+            .where(
+                (PaymentAgreement.citizen_channel == f"{citizen_id}/{channel}")
+                & (PaymentAgreement.state == "signed")
+            )
+            .returning(PaymentAgreement.id)
+            .run()
+        )
+        return {"citizen_id": citizen_id, "channel": channel, "state": "ended", "changed": bool(ended)}
+
     # ---- at the till -----------------------------------------------------------------------------
     async def _existing(self, owner: str, reference: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         order = (

@@ -234,14 +234,9 @@ async def test_what_the_till_is_refused(shop, login, new_phone):
     bad = await _scan(client, till, "HC1:NOT-A-CODE", 100)
     assert bad.status_code == 422 and bad.json()["code"] == "paycode_code_invalid"
     # the agreement ended (at the channel): nothing is charged, and the till says why
-    await (
-        PaymentAgreement.update({PaymentAgreement.state: "ended"})
-        .where(
-            PaymentAgreement.citizen_channel.like("%/sandbox")
-            & (PaymentAgreement.citizen_id == (await client.get("/api/v1/me", headers=me)).json()["id"])
-        )
-        .run()
-    )
+    citizen = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    ended = await client.services.merchants.paycode.end_agreement(citizen, "sandbox")
+    assert ended["changed"] is True
     code = await _code(client, me)
     r = await _scan(client, till, code, 100)
     assert (
@@ -267,6 +262,21 @@ async def test_what_the_till_is_refused(shop, login, new_phone):
         headers={**me, "Accept-Language": "zh-CN"},
     )
     assert "限额" in zh.json()["detail"]
+
+
+async def test_an_operator_records_an_agreement_a_channel_confirmed(shop, shengshi_cli, new_phone, login):
+    """Until a real channel's sign notice is handled here, an operator records the agreement it
+    confirmed; the citizen can then choose that channel for the pay code."""
+    client = shop
+    _, me = await _citizen(client, login, new_phone)
+    citizen = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    r = shengshi_cli("agreements", "add", citizen, "alipay", "--agreement-no", "20885123456789")
+    assert r.returncode == 0, r.stderr
+    row = await PaymentAgreement.select().where(PaymentAgreement.citizen_id == citizen).first().run()
+    assert (row["channel"], row["agreement_no"], row["state"]) == ("alipay", "20885123456789", "signed")
+    assert row["signed_by"].startswith("operator:")
+    shown = (await client.get("/api/v1/me/paycode", headers=me)).json()["agreements"]
+    assert [(a["channel"], a["state"]) for a in shown] == [("alipay", "signed")]
 
 
 # ---- the merchant's list and settlement ----------------------------------------------------------------
