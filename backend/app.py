@@ -68,7 +68,9 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     auth = build_auth_services(runtime)
     codes = build_code_services(runtime, auth.revocations, auth.realname.observers)
     payments = build_payment_services(runtime)
-    merchants = build_merchant_services(runtime.clock, payments.orders, auth.machines, codes.scans)
+    merchants = build_merchant_services(
+        runtime.clock, payments.orders, auth.machines, codes.scans, live=runtime.live
+    )
     messages, payment_messages = build_message_services(
         runtime, auth=auth, citizen_of_order=payments.orders.citizen_of
     )

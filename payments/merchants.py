@@ -15,6 +15,7 @@ import segno
 from auth._machines import MachineCredentials
 from backend.clock import Clock
 from backend.errors import Conflict, InvalidInput, NotFound
+from backend.live import Live
 from codes.services import ScanService
 from payments._books import PAYABLE_STATES, order_uuid
 from payments.paycode import PAY_CONTEXT, PayCodeService
@@ -193,11 +194,15 @@ class MerchantServices:
 
 
 def build_merchant_services(
-    clock: Clock, orders: OrderService, machines: MachineCredentials, scans: ScanService
+    clock: Clock,
+    orders: OrderService,
+    machines: MachineCredentials,
+    scans: ScanService,
+    live: Live | None = None,
 ) -> MerchantServices:
     return MerchantServices(
         merchants=MerchantService(clock, orders, machines),
-        paycode=PayCodeService(clock, orders, scans),
+        paycode=PayCodeService(clock, orders, scans, live=live),
     )
 
 

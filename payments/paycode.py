@@ -35,8 +35,9 @@ from auth.principals import MachinePrincipal
 from backend import db
 from backend.clock import Clock
 from backend.errors import AppError, Conflict, InvalidInput, NotFound
+from backend.live import Live
 from codes.services import ScanService
-from payments._books import ALL_ORDER_COLUMNS, PAYABLE_STATES, locked_order, outbox
+from payments._books import ALL_ORDER_COLUMNS, PAID_STATES, PAYABLE_STATES, locked_order, outbox
 from payments.channels.base import Capability, Channel
 from payments.merchant_tables import PayCodePayment, PayCodeSetting, PaymentAgreement
 from payments.services import OrderService
@@ -49,6 +50,9 @@ CREDIT = "credit"
 DEFAULT_LIMIT = 20000  # fen per payment without a confirmation (¥200); the citizen may lower it
 CREDIT_LIMIT = 50000  # fen a citizen may owe on credit (unpaid deferred orders), this payment included
 CONFIRM_SECONDS = 300  # how long a payment waits for the citizen's confirmation
+# a charge whose outcome is unknown (the channel did not answer) is asked again by a till's retry or poll
+# after this long (the same order: the channel charges one agreement transaction per order)
+CHARGE_AGAIN_AFTER = 30
 
 # what the till shows for a code the codes package refused, by the verifier's reason
 _CODE_REFUSALS = {
@@ -71,6 +75,8 @@ def payment_view(row: Mapping[str, Any], order: Mapping[str, Any], now: Any) -> 
     state = row["state"]
     if state == "confirm" and row["confirm_by"] is not None and row["confirm_by"] <= now:
         state = "expired"
+    if state == "charging" and order["state"] in PAID_STATES:  # its notification came after the answer
+        state = "paid"
     result = {"confirm": "confirm_required", "charging": "pending"}.get(state, state)
     return {
         "result": result,  # paid | deferred | confirm_required | pending | declined | expired | failed
@@ -94,7 +100,9 @@ class PayCodeService:
         *,
         credit_limit: int = CREDIT_LIMIT,
         confirm_seconds: int = CONFIRM_SECONDS,
+        live: Live | None = None,
     ) -> None:
+        self.live = live
         self.clock = clock
         self.orders = orders
         self.scans = scans
@@ -265,7 +273,31 @@ class PayCodeService:
         found = await self._existing(f"merchant:{till.app_id}", reference)
         if found is None:
             raise NotFound("no pay-code payment with this reference", code="order_not_found")
-        return payment_view(*found, self.clock.now())
+        return payment_view(*await self._current(*found), self.clock.now())
+
+    async def _current(
+        self, row: dict[str, Any], order: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The payment, its charge asked again if its outcome has been unknown for a while (the
+        channel did not answer): one asker at a time, by a conditional update of ``decided_at``."""
+        if row["state"] != "charging" or order["state"] not in PAYABLE_STATES:
+            return row, order
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=CHARGE_AGAIN_AFTER)
+        taken = (
+            await PayCodePayment.update({PayCodePayment.decided_at: now})
+            .where(
+                (PayCodePayment.id == row["id"])
+                & (PayCodePayment.state == "charging")
+                & (
+                    (PayCodePayment.decided_at.is_null() & (PayCodePayment.created_at <= cutoff))
+                    | (PayCodePayment.decided_at <= cutoff)
+                )
+            )
+            .returning(*PayCodePayment.all_columns())
+            .run()
+        )
+        return await self._charge(dict(taken[0]), order) if taken else (row, order)
 
     async def pay(
         self, till: MachinePrincipal, *, token: str, amount: int, reference: str, description: str
@@ -275,7 +307,7 @@ class PayCodeService:
         owner = f"merchant:{till.app_id}"
         found = await self._existing(owner, reference)
         if found is not None:  # a till's retry: the answer as it stands, no second charge
-            return self._again(found, amount)
+            return await self._again(found, amount)
         checked = await self.scans.check(
             till, token, at=self.clock.time(), record_id=reference, offline=False, requirement=None
         )
@@ -292,12 +324,22 @@ class PayCodeService:
         if row is None:  # the same reference written at once by the till's retry: its answer
             found = await self._existing(owner, reference)
             assert found is not None
-            return self._again(found, amount)
+            return await self._again(found, amount)
         if row["state"] == "charging":
             row, order = await self._charge(row, order)
+        elif row["state"] == "confirm" and self.live is not None:  # the citizen's open app asks at once
+            await self.live.publish(
+                [
+                    (
+                        f"citizen:{row['citizen_id']}",
+                        "paycode_confirmation",
+                        {"confirmation_id": str(row["id"]), "amount": amount},
+                    )
+                ]
+            )
         return payment_view(row, order, self.clock.now())
 
-    def _again(self, found: tuple[dict[str, Any], dict[str, Any]], amount: int) -> dict[str, Any]:
+    async def _again(self, found: tuple[dict[str, Any], dict[str, Any]], amount: int) -> dict[str, Any]:
         row, order = found
         if order["amount"] != amount:
             raise Conflict(
@@ -305,7 +347,7 @@ class PayCodeService:
                 code="reference_reused",
                 order_id=str(order["id"]),
             )
-        return payment_view(row, order, self.clock.now())
+        return payment_view(*await self._current(row, order), self.clock.now())
 
     async def _write(
         self,
@@ -432,9 +474,18 @@ class PayCodeService:
                 }
             )
             await self.orders.callbacks.take(channel.name, answer)
-        except AppError as exc:  # the channel refused: the merchant is not paid, the till says why
+        except AppError as exc:
+            if exc.code == "channel_unavailable":  # no usable answer: unknown, asked again later
+                log.warning(
+                    "agreement charge at %s unanswered; asked again on the till's retry", channel.name
+                )
+                return row, order
+            # the channel refused: the merchant is not paid, the till says why
             log.warning("agreement charge refused by %s: %s", channel.name, exc.code)
             return await self._settle(row, "failed", exc.code), await self._close(order)
+        except Exception:  # the outcome is unknown (the contract: any other exception)
+            log.exception("agreement charge at %s failed; asked again on the till's retry", channel.name)
+            return row, order
         fresh = await PaymentOrder.select().where(PaymentOrder.id == order["id"]).first().run()
         assert fresh is not None
         if fresh["state"] in ("paid", "partially_refunded", "refunded"):

@@ -7,12 +7,14 @@ import asyncio
 import csv
 import io
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from backend.errors import InvalidInput
+from payments.channels.base import channel_busy
 from payments.merchant_tables import PayCodePayment, PaymentAgreement
-from payments.tables import LedgerEntry, OutboxEvent, WebhookDelivery
+from payments.tables import LedgerEntry, OutboxEvent, PaymentOrder, WebhookDelivery
 from tests.integration.payments.conftest import basic
 
 CHINA = timezone(timedelta(hours=8))
@@ -225,6 +227,87 @@ async def test_a_declined_payment_closes_the_order(shop, login, new_phone):
     assert late.status_code == 409 and late.json()["code"] == "confirmation_decided"
     assert await _ledger(waiting["order_id"]) == []
     assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 0
+
+
+async def test_a_confirmation_not_given_in_time_closes_the_order(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox", limit=100)
+    waiting = (await _scan(client, till, await _code(client, me), 300, "late-1")).json()
+    past = datetime.now(UTC) - timedelta(seconds=1)  # the window ran out
+    await (
+        PayCodePayment.update({PayCodePayment.confirm_by: past})
+        .where(PayCodePayment.id == waiting["confirmation_id"])
+        .run()
+    )
+    await (
+        PaymentOrder.update({PaymentOrder.expires_at: past})
+        .where(PaymentOrder.id == waiting["order_id"])
+        .run()
+    )
+    url = f"/api/v1/me/paycode/confirmations/{waiting['confirmation_id']}"
+    late = await client.post(url, json={"decision": "approve"}, headers=me)
+    assert late.status_code == 409 and late.json()["code"] == "confirmation_expired"
+    assert (await client.get("/api/v1/payments/paycode/late-1", headers=till)).json()["result"] == "expired"
+    assert (await client.get("/api/v1/me/paycode/confirmations", headers=me)).json()["items"] == []
+    await client.services.payments.orders.close_expired()
+    order = (
+        await PaymentOrder.select(PaymentOrder.state)
+        .where(PaymentOrder.id == waiting["order_id"])
+        .first()
+        .run()
+    )
+    assert order["state"] == "closed" and await _ledger(waiting["order_id"]) == []
+
+
+async def test_a_charge_the_channel_did_not_answer_is_asked_again(shop, login, new_phone, monkeypatch):
+    """Unknown outcome (the channel timed out): the till shows pending; its poll a while later asks the
+    channel again for the same order, which charges it once."""
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    sandbox = client.services.payments.channels["sandbox"]
+    real = sandbox.charge_agreement
+    calls = []
+
+    async def flaky(order):
+        calls.append(order["order_ref"])
+        if len(calls) == 1:
+            raise channel_busy("sandbox", "timed out")
+        return await real(order)
+
+    monkeypatch.setattr(sandbox, "charge_agreement", flaky)
+    r = await _scan(client, till, await _code(client, me), 1800, "busy-1")
+    assert r.status_code == 200 and r.json()["result"] == "pending", r.text
+    # polled at once: not asked again yet
+    assert (await client.get("/api/v1/payments/paycode/busy-1", headers=till)).json()["result"] == "pending"
+    assert len(calls) == 1
+    await (
+        PayCodePayment.update({PayCodePayment.created_at: datetime.now(UTC) - timedelta(minutes=1)})
+        .where(PayCodePayment.order == r.json()["order_id"])
+        .run()
+    )
+    polled = await client.get("/api/v1/payments/paycode/busy-1", headers=till)
+    assert polled.json()["result"] == "paid" and calls == [r.json()["order_id"]] * 2
+    assert len(await _ledger(r.json()["order_id"])) == 2
+
+
+async def test_a_charge_the_channel_refused_fails_and_closes_the_order(shop, login, new_phone, monkeypatch):
+    client = shop
+    _, till = await _merchant(client)
+    _, me = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+
+    async def refuse(order):
+        raise InvalidInput("the agreement was cancelled", code="agreement_cancelled")
+
+    monkeypatch.setattr(client.services.payments.channels["sandbox"], "charge_agreement", refuse)
+    r = await _scan(client, till, await _code(client, me), 700, "no-money")
+    assert r.status_code == 200, r.text
+    assert (r.json()["result"], r.json()["reason"], r.json()["order_state"]) == (
+        "failed",
+        "agreement_cancelled",
+        "closed",
+    )
 
 
 async def test_what_the_till_is_refused(shop, login, new_phone):
