@@ -31,7 +31,7 @@ class PayCodeScan(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, Meta(min_length=1, max_length=2048)]  # the scanned citizen code, as read
     amount: Annotated[int, Meta(gt=0, le=100_000_000)]  # fen
     reference: Reference  # the till's own reference: a retry with it never charges twice
-    description: Annotated[str, Meta(max_length=128)] = ""
+    description: Label = ""
 
 
 class PayCodeSettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,9 +44,13 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True):
     decision: Literal["approve", "decline"]
 
 
+# a label a person reads: no control characters (PostgreSQL refuses NUL in text)
+Label = Annotated[str, Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 class TillCreate(msgspec.Struct, forbid_unknown_fields=True):
-    place: Annotated[str, Meta(min_length=1, max_length=128)]  # which till: "counter 2"
-    name: Annotated[str, Meta(max_length=128)] = ""
+    place: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]  # "counter 2"
+    name: Label = ""
 
 
 class MerchantController(Controller):

@@ -82,6 +82,8 @@ class MerchantService:
                 )
             where &= PaymentOrder.state == state
         if day is not None:
+            if not in_range(day):
+                raise InvalidInput("day is a day of the years 2000 to 2100", code="invalid_date")
             where &= (PaymentOrder.created_at >= day_start(day)) & (
                 PaymentOrder.created_at < day_start(day + timedelta(days=1))
             )
@@ -182,9 +184,17 @@ class MerchantService:
 
 def parse_day(value: str, name: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{name} is a day, YYYY-MM-DD", code="bad_period") from None
+    if not in_range(day):
+        raise InvalidInput(f"{name} is a day of the years 2000 to 2100", code="bad_period")
+    return day
+
+
+def in_range(day: date) -> bool:
+    """A business day this service can have moved money on (and compute the bounds of)."""
+    return 2000 <= day.year <= 2100
 
 
 @dataclass(frozen=True)

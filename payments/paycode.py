@@ -26,6 +26,7 @@ What a scan does (:meth:`PayCodeService.pay`):
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -46,6 +47,7 @@ from payments.tables import PaymentOrder
 log = logging.getLogger("shengshitong.payments.paycode")
 
 PAY_CONTEXT = "pay"
+REFERENCE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")  # a till's reference, as the order's (payments/schemas.py)
 CREDIT = "credit"
 DEFAULT_LIMIT = 20000  # fen per payment without a confirmation (¥200); the citizen may lower it
 CREDIT_LIMIT = 50000  # fen a citizen may owe on credit (unpaid deferred orders), this payment included
@@ -270,7 +272,9 @@ class PayCodeService:
     async def status(self, till: MachinePrincipal, reference: str) -> dict[str, Any]:
         """What a payment is now, by the merchant's reference: what a till polls while the citizen
         confirms."""
-        found = await self._existing(f"merchant:{till.app_id}", reference)
+        found = None
+        if REFERENCE.fullmatch(reference):  # anything else was never a reference (nor sent to the database)
+            found = await self._existing(f"merchant:{till.app_id}", reference)
         if found is None:
             raise NotFound("no pay-code payment with this reference", code="order_not_found")
         return payment_view(*await self._current(*found), self.clock.now())

@@ -97,11 +97,14 @@ def _basic(cred: dict[str, Any]) -> str:
 def credentials(server: ServedApp) -> dict[str, Any]:
     """Real credentials of every kind, so generated requests reach past the guards."""
     cli = server.cli
+    merchant = cli("merchants", "add", "API test merchant", "--json")
     creds: dict[str, Any] = {
         "scanner": _basic(
             cli("scanners", "add", "--app", "transit", "--place", "bus 42", "--context", "bus", "--json")
         ),
-        "merchant": _basic(cli("merchants", "add", "API test merchant", "--json")),
+        "merchant": _basic(merchant),
+        # the merchant's till: the pay code (/api/v1/payments/paycode)
+        "till": _basic(cli("tills", "add", merchant["client_id"], "--place", "till 1", "--json")),
         "operator": _basic(cli("operators", "add", "finance", "--json")),
         "source": _basic(cli("sources", "add", "--kind", "health", "--name", "API test authority", "--json")),
         "issuer": _basic(
@@ -192,7 +195,9 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
     if "miniappToken" in schemes:
         headers["Authorization"] = creds["miniapp_token"]
     if "machineCredential" in schemes:
-        if path.startswith("/api/v1/scans"):
+        if path.startswith("/api/v1/payments/paycode"):
+            headers["Authorization"] = creds["till"]
+        elif path.startswith("/api/v1/scans"):
             headers["Authorization"] = creds["scanner"]
         elif path.startswith("/api/v1/entitlements"):
             headers["Authorization"] = creds["source"]

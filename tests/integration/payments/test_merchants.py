@@ -332,6 +332,7 @@ async def test_what_the_till_is_refused(shop, login, new_phone):
     assert wrong.status_code == 401 and wrong.json()["code"] == "wrong_client_kind"
     scan = await client.post("/api/v1/scans", json={"token": code}, headers=till)
     assert scan.status_code in (401, 403)
+    assert (await client.get("/api/v1/payments/paycode/a%20b", headers=till)).status_code == 404
     # the citizen's choice is checked
     r = await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "wechatpay"}, headers=me)
     assert r.status_code == 422 and r.json()["code"] == "paycode_bad_method"
@@ -435,6 +436,11 @@ async def test_the_merchants_orders_and_settlement_match_the_ledger(shop, login,
     ]
     wrong = await client.get(f"/api/v1/merchant/settlements?from={today}&to={yesterday}", headers=merchant)
     assert wrong.status_code == 422 and wrong.json()["code"] == "bad_period"
+    for query in ("from=0001-01-01&to=0001-01-02", "from=9999-12-31&to=9999-12-31", "from=x&to=y"):
+        r = await client.get(f"/api/v1/merchant/settlements?{query}", headers=merchant)
+        assert r.status_code == 422 and r.json()["code"] == "bad_period", query
+    r = await client.get("/api/v1/merchant/orders?day=9999-12-31", headers=merchant)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_date"
 
 
 # ---- races (meaningful on PostgreSQL, where requests really run at once) -------------------------------
