@@ -363,19 +363,47 @@ class PayCodeService:
         reference: str,
         description: str,
     ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        setting = await PayCodeSetting.select().where(PayCodeSetting.citizen_id == citizen_id).first().run()
+        """Check the citizen's choice and write the order and the payment, in one transaction that
+        holds the citizen's pay-code row: two payments of one citizen (two phones at two tills) are
+        checked against the credit limit one after the other."""
+        async with db.transaction():
+            return await self._write_held(till, owner, citizen_id, code_id, amount, reference, description)
+
+    @staticmethod
+    async def _held_setting(citizen_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await db.for_update(
+            PayCodeSetting.select().where(PayCodeSetting.citizen_id == citizen_id)
+        ).first()
+        return found
+
+    async def _over_credit(self, citizen_id: str, amount: int) -> AppError | None:
+        unpaid = await self.orders.unpaid_total(citizen_id)
+        if unpaid + amount <= self.credit_limit:
+            return None
+        return InvalidInput(
+            f"over the credit limit: {unpaid} fen unpaid, at most {self.credit_limit} on credit",
+            code="paycode_credit_limit",
+            unpaid=unpaid,
+            limit=self.credit_limit,
+        )
+
+    async def _write_held(
+        self,
+        till: MachinePrincipal,
+        owner: str,
+        citizen_id: str,
+        code_id: str,
+        amount: int,
+        reference: str,
+        description: str,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        setting = await self._held_setting(citizen_id)
         if setting is None or not setting["enabled"] or not setting["method"]:
             raise InvalidInput("the citizen has not turned on paying by code", code="paycode_off")
         method = setting["method"]
         if method == CREDIT:
-            unpaid = await self.orders.unpaid_total(citizen_id)
-            if unpaid + amount > self.credit_limit:
-                raise InvalidInput(
-                    f"over the credit limit: {unpaid} fen unpaid, at most {self.credit_limit} on credit",
-                    code="paycode_credit_limit",
-                    unpaid=unpaid,
-                    limit=self.credit_limit,
-                )
+            if (over := await self._over_credit(citizen_id, amount)) is not None:
+                raise over
         elif method not in self.channels:
             raise InvalidInput(
                 f"{method} cannot charge a payment agreement here",
@@ -450,7 +478,14 @@ class PayCodeService:
         now = self.clock.now()
         if row["method"] == CREDIT:
             async with db.transaction():
+                await self._held_setting(row["citizen_id"])
+                # approved later: what the citizen owes may have grown meanwhile
+                over = (
+                    None if order["deferred"] else await self._over_credit(row["citizen_id"], order["amount"])
+                )
                 locked = await locked_order(order["id"])
+                if over is not None:  # refused now: the till shows why, the order closes
+                    return await self._settle(row, "failed", over.code), await self._close(locked)
                 updated = (
                     await PaymentOrder.update(
                         {

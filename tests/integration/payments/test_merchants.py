@@ -181,6 +181,42 @@ async def test_a_citizen_pays_at_the_till_on_credit_within_the_credit_limit(shop
     assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 0
 
 
+async def test_the_credit_limit_holds_when_approved_later_and_at_two_tills_at_once(shop, login, new_phone):
+    client = shop
+    _, till = await _merchant(client)
+    _, other_till = await _merchant(client, "隔壁超市")
+    phone, me = await _citizen(client, login, new_phone, enabled=True, method="credit", limit=100)
+    waiting = [
+        (await _scan(client, till, await _fresh_code(client, login, phone), amount)).json()
+        for amount in (20000, 20000, 15000)
+    ]
+    assert [w["result"] for w in waiting] == ["confirm_required"] * 3
+    decided = []
+    for w in waiting:
+        r = await client.post(
+            f"/api/v1/me/paycode/confirmations/{w['confirmation_id']}",
+            json={"decision": "approve"},
+            headers=me,
+        )
+        decided.append((r.json()["result"], r.json()["reason"], r.json()["order_state"]))
+    # the third would take what the citizen owes past 50000 fen: refused when approved, its order closed
+    assert decided == [
+        ("deferred", "", "created"),
+        ("deferred", "", "created"),
+        ("failed", "paycode_credit_limit", "closed"),
+    ]
+    assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 40000
+    # two phones of one citizen at two tills at once: 40000 owed, 6000 each, room for one
+    codes = [await _fresh_code(client, login, phone) for _ in range(2)]
+    await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "credit"}, headers=me)
+    replies = await asyncio.gather(
+        _scan(client, till, codes[0], 6000), _scan(client, other_till, codes[1], 6000)
+    )
+    assert sorted(r.status_code for r in replies) == [200, 422], [r.text for r in replies]
+    assert {r.json().get("code") for r in replies if r.status_code == 422} == {"paycode_credit_limit"}
+    assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 46000
+
+
 async def test_over_the_limit_the_citizen_confirms_in_the_app(shop, login, new_phone):
     client = shop
     _, till = await _merchant(client)
