@@ -469,6 +469,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "this code has been used already; refresh it",
     ),
     "paycode_code_invalid": ("这不是有效的市民码", "this is not a valid citizen code"),
+    "merchant_revoked": ("此收银台所属商户已注销", "this till's merchant is no longer registered"),
     "paycode_off": ("市民未开通付款码支付", "the citizen has not turned on paying by code"),
     "paycode_credit_limit": (
         "已超出信用额度：未付 {unpaid} 分，上限 {limit} 分",

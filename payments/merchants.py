@@ -212,7 +212,7 @@ def build_merchant_services(
 ) -> MerchantServices:
     return MerchantServices(
         merchants=MerchantService(clock, orders, machines),
-        paycode=PayCodeService(clock, orders, scans, live=live),
+        paycode=PayCodeService(clock, orders, scans, live=live, merchants_active=machines.active),
     )
 
 

@@ -28,14 +28,14 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from auth.principals import MachinePrincipal
 from backend import db
 from backend.clock import Clock
-from backend.errors import AppError, Conflict, InvalidInput, NotFound
+from backend.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound
 from backend.live import Live
 from codes.services import ScanService
 from payments._books import ALL_ORDER_COLUMNS, PAID_STATES, PAYABLE_STATES, locked_order, outbox
@@ -103,8 +103,11 @@ class PayCodeService:
         credit_limit: int = CREDIT_LIMIT,
         confirm_seconds: int = CONFIRM_SECONDS,
         live: Live | None = None,
+        merchants_active: Callable[[str], Awaitable[Any]] | None = None,
     ) -> None:
         self.live = live
+        # the merchant's credential, if it is not revoked (a revoked merchant's tills take nothing)
+        self.merchants_active = merchants_active
         self.clock = clock
         self.orders = orders
         self.scans = scans
@@ -269,12 +272,19 @@ class PayCodeService:
             )
         return row, order
 
+    async def _merchant_of(self, till: MachinePrincipal) -> str:
+        if self.merchants_active is not None:
+            merchant = await self.merchants_active(till.app_id)
+            if merchant is None or merchant.kind != "merchant":
+                raise Forbidden("this till's merchant is no longer registered", code="merchant_revoked")
+        return f"merchant:{till.app_id}"
+
     async def status(self, till: MachinePrincipal, reference: str) -> dict[str, Any]:
         """What a payment is now, by the merchant's reference: what a till polls while the citizen
         confirms."""
         found = None
         if REFERENCE.fullmatch(reference):  # anything else was never a reference (nor sent to the database)
-            found = await self._existing(f"merchant:{till.app_id}", reference)
+            found = await self._existing(await self._merchant_of(till), reference)
         if found is None:
             raise NotFound("no pay-code payment with this reference", code="order_not_found")
         return payment_view(*await self._current(*found), self.clock.now())
@@ -308,7 +318,7 @@ class PayCodeService:
     ) -> dict[str, Any]:
         if amount <= 0:
             raise InvalidInput("amount must be a positive number of fen", code="invalid_amount")
-        owner = f"merchant:{till.app_id}"
+        owner = await self._merchant_of(till)
         found = await self._existing(owner, reference)
         if found is not None:  # a till's retry: the answer as it stands, no second charge
             return await self._again(found, amount)

@@ -369,6 +369,12 @@ async def test_what_the_till_is_refused(shop, login, new_phone):
     scan = await client.post("/api/v1/scans", json={"token": code}, headers=till)
     assert scan.status_code in (401, 403)
     assert (await client.get("/api/v1/payments/paycode/a%20b", headers=till)).status_code == 404
+    # a revoked merchant's tills take nothing
+    revoked_merchant, revoked_till = await _merchant(client, "已关门的店")
+    mid = (await client.get("/api/v1/merchant/tills", headers=revoked_merchant)).json()["items"][0]["app_id"]
+    await client.services.auth.machines.revoke(mid, kind="merchant")
+    r = await _scan(client, revoked_till, code, 100)
+    assert r.status_code == 403 and r.json()["code"] == "merchant_revoked"
     # the citizen's choice is checked
     r = await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "wechatpay"}, headers=me)
     assert r.status_code == 422 and r.json()["code"] == "paycode_bad_method"
