@@ -4,18 +4,30 @@ the till, and the citizen's pay-code settings and confirmations."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from msgspec import Meta
 
 from auth.guards import PRINCIPAL, citizen_only, machine_only, merchant_or_miniapp
 from auth.principals import CitizenPrincipal, MachinePrincipal
 from backend.pagination import DEFAULT_LIMIT, Limit, Offset, page
 from payments.controllers import owner_of
+from payments.merchant_schemas import (
+    Confirmations,
+    Decision,
+    OrderPage,
+    PayCodePayment,
+    PayCodeScan,
+    PayCodeSettings,
+    PayCodeSettingsUpdate,
+    Settlement,
+    TillCreate,
+    TillCreated,
+    Tills,
+)
 from payments.merchants import MerchantService, parse_day, settlements_csv
 from payments.paycode import PayCodeService
 from payments.schemas import Order
@@ -23,34 +35,6 @@ from payments.services import OrderService
 
 merchant_only = machine_only("merchant")
 till_only = machine_only("till")
-
-Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
-
-
-class PayCodeScan(msgspec.Struct, forbid_unknown_fields=True):
-    code: Annotated[str, Meta(min_length=1, max_length=2048)]  # the scanned citizen code, as read
-    amount: Annotated[int, Meta(gt=0, le=100_000_000)]  # fen
-    reference: Reference  # the till's own reference: a retry with it never charges twice
-    description: Label = ""
-
-
-class PayCodeSettingsUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    enabled: bool
-    method: Annotated[str, Meta(max_length=16)] = ""  # credit, or a channel (sandbox, alipay)
-    limit: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None  # fen per payment without confirming
-
-
-class Decision(msgspec.Struct, forbid_unknown_fields=True):
-    decision: Literal["approve", "decline"]
-
-
-# a label a person reads: no control characters (PostgreSQL refuses NUL in text)
-Label = Annotated[str, Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
-
-
-class TillCreate(msgspec.Struct, forbid_unknown_fields=True):
-    place: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]  # "counter 2"
-    name: Label = ""
 
 
 class MerchantController(Controller):
@@ -70,12 +54,11 @@ class MerchantController(Controller):
         day: FromQuery[date | None] = None,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
-    ) -> dict[str, Any]:
+    ) -> OrderPage:
         rows = await merchants.list_orders(
             owner_of(machine), state=order_state, day=day, limit=limit + 1, offset=offset
         )
-        items = [msgspec.to_builtins(msgspec.convert(r, Order)) for r in rows]
-        return page(request, items, limit=limit, offset=offset)
+        return msgspec.convert(page(request, rows, limit=limit, offset=offset), OrderPage)
 
     @post(
         "/orders/{order_id:str}/charge",
@@ -112,7 +95,9 @@ class MerchantController(Controller):
                 media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="settlement-{start}-{end}.csv"'},
             )
-        return Response({"from": start.isoformat(), "to": end.isoformat(), "days": days})
+        return Response(
+            msgspec.convert({"from": start.isoformat(), "to": end.isoformat(), "days": days}, Settlement)
+        )
 
     @post("/tills", status_code=201, summary="Enrol a till (its credential is shown once)")
     async def add_till(
@@ -120,14 +105,16 @@ class MerchantController(Controller):
         data: JSONBody[TillCreate],
         machine: NamedDependency[MachinePrincipal],
         merchants: NamedDependency[MerchantService],
-    ) -> dict[str, Any]:
-        return await merchants.add_till(machine.client_id, place=data.place, name=data.name)
+    ) -> TillCreated:
+        return msgspec.convert(
+            await merchants.add_till(machine.client_id, place=data.place, name=data.name), TillCreated
+        )
 
     @get("/tills", summary="The merchant's tills")
     async def tills(
         self, machine: NamedDependency[MachinePrincipal], merchants: NamedDependency[MerchantService]
-    ) -> dict[str, Any]:
-        return {"items": await merchants.tills(machine.client_id)}
+    ) -> Tills:
+        return msgspec.convert({"items": await merchants.tills(machine.client_id)}, Tills)
 
     @delete("/tills/{client_id:str}", status_code=204, summary="Revoke a till's credential")
     async def revoke_till(
@@ -180,14 +167,15 @@ class PayCodeController(Controller):
         data: JSONBody[PayCodeScan],
         request: Request[Any, Any, Any],
         paycode: NamedDependency[PayCodeService],
-    ) -> dict[str, Any]:
-        return await paycode.pay(
+    ) -> PayCodePayment:
+        answer = await paycode.pay(
             request.state[PRINCIPAL],
             token=data.code,
             amount=data.amount,
             reference=data.reference,
             description=data.description,
         )
+        return msgspec.convert(answer, PayCodePayment)
 
     @get("/{reference:str}", summary="A pay-code payment by the till's reference (what a till polls)")
     async def status(
@@ -195,8 +183,8 @@ class PayCodeController(Controller):
         reference: FromPath[str],
         request: Request[Any, Any, Any],
         paycode: NamedDependency[PayCodeService],
-    ) -> dict[str, Any]:
-        return await paycode.status(request.state[PRINCIPAL], reference)
+    ) -> PayCodePayment:
+        return msgspec.convert(await paycode.status(request.state[PRINCIPAL], reference), PayCodePayment)
 
 
 class MyPayCodeController(Controller):
@@ -207,8 +195,8 @@ class MyPayCodeController(Controller):
     @get("", summary="What the citizen's code pays with at a till, the limit, the agreements")
     async def get_settings(
         self, citizen: NamedDependency[CitizenPrincipal], paycode: NamedDependency[PayCodeService]
-    ) -> dict[str, Any]:
-        return await paycode.settings(citizen.citizen_id)
+    ) -> PayCodeSettings:
+        return msgspec.convert(await paycode.settings(citizen.citizen_id), PayCodeSettings)
 
     @put("", summary="Turn paying by code on or off, choose the method and the per-payment limit")
     async def put_settings(
@@ -216,16 +204,17 @@ class MyPayCodeController(Controller):
         data: JSONBody[PayCodeSettingsUpdate],
         citizen: NamedDependency[CitizenPrincipal],
         paycode: NamedDependency[PayCodeService],
-    ) -> dict[str, Any]:
-        return await paycode.update(
+    ) -> PayCodeSettings:
+        updated = await paycode.update(
             citizen.citizen_id, enabled=data.enabled, method=data.method, limit=data.limit
         )
+        return msgspec.convert(updated, PayCodeSettings)
 
     @get("/confirmations", summary="Payments waiting for the citizen's confirmation, newest first")
     async def pending(
         self, citizen: NamedDependency[CitizenPrincipal], paycode: NamedDependency[PayCodeService]
-    ) -> dict[str, Any]:
-        return {"items": await paycode.pending(citizen.citizen_id)}
+    ) -> Confirmations:
+        return msgspec.convert({"items": await paycode.pending(citizen.citizen_id)}, Confirmations)
 
     @post("/confirmations/{confirmation_id:str}", status_code=200, summary="Approve or decline a payment")
     async def decide(
@@ -234,5 +223,8 @@ class MyPayCodeController(Controller):
         data: JSONBody[Decision],
         citizen: NamedDependency[CitizenPrincipal],
         paycode: NamedDependency[PayCodeService],
-    ) -> dict[str, Any]:
-        return await paycode.decide(citizen.citizen_id, confirmation_id, approve=data.decision == "approve")
+    ) -> PayCodePayment:
+        decided = await paycode.decide(
+            citizen.citizen_id, confirmation_id, approve=data.decision == "approve"
+        )
+        return msgspec.convert(decided, PayCodePayment)

@@ -13,6 +13,7 @@ from typing import Any
 import segno
 
 from auth._machines import MachineCredentials
+from auth.tables import MachineClient
 from backend.clock import Clock
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.live import Live
@@ -174,7 +175,22 @@ class MerchantService:
         )
 
     async def tills(self, merchant_client_id: str) -> list[dict[str, Any]]:
-        return [t for t in await self.machines.list("till", limit=1000) if t["app_id"] == merchant_client_id]
+        """The merchant's tills, oldest first (revoked ones too, with ``revoked_at``)."""
+        rows: list[dict[str, Any]] = (
+            await MachineClient.select(
+                MachineClient.client_id,
+                MachineClient.name,
+                MachineClient.place,
+                MachineClient.context,
+                MachineClient.created_at,
+                MachineClient.last_seen_at,
+                MachineClient.revoked_at,
+            )
+            .where((MachineClient.kind == "till") & (MachineClient.app_id == merchant_client_id))
+            .order_by(MachineClient.created_at)
+            .run()
+        )
+        return rows
 
     async def revoke_till(self, merchant_client_id: str, client_id: str) -> None:
         if not any(t["client_id"] == client_id for t in await self.tills(merchant_client_id)):

@@ -4,6 +4,7 @@ app, refusals), the merchant's order list and settlement read back against the l
 (run on PostgreSQL too: the same code at two tills, a till's retry, two confirmations at once)."""
 
 import asyncio
+import base64
 import csv
 import io
 import secrets
@@ -32,7 +33,14 @@ async def _merchant(client, name="沈阳老边饺子馆"):
     assert r.status_code == 201, r.text
     till = r.json()
     assert till["kind"] == "till" and till["context"] == "pay" and till["app_id"] == cred["client_id"]
+    listed = (await client.get("/api/v1/merchant/tills", headers=basic(cred))).json()["items"]
+    assert [(t["client_id"], t["place"]) for t in listed] == [(till["client_id"], "counter 1")]
     return basic(cred), basic(till)
+
+
+def _client_id(headers):
+    """The client id in an HTTP Basic header."""
+    return base64.b64decode(headers["Authorization"].removeprefix("Basic ")).decode().partition(":")[0]
 
 
 async def _citizen(client, login, new_phone, **paycode):
@@ -70,10 +78,7 @@ async def test_a_merchants_order_qr_is_paid_in_the_app(shop, login, new_phone):
     client = shop
     merchant, _ = await _merchant(client)
     other, _ = await _merchant(client, "另一家店")
-    owner = (
-        "merchant:"
-        + (await client.get("/api/v1/merchant/tills", headers=merchant)).json()["items"][0]["app_id"]
-    )
+    owner = f"merchant:{_client_id(merchant)}"
     endpoint = await client.services.payments.endpoints.add(owner, "https://shop.example/hooks")
     r = await client.post(
         "/api/v1/payments/orders",
@@ -371,8 +376,7 @@ async def test_what_the_till_is_refused(shop, login, new_phone):
     assert (await client.get("/api/v1/payments/paycode/a%20b", headers=till)).status_code == 404
     # a revoked merchant's tills take nothing
     revoked_merchant, revoked_till = await _merchant(client, "已关门的店")
-    mid = (await client.get("/api/v1/merchant/tills", headers=revoked_merchant)).json()["items"][0]["app_id"]
-    await client.services.auth.machines.revoke(mid, kind="merchant")
+    await client.services.auth.machines.revoke(_client_id(revoked_merchant), kind="merchant")
     r = await _scan(client, revoked_till, code, 100)
     assert r.status_code == 403 and r.json()["code"] == "merchant_revoked"
     # the citizen's choice is checked
