@@ -652,6 +652,17 @@ class PayCodeService:
         order = await PaymentOrder.select().where(PaymentOrder.id == row["order"]).first().run()
         assert order is not None
         if approve:
+            if row["method"] != CREDIT:  # the charge gets the usual payment window from now, not the
+                # confirmation's, so a slow channel's notice never finds the order closed
+                reopened = (
+                    await PaymentOrder.update(
+                        {PaymentOrder.expires_at: now + timedelta(seconds=self.orders.order_ttl)}
+                    )
+                    .where((PaymentOrder.id == order["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
+                    .returning(*ALL_ORDER_COLUMNS)
+                    .run()
+                )
+                order = reopened[0] if reopened else order
             row, order = await self._charge(row, order)
         else:
             order = await self._close(order)
