@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import time as time_of_day
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -220,6 +221,7 @@ class WeChatPay(Channel):
     name = "wechatpay"
     title_zh = "微信支付"
     pay_methods: ClassVar[tuple[str, ...]] = ("app", "jsapi", "native")
+    bill_ready_at: ClassVar[time_of_day] = time_of_day(10, 0)  # WeChat's bills: from 10:00 the next day
 
     def __init__(
         self,
@@ -511,6 +513,8 @@ class WeChatPay(Channel):
             self._unknown_at = now
         async with self._refresh_lock:
             assert self._api is not None
+            if not unknown_serial and self._now() - self._certs_at < CERT_REFRESH_SECONDS:
+                return  # another call fetched them while this one waited
             response = await self._send("GET", self._api.base + "/v3/certificates", b"")
             if response.status_code != 200:
                 raise channel_busy(self.name, f"GET /v3/certificates answered {response.status_code}")

@@ -2,6 +2,7 @@
 double refusing a request altered after it was signed, answers signed wrong refused, the platform keys
 fetched and rotated, the bills; then end to end through our HTTP API."""
 
+import asyncio
 import base64
 import time
 import uuid
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from backend.errors import AppError, Conflict, InvalidInput, ServiceUnavailable
 from payments.channels.base import NotificationRejected
 from payments.channels.wechatpay import ApiConfig, WeChatPay, WeChatPayAPI, out_trade_no
-from payments.tables import PaymentOrder, Refund
+from payments.tables import LedgerEntry, OutboxEvent, PaymentOrder, Refund
 from tests.doubles.wechatpay import WeChatPayDouble
 
 CHINA = timezone(timedelta(hours=8))
@@ -419,8 +420,15 @@ async def test_native_payment_end_to_end_with_the_lost_notification_recovered(e2
         "state"
     ] == "paying"
     services = client.services.payments
-    for _ in range(2):  # asked twice, applied once
-        await services.notifications.take("wechatpay", await channel.query_payment({"order_ref": oid}))
+    answers = [await channel.query_payment({"order_ref": oid}) for _ in range(2)]
+    # asked twice (two workers at once, each with its answer): applied once
+    await asyncio.gather(*(services.notifications.take("wechatpay", a) for a in answers * 3))
+    credits = await LedgerEntry.select().where((LedgerEntry.order == oid) & (LedgerEntry.amount > 0)).run()
+    assert [c["amount"] for c in credits] == [880]
+    assert (
+        await OutboxEvent.count().where((OutboxEvent.order == oid) & (OutboxEvent.type == "order.paid")).run()
+        == 1
+    )
     row = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
     assert (
         row["state"] == "paid" and row["channel_txn"] == double.trades[uuid.UUID(oid).hex]["transaction_id"]
