@@ -31,7 +31,8 @@ def merchant_key():
 
 
 class Tamper(httpx.AsyncBaseTransport):
-    """Passes requests to the double, altering one byte of the body or the URL after they were signed."""
+    """Passes requests to the double, altering one byte of the body or the URL after they were signed
+    (or a bill file on its way back)."""
 
     def __init__(self, inner, what):
         self.inner, self.what = inner, what
@@ -41,13 +42,14 @@ class Tamper(httpx.AsyncBaseTransport):
             body = bytearray(request.content)
             body[-3] ^= 1
             request = httpx.Request(request.method, request.url, headers=request.headers, content=bytes(body))
-        elif self.what == "url":
-            url = str(request.url).replace(
-                "/v3/pay/transactions/", "/v3/pay/transactionz/".replace("z", "s"), 1
-            )
-            url = url.replace("out-trade-no/", "out-trade-no/0", 1)
+        elif self.what == "url":  # one more character in the out_trade_no
+            url = str(request.url).replace("out-trade-no/", "out-trade-no/0", 1)
             request = httpx.Request(request.method, url, headers=request.headers, content=request.content)
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        if self.what == "file" and request.url.path == "/v3/billdownload/file":
+            body = (await response.aread()).replace(b"`SUCCESS", b"`REVOKED", 1)
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+        return response
 
 
 def _double(merchant_key, **kw):
@@ -472,3 +474,20 @@ async def test_jsapi_payment_end_to_end_needs_the_payer(e2e, paying_citizen):
     assert (await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run())[
         "state"
     ] == "paid"
+
+
+async def test_a_bill_file_is_believed_only_by_its_hash_and_from_the_api_host(merchant_key):
+    double = _double(merchant_key)
+    today = datetime.now(CHINA).date()
+    order = _order(700)
+    await _channel(double, merchant_key).start_payment(order)
+    double.pay(out_trade_no(order["order_ref"]))
+    double.publish_bill(today)
+    altered = _channel(double, merchant_key, transport=Tamper(httpx.ASGITransport(app=double), "file"))
+    with pytest.raises(ServiceUnavailable) as bad_hash:
+        await altered.download_bill(today)
+    assert "does not match its SHA1 hash" in bad_hash.value.detail
+    double.base_url = "https://files.elsewhere.example"
+    with pytest.raises(ServiceUnavailable) as elsewhere:
+        await _channel(double, merchant_key).download_bill(today)
+    assert "download_url is not on api.mch.weixin.qq.com" in elsewhere.value.detail
