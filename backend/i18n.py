@@ -459,6 +459,22 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "此支付渠道暂不可用，请选择其他渠道",
         "this payment channel is not available here",
     ),
+    "payer_required": (
+        "{channel:channel}的此支付方式需要付款人（payer：市民在我方微信应用下的 openid）",
+        "this way of paying by {channel} needs the payer (the citizen's openid under our WeChat app)",
+    ),
+    "channel_refused": (
+        "{channel:channel}拒绝了此请求（{channel_code}）",
+        "{channel} refused the request ({channel_code})",
+    ),
+    "channel_trade_paid": (
+        "{channel:channel}的交易已支付，不能关闭；该支付会被查询并入账",
+        "the trade at {channel} is paid and cannot be closed; the payment is queried and applied",
+    ),
+    "bill_not_ready": (
+        "{channel:channel}的对账单尚未生成，请稍后再试",
+        "{channel}'s statement for that day is not out yet; try again later",
+    ),
     "openid_not_allowed": ("只有小程序才能用 openid 指定市民", "only a mini-app names a citizen by openid"),
     "unknown_openid": ("此小程序下没有这个 openid", "unknown openid for this mini-app"),
     "invalid_date": ("日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD"),
