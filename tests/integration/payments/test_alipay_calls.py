@@ -2,6 +2,7 @@
 requests signed as python-alipay-sdk signs them and checked byte for byte by the double, answers
 verified over their exact text, each call's outcomes, and the precreate QR flow through our HTTP API."""
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
@@ -425,3 +426,32 @@ async def test_an_unknown_pay_method_is_refused(app, paying_citizen):
     )
     assert r.status_code == 422 and r.json()["code"] == "unknown_pay_method"
     assert r.json()["available"] == ["app", "page", "precreate"]
+
+
+async def test_a_payment_told_at_once_by_queries_and_notifies_is_booked_once(app, double, paying_citizen):
+    """Two queries and two deliveries of the notify for one paid trade, concurrently: one payment."""
+    client = app
+    services = client.services.payments
+    channel = services.channels["alipay"]
+    app_auth, me, openid = await paying_citizen(client)
+    oid = await _new_order(client, app_auth, openid, 990)
+    r = await client.post(
+        f"/api/v1/payments/orders/{oid}/pay", json={"channel": "alipay", "method": "precreate"}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    double.pay(oid)
+    answers = [await channel.query_payment({"order_ref": oid}) for _ in range(2)]
+    headers, body = double.notification(oid)
+    url = "/api/v1/payments/notify/alipay"
+    results = await asyncio.gather(
+        *(services.notifications.take("alipay", a) for a in answers),
+        *(client.post(url, content=body, headers=headers) for _ in range(2)),
+    )
+    assert [x.text for x in results[2:]] == ["success", "success"]
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=app_auth)).json()
+    assert order["state"] == "paid" and order["overpayments"] == []
+    paid = (
+        await LedgerEntry.select().where((LedgerEntry.order == oid) & (LedgerEntry.kind == "payment")).run()
+    )
+    assert sorted(e["amount"] for e in paid) == [-990, 990]  # one payment: one pair of entries
+    await _balanced(oid)
