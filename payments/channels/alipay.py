@@ -307,6 +307,9 @@ class Alipay(Channel):
         self.seller_id = seller_id
         self._alipay_key = alipay_public_key
         self._app_key = app_private_key
+        if app_private_key is None:
+            # no call can be signed: the payment centre asks nothing of this channel but its notifications
+            self.capabilities = frozenset()  # type: ignore[misc]
         self.notify_url = notify_url
         self.gateway = gateway
         self.timeout = timeout
@@ -393,10 +396,6 @@ class Alipay(Channel):
         return Reply(status=status, body=b"fail", media_type="text/plain")
 
     # ---- the calls ---------------------------------------------------------------------------------
-    @property
-    def requests_refunds(self) -> bool:
-        return self._app_key is not None
-
     def _key(self) -> rsa.RSAPrivateKey:
         if self._app_key is None:
             raise ServiceUnavailable("Alipay is not configured for payments here", code="channel_unavailable")
@@ -506,7 +505,7 @@ class Alipay(Channel):
         query = "&".join(f"{k}={quote_plus(v)}" for k, v in items)
         if method == "page":
             return {"method": "page", "url": f"{self.gateway}?{query}"}
-        return {"order_string": query}
+        return {"method": "app", "order_string": query}
 
     def _paid(self, answer: Mapping[str, Any], order_ref: str, status: str) -> Notification:
         """A payment (or a closing) told by a call's verified answer: one notification per trade."""

@@ -165,7 +165,7 @@ async def test_an_answer_whose_sign_does_not_verify_is_no_answer(channel_keys, c
 
 async def test_without_the_apps_private_key_every_call_is_unavailable(channel_keys, double):
     keyless = _channel(channel_keys[1], double, app_key=False)
-    assert keyless.requests_refunds is False
+    assert keyless.requests_refunds is False and keyless.capabilities == frozenset()
     for call in (
         keyless.start_payment({**_order(), "method": "app"}),
         keyless.query_payment(_order()),
