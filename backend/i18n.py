@@ -468,12 +468,20 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "{channel} refused the request ({channel_code})",
     ),
     "channel_trade_paid": (
-        "{channel:channel}的交易已支付，不能关闭；该支付会被查询并入账",
-        "the trade at {channel} is paid and cannot be closed; the payment is queried and applied",
+        "{channel:channel}的交易已支付，不能关闭；支付将按渠道的查询结果入账",
+        "{channel}'s trade is paid and cannot be closed; the payment is booked from the channel's answer",
+    ),
+    "agreement_missing": (
+        "市民尚未与{channel:channel}签订免密支付协议",
+        "the citizen has no payment agreement with {channel}",
     ),
     "bill_not_ready": (
-        "{channel:channel}的对账单尚未生成，请稍后再试",
-        "{channel}'s statement for that day is not out yet; try again later",
+        "支付渠道尚未生成该日的对账单，请稍后再试",
+        "the channel has not published its statement for that day yet; try again later",
+    ),
+    "bill_invalid": (
+        "{channel:channel}的对账单无法使用（格式不符或合计不符）",
+        "{channel}'s statement cannot be used (unreadable, or its totals do not add up)",
     ),
     "openid_not_allowed": ("只有小程序才能用 openid 指定市民", "only a mini-app names a citizen by openid"),
     "unknown_openid": ("此小程序下没有这个 openid", "unknown openid for this mini-app"),
