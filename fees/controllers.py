@@ -169,6 +169,7 @@ class CitizenFeesController(Controller):
         guards=[citizen_only],
         summary="A payment notice by its number: amount, item, department, masked payer, due date "
         "(rate-limited)",
+        opt={"problems": [429]},
     )
     async def lookup(
         self,

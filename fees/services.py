@@ -569,7 +569,7 @@ class FeeCentre:
                 differences.append(
                     {
                         "notice_no": no,
-                        "kind": "missing_here",
+                        "kind": "missing_ours",
                         "ours": None,
                         "theirs": row["amount"],
                         # what we know of it: unknown, open, cancelled, or paid on another day
@@ -593,7 +593,7 @@ class FeeCentre:
                 differences.append(
                     {
                         "notice_no": no,
-                        "kind": "missing_there",
+                        "kind": "missing_theirs",
                         "ours": mine["amount"],
                         "theirs": None,
                         "note": "",
@@ -614,7 +614,7 @@ class FeeCentre:
             "date": day.isoformat(),
             "fiscal_rows": len(theirs),
             "our_rows": len(ours),
-            "matched": len(ours) - sum(1 for d in differences if d["kind"] != "missing_here"),
+            "matched": len(ours) - sum(1 for d in differences if d["kind"] != "missing_ours"),
             "differences": differences,
             "created_at": now,
         }

@@ -66,7 +66,7 @@ async def issue(client, clock, dept, *, phone="13800000000", amount=20000, days=
         "item_name": "交通违法罚没收入",
         "amount": amount,
         "payer_name": "张三丰",
-        "payer_phone": phone,
+        **({"payer_phone": phone} if phone else {}),
         "due_date": (china_day(clock.now()) + timedelta(days=days)).isoformat(),
         "description": "沈A12345 违停",
         **extra,
@@ -195,6 +195,29 @@ async def test_the_payer_is_told_in_the_inbox_and_pays_from_there(world, login, 
     assert [p["notice_no"] for p in double.received].count(no) == 1
 
 
+async def test_a_payer_named_by_id_number_is_told_once_verified(
+    world, login, new_phone, new_id_number, verify_real_name
+):
+    """By ID number, the notice reaches the citizen whose real name a provider verified with it; one
+    who verifies later finds it under their fees."""
+    client, clock, _, dept, _ = world
+    number, later = new_id_number(), new_id_number()
+    pair = await login(client, new_phone())
+    me = {"Authorization": f"Bearer {pair['access_token']}"}
+    await verify_real_name(client, pair, "张三丰", number)
+    told, _ = await issue(client, clock, dept, phone=None, payer_id_number=number)
+    assert told["payer_known"] is True and told["payer"] == number[:4] + "*" * 10 + number[-4:]
+    assert [m for m in await inbox(client, me) if told["notice_no"] in m["body"]]
+    untold, _ = await issue(client, clock, dept, phone=None, payer_id_number=later)
+    assert untold["payer_known"] is False
+    pair2 = await login(client, new_phone())
+    await verify_real_name(client, pair2, "张三丰", later)
+    mine = (
+        await client.get("/api/v1/me/fees", headers={"Authorization": f"Bearer {pair2['access_token']}"})
+    ).json()
+    assert [n["notice_no"] for n in mine["items"]] == [untold["notice_no"]]
+
+
 async def test_a_reconciliation_lists_the_planted_differences(world, login, new_phone):
     client, clock, _, dept, operator = world
     _, me = await citizen(client, login, new_phone)
@@ -227,9 +250,9 @@ async def test_a_reconciliation_lists_the_planted_differences(world, login, new_
         1000,
         1001,
     )
-    assert (differences[paid[1]]["kind"], differences[paid[1]]["ours"]) == ("missing_there", 2000)
+    assert (differences[paid[1]]["kind"], differences[paid[1]]["ours"]) == ("missing_theirs", 2000)
     missing = differences[open_one["notice_no"]]
-    assert (missing["kind"], missing["theirs"], missing["note"]) == ("missing_here", 20000, "open")
+    assert (missing["kind"], missing["theirs"], missing["note"]) == ("missing_ours", 20000, "open")
     bad = await client.post(
         "/api/v1/fees/reconciliations",
         json={"date": day.isoformat(), "csv": "no,amount\n1,2\n"},
