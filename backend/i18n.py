@@ -678,6 +678,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     ),
     "due_date_passed": ("缴款期限已过", "the due date has passed"),
     "invalid_fiscal_file": ("财政对账文件格式有误", "the fiscal file is not valid"),
+    "fiscal_delivery_not_found": (
+        "此缴款通知没有发往财政系统的通知（尚未缴纳）",
+        "no notification to the fiscal system for this notice (it is not paid)",
+    ),
 }
 
 

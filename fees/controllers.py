@@ -152,6 +152,27 @@ class ReconciliationsController(Controller):
         return Response(result)
 
 
+class FiscalDeliveriesController(Controller):
+    """Operators read a paid notice's notification to the fiscal system, and send a given-up one again."""
+
+    path = "/api/v1/fees/fiscal-deliveries"
+    tags = ["fees"]
+    guards = [operator_only]
+
+    @get("/{notice_no:str}", summary="A paid notice's notification to the fiscal system and its delivery log")
+    async def delivery(self, notice_no: FromPath[str], fees: NamedDependency[FeeServices]) -> dict[str, Any]:
+        return await fees.fiscal.delivery_log(notice_no)
+
+    @post(
+        "/{notice_no:str}/resend",
+        status_code=200,
+        summary="Send a notification that was given up (dead) again; false when it was not given up",
+    )
+    async def resend(self, notice_no: FromPath[str], fees: NamedDependency[FeeServices]) -> dict[str, Any]:
+        await fees.fiscal.delivery_log(notice_no)  # 404 for a notice never paid
+        return {"notice_no": notice_no, "resent": await fees.fiscal.resend(notice_no)}
+
+
 class CitizenFeesController(Controller):
     """A citizen looks a notice up by its number and pays it."""
 
@@ -227,6 +248,7 @@ CONTROLLERS = [
     NoticesController,
     StatementsController,
     ReconciliationsController,
+    FiscalDeliveriesController,
     CitizenFeesController,
     MyFeesController,
 ]

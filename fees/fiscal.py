@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from backend.clock import Clock
 from backend.crypto import b64u
+from backend.errors import NotFound
 from backend.jobs import Jobs
 from backend.keystore import KeyStore
 from fees.tables import FeeNotice, FiscalAttempt, FiscalDelivery
@@ -148,6 +149,38 @@ class FiscalNotifier:
             .run()
         )
         return bool(updated)
+
+    async def delivery_log(self, notice_no: str) -> dict[str, Any]:
+        """A paid notice's delivery and every attempt of it, oldest first (operators)."""
+        row = await FiscalDelivery.select().where(FiscalDelivery.notice_no == notice_no).first().run()
+        if row is None:
+            raise NotFound(
+                "no notification to the fiscal system for this notice (it is not paid)",
+                code="fiscal_delivery_not_found",
+            )
+        attempts = (
+            await FiscalAttempt.select(
+                FiscalAttempt.attempt,
+                FiscalAttempt.at,
+                FiscalAttempt.status_code,
+                FiscalAttempt.ok,
+                FiscalAttempt.error,
+                FiscalAttempt.receipt_no,
+            )
+            .where(FiscalAttempt.delivery == row["id"])
+            .order_by(FiscalAttempt.attempt)
+            .run()
+        )
+        return {
+            "notice_no": notice_no,
+            "state": row["state"],
+            "attempts": row["attempts"],
+            "next_attempt_at": row["next_attempt_at"] if row["state"] == "pending" else None,
+            "last_error": row["last_error"],
+            "created_at": row["created_at"],
+            "delivered_at": row["delivered_at"],
+            "log": attempts,
+        }
 
     # ---- one attempt -----------------------------------------------------------------------------
     async def attempt(self, delivery_id: str) -> bool:

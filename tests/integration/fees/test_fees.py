@@ -162,6 +162,10 @@ async def test_a_citizen_pays_by_number_and_the_fiscal_system_is_told_once(world
         .run()
     )
     assert [(a["status_code"], a["ok"]) for a in attempts] == [(503, False), (200, True)]
+    log = (await client.get(f"/api/v1/fees/fiscal-deliveries/{no}", headers=operator)).json()
+    assert (log["state"], [a["status_code"] for a in log["log"]]) == ("delivered", [503, 200])
+    resent = await client.post(f"/api/v1/fees/fiscal-deliveries/{no}/resend", headers=operator)
+    assert resent.json() == {"notice_no": no, "resent": False}  # delivered: nothing to send again
     receipt = (await client.get(f"/api/v1/fees/{no}", headers=me)).json()
     assert receipt["state"] == "paid" and receipt["receipt_no"] == double.receipts[no]
 
@@ -266,7 +270,7 @@ async def test_a_reconciliation_lists_the_planted_differences(world, login, new_
 
 
 async def test_bad_input_is_a_clean_problem(world, login, new_phone):
-    client, clock, _, dept, _ = world
+    client, clock, _, dept, operator = world
     _, me = await citizen(client, login, new_phone)
     notice, body = await issue(client, clock, dept)
     no = notice["notice_no"]
@@ -303,6 +307,8 @@ async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     assert r.status_code == 401
     r = await client.get(f"/api/v1/fees/notices/{unknown}", headers=dept)
     assert r.status_code == 404 and r.json()["code"] == "notice_not_found"
+    r = await client.get(f"/api/v1/fees/fiscal-deliveries/{no}", headers=operator)
+    assert r.status_code == 404 and r.json()["code"] == "fiscal_delivery_not_found"
 
 
 async def test_two_citizens_paying_one_notice_at_once_make_one_payment(world, login, new_phone):
