@@ -402,6 +402,14 @@ class FeeCentre:
     ) -> dict[str, Any]:
         """What the app needs to pay the notice in ``channel`` (as ``POST /orders/{id}/pay`` answers)."""
         found = await self._by_number(notice_no)
+        if channel not in self.orders.channels:  # refused before an order is made for it
+            available = sorted(self.orders.channels)
+            raise InvalidInput(
+                f"unknown channel {channel!r} (available: {available})",
+                code="unknown_channel",
+                channel=channel,
+                available=available,
+            )
         async with db.transaction():
             row = await db.for_update(FeeNotice.select().where(FeeNotice.id == found["id"])).first().run()
             assert row is not None

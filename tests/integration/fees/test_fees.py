@@ -287,8 +287,11 @@ async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     r = await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "sandbox"}, headers=me)
     assert r.status_code == 409 and r.json()["code"] == "notice_cancelled"
-    r = await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "nope"}, headers=me)
-    assert r.status_code == 409  # the notice is refused before the channel
+    open_one, _ = await issue(client, clock, dept)
+    r = await client.post(f"/api/v1/fees/{open_one['notice_no']}/pay", json={"channel": "nope"}, headers=me)
+    assert r.status_code == 422 and r.json()["code"] == "unknown_channel", r.text
+    row = await FeeNotice.select().where(FeeNotice.notice_no == open_one["notice_no"]).first().run()
+    assert (row["order_id"], row["order_seq"]) == (None, 0)  # no order made for it
     for change, code in (
         ({"payer_id_number": "210102199001011234"}, "payer_required"),  # both a phone and an ID number
         ({"payer_phone": None}, "payer_required"),
