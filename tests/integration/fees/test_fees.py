@@ -153,6 +153,7 @@ async def test_a_citizen_pays_by_number_and_the_fiscal_system_is_told_once(world
     clock.advance(3600)
     await tell_fiscal(client)
     assert [p["notice_no"] for p in double.received].count(no) == 1  # once in total
+    assert "bad signature" not in double.refused
     delivery = await FiscalDelivery.select().where(FiscalDelivery.notice_no == no).first().run()
     assert (delivery["state"], delivery["attempts"]) == ("delivered", 2)
     attempts = (
@@ -312,6 +313,23 @@ async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     assert r.status_code == 404 and r.json()["code"] == "notice_not_found"
     r = await client.get(f"/api/v1/fees/fiscal-deliveries/{no}", headers=operator)
     assert r.status_code == 404 and r.json()["code"] == "fiscal_delivery_not_found"
+
+
+async def test_one_reference_sent_at_once_issues_one_notice(world):
+    client, clock, _, dept, _ = world
+    _, body = await issue(client, clock, dept)
+    body = {**body, "reference": body["reference"] + "-twin"}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/fees/notices", json=body, headers=dept) for _ in range(4))
+    )
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 201], [r.text for r in answers]
+    assert len({r.json()["notice_no"] for r in answers}) == 1
+    count = (
+        await FeeNotice.count()
+        .where(FeeNotice.department_reference == f"210100101/{body['reference']}")
+        .run()
+    )
+    assert count == 1
 
 
 async def test_two_citizens_paying_one_notice_at_once_make_one_payment(world, login, new_phone):

@@ -25,3 +25,21 @@ def test_the_late_fee_counts_days_past_due_and_never_exceeds_the_amount():
     assert late_fee(row, date(2026, 12, 5)) == 300
     assert late_fee(row, date(2028, 1, 1)) == 10000  # capped at the amount
     assert late_fee({**row, "late_fee_bp": 0}, date(2027, 1, 1)) == 0
+
+
+def test_the_fiscal_signature_verifies_as_the_docs_tell_and_not_when_tampered():
+    """What docs/fees.md tells the fiscal system's integrators, checked by the double's own verifier (a
+    key generated here; the platform's is made by its key store)."""
+    from backend.keystore import generate_private_key, public_jwk
+    from fees.fiscal import sign
+    from tests.doubles.fiscal import public_key, verify
+
+    key = generate_private_key("ES256")
+    keys = {"k1": public_key(public_jwk(key.public_key(), "k1", "ES256"))}
+    body = b'{"notice_no":"21012026437904815101","amount":10090}'
+    header = sign(key, "k1", body, 1_800_000_000)
+    assert verify(header, body, keys, now=1_800_000_060)
+    assert not verify(header, body.replace(b"10090", b"10091"), keys, now=1_800_000_060)  # another body
+    assert not verify(header, body, keys, now=1_800_000_000 + 301)  # too old
+    assert not verify(header.replace("kid=k1", "kid=k2"), body, keys, now=1_800_000_000)  # unknown key
+    assert not verify(header.replace("t=1800000000", "t=1800000001"), body, keys, now=1_800_000_000)
