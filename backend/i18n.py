@@ -680,6 +680,32 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "not_an_announcement": ("公告须使用公告类模板", "announcements use announcement templates"),
     "invalid_rate": ("发送速率须为每秒 1 至 100000 条", "rate: 1 to 100000 messages a second"),
     "invalid_district": ("请选择沈阳市的区县", "district must be one of Shenyang's district codes"),
+    # 财政非税 (docs/fees.md)
+    "invalid_notice_no": (
+        "缴款码为以 2101 开头的 20 位数字，末位为校验位，请核对",
+        "a payment notice number is 20 digits starting 2101, the last a check digit: check it",
+    ),
+    "notice_not_found": ("缴款通知不存在", "no such payment notice"),
+    "notice_reference_reused": (
+        "此业务单号已用于另一笔缴款通知",
+        "this reference was used for a different notice",
+    ),
+    "notice_paid": ("此缴款通知已缴纳", "the notice is paid"),
+    "notice_cancelled": ("执收单位已撤销此缴款通知", "the department cancelled this notice"),
+    "notice_being_paid": (
+        "缴款人正在缴纳此通知，请待本次支付结束后再试",
+        "a citizen is paying this notice now; try again when the payment has ended",
+    ),
+    "payer_required": (
+        "请以身份证号（payer_id_number）或手机号（payer_phone）之一指明缴款人",
+        "name the payer by payer_id_number or by payer_phone (one of them)",
+    ),
+    "due_date_passed": ("缴款期限已过", "the due date has passed"),
+    "invalid_fiscal_file": ("财政对账文件格式有误", "the fiscal file is not valid"),
+    "fiscal_delivery_not_found": (
+        "此缴款通知没有发往财政系统的通知（尚未缴纳）",
+        "no notification to the fiscal system for this notice (it is not paid)",
+    ),
 }
 
 
