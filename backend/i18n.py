@@ -696,7 +696,7 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "缴款人正在缴纳此通知，请待本次支付结束后再试",
         "a citizen is paying this notice now; try again when the payment has ended",
     ),
-    "payer_required": (
+    "notice_payer_required": (
         "请以身份证号（payer_id_number）或手机号（payer_phone）之一指明缴款人",
         "name the payer by payer_id_number or by payer_phone (one of them)",
     ),

@@ -164,7 +164,8 @@ class FeeCentre:
         """(kind, normalised value, index, masked) of the payer's ID number or phone."""
         if (data.payer_id_number is None) == (data.payer_phone is None):
             raise InvalidInput(
-                "name the payer by payer_id_number or by payer_phone (one of them)", code="payer_required"
+                "name the payer by payer_id_number or by payer_phone (one of them)",
+                code="notice_payer_required",
             )
         if data.payer_id_number is not None:
             number = normalise_id_number(data.payer_id_number)

@@ -294,8 +294,8 @@ async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     row = await FeeNotice.select().where(FeeNotice.notice_no == open_one["notice_no"]).first().run()
     assert (row["order_id"], row["order_seq"]) == (None, 0)  # no order made for it
     for change, code in (
-        ({"payer_id_number": "210102199001011234"}, "payer_required"),  # both a phone and an ID number
-        ({"payer_phone": None}, "payer_required"),
+        ({"payer_id_number": "210102199001011234"}, "notice_payer_required"),  # both a phone and an ID number
+        ({"payer_phone": None}, "notice_payer_required"),
         ({"due_date": (china_day(clock.now()) - timedelta(days=1)).isoformat()}, "due_date_passed"),
         ({"payer_phone": "12"}, "invalid_phone"),
     ):
