@@ -31,7 +31,6 @@ from payments.merchant_schemas import (
 from payments.merchants import MerchantService, parse_day, settlements_csv
 from payments.paycode import PayCodeService
 from payments.schemas import Order
-from payments.services import OrderService
 
 merchant_only = machine_only("merchant")
 till_only = machine_only("till")
@@ -69,9 +68,9 @@ class MerchantController(Controller):
         self,
         order_id: FromPath[str],
         machine: NamedDependency[MachinePrincipal],
-        orders: NamedDependency[OrderService],
+        paycode: NamedDependency[PayCodeService],
     ) -> Order:
-        return msgspec.convert(await orders.charge_deferred(order_id, owner=owner_of(machine)), Order)
+        return msgspec.convert(await paycode.charge_credit(order_id, owner=owner_of(machine)), Order)
 
     @get(
         "/settlements",

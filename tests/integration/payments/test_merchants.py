@@ -195,6 +195,13 @@ async def test_a_citizen_pays_at_the_till_on_credit_within_the_credit_limit(shop
     charged = await client.post(f"/api/v1/merchant/orders/{oid}/charge", headers=merchant)
     assert charged.status_code == 200 and charged.json()["state"] == "paid", charged.text
     assert (await client.get("/api/v1/me/orders?unpaid=true", headers=me)).json()["unpaid_total"] == 0
+    again = await client.post(f"/api/v1/merchant/orders/{oid}/charge", headers=merchant)
+    assert again.status_code == 200 and again.json()["state"] == "paid" and len(await _ledger(oid)) == 2
+    plain = await client.post(
+        "/api/v1/payments/orders", json={"reference": "p-1", "amount": 5}, headers=merchant
+    )
+    r = await client.post(f"/api/v1/merchant/orders/{plain.json()['order_id']}/charge", headers=merchant)
+    assert r.status_code == 409 and r.json()["code"] == "not_deferred"
 
 
 async def test_the_credit_limit_holds_when_approved_later_and_at_two_tills_at_once(shop, login, new_phone):
