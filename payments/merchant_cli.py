@@ -8,7 +8,7 @@ from typing import Any
 import click
 from litestar import Litestar
 
-from auth.cli import _show_created, operator_name, revoke_credential
+from auth.cli import operator_name, revoke_credential
 from backend.cli import emit_json, run_with_runtime
 from payments.merchant_plugin import MERCHANTS
 from payments.merchants import MerchantServices
@@ -31,14 +31,22 @@ def tills() -> None:
 def tills_add(merchant_client_id: str, place: str, name: str, as_json: bool) -> None:
     """Enrol a till for a merchant (``shengshi merchants add`` made it); prints its secret once."""
 
-    async def go(app: Litestar) -> dict[str, Any]:
+    async def go(app: Litestar) -> dict[str, Any] | None:
         merchants = _merchants(app).merchants
-        known = await merchants.machines.list("merchant", limit=100_000)
-        if not any(m["client_id"] == merchant_client_id and m["revoked_at"] is None for m in known):
-            raise click.BadParameter(f"no merchant {merchant_client_id}", param_hint="MERCHANT_CLIENT_ID")
+        merchant = await merchants.machines.active(merchant_client_id)
+        if merchant is None or merchant.kind != "merchant":
+            return None
         return await merchants.add_till(merchant_client_id, place=place, name=name)
 
-    _show_created(run_with_runtime(go), as_json)
+    created = run_with_runtime(go)
+    if created is None:
+        raise click.BadParameter(f"no merchant {merchant_client_id}", param_hint="MERCHANT_CLIENT_ID")
+    if as_json:
+        emit_json(created)
+        return
+    for key in ("client_id", "client_secret", "app_id", "place", "context", "name"):
+        click.echo(f"{key:>14}: {created[key]}")
+    click.echo("the secret is shown this once; only its hash is stored", err=True)
 
 
 @tills.command("list")
