@@ -453,6 +453,10 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "支付渠道没有此订单的已付款交易",
         "the channel has no paid trade for this order",
     ),
+    "channel_trade_closed": (
+        "支付渠道已关闭该订单的交易，无法再付款",
+        "the channel closed this trade; it can no longer be paid",
+    ),
     "channel_refund_not_found": ("支付渠道没有这笔退款", "the channel has no such refund"),
     "bill_not_ready": ("支付渠道当日对账单尚未生成", "the channel's statement for the day is not out yet"),
     "invalid_statistics": (

@@ -233,41 +233,7 @@ class ReconciliationController(Controller):
         format: FromQuery[str | None] = None,
     ) -> Response[Any]:
 
-        day = date
-        run = (
-            await ReconciliationRun.select()
-            .where((ReconciliationRun.day == day.isoformat()) & (ReconciliationRun.channel == channel))
-            .order_by(ReconciliationRun.created_at, ascending=False)
-            .first()
-            .run()
-        )
-        if run is None:
-            raise NotFound(
-                f"no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
-                code="no_reconciliation",
-                channel=channel,
-                day=day.isoformat(),
-            )
-        mismatches = (
-            run["mismatches"] if isinstance(run["mismatches"], list) else json.loads(run["mismatches"])
-        )
-        wants_csv = format == "csv" or "text/csv" in request.headers.get("accept", "")
-        if wants_csv:
-            return Response(
-                to_csv(mismatches),
-                media_type="text/csv",
-                headers={"Content-Disposition": f'attachment; filename="recon-{channel}-{day}.csv"'},
-            )
-        return Response(
-            {
-                "date": day.isoformat(),
-                "channel": channel,
-                "statement_rows": run["statement_rows"],
-                "ledger_rows": run["ledger_rows"],
-                "created_at": run["created_at"].isoformat(),
-                "mismatches": mismatches,
-            }
-        )
+        return await latest_run_response(date, channel, request, format)
 
     @get("/runs", summary="Reconciliation runs per day and channel (newest first) with their mismatches")
     async def runs(
@@ -277,6 +243,45 @@ class ReconciliationController(Controller):
         channel: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         return {"from": start.isoformat(), "to": end.isoformat(), "runs": await runs(start, end, channel)}
+
+
+async def latest_run_response(
+    day: datetime.date, channel: str, request: Request[Any, Any, Any], format: str | None
+) -> Response[Any]:
+    """The latest reconciliation of ``day`` and ``channel``: its mismatches as JSON, or CSV (``format=csv``
+    or ``Accept: text/csv``). The operators' API and the console's page both answer with it."""
+    run = (
+        await ReconciliationRun.select()
+        .where((ReconciliationRun.day == day.isoformat()) & (ReconciliationRun.channel == channel))
+        .order_by(ReconciliationRun.created_at, ascending=False)
+        .first()
+        .run()
+    )
+    if run is None:
+        raise NotFound(
+            f"no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
+            code="no_reconciliation",
+            channel=channel,
+            day=day.isoformat(),
+        )
+    mismatches = run["mismatches"] if isinstance(run["mismatches"], list) else json.loads(run["mismatches"])
+    wants_csv = format == "csv" or "text/csv" in request.headers.get("accept", "")
+    if wants_csv:
+        return Response(
+            to_csv(mismatches),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="recon-{channel}-{day}.csv"'},
+        )
+    return Response(
+        {
+            "date": day.isoformat(),
+            "channel": channel,
+            "statement_rows": run["statement_rows"],
+            "ledger_rows": run["ledger_rows"],
+            "created_at": run["created_at"].isoformat(),
+            "mismatches": mismatches,
+        }
+    )
 
 
 class StatisticsController(Controller):

@@ -191,7 +191,11 @@ class Sandbox(Channel):
         )
         trade = await self._trade(order_ref)
         assert trade is not None
-        return trade["txn"] or txn, trade["paid_at"] or now
+        if trade["state"] == "closed":
+            raise Conflict(
+                "the sandbox closed this trade; it can no longer be paid", code="channel_trade_closed"
+            )
+        return trade["txn"], trade["paid_at"]
 
     async def _pay(self, order: dict[str, Any], txn: str, *, lose_notice: bool = False) -> Callback | None:
         txn, when = await self._paid(order["order_ref"], order["amount"], txn)
