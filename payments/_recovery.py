@@ -163,6 +163,9 @@ class PaymentRecovery:
                     extra={"channel": task["channel"], "order": task["subject"]},
                 )
                 return await self._done(task, "gave_up", error=str(exc))
+            if task["kind"] == "bill" and task["attempts"] >= 48:
+                log.error("a statement could not be fetched; given up", extra={"channel": task["channel"]})
+                return await self._done(task, "gave_up", error=str(exc))
             wait = self.times.bill_retry if task["kind"] == "bill" else self._backoff(task["attempts"], 60.0)
             return await self._again(task, self.clock.now() + timedelta(seconds=wait), "retry", str(exc))
 
@@ -388,8 +391,8 @@ class PaymentRecovery:
             "bill": dict(statement.totals),
             "rows": {"count": len(statement.rows), "payments": payments, "refunds": refunds},
         }
-        run = await reconcile(statement, source=source)
-        async with db.transaction():
+        async with db.transaction():  # the run and the file kept together, or neither
+            run = await reconcile(statement, source=source)
             await (
                 ChannelStatement.insert(
                     ChannelStatement(

@@ -17,7 +17,7 @@
       k_duplicate_ours: "我方重复", k_duplicate_theirs: "渠道重复", t_payment: "支付", t_refund: "退款", neterror: "网络不可用，请稍后重试",
     },
     en: {
-      title: "Payments reconciliation · Shengshitong", heading: "Payment centre · reconciliation and statistics", console: "Console", dashboard: "Operations", ratingsLink: "Ratings",
+      title: "Payments reconciliation · Shengshitong", heading: "Payment centre · reconciliation and statistics", console: "Console", dashboard: "Dashboard", ratingsLink: "Ratings",
       from: "From", to: "To", groupBy: "Group by", byChannel: "Channel", byMerchant: "Merchant", byDay: "Day", show: "Show", csv: "Download CSV",
       statsTitle: "Payments and refunds", colKey: "Group", colPayments: "Payments", colPaid: "Paid", colRefunds: "Refunds", colRefunded: "Refunded", colNet: "Net",
       total: "Total", runsTitle: "Reconciliation runs", colDay: "Day", colChannel: "Channel", colSource: "Source", colStatementRows: "Statement rows", colLedgerRows: "Ledger rows",

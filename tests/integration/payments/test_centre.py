@@ -14,7 +14,7 @@ import gzip
 import json
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -379,8 +379,23 @@ async def test_the_console_page_and_its_figures(client, console_login):
     assert stats.json()["totals"]["net"] == 3200
 
 
-async def test_the_commands_do_one_pass(client, shengshi_cli):
+async def test_the_commands_do_one_pass(client, shengshi_cli, tmp_path):
     r = shengshi_cli("payments", "refunds-retry", "--json")
     assert r.returncode == 0, r.stderr
     r = shengshi_cli("payments", "recover")
     assert r.returncode == 0, r.stderr
+    # a channel's own file, read by its parse_bill: the sandbox's statement of the 10th, as published
+    native = tmp_path / "sandbox-2026-12-10.csv"
+    native.write_bytes((await sandbox(client).download_bill(date(2026, 12, 10))).raw)
+    args = ("payments", "reconcile", "--date", "2026-12-10", "--channel", "sandbox", "--native", str(native))
+    r = shengshi_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert "1 statement row, 2 ledger rows, 1 mismatch" in r.stderr and "missing_theirs" in r.stdout
+    sources = (
+        await ReconciliationRun.select(ReconciliationRun.source)
+        .where(ReconciliationRun.day == "2026-12-10")
+        .run()
+    )
+    assert sorted(x["source"] for x in sources) == ["auto", "native"]
+    r = shengshi_cli("payments", "reconcile", "--date", "2026-12-10", "--channel", "sandbox")
+    assert r.returncode != 0 and "--native" in r.stderr  # a statement is needed, one way or the other
