@@ -293,32 +293,35 @@ class PaymentRecovery:
             "channel_txn": order["channel_txn"],
             "reason": refund["reason"],
         }
-        answer: Any = None
-        known = False
         if Capability.QUERY in channel.capabilities:
             try:
-                answer = await channel.query_refund(asked)
-                known = True
+                await self.notifications.take(channel.name, await channel.query_refund(asked))
             except NotFound:
-                known = False  # the request never reached it (a crash, a timeout): ask again below
-        if not known:
-            try:
-                answer = await channel.request_refund(asked)
-            except AppError as exc:
-                if exc.code == "channel_unavailable":
-                    raise
-                await self._refused(order, refund, exc)
-                return await self._done(task, "failed", error=str(exc))
+                pass  # the channel does not know it: the request never reached it, asked again below
+            if await self._refund_state(refund["id"]) != "pending":
+                return await self._done(task, await self._refund_state(refund["id"]))
+        # still processing, or unknown to the channel (a crash, a timeout, a query that cannot tell the
+        # two apart): asked for again with the same out_refund_no, which the channel refunds once
+        try:
+            answer = await channel.request_refund(asked)
+        except AppError as exc:
+            if exc.code == "channel_unavailable":
+                raise
+            await self._refused(order, refund, exc)
+            return await self._done(task, "failed", error=str(exc))
         await self.notifications.take(channel.name, answer)
-        state = (await Refund.select(Refund.state).where(Refund.id == refund["id"]).first().run() or {}).get(
-            "state", "gone"
-        )
+        state = await self._refund_state(refund["id"])
         if state != "pending":
             return await self._done(task, state)
         at = self.clock.now() + timedelta(
             seconds=self._backoff(task["attempts"], self.times.refund_retry_after)
         )
         return await self._again(task, at, "processing")
+
+    @staticmethod
+    async def _refund_state(refund_id: uuid.UUID) -> str:
+        row = await Refund.select(Refund.state).where(Refund.id == refund_id).first().run()
+        return str(row["state"]) if row else "gone"
 
     async def _refused(self, order: dict[str, Any], refund: dict[str, Any], exc: AppError) -> None:
         """The channel refused a refund asked for again: it fails (holds no room), and the owner is told."""

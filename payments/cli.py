@@ -116,10 +116,11 @@ def _csv(channel: str, path: Path | None, day: date) -> Statement:
 
 
 def _native(channel: str, path: Path, day: date) -> Statement:
-    """The channel's own file, read by its module's ``parse_bill(bytes, day)``; a channel without one
-    publishes the platform's CSV."""
+    """The channel's own file, read by its module's ``parse_bill(bytes, day)`` (``parse_trade_bill`` for
+    WeChat Pay's); a channel without one publishes the platform's CSV."""
     module = importlib.import_module(discover()[channel].channel.__module__)
-    parse = getattr(module, "parse_bill", None)
+    # the contract's name, parse_bill; WeChat Pay's module calls its trade bill's parse_trade_bill
+    parse = getattr(module, "parse_bill", None) or getattr(module, "parse_trade_bill", None)
     if parse is None:
         return _csv(channel, path, day)
     parsed = parse(path.read_bytes(), day)
