@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
+# The suite and `make run` start many Python processes (servers, CLI runs, pytest's rewritten tests):
+# let them cache compiled bytecode, even where the environment turned that off, so each process does not
+# compile the whole project again.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: install browser bench-tools run test test-sqlite test-postgres lint bench screenshots clean
 
 # Packages that plug in from outside (examples/), installed editable next to the platform as any

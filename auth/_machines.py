@@ -36,6 +36,7 @@ KINDS = {
     "issuer": "iss",  # a department issuing e-licences (licences/)
     "inspector": "ins",  # an inspector's verifier fetching handed-over presentations
     "relying_party": "rp",  # a government service asking for licence fields on consent
+    "department": "dep",  # a department issuing payment notices for non-tax fees (fees/); app_id: its code
 }
 _BASIC = {"WWW-Authenticate": 'Basic realm="shengshitong", charset="UTF-8"'}
 LAST_SEEN_EVERY = 60.0

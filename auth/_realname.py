@@ -45,7 +45,6 @@ def _taken() -> Conflict:
     return Conflict("this ID number belongs to another account", code="id_number_taken")
 
 
-
 class RealNameService:
     def __init__(
         self,

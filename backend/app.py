@@ -24,6 +24,8 @@ from codes.plugin import CodesPlugin
 from codes.services import CodeServices, build_code_services
 from console.plugin import ConsolePlugin
 from console.services import ConsoleServices, build_console_services
+from fees.plugin import FeesPlugin
+from fees.setup import FeeServices, build_fee_services
 from licences.plugin import LicencesPlugin
 from licences.setup import LicenceServices, build_licence_services
 from messages.plugin import MessagesPlugin
@@ -50,6 +52,7 @@ class Services:
     messages: MessageServices
     ratings: RatingServices
     licences: LicenceServices
+    fees: FeeServices
     miniapps: MiniAppServices
     console: ConsoleServices
 
@@ -74,6 +77,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
     )
     payments.subscribers.observe("ratings", order_ratings)
     licences = build_licence_services(runtime, auth=auth, messages=messages, trust_root=codes.keys.root)
+    fees = build_fee_services(runtime, auth=auth, payments=payments, messages=messages)
     miniapps = build_miniapp_services(
         runtime,
         auth=auth,
@@ -101,6 +105,7 @@ def build_services(runtime: Runtime, extra_miniapps: list[type[MiniApp]] | None 
         messages=messages,
         ratings=ratings,
         licences=licences,
+        fees=fees,
         miniapps=miniapps,
         console=console,
     )
@@ -130,6 +135,7 @@ def create_app(
         MessagesPlugin(services.messages, env=settings.env),
         RatingsPlugin(services.ratings, env=settings.env),
         LicencesPlugin(services.licences, env=settings.env),
+        FeesPlugin(services.fees),
         MiniAppsPlugin(services.miniapps),
         ConsolePlugin(runtime, services.console, auth=services.auth, apps=services.miniapps.apps),
         *(extra_plugins or []),

@@ -475,6 +475,30 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "此支付渠道暂不可用，请选择其他渠道",
         "this payment channel is not available here",
     ),
+    "payer_required": (
+        "{channel:channel}的此支付方式需要付款人（payer：市民在我方微信应用下的 openid）",
+        "this way of paying by {channel} needs the payer (the citizen's openid under our WeChat app)",
+    ),
+    "channel_refused": (
+        "{channel:channel}拒绝了此请求（{channel_code}）",
+        "{channel} refused the request ({channel_code})",
+    ),
+    "channel_trade_paid": (
+        "{channel:channel}的交易已支付，不能关闭；支付将按渠道的查询结果入账",
+        "{channel}'s trade is paid and cannot be closed; the payment is booked from the channel's answer",
+    ),
+    "agreement_missing": (
+        "市民尚未与{channel:channel}签订免密支付协议",
+        "the citizen has no payment agreement with {channel}",
+    ),
+    "bill_not_ready": (
+        "支付渠道尚未生成该日的对账单，请稍后再试",
+        "the channel has not published its statement for that day yet; try again later",
+    ),
+    "bill_invalid": (
+        "{channel:channel}的对账单无法使用（格式不符或合计不符）",
+        "{channel}'s statement cannot be used (unreadable, or its totals do not add up)",
+    ),
     "openid_not_allowed": ("只有小程序才能用 openid 指定市民", "only a mini-app names a citizen by openid"),
     "unknown_openid": ("此小程序下没有这个 openid", "unknown openid for this mini-app"),
     "invalid_date": ("日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD"),
@@ -672,6 +696,32 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "not_an_announcement": ("公告须使用公告类模板", "announcements use announcement templates"),
     "invalid_rate": ("发送速率须为每秒 1 至 100000 条", "rate: 1 to 100000 messages a second"),
     "invalid_district": ("请选择沈阳市的区县", "district must be one of Shenyang's district codes"),
+    # 财政非税 (docs/fees.md)
+    "invalid_notice_no": (
+        "缴款码为以 2101 开头的 20 位数字，末位为校验位，请核对",
+        "a payment notice number is 20 digits starting 2101, the last a check digit: check it",
+    ),
+    "notice_not_found": ("缴款通知不存在", "no such payment notice"),
+    "notice_reference_reused": (
+        "此业务单号已用于另一笔缴款通知",
+        "this reference was used for a different notice",
+    ),
+    "notice_paid": ("此缴款通知已缴纳", "the notice is paid"),
+    "notice_cancelled": ("执收单位已撤销此缴款通知", "the department cancelled this notice"),
+    "notice_being_paid": (
+        "缴款人正在缴纳此通知，请待本次支付结束后再试",
+        "a citizen is paying this notice now; try again when the payment has ended",
+    ),
+    "notice_payer_required": (
+        "请以身份证号（payer_id_number）或手机号（payer_phone）之一指明缴款人",
+        "name the payer by payer_id_number or by payer_phone (one of them)",
+    ),
+    "due_date_passed": ("缴款期限已过", "the due date has passed"),
+    "invalid_fiscal_file": ("财政对账文件格式有误", "the fiscal file is not valid"),
+    "fiscal_delivery_not_found": (
+        "此缴款通知没有发往财政系统的通知（尚未缴纳）",
+        "no notification to the fiscal system for this notice (it is not paid)",
+    ),
 }
 
 

@@ -13,6 +13,7 @@ from auth.tables import TABLES as AUTH_TABLES
 from backend.tables import TABLES as BACKEND_TABLES
 from codes.tables import TABLES as CODES_TABLES
 from console.tables import TABLES as CONSOLE_TABLES
+from fees.tables import TABLES as FEE_TABLES
 from licences.tables import TABLES as LICENCE_TABLES
 from messages.tables import TABLES as MESSAGE_TABLES
 from miniapps.tables import TABLES as MINIAPP_TABLES
@@ -33,6 +34,7 @@ APP_CONFIG = AppConfig(
         *MESSAGE_TABLES,
         *RATING_TABLES,
         *LICENCE_TABLES,
+        *FEE_TABLES,
         *CONSOLE_TABLES,
     ],
     migration_dependencies=[],

@@ -144,6 +144,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     licence_trust_refresh: int = 3600
     licence_status_ttl: int = 300
     licence_status_max_age: int = 86400
+    # 财政非税 (docs/fees.md): where each paid notice is posted to the fiscal system (empty: the
+    # notifications wait, queued, until it is set), the back-off's first delay and the attempts before a
+    # delivery is given up (then an operator resends it), seconds between delivery rounds, and the
+    # notice lookups by number a citizen (and a network address) may make a minute
+    fiscal_url: str = ""
+    fiscal_base_delay: float = 5.0
+    fiscal_max_attempts: int = 12
+    fiscal_interval: float = 1.0
+    fee_lookups_per_minute: int = 20
     # Web Push: the contact push services see in our VAPID token, and the push services' hosts a
     # browser's subscription may point at (its endpoint is a URL we post to: nothing else is allowed)
     push_subject: str = "mailto:webpush@shengshitong.example"
@@ -330,6 +339,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         problems.append(f"{PREFIX}LICENCE_STATUS_TTL / _MAX_AGE: 60 s <= ttl <= max age <= 7 days")
     if not 60 <= settings.licence_trust_refresh <= 86400:
         problems.append(f"{PREFIX}LICENCE_TRUST_REFRESH: 60-86400 seconds")
+    if settings.fiscal_url and not settings.fiscal_url.startswith(("https://", "http://")):
+        problems.append(f"{PREFIX}FISCAL_URL: an http(s) URL")
+    if settings.env == "prod" and settings.fiscal_url.startswith("http://"):
+        problems.append(f"{PREFIX}FISCAL_URL: https in production")
+    if not 0 < settings.fiscal_base_delay <= 3600 or not 1 <= settings.fiscal_max_attempts <= 50:
+        problems.append(f"{PREFIX}FISCAL_BASE_DELAY (seconds, 0-3600) and {PREFIX}FISCAL_MAX_ATTEMPTS (1-50)")
+    if not 0 <= settings.fiscal_interval <= 3600:
+        problems.append(f"{PREFIX}FISCAL_INTERVAL: 0 to 3600 seconds")
+    if not 1 <= settings.fee_lookups_per_minute <= 10_000:
+        problems.append(f"{PREFIX}FEE_LOOKUPS_PER_MINUTE: 1 to 10000")
     if not 0 < settings.rating_interval <= 3600:
         problems.append(f"{PREFIX}RATING_INTERVAL: seconds, above 0, at most 3600")
     if not 10 <= settings.message_announce_batch <= 10_000:

@@ -17,7 +17,6 @@ from messages.templates import Template
 APPROVED_CACHE = 10.0  # seconds a worker trusts an approval it read (a suspension reaches all within it)
 
 
-
 class Templates:
     """Templates as declared (by the platform and each enabled mini-app), and operators' approvals."""
 

@@ -29,7 +29,6 @@ def on_postgres() -> bool:
     return isinstance(MessagePreference._meta.db, PostgresEngine)
 
 
-
 def _hm(value: str) -> tuple[int, int]:
     h, _, m = value.partition(":")
     return int(h), int(m)

@@ -39,7 +39,6 @@ LEASE = 60.0  # seconds a claimed attempt has before it may be tried again (a wo
 MAX_SUBSCRIPTIONS = 10  # browsers per citizen; the oldest goes when an eleventh subscribes
 
 
-
 class PushSubscriptions:
     """Browsers' Web Push subscriptions, sealed at rest (the endpoint is a bearer capability)."""
 

@@ -518,7 +518,7 @@ class OrderService:
                     "order_ref": str(order["id"]),
                     "refund_ref": str(refund["id"]),
                     "amount": refund["amount"],
-                    "total": order["amount"],
+                    "total": order["amount"],  # WeChat's refund names the payment's total
                     "channel_txn": order["channel_txn"],
                     "reason": refund.get("reason", ""),
                 }

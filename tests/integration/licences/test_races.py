@@ -102,9 +102,11 @@ async def test_racing_licences_take_entries_of_one_list_and_a_full_list_gets_one
         await asyncio.gather(*(office.issue(Citizen({}, new_id_number())) for _ in range(N)))
         assert await _lists() == [(1, N, N)]
         full = (await LicenceStatusList.select(LicenceStatusList.size).first().run())["size"]
-        await LicenceStatusList.update({LicenceStatusList.used: full - 3}).where(
-            LicenceStatusList.issuer == "sy-traffic"
-        ).run()  # as though the list had filled but for three entries
+        await (
+            LicenceStatusList.update({LicenceStatusList.used: full - 3})
+            .where(LicenceStatusList.issuer == "sy-traffic")
+            .run()
+        )  # as though the list had filled but for three entries
         await asyncio.gather(*(office.issue(Citizen({}, new_id_number())) for _ in range(N)))
         (first, used, _), *rest = await _lists()
         assert (first, used) == (1, full)

@@ -10,7 +10,18 @@ from backend import errors
 from backend.i18n import PROBLEMS, message, negotiate, problem_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-PACKAGES = ("auth", "backend", "codes", "console", "licences", "messages", "miniapps", "payments", "ratings")
+PACKAGES = (
+    "auth",
+    "backend",
+    "codes",
+    "console",
+    "fees",
+    "licences",
+    "messages",
+    "miniapps",
+    "payments",
+    "ratings",
+)
 # codes allowed to keep their raised English detail in a Chinese answer: none (specifics are the error's
 # named values, which the catalogue's templates take)
 ENGLISH_DETAIL: set[str] = set()

@@ -113,12 +113,36 @@ def test_every_missing_value_of_every_enabled_channel_is_named_at_once(tmp_path)
             "WECHATPAY_MCHID",
             "WECHATPAY_APPID",
             "WECHATPAY_APIV3_KEY",
-            "WECHATPAY_PLATFORM_KEYS_DIR",
             "ALIPAY_APP_ID",
             "ALIPAY_SELLER_ID",
             "ALIPAY_PUBLIC_KEY_FILE",
         )
     ]
+
+
+def test_wechat_pay_needs_platform_keys_or_its_api_key(tmp_path):
+    """The platform keys folder is optional once the merchant's API key is set (the keys are fetched);
+    with neither, start-up names what is missing, and half of the API's settings is named too."""
+    env = {**_pem_files(tmp_path), "SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR": ""}
+    with pytest.raises(SettingsError) as err:
+        build_channels(_settings(tmp_path, SHENGSHI_PAYMENT_CHANNELS="wechatpay", **env), time.time)
+    assert [p.split(":")[0] for p in err.value.problems] == ["SHENGSHI_WECHATPAY_PLATFORM_KEYS_DIR"]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "apiclient_key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    env["SHENGSHI_WECHATPAY_PRIVATE_KEY_FILE"] = str(tmp_path / "apiclient_key.pem")
+    with pytest.raises(SettingsError) as err:
+        build_channels(_settings(tmp_path, SHENGSHI_PAYMENT_CHANNELS="wechatpay", **env), time.time)
+    assert "_CERT_SERIAL go together" in str(err.value)
+    env["SHENGSHI_WECHATPAY_CERT_SERIAL"] = "3775B6A45ACD588826D15E583A95F5DD04A5F2A2"
+    channel = build_channels(_settings(tmp_path, SHENGSHI_PAYMENT_CHANNELS="wechatpay", **env), time.time)[
+        "wechatpay"
+    ]
+    assert channel.capabilities == {Capability.REFUNDS, Capability.QUERY, Capability.CLOSE, Capability.BILLS}
+    assert channel.pay_methods == ("app", "jsapi", "native")
 
 
 def test_unreadable_values_are_named_and_the_apiv3_key_never_shown(tmp_path):

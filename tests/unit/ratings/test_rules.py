@@ -21,7 +21,7 @@ def test_texts_with_control_or_direction_characters_are_refused():
 def test_the_csv_opens_in_a_spreadsheet_without_running_anything():
     row = dict.fromkeys(COLUMNS, 0) | {
         "key": "platform/x",
-        "name": "=HYPERLINK(\"http://evil\")",
+        "name": '=HYPERLINK("http://evil")',
         "rank": 1,
         "satisfaction_rate": 0.8765,
         "bad_rate": None,

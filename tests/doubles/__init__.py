@@ -1,0 +1,1 @@
+"""Local doubles of the payment channels' servers, written from their published documentation."""
