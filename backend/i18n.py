@@ -448,7 +448,6 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
     ),
     # what a channel may answer the payment centre's own calls (payments._recovery), and its statistics
-    "channel_trade_paid": ("该订单在支付渠道已付款，无法关闭", "the channel's trade for this order is paid"),
     "channel_trade_unpaid": (
         "支付渠道没有此订单的已付款交易",
         "the channel has no paid trade for this order",
@@ -458,7 +457,6 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "the channel closed this trade; it can no longer be paid",
     ),
     "channel_refund_not_found": ("支付渠道没有这笔退款", "the channel has no such refund"),
-    "bill_not_ready": ("支付渠道当日对账单尚未生成", "the channel's statement for the day is not out yet"),
     "invalid_statistics": (
         "统计区间无效：起始日期不得晚于截止日期，且最长 366 天",
         "the statistics' range is not valid: from is not after to, and it spans at most 366 days",

@@ -348,7 +348,7 @@ class Sandbox(Channel):
         )
         trade = await self._trade(order["order_ref"])
         if trade is not None and trade["state"] != "closed":
-            raise Conflict("the sandbox's trade is paid", code="channel_trade_paid")
+            raise Conflict("the sandbox's trade is paid", code="channel_trade_paid", channel=self.name)
 
     async def download_bill(self, day: date) -> Statement:
         ready = datetime.combine(day + timedelta(days=1), self.bill_ready_at, CHINA)
