@@ -447,6 +447,20 @@ PROBLEMS: dict[str, tuple[str, str]] = {
         "{channel:channel} {day} 尚未对账；请先运行 shengshi payments reconcile",
         "no reconciliation of {channel} for {day}; run 'shengshi payments reconcile'",
     ),
+    # what a channel may answer the payment centre's own calls (payments._recovery), and its statistics
+    "channel_trade_unpaid": (
+        "支付渠道没有此订单的已付款交易",
+        "the channel has no paid trade for this order",
+    ),
+    "channel_trade_closed": (
+        "支付渠道已关闭该订单的交易，无法再付款",
+        "the channel closed this trade; it can no longer be paid",
+    ),
+    "channel_refund_not_found": ("支付渠道没有这笔退款", "the channel has no such refund"),
+    "invalid_statistics": (
+        "统计区间无效：起始日期不得晚于截止日期，且最长 366 天",
+        "the statistics' range is not valid: from is not after to, and it spans at most 366 days",
+    ),
     "not_deferred": (
         "只有先享后付的订单才能按协议扣款",
         "only a deferred order is charged against the agreement",

@@ -112,6 +112,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_base_delay: float = 5.0
     webhook_max_attempts: int = 12
     webhook_interval: float = 1.0
+    # What the payment centre asks of the channels on its own (docs/payments.md, "When a notice does not
+    # come"): seconds a payment may stay unpaid before its channel is asked about it, seconds before a
+    # pending refund is asked about (or for again), and seconds between two passes of every worker's loop
+    payment_query_after: float = 120.0
+    payment_refund_retry_after: float = 60.0
+    payment_recovery_interval: float = 30.0
     # Messages (docs/messages.md): reminders and announcements per citizen a day; reminders a sender may
     # send a minute; seconds an urgent message may stay unread before an SMS goes out; delivery retries
     message_daily_cap: int = 20

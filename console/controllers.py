@@ -79,6 +79,13 @@ class Pages(Controller):
             return Redirect("/admin/")
         return page("ratings.html")
 
+    @get("/admin/payments")
+    async def payments(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """The payments page: reconciliation runs and statistics (console/_payments_controller.py)."""
+        if await signed_in(request) is None:
+            return Redirect("/admin/")
+        return page("payments.html")
+
     @get("/admin/licences")
     async def licences(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """The 电子证照 page: the issuer register (console/_licences_controller.py)."""

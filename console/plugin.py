@@ -17,6 +17,7 @@ from litestar.types import Receive, Scope, Send
 from auth.services import AuthServices
 from backend.runtime import Runtime
 from console._licences_controller import LicencesController
+from console._payments_controller import PaymentsDeskController
 from console._ratings_controller import RatingsController
 from console.admin import PREFIX
 from console.controllers import STATIC, DashboardController, Pages, SandboxPayPage, ScannerController
@@ -68,6 +69,7 @@ class ConsolePlugin(InitPlugin):
             DashboardController,
             ScannerController,
             RatingsController,
+            PaymentsDeskController,
             LicencesController,
             create_static_files_router(
                 path="/static/web", directories=[STATIC], include_in_schema=False, send_as_attachment=False

@@ -14,11 +14,13 @@ from litestar.plugins import InitPlugin
 
 from backend.crypto import Keyring
 from backend.runtime import Runtime
+from payments._recovery import PaymentRecovery, RecoveryTimes
 from payments.controllers import (
     MyOrdersController,
     OrdersController,
     ReconciliationController,
     SandboxPayController,
+    StatisticsController,
     enabled_channels,
     notify_route,
 )
@@ -37,8 +39,15 @@ def build_payment_services(runtime: Runtime) -> PaymentServices:
     notifications = NotificationService(runtime.clock, channels)
     endpoints = WebhookEndpoints(runtime.clock, Keyring(s.pii_keyring()))
     subscribers = OwnerSubscribers()
+    times = RecoveryTimes(query_after=s.payment_query_after, refund_retry_after=s.payment_refund_retry_after)
     orders = OrderService(
-        runtime.clock, channels, callbacks=notifications, order_ttl=s.order_ttl, public_url=s.public_url
+        runtime.clock,
+        channels,
+        callbacks=notifications,
+        order_ttl=s.order_ttl,
+        public_url=s.public_url,
+        times=times,
+        env=s.env,
     )
     unpaid = UnpaidCounts(runtime.store, orders)
     return PaymentServices(
@@ -46,6 +55,7 @@ def build_payment_services(runtime: Runtime) -> PaymentServices:
         orders=orders,
         unpaid=unpaid,
         notifications=notifications,
+        recovery=PaymentRecovery(runtime.clock, channels, notifications, times),
         endpoints=endpoints,
         webhooks=WebhookDispatcher(
             runtime.clock,
@@ -70,6 +80,7 @@ class PaymentsPlugin(InitPlugin):
         self.orders = services.orders
         self.webhooks = services.webhooks
         self._closer: asyncio.Task[None] | None = None
+        self._recoverer: asyncio.Task[None] | None = None
 
     async def _close_expired_loop(self) -> None:
         while True:
@@ -79,23 +90,37 @@ class PaymentsPlugin(InitPlugin):
             except Exception:
                 log.exception("closing expired orders failed; will retry")
 
+    async def _recovery_loop(self, interval: float) -> None:
+        """Every worker runs it: the tasks it claims are its own (payments._recovery)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.services.recovery.run_once()
+            except Exception:
+                log.exception("the payment centre's channel tasks failed; will retry")
+
     async def _startup(self) -> None:
         if not self.runtime.background:
             return
         await self.webhooks.start(self.runtime.settings.webhook_interval)
         self._closer = asyncio.create_task(self._close_expired_loop(), name="order-closer")
+        interval = self.runtime.settings.payment_recovery_interval
+        if interval > 0:
+            self._recoverer = asyncio.create_task(self._recovery_loop(interval), name="payment-recovery")
 
     async def _shutdown(self) -> None:
-        if self._closer is not None:
-            self._closer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._closer
+        for task in (self._closer, self._recoverer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.webhooks.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         handlers: list[Any] = [
             OrdersController,
             ReconciliationController,
+            StatisticsController,
             MyOrdersController,
             enabled_channels,
         ]

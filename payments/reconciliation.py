@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from payments.tables import LedgerEntry
+from payments.channels.base import Statement
+from payments.tables import LedgerEntry, ReconciliationRun
 
 CHINA = timezone(timedelta(hours=8))
 FIELDS = ("txn_id", "order_id", "type", "amount_fen")
@@ -52,6 +54,42 @@ def read_statement(text: str) -> list[dict[str, Any]]:
             {"txn_id": row["txn_id"], "order_id": row["order_id"], "type": row["type"], "amount": amount}
         )
     return rows
+
+
+def statement_rows(statement: Statement) -> list[dict[str, Any]]:
+    """A channel's parsed statement as the rows :func:`compare` reads."""
+    return [
+        {"txn_id": r.txn_id, "order_id": r.order_id, "type": r.type, "amount": r.amount}
+        for r in statement.rows
+    ]
+
+
+async def reconcile(
+    statement: Statement, *, source: str, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Compare the ledger with ``statement`` (its channel and day) and store the run: {run_id,
+    statement_rows, ledger_rows, mismatches}."""
+    theirs = statement_rows(statement)
+    ours = await ledger_day(statement.channel, statement.day)
+    mismatches = compare(ours, theirs, progress=progress)
+    run_id = uuid.uuid4()
+    await ReconciliationRun.insert(
+        ReconciliationRun(
+            id=run_id,
+            day=statement.day.isoformat(),
+            channel=statement.channel,
+            statement_rows=len(theirs),
+            ledger_rows=len(ours),
+            mismatches=mismatches,
+            source=source,
+        )
+    ).run()
+    return {
+        "run_id": str(run_id),
+        "statement_rows": len(theirs),
+        "ledger_rows": len(ours),
+        "mismatches": mismatches,
+    }
 
 
 LEDGER_TYPES = {

@@ -7,6 +7,7 @@ Orders and refund requests are here; applying the channels' callbacks is
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,13 +29,16 @@ from payments._books import (
     outbox,
 )
 from payments._notifications import NotificationService
+from payments._recovery import PaymentRecovery, RecoveryTimes, schedule, task_key
 from payments.channels.base import Capability, Channel, refund_unavailable
 from payments.events import OwnerSubscribers
-from payments.tables import Overpayment, PaymentOrder, Refund
+from payments.tables import ChannelTask, Overpayment, PaymentOrder, Refund
 from payments.webhooks import WebhookDispatcher, WebhookEndpoints
 
 if TYPE_CHECKING:
     from payments.unpaid import UnpaidCounts
+
+log = logging.getLogger("shengshitong.payments")
 
 __all__ = [
     "PAID_STATES",
@@ -42,6 +46,7 @@ __all__ = [
     "PAYMENTS",
     "NotificationService",
     "OrderService",
+    "PaymentRecovery",
     "PaymentServices",
     "order_view",
 ]
@@ -56,10 +61,14 @@ class OrderService:
         callbacks: NotificationService,
         order_ttl: int = 1800,
         public_url: str = "",
+        times: RecoveryTimes | None = None,
+        env: str = "dev",
     ) -> None:
         self.clock = clock
         self.channels = channels
         self.order_ttl = order_ttl
+        self.times = times or RecoveryTimes()
+        self.env = env
         self.public_url = public_url.rstrip("/")
         # where a channel's immediate callback goes (the sandbox confirms refunds at once)
         self.callbacks = callbacks
@@ -341,17 +350,24 @@ class OrderService:
                 "payer": payer,
             }
         )
-        await (
-            PaymentOrder.update(
-                {
-                    PaymentOrder.state: "paying",
-                    PaymentOrder.channel: channel_name,
-                    PaymentOrder.updated_at: self.clock.now(),
-                }
+        now = self.clock.now()
+        async with db.transaction():
+            paying = await (
+                PaymentOrder.update(
+                    {
+                        PaymentOrder.state: "paying",
+                        PaymentOrder.channel: channel_name,
+                        PaymentOrder.updated_at: now,
+                    }
+                )
+                .where((PaymentOrder.id == row["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
+                .returning(PaymentOrder.id)
+                .run()
             )
-            .where((PaymentOrder.id == row["id"]) & PaymentOrder.state.is_in(list(PAYABLE_STATES)))
-            .run()
-        )
+            if paying and Capability.QUERY in channel.capabilities:
+                # asked about if its notice has not come by then (payments._recovery)
+                at = now + timedelta(seconds=self.times.query_after)
+                await schedule("query", channel_name, str(row["id"]), at)
         return {"order_id": str(row["id"]), "channel": channel_name, "amount": row["amount"], "pay": payload}
 
     def _able(self, capability: Capability) -> Channel | None:
@@ -371,6 +387,30 @@ class OrderService:
             headers, body = await channel.pay_on_page({"order_ref": str(row["id"]), "amount": row["amount"]})
             await self.callbacks.handle(channel.name, headers, body)
         return await self.get_for(order_id, citizen_id=citizen_id)
+
+    async def sandbox_pay(self, order_id: str, *, lose_notice: bool = False) -> dict[str, Any]:
+        """(development) Pay an order on the sandbox as its citizen would, without signing in; with
+        ``lose_notice`` the sandbox takes the money and its notice never arrives, so the payment centre's
+        query must find it (docs/payments.md, "When a notice does not come"). Refused in prod."""
+        from_sandbox = self.channels.get("sandbox")
+        if self.env == "prod" or from_sandbox is None or not hasattr(from_sandbox, "pay_losing_notice"):
+            raise NotFound("the sandbox channel is not enabled here", code="channel_not_enabled")
+        row = await self._row(order_id)
+        if row["state"] not in PAYABLE_STATES:
+            raise Conflict(f"the order is {row['state']}", code="order_not_payable", state=row["state"])
+        if row["state"] == "created" or row["channel"] != "sandbox":
+            if row["citizen_id"] is None:
+                raise Conflict(
+                    "no citizen has taken this order yet", code="order_not_payable", state="created"
+                )
+            await self.pay(order_id, row["citizen_id"], "sandbox")  # as the app would start it
+        order = {"order_ref": str(row["id"]), "amount": row["amount"]}
+        if lose_notice:
+            await from_sandbox.pay_losing_notice(order)
+        else:
+            headers, body = await from_sandbox.pay_on_page(order)
+            await self.callbacks.handle("sandbox", headers, body)
+        return await self.get(order_id)
 
     # ---- refunds ---------------------------------------------------------------------------------
     async def refund(
@@ -436,6 +476,10 @@ class OrderService:
                         created_at=self.clock.now(),
                     )
                 ).run()
+                # seen to its end even if this process dies before the channel is asked, or the
+                # channel answers "processing" (payments._recovery)
+                at = self.clock.now() + timedelta(seconds=self.times.refund_retry_after)
+                await schedule("refund", channel.name, str(refund["id"]), at)
                 created = True
         if refund["state"] == "pending" and channel is not None and channel.requests_refunds:
             await self._ask_channel(channel, order, refund)
@@ -448,6 +492,17 @@ class OrderService:
                 amount=amount,
             )
         state = await Refund.select(Refund.state).where(Refund.id == refund["id"]).first().run()
+        if state and state["state"] != "pending" and channel is not None:
+            await (
+                ChannelTask.update(
+                    {ChannelTask.done_at: self.clock.now(), ChannelTask.outcome: state["state"]}
+                )
+                .where(
+                    (ChannelTask.key == task_key("refund", channel.name, str(refund["id"])))
+                    & ChannelTask.done_at.is_null()
+                )
+                .run()
+            )
         return {
             "refund_id": str(refund["id"]),
             "amount": amount,
@@ -465,12 +520,18 @@ class OrderService:
                     "amount": refund["amount"],
                     "total": order["amount"],  # WeChat's refund names the payment's total
                     "channel_txn": order["channel_txn"],
+                    "reason": refund.get("reason", ""),
                 }
             )
-        except AppError:
+        except AppError as exc:
+            if exc.code == "channel_unavailable":
+                return  # the outcome is unknown: the refund stays pending and is asked about again
             # the channel said no before doing anything: the refund never was, and holds no room
             await Refund.delete().where((Refund.id == refund["id"]) & (Refund.state == "pending")).run()
             raise
+        except Exception:
+            log.warning("a refund request got no usable answer; it is asked again", exc_info=True)
+            return
         await self.callbacks.take(channel.name, callback)
 
     # ---- closing and charging --------------------------------------------------------------------
@@ -493,6 +554,10 @@ class OrderService:
             )
             for row in closed:
                 await outbox(row, "order.closed", now)
+                channel = self.channels.get(row["channel"])
+                if channel is not None and Capability.CLOSE in channel.capabilities:
+                    # it was being paid there: its trade is closed there too (kept until done)
+                    await schedule("close", channel.name, str(row["id"]), now)
         return len(closed)
 
     async def charge_deferred(self, order_id: str, *, owner: str) -> dict[str, Any]:
@@ -518,7 +583,13 @@ class OrderService:
             {"order_ref": row["order_id"], "amount": row["amount"], "description": row["description"]}
         )
         await self.callbacks.take(channel.name, answer)
-        return await self.get(order_id)
+        after = await self.get(order_id)
+        if after["state"] not in PAID_STATES and Capability.QUERY in channel.capabilities:
+            # the channel is still processing the charge: asked about until it ends
+            at = self.clock.now() + timedelta(seconds=self.times.query_after)
+            async with db.transaction():
+                await schedule("query", channel.name, order_id, at)
+        return after
 
     # ---- the citizen's orders --------------------------------------------------------------------
     async def for_citizen(
@@ -560,6 +631,7 @@ class PaymentServices:
     orders: OrderService
     unpaid: UnpaidCounts
     notifications: NotificationService
+    recovery: PaymentRecovery
     endpoints: WebhookEndpoints
     webhooks: WebhookDispatcher
     # the platform's handlers of order events (the mini-app platform subscribes for its apps' orders)

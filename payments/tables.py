@@ -1,6 +1,6 @@
 """Payment centre tables. Money is integer fen; times are UTC."""
 
-from piccolo.columns import JSON, UUID, Boolean, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, Boolean, Bytea, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -169,6 +169,60 @@ class ReconciliationRun(Table, tablename="reconciliation_run"):
     ledger_rows = Integer()
     mismatches = JSON()
     created_at = Timestamptz(default=TimestamptzNow())
+    # auto (the payment centre's daily run on the channel's downloaded statement), cli (a CSV given by
+    # an operator), native (a channel's own file given by an operator)
+    source = Varchar(length=16, default="cli")
 
 
-TABLES.append(ReconciliationRun)
+class ChannelTask(Table, tablename="channel_task"):
+    """Work the payment centre owes a channel, kept until it is done: ask about a payment whose notice
+    has not come (``query``), close an expired order's trade (``close``), see a pending refund to its end
+    (``refund``), download and reconcile a day's statement (``bill``). Written in the transaction that
+    creates the need; a worker claims a due task by moving ``next_at`` past now (a conditional update:
+    two workers never hold one task, and a worker that dies leaves it due again when its lease ends)."""
+
+    id = UUID(primary_key=True)
+    key = Varchar(length=140, unique=True)  # "<kind>/<channel>/<subject>": one task per need
+    kind = Varchar(length=16)  # query | close | refund | bill
+    channel = Varchar(length=16)
+    subject = Varchar(length=64)  # the order's id, the refund's id, or the day (YYYY-MM-DD)
+    attempts = Integer(default=0)
+    next_at = Timestamptz(default=TimestamptzNow(), index=True)  # due from then (or leased until then)
+    last_error = Varchar(length=256, default="")
+    outcome = Varchar(length=64, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    done_at = Timestamptz(null=True, default=None, index=True)
+
+
+class ChannelStatement(Table, tablename="channel_statement"):
+    """A channel's statement for one business day as it was downloaded (gzip), kept for operators and
+    auditors, with what reconciliation read from it."""
+
+    id = UUID(primary_key=True)
+    channel = Varchar(length=16, index=True)
+    day = Varchar(length=10, index=True)  # YYYY-MM-DD, China time
+    channel_day = Varchar(length=28, unique=True)  # "<channel>/<day>": one statement per channel and day
+    raw_gzip = Bytea()
+    media_type = Varchar(length=64, default="text/csv")
+    rows = Integer(default=0)
+    totals = JSON(default="{}")  # the bill's own totals line, and ours of its rows
+    downloaded_at = Timestamptz(default=TimestamptzNow())
+
+
+class SandboxTrade(Table, tablename="sandbox_trade"):
+    """The sandbox channel's own books (it plays a channel: what it answers to queries, closes and its
+    statement comes from here). One trade per order."""
+
+    id = UUID(primary_key=True)
+    order_ref = Varchar(length=64, unique=True)
+    txn = Varchar(length=64, default="")
+    amount = Integer(default=0)
+    state = Varchar(length=16, default="open")  # open (started, unpaid) | paid | closed | refunded
+    # [{"refund_ref", "txn", "amount", "state": processing|succeeded, "at": ISO time}]
+    refunds = JSON(default="[]")
+    created_at = Timestamptz(default=TimestamptzNow())
+    paid_at = Timestamptz(null=True, default=None, index=True)
+    closed_at = Timestamptz(null=True, default=None)
+
+
+TABLES += [ReconciliationRun, ChannelTask, ChannelStatement, SandboxTrade]

@@ -10,7 +10,7 @@
       refusalsTitle: "拒绝原因（30分钟）", paymentsChart: "每小时支付与退款", webhooksTitle: "通知投递",
       gaugesTitle: "空余车位", none: "暂无", noneYet: "暂无", updated: "更新于", paid: "支付", refunded: "退款",
       pending: "待投递", outbox: "未分发", dead: "已放弃",
-      ratingsLink: "好差评", licencesLink: "电子证照", ratingsTitle: "好差评（本月）", rtSatisfaction: "满意率", rtRatings: "评价数", rtBad: "差评",
+      ratingsLink: "好差评", licencesLink: "电子证照", paymentsLink: "支付对账", ratingsTitle: "好差评（本月）", rtSatisfaction: "满意率", rtRatings: "评价数", rtBad: "差评",
       rtOpen: "待处理工单", rtOverdue: "超期工单", rtTop: "满意率最高", rtBottom: "满意率最低", rtCount: "{n} 条",
     },
     en: {
@@ -21,7 +21,7 @@
       paymentsChart: "Payments and refunds per hour", webhooksTitle: "Webhook delivery",
       gaugesTitle: "Free parking spaces", none: "None", noneYet: "None yet", updated: "Updated",
       paid: "paid", refunded: "refunded", pending: "pending", outbox: "not dispatched", dead: "given up",
-      ratingsLink: "Ratings", licencesLink: "E-licences", ratingsTitle: "Service ratings this month", rtSatisfaction: "Satisfaction",
+      ratingsLink: "Ratings", licencesLink: "E-licences", paymentsLink: "Payments", ratingsTitle: "Service ratings this month", rtSatisfaction: "Satisfaction",
       rtRatings: "Ratings", rtBad: "Bad ratings", rtOpen: "Open cases", rtOverdue: "Overdue cases",
       rtTop: "Most satisfied", rtBottom: "Least satisfied", rtCount: "{n} ratings",
     },

@@ -87,6 +87,9 @@ def test_the_enabled_channels_come_in_the_configured_order(tmp_path):
         Capability.REFUNDS,
         Capability.DEFERRED_CHARGE,
         Capability.PAY_PAGE,
+        Capability.QUERY,
+        Capability.CLOSE,
+        Capability.BILLS,
     }
     assert channels["wechatpay"].capabilities == frozenset()
     assert channels["alipay"].notify_url == "http://127.0.0.1:8000/api/v1/payments/notify/alipay"
