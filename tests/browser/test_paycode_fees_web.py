@@ -55,7 +55,8 @@ def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number_in_the_wa
         timeout=10,
     ).json()
     assert scanned["result"] == "confirm_required", scanned
-    waiting = page.wait_for_selector(f"#paycode-confirmations li[data-confirmation='{scanned['confirmation_id']}']")
+    asked = scanned["confirmation_id"]
+    waiting = page.wait_for_selector(f"#paycode-confirmations li[data-confirmation='{asked}']")
     text = waiting.text_content()
     assert "沈阳老边饺子馆" in text and "¥35.00" in text and "饺子 两盘" in text
     left = waiting.query_selector(".countdown-left").text_content()
