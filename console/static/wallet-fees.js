@@ -127,7 +127,15 @@ const SSFees = (() => {
         s.note = { key: "feeInApp", args: { channel: channelName(channel) } };
         follow(n.notice_no, 200);  // some 5 minutes
       }
-    } catch (e) { if (on === s) failed(e); } finally { on.busy = false; }
+    } catch (e) {
+      if (on === s) {
+        failed(e);
+        // the server's words about a channel (WeChat Pay's 503 where it cannot be started) name it
+        if (s.error && s.error.text && e.problem && e.problem.code && e.problem.code.startsWith("channel_")) {
+          s.error.text = `${channelName(channel)}${SSLang.get() === "en" ? ": " : "："}${s.error.text}`;
+        }
+      }
+    } finally { on.busy = false; }
     if (on === s) renderFound();
   }
 
