@@ -6,6 +6,7 @@ phone: its inbox message links to /wallet#fees, where the notice is listed; in E
 at once, and the notice is paid by its number on the sandbox. Nothing leaves the machine, and the page
 runs under its strict CSP."""
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -109,6 +110,8 @@ def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number_in_the_wa
     page.click("#lang")
     assert page.text_content("[data-i18n=pcTitle]") == "Pay code"
     assert page.text_content("[data-i18n=feeTitle]") == "Non-tax fees"
+    labels = page.locator("#paycode [data-i18n], #fees [data-i18n]").all_text_contents()
+    assert len(labels) > 10 and not [x for x in labels if re.search(r"[\u4e00-\u9fff]", x)], labels
     assert page.text_content("#paycode-confirmations") == "No payments to confirm"
     assert "Sandbox (test) · agreement signed" in page.text_content("#paycode-method")
     assert "To pay" in page.text_content(f"#fee-notices li[data-notice='{no}']")
