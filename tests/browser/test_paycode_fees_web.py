@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.storage, pytest.mark.browser]
 PHONE = "13912345671"
 
 
-def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number_in_the_wallet(web, browser):
+def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number(web, browser, screenshots):
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
     page = ctx.new_page()
     outside = _no_internet(page)
@@ -62,6 +62,8 @@ def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number_in_the_wa
     assert "沈阳老边饺子馆" in text and "¥35.00" in text and "饺子 两盘" in text
     left = waiting.query_selector(".countdown-left").text_content()
     assert left.startswith("剩余 4:") or left == "剩余 5:00", left  # five minutes to decide
+    if screenshots:
+        page.locator("#paycode").screenshot(path=str(screenshots / "wallet-paycode.png"))
     waiting.query_selector("button.approve").click()
     _until(lambda: page.text_content("#paycode-note") == "已付款 ¥35.00", what="the payment approved")
     assert page.text_content("#paycode-confirmations") == "暂无待确认的付款"
@@ -123,6 +125,8 @@ def test_a_citizen_approves_a_till_payment_and_pays_a_notice_by_number_in_the_wa
     page.wait_for_selector(f"#fee-found[data-notice='{no}'] #fee-channels button[data-channel=sandbox]")
     assert "¥200.00" in page.text_content("#fee-facts") and "张**" in page.text_content("#fee-facts")
     assert page.text_content("#fee-error") == ""
+    if screenshots:
+        page.locator("#fees").screenshot(path=str(screenshots / "wallet-fees.png"))
     page.click("#fee-channels button[data-channel=sandbox]")
     _until(lambda: page.text_content("#fee-note") == "Paid", what="the notice paid")
     page.wait_for_selector("#fee-found[data-state=paid]", timeout=15000)
