@@ -4,7 +4,9 @@
 // the citizen's ratings (好差评, /wallet#ratings) are wallet-ratings.js; the e-licences (电子证照: the
 // licences, 亮证, requests for their fields, the use log, /wallet#licences) are wallet-licences.js; the
 // library's loans, holds and standing (一码借阅, /wallet#library) are wallet-library.js; door passes
-// (扫码门禁: residences, visitor passes held and issued, /wallet#doors) are wallet-doors.js. The
+// (扫码门禁: residences, visitor passes held and issued, /wallet#doors) are wallet-doors.js; the pay code
+// (付款码: on or off, its method and limit, payments to confirm, /wallet#paycode) is wallet-paycode.js;
+// payment notices for non-tax fees (非税缴费, paid by number, /wallet#fees) are wallet-fees.js. The
 // citizen's session (SMS sign-in, tokens in this tab's sessionStorage, rotated on refresh) is citizen.js,
 // shared with the sandbox's payment page.
 // /wallet?pay=<order id> is a merchant's pay link (what a till's QR code opens on a phone without the
@@ -79,7 +81,7 @@
       since: "since", until: "valid until", by: "source", unknown: "Unknown",
     },
   };
-  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang], SSCarmove.texts[lang], SSDoors.texts[lang]);
+  for (const lang of ["zh", "en"]) Object.assign(T[lang], SSMessages.texts[lang], SSRatings.texts[lang], SSLicences.texts[lang], SSLibrary.texts[lang], SSCarmove.texts[lang], SSDoors.texts[lang], SSPaycode.texts[lang], SSFees.texts[lang]);
   const $ = id => document.getElementById(id);
   // the page's language: as the server chose it from Accept-Language (Chinese first), or as picked here
   const t = key => SSLang.t(T, key);
@@ -99,6 +101,8 @@
     SSLibrary.applyLang();
     SSCarmove.applyLang();
     SSDoors.applyLang();
+    SSPaycode.applyLang();
+    SSFees.applyLang();
   }
 
   // the pay link's order: kept in the page's address and here across the SMS sign-in (no navigation)
@@ -115,6 +119,8 @@
     SSLibrary.stop();
     SSCarmove.stop();
     SSDoors.stop();
+    SSPaycode.stop();
+    SSFees.stop();
     state.code = state.home = state.held = null;
     if (state.pay) {  // still to be paid, by whoever signs in next: nothing of this citizen's stays
       clearTimeout(state.pay.poll);
@@ -397,7 +403,8 @@
             buffer = buffer.slice(cut + 2);
             const name = (/^event: (.*)$/m.exec(block) || [])[1];
             if (name === "code" && !state.loading) loadCode();
-            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSCarmove.refresh(); SSDoors.refresh(); }
+            else if (name === "ready") { SSMessages.live(true); SSRatings.refresh(); SSLicences.refresh(); SSCarmove.refresh(); SSDoors.refresh(); SSPaycode.refresh(); SSFees.refresh(); }
+            else if (name === "paycode_confirmation") SSPaycode.refresh();  // a till asks the citizen to confirm
             else if (name === "message") {
               const data = (/^data: (.*)$/m.exec(block) || [])[1];
               try { SSMessages.arrived(JSON.parse(data)); } catch (e) { /* not for us */ }
@@ -407,6 +414,8 @@
               SSLibrary.refresh();  // a hold ready, a reminder of a due date
               SSCarmove.refresh();  // a request to move the citizen's car
               SSDoors.refresh();  // an invitation through a door (a visitor pass)
+              SSPaycode.refresh();  // a payment by code taken, or what is owed on credit changed
+              SSFees.refresh();  // a payment notice issued, or paid
             }
           }
         }
@@ -430,6 +439,8 @@
     SSLibrary.start();
     SSCarmove.start();
     SSDoors.start();
+    SSPaycode.start(serverNow);  // a confirmation's time left is counted on the server's clock
+    SSFees.start();
     loadCode(); loadHome(); follow();
     clearInterval(state.homeTimer);
     state.homeTimer = setInterval(() => { if (SSCitizen.signedIn()) loadHome(); }, 15000);
