@@ -1,0 +1,314 @@
+"""The payment centre's own work against Alipay's local double (tests/doubles/alipay.py), as the
+background loop does it (``PaymentRecovery.run_once``): a payment whose notify is lost is found by the
+pass's alipay.trade.query (and two passes at once query it once and credit it once); a refund Alipay
+answered ``fund_change`` N succeeds on the pass's refund query; an expired order's trade is closed at
+Alipay, and one the citizen paid before the close is booked; the day's bill, a GBK zip as Alipay
+publishes it, is downloaded once it is out and reconciled, one planted difference reported to operators
+(the runs API, the CSV, the audit event).
+
+One app for the module on one frozen clock that only moves forward; the tests run in order, each with
+orders of its own. The double stamps payments and refunds with the real time (China time), so our clock
+is set on the next morning: today is "yesterday" for the daily run, whose bill is out at 10:00.
+"""
+
+import asyncio
+import gzip
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock_time
+
+import httpx
+import pytest
+
+from backend.clock import FrozenClock
+from backend.tables import AuditEvent
+from payments.tables import (
+    ChannelStatement,
+    ChannelTask,
+    LedgerEntry,
+    OutboxEvent,
+    Overpayment,
+    PaymentOrder,
+    ReconciliationRun,
+    Refund,
+)
+from tests.doubles.alipay import AlipayDouble
+from tests.integration.payments.conftest import basic
+
+CHINA = timezone(timedelta(hours=8))
+GATEWAY = "https://openapi.alipay.test/gateway.do"
+TODAY = datetime.now(CHINA).date()
+# 04:00 on the next morning: today's bill is not out before 10:00 (Alipay's bill_ready_at); the tests
+# before the bill's move the clock on by about three hours in all
+CLOCK = FrozenClock(datetime.combine(TODAY + timedelta(days=1), clock_time(4, 0), CHINA))
+BILL_OUT = datetime.combine(TODAY + timedelta(days=1), clock_time(10, 1), CHINA)
+
+
+@pytest.fixture(scope="module")
+def double(channel_keys):
+    """Alipay for the players' app: it knows the app's public key; its own key pair is its own."""
+    _, player, _ = channel_keys
+    return AlipayDouble(player.app_id, player.seller_id, player.app_key.public_key())
+
+
+@pytest.fixture(scope="module")
+async def client(make_module_client, channel_keys, double, tmp_path_factory):
+    _, player, _ = channel_keys
+    alipay_public = tmp_path_factory.mktemp("alipay-centre") / "alipay_public.pem"
+    alipay_public.write_bytes(double.public_pem())
+    async with make_module_client(
+        clock=CLOCK,
+        payment_channels="alipay",
+        alipay_app_id=player.app_id,
+        alipay_seller_id=player.seller_id,
+        alipay_public_key_file=str(alipay_public),
+        alipay_app_private_key_file=str(player.app_private_file),
+        alipay_gateway=GATEWAY,
+    ) as c:
+        c.services.payments.channels["alipay"].transport = httpx.ASGITransport(app=double)
+        yield c
+
+
+@pytest.fixture
+async def people(client, paying_citizen):
+    return await paying_citizen(client)
+
+
+def recovery(client):
+    return client.services.payments.recovery
+
+
+async def _paying(client, people, amount):
+    """A new order the citizen is paying by Alipay's QR (alipay.trade.precreate opened its trade)."""
+    app_auth, me, openid = people
+    body = {"reference": f"alc-{secrets.token_hex(6)}", "amount": amount, "openid": openid}
+    r = await client.post("/api/v1/payments/orders", json=body, headers=app_auth)
+    assert r.status_code == 201, r.text
+    oid = r.json()["order_id"]
+    r = await client.post(
+        f"/api/v1/payments/orders/{oid}/pay", json={"channel": "alipay", "method": "precreate"}, headers=me
+    )
+    assert r.status_code == 200 and r.json()["pay"]["qr_code"].startswith("https://qr.alipay.com/"), r.text
+    return oid
+
+
+async def _state(oid):
+    return (await PaymentOrder.select(PaymentOrder.state).where(PaymentOrder.id == oid).first().run())[
+        "state"
+    ]
+
+
+async def _booked(oid, kind="payment"):
+    """Movements of ``kind`` on Alipay's account for the order (each has its other half elsewhere)."""
+    where = (
+        (LedgerEntry.order == oid) & (LedgerEntry.account == "channel:alipay") & (LedgerEntry.kind == kind)
+    )
+    return await LedgerEntry.count().where(where).run()
+
+
+async def _balanced(oid):
+    rows = await LedgerEntry.select(LedgerEntry.amount).where(LedgerEntry.order == oid).run()
+    assert rows and sum(r["amount"] for r in rows) == 0
+
+
+async def _events(oid, type_):
+    return await OutboxEvent.count().where((OutboxEvent.order == oid) & (OutboxEvent.type == type_)).run()
+
+
+async def _task(kind, subject):
+    return await ChannelTask.select().where(ChannelTask.key == f"{kind}/alipay/{subject}").first().run()
+
+
+def _asked(double, method, oid, **biz):
+    """The requests of ``method`` the double verified for the order (and the given biz fields)."""
+    found = []
+    for params in double.requests:
+        if params.get("method") != method:
+            continue
+        content = json.loads(params.get("biz_content") or "{}")
+        if content.get("out_trade_no") == oid and all(content.get(k) == v for k, v in biz.items()):
+            found.append(content)
+    return found
+
+
+# ---- lost notifies ------------------------------------------------------------------------------------
+async def test_a_lost_notify_is_found_by_the_passs_query(client, double, people):
+    oid = await _paying(client, people, 880)
+    double.pay(oid)  # the citizen scanned and paid; Alipay's notify never reaches us
+    assert await recovery(client).run_once(kinds=("query",)) == {}  # not asked before 120 s
+    assert _asked(double, "alipay.trade.query", oid) == []
+
+    CLOCK.advance(121)
+    assert (await recovery(client).run_once(kinds=("query",))).get("recovered") == 1
+    assert await _state(oid) == "paid"
+    assert (await _task("query", oid))["outcome"] == "recovered"
+    assert len(_asked(double, "alipay.trade.query", oid)) == 1
+    assert await _booked(oid) == 1 and await _events(oid, "order.paid") == 1
+    await _balanced(oid)
+
+    # the notify comes late after all: answered success, one payment all the same
+    late = await double.deliver(client, oid)
+    assert late.status_code == 200 and late.text == "success"
+    assert await _booked(oid) == 1 and await _events(oid, "order.paid") == 1
+    assert not await Overpayment.exists().where(Overpayment.order == oid).run()
+    CLOCK.advance(3600)
+    assert "recovered" not in await recovery(client).run_once(kinds=("query",))  # done, not asked again
+    assert len(_asked(double, "alipay.trade.query", oid)) == 1
+
+
+async def test_two_passes_at_once_query_once_and_credit_once(client, double, people):
+    """Two workers' passes at once (on PostgreSQL each on its own pool connection): the task's claim
+    lets one of them ask Alipay, and the payment is credited once."""
+    oid = await _paying(client, people, 660)
+    double.pay(oid)
+    CLOCK.advance(121)
+    passes = await asyncio.gather(*(recovery(client).run_once(kinds=("query",)) for _ in range(2)))
+    assert sum(p.get("recovered", 0) for p in passes) == 1
+    assert len(_asked(double, "alipay.trade.query", oid)) == 1
+    assert await _state(oid) == "paid"
+    assert await _booked(oid) == 1 and await _events(oid, "order.paid") == 1
+    await _balanced(oid)
+
+
+# ---- refunds Alipay has not paid out yet --------------------------------------------------------------
+async def test_a_refund_answered_fund_change_n_succeeds_on_the_passs_query(client, double, people):
+    oid = await _paying(client, people, 1500)
+    double.pay(oid)
+    assert (await double.deliver(client, oid)).text == "success"
+    assert await _state(oid) == "paid"
+
+    double.refund_later = True  # Alipay takes the refund, fund_change N: no money moved yet
+    try:
+        r = await client.post(
+            f"/api/v1/payments/orders/{oid}/refunds",
+            json={"reference": "rf-later", "amount": 500},
+            headers=people[0],
+        )
+    finally:
+        double.refund_later = False
+    assert r.status_code == 202 and r.json()["state"] == "pending", r.text
+    refund_id = r.json()["refund_id"]
+    assert [x["out_request_no"] for x in _asked(double, "alipay.trade.refund", oid)] == [refund_id]
+    assert await recovery(client).run_once(kinds=("refund",)) == {}  # not due yet
+
+    CLOCK.advance(61)
+    assert (await recovery(client).run_once(kinds=("refund",))).get("succeeded") == 1
+    assert (await Refund.select(Refund.state).where(Refund.id == refund_id).first().run())[
+        "state"
+    ] == "succeeded"
+    asked = _asked(double, "alipay.trade.fastpay.refund.query", oid, out_request_no=refund_id)
+    assert len(asked) == 1 and asked[0]["query_options"] == ["gmt_refund_pay"]
+    assert len(_asked(double, "alipay.trade.refund", oid)) == 1  # settled by the query, not asked again
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=people[0])).json()
+    assert (order["state"], order["refunded"]) == ("partially_refunded", 500)
+    assert await _booked(oid, "refund") == 1 and await _events(oid, "order.refunded") == 1
+    await _balanced(oid)
+    CLOCK.advance(3600)
+    assert "succeeded" not in await recovery(client).run_once(kinds=("refund",))  # done, not asked again
+
+
+# ---- closing at Alipay --------------------------------------------------------------------------------
+async def test_an_expired_orders_trade_is_closed_at_alipay(client, double, people):
+    oid = await _paying(client, people, 500)
+    assert double.trades[oid].status == "WAIT_BUYER_PAY"
+    CLOCK.advance(1801)
+    assert await client.services.payments.orders.close_expired() >= 1
+    assert await _state(oid) == "closed"
+    assert (await recovery(client).run_once(kinds=("close",))).get("closed") == 1
+    assert (await _task("close", oid))["outcome"] == "closed"
+    assert double.trades[oid].status == "TRADE_CLOSED"
+    assert len(_asked(double, "alipay.trade.close", oid)) == 1
+    # the pass's last query after the window finds it closed there: nothing booked
+    await recovery(client).run_once(kinds=("query",))
+    assert await _state(oid) == "closed" and await _booked(oid) == 0
+
+
+async def test_a_trade_paid_when_closing_is_booked(client, double, people):
+    oid = await _paying(client, people, 700)
+    double.pay(oid)  # paid at Alipay in the last minute; its notify lost
+    CLOCK.advance(1801)
+    await client.services.payments.orders.close_expired()
+    assert await _state(oid) == "closed"
+    # Alipay refuses the close (ACQ.TRADE_STATUS_ERROR: channel_trade_paid); the pass asks, and books it
+    assert (await recovery(client).run_once(kinds=("close",))).get("paid_at_channel") == 1
+    assert double.trades[oid].status == "TRADE_SUCCESS"
+    over = await Overpayment.select().where(Overpayment.order == oid).run()
+    assert [(o["reason"], o["amount"]) for o in over] == [("order_closed", 700)]
+    assert await _booked(oid, "overpayment") == 1 and await _events(oid, "order.overpaid") == 1
+    await _balanced(oid)
+    # the query task's last ask afterwards is the same payment: not booked twice
+    await recovery(client).run_once(kinds=("query",))
+    assert await _booked(oid, "overpayment") == 1 and await _booked(oid) == 0
+    assert await Overpayment.count().where(Overpayment.order == oid).run() == 1
+
+
+# ---- the day's bill -----------------------------------------------------------------------------------
+async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_reported(client, double, people):
+    planted = await _paying(client, people, 300)
+    double.pay(planted)
+    assert (await double.deliver(client, planted)).text == "success"
+    assert await _state(planted) == "paid"
+    # Alipay's books lose the payment: our ledger has a row its bill has not
+    del double.trades[planted]
+    double.publish_bill(TODAY)
+
+    assert CLOCK.now() < BILL_OUT - timedelta(minutes=1)  # before 10:00 the pass does not ask
+    await recovery(client).run_once(kinds=("bill",))
+    bill_asks = [
+        p
+        for p in double.requests
+        if p["method"] == "alipay.data.dataservice.bill.downloadurl.query"
+        and json.loads(p["biz_content"])["bill_date"] == TODAY.isoformat()
+    ]
+    assert bill_asks == []
+    channel_day = f"alipay/{TODAY}"
+    assert not await ChannelStatement.exists().where(ChannelStatement.channel_day == channel_day).run()
+
+    CLOCK.set(BILL_OUT)
+    done = await recovery(client).run_once(kinds=("bill",))
+    assert done.get("mismatches") == 1, done  # (the days before: no bill published, asked again later)
+    statement = (
+        await ChannelStatement.select().where(ChannelStatement.channel_day == channel_day).first().run()
+    )
+    assert statement["media_type"] == "application/zip"
+    assert gzip.decompress(statement["raw_gzip"]) == double.bills[TODAY.isoformat()]  # kept as downloaded
+    # every payment of the day Alipay kept (the lost notify's, the two passes', the refunded one, the
+    # one paid when closing) and the refund
+    assert statement["rows"] == 5
+    totals = statement["totals"]
+    totals = json.loads(totals) if isinstance(totals, str) else totals
+    assert totals["bill"]["count"] == 5 and totals["bill"]["payments"] == 880 + 660 + 1500 + 700
+    assert totals["bill"]["refunds"] == 500
+
+    [run] = await ReconciliationRun.select().where(ReconciliationRun.day == TODAY.isoformat()).run()
+    mismatches = run["mismatches"]
+    mismatches = json.loads(mismatches) if isinstance(mismatches, str) else mismatches
+    assert [(m["kind"], m["order_id"], m["our_amount"]) for m in mismatches] == [
+        ("missing_theirs", planted, 300)
+    ]
+    assert (run["source"], run["statement_rows"]) == ("auto", 5)
+    booked = await LedgerEntry.count().where(LedgerEntry.account == "channel:alipay").run()
+    assert run["ledger_rows"] == booked == 6
+
+    CLOCK.advance(3600)
+    await recovery(client).run_once(kinds=("bill",))  # once per channel and day
+    assert await ReconciliationRun.count().where(ReconciliationRun.day == TODAY.isoformat()).run() == 1
+
+    # reported: the audit event, the runs API, the CSV
+    told = await AuditEvent.select().where(AuditEvent.action == "reconciliation_mismatches").run()
+    assert [e["subject"] for e in told] == [channel_day]
+    operator = basic(await client.services.auth.machines.create("operator", name="alipay desk"))
+    day = TODAY.isoformat()
+    r = await client.get(f"/api/v1/payments/reconciliation/runs?from={day}&to={day}", headers=operator)
+    assert r.status_code == 200, r.text
+    assert [(x["channel"], x["source"], len(x["mismatches"])) for x in r.json()["runs"]] == [
+        ("alipay", "auto", 1)
+    ]
+    r = await client.get(
+        f"/api/v1/payments/reconciliation?date={day}&channel=alipay&format=csv", headers=operator
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.splitlines()
+    assert lines[0].startswith("kind,txn_id") and len(lines) == 2
+    assert lines[1].startswith("missing_theirs,") and planted in lines[1] and ",300," in lines[1]
