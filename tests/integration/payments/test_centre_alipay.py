@@ -312,3 +312,64 @@ async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_repor
     lines = r.text.splitlines()
     assert lines[0].startswith("kind,txn_id") and len(lines) == 2
     assert lines[1].startswith("missing_theirs,") and planted in lines[1] and ",300," in lines[1]
+
+
+# ---- a withholding at the till whose notify is lost ----------------------------------------------------
+async def _waiting_withholding(client, double, login, new_phone, amount):
+    """A till's scan charging a new citizen's Alipay agreement, which Alipay answers 10003 (the buyer
+    confirms in Alipay): (the till's auth, the reference, the order)."""
+    cred = await client.services.auth.machines.create("merchant", name="中街冰点")
+    till = (await client.post("/api/v1/merchant/tills", json={"place": "1"}, headers=basic(cred))).json()
+    pair = await login(client, new_phone())
+    me = {"Authorization": f"Bearer {pair['access_token']}"}
+    citizen = (await client.get("/api/v1/me", headers=me)).json()["id"]
+    agreement_no = "2021" + "".join(secrets.choice("0123456789") for _ in range(16))
+    double.agreements.add(agreement_no)
+    await client.services.merchants.paycode.record_agreement(
+        citizen, "alipay", agreement_no=agreement_no, signed_by="operator:test"
+    )
+    r = await client.put("/api/v1/me/paycode", json={"enabled": True, "method": "alipay"}, headers=me)
+    assert r.status_code == 200, r.text
+    code = (await client.get("/api/v1/codes/current", headers=me)).json()["token"]
+    reference = f"ice-{secrets.token_hex(4)}"
+    body = {"code": code, "amount": amount, "reference": reference, "description": "冰点"}
+    double.withhold_waiting = True
+    try:
+        r = await client.post("/api/v1/payments/paycode", json=body, headers=basic(till))
+    finally:
+        double.withhold_waiting = False
+    assert r.status_code == 200 and r.json()["result"] == "pending", r.text
+    oid = r.json()["order_id"]
+    assert await _state(oid) == "paying"  # at Alipay, asked about if its notify does not come
+    return basic(till), reference, oid
+
+
+async def test_a_withholding_whose_notify_is_lost_is_found_by_the_passs_query(
+    client, double, login, new_phone
+):
+    till, reference, oid = await _waiting_withholding(client, double, login, new_phone, 800)
+    double.pay(oid)  # the buyer confirmed in Alipay; the notify never reaches us
+    CLOCK.advance(121)
+    assert (await recovery(client).run_once(kinds=("query",))).get("recovered") == 1
+    assert await _state(oid) == "paid" and await _booked(oid) == 1
+    polled = await client.get(f"/api/v1/payments/paycode/{reference}", headers=till)
+    assert (polled.json()["result"], polled.json()["order_state"]) == ("paid", "paid"), polled.text
+    await _balanced(oid)
+
+
+async def test_a_withholding_charged_again_after_the_buyer_paid_is_paid_not_failed(
+    client, double, login, new_phone
+):
+    """The till polls before the pass asks: the charge is asked for again, and Alipay's "already paid"
+    (ACQ.TRADE_HAS_SUCCESS) is the payment, not a refusal that would close a paid order."""
+    till, reference, oid = await _waiting_withholding(client, double, login, new_phone, 900)
+    double.pay(oid)
+    CLOCK.advance(31)
+    polled = await client.get(f"/api/v1/payments/paycode/{reference}", headers=till)
+    assert (polled.json()["result"], polled.json()["order_state"]) == ("paid", "paid"), polled.text
+    assert len(_asked(double, "alipay.trade.pay", oid)) == 2
+    assert await _booked(oid) == 1 and not await Overpayment.exists().where(Overpayment.order == oid).run()
+    CLOCK.advance(121)
+    await recovery(client).run_once(kinds=("query",))
+    assert (await _task("query", oid))["outcome"] == "paid" and await _booked(oid) == 1
+    await _balanced(oid)
