@@ -243,6 +243,44 @@ async def test_a_trade_paid_when_closing_is_booked(client, double, people):
     assert await Overpayment.count().where(Overpayment.order == oid).run() == 1
 
 
+# ---- a merchant's order QR paid in the app ------------------------------------------------------------
+async def test_a_merchants_order_qr_is_paid_in_the_app_through_alipay(client, double, login, new_phone):
+    """A partner merchant's order (no citizen yet): the till shows its pay link as a QR, the citizen's
+    app opens it and pays with Alipay (the app hands Alipay's SDK the signed order string), Alipay's
+    notify comes, and the merchant sees it paid and in the day's settlement."""
+    merchant = basic(await client.services.auth.machines.create("merchant", name="沈阳老边饺子馆"))
+    body = {"reference": f"qr-{secrets.token_hex(4)}", "amount": 4800, "description": "饺子 两盘"}
+    r = await client.post("/api/v1/payments/orders", json=body, headers=merchant)
+    assert r.status_code == 201, r.text
+    oid = r.json()["order_id"]
+    assert r.json()["pay_link"]["uri"] == f"shengshitong://pay?order={oid}"
+    qr = await client.get(f"/api/v1/payments/orders/{oid}/qr.png", headers=merchant)
+    assert qr.status_code == 200 and qr.content.startswith(b"\x89PNG")
+    pair = await login(client, new_phone())
+    me = {"Authorization": f"Bearer {pair['access_token']}"}
+    assert (await client.get(f"/api/v1/payments/orders/{oid}", headers=me)).json()["amount"] == 4800
+    r = await client.post(
+        f"/api/v1/payments/orders/{oid}/pay", json={"channel": "alipay", "method": "app"}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    trade = double.open_order_string(r.json()["pay"]["order_string"])  # Alipay checks the app's string
+    assert (trade.out_trade_no, trade.total) == (oid, 4800)
+    double.pay(oid)
+    assert (await double.deliver(client, oid)).text == "success"
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=merchant)).json()
+    assert (order["state"], order["channel"]) == ("paid", "alipay")
+    await _balanced(oid)
+    # the merchant's settlement (its day by Alipay's time or by ours: the two days asked together)
+    start, end = TODAY.isoformat(), (TODAY + timedelta(days=1)).isoformat()
+    r = await client.get(f"/api/v1/merchant/settlements?from={start}&to={end}", headers=merchant)
+    assert r.status_code == 200, r.text
+    days = r.json()["days"]
+    assert sum(d["paid_amount"] for d in days) == 4800 and sum(d["paid_count"] for d in days) == 1
+    assert [d["by_channel"] for d in days if d["paid_count"]] == [
+        {"alipay": {"paid_count": 1, "paid_amount": 4800, "refunded_amount": 0, "net": 4800}}
+    ]
+
+
 # ---- the day's bill -----------------------------------------------------------------------------------
 async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_reported(client, double, people):
     planted = await _paying(client, people, 300)
@@ -274,11 +312,11 @@ async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_repor
     assert statement["media_type"] == "application/zip"
     assert gzip.decompress(statement["raw_gzip"]) == double.bills[TODAY.isoformat()]  # kept as downloaded
     # every payment of the day Alipay kept (the lost notify's, the two passes', the refunded one, the
-    # one paid when closing) and the refund
-    assert statement["rows"] == 5
+    # one paid when closing, the merchant's) and the refund
+    assert statement["rows"] == 6
     totals = statement["totals"]
     totals = json.loads(totals) if isinstance(totals, str) else totals
-    assert totals["bill"]["count"] == 5 and totals["bill"]["payments"] == 880 + 660 + 1500 + 700
+    assert totals["bill"]["count"] == 6 and totals["bill"]["payments"] == 880 + 660 + 1500 + 700 + 4800
     assert totals["bill"]["refunds"] == 500
 
     [run] = await ReconciliationRun.select().where(ReconciliationRun.day == TODAY.isoformat()).run()
@@ -287,9 +325,9 @@ async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_repor
     assert [(m["kind"], m["order_id"], m["our_amount"]) for m in mismatches] == [
         ("missing_theirs", planted, 300)
     ]
-    assert (run["source"], run["statement_rows"]) == ("auto", 5)
+    assert (run["source"], run["statement_rows"]) == ("auto", 6)
     booked = await LedgerEntry.count().where(LedgerEntry.account == "channel:alipay").run()
-    assert run["ledger_rows"] == booked == 6
+    assert run["ledger_rows"] == booked == 7
 
     CLOCK.advance(3600)
     await recovery(client).run_once(kinds=("bill",))  # once per channel and day
