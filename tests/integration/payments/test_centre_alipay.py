@@ -411,3 +411,51 @@ async def test_a_withholding_charged_again_after_the_buyer_paid_is_paid_not_fail
     await recovery(client).run_once(kinds=("query",))
     assert (await _task("query", oid))["outcome"] == "paid" and await _booked(oid) == 1
     await _balanced(oid)
+
+
+# ---- refunds whose answer never came ------------------------------------------------------------------
+async def _paid(client, double, people, amount):
+    oid = await _paying(client, people, amount)
+    double.pay(oid)
+    assert (await double.deliver(client, oid)).text == "success"
+    return oid
+
+
+async def _refund(client, people, oid, amount):
+    r = await client.post(
+        f"/api/v1/payments/orders/{oid}/refunds",
+        json={"reference": f"rf-{secrets.token_hex(3)}", "amount": amount},
+        headers=people[0],
+    )
+    assert r.status_code == 202 and r.json()["state"] == "pending", r.text  # the outcome unknown: kept
+    return r.json()["refund_id"]
+
+
+async def test_a_refund_alipay_never_received_is_asked_for_again_and_made_once(client, double, people):
+    oid = await _paid(client, double, people, 1200)
+    double.busy_next = True  # 20000: Alipay did nothing, and we cannot know it
+    refund_id = await _refund(client, people, oid, 1200)
+    assert double.trades[oid].refunds == {}
+    CLOCK.advance(61)
+    # the refund query finds no such refund, so the pass asks for it again with the same out_request_no
+    assert (await recovery(client).run_once(kinds=("refund",))).get("succeeded") == 1
+    assert len(_asked(double, "alipay.trade.fastpay.refund.query", oid, out_request_no=refund_id)) == 1
+    assert len(_asked(double, "alipay.trade.refund", oid, out_request_no=refund_id)) == 2
+    assert double.trades[oid].refunded == 1200 and double.trades[oid].status == "TRADE_CLOSED"
+    assert await _state(oid) == "refunded" and await _booked(oid, "refund") == 1
+    await _balanced(oid)
+
+
+async def test_a_refund_whose_answer_was_lost_is_found_by_query_not_made_twice(client, double, people):
+    oid = await _paid(client, double, people, 1000)
+    double.missign_next = True  # Alipay refunded, but its answer cannot be trusted: no answer
+    refund_id = await _refund(client, people, oid, 400)
+    assert double.trades[oid].refunded == 400
+    CLOCK.advance(61)
+    assert (await recovery(client).run_once(kinds=("refund",))).get("succeeded") == 1
+    assert len(_asked(double, "alipay.trade.refund", oid)) == 1  # settled by the query, not asked again
+    assert double.trades[oid].refunded == 400
+    order = (await client.get(f"/api/v1/payments/orders/{oid}", headers=people[0])).json()
+    assert (order["state"], order["refunded"]) == ("partially_refunded", 400)
+    assert [(r["refund_id"], r["state"]) for r in order["refunds"]] == [(refund_id, "succeeded")]
+    await _balanced(oid)
