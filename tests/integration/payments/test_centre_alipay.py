@@ -157,13 +157,26 @@ async def test_a_lost_notify_is_found_by_the_passs_query(client, double, people)
     assert len(_asked(double, "alipay.trade.query", oid)) == 1
 
 
-async def test_two_passes_at_once_query_once_and_credit_once(client, double, people):
-    """Two workers' passes at once (on PostgreSQL each on its own pool connection): the task's claim
-    lets one of them ask Alipay, and the payment is credited once."""
+async def test_two_passes_at_once_query_once_and_credit_once(client, double, people, monkeypatch):
+    """Two workers' passes at once (on PostgreSQL each on its own pool connection): both find the task
+    due and both try to claim it; the claim lets one of them ask Alipay, and the payment is credited
+    once."""
     oid = await _paying(client, people, 660)
     double.pay(oid)
     CLOCK.advance(121)
+    task_id = (await _task("query", oid))["id"]
+    claims = []
+    claim = recovery(client)._claim
+
+    async def watched(tid):
+        got = await claim(tid)
+        if tid == task_id:
+            claims.append(got is not None)
+        return got
+
+    monkeypatch.setattr(recovery(client), "_claim", watched)
     passes = await asyncio.gather(*(recovery(client).run_once(kinds=("query",)) for _ in range(2)))
+    assert sorted(claims) == [False, True]  # both saw it due; one took it
     assert sum(p.get("recovered", 0) for p in passes) == 1
     assert len(_asked(double, "alipay.trade.query", oid)) == 1
     assert await _state(oid) == "paid"
