@@ -605,6 +605,8 @@ class OrderService:
                 .where(
                     (PaymentOrder.id == order_uuid(str(order_id)))
                     & PaymentOrder.state.is_in(list(PAYABLE_STATES))
+                    # already paying there (a till's retry): its query stays as it was scheduled
+                    & ((PaymentOrder.state != "paying") | (PaymentOrder.channel != channel.name))
                 )
                 .returning(PaymentOrder.id)
                 .run()
