@@ -371,6 +371,34 @@ async def test_the_days_bill_is_reconciled_once_it_is_out_and_a_difference_repor
     assert lines[1].startswith("missing_theirs,") and planted in lines[1] and ",300," in lines[1]
 
 
+async def test_a_bill_that_does_not_add_up_is_reported_and_fetched_again(client, double):
+    """Alipay's bill of the day before does not add up to its own totals: it is not reconciled (nothing
+    stored), operators are told once (audit ``statement_unusable``), and it is fetched again until Alipay
+    publishes one that does."""
+    yesterday = TODAY - timedelta(days=1)
+    channel_day = f"alipay/{yesterday}"
+    double.publish_bill(yesterday, plant=1)  # its payments' total says one fen more than its rows
+    CLOCK.advance(1801)
+    assert (await recovery(client).run_once(kinds=("bill",))).get("unusable") == 1
+    told = await AuditEvent.select().where(AuditEvent.action == "statement_unusable").run()
+    assert [e["subject"] for e in told] == [channel_day]
+    assert not await ChannelStatement.exists().where(ChannelStatement.channel_day == channel_day).run()
+    assert not await ReconciliationRun.exists().where(ReconciliationRun.day == yesterday.isoformat()).run()
+    task = await _task("bill", yesterday.isoformat())
+    assert (
+        task["done_at"] is None and task["outcome"] == "unusable" and "cannot be used" in task["last_error"]
+    )
+    CLOCK.advance(1801)
+    assert (await recovery(client).run_once(kinds=("bill",))).get("unusable") == 1
+    assert await AuditEvent.count().where(AuditEvent.action == "statement_unusable").run() == 1  # once
+
+    double.publish_bill(yesterday)  # published again, right
+    CLOCK.advance(1801)
+    assert (await recovery(client).run_once(kinds=("bill",))).get("reconciled") == 1
+    [run] = await ReconciliationRun.select().where(ReconciliationRun.day == yesterday.isoformat()).run()
+    assert (run["statement_rows"], run["ledger_rows"]) == (0, 0)
+
+
 # ---- a withholding at the till whose notify is lost ----------------------------------------------------
 async def _waiting_withholding(client, double, login, new_phone, amount):
     """A till's scan charging a new citizen's Alipay agreement, which Alipay answers 10003 (the buyer
