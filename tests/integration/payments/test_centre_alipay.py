@@ -1,10 +1,12 @@
 """The payment centre's own work against Alipay's local double (tests/doubles/alipay.py), as the
 background loop does it (``PaymentRecovery.run_once``): a payment whose notify is lost is found by the
 pass's alipay.trade.query (and two passes at once query it once and credit it once); a refund Alipay
-answered ``fund_change`` N succeeds on the pass's refund query; an expired order's trade is closed at
-Alipay, and one the citizen paid before the close is booked; the day's bill, a GBK zip as Alipay
-publishes it, is downloaded once it is out and reconciled, one planted difference reported to operators
-(the runs API, the CSV, the audit event).
+answered ``fund_change`` N succeeds on the pass's refund query, one it never received is asked for
+again, one whose answer was lost is not made twice; an expired order's trade is closed at Alipay, and
+one the citizen paid before the close is booked; a merchant's order QR is paid in the app; the day's
+bill, a GBK zip as Alipay publishes it, is downloaded once it is out and reconciled, one planted
+difference reported to operators (the runs API, the CSV, the audit event), and a bill that does not add
+up is reported and fetched again; a withholding at a till whose notify is lost is found by query.
 
 One app for the module on one frozen clock that only moves forward; the tests run in order, each with
 orders of its own. The double stamps payments and refunds with the real time (China time), so our clock
