@@ -375,6 +375,8 @@ class PaymentRecovery:
         try:
             statement = await channel.download_bill(day)
         except AppError as exc:
+            if exc.code == "bill_invalid":
+                return await self._unusable(task, channel, day, exc)
             if exc.code != "bill_not_ready":
                 raise
             if self.clock.now().astimezone(CHINA).date() - day > timedelta(days=self.times.bill_days + 2):
@@ -384,6 +386,30 @@ class PaymentRecovery:
             )
         run = await self.reconcile_statement(statement, source="auto")
         return await self._done(task, "mismatches" if run["mismatches"] else "reconciled")
+
+    async def _unusable(self, task: dict[str, Any], channel: Channel, day: date, exc: AppError) -> str:
+        """A statement the channel published that cannot be used (not its format, or its rows do not add
+        up to its own totals): nothing is reconciled or kept, operators are told once (audit event
+        ``statement_unusable``), and it is fetched again (the channel may publish it again) until given
+        up like any statement."""
+        if task["outcome"] != "unusable":
+            await audit.record(
+                "statement_unusable",
+                actor_kind="system",
+                actor_id="payments",
+                subject=f"{channel.name}/{day}",
+                channel=channel.name,
+                day=day.isoformat(),
+                error=str(exc)[:200],
+            )
+            log.error(
+                "a channel's statement cannot be used; it is fetched again",
+                extra={"channel": channel.name, "day": day.isoformat(), "error": str(exc)[:200]},
+            )
+        if task["attempts"] >= 48:
+            return await self._done(task, "gave_up", error=str(exc))
+        at = self.clock.now() + timedelta(seconds=self.times.bill_retry)
+        return await self._again(task, at, "unusable", str(exc))
 
     async def reconcile_statement(self, statement: Statement, *, source: str) -> dict[str, Any]:
         """Keep the statement's file, reconcile it against the ledger, store the run; a run with

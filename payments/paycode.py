@@ -528,18 +528,23 @@ class PayCodeService:
                 log.warning(
                     "agreement charge at %s unanswered; asked again on the till's retry", channel.name
                 )
+                await self.orders.charging(order["id"], channel)  # and the channel asked about it
                 return row, order
             # the channel refused: the merchant is not paid, the till says why
             log.warning("agreement charge refused by %s: %s", channel.name, exc.code)
             return await self._settle(row, "failed", exc.code), await self._close(order)
         except Exception:  # the outcome is unknown (the contract: any other exception)
             log.exception("agreement charge at %s failed; asked again on the till's retry", channel.name)
+            await self.orders.charging(order["id"], channel)
             return row, order
+        # still charging (the buyer confirms at the channel): its notification completes it, or the
+        # payment centre's query when the notification is lost
+        await self.orders.charging(order["id"], channel)
         fresh = await PaymentOrder.select().where(PaymentOrder.id == order["id"]).first().run()
         assert fresh is not None
         if fresh["state"] in ("paid", "partially_refunded", "refunded"):
             row = await self._settle(row, "paid", "")
-        return row, fresh  # still charging: the channel's notification (or a query) completes it
+        return row, fresh
 
     async def _settle(self, row: Mapping[str, Any], state: str, reason: str) -> dict[str, Any]:
         updated = (
@@ -613,6 +618,7 @@ class PayCodeService:
             }
         )
         await self.orders.callbacks.take(channel.name, answer)
+        await self.orders.charging(order_id, channel)  # still processing: asked about until it ends
         return await self.orders.get(order_id)
 
     # ---- the citizen confirms --------------------------------------------------------------------

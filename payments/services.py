@@ -583,13 +583,37 @@ class OrderService:
             {"order_ref": row["order_id"], "amount": row["amount"], "description": row["description"]}
         )
         await self.callbacks.take(channel.name, answer)
-        after = await self.get(order_id)
-        if after["state"] not in PAID_STATES and Capability.QUERY in channel.capabilities:
-            # the channel is still processing the charge: asked about until it ends
-            at = self.clock.now() + timedelta(seconds=self.times.query_after)
-            async with db.transaction():
-                await schedule("query", channel.name, order_id, at)
-        return after
+        await self.charging(order_id, channel)
+        return await self.get(order_id)
+
+    async def charging(self, order_id: str | uuid.UUID, channel: Channel) -> None:
+        """An agreement charge ``channel`` has not confirmed (still processing, or its answer lost):
+        the order is being paid there, and asked about until it ends (payments._recovery), so a
+        payment whose notification never comes is found by query."""
+        if Capability.QUERY not in channel.capabilities:
+            return
+        now = self.clock.now()
+        async with db.transaction():
+            paying = (
+                await PaymentOrder.update(
+                    {
+                        PaymentOrder.state: "paying",
+                        PaymentOrder.channel: channel.name,
+                        PaymentOrder.updated_at: now,
+                    }
+                )
+                .where(
+                    (PaymentOrder.id == order_uuid(str(order_id)))
+                    & PaymentOrder.state.is_in(list(PAYABLE_STATES))
+                    # already paying there (a till's retry): its query stays as it was scheduled
+                    & ((PaymentOrder.state != "paying") | (PaymentOrder.channel != channel.name))
+                )
+                .returning(PaymentOrder.id)
+                .run()
+            )
+            if paying:
+                at = now + timedelta(seconds=self.times.query_after)
+                await schedule("query", channel.name, str(paying[0]["id"]), at)
 
     # ---- the citizen's orders --------------------------------------------------------------------
     async def for_citizen(

@@ -654,6 +654,10 @@ class Alipay(Channel):
                 "alipay.trade.pay", biz, ok=("10000", "10003"), notify_url=self.notify_url
             )
         except Refused as exc:
+            if exc.sub_code == "ACQ.TRADE_HAS_SUCCESS":
+                # charged again (a till's retry after a 10003 or an unknown outcome) and the buyer has
+                # paid meanwhile: Alipay's answer is "already paid", which is the payment, not a refusal
+                return await self.query_payment(order)
             raise exc.error(self.name) from None
         if answer["code"] == "10003":
             return []

@@ -257,7 +257,9 @@ class Channel(ABC):
     async def download_bill(self, day: date) -> Statement:
         """(:attr:`Capability.BILLS`) The channel's trade statement for ``day`` (its business day, China
         time), downloaded as the channel publishes it and parsed. Raises ServiceUnavailable (code
-        ``bill_not_ready``) before the channel has it; a day with no trade is an empty statement."""
+        ``bill_not_ready``) before the channel has it, and (code ``bill_invalid``) for a file the channel
+        published that cannot be used (not its format, or its rows do not add up to its own totals:
+        operators are told, and it is fetched again); a day with no trade is an empty statement."""
         raise ServiceUnavailable(f"{self.name} publishes no statement", code="bill_not_ready")
 
     async def pay_on_page(self, order: dict[str, Any]) -> Callback:

@@ -806,8 +806,12 @@ class WeChatPay(Channel):
         raw = await self._bill(f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL", "trade bill")
         try:
             return parse_trade_bill(raw, day, channel=self.name)
-        except BillError as exc:
-            raise channel_busy(self.name, f"the trade bill of {day} is unreadable: {exc}") from None
+        except BillError as exc:  # as WeChat published it: reported, and fetched again later
+            raise ServiceUnavailable(
+                f"WeChat Pay's trade bill of {day} cannot be used: {exc}",
+                code="bill_invalid",
+                channel=self.name,
+            ) from None
 
     async def download_fund_flow_bill(self, day: date, account_type: str = "BASIC") -> list[dict[str, str]]:
         """The day's fund-flow bill of the merchant's ``account_type`` account (BASIC, OPERATION, FEES):

@@ -12,6 +12,7 @@ import csv
 import io
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from backend.clock import FrozenClock
@@ -384,3 +385,49 @@ async def test_a_late_notice_costs_its_daily_late_fee(world, login, new_phone):
     await tell_fiscal(client)
     [told] = [p for p in double.received if p["notice_no"] == notice["notice_no"]]
     assert (told["amount"], told["principal"], told["late_fee"]) == (10090, 10000, 90)
+
+
+class _Altered(FiscalDouble):
+    """The fiscal double behind a network that changes the notification after it was signed."""
+
+    async def handle_async_request(self, request):
+        body = (await request.aread()).replace(b'"amount":3300', b'"amount":33')
+        altered = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        return await super().handle_async_request(altered)
+
+
+async def test_a_notification_the_fiscal_system_cannot_verify_is_refused_and_sent_again(
+    world, login, new_phone
+):
+    """The fiscal double checks each notification's signature: one changed on the way, or signed by a key
+    the fiscal system does not hold (a rotation it has not fetched yet), is refused (401), and the
+    platform keeps it and sends it again until it is accepted, once."""
+    client, clock, double, dept, _ = world
+    notice, _ = await issue(client, clock, dept, amount=3300)
+    no = notice["notice_no"]
+    _, me = await citizen(client, login, new_phone)
+    fiscal = client.services.fees.fiscal
+    altered = _Altered({"keys": []}, clock.time)
+    altered.keys = double.keys
+    fiscal.use_transport(altered)
+    try:
+        await pay(client, me, no)
+        await tell_fiscal(client)
+    finally:
+        fiscal.use_transport(double)
+    assert altered.refused == ["bad signature"] and altered.received == []
+    held, double.keys = double.keys, {}
+    try:
+        clock.advance(3600)
+        await tell_fiscal(client)
+    finally:
+        double.keys = held
+    assert double.refused[-1] == "bad signature"
+    assert no not in [p["notice_no"] for p in double.received]
+    delivery = await FiscalDelivery.select().where(FiscalDelivery.notice_no == no).first().run()
+    assert delivery["state"] != "delivered"
+    clock.advance(3600)
+    await tell_fiscal(client)
+    assert [p["amount"] for p in double.received if p["notice_no"] == no] == [3300]
+    delivery = await FiscalDelivery.select().where(FiscalDelivery.notice_no == no).first().run()
+    assert (delivery["state"], delivery["attempts"]) == ("delivered", 3)

@@ -336,7 +336,7 @@ async def test_the_days_bills_downloaded_and_checked(wx):
     double.publish_bill(today, totals_off=1)  # a bill whose totals do not add up is not believed
     with pytest.raises(ServiceUnavailable) as unreadable:
         await channel.download_bill(today)
-    assert "does not add up" in unreadable.value.detail
+    assert "does not add up" in unreadable.value.detail and unreadable.value.code == "bill_invalid"
     flow = "\r\n".join(
         [
             "记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额（元）,账户结余（元）,"
