@@ -91,8 +91,23 @@ def fen(value: str) -> int:
     return int(whole) * 100 + int(part.ljust(2, "0") or 0)
 
 
+# The day the channel does business on (which day's bill a trade lands on): today in China, unless a
+# test pins it (pin_business_day), so that a run crossing midnight in China keeps its trades on one day.
+_business_day: date | None = None
+
+
+def pin_business_day(day: date | None) -> None:
+    global _business_day
+    _business_day = day
+
+
+def _business_now() -> datetime:
+    now = datetime.now(CHINA).replace(microsecond=0)
+    return now if _business_day is None else datetime.combine(_business_day, now.timetz())
+
+
 def now_text() -> str:
-    return datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+    return _business_now().strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass

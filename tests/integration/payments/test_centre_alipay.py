@@ -35,6 +35,7 @@ from payments.tables import (
     ReconciliationRun,
     Refund,
 )
+from tests.doubles import alipay as alipay_double
 from tests.doubles.alipay import AlipayDouble
 from tests.integration.payments.conftest import basic
 
@@ -45,6 +46,14 @@ TODAY = datetime.now(CHINA).date()
 # before the bill's move the clock on by about three hours in all
 CLOCK = FrozenClock(datetime.combine(TODAY + timedelta(days=1), clock_time(4, 0), CHINA))
 BILL_OUT = datetime.combine(TODAY + timedelta(days=1), clock_time(10, 1), CHINA)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_business_day():
+    """The double's trades land on TODAY's bill even when the run crosses midnight in China."""
+    alipay_double.pin_business_day(TODAY)
+    yield
+    alipay_double.pin_business_day(None)
 
 
 @pytest.fixture(scope="module")

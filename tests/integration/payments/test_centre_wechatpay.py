@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.clock import FrozenClock
 from payments.tables import ChannelStatement, LedgerEntry, PaymentOrder, ReconciliationRun, Refund
+from tests.doubles import wechatpay as wechatpay_double
 from tests.doubles.wechatpay import WeChatPayDouble
 
 CHINA = timezone(timedelta(hours=8))
@@ -26,6 +27,14 @@ MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD04A5F2A2"
 # today is out (10:00), so that today is "yesterday" for the daily run
 TODAY = datetime.now(CHINA).date()
 CLOCK = FrozenClock(datetime.combine(TODAY + timedelta(days=1), clock_time(10, 1), CHINA))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_business_day():
+    """The double's trades land on TODAY's bill even when the run crosses midnight in China."""
+    wechatpay_double.pin_business_day(TODAY)
+    yield
+    wechatpay_double.pin_business_day(None)
 
 
 @pytest.fixture(scope="module")
