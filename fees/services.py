@@ -400,8 +400,12 @@ class FeeCentre:
         *,
         method: str | None = None,
         payer: str | None = None,
+        ip: str,
     ) -> dict[str, Any]:
-        """What the app needs to pay the notice in ``channel`` (as ``POST /orders/{id}/pay`` answers)."""
+        """What the app needs to pay the notice in ``channel`` (as ``POST /orders/{id}/pay`` answers).
+        Counted against the lookups by number (:meth:`_limit`): its answer (404, or the notice's order)
+        tells whether a number was issued as a lookup does."""
+        await self._limit(citizen_id, ip)
         found = await self._by_number(notice_no)
         if channel not in self.orders.channels:  # refused before an order is made for it
             available = sorted(self.orders.channels)

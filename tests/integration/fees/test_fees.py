@@ -10,6 +10,7 @@ last, three days past a due date): every test issues notices of its own."""
 import asyncio
 import csv
 import io
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -368,6 +369,29 @@ async def test_lookups_by_number_are_rate_limited(world, login, new_phone):
         for _ in range(LOOKUPS + 1)
     ]
     assert codes[:LOOKUPS] == [200] * LOOKUPS and codes[-1] == 429
+
+
+async def test_paying_by_number_counts_against_the_lookup_limit(world, login, new_phone):
+    """POST /fees/{no}/pay answers 404 for a number nobody was issued and 200 (with the order claimed) for
+    one that was: without the lookup limit it is the way to find numbers by trying them."""
+    client, clock, _, dept, _ = world
+    clock.advance(60)  # a minute of its own
+    _, me = await citizen(client, login, new_phone)
+    guesses = [random_number(clock) for _ in range(LOOKUPS + 1)]
+    codes = [
+        (await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "sandbox"}, headers=me)).status_code
+        for no in guesses
+    ]
+    assert codes[:LOOKUPS] == [404] * LOOKUPS and codes[-1] == 429
+    # and the budget is shared with lookups: the same citizen cannot look up either
+    notice, _ = await issue(client, clock, dept)
+    assert (await client.get(f"/api/v1/fees/{notice['notice_no']}", headers=me)).status_code == 429
+
+
+def random_number(clock):
+    """A well-formed notice number (its Luhn digit right) that was almost surely never issued."""
+    no = f"2101{china_day(clock.now()).year}{secrets.randbelow(10**11):011d}"
+    return no + luhn_digit(no)
 
 
 async def test_a_late_notice_costs_its_daily_late_fee(world, login, new_phone):
