@@ -528,13 +528,16 @@ class PayCodeService:
                 log.warning(
                     "agreement charge at %s unanswered; asked again on the till's retry", channel.name
                 )
+                await self.orders.charging(order["id"], channel)  # and the centre queries it meanwhile
                 return row, order
             # the channel refused: the merchant is not paid, the till says why
             log.warning("agreement charge refused by %s: %s", channel.name, exc.code)
             return await self._settle(row, "failed", exc.code), await self._close(order)
         except Exception:  # the outcome is unknown (the contract: any other exception)
             log.exception("agreement charge at %s failed; asked again on the till's retry", channel.name)
+            await self.orders.charging(order["id"], channel)
             return row, order
+        await self.orders.charging(order["id"], channel)  # nothing if the answer paid it
         fresh = await PaymentOrder.select().where(PaymentOrder.id == order["id"]).first().run()
         assert fresh is not None
         if fresh["state"] in ("paid", "partially_refunded", "refunded"):
@@ -613,6 +616,7 @@ class PayCodeService:
             }
         )
         await self.orders.callbacks.take(channel.name, answer)
+        await self.orders.charging(order_id, channel)  # still processing: queried until it ends
         return await self.orders.get(order_id)
 
     # ---- the citizen confirms --------------------------------------------------------------------

@@ -583,13 +583,33 @@ class OrderService:
             {"order_ref": row["order_id"], "amount": row["amount"], "description": row["description"]}
         )
         await self.callbacks.take(channel.name, answer)
-        after = await self.get(order_id)
-        if after["state"] not in PAID_STATES and Capability.QUERY in channel.capabilities:
-            # the channel is still processing the charge: asked about until it ends
-            at = self.clock.now() + timedelta(seconds=self.times.query_after)
-            async with db.transaction():
-                await schedule("query", channel.name, order_id, at)
-        return after
+        await self.charging(order_id, channel)
+        return await self.get(order_id)
+
+    async def charging(self, order_id: str | uuid.UUID, channel: Channel) -> None:
+        """An agreement charge at ``channel`` whose outcome is not known yet (the channel is processing
+        it, or gave no usable answer): the order is being paid there, and the channel is asked about it
+        until it ends, as for any payment whose notice has not come (payments._recovery, which asks only
+        about an order being paid in that channel). An order already paid or closed is left alone."""
+        now = self.clock.now()
+        async with db.transaction():
+            order = await locked_order(uuid.UUID(str(order_id)))
+            if order is None or order["state"] not in PAYABLE_STATES:
+                return
+            await (
+                PaymentOrder.update(
+                    {
+                        PaymentOrder.state: "paying",
+                        PaymentOrder.channel: channel.name,
+                        PaymentOrder.updated_at: now,
+                    }
+                )
+                .where(PaymentOrder.id == order["id"])
+                .run()
+            )
+            if Capability.QUERY in channel.capabilities:
+                at = now + timedelta(seconds=self.times.query_after)
+                await schedule("query", channel.name, str(order["id"]), at)
 
     # ---- the citizen's orders --------------------------------------------------------------------
     async def for_citizen(
