@@ -39,7 +39,7 @@ from fees.schemas import NoticeCreate
 from fees.tables import FeeNotice, FeeReconciliation, FiscalDelivery
 from messages.services import PLATFORM, MessageCentre, Outgoing
 from payments.events import OrderEvent
-from payments.services import PAYABLE_STATES, OrderService
+from payments.services import PAID_STATES, PAYABLE_STATES, OrderService
 
 log = logging.getLogger("shengshitong.fees")
 CHINA = timezone(timedelta(hours=8))
@@ -327,8 +327,10 @@ class FeeCentre:
             if row["state"] == "cancelled":
                 return self.view(row)
             if row["order_id"] is not None:
-                order = await self.orders.get(row["order_id"])
-                if order["state"] in ("paying", "paid"):
+                # its open order is closed with it (under the order's lock), so nobody pays a withdrawn
+                # notice through the order it holds
+                state = await self.orders.close_unpaid(row["order_id"])
+                if state == "paying" or state in PAID_STATES:  # paid: its event is on its way
                     raise Conflict(
                         "a citizen is paying this notice now; try again when the payment has ended",
                         code="notice_being_paid",

@@ -19,6 +19,7 @@ from backend.clock import FrozenClock
 from fees.numbers import luhn_digit, well_formed
 from fees.services import china_day
 from fees.tables import FeeNotice, FiscalAttempt, FiscalDelivery
+from payments.channels.base import channel_busy
 from tests.conftest import basic_auth
 from tests.doubles.fiscal import FiscalDouble
 from tests.integration.messages.citizen import approve, inbox
@@ -357,6 +358,35 @@ async def test_two_citizens_paying_one_notice_at_once_make_one_payment(world, lo
     row = await FeeNotice.select().where(FeeNotice.notice_no == no).first().run()
     assert (row["state"], row["order_seq"], row["paid_amount"]) == ("paid", 1, 777)
     assert await FiscalDelivery.count().where(FiscalDelivery.notice_no == no).run() == 1
+
+
+async def test_a_cancelled_notice_cannot_be_paid_through_its_open_order(world, login, new_phone, monkeypatch):
+    """The citizen's payment attempt did not reach the channel (the order is claimed, still ``created``),
+    the department then cancels the notice: the order the citizen holds is closed with it, so the money
+    for a withdrawn notice is never taken through ``/payments/orders/{id}/pay``."""
+    client, clock, _, dept, _ = world
+    notice, _ = await issue(client, clock, dept, amount=4321)
+    no = notice["notice_no"]
+    _, me = await citizen(client, login, new_phone)
+    sandbox = client.services.payments.channels["sandbox"]
+
+    async def unreachable(order):
+        raise channel_busy("sandbox", "timed out")
+
+    monkeypatch.setattr(sandbox, "start_payment", unreachable)
+    r = await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "sandbox"}, headers=me)
+    assert r.status_code == 503, r.text
+    monkeypatch.undo()
+    row = await FeeNotice.select().where(FeeNotice.notice_no == no).first().run()
+    order_id = str(row["order_id"])
+    r = await client.post(f"/api/v1/fees/notices/{no}/cancel", headers=dept)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    paid = await client.post(f"/api/v1/payments/sandbox/orders/{order_id}/pay", headers=me)
+    assert paid.status_code == 409 and paid.json()["code"] == "order_not_payable", paid.text
+    await settle(client)
+    row = await FeeNotice.select().where(FeeNotice.notice_no == no).first().run()
+    assert row["state"] == "cancelled"
+    assert await FiscalDelivery.count().where(FiscalDelivery.notice_no == no).run() == 0
 
 
 async def test_lookups_by_number_are_rate_limited(world, login, new_phone):
