@@ -508,6 +508,22 @@ async def test_the_merchants_orders_and_settlement_match_the_ledger(shop, login,
 
 
 # ---- races (meaningful on PostgreSQL, where requests really run at once) -------------------------------
+async def test_a_reference_or_label_ending_in_a_newline_is_refused(shop):
+    """The schemas' patterns end in ``$``, which also matches before a final newline: ``ref\n`` made an
+    order (a reference the till can then never poll by), and a till's place kept its control character."""
+    client = shop
+    merchant, till = await _merchant(client, "换行小店")
+    body = {"reference": "nl-1\n", "amount": 100}
+    r = await client.post("/api/v1/payments/orders", json=body, headers=merchant)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await _scan(client, till, "HC1:x", 100, reference="nl-2\n")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await _scan(client, till, "HC1:x", 100, description="两盘饺子\n")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await client.post("/api/v1/merchant/tills", json={"place": "counter 3\n"}, headers=merchant)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+
+
 async def test_one_code_at_two_tills_at_once_pays_once(shop, login, new_phone):
     client = shop
     _, till_a = await _merchant(client)
