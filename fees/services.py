@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -659,30 +660,38 @@ def to_csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
     return out.getvalue()
 
 
+_FEN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,2}))?")
+
+
 def _fen(raw: str) -> int:
-    """Fen from the file: integer fen, or yuan with a decimal point (12.30)."""
+    """Fen from the file: integer fen, or yuan with a decimal point (12.30). ASCII digits only
+    (``str.isdigit`` would take full-width digits and superscripts)."""
     text = raw.strip()
-    if "." in text:
-        yuan, _, cents = text.partition(".")
-        if not yuan.isdigit() or not cents.isdigit() or len(cents) > 2:
-            raise ValueError(text)
-        return int(yuan) * 100 + int(cents.ljust(2, "0"))
-    if not text.isdigit():
+    m = _FEN.fullmatch(text)
+    if m is None:
         raise ValueError(text)
-    return int(text)
+    if m.group(2) is None:
+        return int(m.group(1))
+    return int(m.group(1)) * 100 + int(m.group(2).ljust(2, "0"))
 
 
 def parse_fiscal_file(text: str) -> dict[str, dict[str, Any]]:
     """The fiscal system's day file: CSV with a header naming at least ``notice_no`` and ``amount`` (fen,
     or yuan with a decimal point); ``paid_at`` and ``receipt_no`` are read when present."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    fields = {f.strip() for f in reader.fieldnames or []}
+    try:
+        fields = {f.strip() for f in reader.fieldnames or []}
+        records = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL: no fiscal file
+        raise InvalidInput(
+            f"the fiscal file is not readable CSV ({exc})", code="invalid_fiscal_file"
+        ) from None
     if not {"notice_no", "amount"} <= fields:
         raise InvalidInput(
             "the fiscal file is CSV with a header naming notice_no and amount", code="invalid_fiscal_file"
         )
     rows: dict[str, dict[str, Any]] = {}
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in records:
         record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         no = record.get("notice_no", "")
         try:

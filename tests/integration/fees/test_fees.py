@@ -272,6 +272,23 @@ async def test_a_reconciliation_lists_the_planted_differences(world, login, new_
     assert refused.status_code in (401, 403)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'notice_no,amount\n"' + "1" * 200_000 + '",1\n',  # a field past the csv module's limit
+        "notice_no,amount\n21012026000000000000,１２\n",  # full-width digits are no amount
+        "notice_no,amount\n21012026000000000000,1.²\n",
+    ],
+    ids=["huge-field", "full-width-amount", "superscript-cents"],
+)
+async def test_a_fiscal_file_that_is_no_fiscal_file_is_a_clean_problem(world, text):
+    client, _, _, _, operator = world
+    r = await client.post(
+        "/api/v1/fees/reconciliations", json={"date": "2026-11-28", "csv": text}, headers=operator
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_fiscal_file", r.text
+
+
 async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     client, clock, _, dept, operator = world
     _, me = await citizen(client, login, new_phone)
