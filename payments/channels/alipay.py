@@ -252,7 +252,11 @@ def parse_bill(data: bytes, day: date, channel: str = "alipay") -> Statement:
     stated: dict[str, tuple[int, int]] = {}
     summed = {"交易": [0, 0], "退款": [0, 0]}  # count, 商家实收 in fen
     fees = 0
-    for n, fields in enumerate(csv.reader(io.StringIO(text)), 1):
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL
+        raise BillProblem(f"the detail file is not readable CSV ({exc})") from None
+    for n, fields in enumerate(lines, 1):
         if not fields or not "".join(fields).strip():
             continue
         if fields[0].lstrip().startswith("#"):

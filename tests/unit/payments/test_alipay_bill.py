@@ -224,3 +224,9 @@ def test_a_corrupt_deflate_stream_is_a_bill_problem():
     data[start : start + 8] = b"\xff" * 8  # the compressed bytes are no deflate stream now
     with pytest.raises(BillProblem):
         parse_bill(bytes(data), DAY)
+
+
+def test_a_field_past_the_csv_modules_limit_is_a_bill_problem():
+    huge = EXAMPLE.replace("停车费  ", '"' + "停" * 200_000 + '"', 1)
+    with pytest.raises(BillProblem, match="CSV"):
+        parse_bill(bill(huge), DAY)
