@@ -895,10 +895,17 @@ def read_bill(raw: bytes) -> tuple[list[dict[str, str]], dict[str, str]]:
     return rows, dict(zip(totals_header, totals, strict=True))
 
 
+BILL_YUAN = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
+
+
 def yuan_to_fen(value: str, what: str = "amount") -> int:
-    """``12.34`` (yuan, as a bill writes it; ``-0.01`` for a fee given back) in fen, exactly."""
+    """``12.34`` (yuan, as a bill writes it; ``-0.01`` for a fee given back) in fen, exactly. ASCII
+    digits and a point only: Decimal alone would read full-width digits, ``1e3`` and ``1_000``."""
+    text = value.strip() or "0"
+    if not BILL_YUAN.fullmatch(text):
+        raise BillError(f"{what} {value[:32]!r} is not an amount in yuan")
     try:
-        amount = Decimal(value.strip() or "0")
+        amount = Decimal(text)
     except InvalidOperation:
         raise BillError(f"{what} {value!r} is not an amount in yuan") from None
     fen = amount * 100
@@ -960,7 +967,7 @@ def parse_trade_bill(raw: bytes, day: date, *, channel: str = "wechatpay") -> St
         if out and out[-1].amount < 0:
             raise BillError(f"line {n}: a negative amount")
     count_text = totals["总交易单数"].strip()
-    if not count_text.isdigit():
+    if not (count_text.isascii() and count_text.isdigit()):
         raise BillError(f"总交易单数 {count_text!r} is not a number")
     stated = {
         "count": int(count_text),
