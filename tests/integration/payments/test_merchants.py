@@ -553,6 +553,34 @@ async def test_a_tills_retries_at_once_charge_once(shop, login, new_phone):
     assert len(await _ledger(oid)) == 2  # one payment: two entries
 
 
+async def test_a_code_that_lost_the_race_for_a_reference_is_not_used_up(shop, login, new_phone, monkeypatch):
+    """Two scans with one reference at once, each with another citizen's code: the one whose order was
+    written second is answered 409 reference_reused (or the payment, for the same amount), and its
+    code, which paid nothing, is not used up. The race is made certain here: the second scan does not
+    see the first one's order when it looks, only when it writes."""
+    client = shop
+    _, till = await _merchant(client)
+    _, first = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    _, second = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    won = await _scan(client, till, await _code(client, first), 700, "race-ref")
+    assert won.status_code == 200 and won.json()["result"] == "paid", won.text
+    service = client.services.merchants.paycode
+    real = service._existing
+    calls = []
+
+    async def not_yet(owner, reference):
+        calls.append(reference)
+        return None if len(calls) == 1 else await real(owner, reference)
+
+    monkeypatch.setattr(service, "_existing", not_yet)
+    code = await _code(client, second)
+    lost = await _scan(client, till, code, 800, "race-ref")
+    assert lost.status_code == 409 and lost.json()["code"] == "reference_reused", lost.text
+    monkeypatch.undo()
+    again = await _scan(client, till, code, 800, "race-ref-2")  # the same code, at the next sale
+    assert again.status_code == 200 and again.json()["result"] == "paid", again.text
+
+
 async def test_two_confirmations_at_once_charge_once(shop, login, new_phone):
     client = shop
     _, till = await _merchant(client)
