@@ -14,7 +14,7 @@ from auth.cli import create_credential, list_credentials, operator_name, revoke_
 from backend.cli import emit_json, run_with_runtime
 from fees.setup import FEES
 
-CODE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+CODE = re.compile(r"^[A-Za-z0-9]{3,32}\Z")
 
 
 @click.group("departments")

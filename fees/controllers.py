@@ -206,17 +206,25 @@ class CitizenFeesController(Controller):
         "/{notice_no:str}/pay",
         status_code=200,
         guards=[citizen_only],
-        summary="What the app needs to pay the notice in a channel (as POST /payments/orders/{id}/pay)",
+        summary="What the app needs to pay the notice in a channel (as POST /payments/orders/{id}/pay) "
+        "(rate-limited with the lookups)",
+        opt={"problems": [429]},
     )
     async def pay(
         self,
         notice_no: FromPath[str],
         data: JSONBody[PayRequest],
+        request: Request[Any, Any, Any],
         citizen: NamedDependency[CitizenPrincipal],
         fees: NamedDependency[FeeServices],
     ) -> PayPayload:
         paying = await fees.centre.pay(
-            notice_no, citizen.citizen_id, data.channel, method=data.method, payer=data.payer
+            notice_no,
+            citizen.citizen_id,
+            data.channel,
+            method=data.method,
+            payer=data.payer,
+            ip=client_ip(request),
         )
         return msgspec.convert(paying, PayPayload)
 

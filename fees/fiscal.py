@@ -42,7 +42,7 @@ from fees.tables import FeeNotice, FiscalAttempt, FiscalDelivery
 
 log = logging.getLogger("shengshitong.fees.fiscal")
 SIGNATURE_HEADER = "Shengshitong-Fiscal-Signature"
-RECEIPT = r"^[A-Za-z0-9._:/-]{1,64}$"
+RECEIPT = r"^[A-Za-z0-9._:/-]{1,64}\Z"  # \Z: $ would allow a final newline
 
 
 class FiscalAnswer(msgspec.Struct):

@@ -14,7 +14,7 @@ import secrets
 
 REGION = "2101"
 LENGTH = 20
-_FORMAT = re.compile(r"^2101\d{16}$")
+_FORMAT = re.compile(r"^2101[0-9]{16}\Z")
 
 
 def luhn_digit(digits: str) -> str:

@@ -8,14 +8,15 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+\Z")]
 Fen = Annotated[int, Meta(gt=0, le=100_000_000)]
-NoticeNo = Annotated[str, Meta(min_length=20, max_length=20, pattern=r"^\d{20}$")]
+NoticeNo = Annotated[str, Meta(min_length=20, max_length=20, pattern=r"^[0-9]{20}\Z")]
 
 
 class NoticeCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reference: Reference  # the department's own: the same reference again is the same notice
-    item_code: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]  # 收费项目编码
+    # 收费项目编码
+    item_code: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+\Z")]
     item_name: Annotated[str, Meta(min_length=1, max_length=64)]
     amount: Fen
     payer_name: Annotated[str, Meta(min_length=1, max_length=64)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from fees.schemas import NoticeCreate
 from fees.tables import FeeNotice, FeeReconciliation, FiscalDelivery
 from messages.services import PLATFORM, MessageCentre, Outgoing
 from payments.events import OrderEvent
-from payments.services import PAYABLE_STATES, OrderService
+from payments.services import PAID_STATES, PAYABLE_STATES, OrderService
 
 log = logging.getLogger("shengshitong.fees")
 CHINA = timezone(timedelta(hours=8))
@@ -327,8 +328,10 @@ class FeeCentre:
             if row["state"] == "cancelled":
                 return self.view(row)
             if row["order_id"] is not None:
-                order = await self.orders.get(row["order_id"])
-                if order["state"] in ("paying", "paid"):
+                # its open order is closed with it (under the order's lock), so nobody pays a withdrawn
+                # notice through the order it holds
+                state = await self.orders.close_unpaid(row["order_id"])
+                if state == "paying" or state in PAID_STATES:  # paid: its event is on its way
                     raise Conflict(
                         "a citizen is paying this notice now; try again when the payment has ended",
                         code="notice_being_paid",
@@ -400,8 +403,12 @@ class FeeCentre:
         *,
         method: str | None = None,
         payer: str | None = None,
+        ip: str,
     ) -> dict[str, Any]:
-        """What the app needs to pay the notice in ``channel`` (as ``POST /orders/{id}/pay`` answers)."""
+        """What the app needs to pay the notice in ``channel`` (as ``POST /orders/{id}/pay`` answers).
+        Counted against the lookups by number (:meth:`_limit`): its answer (404, or the notice's order)
+        tells whether a number was issued as a lookup does."""
+        await self._limit(citizen_id, ip)
         found = await self._by_number(notice_no)
         if channel not in self.orders.channels:  # refused before an order is made for it
             available = sorted(self.orders.channels)
@@ -653,30 +660,38 @@ def to_csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
     return out.getvalue()
 
 
+_FEN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,2}))?")
+
+
 def _fen(raw: str) -> int:
-    """Fen from the file: integer fen, or yuan with a decimal point (12.30)."""
+    """Fen from the file: integer fen, or yuan with a decimal point (12.30). ASCII digits only
+    (``str.isdigit`` would take full-width digits and superscripts)."""
     text = raw.strip()
-    if "." in text:
-        yuan, _, cents = text.partition(".")
-        if not yuan.isdigit() or not cents.isdigit() or len(cents) > 2:
-            raise ValueError(text)
-        return int(yuan) * 100 + int(cents.ljust(2, "0"))
-    if not text.isdigit():
+    m = _FEN.fullmatch(text)
+    if m is None:
         raise ValueError(text)
-    return int(text)
+    if m.group(2) is None:
+        return int(m.group(1))
+    return int(m.group(1)) * 100 + int(m.group(2).ljust(2, "0"))
 
 
 def parse_fiscal_file(text: str) -> dict[str, dict[str, Any]]:
     """The fiscal system's day file: CSV with a header naming at least ``notice_no`` and ``amount`` (fen,
     or yuan with a decimal point); ``paid_at`` and ``receipt_no`` are read when present."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    fields = {f.strip() for f in reader.fieldnames or []}
+    try:
+        fields = {f.strip() for f in reader.fieldnames or []}
+        records = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL: no fiscal file
+        raise InvalidInput(
+            f"the fiscal file is not readable CSV ({exc})", code="invalid_fiscal_file"
+        ) from None
     if not {"notice_no", "amount"} <= fields:
         raise InvalidInput(
             "the fiscal file is CSV with a header naming notice_no and amount", code="invalid_fiscal_file"
         )
     rows: dict[str, dict[str, Any]] = {}
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in records:
         record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         no = record.get("notice_no", "")
         try:

@@ -11,7 +11,7 @@ from msgspec import Meta
 from payments.schemas import Fen, Order, Reference
 
 # a label a person reads: no control characters (PostgreSQL refuses NUL in text)
-Label = Annotated[str, Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Label = Annotated[str, Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*\Z")]
 
 
 # ---- the till ------------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ class Settlement(msgspec.Struct):
 
 
 class TillCreate(msgspec.Struct, forbid_unknown_fields=True):
-    place: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]  # "counter 2"
+    place: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+\Z")]  # "counter 2"
     name: Label = ""
 
 

@@ -336,6 +336,10 @@ class PayCodeService:
                 await self.scans.release(checked.claim)  # nothing was charged: the code is not used up
             raise
         if row is None:  # the same reference written at once by the till's retry: its answer
+            if checked.claim is not None:
+                # this scan paid nothing: its code is not used up (a code that did pay is held by the
+                # payment row's unique code key all the same)
+                await self.scans.release(checked.claim)
             found = await self._existing(owner, reference)
             assert found is not None
             return await self._again(found, amount)

@@ -40,12 +40,21 @@ class StatementError(ValueError):
 
 def read_statement(text: str) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or not set(FIELDS) <= set(reader.fieldnames):
+    try:
+        fieldnames = reader.fieldnames
+        records = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL
+        raise StatementError(f"the statement is not readable CSV ({exc})") from None
+    if fieldnames is None or not set(FIELDS) <= set(fieldnames):
         raise StatementError(f"the statement's header must name {', '.join(FIELDS)}")
     rows = []
-    for n, row in enumerate(reader, start=2):
+    for n, row in records:
+        text_amount = row["amount_fen"] or ""
+        # ASCII digits: int() alone takes full-width digits and underscores
+        if not (text_amount.isascii() and text_amount.strip().lstrip("-").isdigit()):
+            raise StatementError(f"line {n}: amount_fen is not a whole number")
         try:
-            amount = int(row["amount_fen"])
+            amount = int(text_amount)
         except (TypeError, ValueError):
             raise StatementError(f"line {n}: amount_fen is not a whole number") from None
         if row["type"] not in ("payment", "refund") or amount < 0:

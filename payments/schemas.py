@@ -10,7 +10,7 @@ from msgspec import Meta
 
 from payments.channels.base import ChannelName
 
-Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Reference = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+\Z")]
 Fen = Annotated[int, Meta(gt=0, le=100_000_000)]
 
 

@@ -586,12 +586,35 @@ class OrderService:
         await self.charging(order_id, channel)
         return await self.get(order_id)
 
+    async def close_unpaid(self, order_id: str | uuid.UUID) -> str:
+        """Close an order nobody is paying in a channel now (``created``), with its ``order.closed``
+        event, under the order's lock: its owner withdrew what it was for (a cancelled fee notice).
+        Returns the order's state afterwards; an order being paid (``paying``), paid or closed is left
+        as it is, and the caller decides what that means."""
+        now = self.clock.now()
+        async with db.transaction():
+            order = await locked_order(uuid.UUID(str(order_id)))
+            if order is None:
+                raise NotFound("no such order", code="order_not_found")
+            if order["state"] != "created":
+                return str(order["state"])
+            closed = (
+                await PaymentOrder.update(
+                    {PaymentOrder.state: "closed", PaymentOrder.closed_at: now, PaymentOrder.updated_at: now}
+                )
+                .where(PaymentOrder.id == order["id"])
+                .returning(*ALL_ORDER_COLUMNS)
+                .run()
+            )
+            await outbox(closed[0], "order.closed", now)
+        return "closed"
+
     async def charging(self, order_id: str | uuid.UUID, channel: Channel) -> None:
-        """An agreement charge ``channel`` has not confirmed (still processing, or its answer lost):
-        the order is being paid there, and asked about until it ends (payments._recovery), so a
-        payment whose notification never comes is found by query."""
-        if Capability.QUERY not in channel.capabilities:
-            return
+        """An agreement charge at ``channel`` whose outcome is not known yet (the channel is processing
+        it, or gave no usable answer): the order is being paid there, and, where the channel answers
+        queries, it is asked about until it ends, as for any payment whose notice has not come
+        (payments._recovery asks only about an order being paid in that channel). An order already
+        paid or closed is left alone; a till's retry of the same charge keeps the query as scheduled."""
         now = self.clock.now()
         async with db.transaction():
             paying = (
@@ -611,7 +634,7 @@ class OrderService:
                 .returning(PaymentOrder.id)
                 .run()
             )
-            if paying:
+            if paying and Capability.QUERY in channel.capabilities:
                 at = now + timedelta(seconds=self.times.query_after)
                 await schedule("query", channel.name, str(paying[0]["id"]), at)
 

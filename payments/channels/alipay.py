@@ -35,6 +35,7 @@ import json
 import re
 import time as _time
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -198,6 +199,23 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
         return info.filename
 
 
+# the most a bill may be, downloaded and each file in it unpacked: a city's busiest day is a few hundred
+# thousand rows (well under 100 MiB of CSV); anything larger is no bill but a zip bomb or a wrong URL
+BILL_MAX_BYTES = 256 << 20
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, at most :data:`BILL_MAX_BYTES` of them: its stated size is checked first, and
+    zipfile never unpacks past the stated size (a member that lies about it fails its CRC)."""
+    if info.file_size > BILL_MAX_BYTES:
+        raise BillProblem(f"the detail file is larger than {BILL_MAX_BYTES} bytes unpacked")
+    with archive.open(info) as member:
+        data = member.read(BILL_MAX_BYTES + 1)
+    if len(data) > BILL_MAX_BYTES:
+        raise BillProblem(f"the detail file is larger than {BILL_MAX_BYTES} bytes unpacked")
+    return data
+
+
 def parse_bill(data: bytes, day: date, channel: str = "alipay") -> Statement:
     """Alipay's trade bill for ``day`` as downloaded: a zip holding GBK CSVs, the detail file
     (``<account>_<yyyyMMdd>_业务明细.csv``) and a summary (``..._业务明细(汇总).csv``). The detail file
@@ -213,8 +231,19 @@ def parse_bill(data: bytes, day: date, channel: str = "alipay") -> Statement:
             detail = [n for n in members if n.endswith("业务明细.csv")]
             if len(detail) != 1:
                 raise BillProblem(f"the bill holds {len(detail)} detail files (业务明细.csv), not one")
-            text = archive.read(members[detail[0]]).decode("gbk")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError):
+            text = _read_member(archive, members[detail[0]]).decode("gbk")
+    # zlib.error / EOFError: a broken deflate stream; NotImplementedError: a compression method zipfile
+    # lacks; RuntimeError: an encrypted member
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        KeyError,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+    ):
         raise BillProblem("the bill is not a readable zip") from None
     except UnicodeDecodeError:
         raise BillProblem("the detail file is not GBK text") from None
@@ -223,7 +252,11 @@ def parse_bill(data: bytes, day: date, channel: str = "alipay") -> Statement:
     stated: dict[str, tuple[int, int]] = {}
     summed = {"交易": [0, 0], "退款": [0, 0]}  # count, 商家实收 in fen
     fees = 0
-    for n, fields in enumerate(csv.reader(io.StringIO(text)), 1):
+    try:
+        lines = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # a field past the csv module's limit, a NUL
+        raise BillProblem(f"the detail file is not readable CSV ({exc})") from None
+    for n, fields in enumerate(lines, 1):
         if not fields or not "".join(fields).strip():
             continue
         if fields[0].lstrip().startswith("#"):
@@ -663,6 +696,23 @@ class Alipay(Channel):
             return []
         return [self._paid(answer, order["order_ref"], "TRADE_SUCCESS")]
 
+    def _alipays(self, url: str) -> bool:
+        """Whether a bill URL is on the gateway's host or its domain (Alipay's gateway is
+        openapi.alipay.com, its bills dwbillcenter.alipay.com; the sandbox's are both under
+        alipaydev.com). An address, or a name of one label, must be the gateway's own."""
+        try:
+            host, gateway = httpx.URL(url).host.lower(), httpx.URL(self.gateway).host.lower()
+        except httpx.InvalidURL:
+            return False
+        if not host:
+            return False
+        if host == gateway:
+            return True
+        labels = gateway.split(".")
+        if len(labels) < 2 or labels[-1].isdigit() or ":" in gateway:
+            return False
+        return host.endswith("." + ".".join(labels[-2:]))
+
     async def download_bill(self, day: date) -> Statement:
         """alipay.data.dataservice.bill.downloadurl.query (bill_type trade), then the zip at the URL it
         answers (fetched unsigned), parsed by :func:`parse_bill`."""
@@ -683,15 +733,24 @@ class Alipay(Channel):
         url = str(answer.get("bill_download_url", ""))
         if not url.startswith(("https://", "http://")):
             raise channel_busy(self.name, "a bill answer without a download URL")
+        if not self._alipays(url):  # never fetched from anywhere else (our own network, a metadata service)
+            raise channel_busy(self.name, "a bill download URL that is not Alipay's")
         try:
-            async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout) as http:
-                r = await http.get(url)
+            async with (
+                httpx.AsyncClient(transport=self.transport, timeout=self.timeout) as http,
+                http.stream("GET", url) as r,
+            ):
+                if r.status_code != 200:
+                    raise channel_busy(self.name, f"the bill download: HTTP {r.status_code}")
+                content = bytearray()
+                async for chunk in r.aiter_bytes():
+                    content += chunk
+                    if len(content) > BILL_MAX_BYTES:
+                        raise channel_busy(self.name, f"the bill download: over {BILL_MAX_BYTES} bytes")
         except httpx.HTTPError as exc:
             raise channel_busy(self.name, f"the bill download: {type(exc).__name__}") from None
-        if r.status_code != 200:
-            raise channel_busy(self.name, f"the bill download: HTTP {r.status_code}")
         try:
-            return parse_bill(r.content, day, self.name)
+            return parse_bill(bytes(content), day, self.name)
         except BillProblem as exc:
             raise ServiceUnavailable(
                 f"Alipay's bill for {day} cannot be used: {exc}", code="bill_invalid", channel=self.name

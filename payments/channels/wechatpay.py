@@ -790,16 +790,43 @@ class WeChatPay(Channel):
         if (where.scheme, where.host, where.port) != (base.scheme, base.host, base.port):
             raise channel_busy(self.name, f"the {what}'s download_url is not on {base.host}")
         # the file is not signed: its hash (from the signed answer above) vouches for it
-        response = await self._send("GET", bill.download_url, b"")
-        if response.status_code != 200:
-            raise channel_busy(self.name, f"the {what} download answered {response.status_code}")
-        raw = response.content
+        status, raw = await self._download(bill.download_url, what)
+        if status != 200:
+            raise channel_busy(self.name, f"the {what} download answered {status}")
         if (
             bill.hash_type.upper() != "SHA1"
             or hashlib.sha1(raw, usedforsecurity=False).hexdigest() != bill.hash_value.lower()
         ):
             raise channel_busy(self.name, f"the {what} downloaded does not match its {bill.hash_type} hash")
         return raw
+
+    async def _download(self, url: str, what: str) -> tuple[int, bytes]:
+        """A bill file (a signed GET, as WeChat asks), read as it streams in: past
+        :data:`BILL_MAX_BYTES` it is dropped, never held whole."""
+        client = self._client()
+        target = httpx.URL(url)
+        headers = {
+            "Authorization": self.authorization(
+                "GET",
+                target.raw_path.decode("ascii"),
+                b"",
+                timestamp=str(int(self._now())),
+                nonce=secrets.token_hex(16).upper(),
+            ),
+            "User-Agent": "shengshitong-wechatpay/1",
+        }
+        try:
+            async with client.stream("GET", target, headers=headers) as response:
+                content = bytearray()
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > BILL_MAX_BYTES:
+                        raise channel_busy(
+                            self.name, f"the {what} download: more than {BILL_MAX_BYTES} bytes"
+                        )
+                return response.status_code, bytes(content)
+        except httpx.HTTPError as exc:
+            raise channel_busy(self.name, f"the {what} download: {type(exc).__name__}") from None
 
     async def download_bill(self, day: date) -> Statement:
         """The day's trade bill (bill_type ALL), checked against its SHA1 and its totals line."""
@@ -899,10 +926,19 @@ def read_bill(raw: bytes) -> tuple[list[dict[str, str]], dict[str, str]]:
     return rows, dict(zip(totals_header, totals, strict=True))
 
 
+# the most a bill file may be (a city's busiest day is well under this); a larger download is dropped
+BILL_MAX_BYTES = 256 << 20
+BILL_YUAN = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,15})?")
+
+
 def yuan_to_fen(value: str, what: str = "amount") -> int:
-    """``12.34`` (yuan, as a bill writes it; ``-0.01`` for a fee given back) in fen, exactly."""
+    """``12.34`` (yuan, as a bill writes it; ``-0.01`` for a fee given back) in fen, exactly. ASCII
+    digits and a point only: Decimal alone would read full-width digits, ``1e3`` and ``1_000``."""
+    text = value.strip() or "0"
+    if not BILL_YUAN.fullmatch(text):
+        raise BillError(f"{what} {value[:32]!r} is not an amount in yuan")
     try:
-        amount = Decimal(value.strip() or "0")
+        amount = Decimal(text)
     except InvalidOperation:
         raise BillError(f"{what} {value!r} is not an amount in yuan") from None
     fen = amount * 100
@@ -964,7 +1000,7 @@ def parse_trade_bill(raw: bytes, day: date, *, channel: str = "wechatpay") -> St
         if out and out[-1].amount < 0:
             raise BillError(f"line {n}: a negative amount")
     count_text = totals["总交易单数"].strip()
-    if not count_text.isdigit():
+    if not (count_text.isascii() and count_text.isdigit()):
         raise BillError(f"总交易单数 {count_text!r} is not a number")
     stated = {
         "count": int(count_text),

@@ -162,6 +162,7 @@ class AlipayDouble:
         self.trades: dict[str, Trade] = {}
         self.agreements: set[str] = set()
         self.bills: dict[str, bytes] = {}  # bill date -> the zip
+        self.bill_host: str | None = None  # the bill URL's host, when not the gateway's own
         self.refund_later = False  # a refund answers fund_change N; the refund query settles it
         self.withhold_waiting = False  # alipay.trade.pay answers 10003 (the buyer must confirm)
         self.missign_next = False  # the next answer carries a sign that does not verify
@@ -483,7 +484,8 @@ class AlipayDouble:
             day = str(biz.get("bill_date", ""))
             if day not in self.bills:
                 raise business("isp.bill_not_exist", "账单不存在")
-            return {**ok, "bill_download_url": f"http://{host}/bill/{day}.zip?token={secrets.token_hex(8)}"}
+            where = self.bill_host or host  # bill_host: an answer naming another host (tests of our client)
+            return {**ok, "bill_download_url": f"http://{where}/bill/{day}.zip?token={secrets.token_hex(8)}"}
         raise Refusal("40004", "Business Failed", "isv.invalid-method", f"不存在的方法名 {method}")
 
     # ---- ASGI -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ last, three days past a due date): every test issues notices of its own."""
 import asyncio
 import csv
 import io
+import secrets
 from datetime import timedelta
 
 import httpx
@@ -19,6 +20,7 @@ from backend.clock import FrozenClock
 from fees.numbers import luhn_digit, well_formed
 from fees.services import china_day
 from fees.tables import FeeNotice, FiscalAttempt, FiscalDelivery
+from payments.channels.base import channel_busy
 from tests.conftest import basic_auth
 from tests.doubles.fiscal import FiscalDouble
 from tests.integration.messages.citizen import approve, inbox
@@ -271,6 +273,23 @@ async def test_a_reconciliation_lists_the_planted_differences(world, login, new_
     assert refused.status_code in (401, 403)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'notice_no,amount\n"' + "1" * 200_000 + '",1\n',  # a field past the csv module's limit
+        "notice_no,amount\n21012026000000000000,１２\n",  # full-width digits are no amount
+        "notice_no,amount\n21012026000000000000,1.²\n",
+    ],
+    ids=["huge-field", "full-width-amount", "superscript-cents"],
+)
+async def test_a_fiscal_file_that_is_no_fiscal_file_is_a_clean_problem(world, text):
+    client, _, _, _, operator = world
+    r = await client.post(
+        "/api/v1/fees/reconciliations", json={"date": "2026-11-28", "csv": text}, headers=operator
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_fiscal_file", r.text
+
+
 async def test_bad_input_is_a_clean_problem(world, login, new_phone):
     client, clock, _, dept, operator = world
     _, me = await citizen(client, login, new_phone)
@@ -359,6 +378,35 @@ async def test_two_citizens_paying_one_notice_at_once_make_one_payment(world, lo
     assert await FiscalDelivery.count().where(FiscalDelivery.notice_no == no).run() == 1
 
 
+async def test_a_cancelled_notice_cannot_be_paid_through_its_open_order(world, login, new_phone, monkeypatch):
+    """The citizen's payment attempt did not reach the channel (the order is claimed, still ``created``),
+    the department then cancels the notice: the order the citizen holds is closed with it, so the money
+    for a withdrawn notice is never taken through ``/payments/orders/{id}/pay``."""
+    client, clock, _, dept, _ = world
+    notice, _ = await issue(client, clock, dept, amount=4321)
+    no = notice["notice_no"]
+    _, me = await citizen(client, login, new_phone)
+    sandbox = client.services.payments.channels["sandbox"]
+
+    async def unreachable(order):
+        raise channel_busy("sandbox", "timed out")
+
+    monkeypatch.setattr(sandbox, "start_payment", unreachable)
+    r = await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "sandbox"}, headers=me)
+    assert r.status_code == 503, r.text
+    monkeypatch.undo()
+    row = await FeeNotice.select().where(FeeNotice.notice_no == no).first().run()
+    order_id = str(row["order_id"])
+    r = await client.post(f"/api/v1/fees/notices/{no}/cancel", headers=dept)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+    paid = await client.post(f"/api/v1/payments/sandbox/orders/{order_id}/pay", headers=me)
+    assert paid.status_code == 409 and paid.json()["code"] == "order_not_payable", paid.text
+    await settle(client)
+    row = await FeeNotice.select().where(FeeNotice.notice_no == no).first().run()
+    assert row["state"] == "cancelled"
+    assert await FiscalDelivery.count().where(FiscalDelivery.notice_no == no).run() == 0
+
+
 async def test_lookups_by_number_are_rate_limited(world, login, new_phone):
     client, clock, _, dept, _ = world
     clock.advance(60)  # a minute of its own
@@ -369,6 +417,29 @@ async def test_lookups_by_number_are_rate_limited(world, login, new_phone):
         for _ in range(LOOKUPS + 1)
     ]
     assert codes[:LOOKUPS] == [200] * LOOKUPS and codes[-1] == 429
+
+
+async def test_paying_by_number_counts_against_the_lookup_limit(world, login, new_phone):
+    """POST /fees/{no}/pay answers 404 for a number nobody was issued and 200 (with the order claimed) for
+    one that was: without the lookup limit it is the way to find numbers by trying them."""
+    client, clock, _, dept, _ = world
+    clock.advance(60)  # a minute of its own
+    _, me = await citizen(client, login, new_phone)
+    guesses = [random_number(clock) for _ in range(LOOKUPS + 1)]
+    codes = [
+        (await client.post(f"/api/v1/fees/{no}/pay", json={"channel": "sandbox"}, headers=me)).status_code
+        for no in guesses
+    ]
+    assert codes[:LOOKUPS] == [404] * LOOKUPS and codes[-1] == 429
+    # and the budget is shared with lookups: the same citizen cannot look up either
+    notice, _ = await issue(client, clock, dept)
+    assert (await client.get(f"/api/v1/fees/{notice['notice_no']}", headers=me)).status_code == 429
+
+
+def random_number(clock):
+    """A well-formed notice number (its Luhn digit right) that was almost surely never issued."""
+    no = f"2101{china_day(clock.now()).year}{secrets.randbelow(10**11):011d}"
+    return no + luhn_digit(no)
 
 
 async def test_a_late_notice_costs_its_daily_late_fee(world, login, new_phone):

@@ -307,6 +307,54 @@ async def test_the_days_bill_downloaded_and_checked(channel, double):
     assert caught.value.code == "bill_invalid"
 
 
+class Fetched(httpx.AsyncBaseTransport):
+    """The double behind a transport that notes every URL asked for."""
+
+    def __init__(self, double):
+        self.inner = httpx.ASGITransport(app=double)
+        self.urls = []
+
+    async def handle_async_request(self, request):
+        self.urls.append(str(request.url))
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize(
+    "host", ["169.254.169.254", "127.0.0.1:6379", "openapi.alipay.test.evil.example", "localhost"]
+)
+async def test_a_bill_url_off_alipays_hosts_is_never_fetched(channel_keys, double, host):
+    """The bill's URL comes in a signed answer, but the file is fetched unsigned from wherever it points:
+    a URL off Alipay's hosts is refused before any request (our own network is no bill server)."""
+    day = datetime.now(CHINA).date()
+    double.publish_bill(day)
+    wire = Fetched(double)
+    watched = _channel(channel_keys[1], double, transport=wire)
+    double.bill_host = host
+    try:
+        with pytest.raises(ServiceUnavailable) as caught:
+            await watched.download_bill(day)
+    finally:
+        double.bill_host = None
+    assert caught.value.code == "channel_unavailable"
+    assert [u for u in wire.urls if "/bill/" in u] == []
+    double.bill_host = "dwbillcenter.alipay.test"  # Alipay's own bill host, beside its gateway's
+    try:
+        assert (await watched.download_bill(day)).day == day
+    finally:
+        double.bill_host = None
+
+
+async def test_a_bill_download_past_the_cap_is_cut_off(channel_keys, double, monkeypatch):
+    import payments.channels.alipay as alipay
+
+    day = datetime.now(CHINA).date()
+    double.publish_bill(day)
+    monkeypatch.setattr(alipay, "BILL_MAX_BYTES", len(double.bills[day.isoformat()]) - 1)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await _channel(channel_keys[1], double).download_bill(day)
+    assert caught.value.code == "channel_unavailable" and "bytes" in caught.value.detail
+
+
 # ---- through our API -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 async def app(make_module_client, channel_keys, double, tmp_path_factory):

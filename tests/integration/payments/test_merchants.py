@@ -508,6 +508,22 @@ async def test_the_merchants_orders_and_settlement_match_the_ledger(shop, login,
 
 
 # ---- races (meaningful on PostgreSQL, where requests really run at once) -------------------------------
+async def test_a_reference_or_label_ending_in_a_newline_is_refused(shop):
+    """The schemas' patterns end in ``$``, which also matches before a final newline: ``ref\n`` made an
+    order (a reference the till can then never poll by), and a till's place kept its control character."""
+    client = shop
+    merchant, till = await _merchant(client, "换行小店")
+    body = {"reference": "nl-1\n", "amount": 100}
+    r = await client.post("/api/v1/payments/orders", json=body, headers=merchant)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await _scan(client, till, "HC1:x", 100, reference="nl-2\n")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await _scan(client, till, "HC1:x", 100, description="两盘饺子\n")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+    r = await client.post("/api/v1/merchant/tills", json={"place": "counter 3\n"}, headers=merchant)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_body", r.text
+
+
 async def test_one_code_at_two_tills_at_once_pays_once(shop, login, new_phone):
     client = shop
     _, till_a = await _merchant(client)
@@ -535,6 +551,34 @@ async def test_a_tills_retries_at_once_charge_once(shop, login, new_phone):
     oid = replies[0].json()["order_id"]
     assert (await client.get("/api/v1/payments/paycode/retry-1", headers=till)).json()["result"] == "paid"
     assert len(await _ledger(oid)) == 2  # one payment: two entries
+
+
+async def test_a_code_that_lost_the_race_for_a_reference_is_not_used_up(shop, login, new_phone, monkeypatch):
+    """Two scans with one reference at once, each with another citizen's code: the one whose order was
+    written second is answered 409 reference_reused (or the payment, for the same amount), and its
+    code, which paid nothing, is not used up. The race is made certain here: the second scan does not
+    see the first one's order when it looks, only when it writes."""
+    client = shop
+    _, till = await _merchant(client)
+    _, first = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    _, second = await _citizen(client, login, new_phone, enabled=True, method="sandbox")
+    won = await _scan(client, till, await _code(client, first), 700, "race-ref")
+    assert won.status_code == 200 and won.json()["result"] == "paid", won.text
+    service = client.services.merchants.paycode
+    real = service._existing
+    calls = []
+
+    async def not_yet(owner, reference):
+        calls.append(reference)
+        return None if len(calls) == 1 else await real(owner, reference)
+
+    monkeypatch.setattr(service, "_existing", not_yet)
+    code = await _code(client, second)
+    lost = await _scan(client, till, code, 800, "race-ref")
+    assert lost.status_code == 409 and lost.json()["code"] == "reference_reused", lost.text
+    monkeypatch.undo()
+    again = await _scan(client, till, code, 800, "race-ref-2")  # the same code, at the next sale
+    assert again.status_code == 200 and again.json()["result"] == "paid", again.text
 
 
 async def test_two_confirmations_at_once_charge_once(shop, login, new_phone):

@@ -9,7 +9,7 @@ import secrets
 import httpx
 import pytest
 
-from payments.tables import LedgerEntry
+from payments.tables import ChannelTask, LedgerEntry, PaymentOrder
 from tests.doubles.alipay import AlipayDouble
 from tests.integration.payments.conftest import basic
 
@@ -102,6 +102,42 @@ async def test_a_withholding_alipay_has_not_finished_is_completed_by_its_notify(
     assert delivered.status_code == 200 and delivered.text == "success"
     polled = await app.get("/api/v1/payments/paycode/ice-2", headers=till)
     assert polled.json()["result"] == "paid" and polled.json()["order_state"] == "paid"
+
+
+async def test_a_withholding_whose_notify_is_lost_is_recovered_by_the_centres_query(
+    app, double, login, new_phone
+):
+    """Alipay is still waiting when it answers the charge (10003); the buyer then pays at Alipay and the
+    notify never comes, and the till does not poll again (the cashier gave up waiting). The payment
+    centre asks Alipay about it like any payment whose notice has not come: the citizen's money is never
+    left behind an order that stays unpaid and never expires."""
+    _, till, code, _ = await _setup(app, double, login, new_phone)
+    double.withhold_waiting = True
+    try:
+        r = await _scan(app, till, code, 900, "ice-lost")
+    finally:
+        double.withhold_waiting = False
+    assert r.status_code == 200 and r.json()["result"] == "pending", r.text
+    oid = r.json()["order_id"]
+    double.pay(oid)  # paid at Alipay; its notify is lost
+    task = await ChannelTask.select().where(ChannelTask.key == f"query/alipay/{oid}").first().run()
+    assert task is not None and task["done_at"] is None  # the centre owes Alipay a query
+    # its time comes (query_after later): one pass of the recovery, as every worker runs it
+    await (
+        ChannelTask.update({ChannelTask.next_at: app.services.payments.recovery.clock.now()})
+        .where(ChannelTask.id == task["id"])
+        .run()
+    )
+    await app.services.payments.recovery.run_once(("query",))
+    order = await PaymentOrder.select().where(PaymentOrder.id == oid).first().run()
+    assert order["state"] == "paid"
+    polled = await app.get("/api/v1/payments/paycode/ice-lost", headers=till)
+    assert polled.json()["result"] == "paid"
+    entries = await LedgerEntry.select().where(LedgerEntry.order == oid).run()
+    assert sum(e["amount"] for e in entries) == 0 and len(entries) == 2
+    late = await double.deliver(app, oid)  # the notify comes after all: nothing more
+    assert late.text == "success"
+    assert len(await LedgerEntry.select().where(LedgerEntry.order == oid).run()) == 2
 
 
 async def test_a_withholding_alipay_refuses_fails_and_closes_the_order(app, double, login, new_phone):

@@ -491,3 +491,19 @@ async def test_a_bill_file_is_believed_only_by_its_hash_and_from_the_api_host(me
     with pytest.raises(ServiceUnavailable) as elsewhere:
         await _channel(double, merchant_key).download_bill(today)
     assert "download_url is not on api.mch.weixin.qq.com" in elsewhere.value.detail
+
+
+async def test_a_bill_download_past_the_cap_is_cut_off(merchant_key, monkeypatch):
+    """The file is read as it streams in and dropped past the cap, never held whole in memory."""
+    import payments.channels.wechatpay as wechatpay
+
+    double = _double(merchant_key)
+    today = datetime.now(CHINA).date()
+    order = _order(700)
+    await _channel(double, merchant_key).start_payment(order)
+    double.pay(out_trade_no(order["order_ref"]))
+    double.publish_bill(today)
+    monkeypatch.setattr(wechatpay, "BILL_MAX_BYTES", 64)
+    with pytest.raises(ServiceUnavailable) as caught:
+        await _channel(double, merchant_key).download_bill(today)
+    assert caught.value.code == "channel_unavailable" and "more than 64 bytes" in caught.value.detail

@@ -43,3 +43,15 @@ def test_the_fiscal_signature_verifies_as_the_docs_tell_and_not_when_tampered():
     assert not verify(header, body, keys, now=1_800_000_000 + 301)  # too old
     assert not verify(header.replace("kid=k1", "kid=k2"), body, keys, now=1_800_000_000)  # unknown key
     assert not verify(header.replace("t=1800000000", "t=1800000001"), body, keys, now=1_800_000_000)
+
+
+def test_a_number_or_a_receipt_with_a_trailing_newline_or_other_digits_is_not_well_formed():
+    """``$`` also matches before a final newline, and ``\\d`` takes any script's digits: neither is a
+    notice number, nor a receipt number we record."""
+    from fees.fiscal import _receipt_ok
+
+    n = new_number(2026)
+    assert well_formed(n) and not well_formed(n + "\n")
+    wide = n.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert not well_formed(wide)
+    assert _receipt_ok("R-2026/0001") and not _receipt_ok("R-2026/0001\n")

@@ -161,3 +161,72 @@ def test_any_bill_reads_back_its_rows_and_totals(movements, pad):
         f"rf-{i}" if kind == "退款" else "" for i, (kind, _, _) in enumerate(movements)
     ]
     assert statement.totals["payments"] == sums["交易"][1] and statement.totals["refunds"] == sums["退款"][1]
+
+
+# ---- files no bill is: refused as BillProblem, never another exception, never unpacked whole ----------
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
+    """A detail file that unpacks past the cap (a few kilobytes of zip, megabytes of text) is refused from
+    its stated size; one whose stated size lies is cut at the cap while it is read."""
+    import payments.channels.alipay as alipay
+
+    monkeypatch.setattr(alipay, "BILL_MAX_BYTES", 1 << 20)
+    name = "20881234567890120156_20261128_业务明细.csv"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, b"#" + b"0" * (4 << 20))
+    assert len(buffer.getvalue()) < 16 << 10
+    with pytest.raises(BillProblem, match="larger"):
+        parse_bill(buffer.getvalue(), DAY)
+    # the same member whose headers claim 100 bytes: zipfile stops at the stated size and then the CRC
+    # does not match, so nothing past the cap is ever produced
+    data = buffer.getvalue()
+    size = (4 << 20) + 1
+    lied = data.replace(size.to_bytes(4, "little"), (100).to_bytes(4, "little"))
+    assert lied != data
+    with pytest.raises(BillProblem):
+        parse_bill(lied, DAY)
+
+
+def _member_bytes(method, flags=0):
+    """A zip with one detail member, then its compression method or flags changed in both headers."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a_业务明细.csv", EXAMPLE.encode("gbk"))
+    data = bytearray(buffer.getvalue())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    data[local + 8 : local + 10] = method.to_bytes(2, "little")
+    data[central + 10 : central + 12] = method.to_bytes(2, "little")
+    if flags:
+        data[local + 6 : local + 8] = flags.to_bytes(2, "little")
+        data[central + 8 : central + 10] = flags.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _member_bytes(99),  # an unknown compression method (AES)
+        _member_bytes(8, flags=0x1),  # encrypted: zipfile asks for a password
+        _member_bytes(0),  # stored, though the bytes are deflated: garbage text or a CRC mismatch
+    ],
+    ids=["unknown-method", "encrypted", "mislabelled"],
+)
+def test_a_zip_zipfile_cannot_read_is_a_bill_problem(data):
+    with pytest.raises(BillProblem):
+        parse_bill(data, DAY)
+
+
+def test_a_corrupt_deflate_stream_is_a_bill_problem():
+    data = bytearray(bill(EXAMPLE))
+    local = data.index(b"PK\x03\x04")
+    start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little")
+    data[start : start + 8] = b"\xff" * 8  # the compressed bytes are no deflate stream now
+    with pytest.raises(BillProblem):
+        parse_bill(bytes(data), DAY)
+
+
+def test_a_field_past_the_csv_modules_limit_is_a_bill_problem():
+    huge = EXAMPLE.replace("停车费  ", '"' + "停" * 200_000 + '"', 1)
+    with pytest.raises(BillProblem, match="CSV"):
+        parse_bill(bill(huge), DAY)

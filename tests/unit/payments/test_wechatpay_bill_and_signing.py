@@ -105,6 +105,19 @@ def test_yuan_and_references():
     assert out_trade_no("order-12345") == "order-12345" and ours("order-12345") == "order-12345"
 
 
+@pytest.mark.parametrize("bad", ["１２.３４", "1e3", "1E+2", "1_000", "+12.34", "12.", ".5", "--1", " 1 2"])
+def test_an_amount_is_ascii_yuan_as_wechat_writes_it(bad):
+    """Decimal reads full-width digits, exponents and underscores; a bill never writes them."""
+    with pytest.raises(BillError):
+        yuan_to_fen(bad)
+
+
+@pytest.mark.parametrize("count", ["²", "２", "1e1"])
+def test_a_totals_count_that_is_no_number_is_a_bill_error(count):
+    with pytest.raises(BillError):
+        parse_trade_bill(EXAMPLE.replace(b"`2,`12.34,`2.00", f"`{count},`12.34,`2.00".encode(), 1), DAY)
+
+
 _row = st.tuples(
     st.sampled_from(["SUCCESS", "REFUND", "REVOKED"]),
     st.integers(min_value=0, max_value=10**9),  # fen
