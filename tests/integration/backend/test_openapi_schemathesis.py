@@ -106,6 +106,8 @@ def credentials(server: ServedApp) -> dict[str, Any]:
         # the merchant's till: the pay code (/api/v1/payments/paycode)
         "till": _basic(cli("tills", "add", merchant["client_id"], "--place", "till 1", "--json")),
         "operator": _basic(cli("operators", "add", "finance", "--json")),
+        # a department issuing non-tax fee notices (/api/v1/fees/notices)
+        "department": _basic(cli("departments", "add", "API test bureau", "--code", "210100001", "--json")),
         "source": _basic(cli("sources", "add", "--kind", "health", "--name", "API test authority", "--json")),
         "issuer": _basic(
             cli(
@@ -207,7 +209,18 @@ def _auth_for(operation: Any, creds: dict[str, Any]) -> tuple[dict[str, str], di
             headers["Authorization"] = creds["inspector"]
         elif path.startswith("/api/v1/licences/requests"):
             headers["Authorization"] = creds["relying_party"]
-        elif path.startswith(("/api/v1/payments/reconciliation", "/api/v1/admin/")):
+        elif path.startswith("/api/v1/fees/notices"):
+            headers["Authorization"] = creds["department"]
+        elif path.startswith(
+            (
+                "/api/v1/payments/reconciliation",
+                "/api/v1/payments/statistics",
+                "/api/v1/fees/fiscal-deliveries",
+                "/api/v1/fees/reconciliations",
+                "/api/v1/fees/statements",
+                "/api/v1/admin/",
+            )
+        ):
             headers["Authorization"] = creds["operator"]
         elif path.startswith(("/api/v1/messages", "/api/v1/ratings/")):
             headers["Authorization"] = creds["miniapps"]["parking"]
