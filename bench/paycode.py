@@ -362,6 +362,35 @@ async def _read_books(url: str, merchant: str) -> dict[str, list[Any]]:
         await conn.close()
 
 
+def _table_rows(url: str) -> dict[str, tuple[int, int, int]]:
+    """Rows inserted, updated and deleted so far, by table (published as the transaction counters are)."""
+
+    async def read() -> dict[str, tuple[int, int, int]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+            )
+            return {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_del"]) for r in rows}
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def _rows_line(rows: dict[str, tuple[float, ...]]) -> str:
+    parts = []
+    for table, (ins, upd, dele) in sorted(rows.items(), key=lambda kv: -sum(kv[1])):
+        if ins + upd + dele >= 0.05:
+            counts = " ".join(
+                f"{sign}{v:.1f}" for sign, v in (("+", ins), ("~", upd), ("-", dele)) if v >= 0.05
+            )
+            parts.append(f"{table} {counts}")
+    return ", ".join(parts) or "none"
+
+
 def check_books(
     books: dict[str, list[Any]],
     pays: dict[str, Pay],
@@ -555,6 +584,8 @@ class Bench:
         self.reached: dict[tuple[str, int], int] = {}
         self.merchant = ""
         self.created = False
+        # per (series, round): table -> rows inserted, updated, deleted per payment (pg_stat_user_tables)
+        self.rows: dict[tuple[str, int], dict[str, tuple[float, ...]]] = {}
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHENGSHI_")}
@@ -689,7 +720,7 @@ class Bench:
         requests = str(self.dir / f"req-{tag}-")
         self.pays.update(_write(requests, series, tag, payers, tokens, self.tills, self.threads))
         app = self.servers["app"]
-        before = self.meter.snapshot(app)
+        before, rows_before = self.meter.snapshot(app), _table_rows(self.db_url)
         run = self.series(series, tag, requests)
         load = _load()
         answered = self.meter.snapshot(app)
@@ -697,6 +728,15 @@ class Bench:
         base = self._baseline(baseline, number, requests)
         time.sleep(max(0.0, FLUSH - (time.monotonic() - ended)))
         after = self.meter.snapshot(app)
+        rows_after = _table_rows(self.db_url)
+        self.rows[(series, number)] = {
+            table: tuple(
+                (a - b) / max(run.requests, 1)
+                for a, b in zip(counts, rows_before.get(table, (0, 0, 0)), strict=True)
+            )
+            for table, counts in rows_after.items()
+            if counts != rows_before.get(table, (0, 0, 0))
+        }
         cost = Meter.cost(before, after, run.requests)
         cost["worker_after_ms"] = Meter.cost(answered, after, run.requests)["worker_ms"]
         cost["load"] = load
@@ -867,6 +907,10 @@ def main() -> None:
                 if name in APP_SERIES:
                     print(
                         f"             answers {dict(sorted(r.run.answers.items(), key=lambda kv: -kv[1]))}"
+                    )
+                    print(
+                        "             rows per payment (+ inserted, ~ updated, - deleted): "
+                        + _rows_line(bench.rows.get((name, number), {}))
                     )
             sys.stdout.flush()
         _summary(results, args.rounds)
