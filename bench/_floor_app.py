@@ -1,6 +1,7 @@
 """The floor of the online scan benchmark: the bare handler (:mod:`bench._bare_app`) plus ONE ES256
 verification, with raw ``cryptography``, of a real signature over a real message (a citizen code's COSE
-Sig_structure): the one piece of a scan's work no design can skip. Served the same way as the others."""
+Sig_structure): the one piece of a scan's work no design can skip. Served the same way as the others;
+a gate's scan and a till's pay-code scan (:mod:`bench._bare_app`'s two routes)."""
 
 import os
 import time
@@ -9,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from litestar import Litestar, post
 
-from bench._bare_app import Scan
+from bench._bare_app import PayScan, Scan, pay_answer
 from codes import format as fmt
 from codes.entitlements import Entitlements
 
@@ -49,4 +50,10 @@ def scan(data: Scan) -> dict[str, str]:
     }
 
 
-app = Litestar([scan], logging_config=None)
+@post("/api/v1/payments/paycode", status_code=200, sync_to_thread=False)
+def paycode(data: PayScan) -> dict[str, object]:
+    PUBLIC.verify(SIGNATURE, MESSAGE, ECDSA)
+    return pay_answer(data, "floor")
+
+
+app = Litestar([scan, paycode], logging_config=None)
